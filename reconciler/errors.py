@@ -1,0 +1,32 @@
+"""The reconciler's error hierarchy.
+
+Each leaf also subclasses the stdlib error it resembles. `TemporaryError` means
+"retry with backoff"; `PermanentError` means "stop and report". The CLI is the one
+place that turns these into user output and exit codes.
+"""
+
+from __future__ import annotations
+
+
+class ReconcileError(Exception):
+    """Base of every expected reconciler failure."""
+
+
+class TemporaryError(ReconcileError):
+    """Worth retrying after `delay` seconds (a host or the network may come back)."""
+
+    def __init__(self, message: str, delay: float = 10.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(ReconcileError):
+    """Retrying will not help until a person changes something."""
+
+
+class ObserveError(TemporaryError, RuntimeError):
+    """Observation as a whole failed (not one host: that is an observed fact)."""
+
+
+class UsageError(PermanentError, ValueError):
+    """Bad command-line arguments."""

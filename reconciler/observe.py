@@ -1,0 +1,193 @@
+"""Observe the whole fleet: SSH facts from every host in parallel, plus health probes.
+
+Read-only by contract. SSH work runs in a child process (`reconciler.ssh_worker`);
+HTTP and TCP probes run here on threads at the same time. An unreachable or slow
+host becomes `HostState(reachable=False)`, and every other host is still observed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from reconciler.errors import ObserveError
+from reconciler.observed import CheckResult, FleetState, HostState, ModelsState
+from reconciler.probes import (
+    evaluate_file_fresh,
+    evaluate_systemd,
+    list_models,
+    probe_http,
+    probe_tcp,
+)
+from state.load import LoadedFleet
+from state.models import (
+    AptInstall,
+    FileFreshCheck,
+    FileInstall,
+    Fleet,
+    HttpCheck,
+    SystemdCheck,
+    TcpCheck,
+)
+
+
+@dataclass(frozen=True)
+class ObserveSettings:
+    """Time limits for one observation."""
+
+    connect_timeout: float = 5.0
+    command_timeout: float = 20.0
+
+
+def snapshot_requests(fleet: Fleet) -> dict[str, dict[str, list[str]]]:
+    """What to read on each host: units, files (contents for config files), packages."""
+    requests: dict[str, dict[str, list[str]]] = {
+        name: {"units": [], "files": [], "contents": [], "packages": []} for name in fleet.hosts
+    }
+    for name, service in fleet.services.items():
+        wanted = requests[service.host]
+        if service.unit is not None:
+            wanted["units"].append(name)
+        for config in service.config_files:
+            wanted["files"].append(config.path)
+            wanted["contents"].append(config.path)
+        if isinstance(service.install, FileInstall):
+            wanted["files"].append(service.install.dest)
+        if isinstance(service.install, AptInstall):
+            wanted["packages"].extend(service.install.packages)
+        for check in service.health:
+            if isinstance(check, FileFreshCheck):
+                wanted["files"].append(check.path)
+    return {
+        host: {k: sorted(set(v)) for k, v in wanted.items()} for host, wanted in requests.items()
+    }
+
+
+def worker_request(fleet: Fleet, settings: ObserveSettings) -> dict[str, Any]:
+    targets = [
+        {
+            "name": name,
+            "address": h.address,
+            "user": h.ssh_user,
+            "port": h.ssh_port,
+            "key": h.ssh_key,
+            "known_hosts": h.ssh_known_hosts,
+        }
+        for name, h in fleet.hosts.items()
+    ]
+    return {
+        "op": "observe",
+        "targets": targets,
+        "requests": snapshot_requests(fleet),
+        "connect_timeout": settings.connect_timeout,
+        "command_timeout": settings.command_timeout,
+    }
+
+
+def run_worker(request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Run one request in a fresh `reconciler.ssh_worker` process; raise ObserveError on failure."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler.ssh_worker"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise ObserveError(f"SSH worker gave no answer within {timeout:g}s") from None
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise ObserveError(f"SSH worker failed (exit {done.returncode}): {tail[0]}")
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+def host_states(answer: dict[str, Any]) -> dict[str, HostState]:
+    """Typed HostStates from the worker's answer."""
+    states = {}
+    for name, result in answer["hosts"].items():
+        snap = result.get("snapshot") or {}
+        states[name] = HostState(
+            name=name,
+            reachable=result["reachable"],
+            error=result.get("error"),
+            now=snap.get("now"),
+            units=snap.get("units", {}),
+            files=snap.get("files", {}),
+            packages=snap.get("packages", {}),
+            seconds=result.get("seconds", 0.0),
+        )
+    return states
+
+
+def observe(
+    loaded: LoadedFleet, client: httpx.Client, settings: ObserveSettings | None = None
+) -> FleetState:
+    """Observe every host and service of `loaded`. Changes nothing anywhere."""
+    settings = settings or ObserveSettings()
+    fleet = loaded.fleet
+    timeout = settings.connect_timeout + settings.command_timeout + 30
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        ssh = pool.submit(run_worker, worker_request(fleet, settings), timeout)
+        remote = _submit_probes(pool, fleet, client)
+        models = {
+            m.service: pool.submit(list_models, client, _endpoint(fleet, m.service, m.endpoint))
+            for m in fleet.models
+        }
+        hosts = host_states(ssh.result())
+    health = {name: _service_health(fleet, name, hosts, remote) for name in fleet.services}
+    model_states = {
+        name: (
+            future.result()
+            if hosts[fleet.services[name].host].reachable
+            else ModelsState(endpoint=_endpoint(fleet, name, m.endpoint), error="host unreachable")
+        )
+        for (name, future), m in zip(models.items(), fleet.models, strict=True)
+    }
+    return FleetState(hosts=hosts, health=health, models=model_states)
+
+
+def _endpoint(fleet: Fleet, service: str, template: str) -> str:
+    return template.format(address=fleet.hosts[fleet.services[service].host].address)
+
+
+def _submit_probes(
+    pool: ThreadPoolExecutor, fleet: Fleet, client: httpx.Client
+) -> dict[tuple[str, int], Future[CheckResult]]:
+    futures: dict[tuple[str, int], Future[CheckResult]] = {}
+    for name, service in fleet.services.items():
+        address = fleet.hosts[service.host].address
+        for i, check in enumerate(service.health):
+            if isinstance(check, HttpCheck):
+                futures[(name, i)] = pool.submit(probe_http, client, check, address)
+            elif isinstance(check, TcpCheck):
+                futures[(name, i)] = pool.submit(probe_tcp, check, address)
+    return futures
+
+
+def _service_health(
+    fleet: Fleet,
+    name: str,
+    hosts: dict[str, HostState],
+    remote: dict[tuple[str, int], Future[CheckResult]],
+) -> tuple[CheckResult, ...]:
+    service = fleet.services[name]
+    host = hosts[service.host]
+    if not host.reachable:
+        return ()
+    results = []
+    for i, check in enumerate(service.health):
+        if isinstance(check, SystemdCheck):
+            results.append(evaluate_systemd(check, name, host))
+        elif isinstance(check, FileFreshCheck):
+            results.append(evaluate_file_fresh(check, host))
+        else:
+            results.append(remote[(name, i)].result())
+    return tuple(results)

@@ -1,0 +1,74 @@
+"""The observed state of a fleet, as typed data.
+
+Observation produces these; `diff` consumes them. An unreachable or slow host is a
+value here (`reachable=False, error=...`), never an exception.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Observed(BaseModel):
+    """Base of observed data: unknown keys are errors, so a parser bug fails loudly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UnitState(Observed):
+    """One systemd unit as `systemctl show` reports it, plus its unit file."""
+
+    active: str = Field(description="ActiveState: active, inactive, failed, ...")
+    sub: str = Field(description="SubState: running, dead, ...")
+    enabled: str = Field(description="UnitFileState: enabled, disabled, not-found, ...")
+    since: str = Field("", description="ActiveEnterTimestamp.")
+    file: str | None = Field(None, description="Content of /etc/systemd/system/NAME.service.")
+
+
+class FileState(Observed):
+    """One file's metadata; content only for small files whose diff we may show."""
+
+    mode: str
+    owner: str
+    group: str
+    size: int
+    mtime: int
+    sha256: str
+    content: str | None = None
+
+
+class CheckResult(Observed):
+    """One health check's outcome."""
+
+    check: str = Field(description="A short label, e.g. 'http http://198.18.0.12:3000/...'.")
+    healthy: bool
+    detail: str = Field(description="What was seen: status and body excerpt, or the error.")
+
+
+class ModelsState(Observed):
+    """Models an Ollama endpoint lists, or why it could not be asked."""
+
+    endpoint: str
+    present: tuple[str, ...] = ()
+    error: str | None = None
+
+
+class HostState(Observed):
+    """Everything observed on one host."""
+
+    name: str
+    reachable: bool
+    error: str | None = None
+    now: int | None = Field(None, description="The host's clock (epoch seconds).")
+    units: dict[str, UnitState] = Field(default_factory=dict)
+    files: dict[str, FileState | None] = Field(default_factory=dict)
+    packages: dict[str, str] = Field(default_factory=dict, description="name -> dpkg status")
+    seconds: float = Field(0.0, description="How long observing the host took.")
+
+
+class FleetState(Observed):
+    """Everything observed: hosts, health checks per service, models per Ollama service."""
+
+    hosts: dict[str, HostState]
+    health: dict[str, tuple[CheckResult, ...]] = Field(default_factory=dict)
+    models: dict[str, ModelsState] = Field(default_factory=dict)

@@ -1,0 +1,122 @@
+"""Read a state file into a validated `Fleet`, or raise `SpecError` naming every problem.
+
+Order: YAML syntax, then the schema (all field errors at once), then the
+cross-reference checks in `state.references`. Each problem names file, line and field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from state import models
+from state.errors import SpecError, SpecProblem
+from state.models import Fleet
+from state.references import check_references
+from state.yaml_lines import LineMap, YamlProblem, line_for, parse_with_lines
+
+
+@dataclass(frozen=True)
+class LoadedFleet:
+    """A validated fleet plus where it came from."""
+
+    fleet: Fleet
+    file: Path
+    sha256: str
+    lines: LineMap
+
+    def resolve(self, relative: str) -> Path:
+        """A path named in the spec, resolved against the state file's directory."""
+        return (self.file.parent / relative).resolve()
+
+
+def load_fleet(file: str | Path) -> LoadedFleet:
+    """Read and validate `file`. Raises SpecError (a ValueError) listing every problem."""
+    path = Path(file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([SpecProblem(str(path), None, "", f"cannot read: {exc}")]) from None
+    return parse_fleet(text, path)
+
+
+def parse_fleet(text: str, path: Path) -> LoadedFleet:
+    """Validate YAML `text` that was read from `path` (used in messages and to resolve paths)."""
+    name = str(path)
+    try:
+        data, lines = parse_with_lines(text)
+    except YamlProblem as exc:
+        raise SpecError([SpecProblem(name, exc.line, exc.path, str(exc))]) from None
+    if not isinstance(data, dict):
+        raise SpecError([SpecProblem(name, 1, "", "expected a mapping with 'version' and 'hosts'")])
+    try:
+        fleet = Fleet.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_schema_problems(exc, data, lines, name)) from None
+    loaded = LoadedFleet(fleet, path, hashlib.sha256(text.encode()).hexdigest(), lines)
+    problems = check_references(fleet, lines, name, loaded.resolve)
+    if problems:
+        raise SpecError(problems)
+    return loaded
+
+
+def _schema_problems(
+    exc: ValidationError, data: dict[str, Any], lines: LineMap, name: str
+) -> list[SpecProblem]:
+    problems = []
+    for error in exc.errors():
+        data_path = _data_path(error["loc"], data)
+        dotted = ".".join(str(p) for p in data_path)
+        problems.append(
+            SpecProblem(name, line_for(lines, data_path), dotted, _explain(error, data_path))
+        )
+    return sorted(set(problems), key=lambda p: (p.line or 0, p.path))
+
+
+def _data_path(loc: tuple[int | str, ...], data: Any) -> tuple[str | int, ...]:
+    """Drop pydantic's union tags and '[key]' markers, keeping only real YAML path parts."""
+    path: list[str | int] = []
+    node: Any = data
+    for part in loc:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
+            node = node[part]  # type: ignore[index]  # narrowed by the test above
+            path.append(part)
+    return tuple(path)
+
+
+def _explain(error: Any, data_path: tuple[str | int, ...]) -> str:
+    kind, loc = error["type"], error["loc"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        hint = difflib.get_close_matches(key, _all_field_names(), n=1)
+        return "unknown key" + (f"; did you mean '{hint[0]}'?" if hint else "")
+    if kind == "missing":
+        return f"required field '{loc[-1]}' is missing"
+    if loc and loc[-1] == "[key]":
+        return f"invalid name {error['input']!r}: expected lowercase letters, digits, '-', '_', '.'"
+    if kind == "union_tag_invalid":
+        return f"{error['msg']}"
+    message = str(error["msg"])
+    message = message[0].lower() + message[1:]
+    if kind not in {"value_error", "assertion_error"}:
+        message += f", got {error['input']!r}"
+    return message.removeprefix("value error, ").replace("input should be", "expected")
+
+
+@cache
+def _all_field_names() -> tuple[str, ...]:
+    names = {
+        field
+        for obj in vars(models).values()
+        if isinstance(obj, type) and issubclass(obj, BaseModel)
+        for field in obj.model_fields
+    }
+    return tuple(sorted(names))

@@ -1,0 +1,320 @@
+"""The desired state of a fleet, as pydantic models.
+
+Every field is documented here, once. The JSON Schema (`reconcile schema`) and the
+README's spec reference are generated from these descriptions.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from state.types import (
+    AbsPath,
+    Duration,
+    FileMode,
+    Name,
+    OllamaModelName,
+    SecretRef,
+    Sha256,
+)
+
+Severity = Literal["P0", "P1", "P2", "P3"]
+
+
+class Spec(BaseModel):
+    """Base of every spec model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Host(Spec):
+    """A machine reached over SSH."""
+
+    address: str = Field(description="IP address or DNS name.", examples=["198.18.0.11"])
+    ssh_user: str = Field("root", description="SSH login user.", examples=["root"])
+    ssh_port: int = Field(22, ge=1, le=65535, description="SSH port.", examples=[22])
+    ssh_key: AbsPath | None = Field(
+        None,
+        description="Private key file; the SSH agent and default keys are used when unset.",
+        examples=["/root/.ssh/id_ed25519"],
+    )
+    ssh_known_hosts: AbsPath | None = Field(
+        None,
+        description="known_hosts file; when set, host keys are checked strictly against it.",
+        examples=["/var/cache/fleet-reconciler/demo.known_hosts"],
+    )
+    role: Literal["primary", "backup", "witness", "member"] = Field(
+        "member", description="The host's part in failover.", examples=["primary"]
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Free-form labels.", examples=[{"vps": "kimi"}]
+    )
+
+
+class AptInstall(Spec):
+    """Install Debian packages with apt."""
+
+    kind: Literal["apt"] = Field(description="Install with apt.", examples=["apt"])
+    packages: list[str] = Field(min_length=1, description="Package names.", examples=[["git"]])
+
+
+class FileInstall(Spec):
+    """Copy a file or binary from a local path or URL, checked against its sha256."""
+
+    kind: Literal["file"] = Field(description="Copy one file.", examples=["file"])
+    source: str = Field(
+        description="Local path (relative to the state file) or http(s) URL.",
+        examples=["../tests/standins/ollama_standin.py"],
+    )
+    sha256: Sha256 = Field(
+        description="Expected sha256 of the file.", examples=["e3b0c442" + "0" * 56]
+    )
+    dest: AbsPath = Field(
+        description="Where the file goes on the host.", examples=["/usr/local/bin/ollama"]
+    )
+    mode: FileMode = Field("0755", description="File mode.", examples=["0755"])
+
+
+class NoInstall(Spec):
+    """The service needs nothing installed (its binary is already on the host)."""
+
+    kind: Literal["none"] = Field(description="Install nothing.", examples=["none"])
+
+
+Install = Annotated[AptInstall | FileInstall | NoInstall, Field(discriminator="kind")]
+
+RestartPolicy = Literal[
+    "no", "on-success", "on-failure", "on-abnormal", "on-watchdog", "on-abort", "always"
+]
+
+
+class Unit(Spec):
+    """The systemd unit that runs the service; rendered to /etc/systemd/system/NAME.service."""
+
+    description: str = Field(description="Unit Description=.", examples=["Ollama stand-in"])
+    exec_start: str = Field(
+        description="ExecStart= command line.", examples=["/usr/local/bin/ollama serve"]
+    )
+    user: str = Field("root", description="User= the service runs as.", examples=["root"])
+    working_directory: AbsPath | None = Field(
+        None, description="WorkingDirectory=.", examples=["/root/allegro"]
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment= variables. Put no secrets here; use an EnvironmentFile.",
+        examples=[{"OLLAMA_HOST": "0.0.0.0:11434"}],
+    )
+    restart: RestartPolicy = Field(
+        "on-failure", description="Restart= policy.", examples=["always"]
+    )
+    restart_sec: Duration = Field(timedelta(seconds=5), description="RestartSec=.", examples=["5s"])
+    enabled: bool = Field(True, description="Enable the unit at boot.", examples=[True])
+
+
+class ConfigFile(Spec):
+    """A file the service reads; exactly one of `content` or `template`."""
+
+    path: AbsPath = Field(description="Path on the host.", examples=["/etc/allegro/agent.toml"])
+    content: str | None = Field(None, description="Literal content.", examples=["debug = false\n"])
+    template: str | None = Field(
+        None,
+        description="Template file (relative to the state file); $host, $address and "
+        "$service are substituted.",
+        examples=["templates/agent.toml"],
+    )
+    mode: FileMode = Field("0644", description="File mode.", examples=["0640"])
+    owner: str = Field("root", description="Owning user.", examples=["root"])
+    group: str = Field("root", description="Owning group.", examples=["root"])
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ConfigFile:
+        if (self.content is None) == (self.template is None):
+            raise ValueError("expected exactly one of 'content' or 'template'")
+        return self
+
+
+class HttpCheck(Spec):
+    """Healthy when an HTTP GET answers with the expected status (and JSON key)."""
+
+    kind: Literal["http"] = Field(description="HTTP probe.", examples=["http"])
+    url: str = Field(
+        description="URL probed from the controller; {address} is the host's address.",
+        examples=["http://{address}:11434/api/tags"],
+    )
+    expect_status: int = Field(200, ge=100, le=599, description="Expected status.")
+    json_key: str | None = Field(
+        None, description="Top-level JSON key that must be present.", examples=["models"]
+    )
+    timeout: Duration = Field(timedelta(seconds=2), description="Request timeout.")
+
+
+class TcpCheck(Spec):
+    """Healthy when a TCP connection to the host's port succeeds."""
+
+    kind: Literal["tcp"] = Field(description="TCP connect probe.", examples=["tcp"])
+    port: int = Field(ge=1, le=65535, description="Port on the service's host.", examples=[3000])
+    timeout: Duration = Field(timedelta(seconds=2), description="Connect timeout.")
+
+
+class SystemdCheck(Spec):
+    """Healthy when the service's unit is active."""
+
+    kind: Literal["systemd"] = Field(description="systemd ActiveState probe.", examples=["systemd"])
+
+
+class FileFreshCheck(Spec):
+    """Healthy when a file was modified recently (the seed's 'no log entries for 30 minutes')."""
+
+    kind: Literal["file_fresh"] = Field(description="File age probe.", examples=["file_fresh"])
+    path: AbsPath = Field(description="File on the host.", examples=["/var/log/heartbeat.log"])
+    max_age: Duration = Field(description="Maximum age.", examples=["30m"])
+
+
+HealthCheck = Annotated[
+    HttpCheck | TcpCheck | SystemdCheck | FileFreshCheck, Field(discriminator="kind")
+]
+
+
+class Service(Spec):
+    """One service on one host: what to install, its unit, its files and its health."""
+
+    host: Name = Field(description="Name of the host that runs it.", examples=["hermes"])
+    install: Install = Field(
+        default_factory=lambda: NoInstall(kind="none"), description="How it is installed."
+    )
+    unit: Unit | None = Field(None, description="Its systemd unit; none for a plain install.")
+    config_files: list[ConfigFile] = Field(default_factory=list, description="Its files.")
+    health: list[HealthCheck] = Field(default_factory=list, description="Its health checks.")
+    rto: Duration = Field(
+        timedelta(minutes=15),
+        description="Recovery time objective: how long it may take to become healthy.",
+        examples=["5m"],
+    )
+
+
+class ModelSet(Spec):
+    """Ollama models that must be present behind one Ollama service."""
+
+    service: Name = Field(description="The Ollama service.", examples=["ollama"])
+    endpoint: str = Field(
+        "http://{address}:11434",
+        description="Ollama API base URL; {address} is the service host's address.",
+    )
+    present: list[OllamaModelName] = Field(
+        min_length=1, description="Models as name:tag.", examples=[["qwen2.5:1.5b"]]
+    )
+    prune: bool = Field(False, description="Remove models that are not listed.")
+
+
+class Retention(Spec):
+    """Which snapshots `forget` keeps (restic's --keep-* flags)."""
+
+    keep_within: Duration | None = Field(None, description="Keep all within.", examples=["30d"])
+    keep_last: int | None = Field(None, ge=1, description="Keep the last N.")
+    keep_hourly: int | None = Field(None, ge=1, description="Keep N hourly.")
+    keep_daily: int | None = Field(None, ge=1, description="Keep N daily.", examples=[30])
+    keep_weekly: int | None = Field(None, ge=1, description="Keep N weekly.")
+    keep_monthly: int | None = Field(None, ge=1, description="Keep N monthly.")
+
+
+class BackupPolicy(Spec):
+    """One data set on one host, backed up with restic."""
+
+    host: Name = Field(description="Host whose data is backed up.", examples=["kimi"])
+    paths: list[AbsPath] = Field(default_factory=list, description="Plain paths.")
+    excludes: list[str] = Field(default_factory=list, description="restic --exclude patterns.")
+    max_file_age: Duration | None = Field(
+        None,
+        description="Only files changed within this age (the seed's 'logs, last 7 days').",
+        examples=["7d"],
+    )
+    sqlite: list[AbsPath] = Field(
+        default_factory=list, description="SQLite databases, copied consistently first."
+    )
+    git: list[AbsPath] = Field(default_factory=list, description="Git repositories, bundled.")
+    schedule: str = Field(
+        description="systemd OnCalendar= expression.", examples=["daily", "hourly"]
+    )
+    retention: Retention = Field(description="What forget keeps.")
+    rpo: Duration = Field(description="Recovery point objective.", examples=["1h"])
+    repository: str = Field(
+        description="restic repository: a path, sftp:, rest: or s3:.",
+        examples=["sftp:root@hermes:/srv/restic/kimi"],
+    )
+    password: SecretRef = Field(description="Repository password reference.")
+    init: bool = Field(False, description="Initialise the repository if it is missing.")
+
+    @model_validator(mode="after")
+    def _has_data(self) -> BackupPolicy:
+        if not (self.paths or self.sqlite or self.git):
+            raise ValueError("expected at least one of 'paths', 'sqlite' or 'git'")
+        return self
+
+
+class Failover(Spec):
+    """Move services from the primary to the backup when the primary is unreachable."""
+
+    primary: Name = Field(description="Host that normally runs the services.", examples=["kimi"])
+    backup: Name = Field(description="Host that takes them over.", examples=["hermes"])
+    grace: Duration = Field(
+        timedelta(minutes=5), description="How long the primary may be unreachable first."
+    )
+    services: list[Name] = Field(min_length=1, description="Services that move.")
+    failback: Literal["manual", "automatic"] = Field(
+        "manual", description="Whether services return by themselves when the primary is back."
+    )
+
+
+class TelegramChannel(Spec):
+    """A Telegram bot message."""
+
+    kind: Literal["telegram"] = Field(description="Telegram bot API.", examples=["telegram"])
+    api_url: str = Field("https://api.telegram.org", description="Bot API base URL.")
+    token: SecretRef = Field(description="Bot token reference.", examples=["env:TELEGRAM_TOKEN"])
+    chat_id: str = Field(description="Chat to post to.", examples=["123456"])
+
+
+class GiteaIssueChannel(Spec):
+    """An issue opened in a Gitea repository."""
+
+    kind: Literal["gitea_issue"] = Field(description="Gitea issue.", examples=["gitea_issue"])
+    url: str = Field(description="Gitea base URL.", examples=["http://198.18.0.12:3000"])
+    repo: str = Field(pattern=r"^[^/\s]+/[^/\s]+$", description="owner/name.")
+    token: SecretRef = Field(description="API token reference.", examples=["env:GITEA_TOKEN"])
+
+
+class LogChannel(Spec):
+    """A structured log line."""
+
+    kind: Literal["log"] = Field(description="Log line.", examples=["log"])
+
+
+Channel = Annotated[TelegramChannel | GiteaIssueChannel | LogChannel, Field(discriminator="kind")]
+
+
+class Notifications(Spec):
+    """Where events of each severity go (the seed: Telegram for P0, Gitea for P1, log else)."""
+
+    channels: dict[Name, Channel] = Field(description="Named channels.")
+    routes: dict[Severity, list[Name]] = Field(
+        description="Channel names per severity.", examples=[{"P0": ["telegram"]}]
+    )
+
+
+class Fleet(Spec):
+    """The whole desired state: one file, in git."""
+
+    version: Literal[1] = Field(description="Spec format version.", examples=[1])
+    hosts: dict[Name, Host] = Field(min_length=1, description="Hosts by name.")
+    services: dict[Name, Service] = Field(
+        default_factory=dict, description="Services by name (also the systemd unit name)."
+    )
+    models: list[ModelSet] = Field(default_factory=list, description="Ollama models.")
+    backups: dict[Name, BackupPolicy] = Field(
+        default_factory=dict, description="Backup policies by name."
+    )
+    failover: Failover | None = Field(None, description="Failover of the primary.")
+    notifications: Notifications | None = Field(None, description="Notification routing.")

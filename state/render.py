@@ -1,0 +1,45 @@
+"""Render the files a spec implies: systemd unit files and config file contents.
+
+Pure functions of the spec (a template is read from disk, relative to the state
+file). Both the diff (what should be there) and the deploys (what to write) use
+these, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from string import Template
+
+from state.load import LoadedFleet
+from state.models import ConfigFile, Service, Unit
+
+HEADER = "# Managed by fleet-reconciler from the desired state; local edits are reverted.\n"
+
+
+def render_unit(unit: Unit) -> str:
+    """The unit file for `unit`, byte for byte as it should be on the host."""
+    service = [f"ExecStart={unit.exec_start}", f"User={unit.user}"]
+    if unit.working_directory:
+        service.append(f"WorkingDirectory={unit.working_directory}")
+    service += [f'Environment="{key}={value}"' for key, value in sorted(unit.environment.items())]
+    service += [f"Restart={unit.restart}", f"RestartSec={int(unit.restart_sec.total_seconds())}"]
+    return (
+        HEADER
+        + "[Unit]\n"
+        + f"Description={unit.description}\n"
+        + "After=network-online.target\n"
+        + "\n[Service]\n"
+        + "".join(f"{line}\n" for line in service)
+        + "\n[Install]\n"
+        + "WantedBy=multi-user.target\n"
+    )
+
+
+def render_config(loaded: LoadedFleet, service_name: str, config: ConfigFile) -> str:
+    """The content `config` should have on the host of `service_name`."""
+    if config.content is not None:
+        return config.content
+    assert config.template is not None  # the model guarantees one of the two
+    service: Service = loaded.fleet.services[service_name]
+    host = loaded.fleet.hosts[service.host]
+    template = Template(loaded.resolve(config.template).read_text(encoding="utf-8"))
+    return template.safe_substitute(host=service.host, address=host.address, service=service_name)

@@ -1,0 +1,1 @@
+"""Real test hosts for the tests, the demo and the benchmarks (see lab.py)."""

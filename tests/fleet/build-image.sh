@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Build (or reuse) the cached Debian 12 image that test hosts boot from.
+# The cache key is a hash of this script, so a changed package list rebuilds it.
+# Prints the image directory on stdout.
+set -euo pipefail
+
+PACKAGES="systemd,systemd-sysv,dbus,openssh-server,python3,restic,sqlite3,curl,git,iproute2,ca-certificates"
+CACHE_ROOT="${FLEET_CACHE:-/var/cache/fleet-reconciler}"
+KEY="$(sha256sum "$0" | cut -c1-12)"
+IMAGE="$CACHE_ROOT/image-$KEY"
+
+if [[ -f "$IMAGE/.complete" ]]; then
+    echo "$IMAGE"
+    exit 0
+fi
+
+mkdir -p "$CACHE_ROOT"
+rm -rf "$IMAGE.tmp"
+echo "building test-host image $IMAGE (about 60-80 s)..." >&2
+debootstrap --variant=minbase --include="$PACKAGES" bookworm "$IMAGE.tmp" \
+    http://deb.debian.org/debian >"$CACHE_ROOT/debootstrap.log" 2>&1 \
+    || { echo "debootstrap failed; see $CACHE_ROOT/debootstrap.log" >&2; exit 1; }
+
+root="$IMAGE.tmp"
+# Key-based root SSH only; the key pair lives beside the image, outside the repo.
+ssh-keygen -q -t ed25519 -N '' -C fleet-test -f "$IMAGE.id_ed25519" <<<y >/dev/null
+install -d -m 700 "$root/root/.ssh"
+install -m 600 "$IMAGE.id_ed25519.pub" "$root/root/.ssh/authorized_keys"
+cat >"$root/etc/ssh/sshd_config.d/fleet-test.conf" <<'CONF'
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+UseDNS no
+CONF
+# Networking is configured from outside (veth in a netns we create).
+chroot "$root" systemctl enable ssh.service >/dev/null 2>&1 || true
+chroot "$root" systemctl mask systemd-networkd-wait-online.service getty@tty1.service \
+    console-getty.service systemd-resolved.service >/dev/null 2>&1 || true
+rm -f "$root/etc/hostname"  # nspawn --machine= names each host
+rm -f "$root/etc/machine-id" && touch "$root/etc/machine-id"
+apt-get -o RootDir="$root" clean >/dev/null 2>&1 || true
+
+rm -rf "$IMAGE"
+mv "$root" "$IMAGE"
+touch "$IMAGE/.complete"
+echo "$IMAGE"

@@ -1,0 +1,259 @@
+"""A lab of real test hosts: systemd-nspawn containers, each in its own network namespace.
+
+Hosts boot from a cached debootstrap Debian 12 image (see build-image.sh) with
+`--volatile=overlay`, so every boot starts clean and nothing is written to the image.
+Each host's netns has a veth into a bridge in 198.18.0.0/15 (the range reserved for
+benchmarking); the controller reaches hosts over real SSH through that bridge.
+
+Every resource a lab creates is named after its prefix and recorded in a state file
+under /run, so `down()` cleans up after a crashed run too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("FLEET_CACHE", "/var/cache/fleet-reconciler"))
+RUN_DIR = Path("/run/fleet-reconciler")
+# One /24 per lab prefix, so a demo, the tests and a benchmark can run side by side.
+SUBNETS = {"demo": 0, "test": 1, "bench": 2}
+BOOT_TIMEOUT_S = 30.0
+
+
+class LabError(RuntimeError):
+    """A lab host could not be created, booted or reached."""
+
+
+@dataclass(frozen=True)
+class LabHost:
+    """One booted host: its name, address, netns, root-side veth and nspawn pid."""
+
+    name: str
+    address: str
+    netns: str
+    veth: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running lab: its hosts plus the SSH key and known_hosts that reach them."""
+
+    prefix: str
+    bridge: str
+    gateway: str
+    hosts: tuple[LabHost, ...]
+    ssh_key: str
+    known_hosts: str
+
+    def host(self, name: str) -> LabHost:
+        return next(h for h in self.hosts if h.name == name)
+
+
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise LabError(f"{' '.join(args)}: {result.stderr.strip()}")
+    return result
+
+
+def ensure_image() -> Path:
+    """The cached image directory, built first if its package list changed."""
+    result = subprocess.run(
+        ["bash", str(HERE / "build-image.sh")], stdout=subprocess.PIPE, text=True
+    )
+    if result.returncode != 0:
+        raise LabError("building the test-host image failed (see stderr above)")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def _state_file(prefix: str) -> Path:
+    return RUN_DIR / f"{prefix}.json"
+
+
+def up(names: list[str], prefix: str = "test") -> Lab:
+    """Boot one host per name; clean up any earlier lab with this prefix first."""
+    down(prefix)
+    image = ensure_image()
+    net = SUBNETS.get(prefix, 3)
+    bridge, gateway = f"{prefix}-br", f"198.18.{net}.1"
+    _run("ip", "link", "add", bridge, "type", "bridge")
+    _run("ip", "addr", "add", f"{gateway}/24", "dev", bridge)
+    _run("ip", "link", "set", bridge, "up")
+    known_hosts = CACHE / f"{prefix}.known_hosts"
+    host_key = (image / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
+    ssh_key = CACHE / f"{prefix}.id_ed25519"  # a stable path for state files to name
+    ssh_key.unlink(missing_ok=True)
+    ssh_key.symlink_to(f"{image}.id_ed25519")
+    lab = Lab(prefix, bridge, gateway, (), str(ssh_key), str(known_hosts))
+    _save(lab)
+    hosts = []
+    try:
+        for i, name in enumerate(names):
+            hosts.append(_boot(prefix, name, f"198.18.{net}.{11 + i}", bridge, gateway, image))
+            lab = Lab(prefix, bridge, gateway, tuple(hosts), lab.ssh_key, lab.known_hosts)
+            _save(lab)
+        known_hosts.write_text("".join(f"{h.address} {' '.join(host_key)}\n" for h in hosts))
+        for host in hosts:
+            _wait_for_ssh(host)
+    except BaseException:
+        down(prefix)
+        raise
+    return lab
+
+
+def _boot(prefix: str, name: str, address: str, bridge: str, gateway: str, image: Path) -> LabHost:
+    netns, veth = f"{prefix}-{name}", f"{prefix[:4]}-{name}"[:15]
+    _run("ip", "netns", "add", netns)
+    _run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
+    _run("ip", "link", "set", veth, "master", bridge, "up")
+    for cmd in (
+        ("ip", "link", "set", "lo", "up"),
+        ("ip", "addr", "add", f"{address}/24", "dev", "eth0"),
+        ("ip", "link", "set", "eth0", "up"),
+        ("ip", "route", "add", "default", "via", gateway),
+    ):
+        _run("ip", "netns", "exec", netns, *cmd)
+    log = (RUN_DIR / f"{netns}.log").open("w")
+    proc = subprocess.Popen(
+        [
+            "systemd-nspawn",
+            "--boot",
+            "--register=no",
+            "--keep-unit",
+            "--volatile=overlay",
+            f"--network-namespace-path=/run/netns/{netns}",
+            f"--machine={name}",
+            f"--directory={image}",
+            "--quiet",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return LabHost(name, address, netns, veth, proc.pid)
+
+
+def _wait_for_ssh(host: LabHost) -> None:
+    deadline = time.monotonic() + BOOT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host.address, 22), 0.5) as s:
+            if s.recv(4).startswith(b"SSH-"):
+                return
+        time.sleep(0.1)
+    log = (RUN_DIR / f"{host.netns}.log").read_text()[-2000:]
+    raise LabError(f"host {host.name} did not answer SSH in {BOOT_TIMEOUT_S}s; log:\n{log}")
+
+
+def _save(lab: Lab) -> None:
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    _state_file(lab.prefix).write_text(json.dumps(asdict(lab)))
+
+
+def load(prefix: str = "test") -> Lab | None:
+    """The lab recorded under `prefix`, if any."""
+    try:
+        data = json.loads(_state_file(prefix).read_text())
+    except (OSError, ValueError):
+        return None
+    data["hosts"] = tuple(LabHost(**h) for h in data["hosts"])
+    return Lab(**data)
+
+
+def down(prefix: str = "test") -> None:
+    """Stop every host of the lab and remove its namespaces, veths and bridge. Idempotent."""
+    lab = load(prefix)
+    hosts = lab.hosts if lab else ()
+    for host in hosts:
+        _stop(host.pid)
+    names = _run("ip", "netns", "list", check=False).stdout.split()
+    for netns in {h.netns for h in hosts} | {n for n in names if n.startswith(f"{prefix}-")}:
+        _kill_netns_processes(netns)
+        _run("ip", "netns", "delete", netns, check=False)
+    for host in hosts:
+        _run("ip", "link", "delete", host.veth, check=False)
+    _run("ip", "link", "delete", f"{prefix}-br", check=False)
+    _state_file(prefix).unlink(missing_ok=True)
+
+
+def _kill_netns_processes(netns: str) -> None:
+    for pid in _run("ip", "netns", "pids", netns, check=False).stdout.split():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def _stop(pid: int, timeout: float = 10.0) -> None:
+    """Power a host off: nspawn turns SIGTERM into an orderly container shutdown."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            waited, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            waited = pid if not _alive(pid) else 0
+        if waited:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def cut_link(lab: Lab, name: str) -> None:
+    """Make a host unreachable while it keeps running."""
+    _run("ip", "link", "set", lab.host(name).veth, "down")
+
+
+def restore_link(lab: Lab, name: str) -> None:
+    _run("ip", "link", "set", lab.host(name).veth, "up")
+
+
+def power_off(lab: Lab, name: str) -> None:
+    _stop(lab.host(name).pid)
+
+
+def ssh(lab: Lab, name: str, command: str, check: bool = True) -> str:
+    """Run `command` on a host over real SSH (as a test would by hand); return stdout."""
+    result = subprocess.run(
+        [
+            "ssh",
+            "-i",
+            lab.ssh_key,
+            "-o",
+            f"UserKnownHostsFile={lab.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            f"root@{lab.host(name).address}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if check and result.returncode != 0:
+        raise LabError(f"ssh {name} {command!r}: {result.stderr.strip()}")
+    return result.stdout
