@@ -19,6 +19,7 @@ from state import models
 from state.errors import SpecError, SpecProblem
 from state.models import Fleet
 from state.references import check_references
+from state.types import SECRET_REF_PATTERN
 from state.yaml_lines import LineMap, YamlProblem, line_for, parse_with_lines
 
 
@@ -102,6 +103,12 @@ def _explain(error: Any, data_path: tuple[str | int, ...]) -> str:
         return f"required field '{loc[-1]}' is missing"
     if loc and loc[-1] == "[key]":
         return f"invalid name {error['input']!r}: expected lowercase letters, digits, '-', '_', '.'"
+    if (
+        kind == "string_pattern_mismatch"
+        and error.get("ctx", {}).get("pattern") == SECRET_REF_PATTERN
+    ):
+        # Never echo the input: it is probably the secret itself.
+        return "expected a secret reference 'env:NAME' or 'file:/path', not a value"
     if kind == "union_tag_invalid":
         return f"{error['msg']}"
     message = str(error["msg"])

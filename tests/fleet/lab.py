@@ -105,6 +105,8 @@ def up(names: list[str], prefix: str = "test") -> Lab:
         known_hosts.write_text("".join(f"{h.address} {' '.join(host_key)}\n" for h in hosts))
         for host in hosts:
             _wait_for_ssh(host)
+        for host in hosts:  # boot finished: no unit is still starting up
+            ssh(lab, host.name, "systemctl is-system-running --wait >/dev/null || true")
     except BaseException:
         down(prefix)
         raise
@@ -232,28 +234,27 @@ def power_off(lab: Lab, name: str) -> None:
     _stop(lab.host(name).pid)
 
 
-def ssh(lab: Lab, name: str, command: str, check: bool = True) -> str:
+def ssh(lab: Lab, name: str, command: str, check: bool = True, stdin: bytes = b"") -> str:
     """Run `command` on a host over real SSH (as a test would by hand); return stdout."""
+    options = [
+        f"UserKnownHostsFile={lab.known_hosts}",
+        "StrictHostKeyChecking=yes",
+        "BatchMode=yes",
+        "ConnectTimeout=5",
+    ]
     result = subprocess.run(
         [
             "ssh",
             "-i",
             lab.ssh_key,
-            "-o",
-            f"UserKnownHostsFile={lab.known_hosts}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
+            *(f"-o{o}" for o in options),
             f"root@{lab.host(name).address}",
             command,
         ],
+        input=stdin,
         capture_output=True,
-        text=True,
         timeout=60,
     )
     if check and result.returncode != 0:
-        raise LabError(f"ssh {name} {command!r}: {result.stderr.strip()}")
-    return result.stdout
+        raise LabError(f"ssh {name} {command!r}: {result.stderr.decode().strip()}")
+    return result.stdout.decode()

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install everything fleet-reconciler needs on a fresh Debian 12 machine (as root):
+# system packages, the project venv (.venv) and the cached test-host image.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=(systemd-container debootstrap restic iproute2 openssh-client sqlite3 git python3-venv curl)
+missing=()
+for pkg in "${need[@]}"; do
+    dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -q '^installed$' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -x .venv/bin/reconcile ]] || [[ pyproject.toml -nt .venv/.installed ]]; then
+    echo "setup: creating .venv" >&2
+    python3 -m venv .venv
+    .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+    .venv/bin/pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING' >&2 || true
+    .venv/bin/python -c 'import reconciler, pyinfra, pydantic, httpx, watchfiles, restic'
+    touch .venv/.installed
+fi
+
+bash tests/fleet/build-image.sh >/dev/null

@@ -1,0 +1,76 @@
+"""Fixtures for integration tests: real nspawn hosts reached over real SSH.
+
+Each test module gets freshly booted hosts (about 2 s); they are torn down even when
+a test fails. Tests are skipped, with the reason, only when not running as root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fleet import lab as fleet_lab
+
+ROOT = Path(__file__).resolve().parents[2]
+STANDINS = ROOT / "tests" / "standins"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[fleet_lab.Lab]:
+    if os.geteuid() != 0:
+        pytest.skip("integration tests boot systemd-nspawn hosts and need root")
+    booted = fleet_lab.up(["h1", "h2"], prefix="test")
+    try:
+        yield booted
+    finally:
+        fleet_lab.down("test")
+
+
+def _sha(name: str) -> str:
+    return hashlib.sha256((STANDINS / name).read_bytes()).hexdigest()
+
+
+def lab_spec(lab: fleet_lab.Lab, extra: str = "") -> str:
+    """A two-host spec for the lab: an agent with a config file on h1, Ollama with models on h2."""
+    h1, h2 = lab.host("h1").address, lab.host("h2").address
+    ssh = f"ssh_key: {lab.ssh_key}, ssh_known_hosts: {lab.known_hosts}"
+    return f"""\
+version: 1
+hosts:
+  h1: {{address: {h1}, {ssh}, role: primary}}
+  h2: {{address: {h2}, {ssh}, role: backup}}
+services:
+  agent:
+    host: h1
+    install: {{kind: file, source: {STANDINS}/agent_standin.py, sha256: {_sha("agent_standin.py")}, dest: /usr/local/bin/agent}}
+    unit:
+      description: test agent
+      exec_start: /usr/bin/python3 /usr/local/bin/agent --name a --log /var/log/agent.log --interval 1
+      restart: always
+    config_files:
+      - {{path: /etc/agent/agent.conf, content: "mode = test\\n", mode: "0640"}}
+    health:
+      - {{kind: systemd}}
+      - {{kind: file_fresh, path: /var/log/agent.log, max_age: 1m}}
+  ollama:
+    host: h2
+    install: {{kind: file, source: {STANDINS}/ollama_standin.py, sha256: {_sha("ollama_standin.py")}, dest: /usr/local/bin/ollama}}
+    unit:
+      description: ollama stand-in
+      exec_start: /usr/bin/python3 /usr/local/bin/ollama --port 11434 --pull-seconds 0.2
+    health:
+      - {{kind: http, url: "http://{{address}}:11434/api/tags", json_key: models}}
+models:
+  - {{service: ollama, present: ["qwen2.5:1.5b", "llama3.2:3b"]}}
+{extra}"""
+
+
+@pytest.fixture
+def spec_file(lab: fleet_lab.Lab, tmp_path: Path) -> Path:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(lab_spec(lab))
+    return path

@@ -1,0 +1,216 @@
+"""diff and plan are pure: properties over generated fleets, and targeted perturbations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.diff import Phase, diff
+from reconciler.observed import CheckResult, FleetState, HostState
+from reconciler.plan import make_plan, plan_to_json, sort_key
+from reconciler.render import mask_secrets, render_plan
+from state.load import LoadedFleet
+from tests.unit.helpers import ideal_observation, load_text
+
+names = st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True)
+paths = st.from_regex(r"/etc/[a-z]{1,8}/[a-z]{1,8}\.conf", fullmatch=True)
+
+
+@st.composite
+def fleets(draw: st.DrawFn) -> dict[str, Any]:
+    host_names = draw(st.lists(names, min_size=1, max_size=3, unique=True))
+    hosts = {h: {"address": f"198.18.9.{i + 1}"} for i, h in enumerate(host_names)}
+    services = {}
+    for name in draw(st.lists(names, max_size=5, unique=True)):
+        service: dict[str, Any] = {"host": draw(st.sampled_from(host_names))}
+        if draw(st.booleans()):
+            service["unit"] = {
+                "description": draw(st.text("abc xyz", min_size=1, max_size=10)),
+                "exec_start": f"/usr/bin/{name} --flag",
+                "enabled": draw(st.booleans()),
+                "environment": draw(
+                    st.dictionaries(st.from_regex(r"[A-Z]{1,5}", fullmatch=True), names, max_size=2)
+                ),
+            }
+        if draw(st.booleans()):
+            service["install"] = {
+                "kind": "apt",
+                "packages": draw(st.lists(names, min_size=1, max_size=3, unique=True)),
+            }
+        files = draw(st.lists(paths, max_size=2, unique=True))
+        service["config_files"] = [
+            {"path": f"{p}.{name}", "content": draw(st.text("ab=\n", max_size=20)), "mode": "0640"}
+            for p in files
+        ]
+        service["health"] = [{"kind": "systemd"}] if "unit" in service else []
+        services[name] = service
+    spec: dict[str, Any] = {"version": 1, "hosts": hosts, "services": services}
+    ollama = [n for n, s in services.items() if "unit" in s]
+    with_models: bool = draw(st.booleans())
+    if ollama and with_models:
+        spec["models"] = [{"service": ollama[0], "present": ["qwen2.5:1.5b", "llama3.2:3b"]}]
+    return spec
+
+
+def load_dict(spec: dict[str, Any]) -> LoadedFleet:
+    return load_text(yaml.safe_dump(spec))
+
+
+@settings(max_examples=80, deadline=None)
+@given(fleets())
+def test_diff_of_ideal_observation_is_empty(spec: dict[str, Any]) -> None:
+    loaded = load_dict(spec)
+    observed = ideal_observation(loaded)
+    assert diff(loaded, observed) == []
+    plan = make_plan(loaded, observed, [])
+    assert not plan.summary.pending
+    assert "No changes" in render_plan(plan)
+
+
+@settings(max_examples=80, deadline=None)
+@given(fleets())
+def test_fresh_hosts_plan_only_creates_and_plans_are_ordered(spec: dict[str, Any]) -> None:
+    loaded = load_dict(spec)
+    empty = FleetState(
+        hosts={h: HostState(name=h, reachable=True, now=1) for h in loaded.fleet.hosts}
+    )
+    changes = diff(loaded, empty)
+    assert {c.action for c in changes} <= {"create"}
+    plan = make_plan(loaded, empty, changes)
+    assert [h.name for h in plan.hosts] == list(loaded.fleet.hosts)
+    for host in plan.hosts:
+        keys = [sort_key(a) for a in host.actions]
+        assert keys == sorted(keys)
+        phases = [a.phase for a in host.actions]
+        assert phases == sorted(phases)
+    assert plan.summary.create == len(changes)
+    assert sum(len(h["actions"]) for h in plan_to_json(plan)["hosts"]) == len(changes)
+
+
+@settings(max_examples=40, deadline=None)
+@given(fleets())
+def test_unreachable_host_plans_one_alert_and_others_still_planned(spec: dict[str, Any]) -> None:
+    loaded = load_dict(spec)
+    ideal = ideal_observation(loaded)
+    victim = next(iter(loaded.fleet.hosts))
+    hosts = dict(ideal.hosts)
+    hosts[victim] = HostState(name=victim, reachable=False, error="timed out")
+    changes = diff(loaded, ideal.model_copy(update={"hosts": hosts}))
+    assert [(c.host, c.kind) for c in changes] == [(victim, "unreachable")]
+    assert make_plan(loaded, ideal, changes).summary.unreachable == 1
+
+
+SPEC = """\
+version: 1
+hosts:
+  h1: {address: 198.18.9.1}
+services:
+  ollama:
+    host: h1
+    unit: {description: Ollama, exec_start: /usr/local/bin/ollama serve}
+    config_files:
+      - {path: /etc/ollama.env, content: "MODE=fast\\nAPI_TOKEN=abc123\\n"}
+    health: [{kind: systemd}]
+models:
+  - {service: ollama, present: ["qwen2.5:1.5b", "llama3.2:3b"], prune: true}
+"""
+
+
+def _with_host(observed: FleetState, **changes: object) -> FleetState:
+    host = observed.hosts["h1"].model_copy(update=changes)
+    return observed.model_copy(update={"hosts": {"h1": host}})
+
+
+def test_edited_unit_file_plans_update_with_diff_and_restart() -> None:
+    loaded = load_text(SPEC)
+    ideal = ideal_observation(loaded)
+    unit = ideal.hosts["h1"].units["ollama"]
+    assert unit.file is not None
+    edited = unit.model_copy(
+        update={"file": unit.file.replace("ollama serve", "ollama serve --debug")}
+    )
+    changes = diff(loaded, _with_host(ideal, units={"ollama": edited}))
+    assert [(c.kind, c.action) for c in changes] == [("unit_file", "update"), ("restart", "update")]
+    assert changes[0].reason == "unit file differs: ExecStart changed"
+    assert "-ExecStart=/usr/local/bin/ollama serve --debug" in (changes[0].diff or "")
+    assert "+ExecStart=/usr/local/bin/ollama serve" in (changes[0].diff or "")
+
+
+def test_stopped_and_disabled_unit() -> None:
+    loaded = load_text(SPEC)
+    ideal = ideal_observation(loaded)
+    unit = (
+        ideal.hosts["h1"]
+        .units["ollama"]
+        .model_copy(update={"active": "inactive", "enabled": "disabled"})
+    )
+    changes = diff(loaded, _with_host(ideal, units={"ollama": unit}))
+    assert [(c.kind, c.reason) for c in changes] == [
+        ("enable", "UnitFileState=disabled"),
+        ("start", "ActiveState=inactive"),
+    ]
+
+
+def test_models_missing_and_pruned() -> None:
+    loaded = load_text(SPEC)
+    ideal = ideal_observation(loaded)
+    models = {
+        "ollama": ideal.models["ollama"].model_copy(update={"present": ("qwen2.5:1.5b", "phi:2")})
+    }
+    changes = diff(loaded, ideal.model_copy(update={"models": models}))
+    assert sorted((c.kind, c.subject) for c in changes) == [
+        ("model_delete", "model phi:2"),
+        ("model_pull", "model llama3.2:3b"),
+    ]
+    assert all(c.phase == Phase.MODELS for c in changes)
+
+
+def test_unhealthy_but_converged_service_is_an_alert() -> None:
+    loaded = load_text(SPEC)
+    ideal = ideal_observation(loaded)
+    sick = {"ollama": (CheckResult(check="http x", healthy=False, detail="status 500"),)}
+    changes = diff(loaded, ideal.model_copy(update={"health": sick}))
+    assert [(c.action, c.kind, c.reason) for c in changes] == [
+        ("alert", "restart", "unhealthy: http x: status 500")
+    ]
+    plan = make_plan(loaded, ideal, changes)
+    assert plan.summary.unhealthy == 1 and plan.summary.pending
+    assert (
+        render_plan(plan).splitlines()[-1]
+        == "Plan: 0 to add, 0 to change, 0 to remove; 1 unhealthy."
+    )
+
+
+def test_config_diff_masks_secrets() -> None:
+    loaded = load_text(SPEC)
+    ideal = ideal_observation(loaded)
+    old = ideal.hosts["h1"].files["/etc/ollama.env"]
+    assert old is not None
+    changed = old.model_copy(
+        update={"sha256": "0" * 64, "content": "MODE=slow\nAPI_TOKEN=oldsecret\n"}
+    )
+    changes = diff(loaded, _with_host(ideal, files={"/etc/ollama.env": changed}))
+    assert changes[0].kind == "config" and changes[0].reason == "content differs"
+    text = render_plan(make_plan(loaded, ideal, changes))
+    assert "oldsecret" not in text and "abc123" not in text
+    assert "-MODE=slow" in text and "+MODE=fast" in text and "API_TOKEN=********" in text
+
+
+def test_mask_secrets_forms() -> None:
+    assert mask_secrets('Environment="GITEA_TOKEN=abc"') == 'Environment="GITEA_TOKEN=********"'
+    assert mask_secrets("password: hunter2") == "password: ********"
+    assert mask_secrets("mode = fast") == "mode = fast"
+
+
+def test_unit_missing_on_a_running_host() -> None:
+    loaded = load_text(SPEC)
+    ideal = ideal_observation(loaded)
+    changes = diff(loaded, _with_host(ideal, units={}))
+    assert [(c.kind, c.action) for c in changes] == [
+        ("unit_file", "create"),
+        ("enable", "create"),
+        ("start", "create"),
+    ]

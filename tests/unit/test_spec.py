@@ -1,0 +1,212 @@
+"""The spec: valid files load; every kind of bad input is reported with file, line and field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli import main
+from state.errors import SpecError
+from state.load import load_fleet
+from tests.unit.helpers import load_text
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BASE = """\
+version: 1
+hosts:
+  kimi:
+    address: 198.18.0.11
+    role: primary
+  hermes:
+    address: 198.18.0.12
+services:
+  agent:
+    host: kimi
+    unit:
+      description: agent
+      exec_start: /bin/sleep infinity
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        load_text(text)
+    return [str(p) for p in info.value.problems]
+
+
+@pytest.mark.parametrize("name", ["fleet.yaml", "demo.yaml"])
+def test_shipped_state_files_validate(name: str) -> None:
+    loaded = load_fleet(ROOT / "state" / name)
+    assert {"kimi", "hermes"} <= set(loaded.fleet.hosts)
+    assert loaded.fleet.failover is not None
+    assert loaded.fleet.failover.grace.total_seconds() == 300
+    assert {"qwen2.5:1.5b", "llama3.2:3b"} <= set(loaded.fleet.models[0].present)
+
+
+def test_base_is_valid() -> None:
+    assert load_text(BASE).fleet.services["agent"].unit is not None
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    assert problems(BASE + "  broken: [unclosed\n") == [
+        "state/test.yaml:15: invalid YAML: expected ',' or ']', but got '<stream end>'"
+    ]
+
+
+def test_unknown_key_suggests_the_right_one() -> None:
+    text = BASE.replace("    role: primary", "    role: primary\n    sssh_port: 22")
+    assert problems(text) == [
+        "state/test.yaml:6: hosts.kimi.sssh_port: unknown key; did you mean 'ssh_port'?"
+    ]
+
+
+def test_wrong_type_names_field_and_expectation() -> None:
+    text = BASE.replace("address: 198.18.0.11", "address: 198.18.0.11\n    ssh_port: twenty")
+    [problem] = problems(text)
+    assert problem.startswith("state/test.yaml:5: hosts.kimi.ssh_port: expected a valid integer")
+    assert "'twenty'" in problem
+
+
+def test_all_errors_are_reported_at_once() -> None:
+    text = BASE.replace("role: primary", "role: boss").replace(
+        "exec_start: /bin/sleep infinity", ""
+    )
+    found = problems(text)
+    assert len(found) == 2
+    assert any("hosts.kimi.role" in p and ":5:" in p for p in found)
+    assert any("services.agent.unit" in p and "exec_start" in p for p in found)
+
+
+def test_dangling_host_reference() -> None:
+    [problem] = problems(BASE.replace("    host: kimi", "    host: kimmy"))
+    assert problem == (
+        "state/test.yaml:10: services.agent.host: unknown host 'kimmy'; expected one of: hermes, kimi"
+    )
+
+
+def test_failover_same_host_twice_and_unknown_service() -> None:
+    text = BASE + "failover:\n  primary: kimi\n  backup: kimi\n  services: [nope]\n"
+    found = problems(text)
+    assert "state/test.yaml:16: failover.backup: must differ from failover.primary" in found
+    assert "state/test.yaml:17: failover.services.0: unknown service 'nope'" in found
+
+
+def test_duplicate_key_is_an_error() -> None:
+    text = BASE + "  agent:\n    host: hermes\n"
+    assert problems(text) == ["state/test.yaml:14: services.agent: duplicate key"]
+
+
+def test_backup_needs_a_secret_reference_not_a_value() -> None:
+    text = (
+        BASE
+        + """backups:
+  db:
+    host: kimi
+    sqlite: [/root/db.sqlite]
+    schedule: hourly
+    retention: {keep_daily: 7}
+    rpo: 1h
+    repository: /srv/restic
+    password: hunter2
+"""
+    )
+    [problem] = problems(text)
+    assert problem == (
+        "state/test.yaml:22: backups.db.password: "
+        "expected a secret reference 'env:NAME' or 'file:/path', not a value"
+    )
+    assert "hunter2" not in problem  # a secret typed into the spec is never echoed
+
+
+def test_bad_duration_and_config_source() -> None:
+    text = BASE.replace(
+        "      exec_start: /bin/sleep infinity",
+        "      exec_start: /bin/sleep infinity\n      restart_sec: soon\n"
+        "    config_files:\n      - path: /etc/a\n",
+    )
+    found = problems(text)
+    assert any("services.agent.unit.restart_sec" in p and "duration" in p for p in found)
+    assert any("services.agent.config_files.0" in p and "exactly one of" in p for p in found)
+
+
+def test_notification_route_to_unknown_channel() -> None:
+    text = (
+        BASE + "notifications:\n  channels:\n    log: {kind: log}\n  routes:\n    P0: [telegram]\n"
+    )
+    assert problems(text) == [
+        "state/test.yaml:18: notifications.routes.P0.0: unknown channel 'telegram'"
+    ]
+
+
+def test_local_install_source_sha256_is_checked(tmp_path: Path) -> None:
+    (tmp_path / "bin").write_text("hello\n")
+    text = BASE.replace(
+        "    unit:",
+        f"    install: {{kind: file, source: bin, sha256: {'a' * 64}, dest: /usr/local/bin/x}}\n    unit:",
+    )
+    with pytest.raises(SpecError) as info:
+        load_text(text, str(tmp_path / "fleet.yaml"))
+    [problem] = info.value.problems
+    assert problem.path == "services.agent.install.source" and "sha256 mismatch" in problem.message
+
+
+def test_not_a_mapping() -> None:
+    assert problems("- just\n- a list\n") == [
+        "state/test.yaml:1: expected a mapping with 'version' and 'hosts'"
+    ]
+
+
+def test_cli_prints_one_line_per_problem_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        BASE.replace("role: primary", "role: boss").replace("host: kimi", "host: nowhere")
+    )
+    assert main(["validate", str(bad)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {bad}:5: hosts.kimi.role:")
+    bad.write_text(BASE.replace("host: kimi", "host: nowhere"))
+    assert main(["--dry-run", str(bad)]) == 1
+    assert (
+        capsys.readouterr().err
+        == f"error: {bad}:10: services.agent.host: unknown host 'nowhere'; expected one of: hermes, kimi\n"
+    )
+
+
+def test_cli_never_prints_a_traceback_for_bad_yaml(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nhosts: {kimi: {address: [}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "--dry-run", str(bad)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and f"{bad}:2:" in done.stderr
+
+
+def test_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "/nonexistent/fleet.yaml"]) == 1
+    assert "error: /nonexistent/fleet.yaml: cannot read" in capsys.readouterr().err
+
+
+def test_schema_file_is_current() -> None:
+    import json
+
+    from state.schema import fleet_schema
+
+    committed = json.loads((ROOT / "state" / "schema.json").read_text())
+    assert committed == fleet_schema(), "run: reconcile schema > state/schema.json"
+
+
+def test_readme_spec_reference_is_current() -> None:
+    from state.reference import reference
+
+    assert reference() in (ROOT / "README.md").read_text(), (
+        "run: python -m state.reference --write README.md"
+    )
