@@ -15,24 +15,32 @@ import tempfile
 import traceback
 from collections.abc import Callable
 
-import httpx
-
 from reconciler.errors import ReconcileError
-from reconciler.plan import plan_to_json
-from reconciler.reconcile import plan_once
-from reconciler.render import render_plan
+from reconciler.worker import WorkerProcess
 from state.errors import SpecError
-from state.load import load_fleet
-from state.schema import fleet_schema
+
+# Heavy modules (pydantic, httpx, the spec) are imported inside the commands, after the
+# SSH worker has been started, so the worker's own start-up runs in parallel with ours.
 
 DEFAULT_STATE = "state/fleet.yaml"
 EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    loaded = load_fleet(args.state)
-    with httpx.Client(trust_env=False) as client:
-        result = plan_once(loaded, client)
+    import httpx
+
+    from reconciler.plan import plan_to_json
+    from reconciler.reconcile import plan_once
+    from reconciler.render import render_plan
+    from state.load import load_fleet
+
+    worker = WorkerProcess()
+    try:
+        loaded = load_fleet(args.state)
+        with httpx.Client(trust_env=False) as client:
+            result = plan_once(loaded, client, worker=worker)
+    finally:
+        worker.close()
     if args.output == "json":
         print(json.dumps(plan_to_json(result.plan), indent=2))
     else:
@@ -44,6 +52,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from state.load import load_fleet
+
     loaded = load_fleet(args.state)
     fleet = loaded.fleet
     print(
@@ -54,6 +64,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from state.schema import fleet_schema
+
     print(json.dumps(fleet_schema(), indent=2))
     return EXIT_OK
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
 
-from reconciler.facts import unit_path
 from reconciler.observed import FleetState, HostState
+from state.layout import unit_path
 from state.load import LoadedFleet
 from state.models import AptInstall, ConfigFile, FileInstall, Service
 from state.render import render_config, render_unit

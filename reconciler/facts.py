@@ -14,17 +14,14 @@ from typing import Any
 
 from pyinfra.api.facts import FactBase
 
-UNIT_DIR = "/etc/systemd/system"
+from state.layout import unit_path
+
 UNIT_PROPERTIES = "ActiveState,SubState,UnitFileState,ActiveEnterTimestamp"
 MAX_CONTENT_BYTES = 65536
 
 
 def _q(value: str) -> str:
     return shlex.quote(value)
-
-
-def unit_path(unit: str) -> str:
-    return f"{UNIT_DIR}/{unit}.service"
 
 
 def snapshot_script(

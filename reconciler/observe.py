@@ -7,16 +7,12 @@ host becomes `HostState(reachable=False)`, and every other host is still observe
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from reconciler.errors import ObserveError
 from reconciler.observed import CheckResult, FleetState, HostState, ModelsState
 from reconciler.probes import (
     evaluate_file_fresh,
@@ -25,6 +21,7 @@ from reconciler.probes import (
     probe_http,
     probe_tcp,
 )
+from reconciler.worker import WorkerProcess, run_worker
 from state.load import LoadedFleet
 from state.models import (
     AptInstall,
@@ -90,25 +87,6 @@ def worker_request(fleet: Fleet, settings: ObserveSettings) -> dict[str, Any]:
     }
 
 
-def run_worker(request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run one request in a fresh `reconciler.ssh_worker` process; raise ObserveError on failure."""
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "reconciler.ssh_worker"],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        raise ObserveError(f"SSH worker gave no answer within {timeout:g}s") from None
-    if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise ObserveError(f"SSH worker failed (exit {done.returncode}): {tail[0]}")
-    answer: dict[str, Any] = json.loads(done.stdout)
-    return answer
-
-
 def host_states(answer: dict[str, Any]) -> dict[str, HostState]:
     """Typed HostStates from the worker's answer."""
     states = {}
@@ -128,14 +106,20 @@ def host_states(answer: dict[str, Any]) -> dict[str, HostState]:
 
 
 def observe(
-    loaded: LoadedFleet, client: httpx.Client, settings: ObserveSettings | None = None
+    loaded: LoadedFleet,
+    client: httpx.Client,
+    settings: ObserveSettings | None = None,
+    worker: WorkerProcess | None = None,
 ) -> FleetState:
-    """Observe every host and service of `loaded`. Changes nothing anywhere."""
+    """Observe every host and service of `loaded`. Changes nothing anywhere.
+
+    `worker` is an already started SSH worker (see reconciler.worker), or None to start one.
+    """
     settings = settings or ObserveSettings()
     fleet = loaded.fleet
     timeout = settings.connect_timeout + settings.command_timeout + 30
     with ThreadPoolExecutor(max_workers=16) as pool:
-        ssh = pool.submit(run_worker, worker_request(fleet, settings), timeout)
+        ssh = pool.submit(run_worker, worker_request(fleet, settings), timeout, worker)
         remote = _submit_probes(pool, fleet, client)
         models = {
             m.service: pool.submit(list_models, client, _endpoint(fleet, m.service, m.endpoint))

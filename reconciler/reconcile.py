@@ -14,6 +14,7 @@ from reconciler.diff import diff
 from reconciler.observe import ObserveSettings, observe
 from reconciler.observed import FleetState
 from reconciler.plan import Plan, make_plan
+from reconciler.worker import WorkerProcess
 from state.load import LoadedFleet
 
 
@@ -24,8 +25,11 @@ class PlanResult:
 
 
 def plan_once(
-    loaded: LoadedFleet, client: httpx.Client, settings: ObserveSettings | None = None
+    loaded: LoadedFleet,
+    client: httpx.Client,
+    settings: ObserveSettings | None = None,
+    worker: WorkerProcess | None = None,
 ) -> PlanResult:
     """Observe the fleet and plan what would converge it. Changes nothing."""
-    observed = observe(loaded, client, settings)
+    observed = observe(loaded, client, settings, worker)
     return PlanResult(observed, make_plan(loaded, observed, diff(loaded, observed)))
