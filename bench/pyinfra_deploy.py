@@ -6,7 +6,7 @@ data (`service`, `agent_source`, `unit`, `config`) comes from the inventory.
 
 from io import StringIO
 
-from pyinfra import host
+from pyinfra import host  # type: ignore[attr-defined]
 from pyinfra.operations import files, systemd
 
 files.put(
