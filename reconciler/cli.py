@@ -27,6 +27,7 @@ EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    worker = WorkerProcess()  # first: its start-up overlaps the imports below
     import httpx
 
     from reconciler.plan import plan_to_json
@@ -34,7 +35,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from reconciler.render import render_plan
     from state.load import load_fleet
 
-    worker = WorkerProcess()
     try:
         loaded = load_fleet(args.state)
         with httpx.Client(trust_env=False) as client:
