@@ -2,7 +2,7 @@
 
 Exit codes (README, "Exit codes"):
   0  converged / valid
-  1  error: bad spec, bad arguments, failed run
+  1  error: bad spec, bad arguments, failed or not converged run
   2  --dry-run only: changes pending (an unreachable host counts as pending)
 """
 
@@ -12,12 +12,18 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from reconciler.errors import ReconcileError
+from reconciler.errors import ReconcileError, UsageError
 from reconciler.worker import WorkerProcess
 from state.errors import SpecError
+
+if TYPE_CHECKING:
+    from state.load import LoadedFleet
 
 # Heavy modules (pydantic, httpx, the spec) are imported inside the commands, after the
 # SSH worker has been started, so the worker's own start-up runs in parallel with ours.
@@ -26,29 +32,120 @@ DEFAULT_STATE = "state/fleet.yaml"
 EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
+def cmd_reconcile(args: argparse.Namespace) -> int:
     worker = WorkerProcess()  # first: its start-up overlaps the imports below
+    try:
+        from state.load import load_fleet
+
+        loaded = load_fleet(args.state)
+        if args.dry_run:
+            return _dry_run(args, loaded, worker)
+        return _apply(args, loaded, worker)
+    finally:
+        worker.close()
+
+
+def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess) -> int:
     import httpx
 
     from reconciler.plan import plan_to_json
     from reconciler.reconcile import plan_once
     from reconciler.render import render_plan
-    from state.load import load_fleet
 
+    with httpx.Client(trust_env=False) as client:
+        plan = plan_once(loaded, client, worker=worker, targets=args.target).plan
+    if args.output == "json":
+        print(json.dumps(plan_to_json(plan), indent=2))
+    else:
+        print(render_plan(plan), end="")
+    return EXIT_PENDING if plan.summary.pending else EXIT_OK
+
+
+def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess) -> int:
+    import httpx
+
+    from reconciler.journal import Journal
+    from reconciler.lock import lock_path, state_lock
+    from reconciler.plan import plan_to_json
+    from reconciler.provenance import git_provenance
+    from reconciler.reconcile import apply_plan, plan_once
+    from reconciler.render import render_apply, render_plan
+
+    journal = Journal(args.journal)
+    lock = lock_path(journal.path.parent, loaded.file)
+    with state_lock(lock, args.lock_timeout, report), httpx.Client(trust_env=False) as client:
+        plan = plan_once(loaded, client, worker=worker, targets=args.target).plan
+        print(render_plan(plan), end="", flush=True)
+        if not plan.summary.pending:
+            return EXIT_OK
+        confirm(args.yes)
+        commit, dirty = git_provenance(loaded.file)
+        run_id = journal.start_run(
+            str(loaded.file), loaded.sha256, commit, dirty, "apply", plan_to_json(plan)
+        )
+        report(f"run {run_id} started; journal {journal.path}")
+        try:
+            result = apply_plan(
+                loaded, plan, client, journal, run_id, report, show_progress, targets=args.target
+            )
+        except BaseException as exc:
+            journal.finish_run(run_id, "crashed", f"{type(exc).__name__}: {exc}")
+            raise
+        errors = "; ".join(f"{h}: {o.error}" for h, o in result.hosts.items() if o.error)
+        journal.finish_run(run_id, "converged" if result.converged else "failed", errors or None)
+        print(render_apply(result), end="")
+        return EXIT_OK if result.converged else EXIT_ERROR
+
+
+def confirm(assume_yes: bool) -> None:
+    """Ask before changing anything, as `terraform apply` does; --yes skips the question."""
+    if assume_yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("refusing to apply without confirmation: no terminal; pass --yes")
+    answer = input("\nApply these changes? Only 'yes' is accepted: ")
+    if answer.strip() != "yes":
+        raise UsageError("apply cancelled")
+
+
+def report(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def show_progress(model: str, done: int, total: int) -> None:
+    from reconciler.render import progress_bar
+
+    if sys.stderr.isatty():
+        end = "\n" if total and done >= total else ""
+        print("\r" + progress_bar(model, done, total), end=end, file=sys.stderr, flush=True)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    worker = WorkerProcess()
     try:
+        import httpx
+
+        from reconciler.journal import Journal
+        from reconciler.reconcile import plan_once
+        from reconciler.status import render_status
+        from state.load import load_fleet
+
         loaded = load_fleet(args.state)
         with httpx.Client(trust_env=False) as client:
             result = plan_once(loaded, client, worker=worker)
+        journal = Journal(args.journal)
+        print(render_status(loaded, result.observed, result.plan, journal), end="")
+        return EXIT_OK
     finally:
         worker.close()
-    if args.output == "json":
-        print(json.dumps(plan_to_json(result.plan), indent=2))
-    else:
-        print(render_plan(result.plan), end="")
-    if not args.dry_run:
-        print("error: apply is not available yet; use --dry-run", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_PENDING if result.plan.summary.pending else EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from reconciler.journal import Journal
+    from reconciler.status import render_history
+
+    print(render_history(Journal(args.journal).runs(args.limit)), end="")
+    return EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -70,18 +167,50 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+SUBCOMMANDS = {"validate", "schema", "status", "history"}
+
+
+def _journal_option(parser: argparse.ArgumentParser) -> None:
+    from reconciler.journal import DEFAULT_PATH
+
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        default=DEFAULT_PATH,
+        help=f"run journal (SQLite), default {DEFAULT_PATH}",
+    )
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """(main parser for `reconcile [--dry-run] [STATE]`, parser for the subcommands)."""
     main = argparse.ArgumentParser(
         prog="reconcile",
         description="Converge a fleet to the desired state in STATE.",
-        epilog="Subcommands: reconcile validate [STATE] | reconcile schema. "
-        "Exit codes: 0 converged, 1 error, 2 changes pending (--dry-run).",
+        epilog="Subcommands: reconcile validate|schema|status|history (see -h of each). "
+        "Exit codes: 0 converged, 1 error or not converged, 2 changes pending (--dry-run).",
     )
     main.add_argument("state", nargs="?", default=DEFAULT_STATE, help="state file (YAML)")
     main.add_argument("--dry-run", action="store_true", help="print the plan and stop")
-    main.add_argument("--output", choices=["text", "json"], default="text")
-    main.set_defaults(func=cmd_plan)
+    main.add_argument("--yes", action="store_true", help="apply without asking")
+    main.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="HOST[/SERVICE]",
+        help="limit the run (repeatable)",
+    )
+    main.add_argument(
+        "--output", choices=["text", "json"], default="text", help="plan format for --dry-run"
+    )
+    main.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another apply to finish (default 60)",
+    )
+    _journal_option(main)
+    main.set_defaults(func=cmd_reconcile)
     subs = argparse.ArgumentParser(prog="reconcile")
     sub = subs.add_subparsers(dest="command", required=True)
     validate = sub.add_parser("validate", help="check a state file")
@@ -89,13 +218,21 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     validate.set_defaults(func=cmd_validate)
     schema = sub.add_parser("schema", help="print the JSON Schema of the state file")
     schema.set_defaults(func=cmd_schema)
+    status = sub.add_parser("status", help="desired versus observed, health, last change")
+    status.add_argument("state", nargs="?", default=DEFAULT_STATE)
+    _journal_option(status)
+    status.set_defaults(func=cmd_status)
+    history = sub.add_parser("history", help="list recorded runs")
+    history.add_argument("--limit", type=int, default=20)
+    _journal_option(history)
+    history.set_defaults(func=cmd_history)
     return main, subs
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     main_parser, sub_parser = build_parser()
-    parser = sub_parser if argv and argv[0] in {"validate", "schema"} else main_parser
+    parser = sub_parser if argv and argv[0] in SUBCOMMANDS else main_parser
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     return run_reporting_errors(lambda: func(args))

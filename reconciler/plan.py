@@ -113,3 +113,29 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             for h in plan.hosts
         ],
     }
+
+
+def parse_target(target: str) -> tuple[str, str | None]:
+    """'HOST' or 'HOST/SERVICE' -> (host, service or None)."""
+    host, _, service = target.partition("/")
+    return host, service or None
+
+
+def filter_plan(plan: Plan, targets: list[str]) -> Plan:
+    """Keep only actions on the targeted hosts (and services); no targets keeps everything."""
+    if not targets:
+        return plan
+    wanted = [parse_target(t) for t in targets]
+
+    def keep(change: Change) -> bool:
+        return any(
+            change.host == h and (s is None or change.service in (s, None)) for h, s in wanted
+        )
+
+    hosts = tuple(
+        HostPlan(h.name, h.address, h.reachable, tuple(a for a in h.actions if keep(a)))
+        for h in plan.hosts
+        if any(h.name == t for t, _ in wanted)
+    )
+    kept = [a for h in hosts for a in h.actions]
+    return Plan(plan.state_file, plan.state_sha256, hosts, summarize(kept))

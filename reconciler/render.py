@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from reconciler.plan import Plan, Summary
+from reconciler.reconcile import ApplyResult
 
 MARKS = {"create": "+", "update": "~", "delete": "-", "alert": "!"}
 _SECRET = re.compile(
@@ -46,3 +47,27 @@ def summary_line(s: Summary) -> str:
     if s.unhealthy:
         extras.append(f"{s.unhealthy} unhealthy")
     return line + ("; " + ", ".join(extras) if extras else "") + "."
+
+
+def render_apply(result: ApplyResult) -> str:
+    """Per host: what changed, what failed and why; then the verdict and the time."""
+    out = ["", "Apply summary:"]
+    for name, outcome in result.hosts.items():
+        status = "FAILED" if outcome.error else "ok"
+        out.append(f"  host {name}: {status}, {len(outcome.changed)} changed")
+        out.extend(f"      changed  {op}" for op in outcome.changed)
+        if outcome.error:
+            out.append(f"      error    {outcome.error}")
+    remaining = result.remaining
+    if result.converged:
+        out.append(f"Converged in {result.seconds:.1f}s: the fleet matches the desired state.")
+    else:
+        left = summary_line(remaining.summary) if remaining else "verification did not run"
+        out.append(f"NOT converged after {result.seconds:.1f}s. Still pending: {left}")
+    return "\n".join(out) + "\n"
+
+
+def progress_bar(model: str, done: int, total: int, width: int = 30) -> str:
+    filled = int(width * done / total) if total else 0
+    percent = f"{100 * done // total:3d}%" if total else "   "
+    return f"  pulling {model:<20} [{'#' * filled}{'.' * (width - filled)}] {percent}"

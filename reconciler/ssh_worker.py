@@ -56,7 +56,14 @@ def observe(request: dict[str, Any]) -> dict[str, Any]:
     return {"hosts": answer}
 
 
-OPERATIONS = {"observe": observe}
+def apply(request: dict[str, Any]) -> dict[str, Any]:
+    """Run the service deploys; see reconciler.run_deploys."""
+    from reconciler.run_deploys import run_deploys
+
+    return run_deploys(request)
+
+
+OPERATIONS = {"observe": observe, "apply": apply}
 
 
 def main() -> int:

@@ -9,6 +9,7 @@ header. Standard library only: it runs as a service binary on a bare test host.
 import argparse
 import json
 import re
+import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -71,6 +72,14 @@ class Handler(BaseHTTPRequestHandler):
         self._json(201, issue)
 
 
+class Server(ThreadingHTTPServer):
+    """HTTPServer.server_bind calls getfqdn(), which waits ~10 s for DNS on a host without it."""
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "localhost", self.server_address[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=3000)
@@ -78,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     Handler.store = Path(args.store)
     Handler.store.parent.mkdir(parents=True, exist_ok=True)
-    ThreadingHTTPServer(("0.0.0.0", args.port), Handler).serve_forever()
+    Server(("0.0.0.0", args.port), Handler).serve_forever()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Standard library only: it runs as a service binary on a bare test host.
 import argparse
 import hashlib
 import json
+import socketserver
 import threading
 import time
 from datetime import UTC, datetime
@@ -107,6 +108,14 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+class Server(ThreadingHTTPServer):
+    """HTTPServer.server_bind calls getfqdn(), which waits ~10 s for DNS on a host without it."""
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "localhost", self.server_address[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=11434)
@@ -116,7 +125,7 @@ def main() -> None:
     Handler.store = Path(args.store)
     Handler.store.parent.mkdir(parents=True, exist_ok=True)
     Handler.pull_seconds = args.pull_seconds
-    ThreadingHTTPServer(("0.0.0.0", args.port), Handler).serve_forever()
+    Server(("0.0.0.0", args.port), Handler).serve_forever()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,19 @@
+"""pyinfra CLI entry point: converge every service of the current host to the state file.
+
+    FLEET_STATE=state/demo.yaml pyinfra deploys/inventory.py deploys/fleet.py
+
+`reconcile` runs the same `deploys.service.service` deploy, but only for services whose
+plan has changes, and adds the health gate, models and verification around it.
+"""
+
+import os
+
+from pyinfra import host  # type: ignore[attr-defined]
+
+from deploys.service import service
+from state.load import load_fleet
+
+loaded = load_fleet(os.environ.get("FLEET_STATE", "state/fleet.yaml"))
+for service_name, spec in loaded.fleet.services.items():
+    if spec.host == host.name:
+        service(loaded, service_name)

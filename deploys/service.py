@@ -1,0 +1,151 @@
+"""Converge one service: install, config files, unit file, then enabled and running.
+
+`daemon-reload` runs only when the unit file changed; the unit restarts only when its
+unit, binary or a config file changed (pyinfra `_if=`, evaluated at execute time, never
+the deprecated `if op.changed:`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from io import StringIO
+from typing import Any, TypeVar, cast
+
+from pyinfra.api.deploy import deploy
+from pyinfra.operations import apt, files, systemd
+
+from state.layout import unit_path
+from state.load import LoadedFleet
+from state.models import AptInstall, FileInstall
+from state.render import render_config, render_unit
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def typed_deploy(name: str) -> Callable[[F], F]:
+    """pyinfra's @deploy, keeping the function's own signature for type checkers."""
+    return cast(Callable[[F], F], deploy(name))
+
+
+def any_changed(*ops: Any) -> Callable[[], bool]:
+    return lambda: any(op.did_change() for op in ops)
+
+
+def none_changed(*ops: Any) -> Callable[[], bool]:
+    return lambda: not any(op.did_change() for op in ops)
+
+
+def _mode(mode: str) -> str:
+    return mode.lstrip("0") or "0"
+
+
+@typed_deploy("Install")
+def install(loaded: LoadedFleet, service_name: str) -> list[Any]:
+    """Packages with apt, or one file/binary checked against its sha256."""
+    spec = loaded.fleet.services[service_name].install
+    if isinstance(spec, AptInstall):
+        return [
+            apt.packages(
+                name=f"{service_name}: apt packages",
+                packages=spec.packages,
+                update=True,
+                cache_time=3600,
+            )
+        ]
+    if isinstance(spec, FileInstall):
+        if "://" in spec.source:
+            return [
+                files.download(
+                    name=f"{service_name}: download {spec.dest}",
+                    src=spec.source,
+                    dest=spec.dest,
+                    sha256sum=spec.sha256,
+                    mode=_mode(spec.mode),
+                )
+            ]
+        return [
+            files.put(
+                name=f"{service_name}: binary {spec.dest}",
+                src=str(loaded.resolve(spec.source)),
+                dest=spec.dest,
+                mode=_mode(spec.mode),
+                user="root",
+                group="root",
+            )
+        ]
+    return []
+
+
+@typed_deploy("Config files")
+def config_files(loaded: LoadedFleet, service_name: str) -> list[Any]:
+    """Every config file with explicit content, mode and owner."""
+    ops = []
+    for config in loaded.fleet.services[service_name].config_files:
+        content = render_config(loaded, service_name, config)
+        ops.append(
+            files.put(
+                name=f"{service_name}: file {config.path}",
+                src=StringIO(content),
+                dest=config.path,
+                mode=_mode(config.mode),
+                user=config.owner,
+                group=config.group,
+            )
+        )
+    return ops
+
+
+@typed_deploy("Systemd unit")
+def unit(
+    loaded: LoadedFleet, service_name: str, restart_when: list[Any], force_restart: bool = False
+) -> None:
+    """Unit file, daemon-reload if it changed, enabled, running; restart if anything changed.
+
+    `force_restart` restarts even when nothing changed: the reconciler's cure for a
+    service that is converged but unhealthy.
+    """
+    spec = loaded.fleet.services[service_name].unit
+    if spec is None:
+        return
+    unit_file = files.put(
+        name=f"{service_name}: unit {unit_path(service_name)}",
+        src=StringIO(render_unit(spec)),
+        dest=unit_path(service_name),
+        mode="644",
+        user="root",
+        group="root",
+    )
+    systemd.daemon_reload(name=f"{service_name}: daemon-reload", _if=unit_file.did_change)
+    changed = [unit_file, *restart_when]
+    if force_restart:
+        systemd.service(
+            name=f"{service_name}: restart (unhealthy)",
+            service=f"{service_name}.service",
+            running=True,
+            restarted=True,
+            enabled=spec.enabled,
+        )
+        return
+    systemd.service(
+        name=f"{service_name}: running (restarted if changed)",
+        service=f"{service_name}.service",
+        running=True,
+        restarted=True,
+        enabled=spec.enabled,
+        _if=any_changed(*changed),
+    )
+    systemd.service(
+        name=f"{service_name}: running",
+        service=f"{service_name}.service",
+        running=True,
+        enabled=spec.enabled,
+        _if=none_changed(*changed),
+    )
+
+
+@typed_deploy("Service")
+def service(loaded: LoadedFleet, service_name: str, force_restart: bool = False) -> None:
+    """The whole service, in apply order: install, files, unit, enabled and running."""
+    installed = install(loaded, service_name)
+    configured = config_files(loaded, service_name)
+    unit(loaded, service_name, [*installed, *configured], force_restart)

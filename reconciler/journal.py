@@ -1,0 +1,140 @@
+"""The run journal: an embedded SQLite file recording every run as it happens.
+
+Each write commits at once (WAL mode), so a run that crashes halfway is still
+recorded up to its last step. Default path: $FLEET_RECONCILER_HOME/journal.db, or
+/var/lib/fleet-reconciler/journal.db.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HOME = Path(os.environ.get("FLEET_RECONCILER_HOME", "/var/lib/fleet-reconciler"))
+DEFAULT_PATH = HOME / "journal.db"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, started REAL NOT NULL, ended REAL, state_file TEXT NOT NULL,
+    state_sha256 TEXT NOT NULL, git_commit TEXT, git_dirty INTEGER, mode TEXT NOT NULL,
+    plan TEXT, outcome TEXT, error TEXT
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs(id), at REAL NOT NULL, host TEXT NOT NULL,
+    service TEXT, step TEXT NOT NULL, status TEXT NOT NULL, detail TEXT
+);
+CREATE INDEX IF NOT EXISTS results_by_service ON results(host, service, at);
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    started: float
+    ended: float | None
+    state_file: str
+    git_commit: str | None
+    git_dirty: bool | None
+    mode: str
+    outcome: str | None
+    error: str | None
+    changes: int
+
+
+class Journal:
+    """Append-only record of runs and their per-action results."""
+
+    def __init__(self, path: Path = DEFAULT_PATH) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def start_run(
+        self,
+        state_file: str,
+        state_sha256: str,
+        git_commit: str | None,
+        git_dirty: bool | None,
+        mode: str,
+        plan: dict[str, Any],
+    ) -> str:
+        run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        self.db.execute(
+            "INSERT INTO runs (id, started, state_file, state_sha256, git_commit, git_dirty, mode,"
+            " plan) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                time.time(),
+                state_file,
+                state_sha256,
+                git_commit,
+                None if git_dirty is None else int(git_dirty),
+                mode,
+                json.dumps(plan),
+            ),
+        )
+        return run_id
+
+    def record(
+        self, run_id: str, host: str, service: str | None, step: str, status: str, detail: str = ""
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO results (run_id, at, host, service, step, status, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, time.time(), host, service, step, status, detail),
+        )
+
+    def finish_run(self, run_id: str, outcome: str, error: str | None = None) -> None:
+        self.db.execute(
+            "UPDATE runs SET ended = ?, outcome = ?, error = ? WHERE id = ?",
+            (time.time(), outcome, error, run_id),
+        )
+
+    def runs(self, limit: int = 20) -> list[RunRecord]:
+        rows = self.db.execute(
+            "SELECT r.id, r.started, r.ended, r.state_file, r.git_commit, r.git_dirty, r.mode,"
+            " r.outcome, r.error, (SELECT COUNT(*) FROM results s WHERE s.run_id = r.id"
+            " AND s.status = 'changed') FROM runs r ORDER BY r.started DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            RunRecord(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                None if r[5] is None else bool(r[5]),
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+            )
+            for r in rows
+        ]
+
+    def last_change(self, host: str, service: str) -> tuple[float, str] | None:
+        """(time, what) of the last 'changed' result for a service, if any."""
+        row = self.db.execute(
+            "SELECT at, step FROM results WHERE host = ? AND service = ? AND status = 'changed'"
+            " ORDER BY at DESC LIMIT 1",
+            (host, service),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def results(self, run_id: str) -> list[tuple[str, str | None, str, str, str]]:
+        return self.db.execute(
+            "SELECT host, service, step, status, detail FROM results WHERE run_id = ? ORDER BY at",
+            (run_id,),
+        ).fetchall()

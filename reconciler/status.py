@@ -1,0 +1,86 @@
+"""`reconcile status` and `reconcile history`: tables built from observation and the journal."""
+
+from __future__ import annotations
+
+import time
+
+from reconciler.journal import Journal, RunRecord
+from reconciler.observed import FleetState
+from reconciler.plan import Plan
+from reconciler.render import summary_line
+from state.load import LoadedFleet
+
+
+def _when(epoch: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else "-"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def render_status(loaded: LoadedFleet, observed: FleetState, plan: Plan, journal: Journal) -> str:
+    """Per host and service: desired versus observed, health, pending, last change; last run."""
+    rows = [["HOST", "SERVICE", "DESIRED", "OBSERVED", "HEALTH", "PENDING", "LAST CHANGE"]]
+    pending = {(a.host, a.service) for a in plan.actions}
+    for name, service in loaded.fleet.services.items():
+        host = observed.hosts.get(service.host)
+        desired = "-"
+        if service.unit is not None:
+            desired = ("enabled" if service.unit.enabled else "disabled") + ",active"
+        if host is None or not host.reachable:
+            seen, health = "unreachable", "?"
+        else:
+            unit = host.units.get(name)
+            seen = f"{unit.enabled},{unit.active}" if unit else "-"
+            results = observed.health.get(name, ())
+            sick = [r.check for r in results if not r.healthy]
+            health = "unhealthy: " + ", ".join(sick) if sick else ("healthy" if results else "-")
+        change = journal.last_change(service.host, name)
+        last = f"{_when(change[0])} {change[1].split('| ')[-1]}" if change else "-"
+        todo = "yes" if (service.host, name) in pending else "no"
+        rows.append([service.host, name, desired, seen, health, todo, last])
+    out = _table(rows)
+    for model_set in loaded.fleet.models:
+        state = observed.models.get(model_set.service)
+        if state is None:
+            seen = "-"
+        else:
+            seen = state.error or ", ".join(state.present)
+
+        out.append(
+            f"models on {model_set.service}: want {', '.join(model_set.present)}; present {seen}"
+        )
+    runs = journal.runs(1)
+    if runs:
+        run = runs[0]
+        out.append(
+            f"last run: {run.id} {run.outcome or 'running'} at {_when(run.started)}"
+            + (f" ({run.error})" if run.error else "")
+        )
+    else:
+        out.append("last run: none recorded")
+    out.append(summary_line(plan.summary))
+    return "\n".join(out) + "\n"
+
+
+def render_history(runs: list[RunRecord]) -> str:
+    if not runs:
+        return "No runs recorded.\n"
+    rows = [["RUN", "STARTED", "SECONDS", "OUTCOME", "CHANGED", "COMMIT", "ERROR"]]
+    for run in runs:
+        seconds = f"{run.ended - run.started:.1f}" if run.ended else "-"
+        commit = (run.git_commit or "-")[:10] + ("+dirty" if run.git_dirty else "")
+        rows.append(
+            [
+                run.id,
+                _when(run.started),
+                seconds,
+                run.outcome or "running",
+                str(run.changes),
+                commit,
+                (run.error or "")[:60],
+            ]
+        )
+    return "\n".join(_table(rows)) + "\n"
