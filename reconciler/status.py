@@ -44,10 +44,7 @@ def render_status(loaded: LoadedFleet, observed: FleetState, plan: Plan, journal
     out = _table(rows)
     for model_set in loaded.fleet.models:
         state = observed.models.get(model_set.service)
-        if state is None:
-            seen = "-"
-        else:
-            seen = state.error or ", ".join(state.present)
+        seen = (state.error or ", ".join(state.present)) if state else "-"
 
         out.append(
             f"models on {model_set.service}: want {', '.join(model_set.present)}; present {seen}"
