@@ -76,10 +76,14 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
     with state_lock(lock, args.lock_timeout, report), httpx.Client(trust_env=False) as client:
         plan = plan_once(loaded, client, worker=worker, targets=args.target).plan
         print(render_plan(plan), end="", flush=True)
+        commit, dirty = git_provenance(loaded.file)
         if not plan.summary.pending:
+            run_id = journal.start_run(
+                str(loaded.file), loaded.sha256, commit, dirty, "apply", plan_to_json(plan)
+            )
+            journal.finish_run(run_id, "no-changes")
             return EXIT_OK
         confirm(args.yes)
-        commit, dirty = git_provenance(loaded.file)
         run_id = journal.start_run(
             str(loaded.file), loaded.sha256, commit, dirty, "apply", plan_to_json(plan)
         )

@@ -1,0 +1,183 @@
+"""`reconcile` applies on real hosts: converges, is idempotent, fails hosts alone, locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.lock import lock_path, state_lock
+from tests.fleet import lab as fleet_lab
+from tests.integration.conftest import ROOT, lab_spec
+
+UNITS = "/etc/systemd/system/agent.service /etc/systemd/system/ollama.service"
+
+
+def reconcile(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        input=stdin,
+        cwd=ROOT,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def host_marks(lab: fleet_lab.Lab) -> dict[str, str]:
+    """Unit file mtimes and ActiveEnterTimestamps: any rewrite or restart changes them."""
+    return {
+        "h1": fleet_lab.ssh(
+            lab,
+            "h1",
+            "stat -c %Y /etc/systemd/system/agent.service; "
+            "systemctl show -p ActiveEnterTimestamp agent.service",
+        ),
+        "h2": fleet_lab.ssh(
+            lab,
+            "h2",
+            "stat -c %Y /etc/systemd/system/ollama.service; "
+            "systemctl show -p ActiveEnterTimestamp ollama.service",
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def files(lab: fleet_lab.Lab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("apply")
+    spec = base / "fleet.yaml"
+    spec.write_text(lab_spec(lab))
+    return {"spec": spec, "journal": base / "journal.db"}
+
+
+def test_apply_converges_fresh_hosts_and_is_idempotent(
+    lab: fleet_lab.Lab, files: dict[str, Path]
+) -> None:
+    spec, journal = str(files["spec"]), str(files["journal"])
+    first = reconcile(spec, "--yes", "--journal", journal)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Converged in" in first.stdout
+    models = httpx.get(f"http://{lab.host('h2').address}:11434/api/tags", timeout=5).json()
+    assert {m["name"] for m in models["models"]} == {"qwen2.5:1.5b", "llama3.2:3b"}
+    status = reconcile("status", spec, "--journal", journal)
+    assert status.returncode == 0
+    rows = [line.split() for line in status.stdout.splitlines()[1:3]]
+    assert [(r[1], r[3], r[4], r[5]) for r in rows] == [
+        ("agent", "enabled,active", "healthy", "no"),
+        ("ollama", "enabled,active", "healthy", "no"),
+    ]
+
+    before = host_marks(lab)
+    second = reconcile(spec, "--yes", "--journal", journal)
+    assert second.returncode == 0
+    assert second.stdout.rstrip().endswith("No changes. The fleet matches the desired state.")
+    assert host_marks(lab) == before  # no unit file rewritten, nothing restarted
+
+    # pyinfra's own prepare stage, on the same deploys, sees nothing left to change.
+    dry = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "pyinfra"),
+            "--dry",
+            "deploys/inventory.py",
+            "deploys/fleet.py",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "FLEET_STATE": spec},
+    )
+    assert dry.returncode == 0, dry.stderr
+    output = dry.stderr + dry.stdout
+    table = output.split("Detected changes:")[1].split("Detected changes may")[0]
+    ops = [line for line in table.splitlines() if line.strip().startswith("Service |")]
+    assert len(ops) >= 6, table
+    changes = [re.split(r"\s{2,}", op.strip())[1] for op in ops]  # the "Change" column
+    assert set(changes) == {"-"}, table
+
+    history = reconcile("history", "--journal", journal)
+    outcomes = [line.split()[4] for line in history.stdout.splitlines()[1:]]
+    assert outcomes == ["no-changes", "converged"]
+
+
+def test_unhealthy_service_fails_its_host_and_the_other_converges(
+    lab: fleet_lab.Lab, files: dict[str, Path]
+) -> None:
+    spec = files["spec"].parent / "broken.yaml"
+    broken = """\
+  broken:
+    host: h1
+    unit: {description: never healthy, exec_start: /bin/sleep infinity}
+    health: [{kind: http, url: "http://{address}:9/health"}]
+    rto: 4s
+"""
+    text = lab_spec(lab).replace("models:\n", broken + "models:\n")
+    spec.write_text(text.replace("--pull-seconds 0.2", "--pull-seconds 0.1"))
+    done = reconcile(str(spec), "--yes", "--journal", str(files["journal"]))
+    assert done.returncode == 1
+    assert "host h1: FAILED" in done.stdout
+    assert re.search(
+        r"broken not healthy within its RTO \(4s\): http http://198\.18\.1\.11:9/health: "
+        r"ConnectError",
+        done.stdout,
+    ), done.stdout
+    assert "host h2: ok" in done.stdout  # h2's changed unit was applied and passed its gate
+    assert "--pull-seconds 0.1" in fleet_lab.ssh(
+        lab, "h2", "cat /etc/systemd/system/ollama.service"
+    )
+    history = reconcile("history", "--journal", str(files["journal"]))
+    assert history.stdout.splitlines()[1].split()[4] == "failed"
+
+
+def test_unreachable_host_fails_alone(lab: fleet_lab.Lab, files: dict[str, Path]) -> None:
+    spec = files["spec"].parent / "edit.yaml"
+    spec.write_text(
+        lab_spec(lab)
+        .replace("mode = test", "mode = edited")
+        .replace("--pull-seconds 0.2", "--pull-seconds 0.3")
+    )
+    fleet_lab.cut_link(lab, "h1")
+    try:
+        done = reconcile(str(spec), "--yes", "--journal", str(files["journal"]))
+    finally:
+        fleet_lab.restore_link(lab, "h1")
+    assert done.returncode == 1
+    assert re.search(r"host h1: FAILED.*\n\s+error\s+unreachable", done.stdout), done.stdout
+    assert "host h2: ok" in done.stdout
+    assert "--pull-seconds 0.3" in fleet_lab.ssh(
+        lab, "h2", "cat /etc/systemd/system/ollama.service"
+    )
+    assert "mode = test" in fleet_lab.ssh(lab, "h1", "cat /etc/agent/agent.conf")
+
+
+def test_refuses_without_terminal_or_yes(files: dict[str, Path], lab: fleet_lab.Lab) -> None:
+    spec = files["spec"].parent / "confirm.yaml"
+    spec.write_text(lab_spec(lab).replace("mode = test", "mode = confirm"))
+    done = reconcile(str(spec), "--journal", str(files["journal"]), stdin="")
+    assert done.returncode == 1
+    assert "error: refusing to apply without confirmation: no terminal; pass --yes" in done.stderr
+    assert "mode = confirm" not in fleet_lab.ssh(lab, "h1", "cat /etc/agent/agent.conf")
+
+
+def test_lock_waits_names_the_holder_and_takes_over_stale_locks(files: dict[str, Path]) -> None:
+    spec, journal = files["spec"], files["journal"]
+    path = lock_path(journal.parent, spec)
+    with state_lock(path, 1, print):
+        done = reconcile(str(spec), "--yes", "--journal", str(journal), "--lock-timeout", "1")
+    assert done.returncode == 1
+    assert re.search(
+        rf"error: state is locked by \S+ \(pid {os.getpid()} on .*\); gave up after 1s", done.stderr
+    ), done.stderr
+    path.write_text(json.dumps({"owner": "ghost", "pid": 999999, "host": "gone", "started": 0}))
+    done = reconcile(str(spec), "--yes", "--journal", str(journal), "--lock-timeout", "1")
+    assert "took over a stale lock from ghost (pid 999999 on gone" in done.stderr
+    assert done.returncode in (0, 1)  # the fleet's own state does not matter here
