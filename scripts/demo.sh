@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Command one: set up, boot the local demo fleet (two real systemd hosts, "kimi" and
-# "hermes", in 198.18.0.0/24) and show the plan that would converge it.
+# "hermes", in 198.18.0.0/24), show the plan, apply it, and show the converged status.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
-echo "==> booting the demo fleet"
+echo "==> booting the demo fleet (fresh hosts)"
 .venv/bin/python -m tests.fleet up kimi hermes --prefix demo || exit 1
 echo "==> reconcile --dry-run state/demo.yaml"
 .venv/bin/reconcile --dry-run state/demo.yaml
 code=$?
 echo "==> exit code $code (0 converged, 2 changes pending, 1 error)"
-echo "    stop the demo fleet with: .venv/bin/python -m tests.fleet down --prefix demo"
-[[ $code == 0 || $code == 2 ]]
+[[ $code == 0 || $code == 2 ]] || exit 1
+echo "==> reconcile --yes state/demo.yaml"
+.venv/bin/reconcile --yes state/demo.yaml || exit 1
+echo "==> reconcile status state/demo.yaml"
+.venv/bin/reconcile status state/demo.yaml || exit 1
+echo
+echo "Try some drift, then run 'reconcile --dry-run state/demo.yaml' again, e.g.:"
+echo "  ssh -i /var/cache/fleet-reconciler/demo.id_ed25519 -o UserKnownHostsFile=/var/cache/fleet-reconciler/demo.known_hosts root@198.18.0.12 systemctl stop ollama"
+echo "Stop the demo fleet with: .venv/bin/python -m tests.fleet down --prefix demo"
