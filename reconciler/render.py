@@ -54,7 +54,8 @@ def render_apply(result: ApplyResult) -> str:
     out = ["", "Apply summary:"]
     for name, outcome in result.hosts.items():
         status = "FAILED" if outcome.error else "ok"
-        out.append(f"  host {name}: {status}, {len(outcome.changed)} changed")
+        took = f" in {outcome.seconds:.1f}s" if outcome.seconds else ""
+        out.append(f"  host {name}: {status}, {len(outcome.changed)} changed{took}")
         out.extend(f"      changed  {op}" for op in outcome.changed)
         if outcome.error:
             out.append(f"      error    {outcome.error}")

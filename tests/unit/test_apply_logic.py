@@ -1,0 +1,83 @@
+"""Pure parts of apply: --target filtering, the deploy request, and the health gate's timing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.apply import deploy_request, health_gate
+from reconciler.diff import diff
+from reconciler.observe import ObserveSettings
+from reconciler.observed import CheckResult, FleetState, HostState
+from reconciler.plan import Plan, filter_plan, make_plan
+from state.load import LoadedFleet
+from tests.unit.helpers import ideal_observation, load_text
+
+SPEC = """\
+version: 1
+hosts:
+  h1: {address: 198.18.9.1}
+  h2: {address: 198.18.9.2}
+services:
+  a: {host: h1, unit: {description: a, exec_start: /bin/a}, health: [{kind: systemd}], rto: 5s}
+  b: {host: h1, unit: {description: b, exec_start: /bin/b}}
+  c: {host: h2, unit: {description: c, exec_start: /bin/c}, health: [{kind: systemd}], rto: 60s}
+"""
+
+
+def fresh_plan() -> tuple[LoadedFleet, Plan]:
+    loaded = load_text(SPEC)
+    empty = FleetState(hosts={h: HostState(name=h, reachable=True, now=1) for h in ("h1", "h2")})
+    return loaded, make_plan(loaded, empty, diff(loaded, empty))
+
+
+def test_target_host_and_service() -> None:
+    _, plan = fresh_plan()
+    only_h2 = filter_plan(plan, ["h2"])
+    assert [h.name for h in only_h2.hosts] == ["h2"]
+    assert {a.service for a in only_h2.actions} == {"c"}
+    only_b = filter_plan(plan, ["h1/b"])
+    assert {a.service for a in only_b.actions} == {"b"}
+    assert only_b.summary.create == len(only_b.actions) == 3
+    assert filter_plan(plan, []) is plan
+
+
+def test_deploy_request_lists_only_planned_services(tmp_path: Path) -> None:
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(SPEC)
+    _, plan = fresh_plan()
+    loaded = load_text(SPEC, str(spec))
+    request = deploy_request(loaded, filter_plan(plan, ["h1/a", "h2"]), ObserveSettings())
+    assert request["services"] == {"h1": ["a"], "h2": ["c"]}
+    assert request["restart"] == {}
+
+
+def test_health_gate_fails_a_host_after_its_rto_with_the_last_answer() -> None:
+    loaded = load_text(SPEC)
+    now = [0.0]
+    ideal = ideal_observation(loaded)
+    sick = ideal.model_copy(
+        update={
+            "health": {
+                "a": (
+                    CheckResult(check="systemd active", healthy=False, detail="ActiveState=failed"),
+                ),
+                "c": (CheckResult(check="systemd active", healthy=True, detail="ok"),),
+            }
+        }
+    )
+    reports: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    failed = health_gate(
+        loaded,
+        {"h1": ["a", "b"], "h2": ["c"]},
+        lambda: sick,
+        reports.append,
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+    assert failed == {"h1": "a not healthy within its RTO (5s): systemd active: ActiveState=failed"}
+    assert now[0] == 5.0  # polled once a second until the 5 s RTO ran out, no longer
+    assert "h2: c healthy after 0.0s" in reports
