@@ -19,6 +19,7 @@ from reconciler.diff import Change, Phase
 from reconciler.observe import ObserveSettings, worker_request
 from reconciler.observed import FleetState
 from reconciler.plan import Plan
+from reconciler.probes import list_models
 from reconciler.worker import run_worker
 from state.load import LoadedFleet
 
@@ -141,6 +142,10 @@ def apply_models(
         model_set = next(m for m in loaded.fleet.models if m.service == change.service)
         endpoint = model_set.endpoint.format(address=loaded.fleet.hosts[change.host].address)
         model = change.subject.removeprefix("model ")
+        if change.kind == "model_pull" and model in list_models(client, endpoint).present:
+            report(f"{change.host}: {model} already present")  # planned while the service was down
+            results.append((change, None))
+            continue
         try:
             if change.kind == "model_pull":
 

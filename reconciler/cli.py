@@ -144,6 +144,50 @@ def cmd_status(args: argparse.Namespace) -> int:
         worker.close()
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    import httpx
+
+    from reconciler.events import EventBus, journal_subscriber, log_subscriber
+    from reconciler.journal import Journal
+    from reconciler.loop import SpecSource, WatchLoop, start_watchdog
+
+    journal = Journal(args.journal)
+    bus = EventBus()
+    bus.subscribe(journal_subscriber(journal))
+    bus.subscribe(log_subscriber())
+    spec = SpecSource(Path(args.state), bus, journal)
+    if not spec.reload() and spec.exception is not None:
+        raise spec.exception  # no last good spec to fall back on at start-up
+    assert spec.loaded is not None
+    with httpx.Client(trust_env=False) as client:
+        loop = WatchLoop(spec, journal, client, bus, report, show_progress)
+
+        def beating_report(message: str) -> None:
+            loop.beat()
+            report(message)
+
+        loop.report = beating_report
+        signal.signal(signal.SIGTERM, lambda *_: loop.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: loop.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: loop.request_reload())
+        watcher = threading.Thread(target=loop.watch_file, name="watchfiles", daemon=True)
+        watcher.start()
+        rtos = [s.rto.total_seconds() for s in spec.loaded.fleet.services.values()]
+        start_watchdog(loop, stall_limit=2 * max(rtos, default=0) + 600)
+        report(
+            f"watching {args.state}: full pass every "
+            f"{spec.loaded.fleet.reconciler.interval.total_seconds():g}s, probes every "
+            f"{spec.loaded.fleet.reconciler.probe_interval.total_seconds():g}s"
+        )
+        code = loop.run(max_passes=args.max_passes, max_seconds=args.max_seconds)
+        watcher.join(timeout=3)
+    report("stopped")
+    return code
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from reconciler.journal import Journal
     from reconciler.status import render_history
@@ -171,7 +215,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SUBCOMMANDS = {"validate", "schema", "status", "history"}
+SUBCOMMANDS = {"validate", "schema", "status", "history", "watch"}
 
 
 def _journal_option(parser: argparse.ArgumentParser) -> None:
@@ -226,6 +270,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     status.add_argument("state", nargs="?", default=DEFAULT_STATE)
     _journal_option(status)
     status.set_defaults(func=cmd_status)
+    watch = sub.add_parser("watch", help="reconcile continuously (timer, probes, file watch)")
+    watch.add_argument("state", nargs="?", default=DEFAULT_STATE)
+    watch.add_argument(
+        "--max-passes",
+        type=int,
+        default=None,
+        help="stop after N reconcile passes (for tests and benchmarks)",
+    )
+    watch.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="stop after S seconds (for tests and benchmarks)",
+    )
+    _journal_option(watch)
+    watch.set_defaults(func=cmd_watch)
     history = sub.add_parser("history", help="list recorded runs")
     history.add_argument("--limit", type=int, default=20)
     _journal_option(history)

@@ -30,6 +30,17 @@ CREATE TABLE IF NOT EXISTS results (
     service TEXT, step TEXT NOT NULL, status TEXT NOT NULL, detail TEXT
 );
 CREATE INDEX IF NOT EXISTS results_by_service ON results(host, service, at);
+CREATE TABLE IF NOT EXISTS events (
+    at REAL NOT NULL, severity TEXT NOT NULL, kind TEXT NOT NULL, host TEXT, service TEXT,
+    message TEXT NOT NULL, context TEXT
+);
+CREATE TABLE IF NOT EXISTS specs (
+    applied REAL NOT NULL, state_file TEXT NOT NULL, state_sha256 TEXT NOT NULL,
+    git_commit TEXT, git_dirty INTEGER
+);
+CREATE TABLE IF NOT EXISTS loop_state (
+    state_file TEXT PRIMARY KEY, updated REAL NOT NULL, data TEXT NOT NULL
+);
 """
 
 
@@ -132,6 +143,65 @@ class Journal:
             (host, service),
         ).fetchone()
         return (row[0], row[1]) if row else None
+
+    def record_event(
+        self,
+        at: float,
+        severity: str,
+        kind: str,
+        host: str | None,
+        service: str | None,
+        message: str,
+        context: dict[str, Any],
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO events (at, severity, kind, host, service, message, context)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (at, severity, kind, host, service, message, json.dumps(context)),
+        )
+
+    def events(self, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
+        """Newest first."""
+        query = "SELECT at, severity, kind, host, service, message, context FROM events"
+        args: tuple[Any, ...] = (limit,)
+        if kind is not None:
+            query += " WHERE kind = ?"
+            args = (kind, limit)
+        rows = self.db.execute(query + " ORDER BY at DESC LIMIT ?", args).fetchall()
+        keys = ("at", "severity", "kind", "host", "service", "message", "context")
+        return [
+            dict(zip(keys, r[:6], strict=False), context=json.loads(r[6] or "{}")) for r in rows
+        ]
+
+    def record_spec(
+        self, state_file: str, sha256: str, git_commit: str | None, git_dirty: bool | None
+    ) -> None:
+        """A spec the loop started applying."""
+        self.db.execute(
+            "INSERT INTO specs (applied, state_file, state_sha256, git_commit, git_dirty)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                time.time(),
+                state_file,
+                sha256,
+                git_commit,
+                None if git_dirty is None else int(git_dirty),
+            ),
+        )
+
+    def save_loop_state(self, state_file: str, data: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO loop_state (state_file, updated, data) VALUES (?, ?, ?)"
+            " ON CONFLICT(state_file) DO UPDATE"
+            " SET updated = excluded.updated, data = excluded.data",
+            (state_file, time.time(), json.dumps(data)),
+        )
+
+    def loop_state(self, state_file: str) -> tuple[float, dict[str, Any]] | None:
+        row = self.db.execute(
+            "SELECT updated, data FROM loop_state WHERE state_file = ?", (state_file,)
+        ).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
 
     def results(self, run_id: str) -> list[tuple[str, str | None, str, str, str]]:
         return self.db.execute(

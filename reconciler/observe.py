@@ -29,6 +29,7 @@ from state.models import (
     FileInstall,
     Fleet,
     HttpCheck,
+    Service,
     SystemdCheck,
     TcpCheck,
 )
@@ -40,15 +41,22 @@ class ObserveSettings:
 
     connect_timeout: float = 5.0
     command_timeout: float = 20.0
+    health_only: bool = False  # read only what health checks need (the watch loop's probe pass)
 
 
-def snapshot_requests(fleet: Fleet) -> dict[str, dict[str, list[str]]]:
-    """What to read on each host: units, files (contents for config files), packages."""
+def snapshot_requests(fleet: Fleet, health_only: bool = False) -> dict[str, dict[str, list[str]]]:
+    """What to read on each host: units, files (contents for config files), packages.
+
+    With `health_only`, just the units of systemd checks and the files of file_fresh checks.
+    """
     requests: dict[str, dict[str, list[str]]] = {
         name: {"units": [], "files": [], "contents": [], "packages": []} for name in fleet.hosts
     }
     for name, service in fleet.services.items():
         wanted = requests[service.host]
+        if health_only:
+            _health_reads(name, service, wanted)
+            continue
         if service.unit is not None:
             wanted["units"].append(name)
         for config in service.config_files:
@@ -66,6 +74,14 @@ def snapshot_requests(fleet: Fleet) -> dict[str, dict[str, list[str]]]:
     }
 
 
+def _health_reads(name: str, service: Service, wanted: dict[str, list[str]]) -> None:
+    for check in service.health:
+        if isinstance(check, SystemdCheck):
+            wanted["units"].append(name)
+        elif isinstance(check, FileFreshCheck):
+            wanted["files"].append(check.path)
+
+
 def worker_request(fleet: Fleet, settings: ObserveSettings) -> dict[str, Any]:
     targets = [
         {
@@ -81,7 +97,7 @@ def worker_request(fleet: Fleet, settings: ObserveSettings) -> dict[str, Any]:
     return {
         "op": "observe",
         "targets": targets,
-        "requests": snapshot_requests(fleet),
+        "requests": snapshot_requests(fleet, settings.health_only),
         "connect_timeout": settings.connect_timeout,
         "command_timeout": settings.command_timeout,
     }

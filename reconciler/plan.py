@@ -139,3 +139,20 @@ def filter_plan(plan: Plan, targets: list[str]) -> Plan:
     )
     kept = [a for h in hosts for a in h.actions]
     return Plan(plan.state_file, plan.state_sha256, hosts, summarize(kept))
+
+
+def exclude_from_plan(plan: Plan, keys: set[tuple[str, str | None]]) -> Plan:
+    """Drop actions of (host, service) keys, e.g. services waiting out a backoff."""
+    if not keys:
+        return plan
+    hosts = tuple(
+        HostPlan(
+            h.name,
+            h.address,
+            h.reachable,
+            tuple(a for a in h.actions if (a.host, a.service) not in keys),
+        )
+        for h in plan.hosts
+    )
+    kept = [a for h in hosts for a in h.actions]
+    return Plan(plan.state_file, plan.state_sha256, hosts, summarize(kept))

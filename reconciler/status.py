@@ -49,6 +49,7 @@ def render_status(loaded: LoadedFleet, observed: FleetState, plan: Plan, journal
         out.append(
             f"models on {model_set.service}: want {', '.join(model_set.present)}; present {seen}"
         )
+    out.extend(_loop_lines(journal, loaded))
     runs = journal.runs(1)
     if runs:
         run = runs[0]
@@ -81,3 +82,25 @@ def render_history(runs: list[RunRecord]) -> str:
             ]
         )
     return "\n".join(_table(rows)) + "\n"
+
+
+def _loop_lines(journal: Journal, loaded: LoadedFleet) -> list[str]:
+    """The watch loop's own health, as it last recorded it."""
+    saved = journal.loop_state(str(loaded.file.resolve()))
+    if saved is None:
+        return ["loop: reconcile watch has not run against this state file"]
+    updated, data = saved
+    lines = [
+        f"loop: pid {data.get('pid')}, {data.get('passes', 0)} passes, last pass "
+        f"({data.get('last_kind') or '-'}) {_when(data.get('last_pass'))}, next full pass "
+        f"{_when(data.get('next_full'))}, next probe {_when(data.get('next_probe'))}; "
+        f"recorded {_when(updated)}"
+    ]
+    for key, backoff in (data.get("backoffs") or {}).items():
+        lines.append(
+            f"loop: backoff {key}: {backoff['failures']} failures, retry in {backoff['retry_in']}s"
+        )
+    if data.get("spec_error"):
+        lines.append("loop: state file REJECTED, last good spec in force:")
+        lines.extend(f"  {line}" for line in str(data["spec_error"]).splitlines())
+    return lines

@@ -304,6 +304,40 @@ class Notifications(Spec):
     )
 
 
+class ReconcilerSettings(Spec):
+    """How `reconcile watch` runs: its timers, self-healing backoff and escalation."""
+
+    interval: Duration = Field(
+        timedelta(seconds=60), description="Full reconcile every interval.", examples=["60s"]
+    )
+    probe_interval: Duration = Field(
+        timedelta(seconds=5),
+        description="Health-probe pass every probe_interval; drift wakes a reconcile of that host.",
+        examples=["5s"],
+    )
+    debounce: Duration = Field(
+        timedelta(seconds=1), description="Quiet time after a state file edit before applying."
+    )
+    require_committed: bool = Field(
+        False, description="Refuse to apply a state file with uncommitted git changes."
+    )
+    backoff_initial: Duration = Field(
+        timedelta(seconds=10), description="First retry delay after healing a service failed."
+    )
+    backoff_max: Duration = Field(timedelta(minutes=5), description="Retry delay cap.")
+    backoff_reset: Duration = Field(
+        timedelta(minutes=10), description="Healthy this long and the backoff starts over."
+    )
+    escalate_after_attempts: int = Field(
+        3, ge=1, description="Failed healing attempts before an escalation event."
+    )
+    escalate_after: Duration = Field(
+        timedelta(minutes=5),
+        description="Unresolved this long and it escalates (the seed's Level 1: 0-5 minutes).",
+    )
+    escalation_severity: Severity = Field("P1", description="Severity of escalation events.")
+
+
 class Fleet(Spec):
     """The whole desired state: one file, in git."""
 
@@ -318,3 +352,6 @@ class Fleet(Spec):
     )
     failover: Failover | None = Field(None, description="Failover of the primary.")
     notifications: Notifications | None = Field(None, description="Notification routing.")
+    reconciler: ReconcilerSettings = Field(
+        default_factory=ReconcilerSettings, description="How `reconcile watch` runs."
+    )

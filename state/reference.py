@@ -36,6 +36,7 @@ ORDER: list[type[BaseModel]] = [
     models.TelegramChannel,
     models.GiteaIssueChannel,
     models.LogChannel,
+    models.ReconcilerSettings,
 ]
 
 

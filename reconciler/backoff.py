@@ -1,0 +1,78 @@
+"""Per-service backoff when self-healing fails (Kubernetes CrashLoopBackOff semantics).
+
+Pure bookkeeping over a clock value: after the n-th consecutive failure the next
+attempt waits initial * 2**(n-1), capped at max; healthy for `reset` and it starts
+over. It also decides when a failure escalates: after N attempts or T unresolved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from state.models import ReconcilerSettings
+
+Key = tuple[str, str | None]  # (host, service); service None means the host itself
+
+
+@dataclass
+class BackoffState:
+    failures: int = 0
+    next_attempt: float = 0.0
+    first_failure: float | None = None
+    healthy_since: float | None = None
+    escalated: bool = False
+
+
+@dataclass(frozen=True)
+class Failure:
+    delay: float
+    attempts: int
+    escalate: bool
+
+
+class Backoffs:
+    def __init__(self, settings: ReconcilerSettings) -> None:
+        self.settings = settings
+        self.states: dict[Key, BackoffState] = {}
+
+    def blocked(self, key: Key, now: float) -> bool:
+        state = self.states.get(key)
+        return state is not None and now < state.next_attempt
+
+    def record_failure(self, key: Key, now: float) -> Failure:
+        state = self.states.setdefault(key, BackoffState())
+        state.failures += 1
+        state.healthy_since = None
+        if state.first_failure is None:
+            state.first_failure = now
+        initial = self.settings.backoff_initial.total_seconds()
+        delay = min(initial * 2 ** (state.failures - 1), self.settings.backoff_max.total_seconds())
+        state.next_attempt = now + delay
+        overdue = now - state.first_failure >= self.settings.escalate_after.total_seconds()
+        due = state.failures >= self.settings.escalate_after_attempts or overdue
+        escalate = due and not state.escalated
+        state.escalated = state.escalated or escalate
+        return Failure(delay, state.failures, escalate)
+
+    def record_healthy(self, key: Key, now: float) -> bool:
+        """Note a healthy observation; True when this resets an earlier backoff."""
+        state = self.states.get(key)
+        if state is None:
+            return False
+        if state.healthy_since is None:
+            state.healthy_since = now
+        if now - state.healthy_since >= self.settings.backoff_reset.total_seconds():
+            del self.states[key]
+            return True
+        return False
+
+    def in_force(self, now: float) -> dict[str, dict[str, float | int]]:
+        """Backoffs still delaying an attempt, for `reconcile status`."""
+        return {
+            f"{host}/{service or '*'}": {
+                "failures": s.failures,
+                "retry_in": round(s.next_attempt - now, 1),
+            }
+            for (host, service), s in self.states.items()
+            if s.next_attempt > now
+        }
