@@ -131,13 +131,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         from reconciler.journal import Journal
         from reconciler.reconcile import plan_once
-        from reconciler.status import render_status
+        from reconciler.status import loop_lines, render_status
         from state.load import load_fleet
 
-        loaded = load_fleet(args.state)
+        journal = Journal(args.journal)
+        try:
+            loaded = load_fleet(args.state)
+        except SpecError:
+            # The loop keeps the last good spec; show its state, then the file's errors.
+            print("\n".join(loop_lines(journal, Path(args.state))))
+            raise
         with httpx.Client(trust_env=False) as client:
             result = plan_once(loaded, client, worker=worker)
-        journal = Journal(args.journal)
         print(render_status(loaded, result.observed, result.plan, journal), end="")
         return EXIT_OK
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from reconciler.journal import Journal, RunRecord
 from reconciler.observed import FleetState
@@ -49,7 +50,7 @@ def render_status(loaded: LoadedFleet, observed: FleetState, plan: Plan, journal
         out.append(
             f"models on {model_set.service}: want {', '.join(model_set.present)}; present {seen}"
         )
-    out.extend(_loop_lines(journal, loaded))
+    out.extend(loop_lines(journal, loaded.file))
     runs = journal.runs(1)
     if runs:
         run = runs[0]
@@ -84,9 +85,9 @@ def render_history(runs: list[RunRecord]) -> str:
     return "\n".join(_table(rows)) + "\n"
 
 
-def _loop_lines(journal: Journal, loaded: LoadedFleet) -> list[str]:
+def loop_lines(journal: Journal, state_file: Path) -> list[str]:
     """The watch loop's own health, as it last recorded it."""
-    saved = journal.loop_state(str(loaded.file.resolve()))
+    saved = journal.loop_state(str(state_file.resolve()))
     if saved is None:
         return ["loop: reconcile watch has not run against this state file"]
     updated, data = saved

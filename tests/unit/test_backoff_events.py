@@ -1,0 +1,85 @@
+"""Backoff (CrashLoopBackOff semantics), escalation, events and the last-good spec."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from reconciler.backoff import Backoffs
+from reconciler.events import Event, EventBus, journal_subscriber
+from reconciler.journal import Journal
+from reconciler.loop import SpecSource
+from state.models import ReconcilerSettings
+from tests.unit.test_spec import BASE
+
+KEY = ("h1", "ollama")
+
+
+def test_delays_double_from_10s_and_cap_at_5_minutes() -> None:
+    backoffs = Backoffs(ReconcilerSettings())
+    delays = [backoffs.record_failure(KEY, now=float(i)).delay for i in range(7)]
+    assert delays == [10, 20, 40, 80, 160, 300, 300]
+    assert backoffs.blocked(KEY, now=6.0) and not backoffs.blocked(KEY, now=306.0)
+    assert not backoffs.blocked(("h1", "other"), now=6.0)
+
+
+def test_reset_after_10_minutes_healthy() -> None:
+    backoffs = Backoffs(ReconcilerSettings())
+    backoffs.record_failure(KEY, 0.0)
+    backoffs.record_failure(KEY, 10.0)
+    assert not backoffs.record_healthy(KEY, 100.0)
+    assert not backoffs.record_healthy(KEY, 699.0)
+    assert backoffs.record_healthy(KEY, 700.0)
+    assert backoffs.record_failure(KEY, 701.0).delay == 10  # started over
+
+
+def test_escalates_once_after_n_attempts_or_t_minutes() -> None:
+    by_count = Backoffs(ReconcilerSettings())
+    assert [by_count.record_failure(KEY, float(i)).escalate for i in range(5)] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+    ]
+    by_time = Backoffs(
+        ReconcilerSettings(escalate_after_attempts=10, escalate_after=timedelta(minutes=5))
+    )
+    assert not by_time.record_failure(KEY, 0.0).escalate
+    assert by_time.record_failure(KEY, 300.0).escalate
+
+
+def test_event_bus_survives_a_broken_subscriber(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db")
+    bus = EventBus()
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("channel down")
+
+    bus.subscribe(broken)
+    bus.subscribe(journal_subscriber(journal))
+    bus.emit(Event("P1", "escalation", "ollama not healed", "h1", "ollama", {"attempts": 3}))
+    [stored] = journal.events()
+    assert (stored["severity"], stored["kind"], stored["context"]) == (
+        "P1",
+        "escalation",
+        {"attempts": 3},
+    )
+
+
+def test_broken_edit_keeps_the_last_good_spec_and_is_reported_once(tmp_path: Path) -> None:
+    state = tmp_path / "fleet.yaml"
+    state.write_text(BASE)
+    journal = Journal(tmp_path / "j.db")
+    bus = EventBus()
+    bus.subscribe(journal_subscriber(journal))
+    source = SpecSource(state, bus, journal)
+    assert source.reload()
+    good = source.loaded
+    state.write_text(BASE.replace("role: primary", "role: boss"))
+    assert not source.reload() and not source.reload()
+    assert source.loaded is good
+    assert source.error is not None and f"{state}:5: hosts.kimi.role" in source.error
+    assert [e["kind"] for e in journal.events()] == ["spec_rejected", "spec_applied"]
+    state.write_text(BASE.replace("exec_start: /bin/sleep infinity", "exec_start: /bin/true"))
+    assert source.reload() and source.error is None and source.loaded is not good
