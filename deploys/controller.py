@@ -2,6 +2,9 @@
 continuously. This is how the README tells people to run it in production:
 
     FLEET_STATE=/srv/fleet/state/fleet.yaml pyinfra @local deploys/install_controller.py
+
+Two ways to run: a oneshot service plus timer (`controller`), or the long-running
+`reconcile watch` service with a systemd watchdog (`watch_service`, RECONCILE_MODE=watch).
 """
 
 from __future__ import annotations
@@ -32,6 +35,33 @@ def render_service(reconcile_bin: str, state_file: str) -> str:
     )
 
 
+def render_watch_service(reconcile_bin: str, state_file: str, watchdog: str) -> str:
+    """`reconcile watch` as a long-running service that systemd restarts and watches.
+
+    The loop sends READY=1 and then WATCHDOG=1 pings while it keeps making progress, so
+    a hung loop is killed and restarted by systemd.
+    """
+    return (
+        "# Installed by deploys/controller.py.\n"
+        "[Unit]\n"
+        "Description=fleet-reconciler watch: continuous reconcile of the fleet\n"
+        "After=network-online.target\n"
+        "Wants=network-online.target\n"
+        "\n[Service]\n"
+        "Type=notify\n"
+        f"ExecStart={reconcile_bin} watch {state_file}\n"
+        "ExecReload=/bin/kill -HUP $MAINPID\n"
+        f"WorkingDirectory={os.path.dirname(state_file) or '/'}\n"
+        "Restart=on-failure\n"
+        "RestartSec=10\n"
+        f"WatchdogSec={watchdog}\n"
+        "KillSignal=SIGTERM\n"
+        "TimeoutStopSec=30min\n"
+        "\n[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
 def render_timer(interval: str) -> str:
     """Run the service at boot and then `interval` after each run finished."""
     return (
@@ -44,6 +74,33 @@ def render_timer(interval: str) -> str:
         "Persistent=true\n"
         "\n[Install]\n"
         "WantedBy=timers.target\n"
+    )
+
+
+@typed_deploy("fleet-reconciler watch")
+def watch_service(state_file: str, reconcile_bin: str, watchdog: str = "60s") -> None:
+    """`reconcile watch` as a service: Restart=on-failure and a watchdog."""
+    unit = files.put(
+        name="fleet-reconciler-watch.service",
+        src=StringIO(render_watch_service(reconcile_bin, state_file, watchdog)),
+        dest=f"/etc/systemd/system/{SERVICE}-watch.service",
+        mode="644",
+    )
+    systemd.daemon_reload(name="daemon-reload", _if=unit.did_change)
+    systemd.service(
+        name="watch enabled and running",
+        service=f"{SERVICE}-watch.service",
+        running=True,
+        enabled=True,
+        restarted=True,
+        _if=unit.did_change,
+    )
+    systemd.service(
+        name="watch enabled and running",
+        service=f"{SERVICE}-watch.service",
+        running=True,
+        enabled=True,
+        _if=lambda: not unit.did_change(),
     )
 
 
