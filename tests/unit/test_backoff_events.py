@@ -83,3 +83,21 @@ def test_broken_edit_keeps_the_last_good_spec_and_is_reported_once(tmp_path: Pat
     assert [e["kind"] for e in journal.events()] == ["spec_rejected", "spec_applied"]
     state.write_text(BASE.replace("exec_start: /bin/sleep infinity", "exec_start: /bin/true"))
     assert source.reload() and source.error is None and source.loaded is not good
+
+
+def test_require_committed_refuses_uncommitted_specs(tmp_path: Path) -> None:
+    import subprocess
+
+    state = tmp_path / "fleet.yaml"
+    state.write_text(BASE + "reconciler: {require_committed: true}\n")
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    journal = Journal(tmp_path / "j.db")
+    source = SpecSource(state, EventBus(), journal)
+    assert not source.reload()  # not even in git yet: untracked counts as uncommitted
+    subprocess.run([*git, "add", "fleet.yaml"], check=True)
+    subprocess.run([*git, "commit", "-qm", "spec"], check=True)
+    assert source.reload() and source.loaded is not None
+    state.write_text(state.read_text().replace("/bin/sleep infinity", "/bin/true"))
+    assert not source.reload()
+    assert source.error is not None and "uncommitted changes" in source.error
