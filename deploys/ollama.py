@@ -1,7 +1,9 @@
 """Ollama models through the Ollama HTTP API: pull (with streamed progress) and delete.
 
-Runs from the controller with an httpx.Client passed in. `pull_model` reports the
-NDJSON progress stream through `on_progress(completed, total, status)`.
+`pull_model` and `delete_model` run from the controller with an httpx.Client passed in;
+`pull_model` reports the NDJSON progress stream through `on_progress(completed, total,
+status)`. `deploys/models.py` is the same step as a pyinfra deploy for the plain CLI.
+No pyinfra import here: the reconciler's own process uses this module.
 """
 
 from __future__ import annotations

@@ -109,6 +109,34 @@ def test_apply_converges_fresh_hosts_and_is_idempotent(
     assert outcomes == ["no-changes", "converged"]
 
 
+def test_plain_pyinfra_cli_runs_the_same_deploys_models_included(
+    lab: fleet_lab.Lab, files: dict[str, Path]
+) -> None:
+    url = f"http://{lab.host('h2').address}:11434"
+    httpx.request(
+        "DELETE", f"{url}/api/delete", json={"model": "qwen2.5:1.5b"}, timeout=5
+    ).raise_for_status()
+    fleet_lab.ssh(lab, "h1", "systemctl stop agent.service")
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "pyinfra"),
+            "-y",
+            "deploys/inventory.py",
+            "deploys/fleet.py",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "FLEET_STATE": str(files["spec"])},
+    )
+    assert done.returncode == 0, done.stderr
+    names = {m["name"] for m in httpx.get(f"{url}/api/tags", timeout=5).json()["models"]}
+    assert names == {"qwen2.5:1.5b", "llama3.2:3b"}
+    assert fleet_lab.ssh(lab, "h1", "systemctl is-active agent.service").strip() == "active"
+
+
 def test_unhealthy_service_fails_its_host_and_the_other_converges(
     lab: fleet_lab.Lab, files: dict[str, Path]
 ) -> None:
