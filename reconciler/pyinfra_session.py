@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -81,12 +82,12 @@ def _bounded(work: Callable[[PyinfraHost], T], host: PyinfraHost, timeout: float
 @contextlib.contextmanager
 def open_session(targets: list[SshTarget], connect_timeout: float) -> Iterator[Session]:
     """Connect to all targets in parallel; yield the Session; always close every client."""
-    inventory = Inventory(
-        (  # type: ignore[no-untyped-call]
-            [(t.name, t.inventory_data()) for t in targets],
-            {},
-        )
-    )
+    # Bound every SSH phase (TCP, banner, auth), so a hung host costs one timeout.
+    limits = {"banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
+    names_data = [
+        (t.name, {**t.inventory_data(), "ssh_paramiko_connect_kwargs": limits}) for t in targets
+    ]
+    inventory = Inventory((names_data, {}))  # type: ignore[no-untyped-call]
     config = Config(  # type: ignore[no-untyped-call]
         CONNECT_TIMEOUT=max(1, int(connect_timeout)), FAIL_PERCENT=None
     )
@@ -109,11 +110,16 @@ def open_session(targets: list[SshTarget], connect_timeout: float) -> Iterator[S
 
 
 def _connect(host: PyinfraHost, timeout: float) -> str | None:
+    started = time.monotonic()
     try:
         with gevent.Timeout(timeout + 1, TimeoutError(f"connect timed out after {timeout:g}s")):
             host.connect(show_errors=False, raise_exceptions=True)
     except Exception as exc:  # an unreachable host is an observed fact, not a crash
-        return str(exc) or type(exc).__name__
+        elapsed = time.monotonic() - started
+        message = str(exc) or type(exc).__name__
+        if elapsed >= timeout * 0.9:
+            return f"no SSH answer within {elapsed:.0f}s (host slow or hung): {message}"
+        return message
     transport = getattr(host.connector, "client").get_transport()  # noqa: B009
     if transport is not None and transport.sock is not None:
         transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

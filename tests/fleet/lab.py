@@ -258,3 +258,24 @@ def ssh(lab: Lab, name: str, command: str, check: bool = True, stdin: bytes = b"
     if check and result.returncode != 0:
         raise LabError(f"ssh {name} {command!r}: {result.stderr.decode().strip()}")
     return result.stdout.decode()
+
+
+def _sshd_pids(lab: Lab, name: str) -> list[int]:
+    pids = _run("ip", "netns", "pids", lab.host(name).netns, check=False).stdout.split()
+    found = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "sshd":
+                found.append(int(pid))
+    return found
+
+
+def freeze_ssh(lab: Lab, name: str) -> None:
+    """Make a host slow rather than down: TCP still connects, SSH never answers (SIGSTOP)."""
+    for pid in _sshd_pids(lab, name):
+        os.kill(pid, signal.SIGSTOP)
+
+
+def thaw_ssh(lab: Lab, name: str) -> None:
+    for pid in _sshd_pids(lab, name):
+        os.kill(pid, signal.SIGCONT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,24 @@ def test_dry_run_scenarios_on_real_hosts(lab: fleet_lab.Lab, spec_file: Path) ->
     assert "  ! host h1  unreachable: " in text
     assert "~ start ollama.service  ActiveState=inactive" in text
     assert text.rstrip().endswith("1 host unreachable.")
+
+
+def test_a_hung_host_is_an_observed_fact_and_costs_one_timeout(
+    lab: fleet_lab.Lab, spec_file: Path
+) -> None:
+    fleet_lab.freeze_ssh(lab, "h2")
+    try:
+        started = time.monotonic()
+        code, plan = dry_run(spec_file)
+        elapsed = time.monotonic() - started
+    finally:
+        fleet_lab.thaw_ssh(lab, "h2")
+    assert code == 2
+    hung = next(h for h in plan["hosts"] if h["name"] == "h2")
+    assert not hung["reachable"]
+    assert (
+        hung["actions"][0]["kind"] == "unreachable"
+        and "no SSH answer within 5s (host slow or hung)" in hung["actions"][0]["reason"]
+    )
+    assert next(h for h in plan["hosts"] if h["name"] == "h1")["reachable"]
+    assert elapsed < 30  # bounded by the connect timeout, not by the hung host
