@@ -33,6 +33,7 @@ from state.models import (
     SystemdCheck,
     TcpCheck,
 )
+from state.ssh import pyinfra_host_data
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,7 @@ def _health_reads(name: str, service: Service, wanted: dict[str, list[str]]) -> 
 
 def worker_request(fleet: Fleet, settings: ObserveSettings) -> dict[str, Any]:
     targets = [
-        {
-            "name": name,
-            "address": h.address,
-            "user": h.ssh_user,
-            "port": h.ssh_port,
-            "key": h.ssh_key,
-            "known_hosts": h.ssh_known_hosts,
-        }
-        for name, h in fleet.hosts.items()
+        {"name": name, "data": pyinfra_host_data(host)} for name, host in fleet.hosts.items()
     ]
     return {
         "op": "observe",

@@ -30,28 +30,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class SshTarget:
-    """How to reach one host; built from the spec's Host by the parent."""
+    """How to reach one host: its name and pyinfra host data (see state.ssh)."""
 
     name: str
-    address: str
-    user: str
-    port: int
-    key: str | None
-    known_hosts: str | None = None
+    data: dict[str, Any]
 
     def inventory_data(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "ssh_hostname": self.address,
-            "ssh_user": self.user,
-            "ssh_port": self.port,
-            "ssh_connect_retries": 0,
-        }
-        if self.key:
-            data["ssh_key"] = self.key
-        if self.known_hosts:
-            data["ssh_known_hosts_file"] = self.known_hosts
-            data["ssh_strict_host_key_checking"] = "yes"
-        return data
+        return {**self.data, "ssh_connect_retries": 0}
 
 
 @dataclass
