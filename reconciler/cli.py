@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.errors import ReconcileError, UsageError
+from reconciler.errors import ReconcileError, UsageError, write_traceback
 from reconciler.worker import WorkerProcess
 from state.errors import SpecError
 
@@ -322,13 +320,9 @@ def run_reporting_errors(action: Callable[[], int]) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception:
-        with tempfile.NamedTemporaryFile(
-            "w", prefix="reconcile-crash-", suffix=".txt", delete=False
-        ) as out:
-            traceback.print_exc(file=out)
+        trace = write_traceback()
         print(
-            f"internal error: {sys.exc_info()[1]!r}; traceback written to {out.name}",
-            file=sys.stderr,
+            f"internal error: {sys.exc_info()[1]!r}; traceback written to {trace}", file=sys.stderr
         )
         return EXIT_ERROR
 

@@ -7,6 +7,10 @@ place that turns these into user output and exit codes.
 
 from __future__ import annotations
 
+import tempfile
+import traceback
+from pathlib import Path
+
 
 class ReconcileError(Exception):
     """Base of every expected reconciler failure."""
@@ -30,3 +34,12 @@ class ObserveError(TemporaryError, RuntimeError):
 
 class UsageError(PermanentError, ValueError):
     """Bad command-line arguments."""
+
+
+def write_traceback() -> Path:
+    """Write the exception being handled to a file; return its path (for one-line reports)."""
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="reconcile-crash-", suffix=".txt", delete=False
+    ) as out:
+        traceback.print_exc(file=out)
+    return Path(out.name)

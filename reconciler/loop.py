@@ -23,7 +23,7 @@ import watchfiles
 
 from reconciler.apply import ProgressReport, Report
 from reconciler.backoff import Backoffs, Key
-from reconciler.errors import ReconcileError
+from reconciler.errors import ReconcileError, write_traceback
 from reconciler.events import Event, EventBus
 from reconciler.journal import Journal
 from reconciler.lock import LockHeld, lock_path, state_lock
@@ -225,6 +225,17 @@ class WatchLoop:
             self.report(f"pass skipped: {exc}")
         except ReconcileError as exc:
             self.report(f"pass failed: {exc}")
+        except Exception as exc:  # a daemon outlives one bad pass; the traceback is kept
+            trace = write_traceback()
+            self.report(f"pass crashed: {exc!r}; traceback written to {trace}")
+            self.bus.emit(
+                Event(
+                    "P2",
+                    "pass_crashed",
+                    f"{kind} pass crashed: {exc!r}",
+                    context={"traceback": str(trace)},
+                )
+            )
         self.beat()
 
     def _converge(self, loaded: LoadedFleet, targets: list[str] | None) -> None:
