@@ -12,6 +12,7 @@ under /run, so `down()` cleans up after a crashed run too.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("FLEET_CACHE", "/var/cache/fleet-reconciler"))
 RUN_DIR = Path("/run/fleet-reconciler")
 # One /24 per lab prefix, so a demo, the tests and a benchmark can run side by side.
-SUBNETS = {"demo": 0, "test": 1, "bench": 2}
+SUBNETS = {"demo": 0, "test": 1, "bench": 2, "soak": 3, "labtest": 4}
 BOOT_TIMEOUT_S = 30.0
 
 
@@ -76,6 +77,18 @@ def ensure_image() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+def subnet(prefix: str) -> int:
+    """The third octet of a lab's /24: fixed for known prefixes, hashed for others."""
+    return SUBNETS.get(prefix, 16 + int(hashlib.sha256(prefix.encode()).hexdigest(), 16) % 200)
+
+
+def _refuse_taken(prefix: str, gateway: str) -> None:
+    """Two labs must never share a subnet: their hosts would answer for each other."""
+    taken = _run("ip", "-o", "-4", "addr", "show").stdout
+    if f" {gateway}/" in taken:
+        raise LabError(f"lab {prefix!r}: {gateway} is already in use by another lab")
+
+
 def _state_file(prefix: str) -> Path:
     return RUN_DIR / f"{prefix}.json"
 
@@ -84,7 +97,8 @@ def up(names: list[str], prefix: str = "test") -> Lab:
     """Boot one host per name; clean up any earlier lab with this prefix first."""
     down(prefix)
     image = ensure_image()
-    net = SUBNETS.get(prefix, 3)
+    net = subnet(prefix)
+    _refuse_taken(prefix, f"198.18.{net}.1")
     bridge, gateway = f"{prefix}-br", f"198.18.{net}.1"
     _run("ip", "link", "add", bridge, "type", "bridge")
     _run("ip", "addr", "add", f"{gateway}/24", "dev", bridge)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from reconciler.journal import Journal
 from reconciler.lock import lock_path, state_lock
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import ROOT, lab_spec
@@ -209,3 +212,53 @@ def test_lock_waits_names_the_holder_and_takes_over_stale_locks(files: dict[str,
     done = reconcile(str(spec), "--yes", "--journal", str(journal), "--lock-timeout", "1")
     assert "took over a stale lock from ghost (pid 999999 on gone" in done.stderr
     assert done.returncode in (0, 1)  # the fleet's own state does not matter here
+
+
+def test_a_run_killed_midway_is_still_recorded_and_its_lock_taken_over(
+    lab: fleet_lab.Lab, files: dict[str, Path]
+) -> None:
+    spec = files["spec"].parent / "killed.yaml"
+    spec.write_text(lab_spec(lab).replace("mode = test", "mode = killed"))
+    journal_path = files["journal"].parent / "killed.db"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler.cli",
+            str(spec),
+            "--yes",
+            "--journal",
+            str(journal_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def started() -> bool:
+        if not journal_path.exists():
+            return False
+        journal = Journal(journal_path)
+        try:
+            return bool(journal.runs(1))
+        finally:
+            journal.close()
+
+    deadline = time.monotonic() + 60
+    while not started() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    journal = Journal(journal_path)
+    [run] = journal.runs(5)
+    plan = json.loads(
+        journal.db.execute("SELECT plan FROM runs WHERE id = ?", (run.id,)).fetchone()[0]
+    )
+    journal.close()
+    assert run.ended is None and run.outcome is None  # recorded before it finished
+    assert any(
+        a["subject"] == "file /etc/agent/agent.conf" for h in plan["hosts"] for a in h["actions"]
+    )
+    done = reconcile(str(spec), "--yes", "--journal", str(journal_path))
+    assert "took over a stale lock" in done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
