@@ -104,9 +104,12 @@ def main() -> int:
     done = rss_points[-1][0] if rss_points else 0
     print(f"soak: {done} passes in {elapsed:.0f}s ({elapsed / max(done, 1):.2f}s per pass)")
     for label, points in (("RSS KiB", rss_points), ("open fds", fd_points)):
+        quarters = [points[min(len(points) - 1, len(points) * q // 4)][1] for q in range(5)]
+        second_half = points[len(points) // 2 :]
         print(
             f"  {label:<9} start {points[0][1]:>7} (pass {points[0][0]})  end {points[-1][1]:>7} "
-            f"(pass {points[-1][0]})  slope {slope(points):+.1f} per 100 passes"
+            f"(pass {points[-1][0]})  slope {slope(points):+.1f} per 100 passes "
+            f"(second half {slope(second_half):+.1f}); at 0/25/50/75/100%: {quarters}"
         )
     return 0
 

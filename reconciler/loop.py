@@ -66,7 +66,8 @@ class SpecSource:
         try:
             loaded = load_fleet(self.path)
             commit, dirty = git_provenance(loaded.file)
-            if loaded.fleet.reconciler.require_committed and dirty is not False:
+            _, file_dirty = git_provenance(loaded.file, whole_tree=False)
+            if loaded.fleet.reconciler.require_committed and file_dirty is not False:
                 problem = SpecProblem(
                     str(self.path),
                     None,

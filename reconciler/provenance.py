@@ -1,4 +1,4 @@
-"""Where a state file came from: its git commit and whether it has uncommitted changes."""
+"""Where a state file came from: its git commit and whether there are uncommitted changes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import subprocess
 from pathlib import Path
 
 
-def git_provenance(state_file: Path) -> tuple[str | None, bool | None]:
-    """(HEAD commit, file is dirty) of the repository holding `state_file`, or (None, None)."""
+def git_provenance(state_file: Path, whole_tree: bool = True) -> tuple[str | None, bool | None]:
+    """(HEAD commit, dirty) of the repository holding `state_file`, or (None, None).
+
+    `dirty` covers the whole working tree (what the journal records), or with
+    `whole_tree=False` just the state file (what `require_committed` checks).
+    """
     directory = str(state_file.resolve().parent)
 
     def git(*args: str) -> str | None:
@@ -17,5 +21,5 @@ def git_provenance(state_file: Path) -> tuple[str | None, bool | None]:
     commit = git("rev-parse", "HEAD")
     if commit is None:
         return None, None
-    status = git("status", "--porcelain", "--", str(state_file.resolve()))
-    return commit, bool(status)
+    scope = [] if whole_tree else ["--", str(state_file.resolve())]
+    return commit, bool(git("status", "--porcelain", *scope))
