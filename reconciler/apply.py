@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from deploys.ollama import ModelError, delete_model, pull_model
-from reconciler.diff import Change, Phase
+from reconciler.changes import Change, Phase
 from reconciler.observe import ObserveSettings, worker_request
 from reconciler.observed import FleetState
 from reconciler.plan import Plan

@@ -155,7 +155,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     from reconciler.events import EventBus, journal_subscriber, log_subscriber
     from reconciler.journal import Journal
-    from reconciler.loop import SpecSource, WatchLoop, start_watchdog
+    from reconciler.loop import WatchLoop, start_watchdog
+    from reconciler.spec_source import SpecSource
 
     journal = Journal(args.journal)
     bus = EventBus()

@@ -6,45 +6,16 @@ Every Change says what differs and why, so the plan can show a reason for each l
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-from dataclasses import dataclass
-from enum import IntEnum
-from typing import Literal
 
+from reconciler.changes import Action, Change, Phase
+from reconciler.diff_models import diff_models
 from reconciler.observed import FleetState, HostState
+from reconciler.textdiff import changed_keys, unified_diff
 from state.layout import unit_path
 from state.load import LoadedFleet
 from state.models import AptInstall, ConfigFile, FileInstall, Service
 from state.render import render_config, render_unit
-
-Action = Literal["create", "update", "delete", "alert"]
-
-
-class Phase(IntEnum):
-    """Apply order within a host: install, then files and unit, then run, health, models."""
-
-    HOST = 0
-    INSTALL = 1
-    FILES = 2
-    UNIT = 3
-    RUNTIME = 4
-    HEALTH = 5
-    MODELS = 6
-
-
-@dataclass(frozen=True)
-class Change:
-    """One difference between desired and observed, with the reason it exists."""
-
-    host: str
-    service: str | None
-    phase: Phase
-    kind: str
-    action: Action
-    subject: str
-    reason: str
-    diff: str | None = None
 
 
 def diff(loaded: LoadedFleet, observed: FleetState) -> list[Change]:
@@ -86,7 +57,7 @@ def diff(loaded: LoadedFleet, observed: FleetState) -> list[Change]:
         host = observed.hosts.get(fleet.services[model_set.service].host)
         if _observed_ok(host):
             pending = any(c.service == model_set.service for c in changes)
-            changes.extend(_diff_models(loaded, model_set.service, observed, pending))
+            changes.extend(diff_models(loaded, model_set.service, observed, pending))
     return changes
 
 
@@ -296,79 +267,3 @@ def _diff_unit(
             )
         )
     return changes
-
-
-def _diff_models(
-    loaded: LoadedFleet, service: str, observed: FleetState, service_pending: bool
-) -> list[Change]:
-    model_set = next(m for m in loaded.fleet.models if m.service == service)
-    host = loaded.fleet.services[service].host
-    state = observed.models.get(service)
-    if state is None or state.error is not None:
-        if service_pending:  # the service is being (re)created; models follow it
-            return [
-                Change(
-                    host,
-                    service,
-                    Phase.MODELS,
-                    "model_pull",
-                    "create",
-                    f"model {m}",
-                    "service not ready yet",
-                )
-                for m in model_set.present
-            ]
-        error = state.error if state else "not observed"
-        return [
-            Change(
-                host,
-                service,
-                Phase.MODELS,
-                "models_unavailable",
-                "alert",
-                f"models on {service}",
-                f"cannot list models: {error}",
-            )
-        ]
-    changes = [
-        Change(host, service, Phase.MODELS, "model_pull", "create", f"model {m}", "not present")
-        for m in model_set.present
-        if m not in state.present
-    ]
-    if model_set.prune:
-        changes += [
-            Change(
-                host,
-                service,
-                Phase.MODELS,
-                "model_delete",
-                "delete",
-                f"model {m}",
-                "not in spec (prune: true)",
-            )
-            for m in state.present
-            if m not in model_set.present
-        ]
-    return changes
-
-
-def unified_diff(old: str, new: str, path: str) -> str:
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True),
-        new.splitlines(keepends=True),
-        f"a{path}" if old else "/dev/null",
-        f"b{path}",
-        n=1,
-    )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-
-
-def changed_keys(old: str, new: str) -> str:
-    """Which `Key=` settings differ between two unit files, e.g. 'ExecStart changed'."""
-
-    def settings(text: str) -> set[str]:
-        return {line for line in text.splitlines() if "=" in line and not line.startswith("#")}
-
-    before, after = settings(old), settings(new)
-    keys = sorted({line.split("=", 1)[0] for line in before ^ after})
-    return ", ".join(keys) + " changed" if keys else "formatting changed"

@@ -32,8 +32,8 @@ from reconciler.plan import Plan, exclude_from_plan, plan_to_json
 from reconciler.provenance import git_provenance
 from reconciler.reconcile import ApplyResult, apply_plan, plan_once
 from reconciler.sdnotify import sd_notify, watchdog_interval
-from state.errors import SpecError, SpecProblem
-from state.load import LoadedFleet, load_fleet
+from reconciler.spec_source import SpecSource
+from state.load import LoadedFleet
 from state.models import ReconcilerSettings
 
 PASS_LOCK_TIMEOUT_S = 5.0
@@ -50,58 +50,6 @@ class LoopStatus:
     passes: int = 0
     spec_error: str | None = None
     backoffs: dict[str, dict[str, float | int]] = field(default_factory=dict)
-
-
-class SpecSource:
-    """The last good spec. A broken edit is reported once and the last good stays in force."""
-
-    def __init__(self, path: Path, bus: EventBus, journal: Journal) -> None:
-        self.path, self.bus, self.journal = path, bus, journal
-        self.loaded: LoadedFleet | None = None
-        self.error: str | None = None
-        self.exception: SpecError | None = None
-
-    def reload(self) -> bool:
-        """Re-read the file; True when a new valid spec is now in force."""
-        try:
-            loaded = load_fleet(self.path)
-            commit, dirty = git_provenance(loaded.file)
-            _, file_dirty = git_provenance(loaded.file, whole_tree=False)
-            if loaded.fleet.reconciler.require_committed and file_dirty is not False:
-                problem = SpecProblem(
-                    str(self.path),
-                    None,
-                    "reconciler.require_committed",
-                    "the state file has uncommitted changes",
-                )
-                raise SpecError([problem])
-        except SpecError as exc:
-            self.exception = exc
-            message = str(exc)
-            if message != self.error:  # log each distinct error once, not every pass
-                self.error = message
-                self.bus.emit(
-                    Event(
-                        "P2",
-                        "spec_rejected",
-                        f"state file rejected, last good spec stays in force: {message}",
-                    )
-                )
-            return False
-        self.error, self.exception = None, None
-        if self.loaded is not None and loaded.sha256 == self.loaded.sha256:
-            return False
-        self.loaded = loaded
-        self.journal.record_spec(str(loaded.file), loaded.sha256, commit, dirty)
-        self.bus.emit(
-            Event(
-                "P3",
-                "spec_applied",
-                f"spec {loaded.sha256[:12]} in force",
-                context={"git_commit": commit, "git_dirty": dirty},
-            )
-        )
-        return True
 
 
 class WatchLoop:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.diff import Change, Phase
+from reconciler.changes import Change, Phase
 from reconciler.observed import FleetState
 from state.load import LoadedFleet
 

@@ -20,7 +20,8 @@ from reconciler.apply import (
     health_gate,
     run_service_deploys,
 )
-from reconciler.diff import Phase, diff
+from reconciler.changes import Phase
+from reconciler.diff import diff
 from reconciler.journal import Journal
 from reconciler.observe import ObserveSettings, observe
 from reconciler.observed import FleetState

@@ -8,7 +8,7 @@ from pathlib import Path
 from reconciler.backoff import Backoffs
 from reconciler.events import Event, EventBus, journal_subscriber
 from reconciler.journal import Journal
-from reconciler.loop import SpecSource
+from reconciler.spec_source import SpecSource
 from state.models import ReconcilerSettings
 from tests.unit.test_spec import BASE
 

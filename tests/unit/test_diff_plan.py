@@ -8,7 +8,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.diff import Phase, diff
+from reconciler.changes import Phase
+from reconciler.diff import diff
 from reconciler.observed import CheckResult, FleetState, HostState
 from reconciler.plan import make_plan, plan_to_json, sort_key
 from reconciler.render import mask_secrets, render_plan
