@@ -1,0 +1,199 @@
+"""The one adapter to restic on the controller. Only `backups/` imports `restic` (resticpy).
+
+resticpy keeps its settings in module globals and cannot pass an environment, a timeout
+or `-o sftp.command`, which every repository on a fleet host needs; those calls run the
+restic binary directly here, with argument lists and `--json`. The password travels in
+the child's environment only, never on a command line or in a message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import restic  # resticpy
+
+from state.models import Host, Retention
+
+
+class ResticError(RuntimeError):
+    """restic failed; the message is restic's own last lines (it never echoes the password)."""
+
+
+class RepositoryMissing(ResticError):
+    """There is no repository at that location (not initialised)."""
+
+
+class WrongPassword(ResticError, PermissionError):
+    """The repository exists but the password does not open it."""
+
+
+class RepositoryLocked(ResticError):
+    """Another restic process holds an exclusive lock."""
+
+
+class RepositoryUnreachable(ResticError, ConnectionError):
+    """The repository's host could not be reached (sftp/ssh failed)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    time: datetime
+    host: str
+    tags: tuple[str, ...]
+    paths: tuple[str, ...]
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+
+def restic_version() -> str:
+    """The restic binary's version, through resticpy (which handles this call fine)."""
+    info = restic.version()
+    return str(info.get("restic_version", info)) if isinstance(info, dict) else str(info)
+
+
+def sftp_command(host: Host) -> str:
+    """`ssh ... -s sftp` reaching `host` the way the reconciler does (its key, its known_hosts)."""
+    parts = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", str(host.ssh_port)]
+    if host.ssh_key:
+        parts += ["-i", host.ssh_key]
+    if host.ssh_known_hosts:
+        parts += [
+            "-o",
+            f"UserKnownHostsFile={host.ssh_known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+        ]
+    return " ".join([*parts, f"{host.ssh_user}@{host.address}", "-s", "sftp"])
+
+
+class ResticRepo:
+    """One repository, opened with its password; every call is a fresh restic process."""
+
+    def __init__(
+        self,
+        url: str,
+        password: str,
+        sftp: str | None = None,
+        cache_dir: Path | None = None,
+        timeout: float = 3600.0,
+    ) -> None:
+        self.url, self._password, self.sftp, self.timeout = url, password, sftp, timeout
+        self.cache_dir = cache_dir
+
+    def _run(self, args: list[str], timeout: float | None = None) -> str:
+        # resticpy gap: no env, no timeout and no `-o sftp.command`; run restic directly.
+        command = ["restic", "--repo", self.url, "--json", "--quiet"]
+        if self.sftp:
+            command += ["--option", f"sftp.command={self.sftp}"]
+        env = {**os.environ, "RESTIC_PASSWORD": self._password}
+        if self.cache_dir:
+            env["RESTIC_CACHE_DIR"] = str(self.cache_dir)
+        try:
+            done = subprocess.run(
+                [*command, *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=timeout or self.timeout,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            raise ResticError(
+                f"restic {args[0]} gave no answer within {timeout or self.timeout:g}s"
+            ) from None
+        if done.returncode != 0:
+            raise _classify(args[0], done.returncode, done.stderr)
+        return done.stdout
+
+    def init(self) -> None:
+        self._run(["init"])
+
+    def exists(self) -> bool:
+        try:
+            self._run(["cat", "config"], timeout=60)
+        except RepositoryMissing:
+            return False
+        return True
+
+    def snapshots(self, tag: str | None = None, host: str | None = None) -> list[Snapshot]:
+        args = ["snapshots"]
+        if tag:
+            args += ["--tag", tag]
+        if host:
+            args += ["--host", host]
+        raw: list[dict[str, Any]] = json.loads(self._run(args) or "[]") or []
+        return sorted((_snapshot(s) for s in raw), key=lambda s: s.time)
+
+    def forget(self, retention: Retention, tag: str, host: str) -> None:
+        """Apply the policy's retention to its snapshots, then prune what nothing uses."""
+        self._run(
+            [
+                "forget",
+                "--tag",
+                tag,
+                "--host",
+                host,
+                "--group-by",
+                "host,tags",
+                *retention_flags(retention),
+                "--prune",
+            ]
+        )
+
+    def restore(self, snapshot_id: str, target: Path) -> None:
+        self._run(["restore", snapshot_id, "--target", str(target), "--verify"])
+
+    def check(self, read_data_subset: str | None = None) -> str:
+        args = ["check"] + ([f"--read-data-subset={read_data_subset}"] if read_data_subset else [])
+        return self._run(args)
+
+    def unlock(self, remove_all: bool = False) -> None:
+        self._run(["unlock", *(["--remove-all"] if remove_all else [])])
+
+
+def retention_flags(retention: Retention) -> list[str]:
+    flags = []
+    if retention.keep_within is not None:
+        flags += ["--keep-within", f"{int(retention.keep_within.total_seconds() // 3600)}h"]
+    for name in ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly"):
+        value = getattr(retention, name)
+        if value is not None:
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+    return flags
+
+
+def _snapshot(raw: dict[str, Any]) -> Snapshot:
+    return Snapshot(
+        raw["id"],
+        datetime.fromisoformat(raw["time"]),
+        raw.get("hostname", ""),
+        tuple(raw.get("tags") or ()),
+        tuple(raw.get("paths") or ()),
+    )
+
+
+def _classify(command: str, code: int, stderr: str) -> ResticError:
+    tail = " ".join(stderr.strip().splitlines()[-3:])
+    message = f"restic {command} failed (exit {code}): {tail}"
+    lowered = stderr.lower()
+    if "wrong password" in lowered:
+        return WrongPassword(message)
+    if (
+        "is there a repository at the following location" in lowered
+        or "repository does not exist" in lowered
+    ):
+        return RepositoryMissing(message)
+    if "already locked" in lowered:
+        return RepositoryLocked(message)
+    if "unable to start the sftp session" in lowered or "connection refused" in lowered:
+        return RepositoryUnreachable(message)
+    return ResticError(message)

@@ -1,0 +1,52 @@
+"""Where a backup policy's restic repository is, as seen from its host and from the controller.
+
+`sftp:USER@NAME:/path` where NAME is a fleet host is resolved to that host's address.
+A plain path is a repository on the policy's own host; the controller reaches it over
+sftp too. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from state.models import BackupPolicy, Fleet, Host
+
+_SFTP = re.compile(r"^sftp:(?:(?P<user>[^@]+)@)?(?P<host>[^:/]+):(?P<path>/.*)$")
+
+
+@dataclass(frozen=True)
+class RepositoryTarget:
+    """`url` is what restic on the backing-up host uses; `sftp_host` holds the repository
+    when it is on a fleet host (reached over sftp), else None (rest:, s3:, a foreign host)."""
+
+    url: str
+    sftp_host: str | None
+    sftp_user: str
+    path: str | None
+
+    @property
+    def on_fleet(self) -> bool:
+        return self.sftp_host is not None
+
+
+def resolve_repository(fleet: Fleet, policy: BackupPolicy) -> RepositoryTarget:
+    repo = policy.repository
+    if repo.startswith("/"):
+        return RepositoryTarget(repo, policy.host, "root", repo)
+    match = _SFTP.match(repo)
+    if match and match["host"] in fleet.hosts:
+        host: Host = fleet.hosts[match["host"]]
+        user = match["user"] or "root"
+        return RepositoryTarget(
+            f"sftp:{user}@{host.address}:{match['path']}", match["host"], user, match["path"]
+        )
+    return RepositoryTarget(repo, None, "", None)
+
+
+def controller_url(fleet: Fleet, target: RepositoryTarget) -> str:
+    """The repository URL the controller uses: always sftp to the holding fleet host."""
+    if target.sftp_host is None or target.path is None:
+        return target.url
+    address = fleet.hosts[target.sftp_host].address
+    return f"sftp:{target.sftp_user}@{address}:{target.path}"
