@@ -22,6 +22,7 @@ from reconciler.plan import Plan
 from reconciler.probes import list_models
 from reconciler.worker import run_worker
 from state.load import LoadedFleet
+from state.repository import resolve_repository
 
 Report = Callable[[str], None]
 ProgressReport = Callable[[str, int, int], None]
@@ -40,42 +41,114 @@ class HostOutcome:
     results: list[dict[str, Any]] = field(default_factory=list)
 
 
-def deploy_request(loaded: LoadedFleet, plan: Plan, settings: ObserveSettings) -> dict[str, Any]:
-    """The worker request for every service with install, file, unit or runtime actions."""
-    services: dict[str, list[str]] = {}
-    restart: dict[str, list[str]] = {}
+@dataclass(frozen=True)
+class BackupSecrets:
+    """What backup deploys need from the controller: passwords and the fleet's backup key."""
+
+    passwords: dict[str, str]
+    private_key: str
+    public_key: str
+
+
+Work = dict[str, list[dict[str, Any]]]
+
+
+def deploy_work(loaded: LoadedFleet, plan: Plan) -> Work:
+    """Per host, what the deploy cycle converges: services, backup policies, repo access."""
+    work: Work = {}
+
+    def add(host: str, item: dict[str, Any]) -> None:
+        items = work.setdefault(host, [])
+        if item not in items:
+            items.append(item)
+
     for action in plan.actions:
         if action.service is None or action.phase in (Phase.HOST, Phase.MODELS):
             continue
-        if action.phase == Phase.HEALTH and action.kind != "restart":
-            continue
-        names = services.setdefault(action.host, [])
-        if action.service not in names:
-            names.append(action.service)
-        if action.phase == Phase.HEALTH:
-            restart.setdefault(action.host, []).append(action.service)
+        if action.service.startswith("backup:"):
+            name = action.service.removeprefix("backup:")
+            if action.kind in {"repo_missing", "repo_init"}:
+                continue
+            add(action.host, {"kind": "backup", "name": name})
+            target = resolve_repository(loaded.fleet, loaded.fleet.backups[name])
+            if target.sftp_host is not None and target.sftp_host != action.host:
+                add(target.sftp_host, {"kind": "repo_access"})
+        elif action.phase != Phase.HEALTH or action.kind == "restart":
+            add(
+                action.host,
+                {
+                    "kind": "service",
+                    "name": action.service,
+                    "restart": action.phase == Phase.HEALTH,
+                },
+            )
+    for items in work.values():  # a service planned for a restart is deployed once, restarting
+        restarted = {i["name"] for i in items if i.get("restart")}
+        items[:] = [
+            i
+            for i in items
+            if not (i["kind"] == "service" and not i["restart"] and i["name"] in restarted)
+        ]
+    return work
+
+
+def backup_now_work(plan: Plan) -> Work:
+    work: Work = {}
+    for action in plan.actions:
+        if action.kind == "backup_now" and action.service is not None:
+            name = action.service.removeprefix("backup:")
+            work.setdefault(action.host, []).append({"kind": "backup_now", "name": name})
+    return work
+
+
+def worker_apply_request(
+    loaded: LoadedFleet, work: Work, settings: ObserveSettings, secrets: BackupSecrets | None
+) -> dict[str, Any]:
     base = worker_request(loaded.fleet, settings)
     return {
         "op": "apply",
         "targets": base["targets"],
         "state_file": str(loaded.file),
         "state_text": loaded.file.read_text(encoding="utf-8"),
-        "services": services,
-        "restart": restart,
+        "work": work,
+        "backup_passwords": secrets.passwords if secrets else {},
+        "backup_key": {"private": secrets.private_key, "public": secrets.public_key}
+        if secrets
+        else None,
         "connect_timeout": settings.connect_timeout,
         "command_timeout": settings.command_timeout,
     }
 
 
-def run_service_deploys(
-    loaded: LoadedFleet, plan: Plan, settings: ObserveSettings, report: Report
+def describe_work(items: list[dict[str, Any]]) -> str:
+    names = []
+    for item in items:
+        if item["kind"] == "repo_access":
+            names.append("backup repository access")
+        elif item["kind"] == "service":
+            names.append(item["name"])
+        else:
+            names.append(f"{item['kind'].replace('_', ' ')} {item['name']}")
+    return ", ".join(names)
+
+
+def run_deploys(
+    loaded: LoadedFleet,
+    work: Work,
+    settings: ObserveSettings,
+    report: Report,
+    secrets: BackupSecrets | None = None,
 ) -> dict[str, HostOutcome]:
-    request = deploy_request(loaded, plan, settings)
-    outcomes = {h: HostOutcome(h) for h in request["services"]}
+    """One worker cycle running `work`; per host, what changed and why it failed."""
+    request = worker_apply_request(loaded, work, settings, secrets)
+    outcomes = {h: HostOutcome(h) for h in work}
     if not outcomes:
         return outcomes
-    for host, names in request["services"].items():
-        report(f"{host}: deploying {', '.join(names)}")
+    for host, items in work.items():
+        report(
+            f"{host}: {'running' if items[0]['kind'] == 'backup_now' else 'deploying'} "
+            f"{describe_work(items)}"
+        )
     started = time.monotonic()
     answer = run_worker(request, timeout=600.0)
     for host, result in answer["hosts"].items():

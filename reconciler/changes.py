@@ -10,7 +10,7 @@ Action = Literal["create", "update", "delete", "alert"]
 
 
 class Phase(IntEnum):
-    """Apply order within a host: install, then files and unit, then run, health, models."""
+    """Apply order within a host: install, files and unit, run, health, models, backups now."""
 
     HOST = 0
     INSTALL = 1
@@ -19,6 +19,7 @@ class Phase(IntEnum):
     RUNTIME = 4
     HEALTH = 5
     MODELS = 6
+    BACKUP = 7
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ Every Change says what differs and why, so the plan can show a reason for each l
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from reconciler.changes import Action, Change, Phase
+from reconciler.diff_backups import diff_backup
 from reconciler.diff_models import diff_models
 from reconciler.observed import FleetState, HostState
 from reconciler.textdiff import changed_keys, unified_diff
@@ -18,8 +20,14 @@ from state.models import AptInstall, ConfigFile, FileInstall, Service
 from state.render import render_config, render_unit
 
 
-def diff(loaded: LoadedFleet, observed: FleetState) -> list[Change]:
-    """Every change needed to converge `observed` to `loaded.fleet` (unordered)."""
+def diff(
+    loaded: LoadedFleet, observed: FleetState, env_digests: Mapping[str, str | None] | None = None
+) -> list[Change]:
+    """Every change needed to converge `observed` to `loaded.fleet` (unordered).
+
+    `env_digests` maps a backup policy to the sha256 its env file should have; the
+    caller computes it from the resolved secret so that this function stays pure.
+    """
     fleet = loaded.fleet
     changes: list[Change] = []
     for host_name in fleet.hosts:
@@ -58,6 +66,19 @@ def diff(loaded: LoadedFleet, observed: FleetState) -> list[Change]:
         if _observed_ok(host):
             pending = any(c.service == model_set.service for c in changes)
             changes.extend(diff_models(loaded, model_set.service, observed, pending))
+    for name, policy in fleet.backups.items():
+        host = observed.hosts.get(policy.host)
+        if host is not None and _observed_ok(host):
+            changes.extend(
+                diff_backup(
+                    loaded,
+                    name,
+                    host,
+                    observed.backups.get(name),
+                    observed.observed_at,
+                    (env_digests or {}).get(name),
+                )
+            )
     return changes
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pyinfra.api.facts import FactBase
 
-from state.layout import unit_path
+from state.layout import unit_file, unit_path
 
 UNIT_PROPERTIES = "ActiveState,SubState,UnitFileState,ActiveEnterTimestamp"
 MAX_CONTENT_BYTES = 65536
@@ -31,7 +31,7 @@ def snapshot_script(
     parts = ["echo @now $(date +%s)"]
     for unit in units:
         parts.append(f"echo @unit {_q(unit)}")
-        parts.append(f"systemctl show --property={UNIT_PROPERTIES} -- {_q(unit + '.service')}")
+        parts.append(f"systemctl show --property={UNIT_PROPERTIES} -- {_q(unit_file(unit))}")
         parts.append(f"echo @unitfile {_q(unit)}")
         parts.append(f"base64 -w0 -- {_q(unit_path(unit))} 2>/dev/null && echo")
     for path in files:

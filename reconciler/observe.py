@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from reconciler.observe_backups import observe_backup
 from reconciler.observed import CheckResult, FleetState, HostState, ModelsState
 from reconciler.probes import (
     evaluate_file_fresh,
@@ -22,6 +24,7 @@ from reconciler.probes import (
     probe_tcp,
 )
 from reconciler.worker import WorkerProcess, run_worker
+from state.layout import backup_env_path, backup_script_path, backup_unit, unit_path
 from state.load import LoadedFleet
 from state.models import (
     AptInstall,
@@ -53,6 +56,9 @@ def snapshot_requests(fleet: Fleet, health_only: bool = False) -> dict[str, dict
     requests: dict[str, dict[str, list[str]]] = {
         name: {"units": [], "files": [], "contents": [], "packages": []} for name in fleet.hosts
     }
+    if not health_only:
+        for name, policy in fleet.backups.items():
+            _backup_reads(name, requests[policy.host])
     for name, service in fleet.services.items():
         wanted = requests[service.host]
         if health_only:
@@ -73,6 +79,16 @@ def snapshot_requests(fleet: Fleet, health_only: bool = False) -> dict[str, dict
     return {
         host: {k: sorted(set(v)) for k, v in wanted.items()} for host, wanted in requests.items()
     }
+
+
+def _backup_reads(name: str, wanted: dict[str, list[str]]) -> None:
+    unit = backup_unit(name)
+    wanted["units"].append(f"{unit}.timer")
+    wanted["files"] += [backup_env_path(name), backup_script_path(name)]
+    wanted["contents"].append(backup_script_path(name))
+    for path in (unit_path(f"{unit}.service"), unit_path(f"{unit}.timer")):
+        wanted["files"].append(path)
+        wanted["contents"].append(path)
 
 
 def _health_reads(name: str, service: Service, wanted: dict[str, list[str]]) -> None:
@@ -134,7 +150,13 @@ def observe(
             m.service: pool.submit(list_models, client, _endpoint(fleet, m.service, m.endpoint))
             for m in fleet.models
         }
+        backups = (
+            {}
+            if settings.health_only
+            else {name: pool.submit(observe_backup, fleet, name) for name in fleet.backups}
+        )
         hosts = host_states(ssh.result())
+        backup_states = {name: future.result() for name, future in backups.items()}
     health = {name: _service_health(fleet, name, hosts, remote) for name in fleet.services}
     model_states = {
         name: (
@@ -144,7 +166,13 @@ def observe(
         )
         for (name, future), m in zip(models.items(), fleet.models, strict=True)
     }
-    return FleetState(hosts=hosts, health=health, models=model_states)
+    return FleetState(
+        hosts=hosts,
+        health=health,
+        models=model_states,
+        backups=backup_states,
+        observed_at=datetime.now(UTC),
+    )
 
 
 def _endpoint(fleet: Fleet, service: str, template: str) -> str:

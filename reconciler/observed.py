@@ -6,6 +6,8 @@ value here (`reachable=False, error=...`), never an exception.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -53,6 +55,15 @@ class ModelsState(Observed):
     error: str | None = None
 
 
+class BackupState(Observed):
+    """A backup policy's snapshots, as the controller sees them in the repository."""
+
+    last_snapshot: datetime | None = Field(None, description="Time of the newest snapshot.")
+    snapshots: int = 0
+    error: str | None = Field(None, description="Why the repository could not be read.")
+    missing_repository: bool = Field(False, description="No repository at that location.")
+
+
 class HostState(Observed):
     """Everything observed on one host."""
 
@@ -72,3 +83,5 @@ class FleetState(Observed):
     hosts: dict[str, HostState]
     health: dict[str, tuple[CheckResult, ...]] = Field(default_factory=dict)
     models: dict[str, ModelsState] = Field(default_factory=dict)
+    backups: dict[str, BackupState] = Field(default_factory=dict)
+    observed_at: datetime | None = Field(None, description="When the controller observed.")

@@ -15,6 +15,7 @@ from reconciler.observed import FleetState
 from state.load import LoadedFleet
 
 PLAN_FORMAT_VERSION = 1
+BACKUP_ALERTS = frozenset({"backup_now", "repo_missing"})
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,20 @@ class Summary:
     delete: int = 0
     unreachable: int = 0
     unhealthy: int = 0
+    backups_due: int = 0
 
     @property
     def pending(self) -> bool:
-        return any((self.create, self.update, self.delete, self.unreachable, self.unhealthy))
+        return any(
+            (
+                self.create,
+                self.update,
+                self.delete,
+                self.unreachable,
+                self.unhealthy,
+                self.backups_due,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,12 @@ def summarize(changes: list[Change]) -> Summary:
         update=count("update"),
         delete=count("delete"),
         unreachable=sum(1 for c in changes if c.kind == "unreachable"),
-        unhealthy=sum(1 for c in changes if c.action == "alert" and c.kind != "unreachable"),
+        unhealthy=sum(
+            1
+            for c in changes
+            if c.action == "alert" and c.kind not in {"unreachable", *BACKUP_ALERTS}
+        ),
+        backups_due=sum(1 for c in changes if c.kind in BACKUP_ALERTS),
     )
 
 
@@ -91,6 +107,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             "delete": s.delete,
             "unreachable": s.unreachable,
             "unhealthy": s.unhealthy,
+            "backups_due": s.backups_due,
         },
         "hosts": [
             {

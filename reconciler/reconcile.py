@@ -17,13 +17,17 @@ from reconciler.apply import (
     ProgressReport,
     Report,
     apply_models,
+    backup_now_work,
+    deploy_work,
     health_gate,
-    run_service_deploys,
+    run_deploys,
 )
+from reconciler.apply_backups import backup_secrets, init_repositories, without_failed
 from reconciler.changes import Phase
 from reconciler.diff import diff
 from reconciler.journal import Journal
 from reconciler.observe import ObserveSettings, observe
+from reconciler.observe_backups import env_digests
 from reconciler.observed import FleetState
 from reconciler.plan import Plan, filter_plan, make_plan
 from reconciler.worker import WorkerProcess
@@ -59,7 +63,8 @@ def plan_once(
 ) -> PlanResult:
     """Observe the fleet and plan what would converge it. Changes nothing."""
     observed = observe(loaded, client, settings, worker)
-    plan = make_plan(loaded, observed, diff(loaded, observed))
+    changes = diff(loaded, observed, env_digests(loaded.fleet))
+    plan = make_plan(loaded, observed, changes)
     return PlanResult(observed, filter_plan(plan, targets or []))
 
 
@@ -82,12 +87,17 @@ def apply_plan(
         if not host.reachable and host.actions:
             result.hosts[host.name] = HostOutcome(host.name, error=host.actions[0].reason)
             journal.record(run_id, host.name, None, "connect", "error", host.actions[0].reason)
-    deployed = run_service_deploys(loaded, plan, settings, report)
+    failed = init_repositories(loaded, plan, report)
+    work = deploy_work(loaded, plan)
+    secrets, no_secret = backup_secrets(loaded, work, journal.path.parent)
+    failed.update(no_secret)
+    _fail(result, journal, run_id, failed, "backup")
+    deployed = run_deploys(loaded, without_failed(work, failed), settings, report, secrets)
     for name, outcome in deployed.items():
         result.hosts[name] = outcome
         _journal_ops(journal, run_id, outcome)
     gated = {
-        h: sorted({a.service for a in plan.actions if a.host == h and a.service})
+        h: sorted({i["name"] for i in work[h] if i["kind"] == "service"})
         for h, o in deployed.items()
         if o.error is None
     }
@@ -96,10 +106,38 @@ def apply_plan(
         result.hosts[host_name].error = reason
         journal.record(run_id, host_name, reason.split()[0], "health", "error", reason)
     _apply_models(loaded, plan, client, journal, run_id, result, report, progress)
+    _run_backups_now(loaded, plan, settings, journal, run_id, result, report)
     report("verifying: observing the fleet again")
     result.remaining = plan_once(loaded, client, settings, targets=targets).plan
     result.seconds = time.monotonic() - started
     return result
+
+
+def _fail(
+    result: ApplyResult, journal: Journal, run_id: str, failed: dict[str, str], step: str
+) -> None:
+    for host, reason in failed.items():
+        result.hosts.setdefault(host, HostOutcome(host)).error = reason
+        journal.record(run_id, host, None, step, "error", reason)
+
+
+def _run_backups_now(
+    loaded: LoadedFleet,
+    plan: Plan,
+    settings: ObserveSettings,
+    journal: Journal,
+    run_id: str,
+    result: ApplyResult,
+    report: Report,
+) -> None:
+    """Run the backup units whose RPO is breached, after everything else converged."""
+    failed = {h for h, o in result.hosts.items() if o.error}
+    work = {h: items for h, items in backup_now_work(plan).items() if h not in failed}
+    for name, outcome in run_deploys(loaded, work, settings, report).items():
+        current = result.hosts.setdefault(name, HostOutcome(name))
+        current.changed += outcome.changed
+        current.error = current.error or outcome.error
+        _journal_ops(journal, run_id, outcome)
 
 
 def _apply_models(

@@ -46,6 +46,8 @@ def summary_line(s: Summary) -> str:
         extras.append(f"{s.unreachable} host{'s' if s.unreachable != 1 else ''} unreachable")
     if s.unhealthy:
         extras.append(f"{s.unhealthy} unhealthy")
+    if s.backups_due:
+        extras.append(f"{s.backups_due} backup{'s' if s.backups_due != 1 else ''} due")
     return line + ("; " + ", ".join(extras) if extras else "") + "."
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +19,19 @@ from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import State
 
+from deploys.backup import backup_now, backup_policy, repository_host
 from deploys.service import service
 from reconciler.pyinfra_session import SshTarget, open_session
 from state.load import LoadedFleet, parse_fleet
 
 
 def run_deploys(request: dict[str, Any]) -> dict[str, Any]:
-    """Request: targets, state_file, state_text, services and restart by host, timeouts."""
+    """Request: targets, state_file, state_text, work by host, backup secrets, timeouts."""
     logging.getLogger("pyinfra").setLevel(logging.WARNING)
     loaded = parse_fleet(request["state_text"], Path(request["state_file"]))
-    services: dict[str, list[str]] = request["services"]
-    restart: dict[str, list[str]] = request.get("restart", {})
-    targets = [SshTarget(**t) for t in request["targets"] if t["name"] in services]
+    work: dict[str, list[dict[str, Any]]] = request["work"]
+    targets = [SshTarget(**t) for t in request["targets"] if t["name"] in work]
+    secrets = Secrets(request.get("backup_passwords", {}), request.get("backup_key"))
     started = time.monotonic()
 
     with open_session(targets, request["connect_timeout"]) as session:
@@ -40,14 +42,14 @@ def run_deploys(request: dict[str, Any]) -> dict[str, Any]:
         # Prepared one host after another: concurrent add_deploy calls in greenlets
         # corrupted pyinfra's context here ("type object 'State' has no attribute 'config'").
         prepared = {
-            name: _prepare(session.state, host, loaded, services[name], restart.get(name, []))
+            name: _prepare(session.state, host, loaded, work[name], secrets)
             for name, host in session.hosts.items()
         }
         failed = {h for n, h in session.hosts.items() if prepared[n] is not None}
         run_error = _run(session.state, failed)
         for name, host in session.hosts.items():
             error = prepared[name]
-            ops = _op_results(session.state, host, services[name])
+            ops = _op_results(session.state, host, [_label(i) for i in work[name]])
             answer[name] = {"connected": True, "error": error, "ops": ops}
             if error is None and host in session.state.failed_hosts:
                 failures = [o for o in answer[name]["ops"] if o["status"] == "error"]
@@ -59,16 +61,58 @@ def run_deploys(request: dict[str, Any]) -> dict[str, Any]:
     return {"hosts": answer, "seconds": time.monotonic() - started}
 
 
+@dataclass(frozen=True)
+class Secrets:
+    passwords: dict[str, str]
+    key: dict[str, str] | None
+
+
+def _label(item: dict[str, Any]) -> str:
+    """How an item's operations are named: `NAME: ...` for services, `backup NAME: ...`."""
+    if item["kind"] == "service":
+        return f"{item['name']}"
+    if item["kind"] == "repo_access":
+        return "backup key authorized"
+    return f"backup {item['name']}"
+
+
 def _prepare(
-    state: State, host: PyinfraHost, loaded: LoadedFleet, names: list[str], restart: list[str]
+    state: State,
+    host: PyinfraHost,
+    loaded: LoadedFleet,
+    items: list[dict[str, Any]],
+    secrets: Secrets,
 ) -> str | None:
-    """Add the service deploys for one host; an error fails this host only."""
+    """Add the deploys for one host's work items; an error fails this host only."""
     try:
-        for name in names:
-            add_deploy(state, service, loaded, name, name in restart, host=host)
+        for item in items:
+            _add(state, host, loaded, item, secrets)
     except Exception as exc:  # reported as this host's failure, the others carry on
         return f"error: {type(exc).__name__}: {exc}"
     return None
+
+
+def _add(
+    state: State, host: PyinfraHost, loaded: LoadedFleet, item: dict[str, Any], secrets: Secrets
+) -> None:
+    kind = item["kind"]
+    if kind == "service":
+        add_deploy(state, service, loaded, item["name"], item["restart"], host=host)
+    elif kind == "backup":
+        private = secrets.key["private"] if secrets.key else None
+        add_deploy(
+            state,
+            backup_policy,
+            loaded.fleet,
+            item["name"],
+            secrets.passwords[item["name"]],
+            private,
+            host=host,
+        )
+    elif kind == "backup_now":
+        add_deploy(state, backup_now, item["name"], host=host)
+    elif kind == "repo_access" and secrets.key is not None:
+        add_deploy(state, repository_host, secrets.key["public"], host=host)
 
 
 def _run(state: State, failed_in_prepare: set[PyinfraHost]) -> str | None:
@@ -90,7 +134,9 @@ def _op_results(state: State, host: PyinfraHost, services: list[str]) -> list[di
             continue
         meta = state.get_op_data_for_host(host, op_hash).operation_meta
         names = state.get_op_meta(op_hash).names
-        mine = [n for n in names if any(f"| {svc}: " in n for svc in services)]
+        mine = [
+            n for n in names if any(f"| {svc}: " in n or n.endswith(f"| {svc}") for svc in services)
+        ]
         name = ", ".join(sorted(mine or names))
         if not meta.is_complete():
             status, stderr = "skipped", ""

@@ -3,6 +3,30 @@
 UNIT_DIR = "/etc/systemd/system"
 
 
+def unit_file(unit_name: str) -> str:
+    """`ollama` -> `ollama.service`; names that carry a type (`x.timer`) stay as they are."""
+    return unit_name if unit_name.endswith((".service", ".timer")) else f"{unit_name}.service"
+
+
 def unit_path(unit_name: str) -> str:
-    """Where the unit file of service `unit_name` lives on a host."""
-    return f"{UNIT_DIR}/{unit_name}.service"
+    """Where the unit file of `unit_name` (a service name, or `x.timer`) lives on a host."""
+    return f"{UNIT_DIR}/{unit_file(unit_name)}"
+
+
+ETC = "/etc/fleet-reconciler"
+BACKUP_KEY = f"{ETC}/backup_ed25519"
+BACKUP_KNOWN_HOSTS = f"{ETC}/known_hosts"
+BACKUP_STAGING = "/var/lib/fleet-reconciler/staging"
+
+
+def backup_unit(policy: str) -> str:
+    """Name of a policy's service and timer (without the suffix)."""
+    return f"fleet-backup-{policy}"
+
+
+def backup_env_path(policy: str) -> str:
+    return f"{ETC}/backup-{policy}.env"
+
+
+def backup_script_path(policy: str) -> str:
+    return f"/usr/local/lib/fleet-reconciler/backup-{policy}.sh"

@@ -238,6 +238,9 @@ class BackupPolicy(Spec):
     schedule: str = Field(
         description="systemd OnCalendar= expression.", examples=["daily", "hourly"]
     )
+    randomized_delay: Duration = Field(
+        timedelta(minutes=5), description="RandomizedDelaySec= of the timer.", examples=["5m"]
+    )
     retention: Retention = Field(description="What forget keeps.")
     rpo: Duration = Field(description="Recovery point objective.", examples=["1h"])
     repository: str = Field(

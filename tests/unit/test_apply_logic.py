@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from reconciler.apply import deploy_request, health_gate
+from reconciler.apply import deploy_work, health_gate
 from reconciler.diff import diff
-from reconciler.observe import ObserveSettings
 from reconciler.observed import CheckResult, FleetState, HostState
 from reconciler.plan import Plan, filter_plan, make_plan
 from state.load import LoadedFleet
@@ -41,14 +38,13 @@ def test_target_host_and_service() -> None:
     assert filter_plan(plan, []) is plan
 
 
-def test_deploy_request_lists_only_planned_services(tmp_path: Path) -> None:
-    spec = tmp_path / "fleet.yaml"
-    spec.write_text(SPEC)
-    _, plan = fresh_plan()
-    loaded = load_text(SPEC, str(spec))
-    request = deploy_request(loaded, filter_plan(plan, ["h1/a", "h2"]), ObserveSettings())
-    assert request["services"] == {"h1": ["a"], "h2": ["c"]}
-    assert request["restart"] == {}
+def test_deploy_work_lists_only_planned_services() -> None:
+    loaded, plan = fresh_plan()
+    work = deploy_work(loaded, filter_plan(plan, ["h1/a", "h2"]))
+    assert work == {
+        "h1": [{"kind": "service", "name": "a", "restart": False}],
+        "h2": [{"kind": "service", "name": "c", "restart": False}],
+    }
 
 
 def test_health_gate_fails_a_host_after_its_rto_with_the_last_answer() -> None:

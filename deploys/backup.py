@@ -1,0 +1,91 @@
+"""Backups on the hosts: per policy a root-only env file, a script, a service and a timer.
+
+The timer runs the policy even while the reconciler is down (`Persistent=true` catches
+up a missed run). The script takes consistent copies first (SQLite `VACUUM INTO` plus
+`PRAGMA integrity_check`, `git bundle create --all` plus `git bundle verify`), never
+the live files, then runs `restic backup --host --tag POLICY`. The repository password
+lives only in the env file (mode 0600), never in the script, a unit or a plan.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra.operations import files, server, systemd
+
+from deploys.service import any_changed, typed_deploy
+from state.layout import BACKUP_KEY, backup_env_path, backup_script_path, backup_unit
+from state.models import Fleet
+from state.render_backup import render_env, render_script, render_service, render_timer
+from state.repository import resolve_repository
+
+
+@typed_deploy("Backup policy")
+def backup_policy(fleet: Fleet, name: str, password: str, private_key: str | None) -> None:
+    """Env file, script, service and timer of one policy; the timer enabled and running."""
+    policy = fleet.backups[name]
+    target = resolve_repository(fleet, policy)
+    if private_key is not None and target.on_fleet and target.sftp_host != policy.host:
+        files.put(
+            name=f"backup {name}: ssh key",
+            src=StringIO(private_key),
+            dest=BACKUP_KEY,
+            mode="600",
+            user="root",
+            group="root",
+        )
+    env = files.put(
+        name=f"backup {name}: env file (secret)",
+        src=StringIO(render_env(target, password)),
+        dest=backup_env_path(name),
+        mode="600",
+        user="root",
+        group="root",
+    )
+    script = files.put(
+        name=f"backup {name}: script",
+        src=StringIO(render_script(name, policy, target)),
+        dest=backup_script_path(name),
+        mode="700",
+        user="root",
+        group="root",
+    )
+    service = files.put(
+        name=f"backup {name}: service",
+        src=StringIO(render_service(name)),
+        dest=f"/etc/systemd/system/{backup_unit(name)}.service",
+        mode="644",
+    )
+    timer = files.put(
+        name=f"backup {name}: timer",
+        src=StringIO(render_timer(name, policy)),
+        dest=f"/etc/systemd/system/{backup_unit(name)}.timer",
+        mode="644",
+    )
+    systemd.daemon_reload(name=f"backup {name}: daemon-reload", _if=any_changed(service, timer))
+    systemd.service(
+        name=f"backup {name}: timer enabled",
+        service=f"{backup_unit(name)}.timer",
+        running=True,
+        enabled=True,
+    )
+    del env, script  # declared for their side effect; the timer need not restart for them
+
+
+@typed_deploy("Backup now")
+def backup_now(name: str) -> None:
+    """Run the policy's backup unit and wait for it (a oneshot `systemctl start` blocks)."""
+    server.shell(
+        name=f"backup {name}: run now", commands=[f"systemctl start {backup_unit(name)}.service"]
+    )
+
+
+@typed_deploy("Backup repository host")
+def repository_host(public_key: str) -> None:
+    """Let the fleet's backup key write to repositories on this host over sftp."""
+    files.line(
+        name="backup key authorized",
+        path="/root/.ssh/authorized_keys",
+        line=public_key.strip(),
+        present=True,
+    )
