@@ -192,6 +192,37 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from reconciler.backup_commands import (
+        apply_retention,
+        backup_now,
+        list_snapshots,
+        render_snapshots,
+    )
+    from reconciler.journal import Journal
+    from state.load import load_fleet
+
+    loaded = load_fleet(args.state)
+    if args.action == "list":
+        names = [args.policy] if args.policy else sorted(loaded.fleet.backups)
+        print(render_snapshots(loaded, {n: list_snapshots(loaded, n) for n in names}), end="")
+        return EXIT_OK
+    if not args.policy:
+        raise UsageError(f"reconcile backup {args.action} needs a POLICY")
+    if args.action == "forget":
+        kept = apply_retention(loaded, args.policy)
+        print(render_snapshots(loaded, {args.policy: kept}), end="")
+        return EXIT_OK
+    journal = Journal(args.journal)
+    started = time.monotonic()
+    snapshot = backup_now(loaded, args.policy, journal, report)
+    print(
+        f"backup {args.policy}: snapshot {snapshot.short_id} at {snapshot.time:%Y-%m-%d %H:%M:%S} "
+        f"({time.monotonic() - started:.1f}s)"
+    )
+    return EXIT_OK
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from reconciler.journal import Journal
     from reconciler.status import render_history
@@ -219,7 +250,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SUBCOMMANDS = {"validate", "schema", "status", "history", "watch"}
+SUBCOMMANDS = {"validate", "schema", "status", "history", "watch", "backup"}
 
 
 def _journal_option(parser: argparse.ArgumentParser) -> None:
@@ -290,6 +321,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     _journal_option(watch)
     watch.set_defaults(func=cmd_watch)
+    backup = sub.add_parser("backup", help="backup policies: list snapshots, back up now")
+    backup.add_argument("action", choices=["list", "now", "forget"])
+    backup.add_argument("policy", nargs="?", help="policy name (all policies for list)")
+    backup.add_argument("--state", default=DEFAULT_STATE, help="state file (YAML)")
+    _journal_option(backup)
+    backup.set_defaults(func=cmd_backup)
     history = sub.add_parser("history", help="list recorded runs")
     history.add_argument("--limit", type=int, default=20)
     _journal_option(history)

@@ -23,6 +23,7 @@ from reconciler.apply import (
     run_deploys,
 )
 from reconciler.apply_backups import backup_secrets, init_repositories, without_failed
+from reconciler.backup_commands import BackupFailed, apply_retention
 from reconciler.changes import Phase
 from reconciler.diff import diff
 from reconciler.journal import Journal
@@ -138,6 +139,12 @@ def _run_backups_now(
         current.changed += outcome.changed
         current.error = current.error or outcome.error
         _journal_ops(journal, run_id, outcome)
+        for item in work[name] if outcome.error is None else []:
+            try:  # hosts only add snapshots; the controller applies retention
+                kept = apply_retention(loaded, item["name"])
+                report(f"{name}: backup {item['name']}: retention kept {len(kept)} snapshot(s)")
+            except BackupFailed as exc:
+                current.error = current.error or str(exc)
 
 
 def _apply_models(

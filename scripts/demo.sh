@@ -4,6 +4,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
+# The demo's backup policies name their repository password as env:RESTIC_PASSWORD.
+# This throwaway value is for the local demo fleet only; set your own to override it.
+export RESTIC_PASSWORD="${RESTIC_PASSWORD:-demo-fleet-only-password}"
 echo "==> booting the demo fleet (fresh hosts)"
 .venv/bin/python -m tests.fleet up kimi hermes --prefix demo || exit 1
 echo "==> reconcile --dry-run state/demo.yaml"
