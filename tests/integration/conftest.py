@@ -56,6 +56,7 @@ services:
     health:
       - {{kind: systemd}}
       - {{kind: file_fresh, path: /var/log/agent.log, max_age: 1m}}
+    rto: 30s
   ollama:
     host: h2
     install: {{kind: file, source: {STANDINS}/ollama_standin.py, sha256: {_sha("ollama_standin.py")}, dest: /usr/local/bin/ollama}}
@@ -64,6 +65,7 @@ services:
       exec_start: /usr/bin/python3 /usr/local/bin/ollama --port 11434 --pull-seconds 0.2
     health:
       - {{kind: http, url: "http://{{address}}:11434/api/tags", json_key: models}}
+    rto: 30s
 models:
   - {{service: ollama, present: ["qwen2.5:1.5b", "llama3.2:3b"]}}
 {extra}"""

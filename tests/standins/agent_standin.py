@@ -22,6 +22,8 @@ def main() -> None:
     args = parser.parse_args()
     log = Path(args.log)
     log.parent.mkdir(parents=True, exist_ok=True)
+    if args.metrics_db:
+        Path(args.metrics_db).parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(args.metrics_db) if args.metrics_db else None
     if db is not None:
         db.execute("PRAGMA journal_mode=WAL")

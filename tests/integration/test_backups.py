@@ -1,0 +1,229 @@
+"""Backups on real hosts: h1 backs up to a restic repository on h2 over sftp.
+
+Covers the plan (files, timer, RPO, never the password), apply, a byte-identical round
+trip (config file, a SQLite database written to during the backup, a git bundle), an
+RPO breach planned and healed, central retention, and a wrong password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.observe_backups import open_repository
+from state.load import load_fleet
+from tests.fleet import lab as fleet_lab
+from tests.integration.conftest import ROOT, lab_spec
+
+PASSWORD = "test-only-restic-password-7f3a"
+ENV = {**os.environ, "FLEET_TEST_RESTIC_PASSWORD": PASSWORD}
+BACKUPS = """\
+backups:
+  db:
+    host: h1
+    sqlite: [/var/lib/agent/metrics.db]
+    git: [/srv/epic-work]
+    paths: [/etc/agent]
+    schedule: hourly
+    retention: {keep_last: 2}
+    rpo: RPO
+    repository: sftp:root@h2:/srv/restic/h1
+    password: env:FLEET_TEST_RESTIC_PASSWORD
+    init: true
+"""
+GIT_SETUP = (
+    "set -e; mkdir -p /srv/epic-work && cd /srv/epic-work && git init -q && "
+    "git config user.email t@t && git config user.name t && "
+    "echo one > a && git add a && git commit -qm one && git tag v1 && "
+    "git checkout -qb feature && echo two > b && git add b && git commit -qm two"
+)
+
+
+def write_spec(
+    lab: fleet_lab.Lab,
+    path: Path,
+    rpo: str = "1h",
+    password: str = "env:FLEET_TEST_RESTIC_PASSWORD",
+) -> Path:
+    text = lab_spec(
+        lab, BACKUPS.replace("RPO", rpo).replace("env:FLEET_TEST_RESTIC_PASSWORD", password)
+    )
+    path.write_text(
+        text.replace("--interval 1", "--interval 1 --metrics-db /var/lib/agent/metrics.db")
+    )
+    return path
+
+
+def reconcile(*args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=ENV,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert PASSWORD not in done.stdout + done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def base(lab: fleet_lab.Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    fleet_lab.ssh(lab, "h1", GIT_SETUP)
+    return tmp_path_factory.mktemp("backups")
+
+
+def restore_latest(spec: Path, into: Path) -> Path:
+    os.environ["FLEET_TEST_RESTIC_PASSWORD"] = PASSWORD
+    loaded = load_fleet(spec)
+    repository = open_repository(loaded.fleet, "db")
+    latest = repository.snapshots(tag="db", host="h1")[-1]
+    repository.restore(latest.id, into)
+    return into
+
+
+def test_plan_shows_backup_files_timer_and_rpo_never_the_password(
+    lab: fleet_lab.Lab, base: Path
+) -> None:
+    spec = write_spec(lab, base / "fleet.yaml")
+    done = reconcile("--dry-run", "--output", "json", str(spec))
+    assert done.returncode == 2
+    plan: dict[str, Any] = json.loads(done.stdout)
+    h1 = next(h for h in plan["hosts"] if h["name"] == "h1")
+    backup = [a for a in h1["actions"] if a["service"] == "backup:db"]
+    assert {a["kind"] for a in backup} == {
+        "backup_env",
+        "backup_script",
+        "backup_unit",
+        "backup_timer",
+        "repo_init",
+        "backup_now",
+    }
+    env = next(a for a in backup if a["kind"] == "backup_env")
+    assert env["diff"] is None and "content not shown" in env["reason"]
+    assert (
+        next(a for a in backup if a["kind"] == "backup_now")["reason"] == "no snapshot yet, RPO 1h"
+    )
+    assert plan["summary"]["backups_due"] == 1
+
+
+def test_apply_backs_up_and_the_round_trip_is_byte_identical(
+    lab: fleet_lab.Lab, base: Path
+) -> None:
+    spec = base / "fleet.yaml"
+    done = reconcile(str(spec), "--yes", "--journal", str(base / "journal.db"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        fleet_lab.ssh(lab, "h1", "systemctl is-enabled fleet-backup-db.timer").strip() == "enabled"
+    )
+    assert (
+        fleet_lab.ssh(lab, "h1", "stat -c %a /etc/fleet-reconciler/backup-db.env").strip() == "600"
+    )
+    listing = reconcile("backup", "list", "db", "--state", str(spec))
+    assert listing.returncode == 0 and len(listing.stdout.splitlines()) == 2
+    with tempfile.TemporaryDirectory() as tmp:
+        restored = restore_latest(spec, Path(tmp))
+        conf = (restored / "etc/agent/agent.conf").read_bytes()
+        assert conf == fleet_lab.ssh(lab, "h1", "cat /etc/agent/agent.conf").encode()
+        stage = restored / "var/lib/fleet-reconciler/staging/db"
+        db = sqlite3.connect(stage / "sqlite/var_lib_agent_metrics.db")
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT COUNT(*) FROM heartbeats").fetchone()[0] > 0
+        clone = Path(tmp) / "clone"
+        subprocess.run(
+            ["git", "clone", "-q", "--mirror", str(stage / "git/srv_epic-work.bundle"), str(clone)],
+            check=True,
+        )
+        refs = subprocess.run(
+            ["git", "-C", str(clone), "show-ref"], capture_output=True, text=True, check=True
+        ).stdout
+        assert refs.split() == fleet_lab.ssh(lab, "h1", "git -C /srv/epic-work show-ref").split()
+
+
+def test_sqlite_written_to_during_the_backup_restores_whole(lab: fleet_lab.Lab, base: Path) -> None:
+    writer = (
+        "nohup python3 -c \"import sqlite3,time\ndb=sqlite3.connect('/var/lib/agent/metrics.db', timeout=30)\n"
+        "end=time.time()+8\nwhile time.time()<end:\n with db: db.execute('INSERT INTO heartbeats VALUES (?, ?)', (str(time.time()), 'load'))\n\" "
+        ">/dev/null 2>&1 &"
+    )
+    fleet_lab.ssh(lab, "h1", writer)
+    time.sleep(1)
+    committed = int(
+        fleet_lab.ssh(
+            lab, "h1", "sqlite3 /var/lib/agent/metrics.db 'SELECT COUNT(*) FROM heartbeats'"
+        )
+    )
+    done = reconcile(
+        "backup",
+        "now",
+        "db",
+        "--state",
+        str(base / "fleet.yaml"),
+        "--journal",
+        str(base / "journal.db"),
+    )
+    assert done.returncode == 0, done.stderr
+    with tempfile.TemporaryDirectory() as tmp:
+        restored = restore_latest(base / "fleet.yaml", Path(tmp))
+        db = sqlite3.connect(
+            restored / "var/lib/fleet-reconciler/staging/db/sqlite/var_lib_agent_metrics.db"
+        )
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT COUNT(*) FROM heartbeats").fetchone()[0] >= committed
+
+
+def test_rpo_breach_is_planned_and_the_next_apply_backs_up(lab: fleet_lab.Lab, base: Path) -> None:
+    spec = write_spec(lab, base / "rpo.yaml", rpo="10s")
+    time.sleep(11)
+    done = reconcile("--dry-run", str(spec))
+    assert done.returncode == 2
+    line = next(line for line in done.stdout.splitlines() if "! backup db" in line)
+    assert "ago, RPO 10s" in line and "last snapshot" in line
+    applied = reconcile(str(spec), "--yes", "--journal", str(base / "journal.db"))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "h1: running backup now db" in applied.stderr
+
+
+def test_retention_keeps_exactly_what_the_policy_says(lab: fleet_lab.Lab, base: Path) -> None:
+    spec = base / "fleet.yaml"
+    for _ in range(2):
+        assert (
+            reconcile(
+                "backup", "now", "db", "--state", str(spec), "--journal", str(base / "journal.db")
+            ).returncode
+            == 0
+        )
+    os.environ["FLEET_TEST_RESTIC_PASSWORD"] = PASSWORD
+    repository = open_repository(load_fleet(spec).fleet, "db")
+    listing = repository._run(["snapshots", "--tag", "db"])  # restic's own snapshots --json
+    snapshots = sorted(json.loads(listing), key=lambda s: s["time"])
+    assert len(snapshots) == 2  # keep_last: 2
+
+
+def test_wrong_password_is_a_clear_error_and_rpo_drift(lab: fleet_lab.Lab, base: Path) -> None:
+    os.environ["FLEET_TEST_WRONG_PASSWORD"] = "not-the-password"
+    ENV["FLEET_TEST_WRONG_PASSWORD"] = "not-the-password"
+    spec = write_spec(lab, base / "wrong.yaml", password="env:FLEET_TEST_WRONG_PASSWORD")
+    plan = reconcile("--dry-run", str(spec))
+    assert plan.returncode == 2
+    assert (
+        "RPO at risk, repository unreadable: restic snapshots failed (exit 1): Fatal: wrong password"
+        in plan.stdout
+    )
+    listing = reconcile("backup", "list", "db", "--state", str(spec))
+    assert listing.returncode == 1
+    assert (
+        "error: backup db: restic snapshots failed (exit 1): Fatal: wrong password or no key found"
+        in listing.stderr
+    )
