@@ -19,6 +19,7 @@ from typing import Any
 import restic  # resticpy
 
 from state.models import Host, Retention
+from state.ssh import ssh_argv
 
 
 class ResticError(RuntimeError):
@@ -62,17 +63,7 @@ def restic_version() -> str:
 
 def sftp_command(host: Host) -> str:
     """`ssh ... -s sftp` reaching `host` the way the reconciler does (its key, its known_hosts)."""
-    parts = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", str(host.ssh_port)]
-    if host.ssh_key:
-        parts += ["-i", host.ssh_key]
-    if host.ssh_known_hosts:
-        parts += [
-            "-o",
-            f"UserKnownHostsFile={host.ssh_known_hosts}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-        ]
-    return " ".join([*parts, f"{host.ssh_user}@{host.address}", "-s", "sftp"])
+    return " ".join([*ssh_argv(host), "-s", "sftp"])
 
 
 class ResticRepo:

@@ -75,8 +75,15 @@ def backup_policy(fleet: Fleet, name: str, password: str, private_key: str | Non
 @typed_deploy("Backup now")
 def backup_now(name: str) -> None:
     """Run the policy's backup unit and wait for it (a oneshot `systemctl start` blocks)."""
+    unit = f"{backup_unit(name)}.service"
+    # On failure, surface the unit's own last lines (restic's error), not systemd's summary.
+    last_lines = (
+        "journalctl --no-pager -o cat -n 4 "
+        f"_SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value {unit})"
+    )
     server.shell(
-        name=f"backup {name}: run now", commands=[f"systemctl start {backup_unit(name)}.service"]
+        name=f"backup {name}: run now",
+        commands=[f"systemctl start {unit} || {{ {last_lines} >&2; exit 1; }}"],
     )
 
 

@@ -213,6 +213,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
         kept = apply_retention(loaded, args.policy)
         print(render_snapshots(loaded, {args.policy: kept}), end="")
         return EXIT_OK
+    if args.action in {"check", "drill"}:
+        return _backup_verify(args, loaded)
+    if args.action == "restore":
+        return _backup_restore(args, loaded)
     journal = Journal(args.journal)
     started = time.monotonic()
     snapshot = backup_now(loaded, args.policy, journal, report)
@@ -221,6 +225,52 @@ def cmd_backup(args: argparse.Namespace) -> int:
         f"({time.monotonic() - started:.1f}s)"
     )
     return EXIT_OK
+
+
+def _backup_restore(args: argparse.Namespace, loaded: LoadedFleet) -> int:
+    from reconciler.backup_commands import pick_snapshot, restore_plan, restore_to_host
+
+    host, _, path = (args.to or "").partition(":")
+    if not host or not path.startswith("/"):
+        raise UsageError("reconcile backup restore needs --to HOST:/absolute/path")
+    snap = pick_snapshot(loaded, args.policy, args.snapshot)
+    print(restore_plan(args.policy, snap, host, path), end="", flush=True)
+    confirm(args.yes)
+    started = time.monotonic()
+    count = restore_to_host(loaded, args.policy, snap, host, path, report)
+    print(
+        f"Restored {count} files of snapshot {snap.short_id} into {host}:{path} "
+        f"in {time.monotonic() - started:.1f}s."
+    )
+    return EXIT_OK
+
+
+def _backup_verify(args: argparse.Namespace, loaded: LoadedFleet) -> int:
+    """`backup check` and `backup drill`: the verdict becomes an event (P1 when it fails)."""
+    from reconciler.backup_commands import require_policy
+    from reconciler.backup_schedule import checked, drilled
+    from reconciler.drill import rotating_subset
+    from reconciler.events import EventBus, journal_subscriber, log_subscriber
+    from reconciler.journal import Journal
+
+    require_policy(loaded, args.policy)
+    bus = EventBus()
+    bus.subscribe(journal_subscriber(Journal(args.journal)))
+    bus.subscribe(log_subscriber())
+    if args.action == "check":
+        subset = args.subset or rotating_subset()
+        report(f"backup {args.policy}: restic check --read-data-subset={subset}")
+        error = checked(loaded, args.policy, bus, subset)
+        if error is None:
+            print(f"backup {args.policy}: repository check ({subset} of the data) ok")
+            return EXIT_OK
+        print(f"backup {args.policy}: repository check FAILED: {error}")
+        return EXIT_ERROR
+    result, message = drilled(loaded, args.policy, bus)
+    print(message)
+    for problem in result.problems:
+        print(f"  problem: {problem}")
+    return EXIT_OK if result.ok else EXIT_ERROR
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -322,7 +372,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     _journal_option(watch)
     watch.set_defaults(func=cmd_watch)
     backup = sub.add_parser("backup", help="backup policies: list snapshots, back up now")
-    backup.add_argument("action", choices=["list", "now", "forget"])
+    backup.add_argument("action", choices=["list", "now", "forget", "check", "drill", "restore"])
+    backup.add_argument("--to", metavar="HOST:PATH", help="restore: where the files go")
+    backup.add_argument("--snapshot", help="restore: snapshot id (default: the latest)")
+    backup.add_argument("--yes", action="store_true", help="restore without asking")
+    backup.add_argument("--subset", help="check: --read-data-subset, default a rotating n/7")
     backup.add_argument("policy", nargs="?", help="policy name (all policies for list)")
     backup.add_argument("--state", default=DEFAULT_STATE, help="state file (YAML)")
     _journal_option(backup)

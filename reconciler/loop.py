@@ -23,6 +23,7 @@ import watchfiles
 
 from reconciler.apply import ProgressReport, Report
 from reconciler.backoff import Backoffs, Key
+from reconciler.backup_schedule import run_due_verifications
 from reconciler.errors import ReconcileError, write_traceback
 from reconciler.events import Event, EventBus
 from reconciler.journal import Journal
@@ -170,6 +171,9 @@ class WatchLoop:
         try:
             with state_lock(lock, PASS_LOCK_TIMEOUT_S, self.report):
                 self._converge(loaded, targets)
+            if kind == "full":  # scheduled backup checks and drills, outside the lock
+                for line in run_due_verifications(loaded, self.journal, self.bus, time.time()):
+                    self.report(line)
         except LockHeld as exc:
             self.report(f"pass skipped: {exc}")
         except ReconcileError as exc:

@@ -50,6 +50,7 @@ def render_status(loaded: LoadedFleet, observed: FleetState, plan: Plan, journal
         out.append(
             f"models on {model_set.service}: want {', '.join(model_set.present)}; present {seen}"
         )
+    out.extend(backup_lines(loaded, observed, journal))
     out.extend(loop_lines(journal, loaded.file))
     runs = journal.runs(1)
     if runs:
@@ -104,4 +105,39 @@ def loop_lines(journal: Journal, state_file: Path) -> list[str]:
     if data.get("spec_error"):
         lines.append("loop: state file REJECTED, last good spec in force:")
         lines.extend(f"  {line}" for line in str(data["spec_error"]).splitlines())
+    return lines
+
+
+def backup_lines(loaded: LoadedFleet, observed: FleetState, journal: Journal) -> list[str]:
+    """Per policy: the newest snapshot against the RPO, and the last restore drill."""
+    lines = []
+    drills = journal.events(200, "drill") + journal.events(200, "escalation")
+    for name, policy in loaded.fleet.backups.items():
+        state = observed.backups.get(name)
+        if state is None or state.error:
+            seen = f"repository unreadable: {state.error}" if state else "not observed"
+        elif state.last_snapshot is None or observed.observed_at is None:
+            seen = "no snapshot yet"
+        else:
+            age = int((observed.observed_at - state.last_snapshot).total_seconds() // 60)
+            seen = f"last snapshot {age}m ago, {state.snapshots} kept"
+        rpo = int(policy.rpo.total_seconds() // 60)
+        drill = next(
+            (
+                e
+                for e in sorted(drills, key=lambda e: -e["at"])
+                if e["service"] == f"backup:{name}" and "drill" in e["message"]
+            ),
+            None,
+        )
+        verdict = (
+            (
+                f"last drill {_when(drill['at'])}: "
+                f"{'passed' if drill['kind'] == 'drill' else 'FAILED'} "
+                f"in {drill['context'].get('seconds', '?')}s"
+            )
+            if drill
+            else "no drill yet"
+        )
+        lines.append(f"backup {name} on {policy.host}: {seen} (RPO {rpo}m); {verdict}")
     return lines

@@ -249,6 +249,16 @@ class BackupPolicy(Spec):
     )
     password: SecretRef = Field(description="Repository password reference.")
     init: bool = Field(False, description="Initialise the repository if it is missing.")
+    check_every: Duration = Field(
+        timedelta(days=1),
+        description="`reconcile watch` runs `restic check` on a rotating seventh of the data "
+        "this often, so every pack is read over a week.",
+    )
+    drill_every: Duration = Field(
+        timedelta(days=30),
+        description="`reconcile watch` runs a restore drill this often (the seed's monthly "
+        "DR test).",
+    )
 
     @model_validator(mode="after")
     def _has_data(self) -> BackupPolicy:

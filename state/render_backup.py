@@ -34,6 +34,17 @@ def _flat(path: str) -> str:
     return path.strip("/").replace("/", "_")
 
 
+def _sftp_option(name: str, policy: BackupPolicy, target: RepositoryTarget) -> str:
+    """` --option sftp.command=...` for a repository on another fleet host, else ``."""
+    if not target.on_fleet or target.sftp_host == policy.host:
+        return ""
+    ssh = (
+        f"ssh -i {BACKUP_KEY} -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
+        f"-o UserKnownHostsFile={BACKUP_KNOWN_HOSTS} {target.url.split(':')[1]} -s sftp"
+    )
+    return " --option " + shlex.quote(f"sftp.command={ssh}")
+
+
 def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> str:
     q = shlex.quote
     lines = [
@@ -45,6 +56,9 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
         'rm -rf "$stage"',
         'mkdir -p "$stage"',
         "trap 'rm -rf \"$stage\"' EXIT",
+        "# Clear stale locks only (restic's rule: older than 30 minutes, or a dead process",
+        "# on this host, which is what a killed backup leaves); a live lock still blocks.",
+        "restic unlock" + _sftp_option(name, policy, target),
     ]
     for db in policy.sqlite:
         copy = f"$stage/sqlite/{_flat(db)}"
@@ -64,12 +78,8 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
             f'git -C {q(repo)} bundle verify "{bundle}" >/dev/null',
         ]
     backup = ["restic", "backup", "--host", q(policy.host), "--tag", q(name)]
-    if target.on_fleet and target.sftp_host != policy.host:
-        ssh = (
-            f"ssh -i {BACKUP_KEY} -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
-            f"-o UserKnownHostsFile={BACKUP_KNOWN_HOSTS} {target.url.split(':')[1]} -s sftp"
-        )
-        backup += ["--option", q(f"sftp.command={ssh}")]
+    if option := _sftp_option(name, policy, target).strip():
+        backup.append(option)
     backup += [f"--exclude {q(pattern)}" for pattern in policy.excludes]
     if policy.max_file_age is not None and policy.paths:
         minutes = int(policy.max_file_age.total_seconds() // 60)

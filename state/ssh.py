@@ -1,7 +1,7 @@
-"""How pyinfra reaches a spec Host: the inventory data for its SSH connector.
+"""How the controller reaches a spec Host: pyinfra inventory data and the plain ssh command.
 
-One definition for the reconciler's SSH worker and for `deploys/inventory.py`, so
-`reconcile` and the plain pyinfra CLI connect the same way.
+One definition for the reconciler's SSH worker, `deploys/inventory.py` and the restic
+adapter, so every path connects the same way.
 """
 
 from __future__ import annotations
@@ -24,3 +24,18 @@ def pyinfra_host_data(host: Host) -> dict[str, Any]:
         data["ssh_known_hosts_file"] = host.ssh_known_hosts
         data["ssh_strict_host_key_checking"] = "yes"
     return data
+
+
+def ssh_argv(host: Host) -> list[str]:
+    """The OpenSSH client command reaching `host` with its own key and known_hosts."""
+    command = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", str(host.ssh_port)]
+    if host.ssh_key:
+        command += ["-i", host.ssh_key]
+    if host.ssh_known_hosts:
+        command += [
+            "-o",
+            f"UserKnownHostsFile={host.ssh_known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+        ]
+    return [*command, f"{host.ssh_user}@{host.address}"]

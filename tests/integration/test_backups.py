@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.journal import Journal
 from reconciler.observe_backups import open_repository
 from state.load import load_fleet
 from tests.fleet import lab as fleet_lab
@@ -227,3 +229,125 @@ def test_wrong_password_is_a_clear_error_and_rpo_drift(lab: fleet_lab.Lab, base:
         "error: backup db: restic snapshots failed (exit 1): Fatal: wrong password or no key found"
         in listing.stderr
     )
+
+
+def test_drill_restores_verifies_and_is_recorded(base: Path) -> None:
+    journal = base / "journal.db"
+    done = reconcile(
+        "backup", "drill", "db", "--state", str(base / "fleet.yaml"), "--journal", str(journal)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.match(
+        r"backup db: drill passed: restored snapshot \w{8} \(\d+ files\) in [\d.]+s, RTO 30s",
+        done.stdout,
+    )
+    events = Journal(journal).events(10, "drill")
+    assert events and events[0]["context"]["problems"] == []
+
+
+def test_killed_backup_leaves_a_stale_lock_that_the_next_run_clears(
+    lab: fleet_lab.Lab, base: Path
+) -> None:
+    spec = base / "fleet.yaml"
+    os.environ["FLEET_TEST_RESTIC_PASSWORD"] = PASSWORD
+    repository = open_repository(load_fleet(spec).fleet, "db")
+    fleet_lab.ssh(lab, "h1", "head -c 300000000 /dev/urandom > /etc/agent/big.bin")
+    try:
+        fleet_lab.ssh(lab, "h1", "systemctl start --no-block fleet-backup-db.service")
+        deadline = time.monotonic() + 60
+        while not repository._run(["list", "locks"]).strip() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        fleet_lab.ssh(lab, "h1", "pkill -9 -x restic")
+        time.sleep(1)
+        assert repository._run(["list", "locks"]).strip(), "the killed backup left no lock"
+    finally:
+        fleet_lab.ssh(lab, "h1", "rm -f /etc/agent/big.bin")
+    done = reconcile(
+        "backup", "now", "db", "--state", str(spec), "--journal", str(base / "journal.db")
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert repository._run(["list", "locks"]).strip() == ""
+
+
+def test_restore_to_a_host_shows_a_plan_asks_and_copies(lab: fleet_lab.Lab, base: Path) -> None:
+    spec = str(base / "fleet.yaml")
+    refused = reconcile("backup", "restore", "db", "--to", "h2:/tmp/restored", "--state", spec)
+    assert refused.returncode == 1
+    assert "Restore plan:\n  ~ restore snapshot" in refused.stdout
+    assert "refusing to apply without confirmation: no terminal; pass --yes" in refused.stderr
+    done = reconcile(
+        "backup", "restore", "db", "--to", "h2:/tmp/restored", "--state", spec, "--yes"
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"Restored \d+ files of snapshot \w{8} into h2:/tmp/restored", done.stdout)
+    restored = fleet_lab.ssh(lab, "h2", "cat /tmp/restored/etc/agent/agent.conf")
+    assert restored == fleet_lab.ssh(lab, "h1", "cat /etc/agent/agent.conf")
+
+
+def test_unreachable_repository_is_rpo_drift_not_a_crash(lab: fleet_lab.Lab, base: Path) -> None:
+    fleet_lab.cut_link(lab, "h2")
+    try:
+        done = reconcile("--dry-run", str(base / "fleet.yaml"))
+    finally:
+        fleet_lab.restore_link(lab, "h2")
+    assert done.returncode == 2
+    assert re.search(
+        r"! backup db +RPO at risk, repository unreadable: restic snapshots failed", done.stdout
+    ), done.stdout
+
+
+def test_full_disk_on_the_repository_is_a_clear_error(lab: fleet_lab.Lab, base: Path) -> None:
+    fleet_lab.ssh(
+        lab, "h2", "mkdir -p /srv/restic/small && mount -t tmpfs -o size=6m tmpfs /srv/restic/small"
+    )
+    fleet_lab.ssh(
+        lab, "h1", "mkdir -p /srv/bigdata && head -c 20000000 /dev/urandom > /srv/bigdata/blob"
+    )
+    small = BACKUPS.replace("  db:", "  small:").replace(
+        "sqlite: [/var/lib/agent/metrics.db]", "paths: [/srv/bigdata]"
+    )
+    small = small.replace("    git: [/srv/epic-work]\n    paths: [/etc/agent]\n", "").replace(
+        "/srv/restic/h1", "/srv/restic/small"
+    )
+    spec = base / "small.yaml"
+    spec.write_text(lab_spec(lab, small.replace("RPO", "1h")))
+    try:
+        done = reconcile(
+            "backup", "now", "small", "--state", str(spec), "--journal", str(base / "journal.db")
+        )
+    finally:
+        fleet_lab.ssh(lab, "h2", "umount /srv/restic/small")
+    assert done.returncode == 1
+    assert 'unable to save snapshot: Write: sftp: "Failure"' in done.stderr
+    assert re.search(
+        r"the repository disk on h2 has [\d.]+ MiB free of 6.0 MiB at /srv/restic/small",
+        done.stderr,
+    )
+    assert "error: backup small on h1: Backup now | backup small: run now:" in done.stderr
+
+
+def test_corrupted_pack_is_found_by_check_and_escalated(lab: fleet_lab.Lab, base: Path) -> None:
+    journal = base / "journal.db"
+    fleet_lab.ssh(
+        lab,
+        "h2",
+        "f=$(find /srv/restic/h1/data -type f | head -1); "
+        "printf 'corrupted by the test' | dd of=$f bs=1 seek=200 conv=notrunc 2>/dev/null",
+    )
+    done = reconcile(
+        "backup",
+        "check",
+        "db",
+        "--subset",
+        "1/1",
+        "--state",
+        str(base / "fleet.yaml"),
+        "--journal",
+        str(journal),
+    )
+    assert done.returncode == 1
+    assert "backup db: repository check FAILED: restic check failed" in done.stdout
+    escalations = [
+        e for e in Journal(journal).events(20, "escalation") if e["service"] == "backup:db"
+    ]
+    assert escalations and escalations[0]["severity"] == "P1"
