@@ -124,9 +124,13 @@ class ResticRepo:
         raw: list[dict[str, Any]] = json.loads(self._run(args) or "[]") or []
         return sorted((_snapshot(s) for s in raw), key=lambda s: s.time)
 
-    def forget(self, retention: Retention, tag: str, host: str) -> None:
-        """Apply the policy's retention to its snapshots, then prune what nothing uses."""
-        self._run(
+    def forget(self, retention: Retention, tag: str, host: str) -> int:
+        """Apply the policy's retention; prune only when snapshots were removed.
+
+        Returns how many snapshots were removed. Pruning reads and rewrites packs, so it
+        is skipped when there is nothing to reclaim.
+        """
+        output = self._run(
             [
                 "forget",
                 "--tag",
@@ -136,9 +140,13 @@ class ResticRepo:
                 "--group-by",
                 "host,tags",
                 *retention_flags(retention),
-                "--prune",
             ]
         )
+        groups: list[dict[str, Any]] = json.loads(output or "[]") or []
+        removed = sum(len(g.get("remove") or []) for g in groups)
+        if removed:
+            self._run(["prune"])
+        return removed
 
     def restore(self, snapshot_id: str, target: Path) -> None:
         self._run(["restore", snapshot_id, "--target", str(target), "--verify"])
