@@ -152,81 +152,38 @@ def _rpo(
     loaded: LoadedFleet, name: str, state: BackupState | None, now: datetime | None
 ) -> list[Change]:
     policy = loaded.fleet.backups[name]
-    key, subject = backup_key(name), f"backup {name}"
     rpo = _short(policy.rpo.total_seconds())
+
+    def due(kind: str, reason: str) -> Change:
+        return Change(
+            policy.host, backup_key(name), Phase.BACKUP, kind, "alert", f"backup {name}", reason
+        )
+
     if state is None:
         return []
+    if state.missing_repository and policy.init:
+        init = Change(
+            policy.host,
+            backup_key(name),
+            Phase.INSTALL,
+            "repo_init",
+            "create",
+            f"repository {policy.repository}",
+            "not initialised (init: true)",
+        )
+        return [init, due("backup_now", f"no snapshot yet, RPO {rpo}")]
     if state.missing_repository:
-        if policy.init:
-            return [
-                Change(
-                    policy.host,
-                    key,
-                    Phase.INSTALL,
-                    "repo_init",
-                    "create",
-                    f"repository {policy.repository}",
-                    "not initialised (init: true)",
-                ),
-                Change(
-                    policy.host,
-                    key,
-                    Phase.BACKUP,
-                    "backup_now",
-                    "alert",
-                    subject,
-                    f"no snapshot yet, RPO {rpo}",
-                ),
-            ]
         return [
-            Change(
-                policy.host,
-                key,
-                Phase.BACKUP,
-                "repo_missing",
-                "alert",
-                subject,
-                "repository not initialised; set init: true or run restic init",
-            )
+            due("repo_missing", "repository not initialised; set init: true or run restic init")
         ]
     if state.error is not None:
-        return [
-            Change(
-                policy.host,
-                key,
-                Phase.BACKUP,
-                "backup_now",
-                "alert",
-                subject,
-                f"RPO at risk, repository unreadable: {state.error}",
-            )
-        ]
+        return [due("backup_now", f"RPO at risk, repository unreadable: {state.error}")]
     if state.last_snapshot is None or now is None:
-        return [
-            Change(
-                policy.host,
-                key,
-                Phase.BACKUP,
-                "backup_now",
-                "alert",
-                subject,
-                f"no snapshot yet, RPO {rpo}",
-            )
-        ]
+        return [due("backup_now", f"no snapshot yet, RPO {rpo}")]
     age = (now - state.last_snapshot).total_seconds()
     if age <= policy.rpo.total_seconds():
         return []
-    return [
-        Change(
-            policy.host,
-            key,
-            Phase.BACKUP,
-            "backup_now",
-            "alert",
-            subject,
-            f"last snapshot {_short(age)} ago, RPO {rpo}",
-        )
-    ]
+    return [due("backup_now", f"last snapshot {_short(age)} ago, RPO {rpo}")]
 
 
 def _short(seconds: float) -> str:

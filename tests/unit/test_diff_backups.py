@@ -1,0 +1,89 @@
+"""Backup policies in the plan: RPO drift, init, and the env file never shown. Pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from reconciler.diff import diff
+from reconciler.diff_backups import env_digest
+from reconciler.observed import BackupState, FileState
+from reconciler.plan import make_plan
+from reconciler.render import render_plan
+from tests.unit.helpers import ideal_observation, load_text
+from tests.unit.test_spec import BASE
+
+POLICY = """\
+backups:
+  db:
+    host: kimi
+    sqlite: [/root/db.sqlite]
+    schedule: hourly
+    retention: {keep_last: 3}
+    rpo: 1h
+    repository: sftp:root@hermes:/srv/restic/kimi
+    password: env:X
+    init: true
+"""
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def rpo_changes(state: BackupState | None) -> list[tuple[str, str, str]]:
+    loaded = load_text(BASE + POLICY)
+    observed = ideal_observation(loaded).model_copy(
+        update={"backups": {"db": state} if state else {}, "observed_at": NOW}
+    )
+    return [
+        (c.kind, c.action, c.reason)
+        for c in diff(loaded, observed)
+        if c.kind in {"backup_now", "repo_init", "repo_missing"}
+    ]
+
+
+def test_rpo_drift_cases() -> None:
+    assert rpo_changes(None) == []
+    assert rpo_changes(BackupState(last_snapshot=NOW - timedelta(minutes=59), snapshots=1)) == []
+    assert rpo_changes(
+        BackupState(last_snapshot=NOW - timedelta(hours=2, minutes=10), snapshots=4)
+    ) == [("backup_now", "alert", "last snapshot 2h10m ago, RPO 1h")]
+    assert rpo_changes(BackupState(snapshots=0)) == [
+        ("backup_now", "alert", "no snapshot yet, RPO 1h")
+    ]
+    assert rpo_changes(BackupState(error="restic snapshots failed: unreachable")) == [
+        (
+            "backup_now",
+            "alert",
+            "RPO at risk, repository unreadable: restic snapshots failed: unreachable",
+        )
+    ]
+    assert rpo_changes(BackupState(error="x", missing_repository=True)) == [
+        ("repo_init", "create", "not initialised (init: true)"),
+        ("backup_now", "alert", "no snapshot yet, RPO 1h"),
+    ]
+
+
+def test_env_file_is_compared_by_digest_and_never_shown() -> None:
+    loaded = load_text(BASE + POLICY)
+    seen = FileState(
+        mode="0600",
+        owner="root",
+        group="root",
+        size=10,
+        mtime=1,
+        sha256=env_digest("RESTIC_PASSWORD=old-secret\n"),
+        content="RESTIC_PASSWORD=old-secret\n",
+    )
+    observed = ideal_observation(loaded)
+    kimi = observed.hosts["kimi"]
+    files = {**kimi.files, "/etc/fleet-reconciler/backup-db.env": seen}
+    observed = observed.model_copy(
+        update={"hosts": {**observed.hosts, "kimi": kimi.model_copy(update={"files": files})}}
+    )
+    changes = diff(loaded, observed, {"db": env_digest("RESTIC_PASSWORD=new-secret\n")})
+    [env] = [c for c in changes if c.kind == "backup_env"]
+    assert (env.action, env.reason, env.diff) == (
+        "update",
+        "content differs (secret, not shown)",
+        None,
+    )
+    text = render_plan(make_plan(loaded, observed, changes))
+    assert "secret" in text and "old-secret" not in text and "new-secret" not in text
