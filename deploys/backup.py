@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from io import StringIO
 
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from deploys.service import any_changed, typed_deploy
 from state.layout import BACKUP_KEY, backup_env_path, backup_script_path, backup_unit
@@ -22,9 +22,14 @@ from state.repository import resolve_repository
 
 @typed_deploy("Backup policy")
 def backup_policy(fleet: Fleet, name: str, password: str, private_key: str | None) -> None:
-    """Env file, script, service and timer of one policy; the timer enabled and running."""
+    """restic installed; env file, script, service and timer; the timer enabled and running."""
     policy = fleet.backups[name]
     target = resolve_repository(fleet, policy)
+    tools = ["restic", "openssh-client"]
+    tools += ["sqlite3"] if policy.sqlite else []
+    tools += ["git"] if policy.git else []
+    # No `apt update` here: a no-op when the tools are present, an install when not.
+    apt.packages(name=f"backup {name}: restic and the copy tools", packages=tools)
     if private_key is not None and target.on_fleet and target.sftp_host != policy.host:
         files.put(
             name=f"backup {name}: ssh key",

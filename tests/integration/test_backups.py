@@ -199,18 +199,18 @@ def test_rpo_breach_is_planned_and_the_next_apply_backs_up(lab: fleet_lab.Lab, b
 
 def test_retention_keeps_exactly_what_the_policy_says(lab: fleet_lab.Lab, base: Path) -> None:
     spec = base / "fleet.yaml"
-    for _ in range(2):
-        assert (
-            reconcile(
-                "backup", "now", "db", "--state", str(spec), "--journal", str(base / "journal.db")
-            ).returncode
-            == 0
+    made = []
+    for _ in range(3):
+        done = reconcile(
+            "backup", "now", "db", "--state", str(spec), "--journal", str(base / "journal.db")
         )
+        assert done.returncode == 0, done.stderr
+        made.append(re.search(r"snapshot (\w{8}) at", done.stdout)[1])  # type: ignore[index]
     os.environ["FLEET_TEST_RESTIC_PASSWORD"] = PASSWORD
     repository = open_repository(load_fleet(spec).fleet, "db")
     listing = repository._run(["snapshots", "--tag", "db"])  # restic's own snapshots --json
-    snapshots = sorted(json.loads(listing), key=lambda s: s["time"])
-    assert len(snapshots) == 2  # keep_last: 2
+    kept = [s["short_id"] for s in sorted(json.loads(listing), key=lambda s: s["time"])]
+    assert kept == made[-2:]  # keep_last: 2, the two newest
 
 
 def test_wrong_password_is_a_clear_error_and_rpo_drift(lab: fleet_lab.Lab, base: Path) -> None:
