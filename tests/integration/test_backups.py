@@ -331,8 +331,9 @@ def test_corrupted_pack_is_found_by_check_and_escalated(lab: fleet_lab.Lab, base
     fleet_lab.ssh(
         lab,
         "h2",
-        "f=$(find /srv/restic/h1/data -type f | head -1); "
-        "printf 'corrupted by the test' | dd of=$f bs=1 seek=200 conv=notrunc 2>/dev/null",
+        # Every pack: a killed backup leaves unindexed packs, which `check` only notes.
+        "for f in $(find /srv/restic/h1/data -type f); do "
+        "printf 'corrupted by the test' | dd of=$f bs=1 seek=200 conv=notrunc 2>/dev/null; done",
     )
     done = reconcile(
         "backup",
