@@ -1,4 +1,4 @@
-"""Apply a plan: deploys, then the health gate, then models, then verification.
+"""Apply a plan: deploys, the health gate, models and backups; verification is the caller's.
 
 The only module that changes hosts. It executes what the plan lists and nothing
 more: only services with planned actions are deployed, only listed models are pulled

@@ -80,7 +80,8 @@ def apply_plan(
     targets: list[str] | None = None,
     settings: ObserveSettings | None = None,
 ) -> ApplyResult:
-    """Execute `plan`: deploys, health gate, models; then observe again to verify."""
+    """Execute `plan`: repository init, deploys (services, backup policies), the health
+    gate, models, then the backups whose RPO is breached; observe again to verify."""
     settings = settings or ObserveSettings()
     started = time.monotonic()
     result = ApplyResult()
