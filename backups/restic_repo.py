@@ -108,13 +108,6 @@ class ResticRepo:
     def init(self) -> None:
         self._run(["init"])
 
-    def exists(self) -> bool:
-        try:
-            self._run(["cat", "config"], timeout=60)
-        except RepositoryMissing:
-            return False
-        return True
-
     def snapshots(self, tag: str | None = None, host: str | None = None) -> list[Snapshot]:
         args = ["snapshots"]
         if tag:

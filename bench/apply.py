@@ -13,28 +13,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench.dry_run import write_spec
+from bench.timing import timed
 from tests.fleet import lab as fleet_lab
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(
-        cmd, capture_output=True, text=True, cwd=ROOT, env=env, stdin=subprocess.DEVNULL
-    )
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return elapsed
 
 
 def measure(

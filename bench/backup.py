@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.timing import timed
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import lab_spec
 
@@ -42,16 +43,6 @@ SFTP = (
     "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/etc/fleet-reconciler/known_hosts "
     "root@{address} -s sftp"
 )
-
-
-def timed(command: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(
-        command, capture_output=True, text=True, cwd=ROOT, env=env, stdin=subprocess.DEVNULL
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"{command[:4]} failed:\n{done.stdout}\n{done.stderr}")
-    return time.perf_counter() - started
 
 
 def main() -> int:

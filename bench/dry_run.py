@@ -17,12 +17,11 @@ import hashlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench.timing import timed
 from state.load import load_fleet
 from tests.fleet import lab as fleet_lab
 from tests.integration.by_hand import converge_by_hand
@@ -58,17 +57,6 @@ def write_spec(lab: fleet_lab.Lab, hosts: list[str], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def timed(cmd: list[str], ok: set[int], env: dict[str, str] | None = None) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(
-        cmd, capture_output=True, text=True, cwd=ROOT, env=env, stdin=subprocess.DEVNULL
-    )
-    elapsed = time.perf_counter() - started
-    if done.returncode not in ok:
-        raise SystemExit(f"{cmd[0]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return elapsed
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
@@ -96,8 +84,8 @@ def main() -> int:
                     "deploys/fleet.py",
                 ]
                 env = {**os.environ, "FLEET_STATE": str(spec)}
-                ours = statistics.median(timed(ours_cmd, {0}) for _ in range(args.rounds))
-                peer = statistics.median(timed(peer_cmd, {0}, env) for _ in range(args.rounds))
+                ours = statistics.median(timed(ours_cmd) for _ in range(args.rounds))
+                peer = statistics.median(timed(peer_cmd, env) for _ in range(args.rounds))
                 print(f"{size:>5}  {ours:>19.2f}s  {peer:>13.2f}s  {ours / peer:>6.2f}")
     finally:
         fleet_lab.down("bench")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from backups.restic_repo import ResticError, Snapshot
+from backups.restic_repo import RepositoryMissing, ResticError, Snapshot
 from reconciler.apply import Report, run_deploys
 from reconciler.apply_backups import backup_secrets
 from reconciler.errors import PermanentError, TemporaryError
@@ -69,15 +69,19 @@ def backup_now(loaded: LoadedFleet, name: str, journal: Journal, report: Report)
     require_policy(loaded, name)
     policy = loaded.fleet.backups[name]
     repository = open_repository(loaded.fleet, name)
-    if not repository.exists():
+    try:
+        before = {s.id for s in repository.snapshots(tag=name, host=policy.host)}
+    except RepositoryMissing:
         if not policy.init:
             raise BackupFailed(
                 f"backup {name}: repository {policy.repository} is not "
                 "initialised; set init: true or run restic init"
-            )
+            ) from None
         repository.init()
         report(f"initialised {policy.repository}")
-    before = {s.id for s in list_snapshots(loaded, name)}
+        before = set()
+    except ResticError as exc:
+        raise BackupFailed(f"backup {name}: {exc}") from None
     report(f"backup {name}: converging its files on {policy.host}, then running it")
     work: dict[str, list[dict[str, Any]]] = {policy.host: [{"kind": "backup", "name": name}]}
     target = resolve_repository(loaded.fleet, policy)

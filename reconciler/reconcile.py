@@ -8,7 +8,7 @@ pyinfra's CLI stops before `run_ops`. `apply_plan` is the only path that changes
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 
@@ -103,7 +103,8 @@ def apply_plan(
         for h, o in deployed.items()
         if o.error is None
     }
-    gate = health_gate(loaded, gated, lambda: observe(loaded, client, settings), report)
+    health_only = replace(settings, health_only=True)  # the gate polls: read only health
+    gate = health_gate(loaded, gated, lambda: observe(loaded, client, health_only), report)
     for host_name, reason in gate.items():
         result.hosts[host_name].error = reason
         journal.record(run_id, host_name, reason.split()[0], "health", "error", reason)

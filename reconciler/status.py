@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from backups.restic_repo import restic_version
 from reconciler.journal import Journal, RunRecord
 from reconciler.observed import FleetState
 from reconciler.plan import Plan
@@ -111,6 +112,8 @@ def loop_lines(journal: Journal, state_file: Path) -> list[str]:
 def backup_lines(loaded: LoadedFleet, observed: FleetState, journal: Journal) -> list[str]:
     """Per policy: the newest snapshot against the RPO, and the last restore drill."""
     lines = []
+    if loaded.fleet.backups:
+        lines.append(f"backups: restic {restic_version()} on the controller")
     drills = journal.events(200, "drill") + journal.events(200, "escalation")
     for name, policy in loaded.fleet.backups.items():
         state = observed.backups.get(name)

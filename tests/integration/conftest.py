@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,3 +78,38 @@ def spec_file(lab: fleet_lab.Lab, tmp_path: Path) -> Path:
     path = tmp_path / "fleet.yaml"
     path.write_text(lab_spec(lab))
     return path
+
+
+def run_reconcile(
+    *args: str, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`reconcile ARGS` in a subprocess, as a user runs it; never a traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        input=stdin,
+        cwd=ROOT,
+        env=env,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def run_pyinfra(*args: str, spec: Path) -> subprocess.CompletedProcess[str]:
+    """The plain pyinfra CLI over our deploys, for the state file `spec`."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "pyinfra"),
+            *args,
+            "deploys/inventory.py",
+            "deploys/fleet.py",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "FLEET_STATE": str(spec)},
+    )

@@ -17,22 +17,13 @@ import pytest
 from reconciler.journal import Journal
 from reconciler.lock import lock_path, state_lock
 from tests.fleet import lab as fleet_lab
-from tests.integration.conftest import ROOT, lab_spec
+from tests.integration.conftest import ROOT, lab_spec, run_pyinfra, run_reconcile
 
 UNITS = "/etc/systemd/system/agent.service /etc/systemd/system/ollama.service"
 
 
-def reconcile(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        input=stdin,
-        cwd=ROOT,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
+def reconcile(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return run_reconcile(*args, stdin=stdin)
 
 
 def host_marks(lab: fleet_lab.Lab) -> dict[str, str]:
@@ -85,20 +76,7 @@ def test_apply_converges_fresh_hosts_and_is_idempotent(
     assert host_marks(lab) == before  # no unit file rewritten, nothing restarted
 
     # pyinfra's own prepare stage, on the same deploys, sees nothing left to change.
-    dry = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "pyinfra"),
-            "--dry",
-            "deploys/inventory.py",
-            "deploys/fleet.py",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "FLEET_STATE": spec},
-    )
+    dry = run_pyinfra("--dry", spec=Path(spec))
     assert dry.returncode == 0, dry.stderr
     output = dry.stderr + dry.stdout
     table = output.split("Detected changes:")[1].split("Detected changes may")[0]
@@ -120,20 +98,7 @@ def test_plain_pyinfra_cli_runs_the_same_deploys_models_included(
         "DELETE", f"{url}/api/delete", json={"model": "qwen2.5:1.5b"}, timeout=5
     ).raise_for_status()
     fleet_lab.ssh(lab, "h1", "systemctl stop agent.service")
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "pyinfra"),
-            "-y",
-            "deploys/inventory.py",
-            "deploys/fleet.py",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "FLEET_STATE": str(files["spec"])},
-    )
+    done = run_pyinfra("-y", spec=files["spec"])
     assert done.returncode == 0, done.stderr
     names = {m["name"] for m in httpx.get(f"{url}/api/tags", timeout=5).json()["models"]}
     assert names == {"qwen2.5:1.5b", "llama3.2:3b"}

@@ -12,7 +12,6 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from reconciler.journal import Journal
 from reconciler.observe_backups import open_repository
 from state.load import load_fleet
 from tests.fleet import lab as fleet_lab
-from tests.integration.conftest import ROOT, lab_spec
+from tests.integration.conftest import lab_spec, run_reconcile
 
 PASSWORD = "test-only-restic-password-7f3a"
 ENV = {**os.environ, "FLEET_TEST_RESTIC_PASSWORD": PASSWORD}
@@ -66,16 +65,7 @@ def write_spec(
 
 
 def reconcile(*args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env=ENV,
-        stdin=subprocess.DEVNULL,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
+    done = run_reconcile(*args, env=ENV)
     assert PASSWORD not in done.stdout + done.stderr
     return done
 

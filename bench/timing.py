@@ -1,0 +1,21 @@
+"""Timing a command for the benchmarks: wall-clock seconds, failing loudly on a bad exit."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(command: list[str], env: dict[str, str] | None = None) -> float:
+    """Run `command` from the repository root; its wall time, or SystemExit with its output."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=ROOT, env=env, stdin=subprocess.DEVNULL
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{command[:4]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return elapsed
