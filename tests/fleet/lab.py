@@ -119,8 +119,8 @@ def up(names: list[str], prefix: str = "test") -> Lab:
         known_hosts.write_text("".join(f"{h.address} {' '.join(host_key)}\n" for h in hosts))
         for host in hosts:
             _wait_for_ssh(host)
-        for host in hosts:  # boot finished: no unit is still starting up
-            ssh(lab, host.name, "systemctl is-system-running --wait >/dev/null || true")
+        for host in hosts:
+            _wait_until_booted(lab, host)
     except BaseException:
         down(prefix)
         raise
@@ -169,6 +169,24 @@ def _wait_for_ssh(host: LabHost) -> None:
         time.sleep(0.1)
     log = (RUN_DIR / f"{host.netns}.log").read_text()[-2000:]
     raise LabError(f"host {host.name} did not answer SSH in {BOOT_TIMEOUT_S}s; log:\n{log}")
+
+
+def _wait_until_booted(lab: Lab, host: LabHost) -> None:
+    """Boot finished: no unit still starting, and logins allowed (no /run/nologin)."""
+    deadline = time.monotonic() + BOOT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        answer = ssh(
+            lab,
+            host.name,
+            "systemctl is-system-running --wait; test ! -e /run/nologin",
+            check=False,
+        )
+        if answer.split()[:1] in (["running"], ["degraded"]):
+            probe = ssh(lab, host.name, "test ! -e /run/nologin && echo ready", check=False)
+            if probe.strip() == "ready":
+                return
+        time.sleep(0.2)
+    raise LabError(f"host {host.name} did not finish booting in {BOOT_TIMEOUT_S}s")
 
 
 def _save(lab: Lab) -> None:
