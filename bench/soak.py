@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.journal import Journal
+from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import lab_spec
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from reconciler.journal import Journal
+from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import lab_spec
 

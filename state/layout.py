@@ -30,3 +30,15 @@ def backup_env_path(policy: str) -> str:
 
 def backup_script_path(policy: str) -> str:
     return f"/usr/local/lib/fleet-reconciler/backup-{policy}.sh"
+
+
+def backup_service_id(policy: str) -> str:
+    """How plans, events and the journal name a backup policy: `backup:POLICY`."""
+    return f"backup:{policy}"
+
+
+def backup_policy_of(service: str | None) -> str | None:
+    """The policy name of a `backup:POLICY` service id, else None."""
+    if service is None or not service.startswith("backup:"):
+        return None
+    return service.removeprefix("backup:")

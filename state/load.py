@@ -1,14 +1,15 @@
 """Read a state file into a validated `Fleet`, or raise `SpecError` naming every problem.
 
 Order: YAML syntax, then the schema (all field errors at once), then the
-cross-reference checks in `state.references`. Each problem names file, line and field.
+cross-reference checks in `state.cross_checks`. Each problem names file, line and field.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,21 +17,25 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from state import models
+from state.cross_checks import check_references
 from state.errors import SpecError, SpecProblem
 from state.models import Fleet
-from state.references import check_references
 from state.types import SECRET_REF_PATTERN
 from state.yaml_lines import LineMap, YamlProblem, line_for, parse_with_lines
 
 
 @dataclass(frozen=True)
 class LoadedFleet:
-    """A validated fleet plus where it came from."""
+    """A validated fleet plus where it came from: the exact text it was parsed from (and
+    its sha256), and the config templates it names, read at the same moment. A plan made
+    from this value is applied from this value, never from the file as it is later."""
 
     fleet: Fleet
     file: Path
     sha256: str
     lines: LineMap
+    text: str = ""
+    templates: Mapping[str, str] = field(default_factory=dict)
 
     def resolve(self, relative: str) -> Path:
         """A path named in the spec, resolved against the state file's directory."""
@@ -47,8 +52,12 @@ def load_fleet(file: str | Path) -> LoadedFleet:
     return parse_fleet(text, path)
 
 
-def parse_fleet(text: str, path: Path) -> LoadedFleet:
-    """Validate YAML `text` that was read from `path` (used in messages and to resolve paths)."""
+def parse_fleet(text: str, path: Path, templates: Mapping[str, str] | None = None) -> LoadedFleet:
+    """Validate YAML `text` that was read from `path` (used in messages and to resolve paths).
+
+    `templates` (as named in the spec, with their text) replaces reading them from disk:
+    the SSH worker gets them from the plan's `LoadedFleet`, so it renders what was planned.
+    """
     name = str(path)
     try:
         data, lines = parse_with_lines(text)
@@ -60,11 +69,25 @@ def parse_fleet(text: str, path: Path) -> LoadedFleet:
         fleet = Fleet.model_validate(data)
     except ValidationError as exc:
         raise SpecError(_schema_problems(exc, data, lines, name)) from None
-    loaded = LoadedFleet(fleet, path, hashlib.sha256(text.encode()).hexdigest(), lines)
-    problems = check_references(fleet, lines, name, loaded.resolve)
+    sha256 = hashlib.sha256(text.encode()).hexdigest()
+    resolve = LoadedFleet(fleet, path, sha256, lines).resolve
+    problems = check_references(fleet, lines, name, resolve, templates)
     if problems:
         raise SpecError(problems)
-    return loaded
+    if templates is None:
+        templates = _read_templates(fleet, resolve)
+    return LoadedFleet(fleet, path, sha256, lines, text, dict(templates))
+
+
+def _read_templates(fleet: Fleet, resolve: Callable[[str], Path]) -> dict[str, str]:
+    """Every config template the spec names, read once (cross-checks found them all)."""
+    named = {
+        config.template
+        for service in fleet.services.values()
+        for config in service.config_files
+        if config.template is not None
+    }
+    return {name: resolve(name).read_text(encoding="utf-8") for name in sorted(named)}
 
 
 def _schema_problems(

@@ -1,7 +1,7 @@
 """Render the files a spec implies: systemd unit files and config file contents.
 
-Pure functions of the spec (a template is read from disk, relative to the state
-file). Both the diff (what should be there) and the deploys (what to write) use
+Pure functions of the spec (templates come from the `LoadedFleet`, read when the
+state file was loaded). Both the diff (what should be there) and the deploys (what to write) use
 these, so the two can never disagree.
 """
 
@@ -41,5 +41,5 @@ def render_config(loaded: LoadedFleet, service_name: str, config: ConfigFile) ->
     assert config.template is not None  # the model guarantees one of the two
     service: Service = loaded.fleet.services[service_name]
     host = loaded.fleet.hosts[service.host]
-    template = Template(loaded.resolve(config.template).read_text(encoding="utf-8"))
+    template = Template(loaded.templates[config.template])
     return template.safe_substitute(host=service.host, address=host.address, service=service_name)

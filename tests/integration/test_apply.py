@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reconciler.journal import Journal
-from reconciler.lock import lock_path, state_lock
+from reconciler.store.journal import Journal
+from reconciler.store.lock import lock_path, state_lock
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import ROOT, lab_spec, run_pyinfra, run_reconcile
 

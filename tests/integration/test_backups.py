@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.journal import Journal
-from reconciler.observe_backups import open_repository
+from backups.repository import open_repository
+from reconciler.store.journal import Journal
 from state.load import load_fleet
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import lab_spec, run_reconcile
@@ -231,8 +231,8 @@ def test_drill_restores_verifies_and_is_recorded(base: Path) -> None:
         r"backup db: drill passed: restored snapshot \w{8} \(\d+ files\) in [\d.]+s, RTO 30s",
         done.stdout,
     )
-    events = Journal(journal).events(10, "drill")
-    assert events and events[0]["context"]["problems"] == []
+    events = Journal(journal).events(10, "drill_passed")
+    assert events and events[0].context["problems"] == []
 
 
 def test_killed_backup_leaves_a_stale_lock_that_the_next_run_clears(
@@ -338,7 +338,5 @@ def test_corrupted_pack_is_found_by_check_and_escalated(lab: fleet_lab.Lab, base
     )
     assert done.returncode == 1
     assert "backup db: repository check FAILED: restic check failed" in done.stdout
-    escalations = [
-        e for e in Journal(journal).events(20, "escalation") if e["service"] == "backup:db"
-    ]
-    assert escalations and escalations[0]["severity"] == "P1"
+    failures = Journal(journal).events(20, "backup_check_failed", service="backup:db")
+    assert failures and failures[0].severity == "P1"

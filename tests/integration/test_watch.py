@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.journal import Journal
+from reconciler.store.journal import EventRecord, Journal
 from state.layout import unit_path
 from state.load import load_fleet
 from state.render import render_unit
@@ -90,7 +90,7 @@ class Watch:
     def ssh(self, host: str, command: str) -> str:
         return fleet_lab.ssh(self.lab, host, command, check=False)
 
-    def events(self, kind: str) -> list[dict[str, Any]]:
+    def events(self, kind: str) -> list[EventRecord]:
         journal = Journal(self.journal_path)
         try:
             return journal.events(200, kind)
@@ -161,8 +161,8 @@ def test_broken_edit_changes_nothing_and_is_reported(watch: Watch) -> None:
         )
     )
     rejected = wait_for("spec_rejected event", lambda: watch.events("spec_rejected"), 15)
-    assert "services.agent.unit.restart" in rejected[0]["message"]
-    assert f"{watch.spec}:" in rejected[0]["message"]
+    assert "services.agent.unit.restart" in rejected[0].message
+    assert f"{watch.spec}:" in rejected[0].message
     status = subprocess.run(
         [
             sys.executable,
@@ -188,20 +188,20 @@ def test_failing_service_backs_off_with_growing_intervals_and_escalates(watch: W
     watch.spec.write_text(watch.spec.read_text().replace("models:\n", CRASHY + "models:\n"))
     escalations = wait_for(
         "an escalation event",
-        lambda: [e for e in watch.events("escalation") if e["service"] == "crashy"],
+        lambda: [e for e in watch.events("escalation") if e.service == "crashy"],
         90,
     )
-    assert escalations[0]["severity"] == "P1"
+    assert escalations[0].severity == "P1"
     failures = sorted(
-        (e for e in watch.events("heal_failed") if e["service"] == "crashy"), key=lambda e: e["at"]
+        (e for e in watch.events("heal_failed") if e.service == "crashy"), key=lambda e: e.at
     )
-    delays = [e["context"]["retry_in"] for e in failures]
+    delays = [e.context["retry_in"] for e in failures]
     assert delays[:3] == [1, 2, 4]
-    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(failures)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(failures)]
     assert all(
         gap >= delay for gap, delay in zip(gaps, delays, strict=False)
     )  # never sooner than the backoff
-    assert "crashy not healthy within its RTO (3s)" in failures[0]["message"]
+    assert "crashy not healthy within its RTO (3s)" in failures[0].message
 
 
 def test_sigterm_exits_cleanly(watch: Watch) -> None:

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from reconciler.observed import (
+from reconciler.observe.observation import (
     CheckResult,
     FileState,
     FleetState,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from reconciler.apply import deploy_work, health_gate
-from reconciler.diff import diff
-from reconciler.observed import CheckResult, FleetState, HostState
-from reconciler.plan import Plan, filter_plan, make_plan
+from reconciler.apply.deploys import deploy_work
+from reconciler.apply.gate import health_gate
+from reconciler.engine.diff import diff
+from reconciler.engine.plan import Plan, filter_plan, make_plan
+from reconciler.observe.observation import CheckResult, FleetState, HostState
+from reconciler.ssh.protocol import ServiceWork
 from state.load import LoadedFleet
 from tests.unit.helpers import ideal_observation, load_text
 
@@ -42,8 +44,8 @@ def test_deploy_work_lists_only_planned_services() -> None:
     loaded, plan = fresh_plan()
     work = deploy_work(loaded, filter_plan(plan, ["h1/a", "h2"]))
     assert work == {
-        "h1": [{"kind": "service", "name": "a", "restart": False}],
-        "h2": [{"kind": "service", "name": "c", "restart": False}],
+        "h1": [ServiceWork(name="a", restart=False)],
+        "h2": [ServiceWork(name="c", restart=False)],
     }
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from reconciler.backoff import Backoffs
-from reconciler.events import Event, EventBus, journal_subscriber
-from reconciler.journal import Journal
-from reconciler.spec_source import SpecSource
+from reconciler.daemon.backoff import Backoffs
+from reconciler.daemon.spec_source import SpecSource
+from reconciler.events.bus import Event, EventBus
+from reconciler.events.sinks import journal_sink
+from reconciler.store.journal import Journal
 from state.models import ReconcilerSettings
 from tests.unit.test_spec import BASE
 
@@ -57,10 +58,10 @@ def test_event_bus_survives_a_broken_subscriber(tmp_path: Path) -> None:
         raise RuntimeError("channel down")
 
     bus.subscribe(broken)
-    bus.subscribe(journal_subscriber(journal))
+    bus.subscribe(journal_sink(journal))
     bus.emit(Event("P1", "escalation", "ollama not healed", "h1", "ollama", {"attempts": 3}))
     [stored] = journal.events()
-    assert (stored["severity"], stored["kind"], stored["context"]) == (
+    assert (stored.severity, stored.kind, stored.context) == (
         "P1",
         "escalation",
         {"attempts": 3},
@@ -72,7 +73,7 @@ def test_broken_edit_keeps_the_last_good_spec_and_is_reported_once(tmp_path: Pat
     state.write_text(BASE)
     journal = Journal(tmp_path / "j.db")
     bus = EventBus()
-    bus.subscribe(journal_subscriber(journal))
+    bus.subscribe(journal_sink(journal))
     source = SpecSource(state, bus, journal)
     assert source.reload()
     good = source.loaded
@@ -80,7 +81,7 @@ def test_broken_edit_keeps_the_last_good_spec_and_is_reported_once(tmp_path: Pat
     assert not source.reload() and not source.reload()
     assert source.loaded is good
     assert source.error is not None and f"{state}:5: hosts.kimi.role" in source.error
-    assert [e["kind"] for e in journal.events()] == ["spec_rejected", "spec_applied"]
+    assert [e.kind for e in journal.events()] == ["spec_rejected", "spec_applied"]
     state.write_text(BASE.replace("exec_start: /bin/sleep infinity", "exec_start: /bin/true"))
     assert source.reload() and source.error is None and source.loaded is not good
 

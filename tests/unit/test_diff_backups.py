@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from reconciler.diff import diff
-from reconciler.diff_backups import env_digest
-from reconciler.observed import BackupState, FileState
-from reconciler.plan import make_plan
-from reconciler.render import render_plan
+from reconciler.cli.plan_text import render_plan
+from reconciler.engine.diff import diff
+from reconciler.engine.diff_backups import env_digest
+from reconciler.engine.plan import make_plan
+from reconciler.observe.observation import BackupState, FileState
 from tests.unit.helpers import ideal_observation, load_text
 from tests.unit.test_spec import BASE
 

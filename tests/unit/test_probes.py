@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import httpx
 
-from reconciler.observe import snapshot_requests
-from reconciler.observed import FileState, HostState, UnitState
-from reconciler.probes import evaluate_file_fresh, evaluate_systemd, list_models, probe_http
+from reconciler.observe.fleet import snapshot_requests
+from reconciler.observe.observation import FileState, HostState, UnitState
+from reconciler.observe.probes import evaluate_file_fresh, evaluate_systemd, list_models, probe_http
+from reconciler.ssh.protocol import SnapshotRequest
 from state.models import FileFreshCheck, HttpCheck, SystemdCheck
 from tests.unit.helpers import load_text
 from tests.unit.test_diff_plan import SPEC
@@ -88,10 +89,10 @@ def test_systemd_and_file_fresh_are_evaluated_from_the_snapshot() -> None:
 def test_snapshot_requests_cover_every_unit_file_and_package() -> None:
     requests = snapshot_requests(load_text(SPEC).fleet)
     assert requests == {
-        "h1": {
-            "units": ["ollama"],
-            "files": ["/etc/ollama.env"],
-            "contents": ["/etc/ollama.env"],
-            "packages": [],
-        }
+        "h1": SnapshotRequest(
+            units=["ollama"],
+            files=["/etc/ollama.env"],
+            contents=["/etc/ollama.env"],
+            packages=[],
+        )
     }

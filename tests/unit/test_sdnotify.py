@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.sdnotify import sd_notify, watchdog_interval
+from reconciler.daemon.sdnotify import sd_notify, watchdog_interval
 
 
 def test_notify_sends_datagrams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 from state.errors import SpecError
 from state.load import load_fleet
 from tests.unit.helpers import load_text
@@ -205,8 +205,8 @@ def test_schema_file_is_current() -> None:
 
 
 def test_readme_spec_reference_is_current() -> None:
-    from state.reference import reference
+    from state.docs import reference
 
     assert reference() in (ROOT / "README.md").read_text(), (
-        "run: python -m state.reference --write README.md"
+        "run: python -m state.docs --write README.md"
     )

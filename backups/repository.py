@@ -1,0 +1,20 @@
+"""The repository factory: a backup policy's restic repository as the controller reaches it.
+
+Every room of the reconciler that reads or writes a repository opens it here, so they
+all reach it the same way (the holding host's key and known_hosts, the password from
+its reference)."""
+
+from __future__ import annotations
+
+from backups.restic_repo import ResticRepo, sftp_command
+from state.models import Fleet
+from state.repository import controller_url, resolve_repository
+from state.secrets import resolve_secret
+
+
+def open_repository(fleet: Fleet, name: str) -> ResticRepo:
+    """The policy's repository as the controller reaches it. Raises SecretUnavailable."""
+    policy = fleet.backups[name]
+    target = resolve_repository(fleet, policy)
+    sftp = sftp_command(fleet.hosts[target.sftp_host]) if target.sftp_host else None
+    return ResticRepo(controller_url(fleet, target), resolve_secret(policy.password), sftp)

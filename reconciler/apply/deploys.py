@@ -1,0 +1,154 @@
+"""Deploys through the SSH worker: which work a plan implies, and running it.
+
+Executes what the plan lists and nothing more: only services with planned actions are
+deployed. Each host fails alone, with a reason; the others carry on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from reconciler.apply.context import Report
+from reconciler.engine.changes import Phase
+from reconciler.engine.plan import Plan
+from reconciler.observe.fleet import ssh_targets
+from reconciler.ssh.client import run_worker
+from reconciler.ssh.protocol import (
+    ApplyAnswer,
+    ApplyRequest,
+    BackupKeyPair,
+    BackupNowWork,
+    BackupPolicyWork,
+    OpResult,
+    RepoAccessWork,
+    ServiceWork,
+    Timeouts,
+    Work,
+    WorkItem,
+)
+from state.layout import backup_policy_of
+from state.load import LoadedFleet
+from state.repository import resolve_repository
+
+DEPLOY_TIMEOUT_S = 600.0
+
+
+@dataclass
+class HostOutcome:
+    """What happened on one host: operations changed, the failure (if any), and time spent."""
+
+    name: str
+    changed: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    results: list[OpResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BackupSecrets:
+    """What backup deploys need from the controller: passwords and the fleet's backup key."""
+
+    passwords: dict[str, str]
+    key: BackupKeyPair
+
+
+def deploy_work(loaded: LoadedFleet, plan: Plan) -> Work:
+    """Per host, what the deploy cycle converges: services, backup policies, repo access."""
+    work: Work = {}
+
+    def add(host: str, item: WorkItem) -> None:
+        items = work.setdefault(host, [])
+        if item not in items:
+            items.append(item)
+
+    for action in plan.actions:
+        if action.service is None or action.phase in (Phase.HOST, Phase.MODELS):
+            continue
+        policy = backup_policy_of(action.service)
+        if policy is not None:
+            if action.kind in {"repo_missing", "repo_init"}:
+                continue
+            add(action.host, BackupPolicyWork(name=policy))
+            target = resolve_repository(loaded.fleet, loaded.fleet.backups[policy])
+            if target.sftp_host is not None and target.sftp_host != action.host:
+                add(target.sftp_host, RepoAccessWork())
+        elif action.phase != Phase.HEALTH or action.kind == "restart":
+            restart = action.phase == Phase.HEALTH
+            add(action.host, ServiceWork(name=action.service, restart=restart))
+    for items in work.values():  # a service planned for a restart is deployed once, restarting
+        restarted = {i.name for i in items if isinstance(i, ServiceWork) and i.restart}
+        items[:] = [
+            i
+            for i in items
+            if not (isinstance(i, ServiceWork) and not i.restart and i.name in restarted)
+        ]
+    return work
+
+
+def backup_now_work(plan: Plan) -> Work:
+    """Per host, the backup units the plan says to run now (their RPO is breached)."""
+    work: Work = {}
+    for action in plan.actions:
+        policy = backup_policy_of(action.service)
+        if action.kind == "backup_now" and policy is not None:
+            work.setdefault(action.host, []).append(BackupNowWork(name=policy))
+    return work
+
+
+def describe_work(items: list[WorkItem]) -> str:
+    names = []
+    for item in items:
+        if isinstance(item, RepoAccessWork):
+            names.append("backup repository access")
+        elif isinstance(item, ServiceWork):
+            names.append(item.name)
+        else:
+            names.append(f"{item.kind.replace('_', ' ')} {item.name}")
+    return ", ".join(names)
+
+
+def apply_request(
+    loaded: LoadedFleet, work: Work, timeouts: Timeouts, secrets: BackupSecrets | None
+) -> ApplyRequest:
+    """The worker request for `work`, carrying the exact text that was planned."""
+    return ApplyRequest(
+        targets=ssh_targets(loaded.fleet),
+        state_file=str(loaded.file),
+        state_text=loaded.text,
+        templates=dict(loaded.templates),
+        work=work,
+        backup_passwords=secrets.passwords if secrets else {},
+        backup_key=secrets.key if secrets else None,
+        timeouts=timeouts,
+    )
+
+
+def run_deploys(
+    loaded: LoadedFleet,
+    work: Work,
+    timeouts: Timeouts,
+    report: Report,
+    secrets: BackupSecrets | None = None,
+) -> dict[str, HostOutcome]:
+    """One worker cycle running `work`; per host, what changed and why it failed."""
+    outcomes = {h: HostOutcome(h) for h in work}
+    if not outcomes:
+        return outcomes
+    for host, items in work.items():
+        verb = "running" if isinstance(items[0], BackupNowWork) else "deploying"
+        report(f"{host}: {verb} {describe_work(items)}")
+    started = time.monotonic()
+    request = apply_request(loaded, work, timeouts, secrets)
+    answer = run_worker(request, ApplyAnswer, timeout=DEPLOY_TIMEOUT_S)
+    for host, result in answer.hosts.items():
+        outcome = outcomes[host]
+        outcome.results = result.ops
+        outcome.changed = [op.name for op in result.ops if op.status == "changed"]
+        outcome.error = result.error
+        outcome.seconds = time.monotonic() - started
+        report(
+            f"{host}: {len(outcome.changed)} operations changed"
+            + (f"; FAILED: {outcome.error}" if outcome.error else "")
+        )
+    return outcomes

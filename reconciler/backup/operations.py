@@ -1,0 +1,179 @@
+"""Backup operations on one policy: list, back up now, retention, pick and restore.
+
+Used by the `reconcile backup` commands and by a run (retention after the backups it
+made). Raises `BackupFailed` or `UnknownPolicy` with one clear line; prints nothing.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+
+from backups.repository import open_repository
+from backups.restic_repo import RepositoryMissing, ResticError, Snapshot
+from reconciler.apply.context import Report
+from reconciler.apply.deploys import run_deploys
+from reconciler.backup.secrets import backup_secrets
+from reconciler.errors import PermanentError, TemporaryError
+from reconciler.ssh.protocol import BackupNowWork, BackupPolicyWork, RepoAccessWork, Timeouts, Work
+from state.load import LoadedFleet
+from state.repository import resolve_repository
+from state.secrets import SecretUnavailable
+from state.ssh import ssh_argv
+
+
+class BackupFailed(TemporaryError, RuntimeError):
+    """A backup did not run through; the message says where it stopped."""
+
+
+class UnknownPolicy(PermanentError, LookupError):
+    """No backup policy of that name in the state file."""
+
+
+def require_policy(loaded: LoadedFleet, name: str) -> None:
+    if name not in loaded.fleet.backups:
+        known = ", ".join(sorted(loaded.fleet.backups)) or "none"
+        raise UnknownPolicy(f"no backup policy {name!r} in {loaded.file}; known: {known}")
+
+
+def list_snapshots(loaded: LoadedFleet, name: str) -> list[Snapshot]:
+    """The policy's snapshots, oldest first."""
+    require_policy(loaded, name)
+    policy = loaded.fleet.backups[name]
+    try:
+        return open_repository(loaded.fleet, name).snapshots(tag=name, host=policy.host)
+    except (SecretUnavailable, ResticError) as exc:
+        raise BackupFailed(f"backup {name}: {exc}") from None
+
+
+def backup_now(loaded: LoadedFleet, name: str, key_dir: Path, report: Report) -> Snapshot:
+    """Converge the policy's host-side files, run its unit and wait; return the new snapshot."""
+    require_policy(loaded, name)
+    policy = loaded.fleet.backups[name]
+    repository = open_repository(loaded.fleet, name)
+    try:
+        before = {s.id for s in repository.snapshots(tag=name, host=policy.host)}
+    except RepositoryMissing:
+        if not policy.init:
+            raise BackupFailed(
+                f"backup {name}: repository {policy.repository} is not "
+                "initialised; set init: true or run restic init"
+            ) from None
+        repository.init()
+        report(f"initialised {policy.repository}")
+        before = set()
+    except ResticError as exc:
+        raise BackupFailed(f"backup {name}: {exc}") from None
+    report(f"backup {name}: converging its files on {policy.host}, then running it")
+    work: Work = {policy.host: [BackupPolicyWork(name=name)]}
+    target = resolve_repository(loaded.fleet, policy)
+    if target.sftp_host is not None and target.sftp_host != policy.host:
+        work[target.sftp_host] = [RepoAccessWork()]
+    secrets, failed = backup_secrets(loaded.fleet, work, key_dir)
+    if failed:
+        raise BackupFailed(next(iter(failed.values())))
+    run_now: Work = {policy.host: [BackupNowWork(name=name)]}
+    for step in (work, run_now):
+        for host, outcome in run_deploys(loaded, step, Timeouts(), report, secrets).items():
+            if outcome.error:
+                note = repository_space_note(loaded, name, outcome.error)
+                raise BackupFailed(f"backup {name} on {host}: {outcome.error}{note}")
+    new = [s for s in list_snapshots(loaded, name) if s.id not in before]
+    if not new:
+        raise BackupFailed(f"backup {name}: the unit ran but no new snapshot appeared")
+    kept = apply_retention(loaded, name)
+    report(f"backup {name}: retention kept {len(kept)} snapshot(s)")
+    return new[-1]
+
+
+def apply_retention(loaded: LoadedFleet, name: str) -> list[Snapshot]:
+    """`forget --prune` with the policy's retention, run centrally; returns what is kept.
+
+    Hosts only ever add snapshots; deleting them is the controller's job alone.
+    """
+    require_policy(loaded, name)
+    policy = loaded.fleet.backups[name]
+    try:
+        open_repository(loaded.fleet, name).forget(policy.retention, tag=name, host=policy.host)
+    except (SecretUnavailable, ResticError) as exc:
+        raise BackupFailed(f"backup {name}: retention failed: {exc}") from None
+    return list_snapshots(loaded, name)
+
+
+def pick_snapshot(loaded: LoadedFleet, name: str, snapshot: str | None) -> Snapshot:
+    snapshots = list_snapshots(loaded, name)
+    if not snapshots:
+        raise BackupFailed(f"backup {name}: no snapshot to restore")
+    if snapshot is None:
+        return snapshots[-1]
+    for snap in snapshots:
+        if snap.id.startswith(snapshot):
+            return snap
+    raise UnknownPolicy(
+        f"backup {name}: no snapshot {snapshot!r}; have {', '.join(s.short_id for s in snapshots)}"
+    )
+
+
+def restore_to_host(
+    loaded: LoadedFleet, name: str, snap: Snapshot, host_name: str, path: str, report: Report
+) -> int:
+    """Restore (verified) on the controller, then unpack into HOST:PATH over SSH; files count."""
+    if host_name not in loaded.fleet.hosts:
+        raise UnknownPolicy(
+            f"unknown host {host_name!r}; known: {', '.join(sorted(loaded.fleet.hosts))}"
+        )
+    host = loaded.fleet.hosts[host_name]
+    with tempfile.TemporaryDirectory(prefix=f"restore-{name}-") as scratch:
+        report(f"backup {name}: restoring snapshot {snap.short_id} (verified by restic)")
+        try:
+            open_repository(loaded.fleet, name).restore(snap.id, Path(scratch))
+        except ResticError as exc:
+            raise BackupFailed(f"backup {name}: restore failed: {exc}") from None
+        count = sum(1 for p in Path(scratch).rglob("*") if p.is_file())
+        report(f"backup {name}: copying {count} files to {host_name}:{path}")
+        pack = subprocess.Popen(["tar", "-C", scratch, "-cf", "-", "."], stdout=subprocess.PIPE)
+        unpack = subprocess.run(
+            [
+                *ssh_argv(host),
+                f"mkdir -p {shlex.quote(path)} && tar -C {shlex.quote(path)} -xf -",
+            ],
+            stdin=pack.stdout,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
+        pack.wait()
+        if unpack.returncode != 0 or pack.returncode != 0:
+            raise BackupFailed(
+                f"backup {name}: copying to {host_name}:{path} failed: "
+                f"{unpack.stderr.strip()[-300:]}"
+            )
+    return count
+
+
+def repository_space_note(loaded: LoadedFleet, name: str, error: str) -> str:
+    """For an sftp write failure, the repository disk's free space, else ''.
+
+    Over sftp a full disk reaches restic only as SSH_FX_FAILURE, and restic removes the
+    partial pack, so report the disk as it is rather than guess.
+    """
+    target = resolve_repository(loaded.fleet, loaded.fleet.backups[name])
+    if "SSH_FX_FAILURE" not in error or target.sftp_host is None or target.path is None:
+        return ""
+    host = loaded.fleet.hosts[target.sftp_host]
+    done = subprocess.run(
+        [*ssh_argv(host), f"df -P -B1 {shlex.quote(target.path)} | tail -1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    fields = done.stdout.split()
+    if done.returncode != 0 or len(fields) < 4 or not fields[3].isdigit():
+        return ""
+    free, total = int(fields[3]) / 2**20, int(fields[1]) / 2**20
+    return (
+        f"; sftp writes failed and the repository disk on {target.sftp_host} has "
+        f"{free:.1f} MiB free of {total:.1f} MiB at {target.path}: is it too small?"
+    )

@@ -1,0 +1,34 @@
+"""Text for `reconcile backup`: snapshot tables and the restore plan."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from backups.restic_repo import Snapshot
+from state.load import LoadedFleet
+
+
+def render_snapshots(loaded: LoadedFleet, rows: dict[str, list[Snapshot]]) -> str:
+    now = datetime.now(UTC)
+    out = [f"{'POLICY':<14} {'SNAPSHOT':<9} {'TIME (UTC)':<20} {'AGE':>8}  HOST      RPO"]
+    for name, snapshots in rows.items():
+        rpo = loaded.fleet.backups[name].rpo
+        if not snapshots:
+            out.append(f"{name:<14} {'-':<9} {'-':<20} {'-':>8}  -         no snapshot yet")
+        for snap in snapshots:
+            age = now - snap.time
+            mark = "ok" if snap is not snapshots[-1] or age <= rpo else "BREACHED"
+            out.append(
+                f"{name:<14} {snap.short_id:<9} "
+                f"{snap.time.astimezone(UTC):%Y-%m-%d %H:%M:%S} "
+                f"{int(age.total_seconds() // 60):>7}m  {snap.host:<9} {mark}"
+            )
+    return "\n".join(out) + "\n"
+
+
+def restore_plan(name: str, snap: Snapshot, host: str, path: str) -> str:
+    return (
+        f"Restore plan:\n  ~ restore snapshot {snap.short_id} of backup {name} "
+        f"({snap.time.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, taken on {snap.host})\n"
+        f"    into {host}:{path}; files there with the same names are overwritten\n"
+    )

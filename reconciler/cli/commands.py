@@ -1,0 +1,171 @@
+"""One thin function per `reconcile` command: load, call the engine, print its result.
+
+Heavy modules (pydantic, httpx, the spec) are imported inside the commands, after the
+SSH worker has been started, so the worker's own start-up runs in parallel with ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reconciler.cli.terminal import confirm, report, show_progress
+from reconciler.ssh.client import WorkerProcess
+from state.errors import SpecError
+
+if TYPE_CHECKING:
+    from state.load import LoadedFleet
+
+EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    worker = WorkerProcess()  # first: its start-up overlaps the imports below
+    try:
+        from state.load import load_fleet
+
+        loaded = load_fleet(args.state)
+        if args.dry_run:
+            return _dry_run(args, loaded, worker)
+        return _apply(args, loaded, worker)
+    finally:
+        worker.close()
+
+
+def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess) -> int:
+    import httpx
+
+    from reconciler.cli.plan_text import render_plan
+    from reconciler.engine.plan import plan_to_json
+    from reconciler.run.once import plan_once
+
+    with httpx.Client(trust_env=False) as client:
+        plan = plan_once(loaded, client, worker=worker, targets=args.target).plan
+    if args.output == "json":
+        print(json.dumps(plan_to_json(plan), indent=2))
+    else:
+        print(render_plan(plan), end="")
+    return EXIT_PENDING if plan.summary.pending else EXIT_OK
+
+
+def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess) -> int:
+    import httpx
+
+    from reconciler.cli.plan_text import render_apply, render_plan
+    from reconciler.run.lifecycle import Runner, execute_plan
+    from reconciler.run.once import plan_once
+    from reconciler.store.journal import Journal
+    from reconciler.store.lock import lock_path, state_lock
+
+    journal = Journal(args.journal)
+    lock = lock_path(journal.path.parent, loaded.file)
+    with state_lock(lock, args.lock_timeout, report), httpx.Client(trust_env=False) as client:
+        plan = plan_once(loaded, client, worker=worker, targets=args.target).plan
+        print(render_plan(plan), end="", flush=True)
+        runner = Runner(client, journal, report, show_progress)
+        result = execute_plan(
+            loaded, plan, runner, "apply", args.target, before_apply=lambda: confirm(args.yes)
+        )
+    if result is None:
+        return EXIT_OK
+    print(render_apply(result), end="")
+    return EXIT_OK if result.converged else EXIT_ERROR
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    worker = WorkerProcess()
+    try:
+        import httpx
+
+        from reconciler.cli.status_text import loop_lines, render_status
+        from reconciler.run.once import plan_once
+        from reconciler.store.journal import Journal
+        from state.load import load_fleet
+
+        journal = Journal(args.journal)
+        try:
+            loaded = load_fleet(args.state)
+        except SpecError:
+            # The loop keeps the last good spec; show its state, then the file's errors.
+            print("\n".join(loop_lines(journal, Path(args.state))))
+            raise
+        with httpx.Client(trust_env=False) as client:
+            result = plan_once(loaded, client, worker=worker)
+        print(render_status(loaded, result.observed, result.plan, journal), end="")
+        return EXIT_OK
+    finally:
+        worker.close()
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    import httpx
+
+    from reconciler.daemon.loop import WatchLoop, start_watchdog
+    from reconciler.daemon.spec_source import SpecSource
+    from reconciler.events.bus import EventBus
+    from reconciler.events.sinks import journal_sink, log_sink
+    from reconciler.store.journal import Journal
+
+    journal = Journal(args.journal)
+    bus = EventBus()
+    bus.subscribe(journal_sink(journal))
+    bus.subscribe(log_sink())
+    spec = SpecSource(Path(args.state), bus, journal)
+    if not spec.reload() and spec.exception is not None:
+        raise spec.exception  # no last good spec to fall back on at start-up
+    assert spec.loaded is not None
+    with httpx.Client(trust_env=False) as client:
+        loop = WatchLoop(spec, journal, client, bus, report, show_progress)
+
+        def beating_report(message: str) -> None:
+            loop.beat()
+            report(message)
+
+        loop.report = beating_report
+        signal.signal(signal.SIGTERM, lambda *_: loop.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: loop.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: loop.request_reload())
+        watcher = threading.Thread(target=loop.watch_file, name="watchfiles", daemon=True)
+        watcher.start()
+        rtos = [s.rto.total_seconds() for s in spec.loaded.fleet.services.values()]
+        start_watchdog(loop, stall_limit=2 * max(rtos, default=0) + 600)
+        settings = spec.loaded.fleet.reconciler
+        report(
+            f"watching {args.state}: full pass every {settings.interval.total_seconds():g}s, "
+            f"probes every {settings.probe_interval.total_seconds():g}s"
+        )
+        code = loop.run(max_passes=args.max_passes, max_seconds=args.max_seconds)
+        watcher.join(timeout=3)
+    report("stopped")
+    return code
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from reconciler.cli.status_text import render_history
+    from reconciler.store.journal import Journal
+
+    print(render_history(Journal(args.journal).runs(args.limit)), end="")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from state.load import load_fleet
+
+    fleet = load_fleet(args.state).fleet
+    print(
+        f"{args.state}: valid ({len(fleet.hosts)} hosts, {len(fleet.services)} services, "
+        f"{len(fleet.backups)} backup policies)"
+    )
+    return EXIT_OK
+
+
+def cmd_schema(_args: argparse.Namespace) -> int:
+    from state.schema import fleet_schema
+
+    print(json.dumps(fleet_schema(), indent=2))
+    return EXIT_OK

@@ -1,0 +1,168 @@
+"""The `reconcile` entry point: the parser, dispatch, and the one place that turns
+errors into output.
+
+Exit codes (README, "Exit codes"):
+  0  converged / valid
+  1  error: bad spec, bad arguments, failed or not converged run
+  2  --dry-run only: changes pending (an unreachable host counts as pending)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from reconciler.cli.backup_command import cmd_backup
+from reconciler.cli.commands import (
+    EXIT_ERROR,
+    cmd_history,
+    cmd_reconcile,
+    cmd_schema,
+    cmd_status,
+    cmd_validate,
+    cmd_watch,
+)
+from reconciler.errors import ReconcileError, write_traceback
+from state.errors import SpecError
+
+DEFAULT_STATE = "state/fleet.yaml"
+SUBCOMMANDS = {"validate", "schema", "status", "history", "watch", "backup"}
+
+
+def _journal_option(parser: argparse.ArgumentParser) -> None:
+    from reconciler.store.journal import DEFAULT_PATH
+
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        default=DEFAULT_PATH,
+        help=f"run journal (SQLite), default {DEFAULT_PATH}",
+    )
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """(main parser for `reconcile [--dry-run] [STATE]`, parser for the subcommands)."""
+    main = argparse.ArgumentParser(
+        prog="reconcile",
+        description="Converge a fleet to the desired state in STATE.",
+        epilog=f"Subcommands: reconcile {'|'.join(sorted(SUBCOMMANDS))} (see -h of each). "
+        "Exit codes: 0 converged, 1 error or not converged, 2 changes pending (--dry-run).",
+    )
+    main.add_argument("state", nargs="?", default=DEFAULT_STATE, help="state file (YAML)")
+    main.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    main.add_argument("--yes", action="store_true", help="apply without asking")
+    main.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="HOST[/SERVICE]",
+        help="limit the run (repeatable)",
+    )
+    main.add_argument(
+        "--output", choices=["text", "json"], default="text", help="plan format for --dry-run"
+    )
+    main.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another apply to finish (default 60)",
+    )
+    _journal_option(main)
+    main.set_defaults(func=cmd_reconcile)
+    subs = argparse.ArgumentParser(prog="reconcile")
+    sub = subs.add_subparsers(dest="command", required=True)
+    validate = sub.add_parser("validate", help="check a state file")
+    validate.add_argument("state", nargs="?", default=DEFAULT_STATE)
+    validate.set_defaults(func=cmd_validate)
+    schema = sub.add_parser("schema", help="print the JSON Schema of the state file")
+    schema.set_defaults(func=cmd_schema)
+    status = sub.add_parser("status", help="desired versus observed, health, last change")
+    status.add_argument("state", nargs="?", default=DEFAULT_STATE)
+    _journal_option(status)
+    status.set_defaults(func=cmd_status)
+    _watch_parser(
+        sub.add_parser("watch", help="reconcile continuously (timer, probes, file watch)")
+    )
+    _backup_parser(sub.add_parser("backup", help="backup policies: list, now, check, drill, ..."))
+    history = sub.add_parser("history", help="list recorded runs")
+    history.add_argument("--limit", type=int, default=20)
+    _journal_option(history)
+    history.set_defaults(func=cmd_history)
+    return main, subs
+
+
+def _watch_parser(watch: argparse.ArgumentParser) -> None:
+    watch.add_argument("state", nargs="?", default=DEFAULT_STATE)
+    watch.add_argument(
+        "--max-passes",
+        type=int,
+        default=None,
+        help="stop after N reconcile passes (for tests and benchmarks)",
+    )
+    watch.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="stop after S seconds (for tests and benchmarks)",
+    )
+    _journal_option(watch)
+    watch.set_defaults(func=cmd_watch)
+
+
+def _backup_parser(backup: argparse.ArgumentParser) -> None:
+    backup.add_argument("action", choices=["list", "now", "forget", "check", "drill", "restore"])
+    backup.add_argument("--to", metavar="HOST:PATH", help="restore: where the files go")
+    backup.add_argument("--snapshot", help="restore: snapshot id (default: the latest)")
+    backup.add_argument("--yes", action="store_true", help="restore without asking")
+    backup.add_argument("--subset", help="check: --read-data-subset, default a rotating n/7")
+    backup.add_argument("policy", nargs="?", help="policy name (all policies for list)")
+    backup.add_argument("--state", default=DEFAULT_STATE, help="state file (YAML)")
+    _journal_option(backup)
+    backup.set_defaults(func=cmd_backup)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    main_parser, sub_parser = build_parser()
+    parser = sub_parser if argv and argv[0] in SUBCOMMANDS else main_parser
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return run_reporting_errors(lambda: func(args))
+
+
+def run_reporting_errors(action: Callable[[], int]) -> int:
+    """Run `action`; expected errors print one line each, unexpected ones a traceback file."""
+    try:
+        return action()
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if _expected(exc):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        trace = write_traceback()
+        print(
+            f"internal error: {sys.exc_info()[1]!r}; traceback written to {trace}", file=sys.stderr
+        )
+        return EXIT_ERROR
+
+
+def _expected(exc: Exception) -> bool:
+    """Errors that carry one clear line for the user: ours, a secret that cannot be
+    resolved, and restic's own failures (imported late: they pull in the spec models)."""
+    from backups.restic_repo import ResticError
+    from state.secrets import SecretUnavailable
+
+    return isinstance(exc, ReconcileError | SecretUnavailable | ResticError)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""`reconcile status` and `reconcile history`: tables built from observation and the journal."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from backups.restic_repo import restic_version
+from reconciler.cli.plan_text import summary_line
+from reconciler.daemon.verifications import DRILL_KINDS, last_event
+from reconciler.engine.plan import Plan
+from reconciler.observe.observation import FleetState
+from reconciler.store.journal import Journal, RunRecord
+from state.load import LoadedFleet
+
+
+def _when(epoch: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else "-"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def render_status(loaded: LoadedFleet, observed: FleetState, plan: Plan, journal: Journal) -> str:
+    """Per host and service: desired versus observed, health, pending, last change; last run."""
+    rows = [["HOST", "SERVICE", "DESIRED", "OBSERVED", "HEALTH", "PENDING", "LAST CHANGE"]]
+    pending = {(a.host, a.service) for a in plan.actions}
+    for name, service in loaded.fleet.services.items():
+        host = observed.hosts.get(service.host)
+        desired = "-"
+        if service.unit is not None:
+            desired = ("enabled" if service.unit.enabled else "disabled") + ",active"
+        if host is None or not host.reachable:
+            seen, health = "unreachable", "?"
+        else:
+            unit = host.units.get(name)
+            seen = f"{unit.enabled},{unit.active}" if unit else "-"
+            results = observed.health.get(name, ())
+            sick = [r.check for r in results if not r.healthy]
+            health = "unhealthy: " + ", ".join(sick) if sick else ("healthy" if results else "-")
+        change = journal.last_change(service.host, name)
+        last = f"{_when(change[0])} {change[1].split('| ')[-1]}" if change else "-"
+        todo = "yes" if (service.host, name) in pending else "no"
+        rows.append([service.host, name, desired, seen, health, todo, last])
+    out = _table(rows)
+    for model_set in loaded.fleet.models:
+        state = observed.models.get(model_set.service)
+        seen = (state.error or ", ".join(state.present)) if state else "-"
+
+        out.append(
+            f"models on {model_set.service}: want {', '.join(model_set.present)}; present {seen}"
+        )
+    out.extend(backup_lines(loaded, observed, journal))
+    out.extend(loop_lines(journal, loaded.file))
+    runs = journal.runs(1)
+    if runs:
+        run = runs[0]
+        out.append(
+            f"last run: {run.id} {run.outcome or 'running'} at {_when(run.started)}"
+            + (f" ({run.error})" if run.error else "")
+        )
+    else:
+        out.append("last run: none recorded")
+    out.append(summary_line(plan.summary))
+    return "\n".join(out) + "\n"
+
+
+def render_history(runs: list[RunRecord]) -> str:
+    if not runs:
+        return "No runs recorded.\n"
+    rows = [["RUN", "STARTED", "SECONDS", "OUTCOME", "CHANGED", "COMMIT", "ERROR"]]
+    for run in runs:
+        seconds = f"{run.ended - run.started:.1f}" if run.ended else "-"
+        commit = (run.git_commit or "-")[:10] + ("+dirty" if run.git_dirty else "")
+        rows.append(
+            [
+                run.id,
+                _when(run.started),
+                seconds,
+                run.outcome or "running",
+                str(run.changes),
+                commit,
+                (run.error or "")[:60],
+            ]
+        )
+    return "\n".join(_table(rows)) + "\n"
+
+
+def loop_lines(journal: Journal, state_file: Path) -> list[str]:
+    """The watch loop's own health, as it last recorded it."""
+    saved = journal.loop_state(str(state_file.resolve()))
+    if saved is None:
+        return ["loop: reconcile watch has not run against this state file"]
+    updated, data = saved
+    lines = [
+        f"loop: pid {data.get('pid')}, {data.get('passes', 0)} passes, last pass "
+        f"({data.get('last_kind') or '-'}) {_when(data.get('last_pass'))}, next full pass "
+        f"{_when(data.get('next_full'))}, next probe {_when(data.get('next_probe'))}; "
+        f"recorded {_when(updated)}"
+    ]
+    for key, backoff in (data.get("backoffs") or {}).items():
+        lines.append(
+            f"loop: backoff {key}: {backoff['failures']} failures, retry in {backoff['retry_in']}s"
+        )
+    if data.get("spec_error"):
+        lines.append("loop: state file REJECTED, last good spec in force:")
+        lines.extend(f"  {line}" for line in str(data["spec_error"]).splitlines())
+    return lines
+
+
+def backup_lines(loaded: LoadedFleet, observed: FleetState, journal: Journal) -> list[str]:
+    """Per policy: the newest snapshot against the RPO, and the last restore drill."""
+    lines = []
+    if loaded.fleet.backups:
+        lines.append(f"backups: restic {restic_version()} on the controller")
+    for name, policy in loaded.fleet.backups.items():
+        state = observed.backups.get(name)
+        if state is None or state.error:
+            seen = f"repository unreadable: {state.error}" if state else "not observed"
+        elif state.last_snapshot is None or observed.observed_at is None:
+            seen = "no snapshot yet"
+        else:
+            age = int((observed.observed_at - state.last_snapshot).total_seconds() // 60)
+            seen = f"last snapshot {age}m ago, {state.snapshots} kept"
+        rpo = int(policy.rpo.total_seconds() // 60)
+        drill = last_event(journal, DRILL_KINDS, name)
+        verdict = (
+            (
+                f"last drill {_when(drill.at)}: "
+                f"{'passed' if drill.kind == 'drill_passed' else 'FAILED'} "
+                f"in {drill.context.get('seconds', '?')}s"
+            )
+            if drill
+            else "no drill yet"
+        )
+        lines.append(f"backup {name} on {policy.host}: {seen} (RPO {rpo}m); {verdict}")
+    return lines

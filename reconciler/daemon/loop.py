@@ -1,0 +1,295 @@
+"""`reconcile watch`: the continuous, level-based reconcile loop.
+
+Every pass observes the whole (targeted) fleet again and converges it; events only
+wake the loop early and are never acted upon themselves. Three wake-ups: a full pass
+every `interval`, a light probe pass every `probe_interval` (health checks and models
+only; drift wakes a pass for just the affected hosts), and state-file edits (watchfiles,
+debounced) or SIGHUP. SIGTERM lets the current pass finish, releases the lock, exits 0.
+
+This process never applies gevent's monkey patching: SSH runs in child processes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import watchfiles
+
+from reconciler.apply.context import ProgressReport, Report
+from reconciler.daemon.backoff import Backoffs, Key
+from reconciler.daemon.sdnotify import sd_notify, watchdog_interval
+from reconciler.daemon.spec_source import SpecSource
+from reconciler.daemon.verifications import run_due_verifications
+from reconciler.engine.plan import Plan, exclude_from_plan
+from reconciler.errors import ReconcileError, write_traceback
+from reconciler.events.bus import Event, EventBus
+from reconciler.observe.fleet import ObserveSettings, observe
+from reconciler.run.lifecycle import Runner, execute_plan
+from reconciler.run.once import ApplyResult, plan_once
+from reconciler.store.journal import Journal
+from reconciler.store.lock import LockHeld, lock_path, state_lock
+from state.load import LoadedFleet
+from state.models import ReconcilerSettings
+
+PASS_LOCK_TIMEOUT_S = 5.0
+
+
+@dataclass
+class LoopStatus:
+    """What `reconcile status` shows about the loop."""
+
+    last_pass: float | None = None
+    last_kind: str = ""
+    next_full: float | None = None
+    next_probe: float | None = None
+    passes: int = 0
+    spec_error: str | None = None
+    backoffs: dict[str, dict[str, float | int]] = field(default_factory=dict)
+
+
+class WatchLoop:
+    def __init__(
+        self,
+        spec: SpecSource,
+        journal: Journal,
+        client: httpx.Client,
+        bus: EventBus,
+        report: Report,
+        progress: ProgressReport,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spec, self.journal, self.client, self.bus = spec, journal, client, bus
+        self.report, self.progress, self.clock = report, progress, clock
+        self.wake = threading.Event()
+        self.stop = threading.Event()
+        self.reload_requested = threading.Event()
+        self.status = LoopStatus()
+        self.last_beat = clock()
+        assert spec.loaded is not None, "load the spec before starting the loop"
+        self.backoffs = Backoffs(spec.loaded.fleet.reconciler)
+
+    # -- signals and wake-ups -------------------------------------------------------
+    def request_stop(self) -> None:
+        self.stop.set()
+        self.wake.set()
+
+    def request_reload(self) -> None:
+        self.reload_requested.set()
+        self.wake.set()
+
+    def watch_file(self) -> None:
+        """Thread body: wake the loop when the state file changes (editors may replace it)."""
+        target = self.spec.path.resolve()
+        debounce = int(self._settings().debounce.total_seconds() * 1000)
+        for _ in watchfiles.watch(
+            target.parent,
+            stop_event=self.stop,
+            debounce=debounce,
+            watch_filter=lambda _c, p: Path(p) == target,
+            yield_on_timeout=False,
+            rust_timeout=1000,
+        ):
+            self.request_reload()
+
+    # -- the loop ---------------------------------------------------------------------
+    def run(self, max_passes: int | None = None, max_seconds: float | None = None) -> int:
+        """Loop until SIGTERM (or the optional bounds, for tests and benchmarks). Returns 0."""
+        started = self.clock()
+        next_full, next_probe = started, started + self._probe_interval()
+        sd_notify("READY=1")
+        while not self.stop.is_set():
+            if max_passes is not None and self.status.passes >= max_passes:
+                break
+            if max_seconds is not None and self.clock() - started >= max_seconds:
+                break
+            self.wake.wait(max(0.0, min(next_full, next_probe) - self.clock()))
+            self.wake.clear()
+            if self.stop.is_set():
+                break
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                if self.spec.reload():
+                    self.backoffs.settings = self._settings()
+                    next_full = self.clock()
+            now = self.clock()
+            if now >= next_full:
+                self._pass("full", None)
+                next_full = self.clock() + self._settings().interval.total_seconds()
+                next_probe = self.clock() + self._probe_interval()
+            elif now >= next_probe:
+                self._probe_pass()
+                next_probe = self.clock() + self._probe_interval()
+            self._save_status(next_full, next_probe)
+        sd_notify("STOPPING=1")
+        return 0
+
+    def _settings(self) -> ReconcilerSettings:
+        assert self.spec.loaded is not None
+        return self.spec.loaded.fleet.reconciler
+
+    def _probe_interval(self) -> float:
+        return float(self._settings().probe_interval.total_seconds())
+
+    def beat(self) -> None:
+        self.last_beat = self.clock()
+
+    def _probe_pass(self) -> None:
+        """Health checks and models only; wake a pass for the hosts that drifted."""
+        loaded = self.spec.loaded
+        assert loaded is not None
+        try:
+            observed = observe(loaded, self.client, ObserveSettings(health_only=True))
+        except ReconcileError as exc:
+            self.report(f"probe pass failed: {exc}")
+            return
+        drifted = set()
+        for name, service in loaded.fleet.services.items():
+            host = observed.hosts[service.host]
+            if not host.reachable or any(not r.healthy for r in observed.health.get(name, ())):
+                drifted.add(service.host)
+        for model_set in loaded.fleet.models:
+            state = observed.models.get(model_set.service)
+            if state and not state.error and set(model_set.present) - set(state.present):
+                drifted.add(loaded.fleet.services[model_set.service].host)
+        self.status.last_pass, self.status.last_kind = time.time(), "probe"
+        if drifted:
+            self.report(f"probe: drift on {', '.join(sorted(drifted))}; reconciling")
+            self._pass("heal", sorted(drifted))
+
+    def _pass(self, kind: str, targets: list[str] | None) -> None:
+        loaded = self.spec.loaded
+        assert loaded is not None
+        self.status.passes += 1
+        self.status.last_pass, self.status.last_kind = time.time(), kind
+        lock = lock_path(self.journal.path.parent, loaded.file)
+        try:
+            with state_lock(lock, PASS_LOCK_TIMEOUT_S, self.report):
+                self._converge(loaded, targets)
+            if kind == "full":  # scheduled backup checks and drills, outside the lock
+                for line in run_due_verifications(loaded, self.journal, self.bus, time.time()):
+                    self.report(line)
+        except LockHeld as exc:
+            self.report(f"pass skipped: {exc}")
+        except ReconcileError as exc:
+            self.report(f"pass failed: {exc}")
+        except Exception as exc:  # a daemon outlives one bad pass; the traceback is kept
+            trace = write_traceback()
+            self.report(f"pass crashed: {exc!r}; traceback written to {trace}")
+            self.bus.emit(
+                Event(
+                    "P2",
+                    "pass_crashed",
+                    f"{kind} pass crashed: {exc!r}",
+                    context={"traceback": str(trace)},
+                )
+            )
+        self.beat()
+
+    def _converge(self, loaded: LoadedFleet, targets: list[str] | None) -> None:
+        plan = plan_once(loaded, self.client, targets=targets or ()).plan
+        now = self.clock()
+        keys = {(a.host, a.service) for a in plan.actions}
+        for key in list(self.backoffs.states):
+            if key not in keys and self.backoffs.record_healthy(key, now):
+                self.report(f"{key[0]}/{key[1] or '*'}: healthy long enough, backoff reset")
+        blocked = {
+            k
+            for k in keys
+            if self.backoffs.blocked(k, now) or self.backoffs.blocked((k[0], None), now)
+        }
+        plan = exclude_from_plan(plan, blocked)
+        if not plan.summary.pending:
+            return  # a pass with nothing to do is not journaled as a run
+        runner = Runner(self.client, self.journal, self.report, self.progress)
+        result = execute_plan(loaded, plan, runner, "watch", targets or ())
+        if result is not None:
+            self._account(plan, result)
+
+    def _account(self, plan: Plan, result: ApplyResult) -> None:
+        """Backoff and events per (host, service) that the pass tried to heal."""
+        remaining = (
+            {(a.host, a.service) for a in result.remaining.actions} if result.remaining else set()
+        )
+        now = self.clock()
+        for key in sorted({(a.host, a.service) for a in plan.actions}, key=str):
+            error = result.hosts[key[0]].error if key[0] in result.hosts else None
+            failed = key in remaining or bool(
+                error and (key[1] is None or key[1] in error or "unreachable" in error)
+            )
+            if failed:
+                self._failed(key, now, error or "still pending after apply")
+            else:
+                self.bus.emit(Event("P3", "healed", f"{_label(key)} converged", key[0], key[1]))
+
+    def _failed(self, key: Key, now: float, reason: str) -> None:
+        failure = self.backoffs.record_failure(key, now)
+        self.bus.emit(
+            Event(
+                "P3",
+                "heal_failed",
+                f"{_label(key)} not healed (attempt {failure.attempts}); retry in "
+                f"{failure.delay:g}s: {reason}",
+                key[0],
+                key[1],
+                {"attempts": failure.attempts, "retry_in": failure.delay},
+            )
+        )
+        if failure.escalate:
+            settings = self._settings()
+            self.bus.emit(
+                Event(
+                    settings.escalation_severity,
+                    "escalation",
+                    f"self-healing of {_label(key)} failed after {failure.attempts} "
+                    f"attempts: {reason}",
+                    key[0],
+                    key[1],
+                    {"attempts": failure.attempts, "requested_action": "operator_intervention"},
+                )
+            )
+
+    def _save_status(self, next_full: float, next_probe: float) -> None:
+        offset = time.time() - self.clock()
+        self.status.next_full, self.status.next_probe = next_full + offset, next_probe + offset
+        self.status.spec_error = self.spec.error
+        self.status.backoffs = self.backoffs.in_force(self.clock())
+        self.journal.save_loop_state(
+            str(self.spec.path),
+            {
+                "pid": os.getpid(),
+                "last_pass": self.status.last_pass,
+                "last_kind": self.status.last_kind,
+                "next_full": self.status.next_full,
+                "next_probe": self.status.next_probe,
+                "passes": self.status.passes,
+                "spec_error": self.status.spec_error,
+                "backoffs": self.status.backoffs,
+            },
+        )
+        self.beat()
+
+
+def _label(key: Key) -> str:
+    return f"{key[0]}/{key[1]}" if key[1] else f"host {key[0]}"
+
+
+def start_watchdog(loop: WatchLoop, stall_limit: float) -> threading.Thread | None:
+    """Ping systemd's watchdog while the loop keeps beating; a stalled loop gets restarted."""
+    interval = watchdog_interval()
+    if interval is None:
+        return None
+
+    def ping() -> None:
+        while not loop.stop.wait(interval):
+            if loop.clock() - loop.last_beat < stall_limit:
+                sd_notify("WATCHDOG=1")
+
+    thread = threading.Thread(target=ping, name="watchdog", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,68 @@
+"""The spec the watch loop runs on: the last good version of the state file.
+
+A broken edit (YAML, schema, a dangling reference, or uncommitted changes when
+`require_committed` is set) is reported once as a `spec_rejected` event and never
+applied; the last good spec stays in force.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.events.bus import Event, EventBus
+from reconciler.store.journal import Journal
+from reconciler.store.provenance import git_provenance
+from state.errors import SpecError, SpecProblem
+from state.load import LoadedFleet, load_fleet
+
+
+class SpecSource:
+    """The last good spec. A broken edit is reported once and the last good stays in force."""
+
+    def __init__(self, path: Path, bus: EventBus, journal: Journal) -> None:
+        self.path, self.bus, self.journal = path, bus, journal
+        self.loaded: LoadedFleet | None = None
+        self.error: str | None = None
+        self.exception: SpecError | None = None
+
+    def reload(self) -> bool:
+        """Re-read the file; True when a new valid spec is now in force."""
+        try:
+            loaded = load_fleet(self.path)
+            commit, dirty = git_provenance(loaded.file)
+            _, file_dirty = git_provenance(loaded.file, whole_tree=False)
+            if loaded.fleet.reconciler.require_committed and file_dirty is not False:
+                problem = SpecProblem(
+                    str(self.path),
+                    None,
+                    "reconciler.require_committed",
+                    "the state file has uncommitted changes",
+                )
+                raise SpecError([problem])
+        except SpecError as exc:
+            self.exception = exc
+            message = str(exc)
+            if message != self.error:  # log each distinct error once, not every pass
+                self.error = message
+                self.bus.emit(
+                    Event(
+                        "P2",
+                        "spec_rejected",
+                        f"state file rejected, last good spec stays in force: {message}",
+                    )
+                )
+            return False
+        self.error, self.exception = None, None
+        if self.loaded is not None and loaded.sha256 == self.loaded.sha256:
+            return False
+        self.loaded = loaded
+        self.journal.record_spec(str(loaded.file), loaded.sha256, commit, dirty)
+        self.bus.emit(
+            Event(
+                "P3",
+                "spec_applied",
+                f"spec {loaded.sha256[:12]} in force",
+                context={"git_commit": commit, "git_dirty": dirty},
+            )
+        )
+        return True

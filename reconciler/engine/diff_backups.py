@@ -1,0 +1,204 @@
+"""Diff of backup policies: host-side files and timer, and the RPO of the newest snapshot. Pure.
+
+The env file holds the repository password, so it is compared by digest only
+(`env_digests`, computed by the caller from the resolved secret) and never diffed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from reconciler.engine.changes import Action, Change, ChangeKind, Phase
+from reconciler.engine.textdiff import unified_diff
+from reconciler.observe.observation import BackupState, FileState, HostState
+from state.layout import (
+    backup_env_path,
+    backup_script_path,
+    backup_service_id,
+    backup_unit,
+    unit_path,
+)
+from state.load import LoadedFleet
+from state.render_backup import render_script, render_service, render_timer
+from state.repository import resolve_repository
+
+
+def env_digest(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def diff_backup(
+    loaded: LoadedFleet,
+    name: str,
+    host: HostState,
+    state: BackupState | None,
+    now: datetime | None,
+    env_digest_wanted: str | None,
+) -> list[Change]:
+    """Changes for one policy whose host is reachable."""
+    policy = loaded.fleet.backups[name]
+    target = resolve_repository(loaded.fleet, policy)
+    key, unit = backup_service_id(name), backup_unit(name)
+    changes = [
+        c
+        for c in (
+            _env(policy.host, key, host.files.get(backup_env_path(name)), env_digest_wanted),
+            _text(
+                policy.host,
+                key,
+                Phase.FILES,
+                "backup_script",
+                backup_script_path(name),
+                render_script(name, policy, target),
+                "0700",
+                host,
+            ),
+            _text(
+                policy.host,
+                key,
+                Phase.UNIT,
+                "backup_unit",
+                unit_path(f"{unit}.service"),
+                render_service(name),
+                "0644",
+                host,
+            ),
+            _text(
+                policy.host,
+                key,
+                Phase.UNIT,
+                "backup_unit",
+                unit_path(f"{unit}.timer"),
+                render_timer(name, policy),
+                "0644",
+                host,
+            ),
+        )
+        if c is not None
+    ]
+    timer = host.units.get(f"{unit}.timer")
+    if timer is None or timer.enabled != "enabled" or timer.active != "active":
+        seen = f"{timer.enabled}, {timer.active}" if timer else "not found"
+        action: Action = (
+            "create"
+            if any(c.kind == "backup_unit" and c.action == "create" for c in changes)
+            else "update"
+        )
+        changes.append(
+            Change(
+                policy.host,
+                key,
+                Phase.RUNTIME,
+                "backup_timer",
+                action,
+                f"enable {unit}.timer",
+                f"timer {seen}",
+            )
+        )
+    changes.extend(_rpo(loaded, name, state, now))
+    return changes
+
+
+def _env(host: str, key: str, seen: FileState | None, wanted: str | None) -> Change | None:
+    subject = f"file {backup_env_path(key.split(':', 1)[1])}"
+    if seen is None:
+        return Change(
+            host,
+            key,
+            Phase.FILES,
+            "backup_env",
+            "create",
+            subject,
+            "missing (holds the repository password; content not shown)",
+        )
+    reasons = []
+    if wanted is not None and seen.sha256 != wanted:
+        reasons.append("content differs (secret, not shown)")
+    if seen.mode != "0600":
+        reasons.append(f"mode {seen.mode} → 0600")
+    if not reasons:
+        return None
+    return Change(host, key, Phase.FILES, "backup_env", "update", subject, ", ".join(reasons))
+
+
+def _text(
+    host_name: str,
+    key: str,
+    phase: Phase,
+    kind: ChangeKind,
+    path: str,
+    want: str,
+    mode: str,
+    host: HostState,
+) -> Change | None:
+    seen = host.files.get(path)
+    subject = f"file {path}" if phase == Phase.FILES else f"unit {path.rsplit('/', 1)[-1]}"
+    if seen is None:
+        return Change(
+            host_name, key, phase, kind, "create", subject, "missing", unified_diff("", want, path)
+        )
+    reasons, text = [], None
+    if seen.sha256 != hashlib.sha256(want.encode()).hexdigest():
+        reasons.append("content differs")
+        text = unified_diff(seen.content or "", want, path)
+    if seen.mode != mode:
+        reasons.append(f"mode {seen.mode} → {mode}")
+    if not reasons:
+        return None
+    return Change(host_name, key, phase, kind, "update", subject, ", ".join(reasons), text)
+
+
+def _rpo(
+    loaded: LoadedFleet, name: str, state: BackupState | None, now: datetime | None
+) -> list[Change]:
+    policy = loaded.fleet.backups[name]
+    rpo = _short(policy.rpo.total_seconds())
+
+    def due(kind: ChangeKind, reason: str) -> Change:
+        return Change(
+            policy.host,
+            backup_service_id(name),
+            Phase.BACKUP,
+            kind,
+            "alert",
+            f"backup {name}",
+            reason,
+        )
+
+    if state is None:
+        return []
+    if state.missing_repository and policy.init:
+        init = Change(
+            policy.host,
+            backup_service_id(name),
+            Phase.INSTALL,
+            "repo_init",
+            "create",
+            f"repository {policy.repository}",
+            "not initialised (init: true)",
+        )
+        return [init, due("backup_now", f"no snapshot yet, RPO {rpo}")]
+    if state.missing_repository:
+        return [
+            due("repo_missing", "repository not initialised; set init: true or run restic init")
+        ]
+    if state.error is not None:
+        return [due("backup_now", f"RPO at risk, repository unreadable: {state.error}")]
+    if state.last_snapshot is None or now is None:
+        return [due("backup_now", f"no snapshot yet, RPO {rpo}")]
+    age = (now - state.last_snapshot).total_seconds()
+    if age <= policy.rpo.total_seconds():
+        return []
+    return [due("backup_now", f"last snapshot {_short(age)} ago, RPO {rpo}")]
+
+
+def _short(seconds: float) -> str:
+    minutes, _ = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
+    return f"{minutes}m" if minutes else f"{int(seconds)}s"

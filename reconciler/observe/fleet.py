@@ -1,0 +1,224 @@
+"""Observe the whole fleet: SSH facts from every host in parallel, plus health probes.
+
+Read-only by contract. SSH work runs in a child process (`reconciler.ssh.worker`);
+HTTP and TCP probes run here on threads at the same time. An unreachable or slow
+host becomes `HostState(reachable=False)`, and every other host is still observed.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from reconciler.observe.backups import observe_backup
+from reconciler.observe.observation import CheckResult, FleetState, HostState, ModelsState
+from reconciler.observe.probes import (
+    evaluate_file_fresh,
+    evaluate_systemd,
+    list_models,
+    probe_http,
+    probe_tcp,
+)
+from reconciler.ssh.client import WorkerProcess, run_worker
+from reconciler.ssh.protocol import (
+    ObserveAnswer,
+    ObserveRequest,
+    Snapshot,
+    SnapshotRequest,
+    SshTarget,
+    Timeouts,
+)
+from state.layout import backup_env_path, backup_script_path, backup_unit, unit_path
+from state.load import LoadedFleet
+from state.models import (
+    AptInstall,
+    FileFreshCheck,
+    FileInstall,
+    Fleet,
+    HttpCheck,
+    Service,
+    SystemdCheck,
+    TcpCheck,
+)
+from state.ssh import pyinfra_host_data
+
+
+@dataclass(frozen=True)
+class ObserveSettings:
+    """Time limits for one observation, and how much to read."""
+
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    health_only: bool = False  # only what health checks need (the watch loop's probe pass)
+
+
+def snapshot_requests(fleet: Fleet, health_only: bool = False) -> dict[str, SnapshotRequest]:
+    """What to read on each host: units, files (contents for config files), packages.
+
+    With `health_only`, just the units of systemd checks and the files of file_fresh checks.
+    """
+    requests: dict[str, dict[str, list[str]]] = {
+        name: {"units": [], "files": [], "contents": [], "packages": []} for name in fleet.hosts
+    }
+    if not health_only:
+        for name, policy in fleet.backups.items():
+            _backup_reads(name, requests[policy.host])
+    for name, service in fleet.services.items():
+        wanted = requests[service.host]
+        if health_only:
+            _health_reads(name, service, wanted)
+            continue
+        if service.unit is not None:
+            wanted["units"].append(name)
+        for config in service.config_files:
+            wanted["files"].append(config.path)
+            wanted["contents"].append(config.path)
+        if isinstance(service.install, FileInstall):
+            wanted["files"].append(service.install.dest)
+        if isinstance(service.install, AptInstall):
+            wanted["packages"].extend(service.install.packages)
+        for check in service.health:
+            if isinstance(check, FileFreshCheck):
+                wanted["files"].append(check.path)
+    return {
+        host: SnapshotRequest(**{k: sorted(set(v)) for k, v in wanted.items()})
+        for host, wanted in requests.items()
+    }
+
+
+def _backup_reads(name: str, wanted: dict[str, list[str]]) -> None:
+    unit = backup_unit(name)
+    wanted["units"].append(f"{unit}.timer")
+    wanted["files"] += [backup_env_path(name), backup_script_path(name)]
+    wanted["contents"].append(backup_script_path(name))
+    for path in (unit_path(f"{unit}.service"), unit_path(f"{unit}.timer")):
+        wanted["files"].append(path)
+        wanted["contents"].append(path)
+
+
+def _health_reads(name: str, service: Service, wanted: dict[str, list[str]]) -> None:
+    for check in service.health:
+        if isinstance(check, SystemdCheck):
+            wanted["units"].append(name)
+        elif isinstance(check, FileFreshCheck):
+            wanted["files"].append(check.path)
+
+
+def ssh_targets(fleet: Fleet) -> list[SshTarget]:
+    """How the SSH worker reaches every host of `fleet`."""
+    return [
+        SshTarget(name=name, data=pyinfra_host_data(host)) for name, host in fleet.hosts.items()
+    ]
+
+
+def observe_request(fleet: Fleet, settings: ObserveSettings) -> ObserveRequest:
+    return ObserveRequest(
+        targets=ssh_targets(fleet),
+        reads=snapshot_requests(fleet, settings.health_only),
+        timeouts=settings.timeouts,
+    )
+
+
+def host_states(answer: ObserveAnswer) -> dict[str, HostState]:
+    """HostStates from the worker's answer."""
+    states = {}
+    for name, result in answer.hosts.items():
+        snap = result.snapshot or Snapshot()
+        states[name] = HostState(
+            name=name,
+            reachable=result.reachable,
+            error=result.error,
+            now=snap.now,
+            units=snap.units,
+            files=snap.files,
+            packages=snap.packages,
+            seconds=result.seconds,
+        )
+    return states
+
+
+def observe(
+    loaded: LoadedFleet,
+    client: httpx.Client,
+    settings: ObserveSettings | None = None,
+    worker: WorkerProcess | None = None,
+) -> FleetState:
+    """Observe every host and service of `loaded`. Changes nothing anywhere.
+
+    `worker` is an already started SSH worker (see reconciler.ssh.client), or None to start one.
+    """
+    settings = settings or ObserveSettings()
+    fleet = loaded.fleet
+    timeout = settings.timeouts.connect + settings.timeouts.command + 30
+    request = observe_request(fleet, settings)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        ssh = pool.submit(run_worker, request, ObserveAnswer, timeout, worker)
+        remote = _submit_probes(pool, fleet, client)
+        models = {
+            m.service: pool.submit(list_models, client, _endpoint(fleet, m.service, m.endpoint))
+            for m in fleet.models
+        }
+        backups = (
+            {}
+            if settings.health_only
+            else {name: pool.submit(observe_backup, fleet, name) for name in fleet.backups}
+        )
+        hosts = host_states(ssh.result())
+        backup_states = {name: future.result() for name, future in backups.items()}
+    health = {name: _service_health(fleet, name, hosts, remote) for name in fleet.services}
+    model_states = {
+        name: (
+            future.result()
+            if hosts[fleet.services[name].host].reachable
+            else ModelsState(endpoint=_endpoint(fleet, name, m.endpoint), error="host unreachable")
+        )
+        for (name, future), m in zip(models.items(), fleet.models, strict=True)
+    }
+    return FleetState(
+        hosts=hosts,
+        health=health,
+        models=model_states,
+        backups=backup_states,
+        observed_at=datetime.now(UTC),
+    )
+
+
+def _endpoint(fleet: Fleet, service: str, template: str) -> str:
+    return template.format(address=fleet.hosts[fleet.services[service].host].address)
+
+
+def _submit_probes(
+    pool: ThreadPoolExecutor, fleet: Fleet, client: httpx.Client
+) -> dict[tuple[str, int], Future[CheckResult]]:
+    futures: dict[tuple[str, int], Future[CheckResult]] = {}
+    for name, service in fleet.services.items():
+        address = fleet.hosts[service.host].address
+        for i, check in enumerate(service.health):
+            if isinstance(check, HttpCheck):
+                futures[(name, i)] = pool.submit(probe_http, client, check, address)
+            elif isinstance(check, TcpCheck):
+                futures[(name, i)] = pool.submit(probe_tcp, check, address)
+    return futures
+
+
+def _service_health(
+    fleet: Fleet,
+    name: str,
+    hosts: dict[str, HostState],
+    remote: dict[tuple[str, int], Future[CheckResult]],
+) -> tuple[CheckResult, ...]:
+    service = fleet.services[name]
+    host = hosts[service.host]
+    if not host.reachable:
+        return ()
+    results = []
+    for i, check in enumerate(service.health):
+        if isinstance(check, SystemdCheck):
+            results.append(evaluate_systemd(check, name, host))
+        elif isinstance(check, FileFreshCheck):
+            results.append(evaluate_file_fresh(check, host))
+        else:
+            results.append(remote[(name, i)].result())
+    return tuple(results)

@@ -1,0 +1,151 @@
+"""One reconcile pass: observe, diff, plan, and (outside dry-run) apply and verify.
+
+Returns data and prints nothing; progress goes through the `report` callbacks.
+`plan_once` is the dry-run stage boundary: it builds the whole plan and stops, as
+pyinfra's CLI stops before `run_ops`. `apply_plan` is the only path that changes hosts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import httpx
+
+from reconciler.apply.backups import init_repositories, without_failed
+from reconciler.apply.context import RunContext
+from reconciler.apply.deploys import HostOutcome, backup_now_work, deploy_work, run_deploys
+from reconciler.apply.gate import health_gate
+from reconciler.apply.models import apply_models
+from reconciler.backup.operations import BackupFailed, apply_retention
+from reconciler.backup.secrets import backup_secrets, env_digests
+from reconciler.engine.changes import Phase
+from reconciler.engine.diff import diff
+from reconciler.engine.plan import Plan, filter_plan, make_plan
+from reconciler.observe.fleet import ObserveSettings, observe
+from reconciler.observe.observation import FleetState
+from reconciler.ssh.client import WorkerProcess
+from state.load import LoadedFleet
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    observed: FleetState
+    plan: Plan
+
+
+@dataclass
+class ApplyResult:
+    """Per-host outcomes, and the plan that verification found left over."""
+
+    hosts: dict[str, HostOutcome] = field(default_factory=dict)
+    remaining: Plan | None = None
+    seconds: float = 0.0
+
+    @property
+    def converged(self) -> bool:
+        failed = any(o.error for o in self.hosts.values())
+        return not failed and self.remaining is not None and not self.remaining.summary.pending
+
+    @property
+    def errors(self) -> str | None:
+        """Every host's failure in one line, or None."""
+        joined = "; ".join(f"{h}: {o.error}" for h, o in self.hosts.items() if o.error)
+        return joined or None
+
+
+def plan_once(
+    loaded: LoadedFleet,
+    client: httpx.Client,
+    settings: ObserveSettings | None = None,
+    worker: WorkerProcess | None = None,
+    targets: list[str] | tuple[str, ...] = (),
+) -> PlanResult:
+    """Observe the fleet and plan what would converge it. Changes nothing."""
+    observed = observe(loaded, client, settings, worker)
+    changes = diff(loaded, observed, env_digests(loaded.fleet))
+    plan = make_plan(loaded, observed, changes)
+    return PlanResult(observed, filter_plan(plan, list(targets)))
+
+
+def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
+    """Execute `plan`: repository init, deploys (services, backup policies), the health
+    gate, models, then the backups whose RPO is breached; observe again to verify."""
+    result = ApplyResult()
+    for host in plan.hosts:
+        if not host.reachable and host.actions:
+            result.hosts[host.name] = HostOutcome(host.name, error=host.actions[0].reason)
+            ctx.record(host.name, None, "connect", "error", host.actions[0].reason)
+    failed = init_repositories(loaded, plan, ctx.report)
+    work = deploy_work(loaded, plan)
+    secrets, no_secret = backup_secrets(loaded.fleet, work, ctx.journal.path.parent)
+    failed.update(no_secret)
+    _fail(result, ctx, failed, "backup")
+    timeouts = ctx.settings.timeouts
+    deployed = run_deploys(loaded, without_failed(work, failed), timeouts, ctx.report, secrets)
+    for name, outcome in deployed.items():
+        result.hosts[name] = outcome
+        _journal_ops(ctx, outcome)
+    gated = {
+        h: sorted({i.name for i in work[h] if i.kind == "service"})
+        for h, o in deployed.items()
+        if o.error is None
+    }
+    health_only = replace(ctx.settings, health_only=True)  # the gate polls: read only health
+    gate = health_gate(loaded, gated, lambda: observe(loaded, ctx.client, health_only), ctx.report)
+    for host_name, reason in gate.items():
+        result.hosts[host_name].error = reason
+        ctx.record(host_name, reason.split()[0], "health", "error", reason)
+    _apply_models(loaded, plan, ctx, result)
+    _run_backups_now(loaded, plan, ctx, result)
+    ctx.report("verifying: observing the fleet again")
+    result.remaining = plan_once(loaded, ctx.client, ctx.settings, targets=ctx.targets).plan
+    return result
+
+
+def _fail(result: ApplyResult, ctx: RunContext, failed: dict[str, str], step: str) -> None:
+    for host, reason in failed.items():
+        result.hosts.setdefault(host, HostOutcome(host)).error = reason
+        ctx.record(host, None, step, "error", reason)
+
+
+def _run_backups_now(loaded: LoadedFleet, plan: Plan, ctx: RunContext, result: ApplyResult) -> None:
+    """Run the backup units whose RPO is breached, after everything else converged."""
+    failed = {h for h, o in result.hosts.items() if o.error}
+    work = {h: items for h, items in backup_now_work(plan).items() if h not in failed}
+    for name, outcome in run_deploys(loaded, work, ctx.settings.timeouts, ctx.report).items():
+        current = result.hosts.setdefault(name, HostOutcome(name))
+        current.changed += outcome.changed
+        current.error = current.error or outcome.error
+        _journal_ops(ctx, outcome)
+        for item in work[name] if outcome.error is None else []:
+            assert item.kind == "backup_now"
+            try:  # hosts only add snapshots; the controller applies retention
+                kept = apply_retention(loaded, item.name)
+                ctx.report(f"{name}: backup {item.name}: retention kept {len(kept)} snapshot(s)")
+            except BackupFailed as exc:
+                current.error = current.error or str(exc)
+
+
+def _apply_models(loaded: LoadedFleet, plan: Plan, ctx: RunContext, result: ApplyResult) -> None:
+    failed_hosts = {h for h, o in result.hosts.items() if o.error}
+    changes = [
+        a
+        for a in plan.actions
+        if a.phase == Phase.MODELS and a.action != "alert" and a.host not in failed_hosts
+    ]
+    for change, error in apply_models(loaded, changes, ctx.client, ctx.report, ctx.progress):
+        outcome = result.hosts.setdefault(change.host, HostOutcome(change.host))
+        if error is None:
+            outcome.changed.append(f"{change.subject} ({change.kind.removeprefix('model_')})")
+        elif outcome.error is None:
+            outcome.error = error
+        status = "error" if error else "changed"
+        ctx.record(change.host, change.service, change.subject, status, error or "")
+
+
+def _journal_ops(ctx: RunContext, outcome: HostOutcome) -> None:
+    for op in outcome.results:
+        service = op.name.split("| ")[-1].split(":")[0] if ": " in op.name else None
+        ctx.record(outcome.name, service, op.name, op.status, op.stderr)
+    if outcome.error and not any(op.status == "error" for op in outcome.results):
+        ctx.record(outcome.name, None, "deploy", "error", outcome.error)

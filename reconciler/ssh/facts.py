@@ -1,0 +1,136 @@
+"""pyinfra fact that reads everything the diff needs from one host in a single round trip.
+
+`HostSnapshot.command()` builds one read-only shell script; `process()` parses its
+sectioned output. The parser is pure, so it is tested on recorded output without a host.
+Read-only is the contract: the script only runs `date`, `systemctl show`, `stat`,
+`sha256sum`, `base64` and `dpkg-query`.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from typing import Any
+
+from pyinfra.api.facts import FactBase
+
+from reconciler.ssh.protocol import Snapshot
+from state.layout import unit_file, unit_path
+
+UNIT_PROPERTIES = "ActiveState,SubState,UnitFileState,ActiveEnterTimestamp"
+MAX_CONTENT_BYTES = 65536
+
+
+def _q(value: str) -> str:
+    return shlex.quote(value)
+
+
+def snapshot_script(
+    units: list[str], files: list[str], contents: list[str], packages: list[str]
+) -> str:
+    """The read-only script: `files` get stat+sha256, `contents` also their bytes (small ones)."""
+    parts = ["echo @now $(date +%s)"]
+    for unit in units:
+        parts.append(f"echo @unit {_q(unit)}")
+        parts.append(f"systemctl show --property={UNIT_PROPERTIES} -- {_q(unit_file(unit))}")
+        parts.append(f"echo @unitfile {_q(unit)}")
+        parts.append(f"base64 -w0 -- {_q(unit_path(unit))} 2>/dev/null && echo")
+    for path in files:
+        wanted = path in contents
+        parts.append(f"echo @file {_q(path)}")
+        parts.append(
+            f"stat -c '%a %U %G %s %Y' -- {_q(path)} 2>/dev/null && "
+            f"sha256sum -- {_q(path)} | cut -d' ' -f1"
+        )
+        if wanted:
+            parts.append(
+                f"[ $(stat -c %s -- {_q(path)} 2>/dev/null || echo 0) -le {MAX_CONTENT_BYTES} ] "
+                f"&& base64 -w0 -- {_q(path)} 2>/dev/null && echo"
+            )
+    if packages:
+        parts.append("echo @packages")
+        quoted = " ".join(_q(p) for p in packages)
+        parts.append(
+            f"dpkg-query -W -f='${{Package}} ${{db:Status-Status}}\\n' {quoted} 2>/dev/null"
+        )
+    parts.append("echo @end")
+    return "; ".join(parts)
+
+
+def parse_snapshot(lines: list[str]) -> Snapshot:
+    """Parse the script's output into a typed Snapshot."""
+    result: dict[str, Any] = {
+        "now": None,
+        "units": {},
+        "files": {},
+        "packages": {},
+        "complete": False,
+    }
+    section: tuple[str, str] = ("", "")
+    body: list[str] = []
+    for line in [*lines, "@flush"]:
+        if line.startswith("@"):
+            _store(result, section, body)
+            head, _, arg = line[1:].partition(" ")
+            section, body = (head, arg), []
+            if head == "now":
+                result["now"] = int(arg) if arg.isdigit() else None
+            elif head == "end":
+                result["complete"] = True
+        else:
+            body.append(line)
+    return Snapshot.model_validate(result)
+
+
+def _store(result: dict[str, Any], section: tuple[str, str], body: list[str]) -> None:
+    kind, arg = section
+    if kind == "unit":
+        props = dict(line.partition("=")[::2] for line in body if "=" in line)
+        result["units"][arg] = {
+            "active": props.get("ActiveState", "unknown"),
+            "sub": props.get("SubState", "unknown"),
+            "enabled": props.get("UnitFileState") or "not-found",
+            "since": props.get("ActiveEnterTimestamp", ""),
+            "file": None,
+        }
+    elif kind == "unitfile" and arg in result["units"]:
+        encoded = "".join(body).strip()
+        result["units"][arg]["file"] = _decode(encoded) if encoded else None
+    elif kind == "file":
+        result["files"][arg] = _parse_file(body)
+    elif kind == "packages":
+        for line in body:
+            name, _, status = line.partition(" ")
+            result["packages"][name] = status.strip()
+
+
+def _parse_file(body: list[str]) -> dict[str, Any] | None:
+    if len(body) < 2:
+        return None
+    mode, owner, group, size, mtime = body[0].split()
+    content = _decode(body[2]) if len(body) > 2 and body[2] else None
+    return {
+        "mode": mode.zfill(4),
+        "owner": owner,
+        "group": group,
+        "size": int(size),
+        "mtime": int(mtime),
+        "sha256": body[1].strip(),
+        "content": content,
+    }
+
+
+def _decode(encoded: str) -> str:
+    return base64.b64decode(encoded).decode("utf-8", errors="replace")
+
+
+class HostSnapshot(FactBase[Snapshot]):
+    """Units, files and packages of one host, read in one command."""
+
+    def command(
+        self, units: list[str], files: list[str], contents: list[str], packages: list[str]
+    ) -> str:
+        return snapshot_script(units, files, contents, packages)
+
+    def process(self, output: list[str]) -> Snapshot:
+        return parse_snapshot(list(output))

@@ -1,0 +1,184 @@
+"""The SSH worker protocol: typed requests, answers and work items, shared by both sides.
+
+The parent writes one `Request` as JSON to the worker's stdin and reads one answer
+from its stdout. Both sides validate with these models, so a field renamed on one
+side fails loudly on the other instead of travelling as a stray dict key.
+Import-light: pydantic only (the CLI imports it before the worker has started).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Message(BaseModel):
+    """Base of protocol messages: unknown keys are errors on either side."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SshTarget(Message):
+    """How to reach one host: its name and pyinfra host data (see state.ssh)."""
+
+    name: str
+    data: dict[str, Any]
+
+    def inventory_data(self) -> dict[str, Any]:
+        return {**self.data, "ssh_connect_retries": 0}
+
+
+class Timeouts(Message):
+    """Time limits of one SSH cycle, in seconds."""
+
+    connect: float = 5.0
+    command: float = 20.0
+
+
+# -- observation ------------------------------------------------------------------------
+class SnapshotRequest(Message):
+    """What to read on one host: units, files (stat + sha256), contents, packages."""
+
+    units: list[str] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list)
+    contents: list[str] = Field(default_factory=list)
+    packages: list[str] = Field(default_factory=list)
+
+
+class UnitState(Message):
+    """One systemd unit as `systemctl show` reports it, plus its unit file."""
+
+    active: str = Field(description="ActiveState: active, inactive, failed, ...")
+    sub: str = Field(description="SubState: running, dead, ...")
+    enabled: str = Field(description="UnitFileState: enabled, disabled, not-found, ...")
+    since: str = Field("", description="ActiveEnterTimestamp.")
+    file: str | None = Field(None, description="Content of /etc/systemd/system/NAME.service.")
+
+
+class FileState(Message):
+    """One file's metadata; content only for small files whose diff we may show."""
+
+    mode: str
+    owner: str
+    group: str
+    size: int
+    mtime: int
+    sha256: str
+    content: str | None = None
+
+
+class Snapshot(Message):
+    """What `HostSnapshot` read on one host; `complete` is False when output was cut short."""
+
+    now: int | None = None
+    units: dict[str, UnitState] = Field(default_factory=dict)
+    files: dict[str, FileState | None] = Field(default_factory=dict)
+    packages: dict[str, str] = Field(default_factory=dict)
+    complete: bool = False
+
+
+class ObserveRequest(Message):
+    op: Literal["observe"] = "observe"
+    targets: list[SshTarget]
+    reads: dict[str, SnapshotRequest]
+    timeouts: Timeouts
+
+
+class HostObservation(Message):
+    """One host's answer: a snapshot, or why there is none."""
+
+    reachable: bool
+    snapshot: Snapshot | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class ObserveAnswer(Message):
+    hosts: dict[str, HostObservation]
+
+
+# -- apply ------------------------------------------------------------------------------
+class ServiceWork(Message):
+    """Converge one service (`deploys.service`); `restart` forces a restart (unhealthy)."""
+
+    kind: Literal["service"] = "service"
+    name: str
+    restart: bool = False
+
+
+class BackupPolicyWork(Message):
+    """Converge one backup policy's files, units and timer (`deploys.backup`)."""
+
+    kind: Literal["backup"] = "backup"
+    name: str
+
+
+class BackupNowWork(Message):
+    """Run one backup policy's unit now and wait for it."""
+
+    kind: Literal["backup_now"] = "backup_now"
+    name: str
+
+
+class RepoAccessWork(Message):
+    """Authorise the fleet's backup key on a host that holds repositories."""
+
+    kind: Literal["repo_access"] = "repo_access"
+
+
+WorkItem = Annotated[
+    ServiceWork | BackupPolicyWork | BackupNowWork | RepoAccessWork, Field(discriminator="kind")
+]
+Work = dict[str, list[WorkItem]]
+
+
+class BackupKeyPair(Message):
+    private: str
+    public: str
+
+
+class ApplyRequest(Message):
+    """Deploy `work` per host. `state_text` and `templates` are exactly what was planned:
+    the worker parses these, never the file on disk, which may have changed since."""
+
+    op: Literal["apply"] = "apply"
+    targets: list[SshTarget]
+    state_file: str
+    state_text: str
+    templates: dict[str, str] = Field(default_factory=dict)
+    work: Work
+    backup_passwords: dict[str, str] = Field(default_factory=dict)
+    backup_key: BackupKeyPair | None = None
+    timeouts: Timeouts
+
+
+OpStatus = Literal["changed", "ok", "error", "skipped"]
+
+
+class OpResult(Message):
+    """One pyinfra operation on one host."""
+
+    name: str
+    status: OpStatus
+    stderr: str = ""
+
+
+class HostApplyAnswer(Message):
+    connected: bool
+    error: str | None = None
+    ops: list[OpResult] = Field(default_factory=list)
+
+
+class ApplyAnswer(Message):
+    hosts: dict[str, HostApplyAnswer]
+    seconds: float = 0.0
+
+
+Request = Annotated[ObserveRequest | ApplyRequest, Field(discriminator="op")]
+
+
+class RequestEnvelope(Message):
+    """The one JSON document on the worker's stdin."""
+
+    request: Request

@@ -1,0 +1,235 @@
+"""The run journal: an embedded SQLite file recording every run as it happens.
+
+Each write commits at once (WAL mode), so a run that crashes halfway is still
+recorded up to its last step. Default path: $FLEET_RECONCILER_HOME/journal.db, or
+/var/lib/fleet-reconciler/journal.db.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+HOME = Path(os.environ.get("FLEET_RECONCILER_HOME", "/var/lib/fleet-reconciler"))
+DEFAULT_PATH = HOME / "journal.db"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, started REAL NOT NULL, ended REAL, state_file TEXT NOT NULL,
+    state_sha256 TEXT NOT NULL, git_commit TEXT, git_dirty INTEGER, mode TEXT NOT NULL,
+    plan TEXT, outcome TEXT, error TEXT
+);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs(id), at REAL NOT NULL, host TEXT NOT NULL,
+    service TEXT, step TEXT NOT NULL, status TEXT NOT NULL, detail TEXT
+);
+CREATE INDEX IF NOT EXISTS results_by_service ON results(host, service, at);
+CREATE TABLE IF NOT EXISTS events (
+    at REAL NOT NULL, severity TEXT NOT NULL, kind TEXT NOT NULL, host TEXT, service TEXT,
+    message TEXT NOT NULL, context TEXT
+);
+CREATE TABLE IF NOT EXISTS specs (
+    applied REAL NOT NULL, state_file TEXT NOT NULL, state_sha256 TEXT NOT NULL,
+    git_commit TEXT, git_dirty INTEGER
+);
+CREATE TABLE IF NOT EXISTS loop_state (
+    state_file TEXT PRIMARY KEY, updated REAL NOT NULL, data TEXT NOT NULL
+);
+"""
+
+
+RunMode = Literal["apply", "watch"]
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One journaled event."""
+
+    at: float
+    severity: str
+    kind: str
+    host: str | None
+    service: str | None
+    message: str
+    context: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    started: float
+    ended: float | None
+    state_file: str
+    git_commit: str | None
+    git_dirty: bool | None
+    mode: str
+    outcome: str | None
+    error: str | None
+    changes: int
+
+
+class Journal:
+    """Append-only record of runs and their per-action results."""
+
+    def __init__(self, path: Path = DEFAULT_PATH) -> None:
+        # Plans and results name hosts, paths and errors: readable by root alone.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def start_run(
+        self,
+        state_file: str,
+        state_sha256: str,
+        git_commit: str | None,
+        git_dirty: bool | None,
+        mode: RunMode,
+        plan: dict[str, Any],
+    ) -> str:
+        run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        self.db.execute(
+            "INSERT INTO runs (id, started, state_file, state_sha256, git_commit, git_dirty, mode,"
+            " plan) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                time.time(),
+                state_file,
+                state_sha256,
+                git_commit,
+                None if git_dirty is None else int(git_dirty),
+                mode,
+                json.dumps(plan),
+            ),
+        )
+        return run_id
+
+    def record(
+        self, run_id: str, host: str, service: str | None, step: str, status: str, detail: str = ""
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO results (run_id, at, host, service, step, status, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, time.time(), host, service, step, status, detail),
+        )
+
+    def finish_run(self, run_id: str, outcome: str, error: str | None = None) -> None:
+        self.db.execute(
+            "UPDATE runs SET ended = ?, outcome = ?, error = ? WHERE id = ?",
+            (time.time(), outcome, error, run_id),
+        )
+
+    def runs(self, limit: int = 20) -> list[RunRecord]:
+        rows = self.db.execute(
+            "SELECT r.id, r.started, r.ended, r.state_file, r.git_commit, r.git_dirty, r.mode,"
+            " r.outcome, r.error, (SELECT COUNT(*) FROM results s WHERE s.run_id = r.id"
+            " AND s.status = 'changed') FROM runs r ORDER BY r.started DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            RunRecord(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                None if r[5] is None else bool(r[5]),
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+            )
+            for r in rows
+        ]
+
+    def last_change(self, host: str, service: str) -> tuple[float, str] | None:
+        """(time, what) of the last 'changed' result for a service, if any."""
+        row = self.db.execute(
+            "SELECT at, step FROM results WHERE host = ? AND service = ? AND status = 'changed'"
+            " ORDER BY at DESC LIMIT 1",
+            (host, service),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def record_event(
+        self,
+        at: float,
+        severity: str,
+        kind: str,
+        host: str | None,
+        service: str | None,
+        message: str,
+        context: dict[str, Any],
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO events (at, severity, kind, host, service, message, context)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (at, severity, kind, host, service, message, json.dumps(context)),
+        )
+
+    def events(
+        self, limit: int = 50, kind: str | None = None, service: str | None = None
+    ) -> list[EventRecord]:
+        """Newest first, optionally only of one kind and about one service."""
+        query = "SELECT at, severity, kind, host, service, message, context FROM events"
+        where, args = [], []
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind)
+        if service is not None:
+            where.append("service = ?")
+            args.append(service)
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        rows = self.db.execute(query + " ORDER BY at DESC LIMIT ?", (*args, limit)).fetchall()
+        return [
+            EventRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}")) for r in rows
+        ]
+
+    def record_spec(
+        self, state_file: str, sha256: str, git_commit: str | None, git_dirty: bool | None
+    ) -> None:
+        """A spec the loop started applying."""
+        self.db.execute(
+            "INSERT INTO specs (applied, state_file, state_sha256, git_commit, git_dirty)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                time.time(),
+                state_file,
+                sha256,
+                git_commit,
+                None if git_dirty is None else int(git_dirty),
+            ),
+        )
+
+    def save_loop_state(self, state_file: str, data: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO loop_state (state_file, updated, data) VALUES (?, ?, ?)"
+            " ON CONFLICT(state_file) DO UPDATE"
+            " SET updated = excluded.updated, data = excluded.data",
+            (state_file, time.time(), json.dumps(data)),
+        )
+
+    def loop_state(self, state_file: str) -> tuple[float, dict[str, Any]] | None:
+        row = self.db.execute(
+            "SELECT updated, data FROM loop_state WHERE state_file = ?", (state_file,)
+        ).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def results(self, run_id: str) -> list[tuple[str, str | None, str, str, str]]:
+        return self.db.execute(
+            "SELECT host, service, step, status, detail FROM results WHERE run_id = ? ORDER BY at",
+            (run_id,),
+        ).fetchall()

@@ -1,0 +1,141 @@
+"""Cross-reference checks that run after the schema is valid.
+
+These catch what a schema cannot: names that point nowhere, failover naming one
+host twice, two services writing the same file, a local install source whose
+sha256 does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+from state.errors import SpecProblem
+from state.models import FileInstall, Fleet
+from state.yaml_lines import LineMap, line_for
+
+Found = tuple[tuple[str | int, ...], str]
+
+
+def check_references(
+    fleet: Fleet,
+    lines: LineMap,
+    file: str,
+    resolve: Callable[[str], Path],
+    templates: Mapping[str, str] | None = None,
+) -> list[SpecProblem]:
+    """Every cross-reference problem in `fleet`, each located by `lines`.
+
+    `templates`, when given, are the templates already read (their names are checked
+    against it instead of the disk)."""
+    found = [
+        *_unknown_hosts(fleet),
+        *_model_services(fleet),
+        *_failover(fleet),
+        *_notification_routes(fleet),
+        *_duplicate_paths(fleet),
+        *_local_sources(fleet, resolve, templates),
+    ]
+    return [SpecProblem(file, line_for(lines, path), _dotted(path), msg) for path, msg in found]
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _host_problem(fleet: Fleet, path: tuple[str | int, ...], host: str) -> Iterator[Found]:
+    if host not in fleet.hosts:
+        yield path, f"unknown host '{host}'; expected one of: {', '.join(sorted(fleet.hosts))}"
+
+
+def _unknown_hosts(fleet: Fleet) -> Iterator[Found]:
+    for name, service in fleet.services.items():
+        yield from _host_problem(fleet, ("services", name, "host"), service.host)
+    for name, policy in fleet.backups.items():
+        yield from _host_problem(fleet, ("backups", name, "host"), policy.host)
+
+
+def _model_services(fleet: Fleet) -> Iterator[Found]:
+    for i, model_set in enumerate(fleet.models):
+        if model_set.service not in fleet.services:
+            yield ("models", i, "service"), f"unknown service '{model_set.service}'"
+
+
+def _failover(fleet: Fleet) -> Iterator[Found]:
+    failover = fleet.failover
+    if failover is None:
+        return
+    yield from _host_problem(fleet, ("failover", "primary"), failover.primary)
+    yield from _host_problem(fleet, ("failover", "backup"), failover.backup)
+    if failover.primary == failover.backup:
+        yield ("failover", "backup"), "must differ from failover.primary"
+    for i, name in enumerate(failover.services):
+        service = fleet.services.get(name)
+        if service is None:
+            yield ("failover", "services", i), f"unknown service '{name}'"
+        elif service.host != failover.primary:
+            yield (
+                ("failover", "services", i),
+                (
+                    f"service '{name}' runs on '{service.host}', not on the primary "
+                    f"'{failover.primary}'"
+                ),
+            )
+
+
+def _notification_routes(fleet: Fleet) -> Iterator[Found]:
+    if fleet.notifications is None:
+        return
+    for severity, names in fleet.notifications.routes.items():
+        for i, name in enumerate(names):
+            if name not in fleet.notifications.channels:
+                path = ("notifications", "routes", severity, i)
+                yield path, f"unknown channel '{name}'"
+
+
+def _duplicate_paths(fleet: Fleet) -> Iterator[Found]:
+    """Two services on one host must not manage the same file."""
+    owners: dict[tuple[str, str], str] = {}
+    for name, service in fleet.services.items():
+        paths: list[tuple[tuple[str | int, ...], str]] = [
+            (("config_files", i, "path"), f.path) for i, f in enumerate(service.config_files)
+        ]
+        if isinstance(service.install, FileInstall):
+            paths.append((("install", "dest"), service.install.dest))
+        for sub, path in paths:
+            key = (service.host, path)
+            if key in owners:
+                yield (
+                    ("services", name, *sub),
+                    (
+                        f"{path} on host '{service.host}' is already managed by "
+                        f"service '{owners[key]}'"
+                    ),
+                )
+            owners.setdefault(key, name)
+
+
+def _local_sources(
+    fleet: Fleet, resolve: Callable[[str], Path], templates: Mapping[str, str] | None
+) -> Iterator[Found]:
+    for name, service in fleet.services.items():
+        install = service.install
+        if isinstance(install, FileInstall) and "://" not in install.source:
+            source = resolve(install.source)
+            path: tuple[str | int, ...] = ("services", name, "install", "source")
+            if not source.is_file():
+                yield path, f"file not found: {source}"
+            elif (actual := hashlib.sha256(source.read_bytes()).hexdigest()) != install.sha256:
+                yield path, f"sha256 mismatch: spec says {install.sha256[:12]}…, file is {actual}"
+        for i, config in enumerate(service.config_files):
+            if config.template is None:
+                continue
+            known = (
+                config.template in templates
+                if templates is not None
+                else resolve(config.template).is_file()
+            )
+            if not known:
+                path = ("services", name, "config_files", i, "template")
+                yield path, f"template not found: {resolve(config.template)}"
