@@ -19,7 +19,7 @@ from typing import Any
 import restic  # resticpy
 
 from state.models import Host, Retention
-from state.ssh import ssh_argv
+from state.ssh import sftp_argv
 
 
 class ResticError(RuntimeError):
@@ -63,7 +63,8 @@ def restic_version() -> str:
 
 def sftp_command(host: Host) -> str:
     """`ssh ... -s sftp` reaching `host` the way the reconciler does (its key, its known_hosts)."""
-    return " ".join([*ssh_argv(host), "-s", "sftp"])
+    # restic splits this on spaces: every part is a checked value without spaces.
+    return " ".join(sftp_argv(host))
 
 
 class ResticRepo:

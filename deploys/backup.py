@@ -13,39 +13,72 @@ from io import StringIO
 
 from pyinfra.operations import apt, files, server, systemd
 
-from deploys.service import any_changed, typed_deploy
-from state.layout import BACKUP_KEY, backup_env_path, backup_script_path, backup_unit
+from deploys.service import any_changed, put_file, typed_deploy
+from state.layout import (
+    BACKUP_KEY,
+    ETC,
+    backup_env_path,
+    backup_known_hosts_path,
+    backup_script_path,
+    backup_unit,
+)
 from state.models import Fleet
-from state.render_backup import render_env, render_script, render_service, render_timer
+from state.render_backup import (
+    pins_repository_host,
+    render_env,
+    render_script,
+    render_service,
+    render_timer,
+)
 from state.repository import resolve_repository
 
 
 @typed_deploy("Backup policy")
-def backup_policy(fleet: Fleet, name: str, password: str, private_key: str | None) -> None:
-    """restic installed; env file, script, service and timer; the timer enabled and running."""
+def backup_policy(
+    fleet: Fleet,
+    name: str,
+    password: str,
+    private_key: str | None,
+    repository_known_hosts: str | None = None,
+) -> None:
+    """restic installed; env file, script, service and timer; the timer enabled and running.
+
+    Secrets go into /etc/fleet-reconciler, made 0700 first, so no other user can read
+    them in the moment between an upload and its chmod. A repository on another fleet
+    host gets that host's key pinned (`repository_known_hosts`, from the controller).
+    """
     policy = fleet.backups[name]
     target = resolve_repository(fleet, policy)
+    files.directory(
+        name=f"backup {name}: private directory {ETC}",
+        path=ETC,
+        mode="700",
+        user="root",
+        group="root",
+    )
     tools = ["restic", "openssh-client"]
     tools += ["sqlite3"] if policy.sqlite else []
     tools += ["git"] if policy.git else []
     # No `apt update` here: a no-op when the tools are present, an install when not.
     apt.packages(name=f"backup {name}: restic and the copy tools", packages=tools)
-    if private_key is not None and target.on_fleet and target.sftp_host != policy.host:
+    if pins_repository_host(policy, target):
         files.put(
-            name=f"backup {name}: ssh key",
-            src=StringIO(private_key),
-            dest=BACKUP_KEY,
-            mode="600",
+            name=f"backup {name}: repository host key (pinned)",
+            src=StringIO(repository_known_hosts or ""),
+            dest=backup_known_hosts_path(name),
+            mode="644",
             user="root",
             group="root",
         )
-    env = files.put(
-        name=f"backup {name}: env file (secret)",
-        src=StringIO(render_env(target, password)),
-        dest=backup_env_path(name),
-        mode="600",
-        user="root",
-        group="root",
+    if private_key is not None and pins_repository_host(policy, target):
+        put_file(f"backup {name}: ssh key", private_key, BACKUP_KEY, "600", "root", "root")
+    env = put_file(
+        f"backup {name}: env file (secret)",
+        render_env(target, password),
+        backup_env_path(name),
+        "600",
+        "root",
+        "root",
     )
     script = files.put(
         name=f"backup {name}: script",

@@ -39,6 +39,32 @@ def _mode(mode: str) -> str:
     return mode.lstrip("0") or "0"
 
 
+def put_file(name: str, content: str, dest: str, mode: str, user: str, group: str) -> Any:
+    """Write `content` to `dest` with its final mode and owner from the first byte.
+
+    An SFTP upload creates a new file world-readable and chmods it afterwards, so the
+    file is first created empty with its mode and owner (`files.file`); the upload
+    then writes into it and keeps them. An owner that does not exist fails the host
+    before any content is written, so a failed chown never leaves content behind.
+    """
+    files.file(
+        name=f"{name} (mode and owner first)",
+        path=dest,
+        mode=_mode(mode),
+        user=user,
+        group=group,
+        create_remote_dir=True,
+    )
+    return files.put(
+        name=name,
+        src=StringIO(content),
+        dest=dest,
+        mode=_mode(mode),
+        user=user,
+        group=group,
+    )
+
+
 @typed_deploy("Install")
 def install(loaded: LoadedFleet, service_name: str) -> list[Any]:
     """Packages with apt, or one file/binary checked against its sha256."""
@@ -82,16 +108,8 @@ def config_files(loaded: LoadedFleet, service_name: str) -> list[Any]:
     ops = []
     for config in loaded.fleet.services[service_name].config_files:
         content = render_config(loaded, service_name, config)
-        ops.append(
-            files.put(
-                name=f"{service_name}: file {config.path}",
-                src=StringIO(content),
-                dest=config.path,
-                mode=_mode(config.mode),
-                user=config.owner,
-                group=config.group,
-            )
-        )
+        name = f"{service_name}: file {config.path}"
+        ops.append(put_file(name, content, config.path, config.mode, config.owner, config.group))
     return ops
 
 

@@ -11,8 +11,9 @@ import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from state.errors import SpecProblem
+from state.errors import SpecProblem, dotted
 from state.models import FileInstall, Fleet
+from state.repository import is_ip, repository_host_name
 from state.yaml_lines import LineMap, line_for
 
 Found = tuple[tuple[str | int, ...], str]
@@ -32,16 +33,14 @@ def check_references(
     found = [
         *_unknown_hosts(fleet),
         *_model_services(fleet),
+        *_not_active_yet(fleet),
         *_failover(fleet),
         *_notification_routes(fleet),
         *_duplicate_paths(fleet),
+        *_repository_hosts(fleet),
         *_local_sources(fleet, resolve, templates),
     ]
-    return [SpecProblem(file, line_for(lines, path), _dotted(path), msg) for path, msg in found]
-
-
-def _dotted(path: tuple[str | int, ...]) -> str:
-    return ".".join(str(p) for p in path)
+    return [SpecProblem(file, line_for(lines, path), dotted(path), msg) for path, msg in found]
 
 
 def _host_problem(fleet: Fleet, path: tuple[str | int, ...], host: str) -> Iterator[Found]:
@@ -60,6 +59,31 @@ def _model_services(fleet: Fleet) -> Iterator[Found]:
     for i, model_set in enumerate(fleet.models):
         if model_set.service not in fleet.services:
             yield ("models", i, "service"), f"unknown service '{model_set.service}'"
+
+
+NOT_ACTIVE = (
+    "is not built yet, so it is refused rather than accepted and ignored: a state file "
+    "must not promise protection it does not get; remove the section"
+)
+
+
+def _not_active_yet(fleet: Fleet) -> Iterator[Found]:
+    if fleet.failover is not None:
+        yield ("failover",), f"automatic failover {NOT_ACTIVE}"
+    if fleet.notifications is not None:
+        yield ("notifications",), f"notification delivery {NOT_ACTIVE}"
+
+
+def _repository_hosts(fleet: Fleet) -> Iterator[Found]:
+    """An sftp repository host written as a bare name must be a fleet host."""
+    for name, policy in fleet.backups.items():
+        target = repository_host_name(policy.repository)
+        if target and "." not in target and not is_ip(target) and target not in fleet.hosts:
+            yield (
+                ("backups", name, "repository"),
+                f"unknown host '{target}'; expected a fleet host ({', '.join(sorted(fleet.hosts))})"
+                " or an address",
+            )
 
 
 def _failover(fleet: Fleet) -> Iterator[Found]:

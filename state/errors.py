@@ -6,7 +6,18 @@ It subclasses ValueError: a bad spec is bad input, never a crash.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def dotted(path: tuple[str | int, ...] | tuple[object, ...]) -> str:
+    """A field path for messages, `services.ollama.port`; a key that is not plain text
+    (a newline, a dot, a quote) is shown quoted, so a message always stays one line."""
+    return ".".join(
+        str(p) if isinstance(p, int) or _PLAIN_KEY.match(str(p)) else repr(p) for p in path
+    )
 
 
 @dataclass(frozen=True)

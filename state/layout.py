@@ -15,7 +15,6 @@ def unit_path(unit_name: str) -> str:
 
 ETC = "/etc/fleet-reconciler"
 BACKUP_KEY = f"{ETC}/backup_ed25519"
-BACKUP_KNOWN_HOSTS = f"{ETC}/known_hosts"
 BACKUP_STAGING = "/var/lib/fleet-reconciler/staging"
 
 
@@ -26,6 +25,11 @@ def backup_unit(policy: str) -> str:
 
 def backup_env_path(policy: str) -> str:
     return f"{ETC}/backup-{policy}.env"
+
+
+def backup_known_hosts_path(policy: str) -> str:
+    """The repository host's pinned key, for a policy whose repository is on another host."""
+    return f"{ETC}/backup-{policy}.known_hosts"
 
 
 def backup_script_path(policy: str) -> str:

@@ -18,9 +18,9 @@ from pydantic import BaseModel, ValidationError
 
 from state import models
 from state.cross_checks import check_references
-from state.errors import SpecError, SpecProblem
+from state.errors import SpecError, SpecProblem, dotted
 from state.models import Fleet
-from state.types import SECRET_REF_PATTERN
+from state.types import NAME_PATTERN, SECRET_REF_PATTERN
 from state.yaml_lines import LineMap, YamlProblem, line_for, parse_with_lines
 
 
@@ -96,9 +96,9 @@ def _schema_problems(
     problems = []
     for error in exc.errors():
         data_path = _data_path(error["loc"], data)
-        dotted = ".".join(str(p) for p in data_path)
+        where = dotted(data_path)
         problems.append(
-            SpecProblem(name, line_for(lines, data_path), dotted, _explain(error, data_path))
+            SpecProblem(name, line_for(lines, data_path), where, _explain(error, data_path))
         )
     return sorted(set(problems), key=lambda p: (p.line or 0, p.path))
 
@@ -125,7 +125,9 @@ def _explain(error: Any, data_path: tuple[str | int, ...]) -> str:
     if kind == "missing":
         return f"required field '{loc[-1]}' is missing"
     if loc and loc[-1] == "[key]":
-        return f"invalid name {error['input']!r}: expected lowercase letters, digits, '-', '_', '.'"
+        if error.get("ctx", {}).get("pattern") == NAME_PATTERN:
+            return f"invalid name {error['input']!r}: expected lowercase letters, digits, '-', '_', '.'"
+        return f"invalid key {error['input']!r}: {_lower(str(error['msg']))}"
     if (
         kind == "string_pattern_mismatch"
         and error.get("ctx", {}).get("pattern") == SECRET_REF_PATTERN
@@ -134,11 +136,14 @@ def _explain(error: Any, data_path: tuple[str | int, ...]) -> str:
         return "expected a secret reference 'env:NAME' or 'file:/path', not a value"
     if kind == "union_tag_invalid":
         return f"{error['msg']}"
-    message = str(error["msg"])
-    message = message[0].lower() + message[1:]
+    message = _lower(str(error["msg"]))
     if kind not in {"value_error", "assertion_error"}:
         message += f", got {error['input']!r}"
     return message.removeprefix("value error, ").replace("input should be", "expected")
+
+
+def _lower(message: str) -> str:
+    return message[:1].lower() + message[1:]
 
 
 @cache

@@ -9,16 +9,29 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 from state.types import (
     AbsPath,
+    AptPackage,
+    CalendarSpec,
+    Count,
     Duration,
+    EnvName,
     FileMode,
+    HostAddress,
+    HttpUrl,
+    LoginName,
     Name,
     OllamaModelName,
+    Port,
+    RepositoryUrl,
     SecretRef,
     Sha256,
+    SourceRef,
+    TemplateRef,
+    UnitLine,
+    UrlTemplate,
 )
 
 Severity = Literal["P0", "P1", "P2", "P3"]
@@ -33,9 +46,9 @@ class Spec(BaseModel):
 class Host(Spec):
     """A machine reached over SSH."""
 
-    address: str = Field(description="IP address or DNS name.", examples=["198.18.0.11"])
-    ssh_user: str = Field("root", description="SSH login user.", examples=["root"])
-    ssh_port: int = Field(22, ge=1, le=65535, description="SSH port.", examples=[22])
+    address: HostAddress = Field(description="IP address or DNS name.", examples=["198.18.0.11"])
+    ssh_user: LoginName = Field("root", description="SSH login user.", examples=["root"])
+    ssh_port: Port = Field(22, description="SSH port.", examples=[22])
     ssh_key: AbsPath | None = Field(
         None,
         description="Private key file; the SSH agent and default keys are used when unset.",
@@ -43,13 +56,21 @@ class Host(Spec):
     )
     ssh_known_hosts: AbsPath | None = Field(
         None,
-        description="known_hosts file; when set, host keys are checked strictly against it.",
+        description="known_hosts file the host's key is checked against; unset, the "
+        "controller user's ~/.ssh/known_hosts.",
         examples=["/var/cache/fleet-reconciler/demo.known_hosts"],
+    )
+    host_key_policy: Literal["strict", "trust-on-first-use"] = Field(
+        "strict",
+        description="'strict': the host's key must already be in the known_hosts file, or "
+        "every command refuses the host. 'trust-on-first-use': the first key seen is "
+        "written there and trusted from then on (say so only when you mean it).",
+        examples=["strict"],
     )
     role: Literal["primary", "backup", "witness", "member"] = Field(
         "member", description="The host's part in failover.", examples=["primary"]
     )
-    labels: dict[str, str] = Field(
+    labels: dict[EnvName, UnitLine] = Field(
         default_factory=dict, description="Free-form labels.", examples=[{"vps": "kimi"}]
     )
 
@@ -58,14 +79,16 @@ class AptInstall(Spec):
     """Install Debian packages with apt."""
 
     kind: Literal["apt"] = Field(description="Install with apt.", examples=["apt"])
-    packages: list[str] = Field(min_length=1, description="Package names.", examples=[["git"]])
+    packages: list[AptPackage] = Field(
+        min_length=1, description="Debian package names.", examples=[["git"]]
+    )
 
 
 class FileInstall(Spec):
     """Copy a file or binary from a local path or URL, checked against its sha256."""
 
     kind: Literal["file"] = Field(description="Copy one file.", examples=["file"])
-    source: str = Field(
+    source: SourceRef = Field(
         description="Local path (relative to the state file) or http(s) URL.",
         examples=["../tests/standins/ollama_standin.py"],
     )
@@ -94,15 +117,15 @@ RestartPolicy = Literal[
 class Unit(Spec):
     """The systemd unit that runs the service; rendered to /etc/systemd/system/NAME.service."""
 
-    description: str = Field(description="Unit Description=.", examples=["Ollama stand-in"])
-    exec_start: str = Field(
+    description: UnitLine = Field(description="Unit Description=.", examples=["Ollama stand-in"])
+    exec_start: UnitLine = Field(
         description="ExecStart= command line.", examples=["/usr/local/bin/ollama serve"]
     )
-    user: str = Field("root", description="User= the service runs as.", examples=["root"])
+    user: LoginName = Field("root", description="User= the service runs as.", examples=["root"])
     working_directory: AbsPath | None = Field(
         None, description="WorkingDirectory=.", examples=["/root/allegro"]
     )
-    environment: dict[str, str] = Field(
+    environment: dict[EnvName, UnitLine] = Field(
         default_factory=dict,
         description="Environment= variables. Put no secrets here; use an EnvironmentFile.",
         examples=[{"OLLAMA_HOST": "0.0.0.0:11434"}],
@@ -119,15 +142,15 @@ class ConfigFile(Spec):
 
     path: AbsPath = Field(description="Path on the host.", examples=["/etc/allegro/agent.toml"])
     content: str | None = Field(None, description="Literal content.", examples=["debug = false\n"])
-    template: str | None = Field(
+    template: TemplateRef | None = Field(
         None,
-        description="Template file (relative to the state file); $host, $address and "
-        "$service are substituted.",
+        description="Template file, relative to the state file and inside its directory; "
+        "$host, $address and $service are substituted.",
         examples=["templates/agent.toml"],
     )
     mode: FileMode = Field("0644", description="File mode.", examples=["0640"])
-    owner: str = Field("root", description="Owning user.", examples=["root"])
-    group: str = Field("root", description="Owning group.", examples=["root"])
+    owner: LoginName = Field("root", description="Owning user.", examples=["root"])
+    group: LoginName = Field("root", description="Owning group.", examples=["root"])
 
     @model_validator(mode="after")
     def _one_source(self) -> ConfigFile:
@@ -140,12 +163,14 @@ class HttpCheck(Spec):
     """Healthy when an HTTP GET answers with the expected status (and JSON key)."""
 
     kind: Literal["http"] = Field(description="HTTP probe.", examples=["http"])
-    url: str = Field(
+    url: UrlTemplate = Field(
         description="URL probed from the controller; {address} is the host's address.",
         examples=["http://{address}:11434/api/tags"],
     )
-    expect_status: int = Field(200, ge=100, le=599, description="Expected status.")
-    json_key: str | None = Field(
+    expect_status: Annotated[int, Strict()] = Field(
+        200, ge=100, le=599, description="Expected status."
+    )
+    json_key: UnitLine | None = Field(
         None, description="Top-level JSON key that must be present.", examples=["models"]
     )
     timeout: Duration = Field(timedelta(seconds=2), description="Request timeout.")
@@ -155,7 +180,7 @@ class TcpCheck(Spec):
     """Healthy when a TCP connection to the host's port succeeds."""
 
     kind: Literal["tcp"] = Field(description="TCP connect probe.", examples=["tcp"])
-    port: int = Field(ge=1, le=65535, description="Port on the service's host.", examples=[3000])
+    port: Port = Field(description="Port on the service's host.", examples=[3000])
     timeout: Duration = Field(timedelta(seconds=2), description="Connect timeout.")
 
 
@@ -199,7 +224,7 @@ class ModelSet(Spec):
     """Ollama models that must be present behind one Ollama service."""
 
     service: Name = Field(description="The Ollama service.", examples=["ollama"])
-    endpoint: str = Field(
+    endpoint: UrlTemplate = Field(
         "http://{address}:11434",
         description="Ollama API base URL; {address} is the service host's address.",
     )
@@ -213,11 +238,11 @@ class Retention(Spec):
     """Which snapshots `forget` keeps (restic's --keep-* flags)."""
 
     keep_within: Duration | None = Field(None, description="Keep all within.", examples=["30d"])
-    keep_last: int | None = Field(None, ge=1, description="Keep the last N.")
-    keep_hourly: int | None = Field(None, ge=1, description="Keep N hourly.")
-    keep_daily: int | None = Field(None, ge=1, description="Keep N daily.", examples=[30])
-    keep_weekly: int | None = Field(None, ge=1, description="Keep N weekly.")
-    keep_monthly: int | None = Field(None, ge=1, description="Keep N monthly.")
+    keep_last: Count | None = Field(None, description="Keep the last N.")
+    keep_hourly: Count | None = Field(None, description="Keep N hourly.")
+    keep_daily: Count | None = Field(None, description="Keep N daily.", examples=[30])
+    keep_weekly: Count | None = Field(None, description="Keep N weekly.")
+    keep_monthly: Count | None = Field(None, description="Keep N monthly.")
 
 
 class BackupPolicy(Spec):
@@ -225,7 +250,7 @@ class BackupPolicy(Spec):
 
     host: Name = Field(description="Host whose data is backed up.", examples=["kimi"])
     paths: list[AbsPath] = Field(default_factory=list, description="Plain paths.")
-    excludes: list[str] = Field(default_factory=list, description="restic --exclude patterns.")
+    excludes: list[UnitLine] = Field(default_factory=list, description="restic --exclude patterns.")
     max_file_age: Duration | None = Field(
         None,
         description="Only files changed within this age (the seed's 'logs, last 7 days').",
@@ -235,7 +260,7 @@ class BackupPolicy(Spec):
         default_factory=list, description="SQLite databases, copied consistently first."
     )
     git: list[AbsPath] = Field(default_factory=list, description="Git repositories, bundled.")
-    schedule: str = Field(
+    schedule: CalendarSpec = Field(
         description="systemd OnCalendar= expression.", examples=["daily", "hourly"]
     )
     randomized_delay: Duration = Field(
@@ -243,8 +268,10 @@ class BackupPolicy(Spec):
     )
     retention: Retention = Field(description="What forget keeps.")
     rpo: Duration = Field(description="Recovery point objective.", examples=["1h"])
-    repository: str = Field(
-        description="restic repository: a path, sftp:, rest: or s3:.",
+    repository: RepositoryUrl = Field(
+        description="restic repository: an absolute path on the policy's host, "
+        "sftp:[USER@]HOST:/path (HOST a fleet host or an address), rest:http(s)://... or "
+        "s3:HOST/BUCKET[/PATH].",
         examples=["sftp:root@hermes:/srv/restic/kimi"],
     )
     password: SecretRef = Field(description="Repository password reference.")
@@ -285,17 +312,17 @@ class TelegramChannel(Spec):
     """A Telegram bot message."""
 
     kind: Literal["telegram"] = Field(description="Telegram bot API.", examples=["telegram"])
-    api_url: str = Field("https://api.telegram.org", description="Bot API base URL.")
+    api_url: HttpUrl = Field("https://api.telegram.org", description="Bot API base URL.")
     token: SecretRef = Field(description="Bot token reference.", examples=["env:TELEGRAM_TOKEN"])
-    chat_id: str = Field(description="Chat to post to.", examples=["123456"])
+    chat_id: UnitLine = Field(description="Chat to post to.", examples=["123456"])
 
 
 class GiteaIssueChannel(Spec):
     """An issue opened in a Gitea repository."""
 
     kind: Literal["gitea_issue"] = Field(description="Gitea issue.", examples=["gitea_issue"])
-    url: str = Field(description="Gitea base URL.", examples=["http://198.18.0.12:3000"])
-    repo: str = Field(pattern=r"^[^/\s]+/[^/\s]+$", description="owner/name.")
+    url: HttpUrl = Field(description="Gitea base URL.", examples=["http://198.18.0.12:3000"])
+    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/name.")
     token: SecretRef = Field(description="API token reference.", examples=["env:GITEA_TOKEN"])
 
 
@@ -341,8 +368,8 @@ class ReconcilerSettings(Spec):
     backoff_reset: Duration = Field(
         timedelta(minutes=10), description="Healthy this long and the backoff starts over."
     )
-    escalate_after_attempts: int = Field(
-        3, ge=1, description="Failed healing attempts before an escalation event."
+    escalate_after_attempts: Count = Field(
+        3, description="Failed healing attempts before an escalation event."
     )
     escalate_after: Duration = Field(
         timedelta(minutes=5),

@@ -15,17 +15,31 @@ from state.models import ConfigFile, Service, Unit
 HEADER = "# Managed by fleet-reconciler from the desired state; local edits are reverted.\n"
 
 
+def unit_text(value: str) -> str:
+    """A free-text value for a unit setting: systemd's `%` specifiers kept literal.
+
+    The spec's types already refuse newlines and control characters, which would start
+    a new directive; this is the second half of writing a value as the user meant it."""
+    return value.replace("%", "%%")
+
+
+def environment_line(key: str, value: str) -> str:
+    """`Environment="KEY=value"` with systemd's quoting: backslash, quote and `%` escaped."""
+    quoted = unit_text(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'Environment="{key}={quoted}"'
+
+
 def render_unit(unit: Unit) -> str:
     """The unit file for `unit`, byte for byte as it should be on the host."""
     service = [f"ExecStart={unit.exec_start}", f"User={unit.user}"]
     if unit.working_directory:
         service.append(f"WorkingDirectory={unit.working_directory}")
-    service += [f'Environment="{key}={value}"' for key, value in sorted(unit.environment.items())]
+    service += [environment_line(key, value) for key, value in sorted(unit.environment.items())]
     service += [f"Restart={unit.restart}", f"RestartSec={int(unit.restart_sec.total_seconds())}"]
     return (
         HEADER
         + "[Unit]\n"
-        + f"Description={unit.description}\n"
+        + f"Description={unit_text(unit.description)}\n"
         + "After=network-online.target\n"
         + "\n[Service]\n"
         + "".join(f"{line}\n" for line in service)

@@ -12,9 +12,9 @@ import shlex
 
 from state.layout import (
     BACKUP_KEY,
-    BACKUP_KNOWN_HOSTS,
     BACKUP_STAGING,
     backup_env_path,
+    backup_known_hosts_path,
     backup_script_path,
 )
 from state.models import BackupPolicy
@@ -34,25 +34,45 @@ def _flat(path: str) -> str:
     return path.strip("/").replace("/", "_")
 
 
+def pins_repository_host(policy: BackupPolicy, target: RepositoryTarget) -> bool:
+    """Whether the policy's host reaches its repository on another fleet host over sftp
+    (and so needs that host's key pinned and the fleet's backup key)."""
+    return target.on_fleet and target.sftp_host != policy.host
+
+
 def _sftp_option(name: str, policy: BackupPolicy, target: RepositoryTarget) -> str:
-    """` --option sftp.command=...` for a repository on another fleet host, else ``."""
-    if not target.on_fleet or target.sftp_host == policy.host:
+    """` --option sftp.command=...` for a repository on another fleet host, else ``.
+
+    restic splits the command on spaces, so every part is a checked value without
+    spaces (the spec's types); `--` ends ssh's options before the destination. The
+    repository host's key is pinned: only the key in the policy's known_hosts file (taken
+    from the controller's) is accepted.
+    """
+    if not pins_repository_host(policy, target):
         return ""
+    destination = f"{target.sftp_user}@{target.url.split('@', 1)[1].rsplit(':', 1)[0]}"
     ssh = (
-        f"ssh -i {BACKUP_KEY} -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
-        f"-o UserKnownHostsFile={BACKUP_KNOWN_HOSTS} {target.url.split(':')[1]} -s sftp"
+        f"ssh -i {BACKUP_KEY} -o BatchMode=yes -o StrictHostKeyChecking=yes "
+        f"-o UserKnownHostsFile={backup_known_hosts_path(name)} -s -- {destination} sftp"
     )
     return " --option " + shlex.quote(f"sftp.command={ssh}")
 
 
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> str:
+    """The policy's backup script. Every value from the spec is shell-quoted where it is
+    used (and the spec's path type already refuses `$`, quotes and backticks)."""
     q = shlex.quote
+    stage = f"{BACKUP_STAGING}/{name}"
     lines = [
         "#!/bin/sh",
         HEADER.rstrip(),
         f"# Backup policy {name}.",
         "set -eu",
-        f"stage={q(BACKUP_STAGING + '/' + name)}",
+        f"stage={q(stage)}",
         'rm -rf "$stage"',
         'mkdir -p "$stage"',
         "trap 'rm -rf \"$stage\"' EXIT",
@@ -61,21 +81,21 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
         "restic unlock" + _sftp_option(name, policy, target),
     ]
     for db in policy.sqlite:
-        copy = f"$stage/sqlite/{_flat(db)}"
+        copy = f"{stage}/sqlite/{_flat(db)}"
         lines += [
             "# SQLite: a consistent copy (VACUUM INTO), checked; never the live file.",
-            f'test -f {q(db)} || {{ echo "database {db} is missing" >&2; exit 1; }}',
+            f"test -f {q(db)} || {{ echo {q(f'database {db} is missing')} >&2; exit 1; }}",
             'mkdir -p "$stage/sqlite"',
-            f"sqlite3 {q(db)} \"VACUUM INTO '{copy}'\"",
-            f'test "$(sqlite3 "{copy}" "PRAGMA integrity_check")" = ok',
+            f"sqlite3 {q(db)} {q(f'VACUUM INTO {_sql_text(copy)}')}",
+            f"test \"$(sqlite3 {q(copy)} 'PRAGMA integrity_check')\" = ok",
         ]
     for repo in policy.git:
-        bundle = f"$stage/git/{_flat(repo)}.bundle"
+        bundle = q(f"{stage}/git/{_flat(repo)}.bundle")
         lines += [
             "# Git: every ref in one bundle, verified.",
             'mkdir -p "$stage/git"',
-            f'git -C {q(repo)} bundle create "{bundle}" --all',
-            f'git -C {q(repo)} bundle verify "{bundle}" >/dev/null',
+            f"git -C {q(repo)} bundle create {bundle} --all",
+            f"git -C {q(repo)} bundle verify {bundle} >/dev/null",
         ]
     backup = ["restic", "backup", "--host", q(policy.host), "--tag", q(name)]
     if option := _sftp_option(name, policy, target).strip():
@@ -91,7 +111,7 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
         )
         backup += ['--files-from "$stage/files.txt"']
     else:
-        backup += [q(p) for p in policy.paths]
+        backup += ["--", *(q(p) for p in policy.paths)]
     backup.append('"$stage"')
     lines.append(" ".join(backup))
     return "\n".join(lines) + "\n"

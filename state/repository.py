@@ -7,6 +7,7 @@ sftp too. Pure: no I/O.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -28,6 +29,20 @@ class RepositoryTarget:
     @property
     def on_fleet(self) -> bool:
         return self.sftp_host is not None
+
+
+def repository_host_name(repository: str) -> str | None:
+    """The HOST of `sftp:[USER@]HOST:/path`, else None."""
+    match = _SFTP.match(repository)
+    return match["host"] if match else None
+
+
+def is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def resolve_repository(fleet: Fleet, policy: BackupPolicy) -> RepositoryTarget:

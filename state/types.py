@@ -1,32 +1,62 @@
-"""Scalar types shared by the spec models: durations, secret references, names.
+"""Scalar types shared by the spec models: durations, names, addresses, paths, URLs.
 
 Each type validates its own syntax and carries its own JSON Schema, so the schema
-and the README reference explain the accepted forms without extra prose.
+and the README reference explain the accepted forms without extra prose. The state
+file is hostile input: every string that reaches a host (a unit file, a script, a
+command line) is checked here against the grammar of where it goes, so that nothing
+a reviewer approves can add a directive, a command or an option.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import posixpath
 import re
+import shutil
+import string
+import subprocess
 from datetime import timedelta
+from functools import lru_cache
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, PlainSerializer, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    Strict,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DURATION_PATTERN = r"^\d+(s|m|h|d)$"
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(value: object) -> object:
-    """Turn '30s', '5m', '1h' or '30d' into a timedelta; leave other values to pydantic."""
+    """Turn '30s', '5m', '1h' or '30d' (or seconds, or a timedelta) into a timedelta.
+
+    Bounded before it is built: ten years at most, so nothing overflows a timer."""
+    seconds: float
     if isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
             raise ValueError("expected a duration such as '30s', '5m', '1h' or '30d'")
-        return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
-    if isinstance(value, int) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    return value
+        seconds = int(match[1]) * _UNIT_SECONDS[match[2]]
+    elif isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value
+    else:
+        raise ValueError("expected a duration such as '30s', '5m', '1h' or '30d'")
+    if not seconds > 0:
+        raise ValueError("expected a duration greater than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError("expected a duration of at most 3650d")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:
@@ -45,7 +75,7 @@ Duration = Annotated[
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["5m"]}),
 ]
 
-SECRET_REF_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/\S+)$"  # noqa: S105 (a pattern, not a secret)
+SECRET_REF_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/[A-Za-z0-9._+@=,:~/-]+)$"  # noqa: S105 (a pattern, not a secret)
 SecretRef = Annotated[
     str,
     StringConstraints(pattern=SECRET_REF_PATTERN),
@@ -62,9 +92,252 @@ SecretRef = Annotated[
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-AbsPath = Annotated[str, StringConstraints(pattern=r"^/\S*$")]
 FileMode = Annotated[str, StringConstraints(pattern=r"^0?[0-7]{3}$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 OllamaModelName = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+$")
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*:[A-Za-z0-9._-]+$"),
+]
+Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
+"""A TCP port: an integer 1-65535 (not a boolean, not a string)."""
+Count = Annotated[int, Strict(), Field(ge=1, le=1_000_000)]
+
+# -- strings that reach a host ----------------------------------------------------------
+_PATH_CHARS = re.compile(r"^/[A-Za-z0-9._+@=,:~/-]*$")
+
+
+def check_path(value: str) -> str:
+    """An absolute, normalised path of plain characters: no `..`, no `//`, no spaces,
+    quotes, `$`, backticks, `%` or control characters."""
+    if not _PATH_CHARS.match(value):
+        raise ValueError(
+            "expected an absolute path of letters, digits and . _ + @ = , : ~ / - "
+            "(no spaces, quotes, $, backticks or %)"
+        )
+    normal = posixpath.normpath(value)
+    if normal != value or "/../" in f"{value}/" or value.startswith("//"):
+        raise ValueError(f"expected a normalised path without '..' or '//' (like {normal!r})")
+    return value
+
+
+AbsPath = Annotated[
+    str,
+    AfterValidator(check_path),
+    WithJsonSchema(
+        {"type": "string", "pattern": _PATH_CHARS.pattern, "examples": ["/etc/app.conf"]}
+    ),
+]
+
+_LOGIN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+LoginName = Annotated[
+    str,
+    StringConstraints(pattern=_LOGIN.pattern),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _LOGIN.pattern,
+            "description": "A login name.",
+            "examples": ["root"],
+        }
+    ),
+]
+
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def check_address(value: str) -> str:
+    """An IP address or a DNS name (RFC 1123): never an option, a word with `;` or `$`."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    if len(value) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
+        raise ValueError("expected an IP address or a DNS name (letters, digits, '-', '.')")
+    return value
+
+
+HostAddress = Annotated[
+    str,
+    AfterValidator(check_address),
+    WithJsonSchema({"type": "string", "format": "hostname", "examples": ["198.18.0.11"]}),
+]
+
+_DEBIAN_PACKAGE = r"^[a-z0-9][a-z0-9+.-]+$"
+AptPackage = Annotated[str, StringConstraints(pattern=_DEBIAN_PACKAGE)]
+"""A Debian package name (Debian policy 5.6.1)."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_line(value: str) -> str:
+    """One line of text: no newline or other control character (it would start a new
+    directive in a unit file)."""
+    if _CONTROL.search(value):
+        raise ValueError("expected one line of text: no newline or control characters")
+    return value
+
+
+UnitLine = Annotated[str, AfterValidator(check_line)]
+"""A value written into a unit file: one line."""
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+
+
+@lru_cache(maxsize=256)
+def _calendar_ok(expression: str) -> bool | None:
+    """Whether systemd accepts `expression` as OnCalendar=; None when it cannot be asked."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        return None
+    done = subprocess.run(
+        [analyze, "calendar", "--", expression], capture_output=True, timeout=10, check=False
+    )
+    return done.returncode == 0
+
+
+_CALENDAR_CHARS = re.compile(r"^[A-Za-z0-9 *:,./~+-]{1,100}$")
+
+
+def check_calendar(value: str) -> str:
+    """A systemd OnCalendar= expression, as `systemd-analyze calendar` parses it."""
+    if not _CALENDAR_CHARS.match(value):
+        raise ValueError("expected a systemd calendar expression such as 'hourly' or '*-*-* 02:00'")
+    if _calendar_ok(value) is False:
+        raise ValueError(
+            f"systemd does not accept {value!r} as OnCalendar= (see 'systemd-analyze calendar')"
+        )
+    return value
+
+
+CalendarSpec = Annotated[
+    str,
+    AfterValidator(check_calendar),
+    WithJsonSchema(
+        {"type": "string", "description": "systemd OnCalendar= expression.", "examples": ["daily"]}
+    ),
+]
+
+
+def check_url_template(value: str, allowed: frozenset[str] = frozenset({"address"})) -> str:
+    """An absolute http(s) URL whose only `{placeholders}` are the allowed names."""
+    check_line(value)
+    try:
+        fields = list(string.Formatter().parse(value))
+    except ValueError as exc:
+        raise ValueError(f"expected a URL whose braces are placeholders: {exc}") from None
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if name not in allowed or spec or conversion:
+            known = ", ".join("{" + n + "}" for n in sorted(allowed)) or "none"
+            raise ValueError(f"unknown placeholder {{{name}}}; known: {known}")
+    sample = value.format(**{n: "198.18.0.1" for n in allowed})
+    parts = urlsplit(sample)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("expected an absolute http:// or https:// URL")
+    return value
+
+
+UrlTemplate = Annotated[
+    str,
+    AfterValidator(check_url_template),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "http(s) URL; {address} is the host's address.",
+            "examples": ["http://{address}:11434"],
+        }
+    ),
+]
+HttpUrl = Annotated[
+    str,
+    AfterValidator(lambda v: check_url_template(v, frozenset())),
+    WithJsonSchema({"type": "string", "format": "uri", "examples": ["http://198.18.0.12:3000"]}),
+]
+
+
+def check_source(value: str) -> str:
+    """A local file relative to the state file (or absolute), or an http(s) URL."""
+    check_line(value)
+    if "://" in value:
+        return check_url_template(value, frozenset())
+    if value.startswith("-") or not value.strip():
+        raise ValueError("expected a file path or an http(s) URL")
+    return value
+
+
+SourceRef = Annotated[
+    str,
+    AfterValidator(check_source),
+    WithJsonSchema({"type": "string", "examples": ["../tests/standins/ollama_standin.py"]}),
+]
+
+_RELATIVE = re.compile(r"^[A-Za-z0-9._+@=,~-][A-Za-z0-9._+@=,~/-]*$")
+
+
+def check_template_ref(value: str) -> str:
+    """A file inside the state file's directory: relative, normalised, no `..`.
+
+    Its content is shown in plans, so it must never name a file elsewhere on the
+    controller (a key, a password file) that a pull request could make a plan print."""
+    parts = value.split("/")
+    if not _RELATIVE.match(value) or ".." in parts or "" in parts or "." in parts:
+        raise ValueError(
+            "expected a path relative to the state file, inside its directory "
+            "(no '..', not absolute)"
+        )
+    return value
+
+
+TemplateRef = Annotated[
+    str,
+    AfterValidator(check_template_ref),
+    WithJsonSchema({"type": "string", "examples": ["templates/agent.toml"]}),
+]
+
+_SFTP = re.compile(r"^sftp:(?:(?P<user>[^@/:]*)@)?(?P<host>[^:/@]*):(?P<path>.*)$")
+_S3 = re.compile(r"^s3:[A-Za-z0-9][A-Za-z0-9.:_-]*(/[A-Za-z0-9._+=,~-]+)+$")
+REPOSITORY_FORMS = (
+    "an absolute path, sftp:[USER@]HOST:/path, rest:http(s)://HOST[:PORT]/path "
+    "or s3:HOST/BUCKET[/PATH]"
+)
+
+
+def check_repository(value: str) -> str:
+    """A restic repository location whose every part is checked: no option can hide in
+    a user or host, and no other restic backend (rclone runs a program) is accepted."""
+    check_line(value)
+    if value.startswith("/"):
+        return check_path(value)
+    sftp = _SFTP.match(value)
+    if sftp:
+        user, host, path = sftp["user"], sftp["host"], sftp["path"]
+        if user is not None and not _LOGIN.match(user):
+            raise ValueError(f"sftp user {user!r}: expected a login name")
+        if not re.match(NAME_PATTERN, host):
+            check_address(host)
+        check_path(path)
+        return value
+    if value.startswith("rest:"):
+        url = value.removeprefix("rest:")
+        check_url_template(url, frozenset())
+        if urlsplit(url).username or urlsplit(url).password:
+            raise ValueError("put no credentials in a rest: URL")
+        return value
+    if _S3.match(value):
+        return value
+    raise ValueError(f"expected {REPOSITORY_FORMS}")
+
+
+RepositoryUrl = Annotated[
+    str,
+    AfterValidator(check_repository),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": f"restic repository: {REPOSITORY_FORMS}.",
+            "examples": ["sftp:root@hermes:/srv/restic/kimi"],
+        }
+    ),
 ]

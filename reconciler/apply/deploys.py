@@ -51,6 +51,7 @@ class BackupSecrets:
 
     passwords: dict[str, str]
     key: BackupKeyPair
+    known_hosts: dict[str, str] = field(default_factory=dict)
 
 
 def deploy_work(loaded: LoadedFleet, plan: Plan) -> Work:
@@ -120,6 +121,7 @@ def apply_request(
         work=work,
         backup_passwords=secrets.passwords if secrets else {},
         backup_key=secrets.key if secrets else None,
+        backup_known_hosts=secrets.known_hosts if secrets else {},
         timeouts=timeouts,
     )
 

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from reconciler.apply.deploys import BackupSecrets
 from reconciler.backup.fleet_key import ensure_fleet_backup_key
+from reconciler.engine.diff_backups import BackupInputs
 from reconciler.ssh.protocol import BackupPolicyWork, Work
 from state.models import Fleet
-from state.render_backup import render_env
+from state.render_backup import pins_repository_host, render_env
 from state.repository import resolve_repository
 from state.secrets import SecretUnavailable, resolve_secret
+from state.ssh import known_host_lines
 
 
 def backup_secrets(
@@ -37,18 +39,35 @@ def backup_secrets(
             passwords[name] = resolve_secret(fleet.backups[name].password)
         except SecretUnavailable as exc:
             failed[host] = f"backup {name}: {exc}"
-    return BackupSecrets(passwords, ensure_fleet_backup_key(key_dir)), failed
+    known_hosts = {
+        name: lines
+        for _, name in names
+        if (lines := repository_known_hosts(fleet, name)) is not None
+    }
+    return BackupSecrets(passwords, ensure_fleet_backup_key(key_dir), known_hosts), failed
 
 
-def env_digests(fleet: Fleet) -> dict[str, str | None]:
-    """sha256 each policy's env file should have (None when its secret is unavailable)."""
-    digests: dict[str, str | None] = {}
+def backup_inputs(fleet: Fleet) -> dict[str, BackupInputs]:
+    """Per policy: the sha256 its env file should have (None when its secret is
+    unavailable) and the repository host's known_hosts lines to pin (None when the
+    controller does not know that host's key, or the policy needs none)."""
+    inputs: dict[str, BackupInputs] = {}
     for name, policy in fleet.backups.items():
+        target = resolve_repository(fleet, policy)
+        digest = None
         try:
-            password = resolve_secret(policy.password)
+            content = render_env(target, resolve_secret(policy.password))
+            digest = hashlib.sha256(content.encode()).hexdigest()
         except SecretUnavailable:
-            digests[name] = None
-            continue
-        content = render_env(resolve_repository(fleet, policy), password)
-        digests[name] = hashlib.sha256(content.encode()).hexdigest()
-    return digests
+            pass
+        inputs[name] = BackupInputs(digest, repository_known_hosts(fleet, name))
+    return inputs
+
+
+def repository_known_hosts(fleet: Fleet, name: str) -> str | None:
+    """The known_hosts lines of the policy's repository host, when it must be pinned."""
+    policy = fleet.backups[name]
+    target = resolve_repository(fleet, policy)
+    if not pins_repository_host(policy, target) or target.sftp_host is None:
+        return None
+    return known_host_lines(fleet.hosts[target.sftp_host])

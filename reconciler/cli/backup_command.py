@@ -46,9 +46,14 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace, loaded: LoadedFleet) -> int:
     from reconciler.backup.operations import pick_snapshot, restore_to_host
     from reconciler.cli.backup_text import restore_plan
+    from state.types import check_path
 
     host, _, path = (args.to or "").partition(":")
-    if not host or not path.startswith("/"):
+    try:
+        check_path(path)
+    except ValueError as exc:
+        raise UsageError(f"reconcile backup restore --to HOST:/absolute/path: {exc}") from None
+    if not host:
         raise UsageError("reconcile backup restore needs --to HOST:/absolute/path")
     snap = pick_snapshot(loaded, args.policy, args.snapshot)
     print(restore_plan(args.policy, snap, host, path), end="", flush=True)

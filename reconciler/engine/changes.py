@@ -31,6 +31,8 @@ ChangeKind = Literal[
     "backup_script",
     "backup_unit",
     "backup_timer",
+    "backup_known_hosts",
+    "repo_host_key_unknown",
     "repo_init",
     "repo_missing",
     "backup_now",

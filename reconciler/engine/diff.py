@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Mapping
 
 from reconciler.engine.changes import Action, Change, ChangeKind, Phase
-from reconciler.engine.diff_backups import diff_backup
+from reconciler.engine.diff_backups import BackupInputs, diff_backup
 from reconciler.engine.diff_models import diff_models
 from reconciler.engine.textdiff import changed_keys, unified_diff
 from reconciler.observe.observation import FleetState, HostState
@@ -21,12 +21,15 @@ from state.render import render_config, render_unit
 
 
 def diff(
-    loaded: LoadedFleet, observed: FleetState, env_digests: Mapping[str, str | None] | None = None
+    loaded: LoadedFleet,
+    observed: FleetState,
+    backup_inputs: Mapping[str, BackupInputs] | None = None,
 ) -> list[Change]:
     """Every change needed to converge `observed` to `loaded.fleet` (unordered).
 
-    `env_digests` maps a backup policy to the sha256 its env file should have; the
-    caller computes it from the resolved secret so that this function stays pure.
+    `backup_inputs` holds, per backup policy, what the controller knows that the spec
+    does not (the env file's digest, the repository host's key); the caller computes
+    it so that this function stays pure.
     """
     fleet = loaded.fleet
     changes: list[Change] = []
@@ -76,7 +79,7 @@ def diff(
                     host,
                     observed.backups.get(name),
                     observed.observed_at,
-                    (env_digests or {}).get(name),
+                    (backup_inputs or {}).get(name, BackupInputs()),
                 )
             )
     return changes

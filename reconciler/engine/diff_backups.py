@@ -7,6 +7,7 @@ The env file holds the repository password, so it is compared by digest only
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 
 from reconciler.engine.changes import Action, Change, ChangeKind, Phase
@@ -14,6 +15,7 @@ from reconciler.engine.textdiff import unified_diff
 from reconciler.observe.observation import BackupState, FileState, HostState
 from state.layout import (
     backup_env_path,
+    backup_known_hosts_path,
     backup_script_path,
     backup_service_id,
     backup_unit,
@@ -21,11 +23,22 @@ from state.layout import (
 )
 from state.load import LoadedFleet
 from state.render_backup import render_script, render_service, render_timer
-from state.repository import resolve_repository
+from state.repository import RepositoryTarget, resolve_repository
 
 
 def env_digest(content: str) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class BackupInputs:
+    """What the diff of a policy needs from the controller, computed by the caller so that
+    the diff stays pure: the env file's digest (from the resolved password) and the
+    repository host's known_hosts lines (from the controller's own known_hosts). None
+    when unavailable."""
+
+    env_digest: str | None = None
+    repository_known_hosts: str | None = None
 
 
 def diff_backup(
@@ -34,7 +47,7 @@ def diff_backup(
     host: HostState,
     state: BackupState | None,
     now: datetime | None,
-    env_digest_wanted: str | None,
+    inputs: BackupInputs,
 ) -> list[Change]:
     """Changes for one policy whose host is reachable."""
     policy = loaded.fleet.backups[name]
@@ -43,7 +56,8 @@ def diff_backup(
     changes = [
         c
         for c in (
-            _env(policy.host, key, host.files.get(backup_env_path(name)), env_digest_wanted),
+            _env(policy.host, key, host.files.get(backup_env_path(name)), inputs.env_digest),
+            *_pinned_host_key(policy.host, name, target, inputs.repository_known_hosts, host),
             _text(
                 policy.host,
                 key,
@@ -98,6 +112,27 @@ def diff_backup(
         )
     changes.extend(_rpo(loaded, name, state, now))
     return changes
+
+
+def _pinned_host_key(
+    host_name: str, name: str, target: RepositoryTarget, wanted: str | None, host: HostState
+) -> list[Change | None]:
+    """The repository host's key, pinned on the policy's host (no trust on first use)."""
+    policy_pins = target.on_fleet and target.sftp_host != host_name
+    if not policy_pins:
+        return []
+    key = backup_service_id(name)
+    if wanted is None:
+        reason = (
+            f"the key of repository host {target.sftp_host} is not in the controller's "
+            "known_hosts, so it cannot be pinned; add it there first"
+        )
+        subject = f"backup {name} repository host key"
+        return [
+            Change(host_name, key, Phase.FILES, "repo_host_key_unknown", "alert", subject, reason)
+        ]
+    path = backup_known_hosts_path(name)
+    return [_text(host_name, key, Phase.FILES, "backup_known_hosts", path, wanted, "0644", host)]
 
 
 def _env(host: str, key: str, seen: FileState | None, wanted: str | None) -> Change | None:

@@ -31,7 +31,13 @@ from reconciler.ssh.protocol import (
     SshTarget,
     Timeouts,
 )
-from state.layout import backup_env_path, backup_script_path, backup_unit, unit_path
+from state.layout import (
+    backup_env_path,
+    backup_known_hosts_path,
+    backup_script_path,
+    backup_unit,
+    unit_path,
+)
 from state.load import LoadedFleet
 from state.models import (
     AptInstall,
@@ -91,7 +97,9 @@ def snapshot_requests(fleet: Fleet, health_only: bool = False) -> dict[str, Snap
 def _backup_reads(name: str, wanted: dict[str, list[str]]) -> None:
     unit = backup_unit(name)
     wanted["units"].append(f"{unit}.timer")
-    wanted["files"] += [backup_env_path(name), backup_script_path(name)]
+    known_hosts = backup_known_hosts_path(name)
+    wanted["files"] += [backup_env_path(name), backup_script_path(name), known_hosts]
+    wanted["contents"].append(known_hosts)
     wanted["contents"].append(backup_script_path(name))
     for path in (unit_path(f"{unit}.service"), unit_path(f"{unit}.timer")):
         wanted["files"].append(path)

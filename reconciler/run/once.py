@@ -17,7 +17,7 @@ from reconciler.apply.deploys import HostOutcome, backup_now_work, deploy_work, 
 from reconciler.apply.gate import health_gate
 from reconciler.apply.models import apply_models
 from reconciler.backup.operations import BackupFailed, apply_retention
-from reconciler.backup.secrets import backup_secrets, env_digests
+from reconciler.backup.secrets import backup_inputs, backup_secrets
 from reconciler.engine.changes import Phase
 from reconciler.engine.diff import diff
 from reconciler.engine.plan import Plan, filter_plan, make_plan
@@ -62,7 +62,7 @@ def plan_once(
 ) -> PlanResult:
     """Observe the fleet and plan what would converge it. Changes nothing."""
     observed = observe(loaded, client, settings, worker)
-    changes = diff(loaded, observed, env_digests(loaded.fleet))
+    changes = diff(loaded, observed, backup_inputs(loaded.fleet))
     plan = make_plan(loaded, observed, changes)
     return PlanResult(observed, filter_plan(plan, list(targets)))
 

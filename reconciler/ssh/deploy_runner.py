@@ -103,7 +103,10 @@ def _add(
     elif isinstance(item, BackupPolicyWork):
         password = request.backup_passwords[item.name]
         private = key.private if key else None
-        add_deploy(state, backup_policy, loaded.fleet, item.name, password, private, host=host)
+        known_hosts = request.backup_known_hosts.get(item.name)
+        add_deploy(
+            state, backup_policy, loaded.fleet, item.name, password, private, known_hosts, host=host
+        )
     elif isinstance(item, BackupNowWork):
         add_deploy(state, backup_now, item.name, host=host)
     elif key is not None:

@@ -150,6 +150,7 @@ class ApplyRequest(Message):
     work: Work
     backup_passwords: dict[str, str] = Field(default_factory=dict)
     backup_key: BackupKeyPair | None = None
+    backup_known_hosts: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts
 
 

@@ -95,10 +95,31 @@ def _connect(host: PyinfraHost, timeout: float) -> str | None:
         message = str(exc) or type(exc).__name__
         if elapsed >= timeout * 0.9:
             return f"no SSH answer within {elapsed:.0f}s (host slow or hung): {message}"
-        return message
+        return host_key_problem(host.data, message) or message
     transport = getattr(host.connector, "client").get_transport()  # noqa: B009
     if transport is not None and transport.sock is not None:
         transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return None
+
+
+def host_key_problem(data: object, message: str) -> str | None:
+    """A clear line for a refused host key (unknown or changed), else None."""
+    address = getattr(data, "ssh_hostname", "?")
+    port = getattr(data, "ssh_port", 22)
+    known = getattr(data, "ssh_known_hosts_file", "~/.ssh/known_hosts")
+    if "No host key for" in message:
+        scan = f"ssh-keyscan -p {port} {address}" if port != 22 else f"ssh-keyscan {address}"
+        return (
+            f"host key of {address} is not in {known}, so the host is refused; check its "
+            f"fingerprint out of band, then add it ({scan} >> {known}), or set "
+            "host_key_policy: trust-on-first-use for this host"
+        )
+    if "does not match" in message or "BadHostKey" in message:
+        return (
+            f"host key of {address} has CHANGED since it was recorded in {known}: refusing "
+            "the host (a reinstalled host, or someone in the middle); verify it, then "
+            f"replace its line in {known}"
+        )
     return None
 
 

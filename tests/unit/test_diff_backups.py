@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from reconciler.cli.plan_text import render_plan
 from reconciler.engine.diff import diff
-from reconciler.engine.diff_backups import env_digest
+from reconciler.engine.diff_backups import BackupInputs, env_digest
 from reconciler.engine.plan import make_plan
 from reconciler.observe.observation import BackupState, FileState
 from tests.unit.helpers import ideal_observation, load_text
@@ -78,7 +78,8 @@ def test_env_file_is_compared_by_digest_and_never_shown() -> None:
     observed = observed.model_copy(
         update={"hosts": {**observed.hosts, "kimi": kimi.model_copy(update={"files": files})}}
     )
-    changes = diff(loaded, observed, {"db": env_digest("RESTIC_PASSWORD=new-secret\n")})
+    inputs = {"db": BackupInputs(env_digest("RESTIC_PASSWORD=new-secret\n"))}
+    changes = diff(loaded, observed, inputs)
     [env] = [c for c in changes if c.kind == "backup_env"]
     assert (env.action, env.reason, env.diff) == (
         "update",

@@ -16,7 +16,7 @@ from reconciler.observe.observation import CheckResult, FleetState, HostState
 from state.load import LoadedFleet
 from tests.unit.helpers import ideal_observation, load_text
 
-names = st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True)
+names = st.from_regex(r"[a-z][a-z0-9-]{1,8}", fullmatch=True)
 paths = st.from_regex(r"/etc/[a-z]{1,8}/[a-z]{1,8}\.conf", fullmatch=True)
 
 

@@ -42,8 +42,7 @@ def problems(text: str) -> list[str]:
 def test_shipped_state_files_validate(name: str) -> None:
     loaded = load_fleet(ROOT / "state" / name)
     assert {"kimi", "hermes"} <= set(loaded.fleet.hosts)
-    assert loaded.fleet.failover is not None
-    assert loaded.fleet.failover.grace.total_seconds() == 300
+    assert loaded.fleet.failover is None  # refused until failover is built
     assert {"qwen2.5:1.5b", "llama3.2:3b"} <= set(loaded.fleet.models[0].present)
 
 
@@ -137,9 +136,22 @@ def test_notification_route_to_unknown_channel() -> None:
     text = (
         BASE + "notifications:\n  channels:\n    log: {kind: log}\n  routes:\n    P0: [telegram]\n"
     )
-    assert problems(text) == [
-        "state/test.yaml:18: notifications.routes.P0.0: unknown channel 'telegram'"
-    ]
+    found = problems(text)
+    assert "state/test.yaml:18: notifications.routes.P0.0: unknown channel 'telegram'" in found
+    assert any(
+        p.startswith("state/test.yaml:14: notifications: notification delivery is not built")
+        for p in found
+    )
+
+
+def test_failover_is_refused_until_it_works() -> None:
+    """A spec field either works or is refused: `failover:` must not be accepted and ignored."""
+    text = BASE + "failover:\n  primary: kimi\n  backup: hermes\n  services: [agent]\n"
+    found = problems(text)
+    assert (
+        len(found) == 1
+        and "state/test.yaml:14: failover: automatic failover is not built" in found[0]
+    )
 
 
 def test_local_install_source_sha256_is_checked(tmp_path: Path) -> None:
