@@ -11,7 +11,10 @@ from collections.abc import Callable
 from io import StringIO
 from typing import Any, TypeVar, cast
 
+from pyinfra import host  # type: ignore[attr-defined]
 from pyinfra.api.deploy import deploy
+from pyinfra.api.exceptions import OperationValueError
+from pyinfra.facts.server import Groups, Users
 from pyinfra.operations import apt, files, systemd
 
 from state.layout import unit_path
@@ -102,11 +105,32 @@ def install(loaded: LoadedFleet, service_name: str) -> list[Any]:
     return []
 
 
+def require_accounts(users: set[str], groups: set[str]) -> None:
+    """Fail the host, before anything is written, when an owner or group is missing.
+
+    Read from the host's passwd and group (pyinfra facts) only when the spec names an
+    account other than root, which every host has."""
+    users, groups = users - {"root"}, groups - {"root"}
+    missing = []
+    if users:
+        known_users = host.get_fact(Users)
+        missing += [f"user {u!r}" for u in sorted(users) if u not in known_users]
+    if groups:
+        known_groups = host.get_fact(Groups)
+        missing += [f"group {g!r}" for g in sorted(groups) if g not in known_groups]
+    if missing:
+        raise OperationValueError(
+            f"{', '.join(missing)} does not exist on host {host.name}; nothing was written"
+        )
+
+
 @typed_deploy("Config files")
 def config_files(loaded: LoadedFleet, service_name: str) -> list[Any]:
     """Every config file with explicit content, mode and owner."""
     ops = []
-    for config in loaded.fleet.services[service_name].config_files:
+    configs = loaded.fleet.services[service_name].config_files
+    require_accounts({c.owner for c in configs}, {c.group for c in configs})
+    for config in configs:
         content = render_config(loaded, service_name, config)
         name = f"{service_name}: file {config.path}"
         ops.append(put_file(name, content, config.path, config.mode, config.owner, config.group))

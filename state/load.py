@@ -126,7 +126,8 @@ def _explain(error: Any, data_path: tuple[str | int, ...]) -> str:
         return f"required field '{loc[-1]}' is missing"
     if loc and loc[-1] == "[key]":
         if error.get("ctx", {}).get("pattern") == NAME_PATTERN:
-            return f"invalid name {error['input']!r}: expected lowercase letters, digits, '-', '_', '.'"
+            expected = "expected lowercase letters, digits, '-', '_', '.'"
+            return f"invalid name {error['input']!r}: {expected}"
         return f"invalid key {error['input']!r}: {_lower(str(error['msg']))}"
     if (
         kind == "string_pattern_mismatch"

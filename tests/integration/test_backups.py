@@ -99,9 +99,12 @@ def test_plan_shows_backup_files_timer_and_rpo_never_the_password(
         "backup_script",
         "backup_unit",
         "backup_timer",
+        "backup_known_hosts",
         "repo_init",
         "backup_now",
     }
+    pinned = next(a for a in backup if a["kind"] == "backup_known_hosts")
+    assert f"+{lab.host('h2').address} ssh-ed25519 " in pinned["diff"]  # h2's key, pinned
     env = next(a for a in backup if a["kind"] == "backup_env")
     assert env["diff"] is None and "content not shown" in env["reason"]
     assert (

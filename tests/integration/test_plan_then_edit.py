@@ -25,7 +25,7 @@ def test_an_edit_saved_between_plan_and_apply_is_not_applied(
     spec = tmp_path / "fleet.yaml"
     template = tmp_path / "agent.tmpl"
     template.write_text("planned template on $host\n")
-    extra_file = f"      - {{path: /etc/agent/extra.conf, template: {template}}}\n"
+    extra_file = "      - {path: /etc/agent/extra.conf, template: agent.tmpl}\n"
     text = lab_spec(lab).replace(
         "    health:\n      - {kind: systemd}",
         extra_file + "    health:\n      - {kind: systemd}",
