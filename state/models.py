@@ -390,8 +390,12 @@ class Fleet(Spec):
     backups: dict[Name, BackupPolicy] = Field(
         default_factory=dict, description="Backup policies by name."
     )
-    failover: Failover | None = Field(None, description="Failover of the primary.")
-    notifications: Notifications | None = Field(None, description="Notification routing.")
+    failover: Failover | None = Field(
+        None, description="Failover of the primary. Not built yet: refused when set."
+    )
+    notifications: Notifications | None = Field(
+        None, description="Notification routing. Not built yet: refused when set."
+    )
     reconciler: ReconcilerSettings = Field(
         default_factory=ReconcilerSettings, description="How `reconcile watch` runs."
     )

@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from state.errors import SpecProblem, dotted
+from state.models import Fleet
+from state.yaml_lines import LineMap, line_for
+
 
 class SecretUnavailable(LookupError):
     """The reference points nowhere; the message names the reference, never a value."""
@@ -27,3 +31,20 @@ def resolve_secret(ref: str) -> str:
         except OSError as exc:
             raise SecretUnavailable(f"secret {ref}: cannot read {name}: {exc.strerror}") from None
     raise SecretUnavailable(f"secret {ref}: expected 'env:NAME' or 'file:/path'")
+
+
+def unresolved_secrets(fleet: Fleet, lines: LineMap, file: str) -> list[SpecProblem]:
+    """Every secret reference that does not resolve here and now, each located.
+
+    `validate` reports these as warnings (a reviewer's machine need not hold the
+    secrets); any command that needs a secret fails on it with the same line."""
+    refs: list[tuple[tuple[str | int, ...], str]] = [
+        (("backups", name, "password"), policy.password) for name, policy in fleet.backups.items()
+    ]
+    problems = []
+    for path, ref in refs:
+        try:
+            resolve_secret(ref)
+        except SecretUnavailable as exc:
+            problems.append(SpecProblem(file, line_for(lines, path), dotted(path), str(exc)))
+    return problems

@@ -154,9 +154,15 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from state.load import load_fleet
+    import sys
 
-    fleet = load_fleet(args.state).fleet
+    from state.load import load_fleet
+    from state.secrets import unresolved_secrets
+
+    loaded = load_fleet(args.state)
+    fleet = loaded.fleet
+    for problem in unresolved_secrets(fleet, loaded.lines, str(loaded.file)):
+        print(f"warning: {problem}", file=sys.stderr)
     print(
         f"{args.state}: valid ({len(fleet.hosts)} hosts, {len(fleet.services)} services, "
         f"{len(fleet.backups)} backup policies)"

@@ -12,6 +12,7 @@ from reconciler.engine.plan import Plan
 from reconciler.observe.observation import FleetState
 from reconciler.store.journal import Journal, RunRecord
 from state.load import LoadedFleet
+from state.ssh import known_hosts_file
 
 
 def _when(epoch: float | None) -> str:
@@ -52,6 +53,7 @@ def render_status(loaded: LoadedFleet, observed: FleetState, plan: Plan, journal
         out.append(
             f"models on {model_set.service}: want {', '.join(model_set.present)}; present {seen}"
         )
+    out.extend(host_key_lines(loaded))
     out.extend(backup_lines(loaded, observed, journal))
     out.extend(loop_lines(journal, loaded.file))
     runs = journal.runs(1)
@@ -65,6 +67,19 @@ def render_status(loaded: LoadedFleet, observed: FleetState, plan: Plan, journal
         out.append("last run: none recorded")
     out.append(summary_line(plan.summary))
     return "\n".join(out) + "\n"
+
+
+def host_key_lines(loaded: LoadedFleet) -> list[str]:
+    """How each host's identity is checked: strictly, or trusted on first use."""
+    lines = []
+    for name, host in loaded.fleet.hosts.items():
+        how = (
+            "trusted on first use, then checked"
+            if host.host_key_policy == "trust-on-first-use"
+            else "checked strictly"
+        )
+        lines.append(f"host key of {name}: {how} against {known_hosts_file(host)}")
+    return lines
 
 
 def render_history(runs: list[RunRecord]) -> str:

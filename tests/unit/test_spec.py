@@ -222,3 +222,19 @@ def test_readme_spec_reference_is_current() -> None:
     assert reference() in (ROOT / "README.md").read_text(), (
         "run: python -m state.docs --write README.md"
     )
+
+
+def test_validate_warns_about_a_secret_it_cannot_resolve(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RESTIC_PASSWORD", raising=False)
+    assert main(["validate", str(ROOT / "state" / "demo.yaml")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("warning: ")
+    assert err[0].endswith(
+        "backups.metrics-db.password: secret env:RESTIC_PASSWORD: "
+        "environment variable RESTIC_PASSWORD is not set"
+    )
+    monkeypatch.setenv("RESTIC_PASSWORD", "x")
+    assert main(["validate", str(ROOT / "state" / "demo.yaml")]) == 0
+    assert capsys.readouterr().err == ""
