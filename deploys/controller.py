@@ -56,6 +56,7 @@ def render_watch_service(reconcile_bin: str, state_file: str, watchdog: str) -> 
         "RestartSec=10\n"
         f"WatchdogSec={watchdog}\n"
         "KillSignal=SIGTERM\n"
+        "KillMode=mixed\n"
         "TimeoutStopSec=30min\n"
         "\n[Install]\n"
         "WantedBy=multi-user.target\n"

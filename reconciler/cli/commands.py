@@ -61,6 +61,7 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
 
     journal = Journal(args.journal)
     lock = lock_path(journal.path.parent, loaded.file)
+    finish_before_stopping()
     with state_lock(lock, args.lock_timeout, report), httpx.Client(trust_env=False) as client:
         plan = plan_once(loaded, client, worker=worker, targets=args.target).plan
         print(render_plan(plan), end="", flush=True)
@@ -72,6 +73,18 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
         return EXIT_OK
     print(render_apply(result), end="")
     return EXIT_OK if result.converged else EXIT_ERROR
+
+
+def finish_before_stopping() -> None:
+    """On SIGTERM, let the apply under way finish (hosts are mid-change) before exiting,
+    as `reconcile watch` does; a second signal, or SIGKILL, still stops at once."""
+    import signal
+
+    def finish_first(signum: int, _frame: object) -> None:
+        report("SIGTERM: finishing the apply under way first; send it again to stop now")
+        signal.signal(signum, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, finish_first)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -50,6 +50,8 @@ def execute_plan(
     commit, dirty = git_provenance(loaded.file)
     plan_json = plan_to_json(plan)
     journal = runner.journal
+    for run_id in journal.mark_abandoned():
+        runner.report(f"run {run_id} was cut short (its process is gone): marked abandoned")
     if not plan.summary.pending:
         run_id = journal.start_run(str(loaded.file), loaded.sha256, commit, dirty, mode, plan_json)
         journal.finish_run(run_id, "no-changes")

@@ -6,6 +6,7 @@ Kept free of heavy imports so the CLI can start the worker first: the child's im
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import TYPE_CHECKING, TypeVar
@@ -18,10 +19,16 @@ if TYPE_CHECKING:  # pydantic is imported once the worker is already starting
     from reconciler.ssh.protocol import ApplyRequest, ObserveRequest
 
 A = TypeVar("A", bound="BaseModel")
+PARENT_PID_ENV = "FLEET_RECONCILER_PARENT_PID"
 
 
 class WorkerProcess:
-    """One started worker, waiting on stdin for its single JSON request."""
+    """One started worker, waiting on stdin for its single JSON request.
+
+    The worker runs in its own session, so a signal to our process group (Ctrl-C, or a
+    service manager stopping us) does not cut a deploy in half: we decide when it
+    stops. It dies with us (PR_SET_PDEATHSIG in the worker), so it is never orphaned.
+    """
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
@@ -30,6 +37,8 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
+            env={**os.environ, PARENT_PID_ENV: str(os.getpid())},
         )
 
     def call(self, request: ObserveRequest | ApplyRequest, answer: type[A], timeout: float) -> A:

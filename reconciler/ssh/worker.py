@@ -8,11 +8,30 @@ per-cycle leaks. Run as `python -m reconciler.ssh.worker`.
 
 from __future__ import annotations
 
-from gevent import monkey
+import ctypes
+import os
+import signal
+import sys
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Get SIGKILL when the parent dies, so a killed controller leaves no worker behind
+    still deploying; exit now if it is already gone (it died before we got here)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    expected = os.environ.get("FLEET_RECONCILER_PARENT_PID")
+    if expected and os.getppid() != int(expected):
+        os._exit(1)
+
+
+die_with_parent()
+
+from gevent import monkey  # noqa: E402
 
 monkey.patch_all()
 
-import sys  # noqa: E402
 import time  # noqa: E402
 
 from pyinfra.api.host import Host as PyinfraHost  # noqa: E402

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -23,7 +24,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, started REAL NOT NULL, ended REAL, state_file TEXT NOT NULL,
     state_sha256 TEXT NOT NULL, git_commit TEXT, git_dirty INTEGER, mode TEXT NOT NULL,
-    plan TEXT, outcome TEXT, error TEXT
+    plan TEXT, outcome TEXT, error TEXT, pid INTEGER, hostname TEXT
 );
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT NOT NULL REFERENCES runs(id), at REAL NOT NULL, host TEXT NOT NULL,
@@ -86,6 +87,10 @@ class Journal:
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+        for column, kind in (("pid", "INTEGER"), ("hostname", "TEXT")):
+            if column not in columns:  # a journal written by an older version
+                self.db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.db.close()
@@ -102,7 +107,7 @@ class Journal:
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self.db.execute(
             "INSERT INTO runs (id, started, state_file, state_sha256, git_commit, git_dirty, mode,"
-            " plan) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " plan, pid, hostname) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 time.time(),
@@ -112,9 +117,28 @@ class Journal:
                 None if git_dirty is None else int(git_dirty),
                 mode,
                 json.dumps(plan),
+                os.getpid(),
+                socket.gethostname(),
             ),
         )
         return run_id
+
+    def mark_abandoned(self) -> list[str]:
+        """Mark runs on this machine whose process is gone without finishing them.
+
+        Called by whoever takes the lock, before its own run: a run killed midway
+        (SIGKILL, power loss) can never finish itself. Returns their ids."""
+        rows = self.db.execute(
+            "SELECT id, pid FROM runs WHERE outcome IS NULL AND (hostname = ? OR hostname IS NULL)",
+            (socket.gethostname(),),
+        ).fetchall()
+        abandoned = [run_id for run_id, pid in rows if pid is None or not _alive(pid)]
+        for run_id in abandoned:
+            self.db.execute(
+                "UPDATE runs SET ended = ?, outcome = 'abandoned', error = ? WHERE id = ?",
+                (time.time(), "its process ended before the run finished", run_id),
+            )
+        return abandoned
 
     def record(
         self, run_id: str, host: str, service: str | None, step: str, status: str, detail: str = ""
@@ -233,3 +257,13 @@ class Journal:
             "SELECT host, service, step, status, detail FROM results WHERE run_id = ? ORDER BY at",
             (run_id,),
         ).fetchall()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -14,11 +14,31 @@ if [[ -f "$IMAGE/.complete" ]]; then
     exit 0
 fi
 
+# The Debian mirror this machine's apt already uses (deb822 `.sources` or one-line
+# `sources.list`); $FLEET_DEBIAN_MIRROR overrides it. No mirror is named here.
+debian_mirror() {
+    local files=(/etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources)
+    local uri
+    # The first source that serves the `bookworm` suite itself (not -security, -updates).
+    uri="$(cat "${files[@]}" 2>/dev/null | awk '
+        function flush() { if (u != "" && s ~ /(^| )bookworm( |$)/ && !found) { print u; found = 1 } u = ""; s = "" }
+        /^[[:space:]]*#/ { next }
+        /^deb[[:space:]]/ { u = ""; for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { u = $i; s = $(i + 1); break } flush(); next }
+        /^URIs:/ { u = $2; next }
+        /^Suites:/ { s = ""; for (i = 2; i <= NF; i++) s = s " " $i; sub(/^ /, "", s); next }
+        /^[[:space:]]*$/ { flush() }
+        END { flush() }
+    ')"
+    [[ -n "$uri" ]] || { echo "no Debian mirror in /etc/apt sources; set FLEET_DEBIAN_MIRROR" >&2; exit 1; }
+    echo "$uri"
+}
+MIRROR="${FLEET_DEBIAN_MIRROR:-$(debian_mirror)}"
+
 mkdir -p "$CACHE_ROOT"
 rm -rf "$IMAGE.tmp"
 echo "building test-host image $IMAGE (about 60-80 s)..." >&2
 debootstrap --variant=minbase --include="$PACKAGES" bookworm "$IMAGE.tmp" \
-    http://deb.debian.org/debian >"$CACHE_ROOT/debootstrap.log" 2>&1 \
+    "$MIRROR" >"$CACHE_ROOT/debootstrap.log" 2>&1 \
     || { echo "debootstrap failed; see $CACHE_ROOT/debootstrap.log" >&2; exit 1; }
 
 root="$IMAGE.tmp"

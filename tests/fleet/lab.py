@@ -186,7 +186,17 @@ def _wait_until_booted(lab: Lab, host: LabHost) -> None:
             if probe.strip() == "ready":
                 return
         time.sleep(0.2)
-    raise LabError(f"host {host.name} did not finish booting in {BOOT_TIMEOUT_S}s")
+    # Say what it was waiting for, so a slow boot names its cause instead of a timeout.
+    jobs = ssh(
+        lab,
+        host.name,
+        "systemctl is-system-running; systemctl list-jobs --no-pager; "
+        "ls -l /run/nologin 2>&1; uptime",
+        check=False,
+    )
+    raise LabError(
+        f"host {host.name} did not finish booting in {BOOT_TIMEOUT_S}s; still running:\n{jobs}"
+    )
 
 
 def _save(lab: Lab) -> None:

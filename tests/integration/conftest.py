@@ -113,3 +113,16 @@ def run_pyinfra(*args: str, spec: Path) -> subprocess.CompletedProcess[str]:
         stdin=subprocess.DEVNULL,
         env={**os.environ, "FLEET_STATE": str(spec)},
     )
+
+
+def workers_of(parent: int) -> list[int]:
+    """SSH worker processes started by `parent` (found by the parent pid in their env)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            env = environ.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"FLEET_RECONCILER_PARENT_PID={parent}".encode() in env:
+            found.append(int(environ.parent.name))
+    return found

@@ -17,7 +17,7 @@ import pytest
 from reconciler.store.journal import Journal
 from reconciler.store.lock import lock_path, state_lock
 from tests.fleet import lab as fleet_lab
-from tests.integration.conftest import ROOT, lab_spec, run_pyinfra, run_reconcile
+from tests.integration.conftest import ROOT, lab_spec, run_pyinfra, run_reconcile, workers_of
 
 UNITS = "/etc/systemd/system/agent.service /etc/systemd/system/ollama.service"
 
@@ -212,8 +212,15 @@ def test_a_run_killed_midway_is_still_recorded_and_its_lock_taken_over(
     deadline = time.monotonic() + 60
     while not started() and time.monotonic() < deadline:
         time.sleep(0.05)
+    while not workers_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the deploy's worker is up: kill the parent mid-deploy
+    assert workers_of(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    deadline = time.monotonic() + 0.5  # at once: a deploy left running takes longer
+    while workers_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers_of(proc.pid) == [], "the SSH worker outlived its killed parent"
     journal = Journal(journal_path)
     [run] = journal.runs(5)
     plan = json.loads(
@@ -226,4 +233,9 @@ def test_a_run_killed_midway_is_still_recorded_and_its_lock_taken_over(
     )
     done = reconcile(str(spec), "--yes", "--journal", str(journal_path))
     assert "took over a stale lock" in done.stderr
+    assert f"run {run.id} was cut short (its process is gone): marked abandoned" in done.stderr
     assert done.returncode == 0, done.stdout + done.stderr
+    journal = Journal(journal_path)
+    outcomes = {r.id: r.outcome for r in journal.runs(5)}
+    journal.close()
+    assert outcomes[run.id] == "abandoned"

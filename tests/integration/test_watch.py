@@ -4,6 +4,8 @@ and a service that never starts backs off with growing intervals and escalates."
 from __future__ import annotations
 
 import itertools
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from state.layout import unit_path
 from state.load import load_fleet
 from state.render import render_unit
 from tests.fleet import lab as fleet_lab
-from tests.integration.conftest import ROOT, lab_spec
+from tests.integration.conftest import ROOT, lab_spec, workers_of
 
 SETTINGS = """\
 reconciler:
@@ -85,6 +87,7 @@ class Watch:
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("w"),
+            start_new_session=True,  # its own process group, as under a service manager
         )
 
     def ssh(self, host: str, command: str) -> str:
@@ -204,7 +207,26 @@ def test_failing_service_backs_off_with_growing_intervals_and_escalates(watch: W
     assert "crashy not healthy within its RTO (3s)" in failures[0].message
 
 
-def test_sigterm_exits_cleanly(watch: Watch) -> None:
-    watch.proc.send_signal(signal.SIGTERM)
+def test_sigterm_to_the_process_group_mid_deploy_lets_the_deploy_finish(watch: Watch) -> None:
+    """What a service manager's stop does (SIGTERM to the whole group): the deploy under
+    way completes, the run is journaled as finished, and the daemon exits 0."""
+    spec = re.sub(r"mode = \w+", "mode = stopping", watch.spec.read_text())
+    watch.spec.write_text(spec.replace(CRASHY, ""))  # earlier tests' crashing service goes
+
+    def deploying() -> bool:
+        journal = Journal(watch.journal_path)
+        try:
+            runs = journal.runs(1)
+        finally:
+            journal.close()
+        return bool(runs and runs[0].outcome is None and workers_of(watch.proc.pid))
+
+    wait_for("a deploy under way", deploying, 30)
+    os.killpg(watch.proc.pid, signal.SIGTERM)
     assert watch.proc.wait(timeout=120) == 0
     assert "stopped" in watch.log.read_text().splitlines()[-1]
+    journal = Journal(watch.journal_path)
+    last = journal.runs(1)[0]
+    journal.close()
+    assert last.outcome == "converged", (last.outcome, last.error)
+    assert watch.ssh("h1", "cat /etc/agent/agent.conf") == "mode = stopping\n"
