@@ -34,6 +34,14 @@ def health_gate(
     while pending:
         observed = observe()
         for host, name in sorted(pending):
+            state = observed.hosts.get(host)
+            if state is not None and not state.reachable:  # no point waiting out the RTO
+                failed[host] = (
+                    f"{name}: host became unreachable during the health gate: {state.error}"
+                )
+                report(f"{host}: FAILED health gate: {failed[host]}")
+                pending = {p for p in pending if p[0] != host}
+                continue
             results = observed.health.get(name, ())
             sick = [r for r in results if not r.healthy]
             if results and not sick:

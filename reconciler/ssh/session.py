@@ -7,7 +7,9 @@ patching a process that also runs asyncio, httpx or watchfiles stalls it).
 Known pyinfra 3 pitfalls handled here:
 - an Inventory cannot be reused across cycles, so each session builds a new one;
 - `disconnect_all` leaves paramiko clients open, so we close them ourselves;
-- paramiko does not set TCP_NODELAY (about 40 ms per command), so we set it.
+- paramiko does not set TCP_NODELAY (about 40 ms per command), so we set it;
+- a cut link would stall a command (and so the whole cycle) until TCP gives up, after
+  many minutes: SSH keepalives plus TCP_USER_TIMEOUT fail that host in DEAD_LINK_S.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from pyinfra.api.state import State
 from reconciler.ssh.protocol import SshTarget
 
 T = TypeVar("T")
+KEEPALIVE_S = 3
+DEAD_LINK_S = 15.0
 
 
 @dataclass
@@ -99,6 +103,12 @@ def _connect(host: PyinfraHost, timeout: float) -> str | None:
     transport = getattr(host.connector, "client").get_transport()  # noqa: B009
     if transport is not None and transport.sock is not None:
         transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # A link that dies mid-command must fail this host within seconds, not hang the
+        # cycle: keepalives keep data in flight, and unacknowledged data closes the socket.
+        transport.set_keepalive(KEEPALIVE_S)
+        transport.sock.setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(DEAD_LINK_S * 1000)
+        )
     return None
 
 
