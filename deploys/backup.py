@@ -9,6 +9,7 @@ lives only in the env file (mode 0600), never in the script, a unit or a plan.
 
 from __future__ import annotations
 
+import shlex
 from io import StringIO
 
 from pyinfra.operations import apt, files, server, systemd
@@ -21,6 +22,7 @@ from state.layout import (
     backup_known_hosts_path,
     backup_script_path,
     backup_unit,
+    unit_path,
 )
 from state.models import Fleet
 from state.render_backup import (
@@ -134,3 +136,25 @@ def repository_host(public_key: str) -> None:
         line=public_key.strip(),
         present=True,
     )
+
+
+@typed_deploy("Remove backup policy")
+def remove_backup_policy(name: str) -> None:
+    """Remove what a policy the spec no longer names left on its host: the timer stopped
+    and disabled, units, script, env file (the password) and pinned key. Snapshots in
+    the repository are kept."""
+    q = shlex.quote
+    timer = f"{backup_unit(name)}.timer"
+    server.shell(
+        name=f"backup {name}: stop and disable its timer",
+        commands=[f"if [ -e {q(unit_path(timer))} ]; then systemctl disable --now {q(timer)}; fi"],
+    )
+    paths = [
+        unit_path(timer),
+        unit_path(f"{backup_unit(name)}.service"),
+        backup_script_path(name),
+        backup_env_path(name),
+        backup_known_hosts_path(name),
+    ]
+    removed = [files.file(name=f"backup {name}: remove {p}", path=p, present=False) for p in paths]
+    systemd.daemon_reload(name=f"backup {name}: daemon-reload", _if=any_changed(*removed))

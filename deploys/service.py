@@ -7,6 +7,7 @@ the deprecated `if op.changed:`).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from io import StringIO
 from typing import Any, TypeVar, cast
@@ -15,7 +16,7 @@ from pyinfra import host  # type: ignore[attr-defined]
 from pyinfra.api.deploy import deploy
 from pyinfra.api.exceptions import OperationValueError
 from pyinfra.facts.server import Groups, Users
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from state.layout import unit_path
 from state.load import LoadedFleet
@@ -191,3 +192,19 @@ def service(loaded: LoadedFleet, service_name: str, force_restart: bool = False)
     installed = install(loaded, service_name)
     configured = config_files(loaded, service_name)
     unit(loaded, service_name, [*installed, *configured], force_restart)
+
+
+@typed_deploy("Remove service")
+def remove_service(service_name: str) -> None:
+    """Stop and disable a service the spec no longer names, and remove its unit file.
+
+    Its files (binary, config files, data) are kept: removal never deletes data."""
+    q = shlex.quote
+    unit = f"{service_name}.service"
+    path = unit_path(service_name)
+    server.shell(
+        name=f"{service_name}: stop and disable",
+        commands=[f"if [ -e {q(path)} ]; then systemctl disable --now {q(unit)}; fi"],
+    )
+    removed = files.file(name=f"{service_name}: remove {path}", path=path, present=False)
+    systemd.daemon_reload(name=f"{service_name}: daemon-reload", _if=removed.did_change)

@@ -16,6 +16,9 @@ def unit_path(unit_name: str) -> str:
 ETC = "/etc/fleet-reconciler"
 BACKUP_KEY = f"{ETC}/backup_ed25519"
 BACKUP_STAGING = "/var/lib/fleet-reconciler/staging"
+MANAGED_RECORD = "/var/lib/fleet-reconciler/managed.json"
+"""What the reconciler created on a host (services, backup policies), so that what the
+spec stops naming is removed from the record, never guessed."""
 
 
 def backup_unit(policy: str) -> str:

@@ -75,10 +75,8 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
         f"stage={q(stage)}",
         'rm -rf "$stage"',
         'mkdir -p "$stage"',
-        "trap 'rm -rf \"$stage\"' EXIT",
-        "# Clear stale locks only (restic's rule: older than 30 minutes, or a dead process",
-        "# on this host, which is what a killed backup leaves); a live lock still blocks.",
-        "restic unlock" + _sftp_option(name, policy, target),
+        'errors="$(mktemp)"',
+        'trap \'rm -rf "$stage" "$errors"\' EXIT',
     ]
     for db in policy.sqlite:
         copy = f"{stage}/sqlite/{_flat(db)}"
@@ -113,7 +111,21 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
     else:
         backup += ["--", *(q(p) for p in policy.paths)]
     backup.append('"$stage"')
-    lines.append(" ".join(backup))
+    command = " ".join(backup)
+    unlock = "restic unlock" + _sftp_option(name, policy, target)
+    lines += [
+        "# A stale lock (what a killed backup leaves) is cleared only when the backup meets",
+        "# one, by restic's own rule (older than 30 minutes, or a dead process on this host);",
+        "# a live lock still blocks.",
+        f'if {command} 2>"$errors"; then',
+        '    cat "$errors" >&2',
+        "else",
+        '    cat "$errors" >&2',
+        '    grep -q "already locked" "$errors" || exit 1',
+        f"    {unlock}",
+        f"    {command}",
+        "fi",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -21,6 +21,9 @@ from reconciler.ssh.protocol import (
     BackupNowWork,
     BackupPolicyWork,
     OpResult,
+    RecordWork,
+    RemoveBackupWork,
+    RemoveServiceWork,
     RepoAccessWork,
     ServiceWork,
     Timeouts,
@@ -29,6 +32,7 @@ from reconciler.ssh.protocol import (
 )
 from state.layout import backup_policy_of
 from state.load import LoadedFleet
+from state.managed import Managed, managed_by_spec
 from state.repository import resolve_repository
 
 DEPLOY_TIMEOUT_S = 600.0
@@ -67,7 +71,11 @@ def deploy_work(loaded: LoadedFleet, plan: Plan) -> Work:
         if action.service is None or action.phase in (Phase.HOST, Phase.MODELS):
             continue
         policy = backup_policy_of(action.service)
-        if policy is not None:
+        if action.kind == "service_remove":
+            add(action.host, RemoveServiceWork(name=action.service))
+        elif action.kind == "backup_remove" and policy is not None:
+            add(action.host, RemoveBackupWork(name=policy))
+        elif policy is not None:
             if action.kind in {"repo_missing", "repo_init"}:
                 continue
             add(action.host, BackupPolicyWork(name=policy))
@@ -77,14 +85,31 @@ def deploy_work(loaded: LoadedFleet, plan: Plan) -> Work:
         elif action.phase != Phase.HEALTH or action.kind == "restart":
             restart = action.phase == Phase.HEALTH
             add(action.host, ServiceWork(name=action.service, restart=restart))
-    for items in work.values():  # a service planned for a restart is deployed once, restarting
+    for host, items in work.items():  # a service planned for a restart is deployed once
         restarted = {i.name for i in items if isinstance(i, ServiceWork) and i.restart}
         items[:] = [
             i
             for i in items
             if not (isinstance(i, ServiceWork) and not i.restart and i.name in restarted)
         ]
+        items[:] = _recorded(loaded, host, items)
     return work
+
+
+def _recorded(loaded: LoadedFleet, host: str, items: list[WorkItem]) -> list[WorkItem]:
+    """`items` between two writes of the host's record: first everything that may exist
+    there (the spec's and what is being removed), last only the spec's. A run cut short
+    before its removals finish leaves them recorded, so the next run removes them."""
+    spec = managed_by_spec(loaded.fleet, host)
+    going = Managed(
+        frozenset(i.name for i in items if isinstance(i, RemoveServiceWork)),
+        frozenset(i.name for i in items if isinstance(i, RemoveBackupWork)),
+    )
+
+    def record(managed: Managed) -> RecordWork:
+        return RecordWork(services=sorted(managed.services), backups=sorted(managed.backups))
+
+    return [record(spec | going), *items, record(spec)]
 
 
 def backup_now_work(plan: Plan) -> Work:
@@ -100,10 +125,16 @@ def backup_now_work(plan: Plan) -> Work:
 def describe_work(items: list[WorkItem]) -> str:
     names = []
     for item in items:
+        if isinstance(item, RecordWork):
+            continue
         if isinstance(item, RepoAccessWork):
             names.append("backup repository access")
         elif isinstance(item, ServiceWork):
             names.append(item.name)
+        elif isinstance(item, RemoveServiceWork):
+            names.append(f"removal of {item.name}")
+        elif isinstance(item, RemoveBackupWork):
+            names.append(f"removal of backup {item.name}")
         else:
             names.append(f"{item.kind.replace('_', ' ')} {item.name}")
     return ", ".join(names)

@@ -57,12 +57,12 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
     from reconciler.run.lifecycle import Runner, execute_plan
     from reconciler.run.once import plan_once
     from reconciler.store.journal import Journal
-    from reconciler.store.lock import lock_path, state_lock
+    from reconciler.store.lock import hosts_lock
 
     journal = Journal(args.journal)
-    lock = lock_path(journal.path.parent, loaded.file)
+    lock = hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report)
     finish_before_stopping()
-    with state_lock(lock, args.lock_timeout, report), httpx.Client(trust_env=False) as client:
+    with lock, httpx.Client(trust_env=False) as client:
         plan = plan_once(loaded, client, worker=worker, targets=args.target).plan
         print(render_plan(plan), end="", flush=True)
         runner = Runner(client, journal, report, show_progress)

@@ -33,7 +33,7 @@ from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import ApplyResult, plan_once
 from reconciler.store.journal import Journal
-from reconciler.store.lock import LockHeld, lock_path, state_lock
+from reconciler.store.lock import LockHeld, hosts_lock
 from state.load import LoadedFleet
 from state.models import ReconcilerSettings
 
@@ -167,9 +167,10 @@ class WatchLoop:
         assert loaded is not None
         self.status.passes += 1
         self.status.last_pass, self.status.last_kind = time.time(), kind
-        lock = lock_path(self.journal.path.parent, loaded.file)
         try:
-            with state_lock(lock, PASS_LOCK_TIMEOUT_S, self.report):
+            with hosts_lock(
+                self.journal.path.parent, loaded.fleet, PASS_LOCK_TIMEOUT_S, self.report
+            ):
                 self._converge(loaded, targets)
             if kind == "full":  # scheduled backup checks and drills, outside the lock
                 for line in run_due_verifications(loaded, self.journal, self.bus, time.time()):

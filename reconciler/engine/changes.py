@@ -36,6 +36,9 @@ ChangeKind = Literal[
     "repo_init",
     "repo_missing",
     "backup_now",
+    # removals: what the host's record lists and the spec no longer names
+    "service_remove",
+    "backup_remove",
 ]
 """What a Change is about: a closed set, so a misspelled kind is a type error."""
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from reconciler.engine.changes import Action, Change, ChangeKind, Phase
 from reconciler.engine.diff_backups import BackupInputs, diff_backup
 from reconciler.engine.diff_models import diff_models
+from reconciler.engine.diff_removals import diff_removals
 from reconciler.engine.textdiff import changed_keys, unified_diff
 from reconciler.observe.observation import FleetState, HostState
 from state.layout import unit_path
@@ -64,6 +65,10 @@ def diff(
         host = observed.hosts.get(service.host)
         if host is not None and _observed_ok(host):
             changes.extend(diff_service(loaded, name, service, host, observed))
+    for host_name in fleet.hosts:
+        host = observed.hosts.get(host_name)
+        if host is not None and _observed_ok(host):
+            changes.extend(diff_removals(loaded, host_name, host))
     for model_set in fleet.models:
         host = observed.hosts.get(fleet.services[model_set.service].host)
         if _observed_ok(host):

@@ -32,6 +32,7 @@ from reconciler.ssh.protocol import (
     Timeouts,
 )
 from state.layout import (
+    MANAGED_RECORD,
     backup_env_path,
     backup_known_hosts_path,
     backup_script_path,
@@ -69,6 +70,9 @@ def snapshot_requests(fleet: Fleet, health_only: bool = False) -> dict[str, Snap
         name: {"units": [], "files": [], "contents": [], "packages": []} for name in fleet.hosts
     }
     if not health_only:
+        for wanted in requests.values():
+            wanted["files"].append(MANAGED_RECORD)
+            wanted["contents"].append(MANAGED_RECORD)
         for name, policy in fleet.backups.items():
             _backup_reads(name, requests[policy.host])
     for name, service in fleet.services.items():

@@ -17,8 +17,9 @@ from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import State
 
-from deploys.backup import backup_now, backup_policy, repository_host
-from deploys.service import service
+from deploys.backup import backup_now, backup_policy, remove_backup_policy, repository_host
+from deploys.record import managed_record
+from deploys.service import remove_service, service
 from reconciler.ssh.protocol import (
     ApplyAnswer,
     ApplyRequest,
@@ -27,12 +28,16 @@ from reconciler.ssh.protocol import (
     HostApplyAnswer,
     OpResult,
     OpStatus,
+    RecordWork,
+    RemoveBackupWork,
+    RemoveServiceWork,
     RepoAccessWork,
     ServiceWork,
     WorkItem,
 )
 from reconciler.ssh.session import open_session
 from state.load import LoadedFleet, parse_fleet
+from state.managed import Managed
 
 
 def run_deploys(request: ApplyRequest) -> ApplyAnswer:
@@ -71,10 +76,12 @@ def run_deploys(request: ApplyRequest) -> ApplyAnswer:
 
 def _label(item: WorkItem) -> str:
     """How an item's operations are named: `NAME: ...` for services, `backup NAME: ...`."""
-    if isinstance(item, ServiceWork):
+    if isinstance(item, ServiceWork | RemoveServiceWork):
         return item.name
     if isinstance(item, RepoAccessWork):
         return "backup key authorized"
+    if isinstance(item, RecordWork):
+        return "managed record"
     return f"backup {item.name}"
 
 
@@ -109,6 +116,13 @@ def _add(
         )
     elif isinstance(item, BackupNowWork):
         add_deploy(state, backup_now, item.name, host=host)
+    elif isinstance(item, RemoveServiceWork):
+        add_deploy(state, remove_service, item.name, host=host)
+    elif isinstance(item, RemoveBackupWork):
+        add_deploy(state, remove_backup_policy, item.name, host=host)
+    elif isinstance(item, RecordWork):
+        managed = Managed(frozenset(item.services), frozenset(item.backups))
+        add_deploy(state, managed_record, managed, host=host)
     elif key is not None:
         add_deploy(state, repository_host, key.public, host=host)
 

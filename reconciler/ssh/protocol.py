@@ -127,8 +127,37 @@ class RepoAccessWork(Message):
     kind: Literal["repo_access"] = "repo_access"
 
 
+class RemoveServiceWork(Message):
+    """Stop, disable and remove the unit of a service the spec no longer names."""
+
+    kind: Literal["service_remove"] = "service_remove"
+    name: str
+
+
+class RemoveBackupWork(Message):
+    """Remove the timer, units, script and env file of a policy the spec no longer names."""
+
+    kind: Literal["backup_remove"] = "backup_remove"
+    name: str
+
+
+class RecordWork(Message):
+    """Write the host's record of what the reconciler manages there."""
+
+    kind: Literal["record"] = "record"
+    services: list[str]
+    backups: list[str]
+
+
 WorkItem = Annotated[
-    ServiceWork | BackupPolicyWork | BackupNowWork | RepoAccessWork, Field(discriminator="kind")
+    ServiceWork
+    | BackupPolicyWork
+    | BackupNowWork
+    | RepoAccessWork
+    | RemoveServiceWork
+    | RemoveBackupWork
+    | RecordWork,
+    Field(discriminator="kind"),
 ]
 Work = dict[str, list[WorkItem]]
 

@@ -1,6 +1,11 @@
-"""One apply per state file at a time: an flock'ed lock file that names its holder.
+"""One apply per host at a time: an flock'ed lock file per host, naming its holder.
 
-The file holds the holder's owner, pid, host and start time as JSON. The kernel drops
+The lock is keyed on what is changed, the hosts (their address and port), not on a
+state file's name: two state files naming the same host, or a person's run and the
+daemon, never deploy to it together. Host locks are taken in one global order, so two
+runs over overlapping hosts cannot deadlock.
+
+Each file holds the holder's owner, pid, host and start time as JSON. The kernel drops
 an flock when its process dies, so a lock whose process is gone is free; its stale
 metadata is reported as a takeover so the log shows what happened.
 """
@@ -20,15 +25,33 @@ from pathlib import Path
 from typing import IO, Any
 
 from reconciler.errors import TemporaryError
+from state.models import Fleet
 
 
 class LockHeld(TemporaryError, TimeoutError):
     """Another reconcile holds the lock; the message names it."""
 
 
-def lock_path(directory: Path, state_file: Path) -> Path:
-    key = hashlib.sha256(str(state_file.resolve()).encode()).hexdigest()[:16]
-    return directory / "locks" / f"{key}.lock"
+def host_lock_path(directory: Path, address: str, port: int) -> Path:
+    key = hashlib.sha256(f"{address}:{port}".encode()).hexdigest()[:16]
+    return directory / "locks" / f"host-{key}.lock"
+
+
+@contextlib.contextmanager
+def hosts_lock(
+    directory: Path,
+    fleet: Fleet,
+    timeout: float,
+    report: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[None]:
+    """Hold the lock of every host of `fleet` for the block (see `state_lock`)."""
+    paths = sorted({host_lock_path(directory, h.address, h.ssh_port) for h in fleet.hosts.values()})
+    deadline = clock() + timeout
+    with contextlib.ExitStack() as held:
+        for path in paths:
+            held.enter_context(state_lock(path, max(0.0, deadline - clock()), report, clock))
+        yield
 
 
 def _holder(handle: IO[str]) -> dict[str, Any]:
@@ -66,7 +89,7 @@ def state_lock(
             except BlockingIOError:
                 if clock() >= deadline:
                     raise LockHeld(
-                        f"state is locked by {describe(_holder(handle))}; "
+                        f"a host of this fleet is locked by {describe(_holder(handle))}; "
                         f"gave up after {timeout:g}s (--lock-timeout)"
                     ) from None
                 time.sleep(0.2)

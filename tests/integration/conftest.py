@@ -25,11 +25,12 @@ STANDINS = ROOT / "tests" / "standins"
 def lab() -> Iterator[fleet_lab.Lab]:
     if os.geteuid() != 0:
         pytest.skip("integration tests boot systemd-nspawn hosts and need root")
-    booted = fleet_lab.up(["h1", "h2"], prefix="test")
+    prefix = os.environ.get("FLEET_TEST_LAB", "test")  # a second checkout can test alongside
+    booted = fleet_lab.up(["h1", "h2"], prefix=prefix)
     try:
         yield booted
     finally:
-        fleet_lab.down("test")
+        fleet_lab.down(prefix)
 
 
 def _sha(name: str) -> str:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from reconciler.store.journal import Journal
-from reconciler.store.lock import lock_path, state_lock
+from reconciler.store.lock import host_lock_path, state_lock
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import ROOT, lab_spec, run_pyinfra, run_reconcile, workers_of
 
@@ -164,19 +164,56 @@ def test_refuses_without_terminal_or_yes(files: dict[str, Path], lab: fleet_lab.
     assert "mode = confirm" not in fleet_lab.ssh(lab, "h1", "cat /etc/agent/agent.conf")
 
 
-def test_lock_waits_names_the_holder_and_takes_over_stale_locks(files: dict[str, Path]) -> None:
+def test_lock_waits_names_the_holder_and_takes_over_stale_locks(
+    files: dict[str, Path], lab: fleet_lab.Lab
+) -> None:
     spec, journal = files["spec"], files["journal"]
-    path = lock_path(journal.parent, spec)
+    path = host_lock_path(journal.parent, lab.host("h2").address, 22)
     with state_lock(path, 1, print):
         done = reconcile(str(spec), "--yes", "--journal", str(journal), "--lock-timeout", "1")
     assert done.returncode == 1
     assert re.search(
-        rf"error: state is locked by \S+ \(pid {os.getpid()} on .*\); gave up after 1s", done.stderr
+        rf"error: a host of this fleet is locked by \S+ \(pid {os.getpid()} on .*\); "
+        r"gave up after 1s",
+        done.stderr,
     ), done.stderr
     path.write_text(json.dumps({"owner": "ghost", "pid": 999999, "host": "gone", "started": 0}))
     done = reconcile(str(spec), "--yes", "--journal", str(journal), "--lock-timeout", "1")
     assert "took over a stale lock from ghost (pid 999999 on gone" in done.stderr
     assert done.returncode in (0, 1)  # the fleet's own state does not matter here
+
+
+def test_two_state_files_naming_the_same_hosts_never_deploy_together(
+    files: dict[str, Path], lab: fleet_lab.Lab
+) -> None:
+    """The lock is on the hosts, not the file name: a copy of the state file waits."""
+    first, copy = (files["spec"].parent / n for n in ("first.yaml", "copy.yaml"))
+    first.write_text(lab_spec(lab).replace("mode = test", "mode = first"))
+    copy.write_text(lab_spec(lab).replace("mode = test", "mode = copy"))
+    journal = str(files["journal"])
+    running = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", str(first), "--yes", "--journal", journal],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    lock = host_lock_path(files["journal"].parent, lab.host("h1").address, 22)
+
+    def holds_the_lock() -> bool:
+        try:
+            return bool(json.loads(lock.read_text() or "{}").get("pid") == running.pid)
+        except (OSError, ValueError):
+            return False
+
+    deadline = time.monotonic() + 60
+    while not holds_the_lock() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = reconcile(str(copy), "--yes", "--journal", journal, "--lock-timeout", "0.5")
+    assert running.wait(timeout=120) == 0
+    assert second.returncode == 1
+    assert "a host of this fleet is locked by" in second.stderr
+    assert f"(pid {running.pid} on" in second.stderr
+    assert fleet_lab.ssh(lab, "h1", "cat /etc/agent/agent.conf") == "mode = first\n"
 
 
 def test_a_run_killed_midway_is_still_recorded_and_its_lock_taken_over(

@@ -7,7 +7,7 @@ from reconciler.apply.gate import health_gate
 from reconciler.engine.diff import diff
 from reconciler.engine.plan import Plan, filter_plan, make_plan
 from reconciler.observe.observation import CheckResult, FleetState, HostState
-from reconciler.ssh.protocol import ServiceWork
+from reconciler.ssh.protocol import RecordWork, ServiceWork
 from state.load import LoadedFleet
 from tests.unit.helpers import ideal_observation, load_text
 
@@ -44,8 +44,16 @@ def test_deploy_work_lists_only_planned_services() -> None:
     loaded, plan = fresh_plan()
     work = deploy_work(loaded, filter_plan(plan, ["h1/a", "h2"]))
     assert work == {
-        "h1": [ServiceWork(name="a", restart=False)],
-        "h2": [ServiceWork(name="c", restart=False)],
+        "h1": [
+            RecordWork(services=["a", "b"], backups=[]),
+            ServiceWork(name="a", restart=False),
+            RecordWork(services=["a", "b"], backups=[]),
+        ],
+        "h2": [
+            RecordWork(services=["c"], backups=[]),
+            ServiceWork(name="c", restart=False),
+            RecordWork(services=["c"], backups=[]),
+        ],
     }
 
 

@@ -10,6 +10,7 @@ from reconciler.observe.fleet import snapshot_requests
 from reconciler.observe.observation import FileState, HostState, UnitState
 from reconciler.observe.probes import evaluate_file_fresh, evaluate_systemd, list_models, probe_http
 from reconciler.ssh.protocol import SnapshotRequest
+from state.layout import MANAGED_RECORD
 from state.models import FileFreshCheck, HttpCheck, SystemdCheck
 from tests.unit.helpers import load_text
 from tests.unit.test_diff_plan import SPEC
@@ -91,8 +92,8 @@ def test_snapshot_requests_cover_every_unit_file_and_package() -> None:
     assert requests == {
         "h1": SnapshotRequest(
             units=["ollama"],
-            files=["/etc/ollama.env"],
-            contents=["/etc/ollama.env"],
+            files=["/etc/ollama.env", MANAGED_RECORD],
+            contents=["/etc/ollama.env", MANAGED_RECORD],
             packages=[],
         )
     }

@@ -238,3 +238,29 @@ def test_validate_warns_about_a_secret_it_cannot_resolve(
     monkeypatch.setenv("RESTIC_PASSWORD", "x")
     assert main(["validate", str(ROOT / "state" / "demo.yaml")]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("validate", "schema", "status", "history", "watch", "backup"):
+        assert command in out
+
+
+def test_a_missing_secret_is_one_clear_line_in_every_backup_command(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("RESTIC_PASSWORD", raising=False)
+    demo = str(ROOT / "state" / "demo.yaml")
+    for action in (
+        ["now", "metrics-db"],
+        ["list"],
+        ["forget", "metrics-db"],
+        ["check", "metrics-db"],
+    ):
+        code = main(["backup", *action, "--state", demo, "--journal", str(tmp_path / "j.db")])
+        err = capsys.readouterr().err
+        assert code == 1, action
+        assert "internal error" not in err and "Traceback" not in err, err
+        assert "secret env:RESTIC_PASSWORD: environment variable RESTIC_PASSWORD is not set" in err
