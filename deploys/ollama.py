@@ -1,65 +1,77 @@
-"""Ollama models through the Ollama HTTP API: pull (with streamed progress) and delete.
+"""Ollama models through the official `ollama` client: list, pull (streamed progress), delete.
 
-`pull_model` and `delete_model` run from the controller with an httpx.Client passed in;
-`pull_model` reports the NDJSON progress stream through `on_progress(completed, total,
-status)`. `deploys/models.py` is the same step as a pyinfra deploy for the plain CLI.
+The one adapter to the `ollama` package: nothing else imports it. Runs from the
+controller; `deploys/models.py` is the same step as a pyinfra deploy for the plain CLI.
 No pyinfra import here: the reconciler's own process uses this module.
+
+Each call makes its own client for the endpoint (the package builds its own httpx
+client and cannot take ours); it never reads proxy settings from the environment.
+`transport` lets tests hand in an `httpx.MockTransport`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import httpx
+import ollama
 
 Progress = Callable[[int, int, str], None]
+LIST_TIMEOUT = httpx.Timeout(5.0)
 PULL_TIMEOUT = httpx.Timeout(10.0, read=600.0)
+DELETE_TIMEOUT = httpx.Timeout(30.0)
+FAILURES = (ollama.ResponseError, ollama.RequestError, ConnectionError, httpx.HTTPError, ValueError)
 
 
 class ModelError(RuntimeError):
-    """A pull or delete failed; the message says which model and what Ollama answered."""
+    """A list, pull or delete failed; the message says which model and what Ollama answered."""
 
 
-def pull_model(client: httpx.Client, endpoint: str, model: str, on_progress: Progress) -> None:
-    """POST /api/pull and follow its progress until `success`; raise ModelError otherwise."""
+def _client(
+    endpoint: str, timeout: httpx.Timeout, transport: httpx.BaseTransport | None
+) -> ollama.Client:
+    extra = {"transport": transport} if transport is not None else {}
+    return ollama.Client(host=endpoint, timeout=timeout, trust_env=False, **extra)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ollama.ResponseError):
+        return f"HTTP {exc.status_code}: {exc.error[:200]}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def list_models(endpoint: str, transport: httpx.BaseTransport | None = None) -> tuple[str, ...]:
+    """The models the endpoint has, sorted; raise ModelError when it cannot be asked."""
     try:
-        with client.stream(
-            "POST",
-            f"{endpoint}/api/pull",
-            json={"model": model, "stream": True},
-            timeout=PULL_TIMEOUT,
-        ) as response:
-            if response.status_code != 200:
-                response.read()
-                raise ModelError(
-                    f"pull {model}: HTTP {response.status_code}: {response.text[:200]}"
-                )
-            for line in response.iter_lines():
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                if "error" in event:
-                    raise ModelError(f"pull {model}: {event['error']}")
-                on_progress(
-                    int(event.get("completed", 0)),
-                    int(event.get("total", 0)),
-                    str(event.get("status", "")),
-                )
-                if event.get("status") == "success":
+        with _client(endpoint, LIST_TIMEOUT, transport) as client:
+            listed = client.list()
+    except FAILURES as exc:
+        raise ModelError(f"list models: {_describe(exc)}") from None
+    return tuple(sorted(m.model for m in listed.models if m.model))
+
+
+def pull_model(
+    endpoint: str,
+    model: str,
+    on_progress: Progress,
+    transport: httpx.BaseTransport | None = None,
+) -> None:
+    """Pull `model` and follow its progress until `success`; raise ModelError otherwise."""
+    try:
+        with _client(endpoint, PULL_TIMEOUT, transport) as client:
+            for event in client.pull(model, stream=True):
+                on_progress(event.completed or 0, event.total or 0, event.status or "")
+                if event.status == "success":
                     return
-    except (httpx.HTTPError, ValueError) as exc:
-        raise ModelError(f"pull {model}: {type(exc).__name__}: {exc}") from None
+    except FAILURES as exc:
+        raise ModelError(f"pull {model}: {_describe(exc)}") from None
     raise ModelError(f"pull {model}: stream ended without 'success'")
 
 
-def delete_model(client: httpx.Client, endpoint: str, model: str) -> None:
-    """DELETE /api/delete; raise ModelError unless Ollama answers 200."""
+def delete_model(endpoint: str, model: str, transport: httpx.BaseTransport | None = None) -> None:
+    """Delete `model`; raise ModelError unless Ollama accepts."""
     try:
-        response = client.request(
-            "DELETE", f"{endpoint}/api/delete", json={"model": model}, timeout=30.0
-        )
-    except httpx.HTTPError as exc:
-        raise ModelError(f"delete {model}: {type(exc).__name__}: {exc}") from None
-    if response.status_code != 200:
-        raise ModelError(f"delete {model}: HTTP {response.status_code}: {response.text[:200]}")
+        with _client(endpoint, DELETE_TIMEOUT, transport) as client:
+            client.delete(model)
+    except FAILURES as exc:
+        raise ModelError(f"delete {model}: {_describe(exc)}") from None

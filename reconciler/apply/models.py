@@ -25,7 +25,7 @@ def apply_models(
         model_set = next(m for m in loaded.fleet.models if m.service == change.service)
         endpoint = model_set.endpoint.format(address=loaded.fleet.hosts[change.host].address)
         model = change.subject.removeprefix("model ")
-        if change.kind == "model_pull" and model in list_models(client, endpoint).present:
+        if change.kind == "model_pull" and model in list_models(endpoint).present:
             report(f"{change.host}: {model} already present")  # planned while the service was down
             results.append((change, None))
             continue
@@ -35,9 +35,9 @@ def apply_models(
                 def on_progress(done: int, total: int, _status: str, m: str = model) -> None:
                     progress(m, done, total)
 
-                pull_model(client, endpoint, model, on_progress)
+                pull_model(endpoint, model, on_progress)
             else:
-                delete_model(client, endpoint, model)
+                delete_model(endpoint, model)
         except ModelError as exc:
             report(f"{change.host}: FAILED {exc}")
             results.append((change, str(exc)))

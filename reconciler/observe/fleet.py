@@ -169,7 +169,7 @@ def observe(
         ssh = pool.submit(run_worker, request, ObserveAnswer, timeout, worker)
         remote = _submit_probes(pool, fleet, client)
         models = {
-            m.service: pool.submit(list_models, client, _endpoint(fleet, m.service, m.endpoint))
+            m.service: pool.submit(list_models, _endpoint(fleet, m.service, m.endpoint))
             for m in fleet.models
         }
         backups = (

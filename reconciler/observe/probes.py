@@ -11,6 +11,8 @@ from datetime import timedelta
 
 import httpx
 
+from deploys.ollama import ModelError
+from deploys.ollama import list_models as ollama_models
 from reconciler.observe.observation import CheckResult, FileState, HostState, ModelsState
 from state.models import FileFreshCheck, HealthCheck, HttpCheck, SystemdCheck, TcpCheck
 
@@ -88,12 +90,10 @@ def _short(age: timedelta) -> str:
     )
 
 
-def list_models(client: httpx.Client, endpoint: str) -> ModelsState:
-    """GET {endpoint}/api/tags; an error is recorded, not raised."""
+def list_models(endpoint: str, transport: httpx.BaseTransport | None = None) -> ModelsState:
+    """The models an Ollama endpoint lists; an error is recorded, not raised."""
     try:
-        response = client.get(f"{endpoint}/api/tags", timeout=5.0)
-        response.raise_for_status()
-        names = tuple(sorted(m["name"] for m in response.json().get("models", [])))
-    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-        return ModelsState(endpoint=endpoint, error=f"{type(exc).__name__}: {exc}")
-    return ModelsState(endpoint=endpoint, present=names)
+        present = ollama_models(endpoint, transport)
+    except ModelError as exc:
+        return ModelsState(endpoint=endpoint, error=str(exc).removeprefix("list models: "))
+    return ModelsState(endpoint=endpoint, present=present)

@@ -50,7 +50,8 @@ def hosts_lock(
     deadline = clock() + timeout
     with contextlib.ExitStack() as held:
         for path in paths:
-            held.enter_context(state_lock(path, max(0.0, deadline - clock()), report, clock))
+            remaining = max(0.0, deadline - clock())
+            held.enter_context(state_lock(path, remaining, report, clock, stated=timeout))
         yield
 
 
@@ -77,8 +78,10 @@ def state_lock(
     timeout: float,
     report: Callable[[str], None],
     clock: Callable[[], float] = time.monotonic,
+    stated: float | None = None,
 ) -> Iterator[None]:
-    """Hold the lock for the block; wait up to `timeout` s, then raise LockHeld."""
+    """Hold the lock for the block; wait up to `timeout` s, then raise LockHeld (whose
+    message states `stated`, the caller's whole timeout, when given)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as handle:
         deadline = clock() + timeout
@@ -90,7 +93,8 @@ def state_lock(
                 if clock() >= deadline:
                     raise LockHeld(
                         f"a host of this fleet is locked by {describe(_holder(handle))}; "
-                        f"gave up after {timeout:g}s (--lock-timeout)"
+                        f"gave up after {stated if stated is not None else timeout:g}s "
+                        "(--lock-timeout)"
                     ) from None
                 time.sleep(0.2)
         stale = _holder(handle)

@@ -122,8 +122,9 @@ def test_unhealthy_service_fails_its_host_and_the_other_converges(
     assert done.returncode == 1
     assert "host h1: FAILED" in done.stdout
     assert re.search(
-        r"broken not healthy within its RTO \(4s\): http http://198\.18\.1\.11:9/health: "
-        r"ConnectError",
+        r"broken not healthy within its RTO \(4s\): http "
+        + re.escape(f"http://{lab.host('h1').address}:9/health")
+        + r": ConnectError",
         done.stdout,
     ), done.stdout
     assert "host h2: ok" in done.stdout  # h2's changed unit was applied and passed its gate

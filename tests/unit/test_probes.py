@@ -50,10 +50,19 @@ def test_http_probe_connection_error_is_a_result() -> None:
 
 def test_list_models() -> None:
     def tags(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"models": [{"name": "b:1"}, {"name": "a:2"}]})
+        assert request.url.path == "/api/tags"
+        return httpx.Response(200, json={"models": [{"model": "b:1"}, {"model": "a:2"}]})
 
-    with client(httpx.MockTransport(tags)) as c:
-        assert list_models(c, "http://198.18.9.1:11434").present == ("a:2", "b:1")
+    transport = httpx.MockTransport(tags)
+    assert list_models("http://198.18.9.1:11434", transport).present == ("a:2", "b:1")
+
+
+def test_list_models_failure_is_recorded_not_raised() -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(500, json={"error": "out of memory"})
+
+    state = list_models("http://198.18.9.1:11434", httpx.MockTransport(down))
+    assert state.present == () and state.error == "HTTP 500: out of memory"
 
 
 def test_systemd_and_file_fresh_are_evaluated_from_the_snapshot() -> None:
