@@ -30,6 +30,12 @@ from pydantic import (
     WithJsonSchema,
 )
 
+
+def string_schema(example: str, **extra: str) -> dict[str, object]:
+    """The JSON Schema of a checked string: its type, an example, anything else given."""
+    return {"type": "string", **extra, "examples": [example]}
+
+
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DURATION_PATTERN = r"^\d+(s|m|h|d)$"
@@ -268,9 +274,7 @@ def check_source(value: str) -> str:
 
 
 SourceRef = Annotated[
-    str,
-    AfterValidator(check_source),
-    WithJsonSchema({"type": "string", "examples": ["../tests/standins/ollama_standin.py"]}),
+    str, AfterValidator(check_source), WithJsonSchema(string_schema("../bin/agent"))
 ]
 
 _RELATIVE = re.compile(r"^[A-Za-z0-9._+@=,~-][A-Za-z0-9._+@=,~/-]*$")
@@ -291,9 +295,7 @@ def check_template_ref(value: str) -> str:
 
 
 TemplateRef = Annotated[
-    str,
-    AfterValidator(check_template_ref),
-    WithJsonSchema({"type": "string", "examples": ["templates/agent.toml"]}),
+    str, AfterValidator(check_template_ref), WithJsonSchema(string_schema("templates/a.toml"))
 ]
 
 _SFTP = re.compile(r"^sftp:(?:(?P<user>[^@/:]*)@)?(?P<host>[^:/@]*):(?P<path>.*)$")

@@ -99,26 +99,29 @@ class ObserveAnswer(Message):
 
 
 # -- apply ------------------------------------------------------------------------------
-class ServiceWork(Message):
+class NamedWork(Message):
+    """Work on one named service or backup policy."""
+
+    name: str
+
+
+class ServiceWork(NamedWork):
     """Converge one service (`deploys.service`); `restart` forces a restart (unhealthy)."""
 
     kind: Literal["service"] = "service"
-    name: str
     restart: bool = False
 
 
-class BackupPolicyWork(Message):
+class BackupPolicyWork(NamedWork):
     """Converge one backup policy's files, units and timer (`deploys.backup`)."""
 
     kind: Literal["backup"] = "backup"
-    name: str
 
 
-class BackupNowWork(Message):
+class BackupNowWork(NamedWork):
     """Run one backup policy's unit now and wait for it."""
 
     kind: Literal["backup_now"] = "backup_now"
-    name: str
 
 
 class RepoAccessWork(Message):
@@ -127,18 +130,16 @@ class RepoAccessWork(Message):
     kind: Literal["repo_access"] = "repo_access"
 
 
-class RemoveServiceWork(Message):
+class RemoveServiceWork(NamedWork):
     """Stop, disable and remove the unit of a service the spec no longer names."""
 
     kind: Literal["service_remove"] = "service_remove"
-    name: str
 
 
-class RemoveBackupWork(Message):
+class RemoveBackupWork(NamedWork):
     """Remove the timer, units, script and env file of a policy the spec no longer names."""
 
     kind: Literal["backup_remove"] = "backup_remove"
-    name: str
 
 
 class RecordWork(Message):

@@ -98,6 +98,18 @@ def run_reconcile(
     return done
 
 
+def start_reconcile(*args: str, capture: bool = False) -> subprocess.Popen[str]:
+    """`reconcile ARGS` started in the background, for tests that act while it runs."""
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", *args],
+        cwd=ROOT,
+        stdout=output,
+        stderr=output,
+        text=True,
+    )
+
+
 def run_pyinfra(*args: str, spec: Path) -> subprocess.CompletedProcess[str]:
     """The plain pyinfra CLI over our deploys, for the state file `spec`."""
     return subprocess.run(

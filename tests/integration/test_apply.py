@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,13 @@ import pytest
 from reconciler.store.journal import Journal
 from reconciler.store.lock import host_lock_path, state_lock
 from tests.fleet import lab as fleet_lab
-from tests.integration.conftest import ROOT, lab_spec, run_pyinfra, run_reconcile, workers_of
+from tests.integration.conftest import (
+    lab_spec,
+    run_pyinfra,
+    run_reconcile,
+    start_reconcile,
+    workers_of,
+)
 
 UNITS = "/etc/systemd/system/agent.service /etc/systemd/system/ollama.service"
 
@@ -192,12 +197,7 @@ def test_two_state_files_naming_the_same_hosts_never_deploy_together(
     first.write_text(lab_spec(lab).replace("mode = test", "mode = first"))
     copy.write_text(lab_spec(lab).replace("mode = test", "mode = copy"))
     journal = str(files["journal"])
-    running = subprocess.Popen(
-        [sys.executable, "-m", "reconciler.cli", str(first), "--yes", "--journal", journal],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    running = start_reconcile(str(first), "--yes", "--journal", journal)
     lock = host_lock_path(files["journal"].parent, lab.host("h1").address, 22)
 
     def holds_the_lock() -> bool:
@@ -223,20 +223,7 @@ def test_a_run_killed_midway_is_still_recorded_and_its_lock_taken_over(
     spec = files["spec"].parent / "killed.yaml"
     spec.write_text(lab_spec(lab).replace("mode = test", "mode = killed"))
     journal_path = files["journal"].parent / "killed.db"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler.cli",
-            str(spec),
-            "--yes",
-            "--journal",
-            str(journal_path),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_reconcile(str(spec), "--yes", "--journal", str(journal_path))
 
     def started() -> bool:
         if not journal_path.exists():

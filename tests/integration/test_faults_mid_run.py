@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
-from tests.integration.conftest import ROOT, lab_spec
+from tests.integration.conftest import lab_spec, start_reconcile
 
 
 @contextlib.contextmanager
@@ -61,21 +60,7 @@ def test_a_link_cut_mid_deploy_fails_that_host_alone_and_soon(
         )
         spec.write_text(text)
         started = time.monotonic()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "reconciler.cli",
-                str(spec),
-                "--yes",
-                "--journal",
-                str(journal_path),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_reconcile(str(spec), "--yes", "--journal", str(journal_path), capture=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and "curl" not in fleet_lab.ssh(
             lab, "h1", "ps ax", check=False

@@ -57,9 +57,22 @@ def test_deploy_work_lists_only_planned_services() -> None:
     }
 
 
+class FakeClock:
+    """A clock that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_health_gate_fails_a_host_after_its_rto_with_the_last_answer() -> None:
     loaded = load_text(SPEC)
-    now = [0.0]
+    clock = FakeClock()
     ideal = ideal_observation(loaded)
     sick = ideal.model_copy(
         update={
@@ -72,44 +85,26 @@ def test_health_gate_fails_a_host_after_its_rto_with_the_last_answer() -> None:
         }
     )
     reports: list[str] = []
-
-    def sleep(seconds: float) -> None:
-        now[0] += seconds
-
     failed = health_gate(
-        loaded,
-        {"h1": ["a", "b"], "h2": ["c"]},
-        lambda: sick,
-        reports.append,
-        clock=lambda: now[0],
-        sleep=sleep,
+        loaded, {"h1": ["a", "b"], "h2": ["c"]}, lambda: sick, reports.append, clock, clock.sleep
     )
     assert failed == {"h1": "a not healthy within its RTO (5s): systemd active: ActiveState=failed"}
-    assert now[0] == 5.0  # polled once a second until the 5 s RTO ran out, no longer
+    assert clock.now == 5.0  # polled once a second until the 5 s RTO ran out, no longer
     assert "h2: c healthy after 0.0s" in reports
 
 
 def test_health_gate_gives_up_at_once_on_a_host_that_became_unreachable() -> None:
-    loaded = load_text(SPEC)
-    now = [0.0]
+    loaded, clock = load_text(SPEC), FakeClock()
+    down = HostState(name="h2", reachable=False, error="no SSH answer within 5s")
+    healthy = CheckResult(check="systemd active", healthy=True, detail="ok")
     ideal = ideal_observation(loaded)
     cut = ideal.model_copy(
-        update={
-            "hosts": {
-                **ideal.hosts,
-                "h2": HostState(name="h2", reachable=False, error="no SSH answer within 5s"),
-            },
-            "health": {"a": (CheckResult(check="systemd active", healthy=True, detail="ok"),)},
-        }
+        update={"hosts": {**ideal.hosts, "h2": down}, "health": {"a": (healthy,)}}
     )
-
-    def sleep(seconds: float) -> None:
-        now[0] += seconds
-
     failed = health_gate(
-        loaded, {"h1": ["a"], "h2": ["c"]}, lambda: cut, lambda _m: None, lambda: now[0], sleep
+        loaded, {"h1": ["a"], "h2": ["c"]}, lambda: cut, lambda _m: None, clock, clock.sleep
     )
     assert failed == {
         "h2": "c: host became unreachable during the health gate: no SSH answer within 5s"
     }
-    assert now[0] == 0.0  # not the 60 s RTO of c: no wait at all
+    assert clock.now == 0.0  # not the 60 s RTO of c: no wait at all
