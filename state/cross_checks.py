@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from state.errors import SpecProblem, dotted
-from state.models import FileInstall, Fleet
+from state.models import FileInstall, Fleet, HttpCheck
 from state.repository import is_ip, repository_host_name
 from state.yaml_lines import LineMap, line_for
 
@@ -38,6 +39,7 @@ def check_references(
         *_notification_routes(fleet),
         *_duplicate_paths(fleet),
         *_repository_hosts(fleet),
+        *_probes_reach_their_own_host(fleet),
         *_local_sources(fleet, resolve, templates),
     ]
     return [SpecProblem(file, line_for(lines, path), dotted(path), msg) for path, msg in found]
@@ -84,6 +86,34 @@ def _repository_hosts(fleet: Fleet) -> Iterator[Found]:
                 f"unknown host '{target}'; expected a fleet host ({', '.join(sorted(fleet.hosts))})"
                 " or an address",
             )
+
+
+def _probes_reach_their_own_host(fleet: Fleet) -> Iterator[Found]:
+    """Health checks and Ollama endpoints are fetched by the controller, also during a
+    reviewer's `--dry-run`, and their answers shown in the plan: they may only reach the
+    service's own host, never another address (a metadata service, an internal API)."""
+    for name, service in fleet.services.items():
+        address = fleet.hosts[service.host].address if service.host in fleet.hosts else None
+        for i, check in enumerate(service.health):
+            if isinstance(check, HttpCheck) and address is not None:
+                yield from _own_host(("services", name, "health", i, "url"), check.url, address)
+    for i, model_set in enumerate(fleet.models):
+        ollama = fleet.services.get(model_set.service)
+        if ollama is not None and ollama.host in fleet.hosts:
+            address = fleet.hosts[ollama.host].address
+            yield from _own_host(("models", i, "endpoint"), model_set.endpoint, address)
+
+
+def _own_host(path: tuple[str | int, ...], template: str, address: str) -> Iterator[Found]:
+    reached = urlsplit(template.format(address=address)).hostname or ""
+    if reached.lower() != address.lower().strip("[]"):
+        yield (
+            path,
+            (
+                f"reaches {reached!r}, not the service's host {address!r}; "
+                "write the host as {address}"
+            ),
+        )
 
 
 def _failover(fleet: Fleet) -> Iterator[Found]:
