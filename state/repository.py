@@ -8,12 +8,10 @@ sftp too. Pure: no I/O.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 
 from state.models import BackupPolicy, Fleet, Host
-
-_SFTP = re.compile(r"^sftp:(?:(?P<user>[^@]+)@)?(?P<host>[^:/]+):(?P<path>/.*)$")
+from state.types import SFTP_URL
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class RepositoryTarget:
 
 def repository_host_name(repository: str) -> str | None:
     """The HOST of `sftp:[USER@]HOST:/path`, else None."""
-    match = _SFTP.match(repository)
+    match = SFTP_URL.match(repository)
     return match["host"] if match else None
 
 
@@ -49,7 +47,7 @@ def resolve_repository(fleet: Fleet, policy: BackupPolicy) -> RepositoryTarget:
     repo = policy.repository
     if repo.startswith("/"):
         return RepositoryTarget(repo, policy.host, "root", repo)
-    match = _SFTP.match(repo)
+    match = SFTP_URL.match(repo)
     if match and match["host"] in fleet.hosts:
         host: Host = fleet.hosts[match["host"]]
         user = match["user"] or "root"

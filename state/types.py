@@ -298,7 +298,8 @@ TemplateRef = Annotated[
     str, AfterValidator(check_template_ref), WithJsonSchema(string_schema("templates/a.toml"))
 ]
 
-_SFTP = re.compile(r"^sftp:(?:(?P<user>[^@/:]*)@)?(?P<host>[^:/@]*):(?P<path>.*)$")
+SFTP_URL = re.compile(r"^sftp:(?:(?P<user>[^@/:]*)@)?(?P<host>[^:/@]*):(?P<path>.*)$")
+"""`sftp:[USER@]HOST:PATH`, split into its parts (each checked by `check_repository`)."""
 _S3 = re.compile(r"^s3:[A-Za-z0-9][A-Za-z0-9.:_-]*(/[A-Za-z0-9._+=,~-]+)+$")
 REPOSITORY_FORMS = (
     "an absolute path, sftp:[USER@]HOST:/path, rest:http(s)://HOST[:PORT]/path "
@@ -312,7 +313,7 @@ def check_repository(value: str) -> str:
     check_line(value)
     if value.startswith("/"):
         return check_path(value)
-    sftp = _SFTP.match(value)
+    sftp = SFTP_URL.match(value)
     if sftp:
         user, host, path = sftp["user"], sftp["host"], sftp["path"]
         if user is not None and not _LOGIN.match(user):
