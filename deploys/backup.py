@@ -20,6 +20,8 @@ from state.layout import (
     ETC,
     backup_env_path,
     backup_known_hosts_path,
+    backup_last_path,
+    backup_running_path,
     backup_script_path,
     backup_unit,
     unit_path,
@@ -155,6 +157,8 @@ def remove_backup_policy(name: str) -> None:
         backup_script_path(name),
         backup_env_path(name),
         backup_known_hosts_path(name),
+        backup_last_path(name),
+        backup_running_path(name),
     ]
     removed = [files.file(name=f"backup {name}: remove {p}", path=p, present=False) for p in paths]
     systemd.daemon_reload(name=f"backup {name}: daemon-reload", _if=any_changed(*removed))

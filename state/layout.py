@@ -35,6 +35,16 @@ def backup_known_hosts_path(policy: str) -> str:
     return f"{ETC}/backup-{policy}.known_hosts"
 
 
+def backup_last_path(policy: str) -> str:
+    """Where a policy's script leaves the ID and time of the snapshot it just made."""
+    return f"/var/lib/fleet-reconciler/backup-{policy}.last"
+
+
+def backup_running_path(policy: str) -> str:
+    """Present while a policy's backup runs: left behind, the backup was cut short."""
+    return f"/var/lib/fleet-reconciler/backup-{policy}.running"
+
+
 def backup_script_path(policy: str) -> str:
     return f"/usr/local/lib/fleet-reconciler/backup-{policy}.sh"
 

@@ -15,6 +15,8 @@ from state.layout import (
     BACKUP_STAGING,
     backup_env_path,
     backup_known_hosts_path,
+    backup_last_path,
+    backup_running_path,
     backup_script_path,
 )
 from state.models import BackupPolicy
@@ -58,6 +60,12 @@ def _sftp_option(name: str, policy: BackupPolicy, target: RepositoryTarget) -> s
     return " --option " + shlex.quote(f"sftp.command={ssh}")
 
 
+# restic's --json summary line names the snapshot; sed takes its ID (no jq on hosts).
+SNAPSHOT_ID = (
+    'id="$(sed -n \'s/.*"snapshot_id":"\\([0-9a-f]*\\)".*/\\1/p\' "$summary" | tail -n 1)"'
+)
+
+
 def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -67,6 +75,7 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
     used (and the spec's path type already refuses `$`, quotes and backticks)."""
     q = shlex.quote
     stage = f"{BACKUP_STAGING}/{name}"
+    unlock = "restic unlock" + _sftp_option(name, policy, target)
     lines = [
         "#!/bin/sh",
         HEADER.rstrip(),
@@ -76,7 +85,16 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
         'rm -rf "$stage"',
         'mkdir -p "$stage"',
         'errors="$(mktemp)"',
-        'trap \'rm -rf "$stage" "$errors"\' EXIT',
+        'summary="$(mktemp)"',
+        'trap \'rm -rf "$stage" "$errors" "$summary"\' EXIT',
+        "# A backup cut short (killed, a crash) leaves its lock, which blocks retention:",
+        "# clear it the next time, by restic's own rule (a dead process on this host, or",
+        "# older than 30 minutes); a live lock stays. Backups that finished pay nothing.",
+        f"running={q(backup_running_path(name))}",
+        'if [ -e "$running" ]; then',
+        "    " + unlock,
+        "fi",
+        'touch "$running"',
     ]
     for db in policy.sqlite:
         copy = f"{stage}/sqlite/{_flat(db)}"
@@ -95,7 +113,7 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
             f"git -C {q(repo)} bundle create {bundle} --all",
             f"git -C {q(repo)} bundle verify {bundle} >/dev/null",
         ]
-    backup = ["restic", "backup", "--host", q(policy.host), "--tag", q(name)]
+    backup = ["restic", "backup", "--json", "--host", q(policy.host), "--tag", q(name)]
     if option := _sftp_option(name, policy, target).strip():
         backup.append(option)
     backup += [f"--exclude {q(pattern)}" for pattern in policy.excludes]
@@ -112,19 +130,22 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
         backup += ["--", *(q(p) for p in policy.paths)]
     backup.append('"$stage"')
     command = " ".join(backup)
-    unlock = "restic unlock" + _sftp_option(name, policy, target)
     lines += [
-        "# A stale lock (what a killed backup leaves) is cleared only when the backup meets",
-        "# one, by restic's own rule (older than 30 minutes, or a dead process on this host);",
-        "# a live lock still blocks.",
-        f'if {command} 2>"$errors"; then',
+        "# A stale lock this host left before it kept this record is cleared the same way.",
+        f'if {command} >"$summary" 2>"$errors"; then',
         '    cat "$errors" >&2',
         "else",
         '    cat "$errors" >&2',
         '    grep -q "already locked" "$errors" || exit 1',
         f"    {unlock}",
-        f"    {command}",
+        f'    {command} >"$summary"',
         "fi",
+        "# The new snapshot's ID and time, for the controller: it lists the repository only",
+        "# for an ID the repository has not confirmed to it yet.",
+        SNAPSHOT_ID,
+        'test -n "$id"',
+        f'echo "$id $(date +%s)" > {q(backup_last_path(name))}',
+        'rm -f "$running"',
     ]
     return "\n".join(lines) + "\n"
 

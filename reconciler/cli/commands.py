@@ -16,6 +16,7 @@ from reconciler.ssh.client import WorkerProcess
 from state.errors import SpecError
 
 if TYPE_CHECKING:
+    from reconciler.store.confirmations import Confirmations
     from state.load import LoadedFleet
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
@@ -41,8 +42,11 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProces
     from reconciler.engine.plan import plan_to_json
     from reconciler.run.once import plan_once
 
+    confirmations = _confirmations(args.journal)
     with httpx.Client(trust_env=False) as client:
-        plan = plan_once(loaded, client, worker=worker, targets=args.target).plan
+        plan = plan_once(
+            loaded, client, worker=worker, targets=args.target, confirmations=confirmations
+        ).plan
     if args.output == "json":
         print(json.dumps(plan_to_json(plan), indent=2))
     else:
@@ -56,6 +60,7 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
     from reconciler.cli.plan_text import render_apply, render_plan
     from reconciler.run.lifecycle import Runner, execute_plan
     from reconciler.run.once import plan_once
+    from reconciler.store.confirmations import Confirmations
     from reconciler.store.journal import Journal
     from reconciler.store.lock import hosts_lock
 
@@ -63,7 +68,10 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
     lock = hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report)
     finish_before_stopping()
     with lock, httpx.Client(trust_env=False) as client:
-        plan = plan_once(loaded, client, worker=worker, targets=args.target).plan
+        confirmations = Confirmations(journal)
+        plan = plan_once(
+            loaded, client, worker=worker, targets=args.target, confirmations=confirmations
+        ).plan
         print(render_plan(plan), end="", flush=True)
         runner = Runner(client, journal, report, show_progress)
         result = execute_plan(
@@ -73,6 +81,20 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
         return EXIT_OK
     print(render_apply(result), end="")
     return EXIT_OK if result.converged else EXIT_ERROR
+
+
+def _confirmations(journal_path: Path) -> Confirmations | None:
+    """The journal's snapshot confirmations, when this user may open the journal: a
+    reviewer's dry run works without it (it then lists every repository)."""
+    import sqlite3
+
+    from reconciler.store.confirmations import Confirmations
+    from reconciler.store.journal import Journal
+
+    try:
+        return Confirmations(Journal(journal_path))
+    except (OSError, sqlite3.Error):
+        return None
 
 
 def finish_before_stopping() -> None:

@@ -32,6 +32,7 @@ from reconciler.events.bus import Event, EventBus
 from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import ApplyResult, plan_once
+from reconciler.store.confirmations import Confirmations
 from reconciler.store.journal import Journal
 from reconciler.store.lock import LockHeld, hosts_lock
 from state.load import LoadedFleet
@@ -193,7 +194,10 @@ class WatchLoop:
         self.beat()
 
     def _converge(self, loaded: LoadedFleet, targets: list[str] | None) -> None:
-        plan = plan_once(loaded, self.client, targets=targets or ()).plan
+        confirmations = Confirmations(self.journal)
+        plan = plan_once(
+            loaded, self.client, targets=targets or (), confirmations=confirmations
+        ).plan
         now = self.clock()
         keys = {(a.host, a.service) for a in plan.actions}
         for key in list(self.backoffs.states):

@@ -159,7 +159,9 @@ def filter_plan(plan: Plan, targets: list[str]) -> Plan:
 
 
 def exclude_from_plan(plan: Plan, keys: set[tuple[str, str | None]]) -> Plan:
-    """Drop actions of (host, service) keys, e.g. services waiting out a backoff."""
+    """Drop actions of (host, service) keys, e.g. services waiting out a backoff.
+
+    Removals are never held back: a service that leaves the spec leaves its backoff."""
     if not keys:
         return plan
     hosts = tuple(
@@ -167,7 +169,7 @@ def exclude_from_plan(plan: Plan, keys: set[tuple[str, str | None]]) -> Plan:
             h.name,
             h.address,
             h.reachable,
-            tuple(a for a in h.actions if (a.host, a.service) not in keys),
+            tuple(a for a in h.actions if (a.host, a.service) not in keys or a.action == "delete"),
         )
         for h in plan.hosts
     )

@@ -7,14 +7,21 @@ host becomes `HostState(reachable=False)`, and every other host is still observe
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
 
-from reconciler.observe.backups import observe_backup
-from reconciler.observe.observation import CheckResult, FleetState, HostState, ModelsState
+from reconciler.observe.backups import observe_backup, reuse_confirmation
+from reconciler.observe.observation import (
+    BackupState,
+    CheckResult,
+    FleetState,
+    HostState,
+    ModelsState,
+)
 from reconciler.observe.probes import (
     evaluate_file_fresh,
     evaluate_systemd,
@@ -31,10 +38,12 @@ from reconciler.ssh.protocol import (
     SshTarget,
     Timeouts,
 )
+from reconciler.store.confirmations import Confirmation, Confirmations
 from state.layout import (
     MANAGED_RECORD,
     backup_env_path,
     backup_known_hosts_path,
+    backup_last_path,
     backup_script_path,
     backup_unit,
     unit_path,
@@ -50,6 +59,7 @@ from state.models import (
     SystemdCheck,
     TcpCheck,
 )
+from state.repository import resolve_repository
 from state.ssh import pyinfra_host_data
 
 
@@ -101,9 +111,9 @@ def snapshot_requests(fleet: Fleet, health_only: bool = False) -> dict[str, Snap
 def _backup_reads(name: str, wanted: dict[str, list[str]]) -> None:
     unit = backup_unit(name)
     wanted["units"].append(f"{unit}.timer")
-    known_hosts = backup_known_hosts_path(name)
-    wanted["files"] += [backup_env_path(name), backup_script_path(name), known_hosts]
-    wanted["contents"].append(known_hosts)
+    known_hosts, last = backup_known_hosts_path(name), backup_last_path(name)
+    wanted["files"] += [backup_env_path(name), backup_script_path(name), known_hosts, last]
+    wanted["contents"] += [known_hosts, last]
     wanted["contents"].append(backup_script_path(name))
     for path in (unit_path(f"{unit}.service"), unit_path(f"{unit}.timer")):
         wanted["files"].append(path)
@@ -156,10 +166,13 @@ def observe(
     client: httpx.Client,
     settings: ObserveSettings | None = None,
     worker: WorkerProcess | None = None,
+    confirmations: Confirmations | None = None,
 ) -> FleetState:
     """Observe every host and service of `loaded`. Changes nothing anywhere.
 
-    `worker` is an already started SSH worker (see reconciler.ssh.client), or None to start one.
+    `worker` is an already started SSH worker (see reconciler.ssh.client), or None to
+    start one. With `confirmations`, a backup repository is listed only when its host
+    reports a snapshot the repository has not confirmed lately.
     """
     settings = settings or ObserveSettings()
     fleet = loaded.fleet
@@ -172,13 +185,24 @@ def observe(
             m.service: pool.submit(list_models, _endpoint(fleet, m.service, m.endpoint))
             for m in fleet.models
         }
-        backups = (
-            {}
-            if settings.health_only
-            else {name: pool.submit(observe_backup, fleet, name) for name in fleet.backups}
-        )
+        known = {} if settings.health_only else _confirmed(fleet, confirmations)
+        backups = {  # nothing confirmed yet: list at once, alongside the SSH work
+            name: pool.submit(observe_backup, fleet, name)
+            for name in fleet.backups
+            if not settings.health_only and known.get(name) is None
+        }
         hosts = host_states(ssh.result())
-        backup_states = {name: future.result() for name, future in backups.items()}
+        reused: dict[str, BackupState] = {}
+        for name in set(known) - set(backups):
+            policy = fleet.backups[name]
+            state = reuse_confirmation(
+                name, policy.rpo.total_seconds(), known[name], hosts[policy.host], time.time()
+            )
+            if state is None:
+                backups[name] = pool.submit(observe_backup, fleet, name)
+            else:
+                reused[name] = state
+        backup_states = {**reused, **{name: f.result() for name, f in backups.items()}}
     health = {name: _service_health(fleet, name, hosts, remote) for name in fleet.services}
     model_states = {
         name: (
@@ -195,6 +219,16 @@ def observe(
         backups=backup_states,
         observed_at=datetime.now(UTC),
     )
+
+
+def _confirmed(fleet: Fleet, confirmations: Confirmations | None) -> dict[str, Confirmation | None]:
+    """Each policy's last confirmation by its repository (all None without a store)."""
+    return {
+        name: confirmations.get(name, resolve_repository(fleet, policy).url)
+        if confirmations is not None
+        else None
+        for name, policy in fleet.backups.items()
+    }
 
 
 def _endpoint(fleet: Fleet, service: str, template: str) -> str:

@@ -52,6 +52,10 @@ class BackupState(Observed):
     snapshots: int = 0
     error: str | None = Field(None, description="Why the repository could not be read.")
     missing_repository: bool = Field(False, description="No repository at that location.")
+    newest_id: str | None = Field(None, description="ID of the newest snapshot.")
+    listed: bool = Field(
+        True, description="Read from the repository now (False: a confirmation reused)."
+    )
 
 
 class HostState(Observed):

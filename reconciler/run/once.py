@@ -24,7 +24,9 @@ from reconciler.engine.plan import Plan, filter_plan, make_plan
 from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.observe.observation import FleetState
 from reconciler.ssh.client import WorkerProcess
+from reconciler.store.confirmations import Confirmation, Confirmations
 from state.load import LoadedFleet
+from state.repository import resolve_repository
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,33 @@ def plan_once(
     settings: ObserveSettings | None = None,
     worker: WorkerProcess | None = None,
     targets: list[str] | tuple[str, ...] = (),
+    confirmations: Confirmations | None = None,
 ) -> PlanResult:
-    """Observe the fleet and plan what would converge it. Changes nothing."""
-    observed = observe(loaded, client, settings, worker)
+    """Observe the fleet and plan what would converge it. Changes nothing on any host;
+    with `confirmations`, it remembers the newest snapshots the repositories listed."""
+    observed = observe(loaded, client, settings, worker, confirmations)
+    if confirmations is not None:
+        remember_confirmations(loaded, observed, confirmations)
     changes = diff(loaded, observed, backup_inputs(loaded.fleet))
     plan = make_plan(loaded, observed, changes)
     return PlanResult(observed, filter_plan(plan, list(targets)))
+
+
+def remember_confirmations(
+    loaded: LoadedFleet, observed: FleetState, confirmations: Confirmations
+) -> None:
+    """Keep each newest snapshot a repository listed just now (see observe.backups)."""
+    assert observed.observed_at is not None
+    for name, state in observed.backups.items():
+        if state.listed and state.newest_id and state.last_snapshot is not None:
+            repository = resolve_repository(loaded.fleet, loaded.fleet.backups[name]).url
+            found = Confirmation(
+                state.newest_id,
+                state.last_snapshot.timestamp(),
+                state.snapshots,
+                observed.observed_at.timestamp(),
+            )
+            confirmations.put(name, repository, found)
 
 
 def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
@@ -98,7 +121,10 @@ def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
     _apply_models(loaded, plan, ctx, result)
     _run_backups_now(loaded, plan, ctx, result)
     ctx.report("verifying: observing the fleet again")
-    result.remaining = plan_once(loaded, ctx.client, ctx.settings, targets=ctx.targets).plan
+    confirmations = Confirmations(ctx.journal)
+    result.remaining = plan_once(
+        loaded, ctx.client, ctx.settings, targets=ctx.targets, confirmations=confirmations
+    ).plan
     return result
 
 

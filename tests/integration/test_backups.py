@@ -343,3 +343,41 @@ def test_corrupted_pack_is_found_by_check_and_escalated(lab: fleet_lab.Lab, base
     assert "backup db: repository check FAILED: restic check failed" in done.stdout
     failures = Journal(journal).events(20, "backup_check_failed", service="backup:db")
     assert failures and failures[0].severity == "P1"
+
+
+def test_a_plan_lists_the_repository_only_for_a_snapshot_it_has_not_confirmed(
+    lab: fleet_lab.Lab, base: Path
+) -> None:
+    """The backup script leaves the new snapshot's ID on the host; once the repository
+    confirmed that ID, plans read it from the host snapshot instead of listing again."""
+    import httpx
+
+    from reconciler.run.once import plan_once
+    from reconciler.store.confirmations import Confirmations
+
+    spec = write_spec(lab, base / "confirm.yaml", rpo="1h")
+    spec.write_text(spec.read_text().replace("/srv/restic/h1", "/srv/restic/h1-confirm"))
+    journal_path = base / "confirm.db"
+    done = reconcile(str(spec), "--yes", "--journal", str(journal_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = fleet_lab.ssh(lab, "h1", "cat /var/lib/fleet-reconciler/backup-db.last").split()
+    os.environ["FLEET_TEST_RESTIC_PASSWORD"] = PASSWORD
+    loaded = load_fleet(spec)
+    confirmations = Confirmations(Journal(journal_path))
+    with httpx.Client(trust_env=False) as client:
+        first = plan_once(loaded, client, confirmations=confirmations).observed.backups["db"]
+        again = plan_once(loaded, client, confirmations=confirmations).observed.backups["db"]
+        assert first.newest_id is not None and first.newest_id.startswith(last[0])
+        assert (again.listed, again.newest_id, again.last_snapshot) == (
+            False,
+            first.newest_id,
+            first.last_snapshot,
+        )
+        assert (
+            reconcile(
+                "backup", "now", "db", "--state", str(spec), "--journal", str(journal_path)
+            ).returncode
+            == 0
+        )
+        newer = plan_once(loaded, client, confirmations=confirmations).observed.backups["db"]
+    assert newer.listed and newer.newest_id != first.newest_id  # a new ID: asked again

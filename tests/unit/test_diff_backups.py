@@ -88,3 +88,30 @@ def test_env_file_is_compared_by_digest_and_never_shown() -> None:
     )
     text = render_plan(make_plan(loaded, observed, changes))
     assert "secret" in text and "old-secret" not in text and "new-secret" not in text
+
+
+def test_a_confirmed_snapshot_is_reused_only_while_the_host_reports_it_and_it_is_fresh() -> None:
+    from reconciler.observe.backups import reuse_confirmation
+    from reconciler.observe.observation import HostState
+    from reconciler.store.confirmations import Confirmation
+    from state.layout import backup_last_path
+
+    def host(last: str | None) -> HostState:
+        files = {}
+        if last is not None:
+            files[backup_last_path("db")] = FileState(
+                mode="0644", owner="root", group="root", size=1, mtime=1, sha256="x", content=last
+            )
+        return HostState(name="kimi", reachable=True, files=files)
+
+    known = Confirmation("3f2a9c0d" + "0" * 56, 1000.0, 4, confirmed=5000.0)
+    reused = reuse_confirmation("db", 3600, known, host(f"{known.snapshot_id} 1000\n"), 5100.0)
+    assert reused is not None and not reused.listed
+    assert reused.snapshots == 4 and reused.last_snapshot is not None
+    assert reused.last_snapshot.timestamp() == 1000.0
+    assert reuse_confirmation("db", 3600, known, host("3f2a9c0d 1000"), 5100.0) is not None
+    # a new snapshot on the host, a stale confirmation, no record, no confirmation: ask
+    assert reuse_confirmation("db", 3600, known, host("aaaaaaaa 2000"), 5100.0) is None
+    assert reuse_confirmation("db", 3600, known, host(f"{known.snapshot_id} 1000"), 9000.0) is None
+    assert reuse_confirmation("db", 3600, known, host(None), 5100.0) is None
+    assert reuse_confirmation("db", 3600, None, host(f"{known.snapshot_id} 1"), 5100.0) is None

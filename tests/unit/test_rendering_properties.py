@@ -151,6 +151,6 @@ def test_backup_script_arguments_split_back_exactly(exclude: str, path: str) -> 
         "db", policy, RepositoryTarget("/srv/restic/kimi", "kimi", "root", "/srv/restic/kimi")
     )
     [line] = [ln for ln in script.splitlines() if ln.startswith("if restic backup")]
-    words = shlex.split(line.removeprefix("if ").removesuffix(' 2>"$errors"; then'))
+    words = shlex.split(line.removeprefix("if ").removesuffix(' >"$summary" 2>"$errors"; then'))
     assert words[words.index("--exclude") + 1] == exclude
     assert words[-3:] == ["--", f"/srv/{path}", "$stage"]

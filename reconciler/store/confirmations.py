@@ -1,0 +1,63 @@
+"""Snapshots the repository has confirmed, so a plan need not list the repository again.
+
+Each backup script leaves `backup-POLICY.last` on its host (the new snapshot's ID and
+time), which the host snapshot reads for free. A plan asks the repository only when
+that ID is one the repository has not confirmed yet, or when the confirmation is older
+than the policy's RPO. An ID the repository never confirmed is never taken for a backup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.store.journal import Journal
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshot_confirmations (
+    policy TEXT NOT NULL, repository TEXT NOT NULL, snapshot_id TEXT NOT NULL,
+    snapshot_time REAL NOT NULL, snapshots INTEGER NOT NULL, confirmed REAL NOT NULL,
+    PRIMARY KEY (policy, repository)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The newest snapshot of a policy, as the repository listed it at `confirmed`."""
+
+    snapshot_id: str
+    snapshot_time: float
+    snapshots: int
+    confirmed: float
+
+
+class Confirmations:
+    """Confirmations kept in the journal's database, per policy and repository."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.db = journal.db
+        self.db.executescript(SCHEMA)
+
+    def get(self, policy: str, repository: str) -> Confirmation | None:
+        row = self.db.execute(
+            "SELECT snapshot_id, snapshot_time, snapshots, confirmed FROM snapshot_confirmations"
+            " WHERE policy = ? AND repository = ?",
+            (policy, repository),
+        ).fetchone()
+        return Confirmation(*row) if row else None
+
+    def put(self, policy: str, repository: str, found: Confirmation) -> None:
+        self.db.execute(
+            "INSERT INTO snapshot_confirmations VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(policy, repository) DO UPDATE SET snapshot_id = excluded.snapshot_id,"
+            " snapshot_time = excluded.snapshot_time, snapshots = excluded.snapshots,"
+            " confirmed = excluded.confirmed",
+            (
+                policy,
+                repository,
+                found.snapshot_id,
+                found.snapshot_time,
+                found.snapshots,
+                found.confirmed,
+            ),
+        )
