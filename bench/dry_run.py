@@ -7,7 +7,12 @@ config file and a unit, running and enabled): `reconcile --dry-run STATE` agains
 runs). Prints medians and the ratio reconcile/pyinfra; the target is 1.0 or less.
 Bounded: 3 rounds per size.
 
-    .venv/bin/python -m bench.dry_run [--rounds 3]
+Then, on 2 hosts with one backup policy (b1 backs up to b2 over sftp, converged and
+backed up once), 7 paired runs of the same comparison: `reconcile --dry-run` with its
+journal (a snapshot the repository confirmed is read from the host, not listed again)
+and without one (it lists the repository on every plan), against `pyinfra --dry`.
+
+    .venv/bin/python -m bench.dry_run [--rounds 3] [--paired 7]
 """
 
 from __future__ import annotations
@@ -57,9 +62,48 @@ def write_spec(lab: fleet_lab.Lab, hosts: list[str], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+POLICY = """\
+backups:
+  data:
+    host: b1
+    paths: [/etc/agent]
+    schedule: daily
+    retention: {keep_last: 5}
+    rpo: 1d
+    repository: sftp:root@b2:/srv/restic/b1
+    password: env:BENCH_RESTIC_PASSWORD
+    init: true
+"""
+
+
+def with_backup_policy(lab: fleet_lab.Lab, tmp: Path, paired: int) -> None:
+    """Dry runs of 2 hosts with one converged, backed-up policy, against pyinfra --dry."""
+    spec, journal = tmp / "backup.yaml", tmp / "journal.db"
+    write_spec(lab, ["b1", "b2"], spec)
+    spec.write_text(spec.read_text() + POLICY)
+    env = {**os.environ, "BENCH_RESTIC_PASSWORD": "bench-only-password", "FLEET_STATE": str(spec)}
+    bin_dir = Path(sys.executable).parent
+    timed([str(bin_dir / "reconcile"), str(spec), "--yes", "--journal", str(journal)], env)
+    ours_cmd = [str(bin_dir / "reconcile"), "--dry-run", "--journal", str(journal), str(spec)]
+    bare_cmd = [str(bin_dir / "reconcile"), "--dry-run", "--journal", str(tmp / "no.db"), str(spec)]
+    peer_cmd = [str(bin_dir / "pyinfra"), "--dry", "deploys/inventory.py", "deploys/fleet.py"]
+    ours, bare, peer = [], [], []
+    for _ in range(paired):
+        (tmp / "no.db").unlink(missing_ok=True)  # a journal that has confirmed nothing
+        ours.append(timed(ours_cmd, env))
+        bare.append(timed(bare_cmd, env))
+        peer.append(timed(peer_cmd, env))
+    o, b, p = (statistics.median(x) for x in (ours, bare, peer))
+    print(f"\n2 hosts, 1 backup policy (median of {paired} paired runs)")
+    print(f"  reconcile --dry-run, snapshot confirmed    {o:6.2f}s  ratio {o / p:.2f}")
+    print(f"  reconcile --dry-run, listing the repository {b:5.2f}s  ratio {b / p:.2f}")
+    print(f"  pyinfra --dry                              {p:6.2f}s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--paired", type=int, default=7)
     args = parser.parse_args()
     names = [f"b{i}" for i in range(1, max(SIZES) + 1)]
     lab = fleet_lab.up(names, prefix="bench")
@@ -87,6 +131,7 @@ def main() -> int:
                 ours = statistics.median(timed(ours_cmd) for _ in range(args.rounds))
                 peer = statistics.median(timed(peer_cmd, env) for _ in range(args.rounds))
                 print(f"{size:>5}  {ours:>19.2f}s  {peer:>13.2f}s  {ours / peer:>6.2f}")
+            with_backup_policy(lab, Path(tmp), args.paired)
     finally:
         fleet_lab.down("bench")
     return 0
