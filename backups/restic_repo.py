@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -89,19 +91,25 @@ class ResticRepo:
         env = {**os.environ, "RESTIC_PASSWORD": self._password}
         if self.cache_dir:
             env["RESTIC_CACHE_DIR"] = str(self.cache_dir)
+        # Through backups.reap, which waits for the ssh that restic's sftp leaves behind.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backups.reap", *command, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
         try:
-            done = subprocess.run(
-                [*command, *args],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=timeout or self.timeout,
-                stdin=subprocess.DEVNULL,
-            )
+            stdout, stderr = proc.communicate(timeout=timeout or self.timeout)
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # restic, its ssh and the reaper
+            proc.communicate()
             raise ResticError(
                 f"restic {args[0]} gave no answer within {timeout or self.timeout:g}s"
             ) from None
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
         if done.returncode != 0:
             raise _classify(args[0], done.returncode, done.stderr)
         return done.stdout
