@@ -62,18 +62,11 @@ def write_spec(lab: fleet_lab.Lab, hosts: list[str], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-POLICY = """\
-backups:
-  data:
-    host: b1
-    paths: [/etc/agent]
-    schedule: daily
-    retention: {keep_last: 5}
-    rpo: 1d
-    repository: sftp:root@b2:/srv/restic/b1
-    password: env:BENCH_RESTIC_PASSWORD
-    init: true
-"""
+POLICY = (  # b1 backs up to b2 over sftp
+    "backups:\n  data: {host: b1, paths: [/etc/agent], schedule: daily, retention: {keep_last: 5},"
+    " rpo: 1d, repository: 'sftp:root@b2:/srv/restic/b1', password: env:BENCH_RESTIC_PASSWORD,"
+    " init: true}\n"
+)
 
 
 def with_backup_policy(lab: fleet_lab.Lab, tmp: Path, paired: int) -> None:

@@ -18,11 +18,7 @@ from deploys.service import any_changed, put_file, typed_deploy
 from state.layout import (
     BACKUP_KEY,
     ETC,
-    backup_env_path,
-    backup_known_hosts_path,
-    backup_last_path,
-    backup_running_path,
-    backup_script_path,
+    backup_path,
     backup_unit,
     unit_path,
 )
@@ -69,7 +65,7 @@ def backup_policy(
         files.put(
             name=f"backup {name}: repository host key (pinned)",
             src=StringIO(repository_known_hosts or ""),
-            dest=backup_known_hosts_path(name),
+            dest=backup_path(name, "known_hosts"),
             mode="644",
             user="root",
             group="root",
@@ -79,7 +75,7 @@ def backup_policy(
     env = put_file(
         f"backup {name}: env file (secret)",
         render_env(target, password),
-        backup_env_path(name),
+        backup_path(name, "env"),
         "600",
         "root",
         "root",
@@ -87,7 +83,7 @@ def backup_policy(
     script = files.put(
         name=f"backup {name}: script",
         src=StringIO(render_script(name, policy, target)),
-        dest=backup_script_path(name),
+        dest=backup_path(name, "script"),
         mode="700",
         user="root",
         group="root",
@@ -154,11 +150,11 @@ def remove_backup_policy(name: str) -> None:
     paths = [
         unit_path(timer),
         unit_path(f"{backup_unit(name)}.service"),
-        backup_script_path(name),
-        backup_env_path(name),
-        backup_known_hosts_path(name),
-        backup_last_path(name),
-        backup_running_path(name),
+        backup_path(name, "script"),
+        backup_path(name, "env"),
+        backup_path(name, "known_hosts"),
+        backup_path(name, "last"),
+        backup_path(name, "running"),
     ]
     removed = [files.file(name=f"backup {name}: remove {p}", path=p, present=False) for p in paths]
     systemd.daemon_reload(name=f"backup {name}: daemon-reload", _if=any_changed(*removed))

@@ -1,5 +1,7 @@
 """Where managed things live on a host. Import-light on purpose: the SSH worker uses it."""
 
+from typing import Literal
+
 UNIT_DIR = "/etc/systemd/system"
 
 
@@ -26,27 +28,19 @@ def backup_unit(policy: str) -> str:
     return f"fleet-backup-{policy}"
 
 
-def backup_env_path(policy: str) -> str:
-    return f"{ETC}/backup-{policy}.env"
+BackupFile = Literal["env", "known_hosts", "last", "running", "script"]
+_BACKUP_FILES: dict[BackupFile, str] = {
+    "env": f"{ETC}/backup-{{}}.env",  # the repository and its password (0600)
+    "known_hosts": f"{ETC}/backup-{{}}.known_hosts",  # the repository host's pinned key
+    "last": "/var/lib/fleet-reconciler/backup-{}.last",  # the ID and time of the newest snapshot
+    "running": "/var/lib/fleet-reconciler/backup-{}.running",  # left behind: a backup cut short
+    "script": "/usr/local/lib/fleet-reconciler/backup-{}.sh",
+}
 
 
-def backup_known_hosts_path(policy: str) -> str:
-    """The repository host's pinned key, for a policy whose repository is on another host."""
-    return f"{ETC}/backup-{policy}.known_hosts"
-
-
-def backup_last_path(policy: str) -> str:
-    """Where a policy's script leaves the ID and time of the snapshot it just made."""
-    return f"/var/lib/fleet-reconciler/backup-{policy}.last"
-
-
-def backup_running_path(policy: str) -> str:
-    """Present while a policy's backup runs: left behind, the backup was cut short."""
-    return f"/var/lib/fleet-reconciler/backup-{policy}.running"
-
-
-def backup_script_path(policy: str) -> str:
-    return f"/usr/local/lib/fleet-reconciler/backup-{policy}.sh"
+def backup_path(policy: str, kind: BackupFile) -> str:
+    """Where one of a policy's files lives on its host."""
+    return _BACKUP_FILES[kind].format(policy)
 
 
 def backup_service_id(policy: str) -> str:

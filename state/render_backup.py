@@ -13,11 +13,7 @@ import shlex
 from state.layout import (
     BACKUP_KEY,
     BACKUP_STAGING,
-    backup_env_path,
-    backup_known_hosts_path,
-    backup_last_path,
-    backup_running_path,
-    backup_script_path,
+    backup_path,
 )
 from state.models import BackupPolicy
 from state.render import HEADER
@@ -55,7 +51,7 @@ def _sftp_option(name: str, policy: BackupPolicy, target: RepositoryTarget) -> s
     destination = f"{target.sftp_user}@{target.url.split('@', 1)[1].rsplit(':', 1)[0]}"
     ssh = (
         f"ssh -i {BACKUP_KEY} -o BatchMode=yes -o StrictHostKeyChecking=yes "
-        f"-o UserKnownHostsFile={backup_known_hosts_path(name)} -s -- {destination} sftp"
+        f"-o UserKnownHostsFile={backup_path(name, 'known_hosts')} -s -- {destination} sftp"
     )
     return " --option " + shlex.quote(f"sftp.command={ssh}")
 
@@ -90,7 +86,7 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
         "# A backup cut short (killed, a crash) leaves its lock, which blocks retention:",
         "# clear it the next time, by restic's own rule (a dead process on this host, or",
         "# older than 30 minutes); a live lock stays. Backups that finished pay nothing.",
-        f"running={q(backup_running_path(name))}",
+        f"running={q(backup_path(name, 'running'))}",
         'if [ -e "$running" ]; then',
         "    " + unlock,
         "fi",
@@ -144,7 +140,7 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
         "# for an ID the repository has not confirmed to it yet.",
         SNAPSHOT_ID,
         'test -n "$id"',
-        f'echo "$id $(date +%s)" > {q(backup_last_path(name))}',
+        f'echo "$id $(date +%s)" > {q(backup_path(name, "last"))}',
         'rm -f "$running"',
     ]
     return "\n".join(lines) + "\n"
@@ -155,7 +151,7 @@ def render_service(name: str) -> str:
         HEADER + "[Unit]\n"
         f"Description=fleet-reconciler backup: {name}\n"
         "After=network-online.target\n\n[Service]\nType=oneshot\n"
-        f"EnvironmentFile={backup_env_path(name)}\nExecStart={backup_script_path(name)}\n"
+        f"EnvironmentFile={backup_path(name, 'env')}\nExecStart={backup_path(name, 'script')}\n"
         "Nice=10\nIOSchedulingClass=idle\n"
     )
 

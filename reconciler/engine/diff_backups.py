@@ -14,9 +14,7 @@ from reconciler.engine.changes import Action, Change, ChangeKind, Phase
 from reconciler.engine.textdiff import unified_diff
 from reconciler.observe.observation import BackupState, FileState, HostState
 from state.layout import (
-    backup_env_path,
-    backup_known_hosts_path,
-    backup_script_path,
+    backup_path,
     backup_service_id,
     backup_unit,
     unit_path,
@@ -56,14 +54,14 @@ def diff_backup(
     changes = [
         c
         for c in (
-            _env(policy.host, key, host.files.get(backup_env_path(name)), inputs.env_digest),
+            _env(policy.host, key, host.files.get(backup_path(name, "env")), inputs.env_digest),
             *_pinned_host_key(policy.host, name, target, inputs.repository_known_hosts, host),
             _text(
                 policy.host,
                 key,
                 Phase.FILES,
                 "backup_script",
-                backup_script_path(name),
+                backup_path(name, "script"),
                 render_script(name, policy, target),
                 "0700",
                 host,
@@ -131,12 +129,12 @@ def _pinned_host_key(
         return [
             Change(host_name, key, Phase.FILES, "repo_host_key_unknown", "alert", subject, reason)
         ]
-    path = backup_known_hosts_path(name)
+    path = backup_path(name, "known_hosts")
     return [_text(host_name, key, Phase.FILES, "backup_known_hosts", path, wanted, "0644", host)]
 
 
 def _env(host: str, key: str, seen: FileState | None, wanted: str | None) -> Change | None:
-    subject = f"file {backup_env_path(key.split(':', 1)[1])}"
+    subject = f"file {backup_path(key.split(':', 1)[1], 'env')}"
     if seen is None:
         return Change(
             host,

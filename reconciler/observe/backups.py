@@ -14,7 +14,7 @@ from backups.repository import open_repository
 from backups.restic_repo import RepositoryMissing, ResticError
 from reconciler.observe.observation import BackupState, HostState
 from reconciler.store.confirmations import Confirmation
-from state.layout import backup_last_path
+from state.layout import backup_path
 from state.models import Fleet
 from state.secrets import SecretUnavailable
 
@@ -41,7 +41,7 @@ def reuse_confirmation(
     """The policy's state from an earlier confirmation, when the host's last backup is
     the snapshot the repository confirmed, and that confirmation is fresher than the RPO;
     else None (ask the repository). Pure."""
-    seen = host.files.get(backup_last_path(name)) if host.reachable else None
+    seen = host.files.get(backup_path(name, "last")) if host.reachable else None
     words = (seen.content or "").split() if seen else []
     if known is None or len(words) != 2 or not words[0]:
         return None

@@ -41,10 +41,7 @@ from reconciler.ssh.protocol import (
 from reconciler.store.confirmations import Confirmation, Confirmations
 from state.layout import (
     MANAGED_RECORD,
-    backup_env_path,
-    backup_known_hosts_path,
-    backup_last_path,
-    backup_script_path,
+    backup_path,
     backup_unit,
     unit_path,
 )
@@ -111,10 +108,10 @@ def snapshot_requests(fleet: Fleet, health_only: bool = False) -> dict[str, Snap
 def _backup_reads(name: str, wanted: dict[str, list[str]]) -> None:
     unit = backup_unit(name)
     wanted["units"].append(f"{unit}.timer")
-    known_hosts, last = backup_known_hosts_path(name), backup_last_path(name)
-    wanted["files"] += [backup_env_path(name), backup_script_path(name), known_hosts, last]
+    known_hosts, last = backup_path(name, "known_hosts"), backup_path(name, "last")
+    wanted["files"] += [backup_path(name, "env"), backup_path(name, "script"), known_hosts, last]
     wanted["contents"] += [known_hosts, last]
-    wanted["contents"].append(backup_script_path(name))
+    wanted["contents"].append(backup_path(name, "script"))
     for path in (unit_path(f"{unit}.service"), unit_path(f"{unit}.timer")):
         wanted["files"].append(path)
         wanted["contents"].append(path)

@@ -94,12 +94,12 @@ def test_a_confirmed_snapshot_is_reused_only_while_the_host_reports_it_and_it_is
     from reconciler.observe.backups import reuse_confirmation
     from reconciler.observe.observation import HostState
     from reconciler.store.confirmations import Confirmation
-    from state.layout import backup_last_path
+    from state.layout import backup_path
 
     def host(last: str | None) -> HostState:
         files = {}
         if last is not None:
-            files[backup_last_path("db")] = FileState(
+            files[backup_path("db", "last")] = FileState(
                 mode="0644", owner="root", group="root", size=1, mtime=1, sha256="x", content=last
             )
         return HostState(name="kimi", reachable=True, files=files)
