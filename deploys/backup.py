@@ -23,6 +23,7 @@ from state.layout import (
     unit_path,
 )
 from state.models import Fleet
+from state.placement import is_guarded
 from state.render_backup import (
     pins_repository_host,
     render_env,
@@ -90,7 +91,7 @@ def backup_policy(
     )
     service = files.put(
         name=f"backup {name}: service",
-        src=StringIO(render_service(name)),
+        src=StringIO(render_service(name, is_guarded(fleet, backup_unit(name)))),
         dest=f"/etc/systemd/system/{backup_unit(name)}.service",
         mode="644",
     )

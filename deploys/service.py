@@ -21,6 +21,7 @@ from pyinfra.operations import apt, files, server, systemd
 from state.layout import unit_path
 from state.load import LoadedFleet
 from state.models import AptInstall, FileInstall
+from state.placement import is_guarded
 from state.render import render_config, render_unit
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -152,7 +153,7 @@ def unit(
         return
     unit_file = files.put(
         name=f"{service_name}: unit {unit_path(service_name)}",
-        src=StringIO(render_unit(spec)),
+        src=StringIO(render_unit(spec, is_guarded(loaded.fleet, service_name))),
         dest=unit_path(service_name),
         mode="644",
         user="root",

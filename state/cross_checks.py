@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from state.errors import SpecProblem, dotted
-from state.models import FileInstall, Fleet, HttpCheck
+from state.fence import FENCE_MARGIN
+from state.models import Failover, FileInstall, Fleet, HttpCheck, Service
 from state.repository import is_ip, repository_host_name
 from state.yaml_lines import LineMap, line_for
 
@@ -70,8 +72,6 @@ NOT_ACTIVE = (
 
 
 def _not_active_yet(fleet: Fleet) -> Iterator[Found]:
-    if fleet.failover is not None:
-        yield ("failover",), f"automatic failover {NOT_ACTIVE}"
     if fleet.notifications is not None:
         yield ("notifications",), f"notification delivery {NOT_ACTIVE}"
 
@@ -136,6 +136,57 @@ def _failover(fleet: Fleet) -> Iterator[Found]:
                     f"'{failover.primary}'"
                 ),
             )
+    for i, name in enumerate(failover.data or ()):
+        policy = fleet.backups.get(name)
+        if policy is None:
+            yield ("failover", "data", i), f"unknown backup policy '{name}'"
+        elif policy.host != failover.primary:
+            yield (
+                ("failover", "data", i),
+                f"backup policy '{name}' backs up '{policy.host}', not the primary "
+                f"'{failover.primary}'",
+            )
+    if failover.fence_after + FENCE_MARGIN > failover.grace:
+        yield (
+            ("failover", "fence_after"),
+            f"must be at least {FENCE_MARGIN.total_seconds():g}s shorter than grace "
+            f"({_seconds(failover.grace)}), so that the primary has stopped its copies "
+            f"before the backup starts them; got {_seconds(failover.fence_after)}",
+        )
+    for name in fleet.services:
+        if name.startswith("fleet-guard-"):
+            yield ("services", name), "names starting 'fleet-guard-' are the failover guard's"
+    yield from _collisions_on_backup(fleet, failover)
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{value.total_seconds():g}s"
+
+
+def _collisions_on_backup(fleet: Fleet, failover: Failover) -> Iterator[Found]:
+    """A moved service must not write a file that a service on the backup already owns."""
+    owned = {
+        path: name
+        for name, service in fleet.services.items()
+        if service.host == failover.backup
+        for path in _paths(service)
+    }
+    for i, name in enumerate(failover.services):
+        service = fleet.services.get(name)
+        for path in _paths(service) if service else ():
+            if path in owned:
+                yield (
+                    ("failover", "services", i),
+                    f"{path} would collide on the backup '{failover.backup}' with service "
+                    f"'{owned[path]}'",
+                )
+
+
+def _paths(service: Service) -> list[str]:
+    paths = [f.path for f in service.config_files]
+    if isinstance(service.install, FileInstall):
+        paths.append(service.install.dest)
+    return paths
 
 
 def _notification_routes(fleet: Fleet) -> Iterator[Found]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from state import models
 from state.cross_checks import check_references
 from state.errors import SpecError, SpecProblem, dotted
 from state.models import Fleet
+from state.placement import HOME, Placement, place
 from state.types import NAME_PATTERN, SECRET_REF_PATTERN
 from state.yaml_lines import LineMap, YamlProblem, line_for, parse_with_lines
 
@@ -36,6 +37,20 @@ class LoadedFleet:
     lines: LineMap
     text: str = ""
     templates: Mapping[str, str] = field(default_factory=dict)
+    spec: Fleet | None = None
+    """The fleet as written; `fleet` is it placed (state.placement). None: not placed yet."""
+    placement: Placement = HOME
+
+    @property
+    def written(self) -> Fleet:
+        """The fleet as the state file says, before placement."""
+        return self.spec or self.fleet
+
+    def placed(self, placement: Placement) -> LoadedFleet:
+        """This fleet with the failover services where `placement` puts them."""
+        return replace(
+            self, fleet=place(self.written, placement), spec=self.written, placement=placement
+        )
 
     def resolve(self, relative: str) -> Path:
         """A path named in the spec, resolved against the state file's directory."""
@@ -76,7 +91,7 @@ def parse_fleet(text: str, path: Path, templates: Mapping[str, str] | None = Non
         raise SpecError(problems)
     if templates is None:
         templates = _read_templates(fleet, resolve)
-    return LoadedFleet(fleet, path, sha256, lines, text, dict(templates))
+    return LoadedFleet(fleet, path, sha256, lines, text, dict(templates)).placed(HOME)
 
 
 def _read_templates(fleet: Fleet, resolve: Callable[[str], Path]) -> dict[str, str]:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from state.models import Fleet
+from state.placement import data_policies
 from state.types import NAME_PATTERN
 
 RECORD_FORMAT = 1
@@ -30,10 +31,15 @@ class Managed:
 
 
 def managed_by_spec(fleet: Fleet, host: str) -> Managed:
-    """What the spec says the reconciler manages on `host`."""
+    """What the spec says the reconciler manages on `host`. While failed over, the
+    primary keeps its failover services and their backup policies: installed, fenced by
+    the guard, never removed (failback deploys them again)."""
+    held: tuple[list[str], list[str]] = ([], [])
+    if fleet.failover is not None and fleet.failover.primary == host:
+        held = (fleet.failover.services, data_policies(fleet))
     return Managed(
-        frozenset(n for n, s in fleet.services.items() if s.host == host),
-        frozenset(n for n, p in fleet.backups.items() if p.host == host),
+        frozenset(n for n, s in fleet.services.items() if s.host == host) | set(held[0]),
+        frozenset(n for n, p in fleet.backups.items() if p.host == host) | set(held[1]),
     )
 
 

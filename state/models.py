@@ -295,16 +295,43 @@ class BackupPolicy(Spec):
 
 
 class Failover(Spec):
-    """Move services from the primary to the backup when the primary is unreachable."""
+    """Move services, with their data, from the primary to the backup when the primary is
+    unreachable; fenced so that two copies never run (see the README's Failover)."""
 
     primary: Name = Field(description="Host that normally runs the services.", examples=["kimi"])
     backup: Name = Field(description="Host that takes them over.", examples=["hermes"])
-    grace: Duration = Field(
-        timedelta(minutes=5), description="How long the primary may be unreachable first."
+    services: list[Name] = Field(
+        min_length=1,
+        description="Services that move (all on the primary).",
+        examples=[["timmy-agent", "timmy-health"]],
     )
-    services: list[Name] = Field(min_length=1, description="Services that move.")
+    data: list[Name] | None = Field(
+        None,
+        description="Backup policies restored on the backup when it takes over, and run from "
+        "there while failed over; unset, every policy of the primary.",
+        examples=[["metrics-db"]],
+    )
+    grace: Duration = Field(
+        timedelta(minutes=5),
+        description="How long the primary must be unreachable, from the controller and from "
+        "the backup, before the services move (the seed's 5 minutes).",
+        examples=["5m"],
+    )
+    fence_after: Duration = Field(
+        timedelta(minutes=4),
+        description="The primary stops the services by itself when the controller has not "
+        "renewed its lease for this long; at least 5s shorter than grace.",
+        examples=["4m"],
+    )
     failback: Literal["manual", "automatic"] = Field(
-        "manual", description="Whether services return by themselves when the primary is back."
+        "manual",
+        description="'manual': the services stay on the backup until `reconcile failback`. "
+        "'automatic': they return once the primary has been healthy for failback_after.",
+    )
+    failback_after: Duration = Field(
+        timedelta(minutes=10),
+        description="Hold-down before an automatic failback.",
+        examples=["10m"],
     )
 
 
@@ -391,7 +418,7 @@ class Fleet(Spec):
         default_factory=dict, description="Backup policies by name."
     )
     failover: Failover | None = Field(
-        None, description="Failover of the primary. Not built yet: refused when set."
+        None, description="Failover of the primary's services to the backup host."
     )
     notifications: Notifications | None = Field(
         None, description="Notification routing. Not built yet: refused when set."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from string import Template
 
+from state.fence import GUARD_CHECK
 from state.load import LoadedFleet
 from state.models import ConfigFile, Service, Unit
 
@@ -29,9 +30,11 @@ def environment_line(key: str, value: str) -> str:
     return f'Environment="{key}={quoted}"'
 
 
-def render_unit(unit: Unit) -> str:
-    """The unit file for `unit`, byte for byte as it should be on the host."""
-    service = [f"ExecStart={unit.exec_start}", f"User={unit.user}"]
+def render_unit(unit: Unit, guarded: bool = False) -> str:
+    """The unit file for `unit`, byte for byte as it should be on the host. A `guarded`
+    unit (a failover service) starts only while its host holds the lease (state.fence)."""
+    service = [f"ExecStartPre=+{GUARD_CHECK}"] if guarded else []
+    service += [f"ExecStart={unit.exec_start}", f"User={unit.user}"]
     if unit.working_directory:
         service.append(f"WorkingDirectory={unit.working_directory}")
     service += [environment_line(key, value) for key, value in sorted(unit.environment.items())]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 
+from state.fence import EPOCH_FILE, GUARD_CHECK
 from state.layout import (
     BACKUP_KEY,
     BACKUP_STAGING,
@@ -30,6 +31,16 @@ def render_env(target: RepositoryTarget, password: str) -> str:
 
 def _flat(path: str) -> str:
     return path.strip("/").replace("/", "_")
+
+
+def sqlite_copy(name: str, db: str) -> str:
+    """Where the snapshot holds the consistent copy of SQLite database `db`."""
+    return f"{BACKUP_STAGING}/{name}/sqlite/{_flat(db)}"
+
+
+def git_bundle(name: str, repo: str) -> str:
+    """Where the snapshot holds the bundle of git repository `repo`."""
+    return f"{BACKUP_STAGING}/{name}/git/{_flat(repo)}.bundle"
 
 
 def pins_repository_host(policy: BackupPolicy, target: RepositoryTarget) -> bool:
@@ -93,7 +104,7 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
         'touch "$running"',
     ]
     for db in policy.sqlite:
-        copy = f"{stage}/sqlite/{_flat(db)}"
+        copy = sqlite_copy(name, db)
         lines += [
             "# SQLite: a consistent copy (VACUUM INTO), checked; never the live file.",
             f"test -f {q(db)} || {{ echo {q(f'database {db} is missing')} >&2; exit 1; }}",
@@ -102,14 +113,21 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
             f"test \"$(sqlite3 {q(copy)} 'PRAGMA integrity_check')\" = ok",
         ]
     for repo in policy.git:
-        bundle = q(f"{stage}/git/{_flat(repo)}.bundle")
+        bundle = q(git_bundle(name, repo))
         lines += [
             "# Git: every ref in one bundle, verified.",
             'mkdir -p "$stage/git"',
             f"git -C {q(repo)} bundle create {bundle} --all",
             f"git -C {q(repo)} bundle verify {bundle} >/dev/null",
         ]
+    lines += [
+        "# The host's epoch (state.fence) tags the snapshot: a restore never picks a copy",
+        "# from a stale epoch.",
+        f'epoch="$(cat {q(EPOCH_FILE)} 2>/dev/null || echo 0)"',
+        'case "$epoch" in ""|*[!0-9]*) epoch=0;; esac',
+    ]
     backup = ["restic", "backup", "--json", "--host", q(policy.host), "--tag", q(name)]
+    backup += ["--tag", '"epoch-$epoch"']
     if option := _sftp_option(name, policy, target).strip():
         backup.append(option)
     backup += [f"--exclude {q(pattern)}" for pattern in policy.excludes]
@@ -146,12 +164,16 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
     return "\n".join(lines) + "\n"
 
 
-def render_service(name: str) -> str:
+def render_service(name: str, guarded: bool = False) -> str:
+    """The policy's oneshot service; a `guarded` one (failover data) runs only on the host
+    that holds the lease, so a fenced primary takes no stale-epoch snapshots."""
+    guard = f"ExecStartPre=+{GUARD_CHECK}\n" if guarded else ""
     return (
         HEADER + "[Unit]\n"
         f"Description=fleet-reconciler backup: {name}\n"
         "After=network-online.target\n\n[Service]\nType=oneshot\n"
-        f"EnvironmentFile={backup_path(name, 'env')}\nExecStart={backup_path(name, 'script')}\n"
+        + guard
+        + f"EnvironmentFile={backup_path(name, 'env')}\nExecStart={backup_path(name, 'script')}\n"
         "Nice=10\nIOSchedulingClass=idle\n"
     )
 

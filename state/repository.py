@@ -51,6 +51,8 @@ def resolve_repository(fleet: Fleet, policy: BackupPolicy) -> RepositoryTarget:
     if match and match["host"] in fleet.hosts:
         host: Host = fleet.hosts[match["host"]]
         user = match["user"] or "root"
+        if match["host"] == policy.host:  # on its own host (a policy moved by failover)
+            return RepositoryTarget(match["path"], policy.host, user, match["path"])
         return RepositoryTarget(
             f"sftp:{user}@{host.address}:{match['path']}", match["host"], user, match["path"]
         )

@@ -33,6 +33,7 @@ from reconciler.ssh.protocol import (
 from state.layout import backup_policy_of
 from state.load import LoadedFleet
 from state.managed import Managed, managed_by_spec
+from state.placement import guard_service
 from state.repository import resolve_repository
 
 DEPLOY_TIMEOUT_S = 600.0
@@ -92,6 +93,8 @@ def deploy_work(loaded: LoadedFleet, plan: Plan) -> Work:
             for i in items
             if not (isinstance(i, ServiceWork) and not i.restart and i.name in restarted)
         ]
+        # The failover guard first: the guarded units' ExecStartPre= runs its script.
+        items.sort(key=lambda i: not (isinstance(i, ServiceWork) and i.name == guard_service(host)))
         items[:] = _recorded(loaded, host, items)
     return work
 
@@ -149,6 +152,7 @@ def apply_request(
         state_file=str(loaded.file),
         state_text=loaded.text,
         templates=dict(loaded.templates),
+        placement=loaded.placement,
         work=work,
         backup_passwords=secrets.passwords if secrets else {},
         backup_key=secrets.key if secrets else None,

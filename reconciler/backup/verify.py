@@ -55,7 +55,8 @@ def run_drill(loaded: LoadedFleet, name: str) -> DrillResult:
             started = time.monotonic()
             repository.restore(snapshots[-1].id, Path(scratch))  # --verify: contents match
             result.seconds = time.monotonic() - started
-            _verify_copies(Path(scratch), result)
+            result.files, problems = verify_copies(Path(scratch))
+            result.problems += problems
     except (SecretUnavailable, ResticError) as exc:
         result.problems.append(str(exc))
     if result.rto_seconds is not None and result.seconds > result.rto_seconds:
@@ -65,13 +66,16 @@ def run_drill(loaded: LoadedFleet, name: str) -> DrillResult:
     return result
 
 
-def _verify_copies(root: Path, result: DrillResult) -> None:
-    result.files = sum(1 for p in root.rglob("*") if p.is_file())
+def verify_copies(root: Path) -> tuple[int, list[str]]:
+    """Files under a restored `root`, and what is wrong with its SQLite copies (integrity
+    check) and git bundles (bundle verify)."""
+    files = sum(1 for p in root.rglob("*") if p.is_file())
+    problems: list[str] = []
     for db in root.rglob("sqlite/*"):
         with sqlite3.connect(db) as conn:
             verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
         if verdict != "ok":
-            result.problems.append(f"{db.name}: integrity_check says {verdict}")
+            problems.append(f"{db.name}: integrity_check says {verdict}")
     for bundle in root.rglob("*.bundle"):
         with tempfile.TemporaryDirectory() as empty:
             subprocess.run(["git", "init", "-q", empty], check=True)
@@ -81,9 +85,10 @@ def _verify_copies(root: Path, result: DrillResult) -> None:
                 text=True,
             )
         if done.returncode != 0:
-            result.problems.append(
+            problems.append(
                 f"{bundle.name}: git bundle verify failed: {done.stderr.strip()[-200:]}"
             )
+    return files, problems
 
 
 def rotating_subset(now: datetime | None = None) -> str:

@@ -16,7 +16,11 @@ from reconciler.ssh.client import WorkerProcess
 from state.errors import SpecError
 
 if TYPE_CHECKING:
+    import httpx
+
+    from reconciler.run.failover import Mover
     from reconciler.store.confirmations import Confirmations
+    from reconciler.store.journal import Journal
     from state.load import LoadedFleet
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
@@ -38,18 +42,29 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess) -> int:
     import httpx
 
+    from reconciler.cli.failover_text import failover_json, render_failover
     from reconciler.cli.plan_text import render_plan
     from reconciler.engine.plan import plan_to_json
+    from reconciler.run.failover import placed, review
     from reconciler.run.once import plan_once
 
     confirmations = _confirmations(args.journal)
+    journal = confirmations.journal if confirmations is not None else None
+    if journal is not None:
+        loaded = placed(loaded, journal)
     with httpx.Client(trust_env=False) as client:
         plan = plan_once(
             loaded, client, worker=worker, targets=args.target, confirmations=confirmations
         ).plan
+        failover = review(loaded, journal, client)
     if args.output == "json":
-        print(json.dumps(plan_to_json(plan), indent=2))
+        document = plan_to_json(plan)
+        if failover is not None and loaded.written.failover is not None:
+            document["failover"] = failover_json(loaded.written.failover, *failover)
+        print(json.dumps(document, indent=2))
     else:
+        if failover is not None and loaded.written.failover is not None:
+            print(render_failover(loaded.written.failover, *failover))
         print(render_plan(plan), end="")
     return EXIT_PENDING if plan.summary.pending else EXIT_OK
 
@@ -58,6 +73,7 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
     import httpx
 
     from reconciler.cli.plan_text import render_apply, render_plan
+    from reconciler.run.failover import placed, tick
     from reconciler.run.lifecycle import Runner, execute_plan
     from reconciler.run.once import plan_once
     from reconciler.store.confirmations import Confirmations
@@ -68,6 +84,10 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
     lock = hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report)
     finish_before_stopping()
     with lock, httpx.Client(trust_env=False) as client:
+        if loaded.written.failover is not None:  # leases first: guarded units need one
+            tick(_mover(loaded, journal, client))
+            report(LEASE_NOTE)
+        loaded = placed(loaded, journal)
         confirmations = Confirmations(journal)
         plan = plan_once(
             loaded, client, worker=worker, targets=args.target, confirmations=confirmations
@@ -81,6 +101,23 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
         return EXIT_OK
     print(render_apply(result), end="")
     return EXIT_OK if result.converged else EXIT_ERROR
+
+
+LEASE_NOTE = (
+    "failover: leases renewed; `reconcile watch` keeps renewing them (without it the "
+    "primary stops its failover services fence_after from now)"
+)
+
+
+def _mover(loaded: LoadedFleet, journal: Journal, client: httpx.Client) -> Mover:
+    from reconciler.events.bus import EventBus
+    from reconciler.events.sinks import journal_sink, log_sink
+    from reconciler.run.failover import Mover
+
+    bus = EventBus()
+    bus.subscribe(journal_sink(journal))
+    bus.subscribe(log_sink())
+    return Mover(loaded, journal, client, bus, report, show_progress)
 
 
 def _confirmations(journal_path: Path) -> Confirmations | None:
@@ -114,7 +151,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         import httpx
 
+        from reconciler.cli.failover_text import render_failover
         from reconciler.cli.status_text import loop_lines, render_status
+        from reconciler.run.failover import placed, review
         from reconciler.run.once import plan_once
         from reconciler.store.journal import Journal
         from state.load import load_fleet
@@ -126,9 +165,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             # The loop keeps the last good spec; show its state, then the file's errors.
             print("\n".join(loop_lines(journal, Path(args.state))))
             raise
+        loaded = placed(loaded, journal)
         with httpx.Client(trust_env=False) as client:
             result = plan_once(loaded, client, worker=worker)
+            failover = review(loaded, journal, client)
         print(render_status(loaded, result.observed, result.plan, journal), end="")
+        if failover is not None and loaded.written.failover is not None:
+            print("\n" + render_failover(loaded.written.failover, *failover), end="")
         return EXIT_OK
     finally:
         worker.close()

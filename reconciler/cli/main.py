@@ -24,11 +24,12 @@ from reconciler.cli.commands import (
     cmd_validate,
     cmd_watch,
 )
+from reconciler.cli.failover_command import cmd_failback, cmd_failover
 from reconciler.errors import ReconcileError, write_traceback
 from state.errors import SpecError
 
 DEFAULT_STATE = "state/fleet.yaml"
-SUBCOMMANDS = {"validate", "schema", "status", "history", "watch", "backup"}
+SUBCOMMANDS = {"validate", "schema", "status", "history", "watch", "backup", "failover", "failback"}
 
 
 def _journal_option(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +88,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         sub.add_parser("watch", help="reconcile continuously (timer, probes, file watch)")
     )
     _backup_parser(sub.add_parser("backup", help="backup policies: list, now, check, drill, ..."))
+    _move_parsers(sub)
     history = sub.add_parser("history", help="list recorded runs")
     history.add_argument("--limit", type=int, default=20)
     _journal_option(history)
@@ -110,6 +112,25 @@ def _watch_parser(watch: argparse.ArgumentParser) -> None:
     )
     _journal_option(watch)
     watch.set_defaults(func=cmd_watch)
+
+
+def _move_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    failover = sub.add_parser(
+        "failover", help="move the failover services: --to HOST, or --accept-data-loss"
+    )
+    failover.add_argument("--to", metavar="HOST", help="planned switchover to HOST (zero loss)")
+    failover.add_argument(
+        "--accept-data-loss",
+        action="store_true",
+        help="let a failover held by a backup older than its RPO go ahead",
+    )
+    failback = sub.add_parser("failback", help="bring the failover services home (zero loss)")
+    for parser, func in ((failover, cmd_failover), (failback, cmd_failback)):
+        parser.add_argument("--state", default=DEFAULT_STATE, help="state file (YAML)")
+        parser.add_argument("--yes", action="store_true", help="move without asking")
+        parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+        _journal_option(parser)
+        parser.set_defaults(func=func)
 
 
 def _backup_parser(backup: argparse.ArgumentParser) -> None:

@@ -30,6 +30,7 @@ from reconciler.engine.plan import Plan, exclude_from_plan
 from reconciler.errors import ReconcileError, write_traceback
 from reconciler.events.bus import Event, EventBus
 from reconciler.observe.fleet import ObserveSettings, observe
+from reconciler.run.failover import Mover, placed, tick
 from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import ApplyResult, plan_once
 from reconciler.store.confirmations import Confirmations
@@ -140,15 +141,36 @@ class WatchLoop:
     def beat(self) -> None:
         self.last_beat = self.clock()
 
-    def _probe_pass(self) -> None:
-        """Health checks and models only; wake a pass for the hosts that drifted."""
+    def _placed(self) -> LoadedFleet:
+        """The last good spec, with the failover services where they run now."""
+        assert self.spec.loaded is not None
+        return placed(self.spec.loaded, self.journal)
+
+    def _mover(self) -> Mover | None:
         loaded = self.spec.loaded
         assert loaded is not None
+        if loaded.written.failover is None:
+            return None
+        return Mover(loaded, self.journal, self.client, self.bus, self.report, self.progress)
+
+    def _probe_pass(self) -> None:
+        """Health checks and models only, and the failover pass (leases, detection);
+        wake a pass for the hosts that drifted."""
+        loaded = self._placed()
         try:
             observed = observe(loaded, self.client, ObserveSettings(health_only=True))
         except ReconcileError as exc:
             self.report(f"probe pass failed: {exc}")
             return
+        if (mover := self._mover()) is not None:
+            try:
+                with hosts_lock(
+                    self.journal.path.parent, loaded.fleet, PASS_LOCK_TIMEOUT_S, self.report
+                ):
+                    tick(mover, observed)
+            except LockHeld as exc:
+                self.report(f"failover pass skipped: {exc}")
+            loaded = self._placed()
         drifted = set()
         for name, service in loaded.fleet.services.items():
             host = observed.hosts[service.host]
@@ -164,14 +186,16 @@ class WatchLoop:
             self._pass("heal", sorted(drifted))
 
     def _pass(self, kind: str, targets: list[str] | None) -> None:
-        loaded = self.spec.loaded
-        assert loaded is not None
+        loaded = self._placed()
         self.status.passes += 1
         self.status.last_pass, self.status.last_kind = time.time(), kind
         try:
             with hosts_lock(
                 self.journal.path.parent, loaded.fleet, PASS_LOCK_TIMEOUT_S, self.report
             ):
+                if kind == "full" and (mover := self._mover()) is not None:
+                    tick(mover)
+                    loaded = self._placed()
                 self._converge(loaded, targets)
             if kind == "full":  # scheduled backup checks and drills, outside the lock
                 for line in run_due_verifications(loaded, self.journal, self.bus, time.time()):

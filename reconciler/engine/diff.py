@@ -18,6 +18,7 @@ from reconciler.observe.observation import FleetState, HostState
 from state.layout import unit_path
 from state.load import LoadedFleet
 from state.models import AptInstall, ConfigFile, FileInstall, Service
+from state.placement import is_guarded
 from state.render import render_config, render_unit
 
 
@@ -99,7 +100,8 @@ def diff_service(
 ) -> list[Change]:
     """Changes for one service on a reachable host."""
     found = [*_diff_install(name, service, host), *_diff_configs(loaded, name, service, host)]
-    found += _diff_unit(name, service, host, restart_for=[c for c in found if c.kind != "packages"])
+    restart_for = [c for c in found if c.kind != "packages"]
+    found += _diff_unit(name, service, host, restart_for, is_guarded(loaded.fleet, name))
     if not found:
         unhealthy = [r for r in observed.health.get(name, ()) if not r.healthy]
         if unhealthy:
@@ -206,12 +208,12 @@ def _diff_file(
 
 
 def _diff_unit(
-    name: str, service: Service, host: HostState, restart_for: list[Change]
+    name: str, service: Service, host: HostState, restart_for: list[Change], guarded: bool
 ) -> list[Change]:
     unit = service.unit
     if unit is None:
         return []
-    want = render_unit(unit)
+    want = render_unit(unit, guarded)
     state = host.units.get(name)
     subject = f"unit {name}.service"
     changes = []

@@ -20,6 +20,7 @@ from state.layout import (
     unit_path,
 )
 from state.load import LoadedFleet
+from state.placement import is_guarded
 from state.render_backup import render_script, render_service, render_timer
 from state.repository import RepositoryTarget, resolve_repository
 
@@ -72,7 +73,7 @@ def diff_backup(
                 Phase.UNIT,
                 "backup_unit",
                 unit_path(f"{unit}.service"),
-                render_service(name),
+                render_service(name, is_guarded(loaded.fleet, unit)),
                 "0644",
                 host,
             ),

@@ -27,6 +27,11 @@ EventKind = Literal[
     "backup_check_failed",
     "drill_passed",
     "drill_failed",
+    "failover",
+    "failover_held",
+    "failover_aborted",
+    "failback",
+    "switchover",
 ]
 """What happened. Routing and look-ups use the kind, never the message text."""
 

@@ -44,6 +44,7 @@ def run_deploys(request: ApplyRequest) -> ApplyAnswer:
     """Deploy `request.work` on its hosts, from exactly the planned state text."""
     logging.getLogger("pyinfra").setLevel(logging.WARNING)
     loaded = parse_fleet(request.state_text, Path(request.state_file), request.templates)
+    loaded = loaded.placed(request.placement)
     targets = [t for t in request.targets if t.name in request.work]
     started = time.monotonic()
 

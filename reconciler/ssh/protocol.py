@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from state.placement import HOME, Placement
+
 
 class Message(BaseModel):
     """Base of protocol messages: unknown keys are errors on either side."""
@@ -169,14 +171,16 @@ class BackupKeyPair(Message):
 
 
 class ApplyRequest(Message):
-    """Deploy `work` per host. `state_text` and `templates` are exactly what was planned:
-    the worker parses these, never the file on disk, which may have changed since."""
+    """Deploy `work` per host. `state_text`, `templates` and `placement` are exactly what
+    was planned: the worker parses and places these, never the file on disk, which may
+    have changed since."""
 
     op: Literal["apply"] = "apply"
     targets: list[SshTarget]
     state_file: str
     state_text: str
     templates: dict[str, str] = Field(default_factory=dict)
+    placement: Placement = HOME
     work: Work
     backup_passwords: dict[str, str] = Field(default_factory=dict)
     backup_key: BackupKeyPair | None = None

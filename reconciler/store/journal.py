@@ -42,10 +42,13 @@ CREATE TABLE IF NOT EXISTS specs (
 CREATE TABLE IF NOT EXISTS loop_state (
     state_file TEXT PRIMARY KEY, updated REAL NOT NULL, data TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS failover (
+    pair TEXT PRIMARY KEY, updated REAL NOT NULL, data TEXT NOT NULL
+);
 """
 
 
-RunMode = Literal["apply", "watch"]
+RunMode = Literal["apply", "watch", "failover"]
 
 
 @dataclass(frozen=True)

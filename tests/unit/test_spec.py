@@ -42,7 +42,7 @@ def problems(text: str) -> list[str]:
 def test_shipped_state_files_validate(name: str) -> None:
     loaded = load_fleet(ROOT / "state" / name)
     assert {"kimi", "hermes"} <= set(loaded.fleet.hosts)
-    assert loaded.fleet.failover is None  # refused until failover is built
+    assert loaded.fleet.failover is not None and loaded.fleet.failover.primary == "kimi"
     assert {"qwen2.5:1.5b", "llama3.2:3b"} <= set(loaded.fleet.models[0].present)
 
 
@@ -144,14 +144,26 @@ def test_notification_route_to_unknown_channel() -> None:
     )
 
 
-def test_failover_is_refused_until_it_works() -> None:
-    """A spec field either works or is refused: `failover:` must not be accepted and ignored."""
-    text = BASE + "failover:\n  primary: kimi\n  backup: hermes\n  services: [agent]\n"
-    found = problems(text)
-    assert (
-        len(found) == 1
-        and "state/test.yaml:14: failover: automatic failover is not built" in found[0]
-    )
+FAILOVER = "failover:\n  primary: kimi\n  backup: hermes\n  services: [agent]\n"
+
+
+def test_failover_fence_must_come_before_grace() -> None:
+    """The primary's copies must have stopped before the backup's start: validation
+    keeps fence_after at least FENCE_MARGIN under grace."""
+    found = problems(BASE + FAILOVER + "  grace: 20s\n  fence_after: 16s\n")
+    assert found == [
+        "state/test.yaml:19: failover.fence_after: must be at least 5s shorter than grace "
+        "(20s), so that the primary has stopped its copies before the backup starts them; "
+        "got 16s"
+    ]
+    assert load_text(BASE + FAILOVER + "  grace: 20s\n  fence_after: 15s\n").fleet.failover
+
+
+def test_failover_defaults_are_the_seeds() -> None:
+    failover = load_text(BASE + FAILOVER).fleet.failover
+    assert failover is not None
+    assert failover.grace.total_seconds() == 300 and failover.failback == "manual"
+    assert failover.fence_after < failover.grace
 
 
 def test_local_install_source_sha256_is_checked(tmp_path: Path) -> None:

@@ -1,0 +1,71 @@
+"""`reconcile failover` and `reconcile failback`: moves a person asks for.
+
+`failover --to HOST` is a planned switchover (the seed's scheduled maintenance), with
+zero data loss; `failover --accept-data-loss` lets a failover held by a stale backup go
+ahead; `failback` brings the services home, also with zero data loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from reconciler.cli.terminal import confirm, report, show_progress
+
+EXIT_OK, EXIT_ERROR = 0, 1
+
+
+def cmd_failover(args: argparse.Namespace) -> int:
+    return _move(args, args.to, accept=args.accept_data_loss)
+
+
+def cmd_failback(args: argparse.Namespace) -> int:
+    return _move(args, None, accept=False, home=True)
+
+
+def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = False) -> int:
+    import httpx
+
+    from reconciler.cli.failover_text import render_failover
+    from reconciler.events.bus import EventBus
+    from reconciler.events.sinks import journal_sink, log_sink
+    from reconciler.run.failover import MoveFailed, Mover, promote, review, switchover
+    from reconciler.store.journal import Journal
+    from reconciler.store.lock import hosts_lock
+    from state.load import load_fleet
+
+    loaded = load_fleet(args.state)
+    failover = loaded.written.failover
+    if failover is None:
+        raise MoveFailed(f"{args.state} has no failover section")
+    journal = Journal(args.journal)
+    bus = EventBus()
+    bus.subscribe(journal_sink(journal))
+    bus.subscribe(log_sink())
+    with (
+        hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report),
+        httpx.Client(trust_env=False) as client,
+    ):
+        mover = Mover(loaded, journal, client, bus, report, show_progress)
+        state = mover.store.get()
+        if home:
+            action = f"fail back {', '.join(failover.services)} to {failover.primary}"
+        elif to is not None:
+            action = f"switch {', '.join(failover.services)} over to {to}"
+        elif accept:
+            if not state.held:
+                raise MoveFailed("no failover is held: nothing to accept (use --to HOST)")
+            action = f"fail over to {failover.backup} and accept: {state.held}"
+        else:
+            raise MoveFailed("say where: --to HOST, or --accept-data-loss for a held failover")
+        print(f"This will {action}.")
+        confirm(args.yes)
+        if home:
+            switchover(mover, failover.primary, "failback by the operator")
+        elif to is not None:
+            switchover(mover, to, "planned switchover by the operator")
+        else:
+            promote(mover, accept_data_loss=True)
+        after = review(loaded, journal, client)
+    if after is not None:
+        print(render_failover(failover, *after), end="")
+    return EXIT_OK

@@ -1,0 +1,122 @@
+"""Failover detection: from what the controller and the backup saw, decide. Pure.
+
+The primary counts as down only when the controller cannot reach it (over SSH and by
+the failover services' health checks) *and* the backup cannot reach it either (the
+second opinion), continuously for `grace`. Anything else resets the clock: a success
+from either side (flap damping), and a backup the controller cannot ask (then the
+controller is probably the one cut off, and nothing moves).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from reconciler.store.failover import FailoverState
+from state.models import Failover
+
+Action = Literal["steady", "countdown", "blocked", "held", "promote", "failed_over", "failback"]
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One pass's view of the pair."""
+
+    primary_reached: bool
+    backup_reached: bool
+    backup_sees_primary: bool | None = None  # None: not asked
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    line: str
+    state: FailoverState
+
+
+def duration(seconds: float) -> str:
+    """`2m10s`, `45s`, `1h02m`: how the plan states times."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def assess(failover: Failover, state: FailoverState, seen: Sighting, now: float) -> Verdict:
+    """The next failover state and what to do, from `seen` at `now`."""
+    active = state.placement.active or failover.primary
+    if active != failover.primary:
+        return _failed_over(failover, state, seen, now)
+    moving = ", ".join(failover.services)
+    if seen.primary_reached:
+        fresh = state.model_copy(update={"down_since": None, "last_contact": now, "held": None})
+        return Verdict("steady", "", fresh)
+    if not seen.backup_reached:
+        fresh = state.model_copy(update={"down_since": None})
+        return Verdict(
+            "blocked",
+            f"! failover {failover.primary} unreachable, and so is the backup "
+            f"{failover.backup}: the controller may be the one cut off; nothing moves "
+            f"({seen.detail})",
+            fresh,
+        )
+    if seen.backup_sees_primary:
+        fresh = state.model_copy(update={"down_since": None})
+        return Verdict(
+            "blocked",
+            f"! failover the controller cannot reach {failover.primary}, but "
+            f"{failover.backup} can: no failover (a partition between the controller and "
+            f"{failover.primary}; it stops its own copies after fence_after)",
+            fresh,
+        )
+    down_since = state.down_since if state.down_since is not None else now
+    fresh = state.model_copy(update={"down_since": down_since})
+    down = now - down_since
+    if state.held:
+        return Verdict("held", f"! failover held: {state.held}", fresh)
+    left = failover.grace.total_seconds() - down
+    if left > 0:
+        return Verdict(
+            "countdown",
+            f"! failover {failover.primary} unreachable for {duration(down)} (backup agrees); "
+            f"{moving} move to {failover.backup} in {duration(left)}",
+            fresh,
+        )
+    return Verdict(
+        "promote",
+        f"! failover {failover.primary} unreachable for {duration(down)} (backup agrees); "
+        f"{moving} move to {failover.backup} now",
+        fresh,
+    )
+
+
+def _failed_over(failover: Failover, state: FailoverState, seen: Sighting, now: float) -> Verdict:
+    since = f" since {duration(now - state.since)} ago" if state.since else ""
+    head = (
+        f"failed over: {', '.join(failover.services)} run on {state.placement.active}{since}, "
+        f"epoch {state.placement.epoch}"
+    )
+    if not seen.primary_reached:
+        fresh = state.model_copy(update={"healthy_since": None})
+        return Verdict("failed_over", f"{head}; {failover.primary} unreachable", fresh)
+    healthy_since = state.healthy_since if state.healthy_since is not None else now
+    fresh = state.model_copy(update={"healthy_since": healthy_since, "last_contact": now})
+    if failover.failback == "manual":
+        return Verdict(
+            "failed_over",
+            f"{head}; {failover.primary} is back and stays fenced: `reconcile failback` "
+            "moves them home (failback: manual)",
+            fresh,
+        )
+    left = failover.failback_after.total_seconds() - (now - healthy_since)
+    if left > 0:
+        return Verdict(
+            "failed_over",
+            f"{head}; {failover.primary} back for {duration(now - healthy_since)}: "
+            f"automatic failback in {duration(left)}",
+            fresh,
+        )
+    return Verdict("failback", f"{head}; {failover.primary} back: failing back now", fresh)

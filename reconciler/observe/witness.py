@@ -1,0 +1,66 @@
+"""The second opinion: can the backup host reach the primary? Asked over SSH, answered
+by TCP connects from the backup to the primary's SSH port and the failover services'
+ports. Read-only on both hosts."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from reconciler.ssh.remote import run_remote
+from state.models import Fleet, HttpCheck, TcpCheck
+
+WITNESS_TIMEOUT_S = 10.0
+PROBE = (
+    "import socket, sys\n"
+    "seen = []\n"
+    "for port in sys.argv[2:]:\n"
+    "    try:\n"
+    "        socket.create_connection((sys.argv[1], int(port)), 1.5).close()\n"
+    "        seen.append(port)\n"
+    "    except OSError:\n"
+    "        pass\n"
+    "print('open', *seen)\n"
+)
+
+
+@dataclass(frozen=True)
+class Witness:
+    asked: bool
+    sees_primary: bool
+    detail: str
+
+
+def primary_ports(fleet: Fleet) -> list[int]:
+    """The primary's SSH port and every port the failover services are checked on."""
+    assert fleet.failover is not None
+    primary = fleet.hosts[fleet.failover.primary]
+    ports = {primary.ssh_port}
+    for name in fleet.failover.services:
+        for check in fleet.services[name].health:
+            if isinstance(check, TcpCheck):
+                ports.add(check.port)
+            elif isinstance(check, HttpCheck):
+                url = urlsplit(check.url.format(address=primary.address))
+                ports.add(url.port or (443 if url.scheme == "https" else 80))
+    return sorted(ports)
+
+
+def ask_backup(fleet: Fleet) -> Witness:
+    """Whether the backup host reaches the primary (`fleet` as written, not placed)."""
+    assert fleet.failover is not None
+    backup = fleet.hosts[fleet.failover.backup]
+    primary = fleet.hosts[fleet.failover.primary]
+    ports = primary_ports(fleet)
+    command = " ".join(
+        ["python3", "-c", shlex.quote(PROBE), shlex.quote(primary.address), *map(str, ports)]
+    )
+    answer = run_remote(backup, command, WITNESS_TIMEOUT_S)
+    if not answer.ok:
+        return Witness(False, False, f"backup {fleet.failover.backup}: {answer.error}")
+    seen = answer.stdout.split()[1:]
+    if seen:
+        return Witness(True, True, f"backup reaches {primary.address} on port(s) {' '.join(seen)}")
+    tried = " ".join(map(str, ports))
+    return Witness(True, False, f"backup cannot reach {primary.address} on port(s) {tried}")

@@ -1,0 +1,470 @@
+"""Failover, failback and switchover: moving the failover services between the primary
+and the backup, with their data, fenced, journaled step by step.
+
+A move records itself (`Move`) before it touches anything. Its one decisive write is
+the placement (host and epoch) in the failover store, a single SQLite commit: a move
+that stops before it is rolled back on resume (the services stay where they were, under
+a raised epoch); a move that stops after it is finished by deploying that placement.
+So a controller killed at any step ends in one consistent placement.
+
+Promotion (the primary is lost): restore the newest snapshot of every data policy on
+the backup, state the data loss against the RPO (over it, wait for
+`--accept-data-loss`), give the backup a lease in the new epoch, record the placement,
+deploy and health-gate. The primary has already stopped its own copies: its lease
+lapsed `grace - fence_after` earlier.
+
+Switchover (failback, or a planned move): stop the services at the source, take a
+final backup there, revoke the source's lease in the new epoch, restore that exact
+snapshot at the target, lease, record, deploy. Zero data loss.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from backups.restic_repo import Snapshot
+from reconciler.apply.context import ProgressReport, Report, no_progress
+from reconciler.apply.fence import set_lease, stop_units
+from reconciler.backup.in_place import (
+    Restored,
+    newest_snapshot,
+    restore_in_place,
+    snapshot_by_id,
+)
+from reconciler.backup.operations import BackupFailed
+from reconciler.engine.failover import Sighting, Verdict, assess, duration
+from reconciler.errors import PermanentError
+from reconciler.events.bus import Event, EventBus, EventKind
+from reconciler.observe.fleet import ObserveSettings, observe
+from reconciler.observe.observation import FleetState
+from reconciler.observe.witness import ask_backup
+from reconciler.run.lifecycle import Runner, execute_plan
+from reconciler.run.once import plan_once
+from reconciler.ssh.remote import run_remote
+from reconciler.store.failover import FailoverState, FailoverStore, Move
+from reconciler.store.journal import Journal
+from state.layout import backup_path, backup_unit
+from state.load import LoadedFleet
+from state.models import Failover
+from state.placement import Placement, data_policies
+
+BACKUP_TIMEOUT_S = 3600.0
+
+
+class MoveFailed(PermanentError, RuntimeError):
+    """A move could not go ahead; it was rolled back and the services stay where they were."""
+
+
+@dataclass(frozen=True)
+class Mover:
+    """What a move needs: the fleet as written, where it is journaled, and reported."""
+
+    loaded: LoadedFleet
+    journal: Journal
+    client: httpx.Client
+    bus: EventBus
+    report: Report
+    progress: ProgressReport = no_progress
+
+    @property
+    def failover(self) -> Failover:
+        failover = self.loaded.written.failover
+        assert failover is not None
+        return failover
+
+    @property
+    def store(self) -> FailoverStore:
+        return FailoverStore(self.journal, self.failover)
+
+
+def placed(loaded: LoadedFleet, journal: Journal) -> LoadedFleet:
+    """`loaded` with the failover services where the failover store says they run."""
+    failover = loaded.written.failover
+    if failover is None:
+        return loaded.placed(Placement())
+    return loaded.placed(FailoverStore(journal, failover).get().placement)
+
+
+def sight(
+    loaded: LoadedFleet,
+    client: httpx.Client,
+    report: Report,
+    state: FailoverState,
+    observed: FleetState | None,
+    renew: bool,
+) -> Sighting:
+    """This pass's view of the pair. With `renew`, the active host's lease is renewed (a
+    write, so never in a dry run) and a returning fenced primary is told the epoch."""
+    fleet = loaded.written
+    failover = fleet.failover
+    assert failover is not None
+    epoch = state.placement.epoch
+    active = state.placement.active or failover.primary
+    primary = fleet.hosts[failover.primary]
+    seconds = int(failover.fence_after.total_seconds())
+    if renew:
+        lease = set_lease(fleet.hosts[active], epoch, seconds)
+        # Failed over, the primary stays fenced: revoked, and told the epoch.
+        reached = set_lease(primary, epoch, 0).ok if active != failover.primary else lease.ok
+        if not lease.ok:
+            report(f"failover: lease on {active} not renewed: {lease.error}")
+    else:
+        reached = run_remote(primary, "true", 8.0).ok
+    if not reached and active == failover.primary:
+        health = observed or observe(
+            loaded.placed(state.placement), client, ObserveSettings(health_only=True)
+        )
+        reached = any(r.healthy for name in failover.services for r in health.health.get(name, ()))
+    if reached or active != failover.primary:
+        return Sighting(primary_reached=reached, backup_reached=True)
+    witness = ask_backup(fleet)
+    return Sighting(False, witness.asked, witness.asked and witness.sees_primary, witness.detail)
+
+
+def review(
+    loaded: LoadedFleet, journal: Journal | None, client: httpx.Client
+) -> tuple[FailoverState, Verdict] | None:
+    """What a pass would decide now, for a dry run and `status`: sights without writing
+    anything (no lease renewed, nothing stored). None without failover."""
+    failover = loaded.written.failover
+    if failover is None:
+        return None
+    state = FailoverStore(journal, failover).get() if journal is not None else FailoverState()
+    seen = sight(loaded, client, lambda _line: None, state, None, renew=False)
+    return state, assess(failover, state, seen, time.time())
+
+
+def tick(mover: Mover, observed: FleetState | None = None) -> Verdict:
+    """One failover pass: finish or roll back a cut-short move, renew the lease, sight,
+    assess, act. Call it holding the fleet's lock."""
+    store = mover.store
+    state = store.get()
+    if state.move is not None:
+        resume(mover)
+        state = store.get()
+    seen = sight(mover.loaded, mover.client, mover.report, state, observed, renew=True)
+    verdict = assess(mover.failover, state, seen, time.time())
+    store.put(verdict.state)
+    if verdict.action != "steady" and (verdict.action != "failed_over" or state != verdict.state):
+        mover.report(verdict.line)
+    if verdict.action == "promote":
+        try:
+            promote(mover)
+        except MoveFailed as exc:
+            mover.report(f"failover: {exc}")
+    elif verdict.action == "failback":
+        try:
+            switchover(mover, mover.failover.primary, "automatic failback")
+        except MoveFailed as exc:
+            mover.report(f"failback: {exc}")
+    return verdict
+
+
+def promote(mover: Mover, accept_data_loss: bool = False) -> FailoverState:
+    """Move the failover services to the backup because the primary is lost."""
+    failover, store = mover.failover, mover.store
+    state = store.get()
+    if (state.placement.active or failover.primary) != failover.primary:
+        raise MoveFailed(f"already failed over to {state.placement.active}")
+    lost_at = state.last_contact or state.down_since or time.time()
+    down_for = duration(time.time() - (state.down_since or lost_at))
+    down = f"{failover.primary} unreachable for {down_for}"
+    move = _begin(mover, state, "failover", failover.primary, failover.backup, "restore", down)
+    run_id = _start_run(mover, move)
+    try:
+        plan = _data_plan(mover, lost_at)
+        over = [loss.statement for loss in plan.values() if not loss.within_rpo]
+        if over and not accept_data_loss:
+            held = "; ".join(over) + ": `reconcile failover --accept-data-loss` proceeds"
+            _roll_back(mover, move, run_id, held, kind=None)
+            store.put(store.get().model_copy(update={"held": held}))
+            mover.bus.emit(
+                Event(
+                    "P0",
+                    "failover_held",
+                    f"failover of {failover.primary} held: {held}",
+                    failover.primary,
+                    None,
+                    {"data_loss": over, "epoch": move.epoch},
+                )
+            )
+            raise MoveFailed(f"held: {held}")
+        restored = [
+            _restore(mover, run_id, name, loss.snapshot, failover.backup)
+            for name, loss in plan.items()
+            if loss.snapshot is not None
+        ]
+        _lease_target(mover, run_id, move)
+        statement = "; ".join(loss.statement for loss in plan.values()) or "no data policies"
+        _commit(mover, state, move, run_id, statement)
+    except (BackupFailed, OSError) as exc:
+        _roll_back(mover, move, run_id, str(exc))
+        raise MoveFailed(str(exc)) from None
+    return _finish(mover, move, run_id, "failover", statement, restored)
+
+
+def switchover(mover: Mover, to: str, reason: str) -> FailoverState:
+    """Move the failover services to `to` with zero data loss (failback, or planned)."""
+    failover, store = mover.failover, mover.store
+    state = store.get()
+    source = state.placement.active or failover.primary
+    if to not in (failover.primary, failover.backup):
+        raise MoveFailed(
+            f"{to} is neither the primary {failover.primary} nor the backup {failover.backup}"
+        )
+    if to == source:
+        raise MoveFailed(f"the services already run on {to}")
+    move = _begin(mover, state, "switchover", source, to, "stop", reason)
+    run_id = _start_run(mover, move)
+    hosts = mover.loaded.written.hosts
+    try:
+        stopped = stop_units(hosts[source], list(failover.services))
+        _step(mover, run_id, source, "stop services", stopped.ok, stopped.error)
+        if not stopped.ok:
+            raise MoveFailed(f"could not stop the services on {source}: {stopped.error}")
+        move = _advance(mover, move, "backup")
+        finals = {
+            name: _final_backup(mover, run_id, source, name)
+            for name in data_policies(mover.loaded.written)
+        }
+        revoked = set_lease(hosts[source], move.epoch, 0)
+        _step(
+            mover, run_id, source, f"revoke lease (epoch {move.epoch})", revoked.ok, revoked.error
+        )
+        if not revoked.ok:
+            raise MoveFailed(f"could not fence {source}: {revoked.error}")
+        move = _advance(mover, move, "restore")
+        restored = [_restore(mover, run_id, name, snap, to) for name, snap in finals.items()]
+        _lease_target(mover, run_id, move)
+        statement = (
+            "zero data loss: final snapshot(s) "
+            + ", ".join(f"{r.policy} {r.snapshot.short_id}" for r in restored)
+            if restored
+            else "zero data loss: no data policies"
+        )
+        _commit(mover, state, move, run_id, statement)
+    except (BackupFailed, MoveFailed, OSError) as exc:
+        _roll_back(mover, move, run_id, str(exc))
+        raise MoveFailed(str(exc)) from None
+    kind: EventKind = "failback" if to == failover.primary else "switchover"
+    return _finish(mover, move, run_id, kind, statement, restored)
+
+
+def resume(mover: Mover) -> None:
+    """Finish or roll back a move that a stopped controller left (see the module doc)."""
+    state = mover.store.get()
+    move = state.move
+    if move is None:
+        return
+    run_id = _start_run(mover, move)
+    if move.step == "deploy":
+        mover.report(
+            f"{move.kind} to {move.target} was cut short after its placement was "
+            "recorded: finishing it"
+        )
+        kind: EventKind = (
+            "failover"
+            if move.kind == "failover"
+            else ("failback" if move.target == mover.failover.primary else "switchover")
+        )
+        _finish(mover, move, run_id, kind, state.data_loss, [])
+        return
+    _roll_back(mover, move, run_id, f"the controller stopped during step {move.step!r}")
+
+
+# -- steps ------------------------------------------------------------------------------
+def _begin(
+    mover: Mover,
+    state: FailoverState,
+    kind: str,
+    source: str,
+    target: str,
+    step: str,
+    reason: str,
+) -> Move:
+    move = Move.model_validate(
+        {
+            "kind": kind,
+            "source": source,
+            "target": target,
+            "epoch": state.placement.epoch + 1,
+            "step": step,
+            "started": time.time(),
+            "reason": reason,
+        }
+    )
+    mover.store.put(state.model_copy(update={"move": move}))
+    mover.report(
+        f"{kind}: {', '.join(mover.failover.services)} {source} -> {target} "
+        f"(epoch {move.epoch}): {reason}"
+    )
+    return move
+
+
+def _advance(mover: Mover, move: Move, step: str) -> Move:
+    moved = move.model_copy(update={"step": step})
+    mover.store.put(mover.store.get().model_copy(update={"move": moved}))
+    return moved
+
+
+def _start_run(mover: Mover, move: Move) -> str:
+    loaded = mover.loaded
+    return mover.journal.start_run(
+        str(loaded.file), loaded.sha256, None, None, "failover", {"move": move.model_dump()}
+    )
+
+
+def _step(mover: Mover, run_id: str, host: str, step: str, ok: bool, detail: str = "") -> None:
+    mover.journal.record(run_id, host, None, step, "ok" if ok else "error", detail)
+    mover.report(f"{host}: {step}: {'ok' if ok else detail}")
+
+
+@dataclass(frozen=True)
+class DataLoss:
+    """What a promotion restores for one data policy, and the loss it states."""
+
+    snapshot: Snapshot | None
+    statement: str
+    within_rpo: bool
+
+
+def _data_plan(mover: Mover, lost_at: float) -> dict[str, DataLoss]:
+    """Per data policy: the snapshot to restore, the stated data loss, and the RPO."""
+    plan = {}
+    for name in data_policies(mover.loaded.written):
+        rpo = mover.loaded.written.backups[name].rpo.total_seconds()
+        snapshot = newest_snapshot(mover.loaded, name)
+        if snapshot is None:
+            line = f"{name}: no snapshot to restore; RPO {duration(rpo)}: all data lost"
+            plan[name] = DataLoss(None, line, False)
+            continue
+        age = max(0.0, lost_at - snapshot.time.timestamp())
+        within = age <= rpo
+        line = (
+            f"{name}: data from snapshot {snapshot.short_id} taken {duration(age)} before the "
+            f"primary was lost; RPO {duration(rpo)}: "
+            + ("within objective" if within else "OVER objective")
+        )
+        plan[name] = DataLoss(snapshot, line, within)
+    return plan
+
+
+def _restore(mover: Mover, run_id: str, name: str, snapshot: Snapshot, host: str) -> Restored:
+    restored = restore_in_place(mover.loaded, name, snapshot, host, mover.report)
+    _step(
+        mover,
+        run_id,
+        host,
+        f"restore {name} {snapshot.short_id}",
+        True,
+        f"{restored.files} file(s) in {restored.seconds:.1f}s",
+    )
+    return restored
+
+
+def _final_backup(mover: Mover, run_id: str, host: str, name: str) -> Snapshot:
+    """Run the policy's backup unit on `host` now; the snapshot it took."""
+    remote = run_remote(
+        mover.loaded.written.hosts[host],
+        f"systemctl start -- {backup_unit(name)}.service && cat -- {backup_path(name, 'last')}",
+        BACKUP_TIMEOUT_S,
+    )
+    _step(mover, run_id, host, f"final backup {name}", remote.ok, remote.error)
+    if not remote.ok or not remote.stdout.split():
+        raise MoveFailed(f"final backup {name} on {host} failed: {remote.error}")
+    return snapshot_by_id(mover.loaded, name, remote.stdout.split()[0])
+
+
+def _lease_target(mover: Mover, run_id: str, move: Move) -> None:
+    seconds = int(mover.failover.fence_after.total_seconds())
+    lease = set_lease(mover.loaded.written.hosts[move.target], move.epoch, seconds)
+    _step(mover, run_id, move.target, f"lease (epoch {move.epoch})", lease.ok, lease.error)
+    if not lease.ok:
+        raise MoveFailed(f"could not give {move.target} its lease: {lease.error}")
+
+
+def _commit(mover: Mover, state: FailoverState, move: Move, run_id: str, statement: str) -> None:
+    """The decisive write: the new placement and epoch, in one commit."""
+    target = None if move.target == mover.failover.primary else move.target
+    mover.store.put(
+        FailoverState(
+            placement=Placement(active=target, epoch=move.epoch),
+            since=time.time(),
+            reason=move.reason,
+            last_contact=state.last_contact,
+            data_loss=statement,
+            move=move.model_copy(update={"step": "deploy"}),
+        )
+    )
+    _step(mover, run_id, move.target, f"placement recorded (epoch {move.epoch})", True, statement)
+
+
+def _finish(
+    mover: Mover,
+    move: Move,
+    run_id: str,
+    kind: EventKind,
+    statement: str,
+    restored: list[Restored],
+) -> FailoverState:
+    loaded = placed(mover.loaded, mover.journal)
+    runner = Runner(mover.client, mover.journal, mover.report, mover.progress)
+    # A promotion deploys on the backup alone: the primary is gone (and fenced).
+    targets = [move.target] if move.kind == "failover" else [move.target, move.source]
+    plan = plan_once(loaded, mover.client, targets=targets).plan
+    result = execute_plan(loaded, plan, runner, "apply", targets)
+    errors = result.errors if result is not None else None
+    _step(mover, run_id, move.target, "deploy and health gate", errors is None, errors or "")
+    state = mover.store.get().model_copy(update={"move": None})
+    mover.store.put(state)
+    mover.journal.finish_run(run_id, "converged" if errors is None else "failed", errors)
+    message = (
+        f"{kind}: {', '.join(mover.failover.services)} moved {move.source} -> {move.target} "
+        f"(epoch {move.epoch}): {move.reason}; {statement}"
+    )
+    mover.bus.emit(
+        Event(
+            "P0",
+            kind,
+            message,
+            move.target,
+            None,
+            {
+                "from": move.source,
+                "to": move.target,
+                "epoch": move.epoch,
+                "data_loss": statement,
+                "deploy_errors": errors,
+                "restored": {r.policy: r.snapshot.short_id for r in restored},
+            },
+        )
+    )
+    return state
+
+
+def _roll_back(
+    mover: Mover, move: Move, run_id: str, why: str, kind: EventKind | None = "failover_aborted"
+) -> None:
+    """Undo a move whose placement was not recorded: the services stay at the source,
+    under the raised epoch (the source may have seen it already)."""
+    state = mover.store.get()
+    epoch = max(state.placement.epoch, move.epoch)
+    placement = state.placement.model_copy(update={"epoch": epoch})
+    mover.store.put(state.model_copy(update={"move": None, "placement": placement}))
+    mover.journal.record(run_id, move.source, None, "rolled back", "error", why)
+    mover.journal.finish_run(run_id, "failed", why)
+    if kind is not None:
+        mover.report(f"{move.kind} {move.source} -> {move.target} rolled back: {why}")
+        mover.bus.emit(
+            Event(
+                "P0",
+                kind,
+                f"{move.kind} {move.source} -> {move.target} did not happen: {why}",
+                move.source,
+                None,
+                {"epoch": epoch, "step": move.step},
+            )
+        )

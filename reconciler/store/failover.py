@@ -1,0 +1,75 @@
+"""The failover state: where the failover services run, the epoch, the detection clock
+and a move in progress. One row per primary/backup pair in the journal, written whole in
+one SQLite commit, so a controller that restarts (or crashes mid-move) reads back one
+consistent placement."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.store.journal import Journal
+from state.models import Failover
+from state.placement import HOME, Placement
+
+MoveKind = Literal["failover", "switchover"]
+MoveStep = Literal["stop", "backup", "restore", "deploy"]
+
+
+class Move(BaseModel):
+    """A move under way. Before its placement is recorded it is rolled back on resume;
+    after, it is finished by deploying the recorded placement."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: MoveKind
+    source: str
+    target: str
+    epoch: int
+    step: MoveStep
+    started: float
+    reason: str = ""
+
+
+class FailoverState(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    placement: Placement = HOME
+    since: float | None = Field(None, description="When the placement last changed.")
+    reason: str = Field("", description="Why the services run where they do.")
+    down_since: float | None = Field(
+        None, description="Start of the current outage of the primary, as both sides see it."
+    )
+    last_contact: float | None = Field(None, description="Last time the primary was reached.")
+    healthy_since: float | None = Field(
+        None, description="While failed over: since when the primary is reachable again."
+    )
+    held: str | None = Field(
+        None, description="A failover that waits for `reconcile failover --accept-data-loss`."
+    )
+    data_loss: str = Field("", description="The stated data loss of the last move.")
+    move: Move | None = None
+
+
+def pair_key(failover: Failover) -> str:
+    return f"{failover.primary}->{failover.backup}"
+
+
+class FailoverStore:
+    def __init__(self, journal: Journal, failover: Failover) -> None:
+        self.journal, self.key = journal, pair_key(failover)
+
+    def get(self) -> FailoverState:
+        row = self.journal.db.execute(
+            "SELECT data FROM failover WHERE pair = ?", (self.key,)
+        ).fetchone()
+        return FailoverState.model_validate_json(row[0]) if row else FailoverState()
+
+    def put(self, state: FailoverState) -> None:
+        self.journal.db.execute(
+            "INSERT INTO failover (pair, updated, data) VALUES (?, ?, ?)"
+            " ON CONFLICT(pair) DO UPDATE SET updated = excluded.updated, data = excluded.data",
+            (self.key, time.time(), state.model_dump_json()),
+        )

@@ -1,0 +1,97 @@
+"""Failover detection: the grace clock, the second opinion, flap damping, failback."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from reconciler.engine.failover import Sighting, assess
+from reconciler.store.failover import FailoverState
+from state.models import Failover
+from state.placement import Placement
+
+FAILOVER = Failover(
+    primary="kimi",
+    backup="hermes",
+    services=["timmy-agent", "timmy-health"],
+    grace=timedelta(seconds=300),
+    fence_after=timedelta(seconds=240),
+)
+LOST = Sighting(primary_reached=False, backup_reached=True, backup_sees_primary=False)
+REACHED = Sighting(primary_reached=True, backup_reached=True)
+
+
+def run(sightings: list[tuple[float, Sighting]], failover: Failover = FAILOVER) -> list[str]:
+    state, actions = FailoverState(), []
+    for at, seen in sightings:
+        verdict = assess(failover, state, seen, at)
+        state = verdict.state
+        actions.append(verdict.action)
+    return actions
+
+
+def test_countdown_then_promote_after_grace() -> None:
+    state = FailoverState()
+    first = assess(FAILOVER, state, LOST, 1000.0)
+    assert first.action == "countdown" and first.state.down_since == 1000.0
+    later = assess(FAILOVER, first.state, LOST, 1130.0)
+    assert later.line == (
+        "! failover kimi unreachable for 2m10s (backup agrees); timmy-agent, timmy-health "
+        "move to hermes in 2m50s"
+    )
+    assert assess(FAILOVER, later.state, LOST, 1300.0).action == "promote"
+
+
+def test_any_success_resets_the_clock() -> None:
+    """Flap damping: a link down 10 s in every 30 s, with a 20 s grace, never moves."""
+    failover = FAILOVER.model_copy(
+        update={"grace": timedelta(seconds=20), "fence_after": timedelta(seconds=10)}
+    )
+    sightings = []
+    for cycle in range(20):
+        base = cycle * 30.0
+        sightings += [(base + t, LOST) for t in range(0, 11, 5)]
+        sightings += [(base + t, REACHED) for t in range(15, 30, 5)]
+    assert "promote" not in run(sightings, failover)
+
+
+def test_backup_that_still_sees_the_primary_blocks_and_says_why() -> None:
+    seen = Sighting(False, True, True, "backup reaches 198.18.0.11 on port(s) 22")
+    verdicts = [assess(FAILOVER, FailoverState(), seen, float(t)) for t in range(0, 1000, 100)]
+    assert {v.action for v in verdicts} == {"blocked"}
+    assert "but hermes can: no failover" in verdicts[-1].line
+    assert verdicts[-1].state.down_since is None
+
+
+def test_controller_cut_off_from_the_backup_moves_nothing() -> None:
+    seen = Sighting(False, False, None, "backup hermes: no answer")
+    actions = run([(float(t), seen) for t in range(0, 1000, 50)])
+    assert set(actions) == {"blocked"}
+
+
+def test_held_failover_waits_until_the_primary_returns() -> None:
+    state = FailoverState(down_since=0.0, held="metrics-db: OVER objective")
+    held = assess(FAILOVER, state, LOST, 1000.0)
+    assert held.action == "held" and "OVER objective" in held.line
+    assert assess(FAILOVER, held.state, REACHED, 1001.0).state.held is None
+
+
+def test_manual_failback_never_moves_by_itself() -> None:
+    state = FailoverState(placement=Placement(active="hermes", epoch=1), since=0.0)
+    actions = {assess(FAILOVER, state, REACHED, float(t)).action for t in range(0, 10**5, 997)}
+    assert actions == {"failed_over"}
+    line = assess(FAILOVER, state, REACHED, 50.0).line
+    assert "stays fenced: `reconcile failback`" in line
+
+
+def test_automatic_failback_after_the_hold_down() -> None:
+    failover = FAILOVER.model_copy(
+        update={"failback": "automatic", "failback_after": timedelta(minutes=10)}
+    )
+    state = FailoverState(placement=Placement(active="hermes", epoch=1), since=0.0)
+    first = assess(failover, state, REACHED, 100.0)
+    assert first.action == "failed_over" and first.state.healthy_since == 100.0
+    lost_again = assess(failover, first.state, LOST, 400.0)
+    assert lost_again.state.healthy_since is None  # the hold-down starts over
+    back = assess(failover, lost_again.state, REACHED, 500.0)
+    assert assess(failover, back.state, REACHED, 1099.0).action == "failed_over"
+    assert assess(failover, back.state, REACHED, 1100.0).action == "failback"
