@@ -21,7 +21,7 @@ REACHED = Sighting(primary_reached=True, backup_reached=True)
 
 
 def run(sightings: list[tuple[float, Sighting]], failover: Failover = FAILOVER) -> list[str]:
-    state, actions = FailoverState(), []
+    state, actions = FailoverState(), list[str]()
     for at, seen in sightings:
         verdict = assess(failover, state, seen, at)
         state = verdict.state
