@@ -20,8 +20,11 @@ snapshot at the target, lease, record, deploy. Zero data loss.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -52,6 +55,14 @@ from state.models import Failover
 from state.placement import Placement, data_policies
 
 BACKUP_TIMEOUT_S = 3600.0
+FAILPOINT_ENV = "FLEET_RECONCILER_FAILPOINT"
+
+
+def failpoint(name: str) -> None:
+    """Die here, as a crash or SIGKILL would, when FLEET_RECONCILER_FAILPOINT names this
+    step: how the crash-point tests stop a move at each step. Unset, it does nothing."""
+    if os.environ.get(FAILPOINT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class MoveFailed(PermanentError, RuntimeError):
@@ -197,13 +208,29 @@ def promote(mover: Mover, accept_data_loss: bool = False) -> FailoverState:
             for name, loss in plan.items()
             if loss.snapshot is not None
         ]
+        failpoint("failover:restored")
         _lease_target(mover, run_id, move)
+        failpoint("failover:leased")
         statement = "; ".join(loss.statement for loss in plan.values()) or "no data policies"
+        statement += (
+            f"; {failover.primary} may have written up to "
+            f"{duration(failover.fence_after.total_seconds())} more before its lease lapsed"
+        )
+        figures = {
+            name: {
+                "snapshot": loss.snapshot.id if loss.snapshot else None,
+                "snapshot_at": loss.snapshot.time.timestamp() if loss.snapshot else None,
+                "seconds": loss.seconds,
+            }
+            for name, loss in plan.items()
+        }
         _commit(mover, state, move, run_id, statement)
+        failpoint("failover:committed")
     except (BackupFailed, OSError) as exc:
         _roll_back(mover, move, run_id, str(exc))
         raise MoveFailed(str(exc)) from None
-    return _finish(mover, move, run_id, "failover", statement, restored)
+    figures_context = {"lost_at": lost_at, "losses": figures}
+    return _finish(mover, move, run_id, "failover", statement, restored, figures_context)
 
 
 def switchover(mover: Mover, to: str, reason: str) -> FailoverState:
@@ -225,19 +252,23 @@ def switchover(mover: Mover, to: str, reason: str) -> FailoverState:
         _step(mover, run_id, source, "stop services", stopped.ok, stopped.error)
         if not stopped.ok:
             raise MoveFailed(f"could not stop the services on {source}: {stopped.error}")
+        failpoint("switchover:stopped")
         move = _advance(mover, move, "backup")
         finals = {
             name: _final_backup(mover, run_id, source, name)
             for name in data_policies(mover.loaded.written)
         }
+        failpoint("switchover:backed-up")
         revoked = set_lease(hosts[source], move.epoch, 0)
         _step(
             mover, run_id, source, f"revoke lease (epoch {move.epoch})", revoked.ok, revoked.error
         )
         if not revoked.ok:
             raise MoveFailed(f"could not fence {source}: {revoked.error}")
+        failpoint("switchover:revoked")
         move = _advance(mover, move, "restore")
         restored = [_restore(mover, run_id, name, snap, to) for name, snap in finals.items()]
+        failpoint("switchover:restored")
         _lease_target(mover, run_id, move)
         statement = (
             "zero data loss: final snapshot(s) "
@@ -246,6 +277,7 @@ def switchover(mover: Mover, to: str, reason: str) -> FailoverState:
             else "zero data loss: no data policies"
         )
         _commit(mover, state, move, run_id, statement)
+        failpoint("switchover:committed")
     except (BackupFailed, MoveFailed, OSError) as exc:
         _roll_back(mover, move, run_id, str(exc))
         raise MoveFailed(str(exc)) from None
@@ -329,6 +361,7 @@ class DataLoss:
     snapshot: Snapshot | None
     statement: str
     within_rpo: bool
+    seconds: float | None = None  # the snapshot's age when the primary was lost
 
 
 def _data_plan(mover: Mover, lost_at: float) -> dict[str, DataLoss]:
@@ -348,7 +381,7 @@ def _data_plan(mover: Mover, lost_at: float) -> dict[str, DataLoss]:
             f"primary was lost; RPO {duration(rpo)}: "
             + ("within objective" if within else "OVER objective")
         )
-        plan[name] = DataLoss(snapshot, line, within)
+        plan[name] = DataLoss(snapshot, line, within, age)
     return plan
 
 
@@ -409,6 +442,7 @@ def _finish(
     kind: EventKind,
     statement: str,
     restored: list[Restored],
+    figures: dict[str, Any] | None = None,
 ) -> FailoverState:
     loaded = placed(mover.loaded, mover.journal)
     runner = Runner(mover.client, mover.journal, mover.report, mover.progress)
@@ -439,6 +473,7 @@ def _finish(
                 "data_loss": statement,
                 "deploy_errors": errors,
                 "restored": {r.policy: r.snapshot.short_id for r in restored},
+                **(figures or {}),
             },
         )
     )

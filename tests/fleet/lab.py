@@ -272,6 +272,37 @@ def restore_link(lab: Lab, name: str) -> None:
     _run("ip", "link", "set", lab.host(name).veth, "up")
 
 
+def drop_route(lab: Lab, name: str, address: str) -> None:
+    """A one-sided partition: `name` can no longer answer `address` (the controller is the
+    lab's gateway address); its other links still work."""
+    _run(
+        "ip",
+        "netns",
+        "exec",
+        lab.host(name).netns,
+        "ip",
+        "route",
+        "add",
+        "blackhole",
+        f"{address}/32",
+    )
+
+
+def restore_route(lab: Lab, name: str, address: str) -> None:
+    _run(
+        "ip",
+        "netns",
+        "exec",
+        lab.host(name).netns,
+        "ip",
+        "route",
+        "del",
+        "blackhole",
+        f"{address}/32",
+        check=False,
+    )
+
+
 def power_off(lab: Lab, name: str) -> None:
     _stop(lab.host(name).pid)
 

@@ -1,0 +1,320 @@
+"""Failover on real hosts: h1 is the primary, h2 the backup, the controller is this
+machine (the lab's gateway), a third party to both.
+
+Times are the test's short ones (grace 20 s, fence_after 14 s, probes every 2 s). The
+order of events is proven from the hosts' own systemd (monotonic timestamps: the hosts
+share this kernel's clock), and the data from the SQLite rows on each host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.store.journal import Journal
+from tests.fleet import lab as fleet_lab
+from tests.integration.conftest import STANDINS, _sha, run_reconcile, start_reconcile
+
+PASSWORD = "failover-test-only"
+DB = "/root/agent/metrics.db"
+
+
+def failover_spec(lab: fleet_lab.Lab, rpo: str = "1h", interval: str = "60s") -> str:
+    h1, h2 = lab.host("h1").address, lab.host("h2").address
+    ssh = f"ssh_key: {lab.ssh_key}, ssh_known_hosts: {lab.known_hosts}"
+    return f"""\
+version: 1
+hosts:
+  h1: {{address: {h1}, {ssh}, role: primary}}
+  h2: {{address: {h2}, {ssh}, role: backup}}
+services:
+  agent:
+    host: h1
+    install: {{kind: file, source: {STANDINS}/agent_standin.py, sha256: {_sha("agent_standin.py")}, dest: /usr/local/bin/agent}}
+    unit:
+      description: test agent
+      exec_start: /usr/bin/python3 /usr/local/bin/agent --name a --log /var/log/agent.log --interval 0.5 --metrics-db {DB}
+      restart: always
+      restart_sec: 1s
+    health:
+      - {{kind: systemd}}
+    rto: 30s
+backups:
+  agentdata:
+    host: h1
+    sqlite: [{DB}]
+    schedule: hourly
+    retention: {{keep_within: 30d}}
+    rpo: {rpo}
+    repository: sftp:root@h2:/srv/restic/h1
+    password: env:RESTIC_PASSWORD
+    init: true
+failover:
+  primary: h1
+  backup: h2
+  services: [agent]
+  grace: 20s
+  fence_after: 14s
+reconciler:
+  interval: {interval}
+  probe_interval: 2s
+"""
+
+
+@pytest.fixture
+def pair(lab: fleet_lab.Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A converged pair with a fresh journal: hosts forget earlier tests' epochs (a new
+    controller with a new journal would otherwise be refused by the fencing token)."""
+    monkeypatch.setenv("RESTIC_PASSWORD", PASSWORD)
+    for host in ("h1", "h2"):
+        fleet_lab.restore_link(lab, host)
+        fleet_lab.restore_route(lab, host, lab.gateway)
+        fleet_lab.ssh(
+            lab,
+            host,
+            "systemctl stop agent 2>/dev/null; systemctl reset-failed agent 2>/dev/null; "
+            "rm -rf /var/lib/fleet-reconciler/fence /root/agent; true",
+        )
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(failover_spec(lab))
+    done = run_reconcile("--yes", str(spec), "--journal", str(journal_path(spec)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert active(lab, "h1", "agent")
+    yield spec
+    for host in ("h1", "h2"):
+        fleet_lab.restore_link(lab, host)
+        fleet_lab.restore_route(lab, host, lab.gateway)
+
+
+def journal_path(spec: Path) -> Path:
+    return spec.parent / "journal.db"
+
+
+def active(lab: fleet_lab.Lab, host: str, unit: str) -> bool:
+    answer = fleet_lab.ssh(lab, host, f"systemctl is-active {unit}", check=False)
+    return answer.strip() == "active"
+
+
+def monotonic_us(lab: fleet_lab.Lab, host: str, unit: str, prop: str) -> int:
+    return int(fleet_lab.ssh(lab, host, f"systemctl show -P {prop} {unit}").strip() or 0)
+
+
+def rows(lab: fleet_lab.Lab, host: str) -> list[str]:
+    dump = "import sqlite3,sys; print('\\n'.join(r[0] for r in sqlite3.connect(sys.argv[1]).execute('SELECT at FROM heartbeats ORDER BY at')))"
+    return fleet_lab.ssh(lab, host, f'python3 -c "{dump}" {DB}').split()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> float:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return time.time()
+        time.sleep(0.5)
+    raise AssertionError(f"not within {seconds:g}s: {what}")
+
+
+def watch(spec: Path, seconds: float) -> subprocess.Popen[str]:
+    return start_reconcile(
+        "watch",
+        str(spec),
+        "--journal",
+        str(journal_path(spec)),
+        "--max-seconds",
+        str(seconds),
+        capture=True,
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    return out + err
+
+
+def placement(spec: Path) -> dict[str, object]:
+    row = Journal(journal_path(spec)).db.execute("SELECT data FROM failover").fetchone()
+    data: dict[str, object] = json.loads(row[0])["placement"]
+    return data
+
+
+def test_cut_primary_fails_over_with_its_data_fenced_then_fails_back_with_zero_loss(
+    lab: fleet_lab.Lab, pair: Path
+) -> None:
+    spec = pair
+    time.sleep(3)  # rows after the snapshot the apply took: the stated loss
+    loop = watch(spec, 150)
+    time.sleep(5)  # a few probe passes renew the lease
+    fleet_lab.cut_link(lab, "h1")
+    wait_for(lambda: active(lab, "h2", "agent"), 90, "agent active on h2")
+    output = stop(loop)
+    assert "(backup agrees)" in output and "move to h2 in" in output, output
+    fleet_lab.restore_link(lab, "h1")
+
+    # Fencing: h1's copy stopped (by itself, cut off) before h2's started.
+    exited = monotonic_us(lab, "h1", "agent", "ActiveExitTimestampMonotonic")
+    entered = monotonic_us(lab, "h2", "agent", "ActiveEnterTimestampMonotonic")
+    assert 0 < exited < entered, (exited, entered)
+    assert not active(lab, "h1", "agent")
+    # And it stays fenced: a start is refused by the guard, as at boot.
+    fleet_lab.ssh(lab, "h1", "systemctl start agent", check=False)
+    time.sleep(1)
+    assert not active(lab, "h1", "agent")
+
+    # Data: h2 holds h1's rows up to the snapshot; the stated loss is what is missing.
+    event = Journal(journal_path(spec)).events(kind="failover")[0]
+    figures = event.context["losses"]["agentdata"]
+    primary_rows, backup_rows = rows(lab, "h1"), set(rows(lab, "h2"))
+    restored = [r for r in primary_rows if r in backup_rows]
+    assert restored and restored == primary_rows[: len(restored)]  # a prefix: no gaps
+    lost_at = event.context["lost_at"]
+    from datetime import datetime
+
+    def at(row: str) -> float:
+        return datetime.fromisoformat(row).timestamp()
+
+    missing_before_loss = [r for r in primary_rows[len(restored) :] if at(r) <= lost_at]
+    measured = lost_at - at(restored[-1])
+    assert abs(measured - figures["seconds"]) < 1.5, (measured, figures)
+    assert missing_before_loss, "rows were written between the snapshot and the loss"
+    assert "before the primary was lost; RPO 1h00m: within objective" in event.message
+
+    # Healed: nothing moves back by itself under `failback: manual`.
+    calm = watch(spec, 12)
+    calm_output = stop(calm)
+    assert "stays fenced" in calm_output, calm_output
+    assert active(lab, "h2", "agent") and not active(lab, "h1", "agent")
+    assert placement(spec) == {"active": "h2", "epoch": 1}
+
+    # Failback: zero loss, the backup left without the service.
+    done = run_reconcile(
+        "failback", "--state", str(spec), "--journal", str(journal_path(spec)), "--yes"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    written_on_backup = rows(lab, "h2")
+    assert active(lab, "h1", "agent")
+    home_rows = set(rows(lab, "h1"))
+    assert set(written_on_backup) <= home_rows, "every write made on the backup came home"
+    assert (
+        fleet_lab.ssh(lab, "h2", "test -e /etc/systemd/system/agent.service; echo $?").strip()
+        == "1"
+    )
+    assert placement(spec) == {"active": None, "epoch": 2}
+
+
+def test_partial_partitions_and_flapping_move_nothing(lab: fleet_lab.Lab, pair: Path) -> None:
+    spec = pair
+    # The controller loses h1, but h2 still reaches it: no failover, and the plan says why.
+    fleet_lab.drop_route(lab, "h1", lab.gateway)
+    loop = watch(spec, 34)
+    output = stop(loop)
+    fleet_lab.restore_route(lab, "h1", lab.gateway)
+    assert "but h2 can: no failover" in output, output
+    assert not active(lab, "h2", "agent")
+
+    # The controller loses h2 as well as h1: it may be the one cut off; nothing moves.
+    fleet_lab.drop_route(lab, "h2", lab.gateway)
+    fleet_lab.cut_link(lab, "h1")
+    loop = watch(spec, 34)
+    output = stop(loop)
+    fleet_lab.restore_link(lab, "h1")
+    fleet_lab.restore_route(lab, "h2", lab.gateway)
+    assert "and so is the backup h2" in output, output
+    assert not active(lab, "h2", "agent")
+
+    # Flapping: down 10 s in every 30 s, with a 20 s grace, never fails over.
+    loop = watch(spec, 75)
+    for _ in range(2):
+        time.sleep(20)
+        fleet_lab.cut_link(lab, "h1")
+        time.sleep(10)
+        fleet_lab.restore_link(lab, "h1")
+    output = stop(loop)
+    assert not active(lab, "h2", "agent"), output
+    assert placement(spec)["active"] is None
+    assert not Journal(journal_path(spec)).events(kind="failover")
+
+
+def test_backup_older_than_the_rpo_holds_the_failover_until_accepted(
+    lab: fleet_lab.Lab, pair: Path
+) -> None:
+    spec = pair
+    spec.write_text(failover_spec(lab, rpo="15s", interval="10m"))
+    done = run_reconcile("--yes", str(spec), "--journal", str(journal_path(spec)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    loop = watch(spec, 80)
+    time.sleep(20)  # the newest snapshot is now older than the 15 s RPO
+    fleet_lab.cut_link(lab, "h1")
+    journal = Journal(journal_path(spec))
+    wait_for(lambda: bool(journal.events(kind="failover_held")), 50, "a held failover")
+    output = stop(loop)
+    held = journal.events(kind="failover_held")[0]
+    assert held.severity == "P0" and "OVER objective" in held.message, output
+    assert not active(lab, "h2", "agent")
+    done = run_reconcile(
+        "failover",
+        "--accept-data-loss",
+        "--state",
+        str(spec),
+        "--journal",
+        str(journal_path(spec)),
+        "--yes",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert active(lab, "h2", "agent")
+    fleet_lab.restore_link(lab, "h1")
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "switchover:stopped",
+        "switchover:backed-up",
+        "switchover:revoked",
+        "switchover:restored",
+        "switchover:committed",
+    ],
+)
+def test_a_move_killed_at_any_step_ends_in_one_placement(
+    lab: fleet_lab.Lab, pair: Path, point: str
+) -> None:
+    """SIGKILL the controller at `point` of a planned switchover, then run it again."""
+    spec = pair
+    journal = str(journal_path(spec))
+    killed = run_reconcile(
+        "failover",
+        "--to",
+        "h2",
+        "--state",
+        str(spec),
+        "--journal",
+        journal,
+        "--yes",
+        env={**os.environ, "FLEET_RECONCILER_FAILPOINT": point},
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    done = run_reconcile("--yes", str(spec), "--journal", journal)
+    assert done.returncode == 0, done.stdout + done.stderr
+    where = placement(spec)["active"] or "h1"
+    other = "h1" if where == "h2" else "h2"
+    assert active(lab, where, "agent") and not active(lab, other, "agent"), (point, where)
+    expected = "h2" if point == "switchover:committed" else "h1"
+    assert where == expected
+
+
+def test_powered_off_primary_fails_over(lab: fleet_lab.Lab, pair: Path) -> None:
+    """Last in the module: h1 stays off."""
+    spec = pair
+    loop = watch(spec, 100)
+    time.sleep(4)
+    fleet_lab.power_off(lab, "h1")
+    wait_for(lambda: active(lab, "h2", "agent"), 90, "agent active on h2")
+    output = stop(loop)
+    assert placement(spec) == {"active": "h2", "epoch": 1}, output
