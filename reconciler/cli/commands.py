@@ -74,6 +74,7 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
 
     from reconciler.cli.plan_text import render_apply, render_plan
     from reconciler.run.failover import placed, tick
+    from reconciler.run.leases import leases_kept
     from reconciler.run.lifecycle import Runner, execute_plan
     from reconciler.run.once import plan_once
     from reconciler.store.confirmations import Confirmations
@@ -83,7 +84,7 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
     journal = Journal(args.journal)
     lock = hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report)
     finish_before_stopping()
-    with lock, httpx.Client(trust_env=False) as client:
+    with lock, httpx.Client(trust_env=False) as client, leases_kept(lambda: loaded, journal.path):
         if loaded.written.failover is not None:  # leases first: guarded units need one
             tick(_mover(loaded, journal, client))
             report(LEASE_NOTE)

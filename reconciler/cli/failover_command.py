@@ -29,6 +29,7 @@ def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = F
     from reconciler.events.bus import EventBus
     from reconciler.events.sinks import journal_sink, log_sink
     from reconciler.run.failover import MoveFailed, Mover, promote, review, switchover
+    from reconciler.run.leases import leases_kept
     from reconciler.store.journal import Journal
     from reconciler.store.lock import hosts_lock
     from state.load import load_fleet
@@ -41,10 +42,8 @@ def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = F
     bus = EventBus()
     bus.subscribe(journal_sink(journal))
     bus.subscribe(log_sink())
-    with (
-        hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report),
-        httpx.Client(trust_env=False) as client,
-    ):
+    lock = hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report)
+    with lock, httpx.Client(trust_env=False) as client, leases_kept(lambda: loaded, journal.path):
         mover = Mover(loaded, journal, client, bus, report, show_progress)
         state = mover.store.get()
         if home:

@@ -31,6 +31,7 @@ from reconciler.errors import ReconcileError, write_traceback
 from reconciler.events.bus import Event, EventBus
 from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.run.failover import Mover, placed, tick
+from reconciler.run.leases import leases_kept
 from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import ApplyResult, plan_once
 from reconciler.store.confirmations import Confirmations
@@ -102,6 +103,10 @@ class WatchLoop:
     # -- the loop ---------------------------------------------------------------------
     def run(self, max_passes: int | None = None, max_seconds: float | None = None) -> int:
         """Loop until SIGTERM (or the optional bounds, for tests and benchmarks). Returns 0."""
+        with leases_kept(lambda: self.spec.loaded, self.journal.path):
+            return self._run(max_passes, max_seconds)
+
+    def _run(self, max_passes: int | None, max_seconds: float | None) -> int:
         started = self.clock()
         next_full, next_probe = started, started + self._probe_interval()
         sd_notify("READY=1")

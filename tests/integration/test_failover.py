@@ -302,7 +302,7 @@ def test_a_move_killed_at_any_step_ends_in_one_placement(
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     done = run_reconcile("--yes", str(spec), "--journal", journal)
     assert done.returncode == 0, done.stdout + done.stderr
-    where = placement(spec)["active"] or "h1"
+    where = str(placement(spec)["active"] or "h1")
     other = "h1" if where == "h2" else "h2"
     assert active(lab, where, "agent") and not active(lab, other, "agent"), (point, where)
     expected = "h2" if point == "switchover:committed" else "h1"

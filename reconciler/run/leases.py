@@ -1,0 +1,56 @@
+"""Keeping the active host's lease while the controller is busy.
+
+A probe pass renews the lease; but an apply, a model pull or a move can outlast
+`fence_after`, and the primary would then fence itself under a healthy controller. So
+while the controller works, a thread renews the lease every quarter of `fence_after`,
+from its own journal connection. It is safe against moves by construction: it renews
+with the recorded epoch, and a host refuses an epoch lower than one a move has told it.
+During a move it renews only once the new placement is recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from reconciler.apply.fence import set_lease
+from reconciler.store.failover import FailoverStore
+from reconciler.store.journal import Journal
+from state.load import LoadedFleet
+
+
+@contextlib.contextmanager
+def leases_kept(current: Callable[[], LoadedFleet | None], journal_path: Path) -> Iterator[None]:
+    """Renew the lease of the host running the failover services until the block ends.
+    `current` returns the spec in force (the loop's may change on reload)."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        journal = Journal(journal_path)
+        try:
+            while True:
+                loaded = current()
+                failover = loaded.written.failover if loaded is not None else None
+                if loaded is None or failover is None:
+                    if stop.wait(5.0):
+                        return
+                    continue
+                seconds = failover.fence_after.total_seconds()
+                state = FailoverStore(journal, failover).get()
+                if state.move is None or state.move.step == "deploy":
+                    active = state.placement.active or failover.primary
+                    set_lease(loaded.written.hosts[active], state.placement.epoch, int(seconds))
+                if stop.wait(max(1.0, seconds / 4)):
+                    return
+        finally:
+            journal.close()
+
+    thread = threading.Thread(target=renew, name="leases", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=15)
