@@ -132,6 +132,12 @@ def watch(spec: Path, seconds: float) -> subprocess.Popen[str]:
     )
 
 
+def finish(process: subprocess.Popen[str]) -> str:
+    """The output of a bounded `watch`, once it has stopped by itself."""
+    out, err = process.communicate(timeout=180)
+    return out + err
+
+
 def stop(process: subprocess.Popen[str]) -> str:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -187,8 +193,7 @@ def test_cut_primary_fails_over_with_its_data_fenced_then_fails_back_with_zero_l
     assert "before the primary was lost; RPO 1h00m: within objective" in event.message
 
     # Healed: nothing moves back by itself under `failback: manual`.
-    calm = watch(spec, 12)
-    calm_output = stop(calm)
+    calm_output = finish(watch(spec, 12))
     assert "stays fenced" in calm_output, calm_output
     assert active(lab, "h2", "agent") and not active(lab, "h1", "agent")
     assert placement(spec) == {"active": "h2", "epoch": 1}
@@ -213,8 +218,7 @@ def test_partial_partitions_and_flapping_move_nothing(lab: fleet_lab.Lab, pair: 
     spec = pair
     # The controller loses h1, but h2 still reaches it: no failover, and the plan says why.
     fleet_lab.drop_route(lab, "h1", lab.gateway)
-    loop = watch(spec, 34)
-    output = stop(loop)
+    output = finish(watch(spec, 34))
     fleet_lab.restore_route(lab, "h1", lab.gateway)
     assert "but h2 can: no failover" in output, output
     assert not active(lab, "h2", "agent")
@@ -222,8 +226,7 @@ def test_partial_partitions_and_flapping_move_nothing(lab: fleet_lab.Lab, pair: 
     # The controller loses h2 as well as h1: it may be the one cut off; nothing moves.
     fleet_lab.drop_route(lab, "h2", lab.gateway)
     fleet_lab.cut_link(lab, "h1")
-    loop = watch(spec, 34)
-    output = stop(loop)
+    output = finish(watch(spec, 34))
     fleet_lab.restore_link(lab, "h1")
     fleet_lab.restore_route(lab, "h2", lab.gateway)
     assert "and so is the backup h2" in output, output
@@ -236,7 +239,7 @@ def test_partial_partitions_and_flapping_move_nothing(lab: fleet_lab.Lab, pair: 
         fleet_lab.cut_link(lab, "h1")
         time.sleep(10)
         fleet_lab.restore_link(lab, "h1")
-    output = stop(loop)
+    output = finish(loop)
     assert not active(lab, "h2", "agent"), output
     assert placement(spec)["active"] is None
     assert not Journal(journal_path(spec)).events(kind="failover")
