@@ -235,6 +235,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     import sys
 
+    from reconciler.observe.witness import witness_warning
     from state.load import load_fleet
     from state.secrets import unresolved_secrets
 
@@ -242,6 +243,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     fleet = loaded.fleet
     for problem in unresolved_secrets(fleet, loaded.lines, str(loaded.file)):
         print(f"warning: {problem}", file=sys.stderr)
+    if (witness := witness_warning(loaded.written)) is not None:
+        print(f"warning: {witness}", file=sys.stderr)
     print(
         f"{args.state}: valid ({len(fleet.hosts)} hosts, {len(fleet.services)} services, "
         f"{len(fleet.backups)} backup policies)"

@@ -4,12 +4,15 @@ ports. Read-only on both hosts."""
 
 from __future__ import annotations
 
+import contextlib
 import shlex
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from reconciler.ssh.remote import run_remote
 from state.models import Fleet, HttpCheck, TcpCheck
+from state.repository import is_ip
 
 WITNESS_TIMEOUT_S = 10.0
 PROBE = (
@@ -64,3 +67,31 @@ def ask_backup(fleet: Fleet) -> Witness:
         return Witness(True, True, f"backup reaches {primary.address} on port(s) {' '.join(seen)}")
     tried = " ".join(map(str, ports))
     return Witness(True, False, f"backup cannot reach {primary.address} on port(s) {tried}")
+
+
+def is_local_address(address: str) -> bool:
+    """Whether this machine owns `address` (an IP literal): binding to it succeeds only
+    then. Nothing is sent, and names are not resolved."""
+    if address in ("localhost", "::1") or address.startswith("127."):
+        return True
+    if not is_ip(address):
+        return False
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.bind((address, 0))
+        return True
+    return False
+
+
+def witness_warning(fleet: Fleet) -> str | None:
+    """A warning when this controller runs on the primary or the backup: then it is no
+    witness, and a partition that cuts it off with one of them decides wrongly."""
+    if fleet.failover is None:
+        return None
+    for role, name in (("primary", fleet.failover.primary), ("backup", fleet.failover.backup)):
+        if is_local_address(fleet.hosts[name].address):
+            return (
+                f"this controller is the failover {role} {name} ({fleet.hosts[name].address}): "
+                "run it on a third machine, or it is no witness (README, Failover)"
+            )
+    return None

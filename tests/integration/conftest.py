@@ -19,6 +19,7 @@ from tests.fleet import lab as fleet_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDINS = ROOT / "tests" / "standins"
+DB = "/root/agent/metrics.db"  # the failover agent's SQLite rows
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,53 @@ services:
 models:
   - {{service: ollama, present: ["qwen2.5:1.5b", "llama3.2:3b"]}}
 {extra}"""
+
+
+def failover_spec(
+    lab: fleet_lab.Lab, rpo: str = "1h", interval: str = "60s", paths: str = "[]"
+) -> str:
+    """h1 (primary) runs an agent writing SQLite rows every 0.5 s, backed up to h2, which
+    takes over after a 20 s grace; the lease lapses after 14 s."""
+    h1, h2 = lab.host("h1").address, lab.host("h2").address
+    ssh = f"ssh_key: {lab.ssh_key}, ssh_known_hosts: {lab.known_hosts}"
+    return f"""\
+version: 1
+hosts:
+  h1: {{address: {h1}, {ssh}, role: primary}}
+  h2: {{address: {h2}, {ssh}, role: backup}}
+services:
+  agent:
+    host: h1
+    install: {{kind: file, source: {STANDINS}/agent_standin.py, sha256: {_sha("agent_standin.py")}, dest: /usr/local/bin/agent}}
+    unit:
+      description: test agent
+      exec_start: /usr/bin/python3 /usr/local/bin/agent --name a --log /var/log/agent.log --interval 0.5 --metrics-db {DB}
+      restart: always
+      restart_sec: 1s
+    health:
+      - {{kind: systemd}}
+    rto: 30s
+backups:
+  agentdata:
+    host: h1
+    sqlite: [{DB}]
+    paths: {paths}
+    schedule: hourly
+    retention: {{keep_within: 30d}}
+    rpo: {rpo}
+    repository: sftp:root@h2:/srv/restic/h1
+    password: env:RESTIC_PASSWORD
+    init: true
+failover:
+  primary: h1
+  backup: h2
+  services: [agent]
+  grace: 20s
+  fence_after: 14s
+reconciler:
+  interval: {interval}
+  probe_interval: 2s
+"""
 
 
 @pytest.fixture

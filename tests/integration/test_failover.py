@@ -20,52 +20,9 @@ import pytest
 
 from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
-from tests.integration.conftest import STANDINS, _sha, run_reconcile, start_reconcile
+from tests.integration.conftest import DB, failover_spec, run_reconcile, start_reconcile
 
 PASSWORD = "failover-test-only"
-DB = "/root/agent/metrics.db"
-
-
-def failover_spec(lab: fleet_lab.Lab, rpo: str = "1h", interval: str = "60s") -> str:
-    h1, h2 = lab.host("h1").address, lab.host("h2").address
-    ssh = f"ssh_key: {lab.ssh_key}, ssh_known_hosts: {lab.known_hosts}"
-    return f"""\
-version: 1
-hosts:
-  h1: {{address: {h1}, {ssh}, role: primary}}
-  h2: {{address: {h2}, {ssh}, role: backup}}
-services:
-  agent:
-    host: h1
-    install: {{kind: file, source: {STANDINS}/agent_standin.py, sha256: {_sha("agent_standin.py")}, dest: /usr/local/bin/agent}}
-    unit:
-      description: test agent
-      exec_start: /usr/bin/python3 /usr/local/bin/agent --name a --log /var/log/agent.log --interval 0.5 --metrics-db {DB}
-      restart: always
-      restart_sec: 1s
-    health:
-      - {{kind: systemd}}
-    rto: 30s
-backups:
-  agentdata:
-    host: h1
-    sqlite: [{DB}]
-    schedule: hourly
-    retention: {{keep_within: 30d}}
-    rpo: {rpo}
-    repository: sftp:root@h2:/srv/restic/h1
-    password: env:RESTIC_PASSWORD
-    init: true
-failover:
-  primary: h1
-  backup: h2
-  services: [agent]
-  grace: 20s
-  fence_after: 14s
-reconciler:
-  interval: {interval}
-  probe_interval: 2s
-"""
 
 
 @pytest.fixture

@@ -102,3 +102,13 @@ def test_snapshot_epoch_tag() -> None:
     assert snapshot_epoch(("db", "epoch-12")) == 12
     assert snapshot_epoch(("db",)) == 0
     assert snapshot_epoch(("epoch-x",)) == 0
+
+
+def test_validate_warns_when_the_controller_is_one_of_the_pair() -> None:
+    from reconciler.observe.witness import is_local_address, witness_warning
+
+    assert is_local_address("127.0.0.1") and not is_local_address("192.0.2.55")
+    local = load_text(SPEC.replace("198.18.0.11", "127.0.0.1")).written
+    warning = witness_warning(local)
+    assert warning is not None and "failover primary kimi" in warning
+    assert witness_warning(load_text(SPEC).written) is None

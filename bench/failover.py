@@ -1,0 +1,210 @@
+"""Benchmark: failover of a primary that is cut off, on real hosts, against the grace.
+
+Boots 2 hosts (h1 primary, h2 backup; this machine is the controller and witness) with
+the integration tests' failover spec (grace 20 s, fence_after 14 s, probes every 2 s)
+plus --size-mb of data in the backup policy. Each run: converge, snapshot, start
+`reconcile watch`, flap h1's link once (down 8 s: must not fail over), then cut it and
+wait for the agent on h2. Prints per run and as medians:
+
+- detection overhead: promotion start minus (cut + grace);
+- fence-to-promote gap: h1's ActiveExit to h2's ActiveEnter (the hosts' own systemd);
+- restore time of the data, against the plain `restic restore` CLI of the same
+  snapshot on the controller (the peer, measured in the same run);
+- total unavailability: the cut to the agent active on h2;
+- data loss: stated (the snapshot's age at the loss) against measured (the SQLite rows
+  missing on h2 that h1 wrote before the loss);
+- two copies at once: h2's start before h1's stop, counted (must be 0).
+
+Bounded: --runs runs (default 3), each watch at most 200 s.
+
+    .venv/bin/python -m bench.failover [--runs 3] [--size-mb 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from bench.timing import timed
+from reconciler.store.journal import Journal
+from tests.fleet import lab as fleet_lab
+from tests.integration.conftest import DB, failover_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "bench-only-restic-password"
+GRACE_S = 20.0
+
+
+def reconcile(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"reconcile {args[:2]} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def active(lab: fleet_lab.Lab, host: str) -> bool:
+    return fleet_lab.ssh(lab, host, "systemctl is-active agent", check=False).strip() == "active"
+
+
+def monotonic_us(lab: fleet_lab.Lab, host: str, prop: str) -> int:
+    return int(fleet_lab.ssh(lab, host, f"systemctl show -P {prop} agent").strip() or 0)
+
+
+def rows(lab: fleet_lab.Lab, host: str) -> list[str]:
+    dump = (
+        "import sqlite3,sys; print('\\n'.join(r[0] for r in sqlite3.connect(sys.argv[1])"
+        ".execute('SELECT at FROM heartbeats ORDER BY at')))"
+    )
+    return fleet_lab.ssh(lab, host, f'python3 -c "{dump}" {DB}').split()
+
+
+def reset(lab: fleet_lab.Lab) -> None:
+    for host in ("h1", "h2"):
+        fleet_lab.restore_link(lab, host)
+        fleet_lab.ssh(
+            lab,
+            host,
+            "systemctl stop agent 2>/dev/null; systemctl reset-failed agent 2>/dev/null; "
+            "rm -rf /var/lib/fleet-reconciler/fence /root/agent; true",
+        )
+
+
+def one_run(lab: fleet_lab.Lab, tmp: Path, env: dict[str, str]) -> dict[str, float]:
+    reset(lab)
+    spec, journal_path = tmp / "fleet.yaml", tmp / "journal.db"
+    journal_path.unlink(missing_ok=True)
+    spec.write_text(failover_spec(lab, paths="[/srv/data]"))
+    reconcile("--yes", str(spec), "--journal", str(journal_path), env=env)
+    watch = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler.cli",
+            "watch",
+            str(spec),
+            "--journal",
+            str(journal_path),
+            "--max-seconds",
+            "200",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(4)
+        fleet_lab.cut_link(lab, "h1")  # a flap: shorter than the grace
+        time.sleep(8)
+        fleet_lab.restore_link(lab, "h1")
+        time.sleep(12)
+        if active(lab, "h2"):
+            raise SystemExit("a flap failed over")
+        cut = time.time()
+        fleet_lab.cut_link(lab, "h1")
+        deadline = time.monotonic() + 150
+        while not active(lab, "h2"):
+            if time.monotonic() > deadline:
+                raise SystemExit("no failover within 150 s")
+            time.sleep(0.2)
+        up = time.time()
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        watch.wait(timeout=120)
+        fleet_lab.restore_link(lab, "h1")
+    journal = Journal(journal_path)
+    event = journal.events(kind="failover")[0]
+    started = journal.db.execute(
+        "SELECT started FROM runs WHERE mode = 'failover' ORDER BY started DESC LIMIT 1"
+    ).fetchone()[0]
+    restore = journal.db.execute(
+        "SELECT detail FROM results WHERE step LIKE 'restore agentdata%' ORDER BY at DESC"
+    ).fetchone()[0]
+    exited = monotonic_us(lab, "h1", "ActiveExitTimestampMonotonic")
+    entered = monotonic_us(lab, "h2", "ActiveEnterTimestampMonotonic")
+    lost_at = event.context["lost_at"]
+    primary, backup = rows(lab, "h1"), set(rows(lab, "h2"))
+    restored = [r for r in primary if r in backup]
+    measured = lost_at - datetime.fromisoformat(restored[-1]).timestamp()
+    snapshot = event.context["losses"]["agentdata"]["snapshot"]
+    with tempfile.TemporaryDirectory() as scratch:
+        peer = timed(
+            [
+                "restic",
+                "-r",
+                f"sftp:root@{lab.host('h2').address}:/srv/restic/h1",
+                "-o",
+                f"sftp.command=ssh -i {lab.ssh_key} -o UserKnownHostsFile={lab.known_hosts} "
+                f"-o BatchMode=yes root@{lab.host('h2').address} -s sftp",
+                "restore",
+                snapshot,
+                "--target",
+                scratch,
+            ],
+            env={**env, "RESTIC_PASSWORD": PASSWORD},
+        )
+    return {
+        "detection_overhead_s": started - (cut + GRACE_S),
+        "fence_gap_s": (entered - exited) / 1e6,
+        "restore_s": float(restore.split(" in ")[-1].rstrip("s")),
+        "restic_restore_s": peer,
+        "unavailable_s": up - cut,
+        "stated_loss_s": float(event.context["losses"]["agentdata"]["seconds"]),
+        "measured_loss_s": measured,
+        "two_copies": float(entered <= exited),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--size-mb", type=int, default=100)
+    args = parser.parse_args()
+    env = {**os.environ, "RESTIC_PASSWORD": PASSWORD}
+    lab = fleet_lab.up(["h1", "h2"], prefix="bench")
+    try:
+        fleet_lab.ssh(
+            lab,
+            "h1",
+            f"mkdir -p /srv/data && head -c {args.size_mb}M /dev/urandom > /srv/data/blob",
+        )
+        results = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(args.runs):
+                figures = one_run(lab, Path(tmp), env)
+                results.append(figures)
+                print(f"run {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
+        print(f"\nmedians over {args.runs} run(s), {args.size_mb} MiB of data, grace {GRACE_S:g}s:")
+        for key in results[0]:
+            values = [r[key] for r in results]
+            print(
+                f"  {key:<22} {statistics.median(values):8.2f}  (min {min(values):.2f}, "
+                f"max {max(values):.2f})"
+            )
+        ratio = statistics.median(r["restore_s"] / r["restic_restore_s"] for r in results)
+        print(f"  restore vs plain restic restore: {ratio:.2f}x")
+        print(f"  two copies at once: {int(sum(r['two_copies'] for r in results))} of {args.runs}")
+        promotion = statistics.median(r["unavailable_s"] - GRACE_S for r in results)
+        print(f"  promotion after the grace: {promotion:.1f}s (goal: under 15 s)")
+    finally:
+        fleet_lab.down("bench")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
