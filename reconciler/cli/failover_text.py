@@ -50,7 +50,7 @@ def render_failover(failover: Failover, state: FailoverState, verdict: Verdict) 
             f"  ! a {state.move.kind} to {state.move.target} is under way (step {state.move.step})"
         )
     for row in placement_rows(failover, state):
-        since = f", since {duration(now - row['since'])} ago" if row["since"] else ""
+        since = f" for {duration(now - row['since'])}" if row["since"] else ""
         where = row["current_host"]
         moved = "" if where == row["desired_host"] else f" (desired {row['desired_host']})"
         out.append(f"  {row['service']:<20} on {where}{moved}{since}: {row['why']}")

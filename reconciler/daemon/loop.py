@@ -167,12 +167,15 @@ class WatchLoop:
         except ReconcileError as exc:
             self.report(f"probe pass failed: {exc}")
             return
+        counting: set[str] = set()  # a primary under the failover clock is not healed
         if (mover := self._mover()) is not None:
             try:
                 with hosts_lock(
                     self.journal.path.parent, loaded.fleet, PASS_LOCK_TIMEOUT_S, self.report
                 ):
-                    tick(mover, observed)
+                    verdict = tick(mover, observed)
+                if verdict.action in ("countdown", "blocked", "held", "failed_over"):
+                    counting.add(mover.failover.primary)
             except LockHeld as exc:
                 self.report(f"failover pass skipped: {exc}")
             loaded = self._placed()
@@ -186,6 +189,7 @@ class WatchLoop:
             if state and not state.error and set(model_set.present) - set(state.present):
                 drifted.add(loaded.fleet.services[model_set.service].host)
         self.status.last_pass, self.status.last_kind = time.time(), "probe"
+        drifted -= {h for h in counting if not observed.hosts[h].reachable}
         if drifted:
             self.report(f"probe: drift on {', '.join(sorted(drifted))}; reconciling")
             self._pass("heal", sorted(drifted))

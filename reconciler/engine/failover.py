@@ -72,7 +72,7 @@ def assess(failover: Failover, state: FailoverState, seen: Sighting, now: float)
             f"{failover.primary}; it stops its own copies after fence_after)",
             fresh,
         )
-    down_since = state.down_since if state.down_since is not None else now
+    down_since = _outage_start(failover, state, now)
     fresh = state.model_copy(update={"down_since": down_since})
     down = now - down_since
     if state.held:
@@ -93,8 +93,22 @@ def assess(failover: Failover, state: FailoverState, seen: Sighting, now: float)
     )
 
 
+def _outage_start(failover: Failover, state: FailoverState, now: float) -> float:
+    """When the primary was last known up: the last contact, if it is recent (a failed
+    sighting takes a connect timeout to notice), else now (this controller did not
+    watch the outage, after a restart, so it watches a whole grace itself)."""
+    if state.down_since is not None:
+        return state.down_since
+    if (
+        state.last_contact is not None
+        and now - state.last_contact <= failover.grace.total_seconds()
+    ):
+        return state.last_contact
+    return now
+
+
 def _failed_over(failover: Failover, state: FailoverState, seen: Sighting, now: float) -> Verdict:
-    since = f" since {duration(now - state.since)} ago" if state.since else ""
+    since = f" for {duration(now - state.since)}" if state.since else ""
     head = (
         f"failed over: {', '.join(failover.services)} run on {state.placement.active}{since}, "
         f"epoch {state.placement.epoch}"
