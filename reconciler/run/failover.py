@@ -30,7 +30,7 @@ import httpx
 
 from backups.restic_repo import Snapshot
 from reconciler.apply.context import ProgressReport, Report, no_progress
-from reconciler.apply.fence import set_lease, stop_units
+from reconciler.apply.failover_steps import final_backup, set_lease, stop_units
 from reconciler.backup.in_place import (
     Restored,
     newest_snapshot,
@@ -49,7 +49,6 @@ from reconciler.run.once import plan_once
 from reconciler.ssh.remote import run_remote
 from reconciler.store.failover import FailoverState, FailoverStore, Move
 from reconciler.store.journal import Journal
-from state.layout import backup_path, backup_unit
 from state.load import LoadedFleet
 from state.models import Failover
 from state.placement import Placement, data_policies
@@ -400,11 +399,7 @@ def _restore(mover: Mover, run_id: str, name: str, snapshot: Snapshot, host: str
 
 def _final_backup(mover: Mover, run_id: str, host: str, name: str) -> Snapshot:
     """Run the policy's backup unit on `host` now; the snapshot it took."""
-    remote = run_remote(
-        mover.loaded.written.hosts[host],
-        f"systemctl start -- {backup_unit(name)}.service && cat -- {backup_path(name, 'last')}",
-        BACKUP_TIMEOUT_S,
-    )
+    remote = final_backup(mover.loaded.written.hosts[host], name, BACKUP_TIMEOUT_S)
     _step(mover, run_id, host, f"final backup {name}", remote.ok, remote.error)
     if not remote.ok or not remote.stdout.split():
         raise MoveFailed(f"final backup {name} on {host} failed: {remote.error}")

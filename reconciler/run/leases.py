@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from reconciler.apply.fence import set_lease
+from reconciler.apply.failover_steps import set_lease
 from reconciler.store.failover import FailoverStore
 from reconciler.store.journal import Journal
 from state.load import LoadedFleet

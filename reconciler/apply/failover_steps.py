@@ -1,9 +1,11 @@
-"""Writing leases on hosts (state.fence): renew on the active host, revoke elsewhere."""
+"""What failover changes on hosts: leases (state.fence), stopping the services at a
+move's source, and the final backup there."""
 
 from __future__ import annotations
 
 from reconciler.ssh.remote import Remote, run_remote
 from state.fence import lease_command
+from state.layout import backup_path, backup_unit
 from state.models import Host
 
 LEASE_TIMEOUT_S = 8.0
@@ -18,3 +20,12 @@ def set_lease(host: Host, epoch: int, seconds: int) -> Remote:
 def stop_units(host: Host, units: list[str], timeout: float = 120.0) -> Remote:
     """Stop `units` on `host` and wait for them to be down."""
     return run_remote(host, "systemctl stop -- " + " ".join(units), timeout)
+
+
+def final_backup(host: Host, policy: str, timeout: float) -> Remote:
+    """Run `policy`'s backup unit on `host` and wait; stdout is its `.last` record
+    (snapshot ID and time)."""
+    command = (
+        f"systemctl start -- {backup_unit(policy)}.service && cat -- {backup_path(policy, 'last')}"
+    )
+    return run_remote(host, command, timeout)
