@@ -36,7 +36,12 @@ from pathlib import Path
 from bench.timing import timed
 from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
-from tests.integration.conftest import DB, failover_spec
+from tests.integration.conftest import (
+    agent_rows,
+    failover_spec,
+    reset_failover_pair,
+    start_reconcile,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "bench-only-restic-password"
@@ -65,47 +70,14 @@ def monotonic_us(lab: fleet_lab.Lab, host: str, prop: str) -> int:
     return int(fleet_lab.ssh(lab, host, f"systemctl show -P {prop} agent").strip() or 0)
 
 
-def rows(lab: fleet_lab.Lab, host: str) -> list[str]:
-    dump = (
-        "import sqlite3,sys; print('\\n'.join(r[0] for r in sqlite3.connect(sys.argv[1])"
-        ".execute('SELECT at FROM heartbeats ORDER BY at')))"
-    )
-    return fleet_lab.ssh(lab, host, f'python3 -c "{dump}" {DB}').split()
-
-
-def reset(lab: fleet_lab.Lab) -> None:
-    for host in ("h1", "h2"):
-        fleet_lab.restore_link(lab, host)
-        fleet_lab.ssh(
-            lab,
-            host,
-            "systemctl stop agent 2>/dev/null; systemctl reset-failed agent 2>/dev/null; "
-            "rm -rf /var/lib/fleet-reconciler/fence /root/agent; true",
-        )
-
-
 def one_run(lab: fleet_lab.Lab, tmp: Path, env: dict[str, str]) -> dict[str, float]:
-    reset(lab)
+    reset_failover_pair(lab)
     spec, journal_path = tmp / "fleet.yaml", tmp / "journal.db"
     journal_path.unlink(missing_ok=True)
     spec.write_text(failover_spec(lab, paths="[/srv/data]"))
     reconcile("--yes", str(spec), "--journal", str(journal_path), env=env)
-    watch = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler.cli",
-            "watch",
-            str(spec),
-            "--journal",
-            str(journal_path),
-            "--max-seconds",
-            "200",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    watch = start_reconcile(
+        "watch", str(spec), "--journal", str(journal_path), "--max-seconds", "200", env=env
     )
     try:
         time.sleep(4)
@@ -138,7 +110,7 @@ def one_run(lab: fleet_lab.Lab, tmp: Path, env: dict[str, str]) -> dict[str, flo
     exited = monotonic_us(lab, "h1", "ActiveExitTimestampMonotonic")
     entered = monotonic_us(lab, "h2", "ActiveEnterTimestampMonotonic")
     lost_at = event.context["lost_at"]
-    primary, backup = rows(lab, "h1"), set(rows(lab, "h2"))
+    primary, backup = agent_rows(lab, "h1"), set(agent_rows(lab, "h2"))
     restored = [r for r in primary if r in backup]
     measured = lost_at - datetime.fromisoformat(restored[-1]).timestamp()
     snapshot = event.context["losses"]["agentdata"]["snapshot"]

@@ -124,28 +124,12 @@ def _failover(fleet: Fleet) -> Iterator[Found]:
     yield from _host_problem(fleet, ("failover", "backup"), failover.backup)
     if failover.primary == failover.backup:
         yield ("failover", "backup"), "must differ from failover.primary"
-    for i, name in enumerate(failover.services):
-        service = fleet.services.get(name)
-        if service is None:
-            yield ("failover", "services", i), f"unknown service '{name}'"
-        elif service.host != failover.primary:
-            yield (
-                ("failover", "services", i),
-                (
-                    f"service '{name}' runs on '{service.host}', not on the primary "
-                    f"'{failover.primary}'"
-                ),
-            )
-    for i, name in enumerate(failover.data or ()):
-        policy = fleet.backups.get(name)
-        if policy is None:
-            yield ("failover", "data", i), f"unknown backup policy '{name}'"
-        elif policy.host != failover.primary:
-            yield (
-                ("failover", "data", i),
-                f"backup policy '{name}' backs up '{policy.host}', not the primary "
-                f"'{failover.primary}'",
-            )
+    hosts = {n: s.host for n, s in fleet.services.items()}
+    yield from _on_primary(("failover", "services"), failover.services, hosts, "service", failover)
+    policies = {n: p.host for n, p in fleet.backups.items()}
+    yield from _on_primary(
+        ("failover", "data"), failover.data or [], policies, "backup policy", failover
+    )
     if failover.fence_after + FENCE_MARGIN > failover.grace:
         yield (
             ("failover", "fence_after"),
@@ -157,6 +141,20 @@ def _failover(fleet: Fleet) -> Iterator[Found]:
         if name.startswith("fleet-guard-"):
             yield ("services", name), "names starting 'fleet-guard-' are the failover guard's"
     yield from _collisions_on_backup(fleet, failover)
+
+
+def _on_primary(
+    path: tuple[str, str], names: list[str], hosts: dict[str, str], what: str, failover: Failover
+) -> Iterator[Found]:
+    """Every name must exist, and be on the primary."""
+    for i, name in enumerate(names):
+        if name not in hosts:
+            yield (*path, i), f"unknown {what} '{name}'"
+        elif hosts[name] != failover.primary:
+            yield (
+                (*path, i),
+                f"{what} '{name}' is on '{hosts[name]}', not on the primary '{failover.primary}'",
+            )
 
 
 def _seconds(value: timedelta) -> str:

@@ -320,8 +320,7 @@ class Failover(Spec):
     fence_after: Duration = Field(
         timedelta(minutes=4),
         description="The primary stops the services by itself when the controller has not "
-        "renewed its lease for this long; at least 5s shorter than grace.",
-        examples=["4m"],
+        "renewed its lease for this long (e.g. 4m); at least 5s shorter than grace.",
     )
     failback: Literal["manual", "automatic"] = Field(
         "manual",

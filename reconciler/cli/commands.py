@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     import httpx
 
     from reconciler.run.failover import Mover
-    from reconciler.store.confirmations import Confirmations
     from reconciler.store.journal import Journal
     from state.load import LoadedFleet
 
@@ -47,9 +46,10 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProces
     from reconciler.engine.plan import plan_to_json
     from reconciler.run.failover import placed, review
     from reconciler.run.once import plan_once
+    from reconciler.store.confirmations import Confirmations
 
-    confirmations = _confirmations(args.journal)
-    journal = confirmations.journal if confirmations is not None else None
+    journal = _readable_journal(args.journal)
+    confirmations = Confirmations(journal) if journal is not None else None
     if journal is not None:
         loaded = placed(loaded, journal)
     with httpx.Client(trust_env=False) as client:
@@ -121,16 +121,15 @@ def _mover(loaded: LoadedFleet, journal: Journal, client: httpx.Client) -> Mover
     return Mover(loaded, journal, client, bus, report, show_progress)
 
 
-def _confirmations(journal_path: Path) -> Confirmations | None:
-    """The journal's snapshot confirmations, when this user may open the journal: a
-    reviewer's dry run works without it (it then lists every repository)."""
+def _readable_journal(journal_path: Path) -> Journal | None:
+    """The journal, when this user may open it: a reviewer's dry run works without it
+    (it then lists every repository, and shows the failover state as home)."""
     import sqlite3
 
-    from reconciler.store.confirmations import Confirmations
     from reconciler.store.journal import Journal
 
     try:
-        return Confirmations(Journal(journal_path))
+        return Journal(journal_path)
     except (OSError, sqlite3.Error):
         return None
 

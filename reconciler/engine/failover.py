@@ -55,22 +55,17 @@ def assess(failover: Failover, state: FailoverState, seen: Sighting, now: float)
         fresh = state.model_copy(update={"down_since": None, "last_contact": now, "held": None})
         return Verdict("steady", "", fresh)
     if not seen.backup_reached:
-        fresh = state.model_copy(update={"down_since": None})
-        return Verdict(
-            "blocked",
-            f"! failover {failover.primary} unreachable, and so is the backup "
-            f"{failover.backup}: the controller may be the one cut off; nothing moves "
-            f"({seen.detail})",
-            fresh,
+        return _blocked(
+            state,
+            f"{failover.primary} unreachable, and so is the backup {failover.backup}: the "
+            f"controller may be the one cut off; nothing moves ({seen.detail})",
         )
     if seen.backup_sees_primary:
-        fresh = state.model_copy(update={"down_since": None})
-        return Verdict(
-            "blocked",
-            f"! failover the controller cannot reach {failover.primary}, but "
-            f"{failover.backup} can: no failover (a partition between the controller and "
-            f"{failover.primary}; it stops its own copies after fence_after)",
-            fresh,
+        return _blocked(
+            state,
+            f"the controller cannot reach {failover.primary}, but {failover.backup} can: no "
+            f"failover (a partition between the controller and {failover.primary}; it stops "
+            "its own copies after fence_after)",
         )
     down_since = _outage_start(failover, state, now)
     fresh = state.model_copy(update={"down_since": down_since})
@@ -91,6 +86,11 @@ def assess(failover: Failover, state: FailoverState, seen: Sighting, now: float)
         f"{moving} move to {failover.backup} now",
         fresh,
     )
+
+
+def _blocked(state: FailoverState, why: str) -> Verdict:
+    """Nothing moves, and the clock starts over: the outage is not confirmed."""
+    return Verdict("blocked", f"! failover {why}", state.model_copy(update={"down_since": None}))
 
 
 def _outage_start(failover: Failover, state: FailoverState, now: float) -> float:

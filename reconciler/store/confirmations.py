@@ -35,7 +35,6 @@ class Confirmations:
     """Confirmations kept in the journal's database, per policy and repository."""
 
     def __init__(self, journal: Journal) -> None:
-        self.journal = journal
         self.db = journal.db
         self.db.executescript(SCHEMA)
 

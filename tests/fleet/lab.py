@@ -275,31 +275,17 @@ def restore_link(lab: Lab, name: str) -> None:
 def drop_route(lab: Lab, name: str, address: str) -> None:
     """A one-sided partition: `name` can no longer answer `address` (the controller is the
     lab's gateway address); its other links still work."""
-    _run(
-        "ip",
-        "netns",
-        "exec",
-        lab.host(name).netns,
-        "ip",
-        "route",
-        "add",
-        "blackhole",
-        f"{address}/32",
-    )
+    _route(lab, name, "add", address)
 
 
 def restore_route(lab: Lab, name: str, address: str) -> None:
+    _route(lab, name, "del", address, check=False)
+
+
+def _route(lab: Lab, name: str, verb: str, address: str, check: bool = True) -> None:
+    netns = lab.host(name).netns
     _run(
-        "ip",
-        "netns",
-        "exec",
-        lab.host(name).netns,
-        "ip",
-        "route",
-        "del",
-        "blackhole",
-        f"{address}/32",
-        check=False,
+        "ip", "netns", "exec", netns, "ip", "route", verb, "blackhole", f"{address}/32", check=check
     )
 
 

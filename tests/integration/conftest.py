@@ -38,10 +38,11 @@ def _sha(name: str) -> str:
     return hashlib.sha256((STANDINS / name).read_bytes()).hexdigest()
 
 
-def lab_spec(lab: fleet_lab.Lab, extra: str = "") -> str:
-    """A two-host spec for the lab: an agent with a config file on h1, Ollama with models on h2."""
+def _hosts_and_agent(lab: fleet_lab.Lab) -> str:
+    """The lab's two hosts, and the start of an `agent` service on h1 (its install)."""
     h1, h2 = lab.host("h1").address, lab.host("h2").address
     ssh = f"ssh_key: {lab.ssh_key}, ssh_known_hosts: {lab.known_hosts}"
+    source = f"{STANDINS}/agent_standin.py"
     return f"""\
 version: 1
 hosts:
@@ -50,7 +51,13 @@ hosts:
 services:
   agent:
     host: h1
-    install: {{kind: file, source: {STANDINS}/agent_standin.py, sha256: {_sha("agent_standin.py")}, dest: /usr/local/bin/agent}}
+    install: {{kind: file, source: {source}, sha256: {_sha("agent_standin.py")}, dest: /usr/local/bin/agent}}"""
+
+
+def lab_spec(lab: fleet_lab.Lab, extra: str = "") -> str:
+    """A two-host spec for the lab: an agent with a config file on h1, Ollama with models on h2."""
+    return f"""\
+{_hosts_and_agent(lab)}
     unit:
       description: test agent
       exec_start: /usr/bin/python3 /usr/local/bin/agent --name a --log /var/log/agent.log --interval 1
@@ -80,17 +87,8 @@ def failover_spec(
 ) -> str:
     """h1 (primary) runs an agent writing SQLite rows every 0.5 s, backed up to h2, which
     takes over after a 20 s grace; the lease lapses after 14 s."""
-    h1, h2 = lab.host("h1").address, lab.host("h2").address
-    ssh = f"ssh_key: {lab.ssh_key}, ssh_known_hosts: {lab.known_hosts}"
     return f"""\
-version: 1
-hosts:
-  h1: {{address: {h1}, {ssh}, role: primary}}
-  h2: {{address: {h2}, {ssh}, role: backup}}
-services:
-  agent:
-    host: h1
-    install: {{kind: file, source: {STANDINS}/agent_standin.py, sha256: {_sha("agent_standin.py")}, dest: /usr/local/bin/agent}}
+{_hosts_and_agent(lab)}
     unit:
       description: test agent
       exec_start: /usr/bin/python3 /usr/local/bin/agent --name a --log /var/log/agent.log --interval 0.5 --metrics-db {DB}
@@ -122,6 +120,29 @@ reconciler:
 """
 
 
+def agent_rows(lab: fleet_lab.Lab, host: str) -> list[str]:
+    """The failover agent's heartbeat rows on `host`, oldest first (ISO times)."""
+    dump = (
+        "import sqlite3,sys; print('\\n'.join(r[0] for r in sqlite3.connect(sys.argv[1])"
+        ".execute('SELECT at FROM heartbeats ORDER BY at')))"
+    )
+    return fleet_lab.ssh(lab, host, f'python3 -c "{dump}" {DB}').split()
+
+
+def reset_failover_pair(lab: fleet_lab.Lab) -> None:
+    """Links up, the agent stopped, its data and the hosts' epochs gone: a new controller
+    with a new journal would otherwise be refused by the fencing token."""
+    for host in ("h1", "h2"):
+        fleet_lab.restore_link(lab, host)
+        fleet_lab.restore_route(lab, host, lab.gateway)
+        fleet_lab.ssh(
+            lab,
+            host,
+            "systemctl stop agent 2>/dev/null; systemctl reset-failed agent 2>/dev/null; "
+            "rm -rf /var/lib/fleet-reconciler/fence /root/agent; true",
+        )
+
+
 @pytest.fixture
 def spec_file(lab: fleet_lab.Lab, tmp_path: Path) -> Path:
     path = tmp_path / "fleet.yaml"
@@ -146,12 +167,15 @@ def run_reconcile(
     return done
 
 
-def start_reconcile(*args: str, capture: bool = False) -> subprocess.Popen[str]:
+def start_reconcile(
+    *args: str, capture: bool = False, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """`reconcile ARGS` started in the background, for tests that act while it runs."""
     output = subprocess.PIPE if capture else subprocess.DEVNULL
     return subprocess.Popen(
         [sys.executable, "-m", "reconciler.cli", *args],
         cwd=ROOT,
+        env=env,
         stdout=output,
         stderr=output,
         text=True,

@@ -14,31 +14,29 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
-from tests.integration.conftest import DB, failover_spec, run_reconcile, start_reconcile
+from tests.integration.conftest import (
+    agent_rows,
+    failover_spec,
+    reset_failover_pair,
+    run_reconcile,
+    start_reconcile,
+)
 
 PASSWORD = "failover-test-only"
 
 
 @pytest.fixture
 def pair(lab: fleet_lab.Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A converged pair with a fresh journal: hosts forget earlier tests' epochs (a new
-    controller with a new journal would otherwise be refused by the fencing token)."""
+    """A converged pair with a fresh journal (and hosts that forgot earlier epochs)."""
     monkeypatch.setenv("RESTIC_PASSWORD", PASSWORD)
-    for host in ("h1", "h2"):
-        fleet_lab.restore_link(lab, host)
-        fleet_lab.restore_route(lab, host, lab.gateway)
-        fleet_lab.ssh(
-            lab,
-            host,
-            "systemctl stop agent 2>/dev/null; systemctl reset-failed agent 2>/dev/null; "
-            "rm -rf /var/lib/fleet-reconciler/fence /root/agent; true",
-        )
+    reset_failover_pair(lab)
     spec = tmp_path / "fleet.yaml"
     spec.write_text(failover_spec(lab))
     done = run_reconcile("--yes", str(spec), "--journal", str(journal_path(spec)))
@@ -61,11 +59,6 @@ def active(lab: fleet_lab.Lab, host: str, unit: str) -> bool:
 
 def monotonic_us(lab: fleet_lab.Lab, host: str, unit: str, prop: str) -> int:
     return int(fleet_lab.ssh(lab, host, f"systemctl show -P {prop} {unit}").strip() or 0)
-
-
-def rows(lab: fleet_lab.Lab, host: str) -> list[str]:
-    dump = "import sqlite3,sys; print('\\n'.join(r[0] for r in sqlite3.connect(sys.argv[1]).execute('SELECT at FROM heartbeats ORDER BY at')))"
-    return fleet_lab.ssh(lab, host, f'python3 -c "{dump}" {DB}').split()
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> float:
@@ -134,11 +127,10 @@ def test_cut_primary_fails_over_with_its_data_fenced_then_fails_back_with_zero_l
     # Data: h2 holds h1's rows up to the snapshot; the stated loss is what is missing.
     event = Journal(journal_path(spec)).events(kind="failover")[0]
     figures = event.context["losses"]["agentdata"]
-    primary_rows, backup_rows = rows(lab, "h1"), set(rows(lab, "h2"))
+    primary_rows, backup_rows = agent_rows(lab, "h1"), set(agent_rows(lab, "h2"))
     restored = [r for r in primary_rows if r in backup_rows]
     assert restored and restored == primary_rows[: len(restored)]  # a prefix: no gaps
     lost_at = event.context["lost_at"]
-    from datetime import datetime
 
     def at(row: str) -> float:
         return datetime.fromisoformat(row).timestamp()
@@ -160,9 +152,9 @@ def test_cut_primary_fails_over_with_its_data_fenced_then_fails_back_with_zero_l
         "failback", "--state", str(spec), "--journal", str(journal_path(spec)), "--yes"
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    written_on_backup = rows(lab, "h2")
+    written_on_backup = agent_rows(lab, "h2")
     assert active(lab, "h1", "agent")
-    home_rows = set(rows(lab, "h1"))
+    home_rows = set(agent_rows(lab, "h1"))
     assert set(written_on_backup) <= home_rows, "every write made on the backup came home"
     assert (
         fleet_lab.ssh(lab, "h2", "test -e /etc/systemd/system/agent.service; echo $?").strip()
@@ -267,6 +259,33 @@ def test_a_move_killed_at_any_step_ends_in_one_placement(
     assert active(lab, where, "agent") and not active(lab, other, "agent"), (point, where)
     expected = "h2" if point == "switchover:committed" else "h1"
     assert where == expected
+
+
+@pytest.mark.parametrize("point", ["failover:restored", "failover:committed"])
+def test_a_promotion_killed_midway_ends_on_the_backup(
+    lab: fleet_lab.Lab, pair: Path, point: str
+) -> None:
+    """SIGKILL `reconcile watch` inside a promotion, then start it again: before the
+    placement is recorded the move is rolled back and, the primary still gone, promoted
+    again; after, it is finished. Either way the agent ends on h2 alone."""
+    spec = pair
+    crashing = start_reconcile(
+        "watch",
+        str(spec),
+        "--journal",
+        str(journal_path(spec)),
+        "--max-seconds",
+        "120",
+        env={**os.environ, "FLEET_RECONCILER_FAILPOINT": point},
+    )
+    time.sleep(4)
+    fleet_lab.cut_link(lab, "h1")
+    assert crashing.wait(timeout=100) == -signal.SIGKILL
+    output = finish(watch(spec, 40))
+    fleet_lab.restore_link(lab, "h1")
+    assert active(lab, "h2", "agent") and not active(lab, "h1", "agent"), output
+    assert placement(spec)["active"] == "h2"
+    assert Journal(journal_path(spec)).events(kind="failover"), output
 
 
 def test_powered_off_primary_fails_over(lab: fleet_lab.Lab, pair: Path) -> None:

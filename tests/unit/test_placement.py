@@ -24,14 +24,8 @@ services:
     host: hermes
     unit: {description: web, exec_start: /bin/sleep infinity}
 backups:
-  db:
-    host: kimi
-    sqlite: [/root/db.sqlite]
-    schedule: hourly
-    retention: {keep_within: 30d}
-    rpo: 1h
-    repository: sftp:root@hermes:/srv/restic/kimi
-    password: env:RESTIC_PASSWORD
+  db: {host: kimi, sqlite: [/root/db.sqlite], schedule: hourly, retention: {keep_within: 30d},
+       rpo: 1h, repository: "sftp:root@hermes:/srv/restic/kimi", password: env:RESTIC_PASSWORD}
 failover:
   primary: kimi
   backup: hermes
