@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import TYPE_CHECKING
 
-from reconciler.cli.commands import EXIT_ERROR, EXIT_OK
+from reconciler.cli.commands import EXIT_ERROR, EXIT_OK, readable_journal
 from reconciler.cli.terminal import confirm, report
 from reconciler.errors import UsageError
 
@@ -17,9 +17,13 @@ if TYPE_CHECKING:
 def cmd_backup(args: argparse.Namespace) -> int:
     from reconciler.backup.operations import apply_retention, backup_now, list_snapshots
     from reconciler.cli.backup_text import render_snapshots
+    from reconciler.run.failover import placed
     from state.load import load_fleet
 
     loaded = load_fleet(args.state)
+    journal = readable_journal(args.journal)
+    if journal is not None:  # failed over, a moved policy runs on the backup
+        loaded = placed(loaded, journal)
     if args.action == "list":
         names = [args.policy] if args.policy else sorted(loaded.fleet.backups)
         print(render_snapshots(loaded, {n: list_snapshots(loaded, n) for n in names}), end="")

@@ -48,7 +48,7 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProces
     from reconciler.run.once import plan_once
     from reconciler.store.confirmations import Confirmations
 
-    journal = _readable_journal(args.journal)
+    journal = readable_journal(args.journal)
     confirmations = Confirmations(journal) if journal is not None else None
     if journal is not None:
         loaded = placed(loaded, journal)
@@ -121,7 +121,7 @@ def _mover(loaded: LoadedFleet, journal: Journal, client: httpx.Client) -> Mover
     return Mover(loaded, journal, client, bus, report, show_progress)
 
 
-def _readable_journal(journal_path: Path) -> Journal | None:
+def readable_journal(journal_path: Path) -> Journal | None:
     """The journal, when this user may open it: a reviewer's dry run works without it
     (it then lists every repository, and shows the failover state as home)."""
     import sqlite3
