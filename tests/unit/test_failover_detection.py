@@ -95,3 +95,24 @@ def test_automatic_failback_after_the_hold_down() -> None:
     back = assess(failover, lost_again.state, REACHED, 500.0)
     assert assess(failover, back.state, REACHED, 1099.0).action == "failed_over"
     assert assess(failover, back.state, REACHED, 1100.0).action == "failback"
+
+
+def test_plan_and_status_show_where_each_service_runs_and_why() -> None:
+    from reconciler.cli.failover_text import failover_json, render_failover
+
+    state = FailoverState(
+        placement=Placement(active="hermes", epoch=3), since=1.0, reason="kimi unreachable"
+    )
+    verdict = assess(FAILOVER, state, LOST, 100.0)
+    document = failover_json(FAILOVER, state, verdict)
+    assert document["services"][0] == {
+        "service": "timmy-agent",
+        "desired_host": "kimi",
+        "current_host": "hermes",
+        "since": 1.0,
+        "epoch": 3,
+        "why": "kimi unreachable",
+    }
+    text = render_failover(FAILOVER, state, verdict)
+    assert "timmy-agent          on hermes (desired kimi)" in text
+    assert "failed over: timmy-agent, timmy-health run on hermes for 1m39s, epoch 3" in text
