@@ -26,6 +26,7 @@ class Sighting:
     backup_reached: bool
     backup_sees_primary: bool | None = None  # None: not asked
     detail: str = ""
+    last_renewal: float | None = None  # the primary's newest lease, from any thread
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def assess(failover: Failover, state: FailoverState, seen: Sighting, now: float)
             f"failover (a partition between the controller and {failover.primary}; it stops "
             "its own copies after fence_after)",
         )
-    down_since = _outage_start(failover, state, now)
+    down_since = _outage_start(failover, state, seen, now)
     fresh = state.model_copy(update={"down_since": down_since})
     down = now - down_since
     if state.held:
@@ -93,18 +94,19 @@ def _blocked(state: FailoverState, why: str) -> Verdict:
     return Verdict("blocked", f"! failover {why}", state.model_copy(update={"down_since": None}))
 
 
-def _outage_start(failover: Failover, state: FailoverState, now: float) -> float:
+def _outage_start(failover: Failover, state: FailoverState, seen: Sighting, now: float) -> float:
     """When the primary was last known up: the last contact, if it is recent (a failed
     sighting takes a connect timeout to notice), else now (this controller did not
     watch the outage, after a restart, so it watches a whole grace itself)."""
-    if state.down_since is not None:
-        return state.down_since
-    if (
-        state.last_contact is not None
-        and now - state.last_contact <= failover.grace.total_seconds()
-    ):
-        return state.last_contact
-    return now
+    start = state.down_since
+    if start is None:
+        recent = state.last_contact is not None and (
+            now - state.last_contact <= failover.grace.total_seconds()
+        )
+        start = state.last_contact if recent and state.last_contact is not None else now
+    # A lease renewed meanwhile (the lease thread, during a long pass) runs from then on:
+    # the primary has not fenced itself before that lease lapses.
+    return max(start, seen.last_renewal) if seen.last_renewal is not None else start
 
 
 def _failed_over(failover: Failover, state: FailoverState, seen: Sighting, now: float) -> Verdict:

@@ -105,6 +105,7 @@ def sight(
     state: FailoverState,
     observed: FleetState | None,
     renew: bool,
+    renewal: float | None = None,
 ) -> Sighting:
     """This pass's view of the pair. With `renew`, the active host's lease is renewed (a
     write, so never in a dry run) and a returning fenced primary is told the epoch."""
@@ -131,7 +132,9 @@ def sight(
     if reached or active != failover.primary:
         return Sighting(primary_reached=reached, backup_reached=True)
     witness = ask_backup(fleet)
-    return Sighting(False, witness.asked, witness.asked and witness.sees_primary, witness.detail)
+    return Sighting(
+        False, witness.asked, witness.asked and witness.sees_primary, witness.detail, renewal
+    )
 
 
 def review(
@@ -155,7 +158,8 @@ def tick(mover: Mover, observed: FleetState | None = None) -> Verdict:
     if state.move is not None:
         resume(mover)
         state = store.get()
-    seen = sight(mover.loaded, mover.client, mover.report, state, observed, renew=True)
+    renewal = store.last_renewal(mover.failover.primary)
+    seen = sight(mover.loaded, mover.client, mover.report, state, observed, True, renewal)
     verdict = assess(mover.failover, state, seen, time.time())
     store.put(verdict.state)
     if verdict.action != "steady" and (verdict.action != "failed_over" or state != verdict.state):

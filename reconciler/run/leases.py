@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,10 +39,14 @@ def leases_kept(current: Callable[[], LoadedFleet | None], journal_path: Path) -
                         return
                     continue
                 seconds = failover.fence_after.total_seconds()
-                state = FailoverStore(journal, failover).get()
+                store = FailoverStore(journal, failover)
+                state = store.get()
                 if state.move is None or state.move.step == "deploy":
                     active = state.placement.active or failover.primary
-                    set_lease(loaded.written.hosts[active], state.placement.epoch, int(seconds))
+                    epoch = state.placement.epoch
+                    if set_lease(loaded.written.hosts[active], epoch, int(seconds)).ok:
+                        # The failover clock must not start before this lease runs out.
+                        store.renewed(active, time.time(), epoch)
                 if stop.wait(max(1.0, seconds / 4)):
                     return
         finally:

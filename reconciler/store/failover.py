@@ -73,3 +73,18 @@ class FailoverStore:
             " ON CONFLICT(pair) DO UPDATE SET updated = excluded.updated, data = excluded.data",
             (self.key, time.time(), state.model_dump_json()),
         )
+
+    def renewed(self, host: str, at: float, epoch: int) -> None:
+        """Record a lease renewal that `host` confirmed at `at` (after it answered)."""
+        self.journal.db.execute(
+            "INSERT INTO lease_renewals (host, renewed, epoch) VALUES (?, ?, ?)"
+            " ON CONFLICT(host) DO UPDATE SET renewed = excluded.renewed, epoch = excluded.epoch",
+            (host, at, epoch),
+        )
+
+    def last_renewal(self, host: str) -> float | None:
+        """When `host` last confirmed a lease (from any thread of this controller)."""
+        row = self.journal.db.execute(
+            "SELECT renewed FROM lease_renewals WHERE host = ?", (host,)
+        ).fetchone()
+        return float(row[0]) if row else None

@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS loop_state (
 CREATE TABLE IF NOT EXISTS failover (
     pair TEXT PRIMARY KEY, updated REAL NOT NULL, data TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS lease_renewals (
+    host TEXT PRIMARY KEY, renewed REAL NOT NULL, epoch INTEGER NOT NULL
+);
 """
 
 

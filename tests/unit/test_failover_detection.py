@@ -116,3 +116,15 @@ def test_plan_and_status_show_where_each_service_runs_and_why() -> None:
     text = render_failover(FAILOVER, state, verdict)
     assert "timmy-agent          on hermes (desired kimi)" in text
     assert "failed over: timmy-agent, timmy-health run on hermes for 1m39s, epoch 3" in text
+
+
+def test_a_lease_renewed_by_the_lease_thread_restarts_the_clock() -> None:
+    """The primary holds whatever lease it last confirmed: the grace may not run out
+    before that lease has, or the backup could start while it still runs."""
+    state = FailoverState(last_contact=1000.0)
+    first = assess(FAILOVER, state, LOST, 1005.0)
+    assert first.state.down_since == 1000.0
+    renewed = Sighting(False, True, False, "", last_renewal=1100.0)
+    later = assess(FAILOVER, first.state, renewed, 1299.0)
+    assert later.action == "countdown" and later.state.down_since == 1100.0
+    assert assess(FAILOVER, later.state, renewed, 1400.0).action == "promote"
