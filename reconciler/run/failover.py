@@ -183,8 +183,8 @@ def promote(mover: Mover, accept_data_loss: bool = False) -> FailoverState:
     state = store.get()
     if (state.placement.active or failover.primary) != failover.primary:
         raise MoveFailed(f"already failed over to {state.placement.active}")
-    lost_at = state.last_contact or state.down_since or time.time()
-    down_for = duration(time.time() - (state.down_since or lost_at))
+    lost_at = state.down_since or state.last_contact or time.time()  # last known alive
+    down_for = duration(time.time() - lost_at)
     down = f"{failover.primary} unreachable for {down_for}"
     move = _begin(mover, state, "failover", failover.primary, failover.backup, "restore", down)
     run_id = _start_run(mover, move)
