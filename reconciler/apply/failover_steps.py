@@ -14,7 +14,7 @@ LEASE_TIMEOUT_S = 8.0
 def set_lease(host: Host, epoch: int, seconds: int) -> Remote:
     """Give `host` a lease of `seconds` in `epoch` (0 seconds revokes it). The host
     refuses an epoch lower than the highest it has seen (exit 3)."""
-    return run_remote(host, lease_command(epoch, seconds), LEASE_TIMEOUT_S)
+    return run_remote(host, lease_command(epoch, seconds), LEASE_TIMEOUT_S, connect_timeout=3)
 
 
 def stop_units(host: Host, units: list[str], timeout: float = 120.0) -> Remote:

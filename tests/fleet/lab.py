@@ -15,11 +15,12 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -55,6 +56,7 @@ class Lab:
     hosts: tuple[LabHost, ...]
     ssh_key: str
     known_hosts: str
+    persistent: bool = False  # hosts keep their disk across `reboot` (an overlay of ours)
 
     def host(self, name: str) -> LabHost:
         return next(h for h in self.hosts if h.name == name)
@@ -93,8 +95,11 @@ def _state_file(prefix: str) -> Path:
     return RUN_DIR / f"{prefix}.json"
 
 
-def up(names: list[str], prefix: str = "test") -> Lab:
-    """Boot one host per name; clean up any earlier lab with this prefix first."""
+def up(names: list[str], prefix: str = "test", persistent: bool = False) -> Lab:
+    """Boot one host per name; clean up any earlier lab with this prefix first.
+
+    `persistent` hosts boot from an overlay this lab mounts (upper layer under /run)
+    instead of nspawn's volatile one, so `reboot` keeps what was written to them."""
     down(prefix)
     image = ensure_image()
     net = subnet(prefix)
@@ -108,13 +113,14 @@ def up(names: list[str], prefix: str = "test") -> Lab:
     ssh_key = CACHE / f"{prefix}.id_ed25519"  # a stable path for state files to name
     ssh_key.unlink(missing_ok=True)
     ssh_key.symlink_to(f"{image}.id_ed25519")
-    lab = Lab(prefix, bridge, gateway, (), str(ssh_key), str(known_hosts))
+    lab = Lab(prefix, bridge, gateway, (), str(ssh_key), str(known_hosts), persistent)
     _save(lab)
     hosts = []
     try:
         for i, name in enumerate(names):
-            hosts.append(_boot(prefix, name, f"198.18.{net}.{11 + i}", bridge, gateway, image))
-            lab = Lab(prefix, bridge, gateway, tuple(hosts), lab.ssh_key, lab.known_hosts)
+            address = f"198.18.{net}.{11 + i}"
+            hosts.append(_boot(prefix, name, address, bridge, gateway, image, persistent))
+            lab = replace(lab, hosts=tuple(hosts))
             _save(lab)
         known_hosts.write_text("".join(f"{h.address} {' '.join(host_key)}\n" for h in hosts))
         for host in hosts:
@@ -127,7 +133,9 @@ def up(names: list[str], prefix: str = "test") -> Lab:
     return lab
 
 
-def _boot(prefix: str, name: str, address: str, bridge: str, gateway: str, image: Path) -> LabHost:
+def _boot(
+    prefix: str, name: str, address: str, bridge: str, gateway: str, image: Path, persistent: bool
+) -> LabHost:
     netns, veth = f"{prefix}-{name}", f"{prefix[:4]}-{name}"[:15]
     _run("ip", "netns", "add", netns)
     _run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
@@ -139,17 +147,24 @@ def _boot(prefix: str, name: str, address: str, bridge: str, gateway: str, image
         ("ip", "route", "add", "default", "via", gateway),
     ):
         _run("ip", "netns", "exec", netns, *cmd)
-    log = (RUN_DIR / f"{netns}.log").open("w")
+    return LabHost(name, address, netns, veth, _start(netns, name, image, persistent))
+
+
+def _start(netns: str, name: str, image: Path, persistent: bool) -> int:
+    """Start the host's systemd-nspawn; its pid."""
+    root = ["--volatile=overlay", f"--directory={image}"]
+    if persistent:
+        root = [f"--directory={_persistent_root(netns, image)}"]
+    log = (RUN_DIR / f"{netns}.log").open("a")
     proc = subprocess.Popen(
         [
             "systemd-nspawn",
             "--boot",
             "--register=no",
             "--keep-unit",
-            "--volatile=overlay",
+            *root,
             f"--network-namespace-path=/run/netns/{netns}",
             f"--machine={name}",
-            f"--directory={image}",
             "--quiet",
         ],
         stdin=subprocess.DEVNULL,
@@ -157,7 +172,37 @@ def _boot(prefix: str, name: str, address: str, bridge: str, gateway: str, image
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    return LabHost(name, address, netns, veth, proc.pid)
+    return proc.pid
+
+
+def _persistent_root(netns: str, image: Path) -> Path:
+    """The host's root: the image under an upper layer kept under /run, mounted once."""
+    base = RUN_DIR / "roots" / netns
+    merged = base / "merged"
+    if not os.path.ismount(merged):
+        for part in ("upper", "work", "merged"):
+            (base / part).mkdir(parents=True, exist_ok=True)
+        options = f"lowerdir={image},upperdir={base / 'upper'},workdir={base / 'work'}"
+        _run("mount", "-t", "overlay", "overlay", "-o", options, str(merged))
+    return merged
+
+
+def reboot(lab: Lab, name: str) -> Lab:
+    """Shut a persistent host down in order and boot it again from the same disk."""
+    if not lab.persistent:
+        raise LabError(
+            "reboot needs a lab booted with persistent=True (volatile hosts start clean)"
+        )
+    current = load(lab.prefix) or lab
+    host = current.host(name)
+    _stop(host.pid)
+    pid = _start(host.netns, name, ensure_image(), persistent=True)
+    rebooted = replace(host, pid=pid)
+    lab = replace(current, hosts=tuple(rebooted if h.name == name else h for h in current.hosts))
+    _save(lab)
+    _wait_for_ssh(rebooted)
+    _wait_until_booted(lab, rebooted)
+    return lab
 
 
 def _wait_for_ssh(host: LabHost) -> None:
@@ -226,6 +271,10 @@ def down(prefix: str = "test") -> None:
         _run("ip", "netns", "delete", netns, check=False)
     for host in hosts:
         _run("ip", "link", "delete", host.veth, check=False)
+        root = RUN_DIR / "roots" / host.netns
+        if os.path.ismount(root / "merged"):
+            _run("umount", str(root / "merged"), check=False)
+        shutil.rmtree(root, ignore_errors=True)
     _run("ip", "link", "delete", f"{prefix}-br", check=False)
     _state_file(prefix).unlink(missing_ok=True)
 
@@ -290,7 +339,7 @@ def _route(lab: Lab, name: str, verb: str, address: str, check: bool = True) -> 
 
 
 def power_off(lab: Lab, name: str) -> None:
-    _stop(lab.host(name).pid)
+    _stop((load(lab.prefix) or lab).host(name).pid)  # after a reboot its pid changed
 
 
 def ssh(lab: Lab, name: str, command: str, check: bool = True, stdin: bytes = b"") -> str:

@@ -130,8 +130,9 @@ def agent_rows(lab: fleet_lab.Lab, host: str) -> list[str]:
 
 
 def reset_failover_pair(lab: fleet_lab.Lab) -> None:
-    """Links up, the agent stopped, its data and the hosts' epochs gone: a new controller
-    with a new journal would otherwise be refused by the fencing token."""
+    """Links up, the agent stopped; its data, its repository and the hosts' epochs gone: a
+    new controller with a new journal would otherwise be refused by the fencing token, and
+    a restore would pick the last world's higher-epoch snapshot."""
     for host in ("h1", "h2"):
         fleet_lab.restore_link(lab, host)
         fleet_lab.restore_route(lab, host, lab.gateway)
@@ -139,7 +140,7 @@ def reset_failover_pair(lab: fleet_lab.Lab) -> None:
             lab,
             host,
             "systemctl stop agent 2>/dev/null; systemctl reset-failed agent 2>/dev/null; "
-            "rm -rf /var/lib/fleet-reconciler/fence /root/agent; true",
+            "rm -rf /var/lib/fleet-reconciler/fence /root/agent /srv/restic/h1; true",
         )
 
 

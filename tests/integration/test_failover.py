@@ -32,6 +32,19 @@ from tests.integration.conftest import (
 PASSWORD = "failover-test-only"
 
 
+@pytest.fixture(scope="module")
+def lab() -> Iterator[fleet_lab.Lab]:
+    """Hosts that keep their disk across a reboot (the primary reboots while failed over)."""
+    if os.geteuid() != 0:
+        pytest.skip("integration tests boot systemd-nspawn hosts and need root")
+    prefix = os.environ.get("FLEET_TEST_LAB", "test")
+    booted = fleet_lab.up(["h1", "h2"], prefix=prefix, persistent=True)
+    try:
+        yield booted
+    finally:
+        fleet_lab.down(prefix)
+
+
 @pytest.fixture
 def pair(lab: fleet_lab.Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A converged pair with a fresh journal (and hosts that forgot earlier epochs)."""
@@ -119,10 +132,16 @@ def test_cut_primary_fails_over_with_its_data_fenced_then_fails_back_with_zero_l
     entered = monotonic_us(lab, "h2", "agent", "ActiveEnterTimestampMonotonic")
     assert 0 < exited < entered, (exited, entered)
     assert not active(lab, "h1", "agent")
-    # And it stays fenced: a start is refused by the guard, as at boot.
+    # And it stays fenced: a start is refused by the guard; so is the start at boot.
     fleet_lab.ssh(lab, "h1", "systemctl start agent", check=False)
     time.sleep(1)
     assert not active(lab, "h1", "agent")
+    fleet_lab.reboot(lab, "h1")
+    time.sleep(3)  # the unit's start at boot, and a restart or two, are refused
+    assert fleet_lab.ssh(lab, "h1", "systemctl is-enabled agent").strip() == "enabled"
+    assert not active(lab, "h1", "agent")
+    boot_log = fleet_lab.ssh(lab, "h1", "journalctl -b -u agent --no-pager")
+    assert "fleet-guard: lease of epoch 0 expired" in boot_log, boot_log
 
     # Data: h2 holds h1's rows up to the snapshot; the stated loss is what is missing.
     event = Journal(journal_path(spec)).events(kind="failover")[0]
