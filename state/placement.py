@@ -102,3 +102,17 @@ def _guard(failover: Failover, host: str, units: list[str]) -> Service:
         health=[SystemdCheck(kind="systemd")],
         rto=timedelta(minutes=1),
     )
+
+
+def without_host(fleet: Fleet, host: str) -> Fleet:
+    """`fleet` without `host` and what runs on it: what a probe pass observes while the
+    failover clock counts for an unreachable primary (its timeouts would slow the pass)."""
+    services = {n: s for n, s in fleet.services.items() if s.host != host}
+    return fleet.model_copy(
+        update={
+            "hosts": {n: h for n, h in fleet.hosts.items() if n != host},
+            "services": services,
+            "backups": {n: p for n, p in fleet.backups.items() if p.host != host},
+            "models": [m for m in fleet.models if m.service in services],
+        }
+    )

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -39,6 +39,7 @@ from reconciler.store.journal import Journal
 from reconciler.store.lock import LockHeld, hosts_lock
 from state.load import LoadedFleet
 from state.models import ReconcilerSettings
+from state.placement import without_host
 
 PASS_LOCK_TIMEOUT_S = 5.0
 
@@ -159,40 +160,50 @@ class WatchLoop:
         return Mover(loaded, self.journal, self.client, self.bus, self.report, self.progress)
 
     def _probe_pass(self) -> None:
-        """Health checks and models only, and the failover pass (leases, detection);
-        wake a pass for the hosts that drifted."""
+        """The failover pass first (leases, detection), then health checks and models;
+        wake a pass for the hosts that drifted. A primary the failover clock is counting
+        for is neither observed nor healed: its timeouts would slow the passes that count."""
+        skipped = self._failover_pass()
         loaded = self._placed()
+        watched = loaded
+        if skipped is not None:
+            watched = replace(loaded, fleet=without_host(loaded.fleet, skipped))
         try:
-            observed = observe(loaded, self.client, ObserveSettings(health_only=True))
+            observed = observe(watched, self.client, ObserveSettings(health_only=True))
         except ReconcileError as exc:
             self.report(f"probe pass failed: {exc}")
             return
-        counting: set[str] = set()  # a primary under the failover clock is not healed
-        if (mover := self._mover()) is not None:
-            try:
-                with hosts_lock(
-                    self.journal.path.parent, loaded.fleet, PASS_LOCK_TIMEOUT_S, self.report
-                ):
-                    verdict = tick(mover, observed)
-                if verdict.action in ("countdown", "blocked", "held", "failed_over"):
-                    counting.add(mover.failover.primary)
-            except LockHeld as exc:
-                self.report(f"failover pass skipped: {exc}")
-            loaded = self._placed()
         drifted = set()
-        for name, service in loaded.fleet.services.items():
+        for name, service in watched.fleet.services.items():
             host = observed.hosts[service.host]
             if not host.reachable or any(not r.healthy for r in observed.health.get(name, ())):
                 drifted.add(service.host)
-        for model_set in loaded.fleet.models:
+        for model_set in watched.fleet.models:
             state = observed.models.get(model_set.service)
             if state and not state.error and set(model_set.present) - set(state.present):
-                drifted.add(loaded.fleet.services[model_set.service].host)
+                drifted.add(watched.fleet.services[model_set.service].host)
         self.status.last_pass, self.status.last_kind = time.time(), "probe"
-        drifted -= {h for h in counting if not observed.hosts[h].reachable}
         if drifted:
             self.report(f"probe: drift on {', '.join(sorted(drifted))}; reconciling")
             self._pass("heal", sorted(drifted))
+
+    def _failover_pass(self) -> str | None:
+        """Renew the lease, detect, move if due; the primary when it is out of reach."""
+        mover = self._mover()
+        if mover is None:
+            return None
+        try:
+            with hosts_lock(
+                self.journal.path.parent, self._placed().fleet, PASS_LOCK_TIMEOUT_S, self.report
+            ):
+                verdict = tick(mover)
+        except LockHeld as exc:
+            self.report(f"failover pass skipped: {exc}")
+            return None
+        lost = verdict.action in ("countdown", "blocked", "held") or (
+            verdict.action == "failed_over" and verdict.state.healthy_since is None
+        )
+        return mover.failover.primary if lost else None
 
     def _pass(self, kind: str, targets: list[str] | None) -> None:
         loaded = self._placed()

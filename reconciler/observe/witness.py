@@ -10,6 +10,9 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import httpx
+
+from reconciler.observe.probes import probe_http, probe_tcp
 from reconciler.ssh.remote import run_remote
 from state.models import Fleet, HttpCheck, TcpCheck
 from state.repository import is_ip
@@ -48,6 +51,20 @@ def primary_ports(fleet: Fleet) -> list[int]:
                 url = urlsplit(check.url.format(address=primary.address))
                 ports.add(url.port or (443 if url.scheme == "https" else 80))
     return sorted(ports)
+
+
+def primary_answers(fleet: Fleet, client: httpx.Client) -> bool:
+    """Whether any HTTP or TCP health check of a failover service passes on the primary
+    (the controller's second way to reach it when SSH fails). `fleet` as written."""
+    assert fleet.failover is not None
+    address = fleet.hosts[fleet.failover.primary].address
+    for name in fleet.failover.services:
+        for check in fleet.services[name].health:
+            if isinstance(check, HttpCheck) and probe_http(client, check, address).healthy:
+                return True
+            if isinstance(check, TcpCheck) and probe_tcp(check, address).healthy:
+                return True
+    return False
 
 
 def ask_backup(fleet: Fleet) -> Witness:

@@ -41,9 +41,8 @@ from reconciler.backup.operations import BackupFailed
 from reconciler.engine.failover import Sighting, Verdict, assess, duration
 from reconciler.errors import PermanentError
 from reconciler.events.bus import Event, EventBus, EventKind
-from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.observe.observation import FleetState
-from reconciler.observe.witness import ask_backup
+from reconciler.observe.witness import ask_backup, primary_answers
 from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import plan_once
 from reconciler.ssh.remote import run_remote
@@ -125,10 +124,11 @@ def sight(
     else:
         reached = run_remote(primary, "true", 8.0).ok
     if not reached and active == failover.primary:
-        health = observed or observe(
-            loaded.placed(state.placement), client, ObserveSettings(health_only=True)
-        )
-        reached = any(r.healthy for name in failover.services for r in health.health.get(name, ()))
+        if observed is not None:
+            health = observed.health
+            reached = any(r.healthy for name in failover.services for r in health.get(name, ()))
+        else:
+            reached = primary_answers(fleet, client)
     if reached or active != failover.primary:
         return Sighting(primary_reached=reached, backup_reached=True)
     witness = ask_backup(fleet)

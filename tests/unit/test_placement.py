@@ -106,3 +106,12 @@ def test_validate_warns_when_the_controller_is_one_of_the_pair() -> None:
     warning = witness_warning(local)
     assert warning is not None and "failover primary kimi" in warning
     assert witness_warning(load_text(SPEC).written) is None
+
+
+def test_without_host_drops_the_host_and_what_runs_there() -> None:
+    from state.placement import without_host
+
+    fleet = without_host(load_text(SPEC).fleet, "kimi")
+    assert set(fleet.hosts) == {"hermes"}
+    assert set(fleet.services) == {"fleet-guard-hermes", "web"}
+    assert not fleet.backups
