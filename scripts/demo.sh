@@ -7,6 +7,10 @@ bash scripts/setup.sh || exit 1
 # The demo's backup policies name their repository password as env:RESTIC_PASSWORD.
 # This throwaway value is for the local demo fleet only; set your own to override it.
 export RESTIC_PASSWORD="${RESTIC_PASSWORD:-demo-fleet-only-password}"
+# The same for the notification channels' tokens: the demo's Telegram and Gitea are
+# stand-ins on hermes that accept any token.
+export TELEGRAM_TOKEN="${TELEGRAM_TOKEN:-0:demo-fleet-only-token}"
+export GITEA_TOKEN="${GITEA_TOKEN:-demo-fleet-only-token}"
 echo "==> booting the demo fleet (fresh hosts)"
 .venv/bin/python -m tests.fleet up kimi hermes --prefix demo || exit 1
 echo "==> reconcile --dry-run state/demo.yaml"

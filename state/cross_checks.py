@@ -36,7 +36,6 @@ def check_references(
     found = [
         *_unknown_hosts(fleet),
         *_model_services(fleet),
-        *_not_active_yet(fleet),
         *_failover(fleet),
         *_notification_routes(fleet),
         *_duplicate_paths(fleet),
@@ -63,17 +62,6 @@ def _model_services(fleet: Fleet) -> Iterator[Found]:
     for i, model_set in enumerate(fleet.models):
         if model_set.service not in fleet.services:
             yield ("models", i, "service"), f"unknown service '{model_set.service}'"
-
-
-NOT_ACTIVE = (
-    "is not built yet, so it is refused rather than accepted and ignored: a state file "
-    "must not promise protection it does not get; remove the section"
-)
-
-
-def _not_active_yet(fleet: Fleet) -> Iterator[Found]:
-    if fleet.notifications is not None:
-        yield ("notifications",), f"notification delivery {NOT_ACTIVE}"
 
 
 def _repository_hosts(fleet: Fleet) -> Iterator[Found]:

@@ -334,6 +334,14 @@ class Failover(Spec):
     )
 
 
+DEFAULT_REPEAT: dict[Severity, timedelta] = {
+    "P0": timedelta(minutes=30),
+    "P1": timedelta(hours=4),
+    "P2": timedelta(hours=4),
+    "P3": timedelta(hours=4),
+}
+
+
 class TelegramChannel(Spec):
     """A Telegram bot message."""
 
@@ -350,6 +358,12 @@ class GiteaIssueChannel(Spec):
     url: HttpUrl = Field(description="Gitea base URL.", examples=["http://198.18.0.12:3000"])
     repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/name.")
     token: SecretRef = Field(description="API token reference.", examples=["env:GITEA_TOKEN"])
+    labels: list[UnitLine] = Field(
+        default_factory=list,
+        description="Label names put on the issues (resolved to the repository's label IDs; "
+        "names the repository lacks are left out and reported).",
+        examples=[["incident"]],
+    )
 
 
 class LogChannel(Spec):
@@ -368,6 +382,20 @@ class Notifications(Spec):
     routes: dict[Severity, list[Name]] = Field(
         description="Channel names per severity.", examples=[{"P0": ["telegram"]}]
     )
+    repeat_interval: dict[Severity, Duration] = Field(
+        default_factory=lambda: dict(DEFAULT_REPEAT),
+        description="An open incident is sent again at most this often, per severity "
+        "(severities left out keep their default: P0 30m, others 4h).",
+        examples=[{"P0": "30m"}],
+    )
+    agent: UnitLine = Field(
+        "fleet-reconciler",
+        description="The `agent` field of distress signals (the seed's format).",
+        examples=["allegro"],
+    )
+
+    def repeat_for(self, severity: Severity) -> timedelta:
+        return self.repeat_interval.get(severity, DEFAULT_REPEAT[severity])
 
 
 class ReconcilerSettings(Spec):

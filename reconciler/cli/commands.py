@@ -18,9 +18,11 @@ from state.errors import SpecError
 if TYPE_CHECKING:
     import httpx
 
+    from reconciler.events.bus import EventBus
     from reconciler.run.failover import Mover
     from reconciler.store.journal import Journal
     from state.load import LoadedFleet
+    from state.models import Notifications
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
 
@@ -98,6 +100,8 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
         result = execute_plan(
             loaded, plan, runner, "apply", args.target, before_apply=lambda: confirm(args.yes)
         )
+        if loaded.written.failover is not None or loaded.written.notifications is not None:
+            drain_outbox(loaded, journal)
     if result is None:
         return EXIT_OK
     print(render_apply(result), end="")
@@ -111,14 +115,41 @@ LEASE_NOTE = (
 
 
 def _mover(loaded: LoadedFleet, journal: Journal, client: httpx.Client) -> Mover:
+    from reconciler.run.failover import Mover
+
+    return Mover(loaded, journal, client, one_shot_bus(loaded, journal), report, show_progress)
+
+
+def one_shot_bus(loaded: LoadedFleet, journal: Journal) -> EventBus:
+    """The event bus of a one-shot command: journal, log line, incidents (sent by
+    `drain_outbox` before the command ends)."""
     from reconciler.events.bus import EventBus
     from reconciler.events.sinks import journal_sink, log_sink
-    from reconciler.run.failover import Mover
+    from reconciler.run.incident_desk import IncidentDesk
 
     bus = EventBus()
     bus.subscribe(journal_sink(journal))
     bus.subscribe(log_sink())
-    return Mover(loaded, journal, client, bus, report, show_progress)
+    bus.subscribe(IncidentDesk(journal, lambda: loaded.written.notifications))
+    return bus
+
+
+def drain_outbox(loaded: LoadedFleet, journal: Journal, seconds: float = 15.0) -> None:
+    """Send what a one-shot command queued; what is not accepted in time stays queued
+    for the next run or `reconcile watch` (said so)."""
+    import httpx
+
+    from reconciler.run.outbox_sender import OutboxSender
+
+    with httpx.Client(trust_env=False) as client:
+        sender = OutboxSender(journal, client, report)
+        sender.drain(loaded.written.notifications, seconds)
+        if (left := sender.store.pending()) > 0:
+            report(f"notify: {left} notification(s) not delivered yet; kept in the outbox")
+
+
+def _notifications(loaded: LoadedFleet | None) -> Notifications | None:
+    return loaded.written.notifications if loaded is not None else None
 
 
 def readable_journal(journal_path: Path) -> Journal | None:
@@ -187,13 +218,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from reconciler.daemon.spec_source import SpecSource
     from reconciler.events.bus import EventBus
     from reconciler.events.sinks import journal_sink, log_sink
+    from reconciler.run.incident_desk import IncidentDesk
+    from reconciler.run.outbox_sender import sending
     from reconciler.store.journal import Journal
 
     journal = Journal(args.journal)
     bus = EventBus()
+    spec = SpecSource(Path(args.state), bus, journal)
     bus.subscribe(journal_sink(journal))
     bus.subscribe(log_sink())
-    spec = SpecSource(Path(args.state), bus, journal)
+    bus.subscribe(IncidentDesk(journal, lambda: _notifications(spec.loaded)))
     if not spec.reload() and spec.exception is not None:
         raise spec.exception  # no last good spec to fall back on at start-up
     assert spec.loaded is not None
@@ -217,7 +251,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
             f"watching {args.state}: full pass every {settings.interval.total_seconds():g}s, "
             f"probes every {settings.probe_interval.total_seconds():g}s"
         )
-        code = loop.run(max_passes=args.max_passes, max_seconds=args.max_seconds)
+        with sending(lambda: _notifications(spec.loaded), journal.path, report):
+            code = loop.run(max_passes=args.max_passes, max_seconds=args.max_seconds)
         watcher.join(timeout=3)
     report("stopped")
     return code

@@ -25,9 +25,8 @@ def cmd_failback(args: argparse.Namespace) -> int:
 def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = False) -> int:
     import httpx
 
+    from reconciler.cli.commands import drain_outbox, one_shot_bus
     from reconciler.cli.failover_text import render_failover
-    from reconciler.events.bus import EventBus
-    from reconciler.events.sinks import journal_sink, log_sink
     from reconciler.run.failover import MoveFailed, Mover, promote, review, switchover
     from reconciler.run.leases import leases_kept
     from reconciler.store.journal import Journal
@@ -39,32 +38,37 @@ def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = F
     if failover is None:
         raise MoveFailed(f"{args.state} has no failover section")
     journal = Journal(args.journal)
-    bus = EventBus()
-    bus.subscribe(journal_sink(journal))
-    bus.subscribe(log_sink())
-    lock = hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report)
-    with lock, httpx.Client(trust_env=False) as client, leases_kept(lambda: loaded, journal.path):
-        mover = Mover(loaded, journal, client, bus, report, show_progress)
-        state = mover.store.get()
-        if home:
-            action = f"fail back {', '.join(failover.services)} to {failover.primary}"
-        elif to is not None:
-            action = f"switch {', '.join(failover.services)} over to {to}"
-        elif accept:
-            if not state.held:
-                raise MoveFailed("no failover is held: nothing to accept (use --to HOST)")
-            action = f"fail over to {failover.backup} and accept: {state.held}"
-        else:
-            raise MoveFailed("say where: --to HOST, or --accept-data-loss for a held failover")
-        print(f"This will {action}.")
-        confirm(args.yes)
-        if home:
-            switchover(mover, failover.primary, "failback by the operator")
-        elif to is not None:
-            switchover(mover, to, "planned switchover by the operator")
-        else:
-            promote(mover, accept_data_loss=True)
-        after = review(loaded, journal, client)
+    bus = one_shot_bus(loaded, journal)
+    try:
+        lock = hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report)
+        with (
+            lock,
+            httpx.Client(trust_env=False) as client,
+            leases_kept(lambda: loaded, journal.path),
+        ):
+            mover = Mover(loaded, journal, client, bus, report, show_progress)
+            state = mover.store.get()
+            if home:
+                action = f"fail back {', '.join(failover.services)} to {failover.primary}"
+            elif to is not None:
+                action = f"switch {', '.join(failover.services)} over to {to}"
+            elif accept:
+                if not state.held:
+                    raise MoveFailed("no failover is held: nothing to accept (use --to HOST)")
+                action = f"fail over to {failover.backup} and accept: {state.held}"
+            else:
+                raise MoveFailed("say where: --to HOST, or --accept-data-loss for a held failover")
+            print(f"This will {action}.")
+            confirm(args.yes)
+            if home:
+                switchover(mover, failover.primary, "failback by the operator")
+            elif to is not None:
+                switchover(mover, to, "planned switchover by the operator")
+            else:
+                promote(mover, accept_data_loss=True)
+            after = review(loaded, journal, client)
+    finally:  # a held or failed move raised a P0 that must go out
+        drain_outbox(loaded, journal)
     if after is not None:
         print(render_failover(failover, *after), end="")
     return EXIT_OK

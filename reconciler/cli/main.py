@@ -25,11 +25,23 @@ from reconciler.cli.commands import (
     cmd_watch,
 )
 from reconciler.cli.failover_command import cmd_failback, cmd_failover
+from reconciler.cli.incidents_command import cmd_incidents, cmd_notify
 from reconciler.errors import ReconcileError, write_traceback
 from state.errors import SpecError
 
 DEFAULT_STATE = "state/fleet.yaml"
-SUBCOMMANDS = {"validate", "schema", "status", "history", "watch", "backup", "failover", "failback"}
+SUBCOMMANDS = {
+    "validate",
+    "schema",
+    "status",
+    "history",
+    "watch",
+    "backup",
+    "failover",
+    "failback",
+    "incidents",
+    "notify",
+}
 
 
 def _journal_option(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +101,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     _backup_parser(sub.add_parser("backup", help="backup policies: list, now, check, drill, ..."))
     _move_parsers(sub)
+    incidents = sub.add_parser("incidents", help="open and recent incidents; ack ID")
+    incidents.add_argument("action", nargs="?", choices=["list", "ack"], default="list")
+    incidents.add_argument("id", nargs="?", help="ack: the incident")
+    incidents.add_argument("--output", choices=["text", "json"], default="text")
+    incidents.add_argument("--limit", type=int, default=50)
+    _journal_option(incidents)
+    incidents.set_defaults(func=cmd_incidents)
+    notify = sub.add_parser("notify", help="notify test [CHANNEL]: a test message per channel")
+    notify.add_argument("action", choices=["test"])
+    notify.add_argument("channel", nargs="?")
+    notify.add_argument("--state", default=DEFAULT_STATE, help="state file (YAML)")
+    notify.set_defaults(func=cmd_notify)
     history = sub.add_parser("history", help="list recorded runs")
     history.add_argument("--limit", type=int, default=20)
     _journal_option(history)

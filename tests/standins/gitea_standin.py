@@ -1,9 +1,18 @@
 #!/usr/bin/env python3
-"""A stand-in for Gitea: GET /api/v1/version and POST /api/v1/repos/OWNER/REPO/issues.
+"""A stand-in for Gitea: the API subset fleet-reconciler uses.
 
-Issues are recorded in a JSON file and listed by GET on the same path, so tests can
-see what was posted. Requests that create issues need an `Authorization: token ...`
-header. Standard library only: it runs as a service binary on a bare test host.
+  GET   /api/v1/version
+  GET   /api/v1/repos/OWNER/REPO/labels
+  GET   /api/v1/repos/OWNER/REPO/issues[?state=open|closed|all]
+  POST  /api/v1/repos/OWNER/REPO/issues             {title, body, labels: [id]}
+  PATCH /api/v1/repos/OWNER/REPO/issues/N           {state}
+  GET   /api/v1/repos/OWNER/REPO/issues/N/comments
+  POST  /api/v1/repos/OWNER/REPO/issues/N/comments  {body}
+
+Every repository has the labels P0..P3 and `incident` (ids 1-5). Issues and comments
+are kept in a JSON file, so tests can read what was posted. Writes need an
+`Authorization: token ...` header. Standard library only: it runs as a service binary
+on a bare test host.
 """
 
 import argparse
@@ -14,9 +23,17 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 LOCK = threading.Lock()
-ISSUES = re.compile(r"^/api/v1/repos/([^/]+)/([^/]+)/issues$")
+REPO = r"^/api/v1/repos/([^/]+)/([^/]+)"
+LABELS = re.compile(REPO + r"/labels$")
+ISSUES = re.compile(REPO + r"/issues$")
+ISSUE = re.compile(REPO + r"/issues/(\d+)$")
+COMMENTS = re.compile(REPO + r"/issues/(\d+)/comments$")
+KNOWN_LABELS = [
+    {"id": i + 1, "name": name} for i, name in enumerate(["P0", "P1", "P2", "P3", "incident"])
+]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -33,43 +50,101 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _issues(self) -> list[dict[str, Any]]:
+    def _load(self) -> list[dict[str, Any]]:
         issues: list[dict[str, Any]] = (
             json.loads(self.store.read_text()) if self.store.exists() else []
         )
         return issues
 
+    def _save(self, issues: list[dict[str, Any]]) -> None:
+        self.store.write_text(json.dumps(issues))
+
+    def _body(self) -> dict[str, Any]:
+        data = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}"
+        body: dict[str, Any] = json.loads(data)
+        return body
+
+    def _authorized(self) -> bool:
+        if self.headers.get("Authorization", "").startswith("token "):
+            return True
+        self._json(401, {"message": "token is required"})
+        return False
+
+    def _find(self, issues: list[dict[str, Any]], repo: str, number: str) -> dict[str, Any] | None:
+        return next((i for i in issues if i["repo"] == repo and i["number"] == int(number)), None)
+
     def do_GET(self) -> None:
-        if self.path == "/api/v1/version":
+        url = urlsplit(self.path)
+        if url.path == "/api/v1/version":
             return self._json(200, {"version": "1.21.0+standin"})
-        match = ISSUES.match(self.path)
-        if not match:
-            return self._json(404, {"message": "not found"})
+        if LABELS.match(url.path):
+            return self._json(200, KNOWN_LABELS)
         with LOCK:
-            issues = [i for i in self._issues() if i["repo"] == f"{match[1]}/{match[2]}"]
-        self._json(200, issues)
+            issues = self._load()
+        if match := ISSUES.match(url.path):
+            state = parse_qs(url.query).get("state", ["open"])[0]
+            repo = f"{match[1]}/{match[2]}"
+            found = [
+                {k: v for k, v in i.items() if k != "comments"}
+                for i in issues
+                if i["repo"] == repo and state in ("all", i["state"])
+            ]
+            return self._json(200, found)
+        if match := COMMENTS.match(url.path):
+            issue = self._find(issues, f"{match[1]}/{match[2]}", match[3])
+            if issue is None:
+                return self._json(404, {"message": "issue not found"})
+            return self._json(200, issue["comments"])
+        self._json(404, {"message": "not found"})
 
     def do_POST(self) -> None:
-        match = ISSUES.match(self.path)
+        url = urlsplit(self.path)
+        if not self._authorized():
+            return
+        body = self._body()
+        with LOCK:
+            issues = self._load()
+            if match := ISSUES.match(url.path):
+                if not body.get("title"):
+                    return self._json(422, {"message": "title is required"})
+                issue = {
+                    "number": len(issues) + 1,
+                    "repo": f"{match[1]}/{match[2]}",
+                    "title": body["title"],
+                    "body": body.get("body", ""),
+                    "state": "open",
+                    "labels": [x for x in KNOWN_LABELS if x["id"] in body.get("labels", [])],
+                    "comments": [],
+                }
+                issues.append(issue)
+                self._save(issues)
+                return self._json(201, {k: v for k, v in issue.items() if k != "comments"})
+            if match := COMMENTS.match(url.path):
+                found = self._find(issues, f"{match[1]}/{match[2]}", match[3])
+                if found is None:
+                    return self._json(404, {"message": "issue not found"})
+                comment = {"id": len(found["comments"]) + 1, "body": body.get("body", "")}
+                found["comments"].append(comment)
+                self._save(issues)
+                return self._json(201, comment)
+        self._json(404, {"message": "not found"})
+
+    def do_PATCH(self) -> None:
+        if not self._authorized():
+            return
+        match = ISSUE.match(urlsplit(self.path).path)
         if not match:
             return self._json(404, {"message": "not found"})
-        if not self.headers.get("Authorization", "").startswith("token "):
-            return self._json(401, {"message": "token is required"})
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-        if not body.get("title"):
-            return self._json(422, {"message": "title is required"})
+        body = self._body()
         with LOCK:
-            issues = self._issues()
-            issue = {
-                "number": len(issues) + 1,
-                "repo": f"{match[1]}/{match[2]}",
-                "title": body["title"],
-                "body": body.get("body", ""),
-                "state": "open",
-            }
-            issues.append(issue)
-            self.store.write_text(json.dumps(issues))
-        self._json(201, issue)
+            issues = self._load()
+            found = self._find(issues, f"{match[1]}/{match[2]}", match[3])
+            if found is None:
+                return self._json(404, {"message": "issue not found"})
+            if body.get("state") in ("open", "closed"):
+                found["state"] = body["state"]
+            self._save(issues)
+        self._json(201, {k: v for k, v in found.items() if k != "comments"})
 
 
 class Server(ThreadingHTTPServer):

@@ -1,0 +1,107 @@
+"""`reconcile incidents [list|ack ID]` and `reconcile notify test [CHANNEL]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from reconciler.cli.terminal import report
+from reconciler.errors import UsageError
+
+EXIT_OK, EXIT_ERROR = 0, 1
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    from reconciler.store.incidents import IncidentStore
+    from reconciler.store.journal import Journal
+
+    store = IncidentStore(Journal(args.journal))
+    if args.action == "ack":
+        if not args.id:
+            raise UsageError("reconcile incidents ack needs an incident ID")
+        found = store.get(args.id)
+        if found is None:
+            raise UsageError(f"no incident {args.id}")
+        now = time.time()
+        found["acked"] = True
+        found["timeline"] = [*found["timeline"], {"at": now, "what": "acknowledged"}]
+        store.put(found["id"], found["fingerprint"], found["status"], found)
+        report(f"incident {args.id} acknowledged: no more repeats until it resolves")
+        return EXIT_OK
+    incidents = store.recent(args.limit)
+    if args.output == "json":
+        for incident in incidents:
+            incident["deliveries"] = [
+                {"key": k, "channel": c, "sent": s, "error": e}
+                for k, c, s, e in store.deliveries(incident["id"])
+            ]
+        print(json.dumps(incidents, indent=2))
+        return EXIT_OK
+    if not incidents:
+        print("no incidents")
+    for incident in incidents:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(incident["first_seen"]))
+        where = "/".join(x for x in (incident["host"], incident["service"]) if x) or "fleet"
+        acked = ", acked" if incident.get("acked") else ""
+        print(
+            f"{incident['id']}  {incident['status']:<8} {incident['severity']}  {where}  "
+            f"since {since}, seen {incident['count']}x{acked}: {incident['message']}"
+        )
+    return EXIT_OK
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    """Send a test message through each channel (the seed's DR "Test 4")."""
+    import httpx
+
+    from reconciler.events.channels import ChannelError, deliver
+    from state.load import load_fleet
+    from state.secrets import SecretUnavailable
+
+    notifications = load_fleet(args.state).written.notifications
+    if notifications is None:
+        raise UsageError(f"{args.state} has no notifications section")
+    names = [args.channel] if args.channel else sorted(notifications.channels)
+    unknown = [n for n in names if n not in notifications.channels]
+    if unknown:
+        raise UsageError(
+            f"unknown channel {unknown[0]!r}; have {', '.join(notifications.channels)}"
+        )
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    message = {
+        "incident": "test",
+        "fingerprint": f"test:{int(now)}",
+        "severity": "P3",
+        "transition": "resolved",
+        "text": f"[P3] test: fleet-reconciler notification test at {stamp}",
+        "distress": {
+            "timestamp": stamp,
+            "agent": notifications.agent,
+            "severity": "P3",
+            "category": "test",
+            "component": "notifications",
+            "message": "notification test (reconcile notify test)",
+            "context": {
+                "last_success": stamp,
+                "attempts": 0,
+                "error": "",
+                "auto_recovery_attempted": False,
+            },
+            "requested_action": "none",
+            "escalation_timeout": stamp,
+        },
+    }
+    failed = 0
+    with httpx.Client(trust_env=False) as client:
+        for name in names:
+            try:
+                note = deliver(
+                    notifications.channels[name], f"test-{int(now)}-{name}", message, client
+                )
+                print(f"{name}: ok ({note})")
+            except (ChannelError, SecretUnavailable) as exc:
+                failed += 1
+                print(f"{name}: FAILED: {exc}")
+    return EXIT_ERROR if failed else EXIT_OK

@@ -1,0 +1,143 @@
+"""Notification channels: Telegram's Bot API, a Gitea issue, and a log line.
+
+Each delivery is one notification from the outbox. A failure raises `ChannelError`
+(with the channel's `retry_after` when it gave one); the token never appears in an
+error: every message is passed through `redact` first.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+from typing import Any
+
+import httpx
+
+from state.models import Channel, GiteaIssueChannel, LogChannel, TelegramChannel
+from state.secrets import resolve_secret
+
+TELEGRAM_LIMIT = 4096
+TIMEOUT_S = 10.0
+
+
+class ChannelError(RuntimeError):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def redact(text: str, secret: str) -> str:
+    return text.replace(secret, "********") if secret else text
+
+
+def deliver(channel: Channel, key: str, message: dict[str, Any], client: httpx.Client) -> str:
+    """Send one notification; a short note of what the channel did. Raises ChannelError."""
+    if isinstance(channel, LogChannel):
+        line = {"level": "notification", "key": key, **message["distress"]}
+        print(json.dumps(line), file=sys.stderr, flush=True)
+        return "logged"
+    token = resolve_secret(channel.token)
+    try:
+        if isinstance(channel, TelegramChannel):
+            return _telegram(channel, token, message, client)
+        return _gitea(channel, token, key, message, client)
+    except httpx.HTTPError as exc:
+        raise ChannelError(redact(f"{type(exc).__name__}: {exc}", token)) from None
+
+
+def telegram_text(message: dict[str, Any]) -> str:
+    """HTML-escaped, at most 4096 characters (Telegram's limit)."""
+    head = f"{message['severity']} {message['transition']}"
+    text = f"<b>{html.escape(head)}</b>\n{html.escape(str(message['text']))}"
+    return text if len(text) <= TELEGRAM_LIMIT else text[: TELEGRAM_LIMIT - 1] + "…"
+
+
+def _telegram(
+    channel: TelegramChannel, token: str, message: dict[str, Any], client: httpx.Client
+) -> str:
+    url = f"{channel.api_url.rstrip('/')}/bot{token}/sendMessage"
+    body = {"chat_id": channel.chat_id, "text": telegram_text(message), "parse_mode": "HTML"}
+    response = client.post(url, json=body, timeout=TIMEOUT_S)
+    if response.status_code == 429:
+        retry = _json(response).get("parameters", {}).get("retry_after", 1)
+        raise ChannelError(f"telegram: 429 too many requests, retry after {retry}s", float(retry))
+    answer = _json(response)
+    if response.status_code != 200 or not answer.get("ok"):
+        raise ChannelError(
+            redact(f"telegram: status {response.status_code}: {response.text[:200]}", token)
+        )
+    return f"telegram message {answer.get('result', {}).get('message_id', '?')}"
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def marker(fingerprint: str) -> str:
+    """Put in the issue's title: a restarted controller finds its own open issue by it."""
+    return f"[fleet-reconciler {fingerprint}]"
+
+
+def _gitea(
+    channel: GiteaIssueChannel,
+    token: str,
+    key: str,
+    message: dict[str, Any],
+    client: httpx.Client,
+) -> str:
+    base = f"{channel.url.rstrip('/')}/api/v1/repos/{channel.repo}"
+    headers = {"Authorization": f"token {token}"}
+
+    def call(method: str, path: str, **kwargs: Any) -> Any:
+        response = client.request(method, base + path, headers=headers, timeout=TIMEOUT_S, **kwargs)
+        if response.status_code >= 300:
+            raise ChannelError(
+                redact(
+                    f"gitea: {method} {path}: status {response.status_code}: {response.text[:200]}",
+                    token,
+                )
+            )
+        return response.json() if response.content else None
+
+    tag = marker(message["fingerprint"])
+    issue = next(
+        (
+            i
+            for i in call("GET", "/issues", params={"state": "open", "type": "issues", "limit": 50})
+            if tag in i.get("title", "")
+        ),
+        None,
+    )
+    stamp = f"\n\n<!-- fleet-reconciler notification {key} -->"
+    body = (
+        f"**{message['severity']} {message['transition']}**: {message['text']}\n\n"
+        f"```json\n{json.dumps(message['distress'], indent=2)}\n```{stamp}"
+    )
+    if issue is None:
+        if message["transition"] == "resolved":
+            return "gitea: no open issue to close"
+        labels = _label_ids(call("GET", "/labels"), channel.labels)
+        title = f"[{message['severity']}] {message['distress']['message'][:120]} {tag}"
+        created = call("POST", "/issues", json={"title": title, "body": body, "labels": labels})
+        return f"gitea issue #{created['number']} opened"
+    number = issue["number"]
+    told = [
+        issue.get("body", ""),
+        *(c.get("body", "") for c in call("GET", f"/issues/{number}/comments") or []),
+    ]
+    if not any(stamp.strip() in text for text in told):  # exactly once, by the issue's record
+        call("POST", f"/issues/{number}/comments", json={"body": body})
+    if message["transition"] == "resolved":
+        call("PATCH", f"/issues/{number}", json={"state": "closed"})
+        return f"gitea issue #{number} commented and closed"
+    return f"gitea issue #{number} commented"
+
+
+def _label_ids(labels: list[dict[str, Any]], names: list[str]) -> list[int]:
+    by_name = {str(label.get("name")): label.get("id") for label in labels}
+    return [int(found) for name in names if isinstance(found := by_name.get(name), int)]

@@ -1,0 +1,111 @@
+"""The outbox sender: delivers queued notifications, off the reconcile loop's thread, so
+a slow or dead channel never delays a pass.
+
+Per channel, in order: a notification that fails blocks the ones after it on the same
+channel until it is retried (with backoff, or the channel's `retry_after`), so every
+message arrives once and in order. At most one message per second goes to a Telegram
+chat. A notification whose channel the spec no longer names is kept, with that error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+
+from reconciler.apply.context import Report
+from reconciler.events.channels import ChannelError, deliver
+from reconciler.store.incidents import IncidentStore
+from reconciler.store.journal import Journal
+from state.models import Notifications, TelegramChannel
+from state.secrets import SecretUnavailable
+
+BACKOFF_MAX_S = 300.0
+TELEGRAM_GAP_S = 1.0
+
+
+def backoff(attempts: int) -> float:
+    return float(min(BACKOFF_MAX_S, 5 * 2**attempts))
+
+
+class OutboxSender:
+    def __init__(self, journal: Journal, client: httpx.Client, report: Report) -> None:
+        self.store = IncidentStore(journal)
+        self.client, self.report = client, report
+        self.last_sent: dict[str, float] = {}
+
+    def round(self, notifications: Notifications | None) -> int:
+        """Deliver what is due now, per channel in order; how many were sent."""
+        sent = 0
+        blocked: set[str] = set()
+        for item in self.store.due(time.time(), limit=200):
+            if item.channel in blocked:
+                continue
+            channel = notifications.channels.get(item.channel) if notifications else None
+            if channel is None:
+                self.store.failed(item.seq, "channel not in the spec in force", time.time() + 3600)
+                blocked.add(item.channel)
+                continue
+            if isinstance(channel, TelegramChannel):
+                gap = self.last_sent.get(item.channel, 0.0) + TELEGRAM_GAP_S - time.time()
+                if gap > 0:
+                    time.sleep(gap)
+            try:
+                note = deliver(channel, item.key, item.payload, self.client)
+            except (ChannelError, SecretUnavailable) as exc:
+                retry = getattr(exc, "retry_after", None) or backoff(item.attempts)
+                self.store.failed(item.seq, str(exc), time.time() + retry)
+                self.report(f"notify {item.channel}: {exc}; retry in {retry:g}s")
+                blocked.add(item.channel)
+                continue
+            self.store.sent(item.seq)
+            self.last_sent[item.channel] = time.time()
+            self.report(
+                f"notify {item.channel}: {note} ({item.payload['transition']} {item.incident})"
+            )
+            sent += 1
+        return sent
+
+    def drain(self, notifications: Notifications | None, seconds: float) -> int:
+        """Rounds until nothing is left unsent or `seconds` pass (a one-shot run's last
+        step); what a channel still refuses stays queued."""
+        deadline, sent = time.monotonic() + seconds, 0
+        while time.monotonic() < deadline:
+            sent += self.round(notifications)
+            left = deadline - time.monotonic()
+            if not self.store.due(time.time() + left, limit=1):  # nothing due before the end
+                break
+            time.sleep(0.5)
+        return sent
+
+
+@contextlib.contextmanager
+def sending(
+    current: Callable[[], Notifications | None], journal_path: Path, report: Report
+) -> Iterator[None]:
+    """Deliver the outbox from a thread until the block ends (`reconcile watch`)."""
+    stop = threading.Event()
+
+    def run() -> None:
+        journal = Journal(journal_path)
+        with httpx.Client(trust_env=False) as client:
+            sender = OutboxSender(journal, client, report)
+            while not stop.is_set():
+                try:
+                    sender.round(current())
+                except Exception as exc:  # a sender outlives one bad round
+                    report(f"notify: round failed: {exc!r}")
+                stop.wait(1.0)
+        journal.close()
+
+    thread = threading.Thread(target=run, name="outbox", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=15)

@@ -1,0 +1,115 @@
+"""Incidents and the notification outbox, in the journal: they survive restarts and
+one-shot runs.
+
+A notification is written to the outbox before it is sent and marked sent once its
+channel accepted it. Its key (incident, transition, sequence, channel) is unique, so a
+notification is queued once however often the event that caused it is replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.store.journal import Journal
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status TEXT NOT NULL,
+    updated REAL NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents(fingerprint, status);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, channel TEXT NOT NULL,
+    incident TEXT NOT NULL, payload TEXT NOT NULL, created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL, sent REAL, error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(sent, next_try);
+"""
+
+
+@dataclass(frozen=True)
+class Queued:
+    seq: int
+    key: str
+    channel: str
+    incident: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+class IncidentStore:
+    def __init__(self, journal: Journal) -> None:
+        self.db = journal.db
+        self.db.executescript(SCHEMA)
+
+    # -- incidents ------------------------------------------------------------------
+    def open_for(self, fingerprint: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT data FROM incidents WHERE fingerprint = ? AND status = 'open'"
+            " ORDER BY updated DESC LIMIT 1",
+            (fingerprint,),
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, incident_id: str, fingerprint: str, status: str, data: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO incidents (id, fingerprint, status, updated, data) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET status = excluded.status,"
+            " updated = excluded.updated, data = excluded.data",
+            (incident_id, fingerprint, status, time.time(), json.dumps(data)),
+        )
+
+    def get(self, incident_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT data FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT data FROM incidents ORDER BY status = 'open' DESC, updated DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    # -- outbox ---------------------------------------------------------------------
+    def enqueue(self, key: str, channel: str, incident: str, payload: dict[str, Any]) -> bool:
+        """Queue one notification; False when that key is already queued (or sent)."""
+        done = self.db.execute(
+            "INSERT OR IGNORE INTO outbox (key, channel, incident, payload, created, next_try)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (key, channel, incident, json.dumps(payload), time.time(), 0.0),
+        )
+        return done.rowcount == 1
+
+    def due(self, now: float, limit: int = 20) -> list[Queued]:
+        """Unsent notifications whose time has come, oldest first."""
+        rows = self.db.execute(
+            "SELECT seq, key, channel, incident, payload, attempts FROM outbox"
+            " WHERE sent IS NULL AND next_try <= ? ORDER BY seq LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [Queued(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+
+    def pending(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE sent IS NULL").fetchone()[0])
+
+    def sent(self, seq: int) -> None:
+        self.db.execute(
+            "UPDATE outbox SET sent = ?, error = NULL WHERE seq = ?", (time.time(), seq)
+        )
+
+    def failed(self, seq: int, error: str, retry_at: float) -> None:
+        self.db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, error = ?, next_try = ? WHERE seq = ?",
+            (error, retry_at, seq),
+        )
+
+    def deliveries(self, incident: str) -> list[tuple[str, str, float | None, str | None]]:
+        """(key, channel, sent, error) of an incident's notifications, oldest first."""
+        rows = self.db.execute(
+            "SELECT key, channel, sent, error FROM outbox WHERE incident = ? ORDER BY seq",
+            (incident,),
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]

@@ -1,0 +1,241 @@
+"""Incidents: fingerprints, repeats, escalation, resolution; the outbox and channels
+against the Telegram and Gitea stand-ins on loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.engine.incidents import Incident, fingerprint, on_event, route
+from reconciler.events.bus import Event
+from reconciler.events.channels import telegram_text
+from reconciler.run.incident_desk import IncidentDesk
+from reconciler.run.outbox_sender import OutboxSender
+from reconciler.store.incidents import IncidentStore
+from reconciler.store.journal import Journal
+from state.models import DEFAULT_REPEAT, Notifications, Severity
+
+STANDINS = Path(__file__).resolve().parents[1] / "standins"
+
+
+def repeat(severity: Severity) -> timedelta:
+    return DEFAULT_REPEAT[severity]
+
+
+def failing(at: float, kind: str = "heal_failed", severity: Severity = "P3") -> Event:
+    return Event(severity, kind, "ollama not healed", "hermes", "ollama", at=at)  # type: ignore[arg-type]
+
+
+def test_one_condition_is_one_incident_with_repeats_at_the_interval() -> None:
+    incident, transition = on_event(None, failing(0.0), repeat, "INC-1")
+    assert transition == "opened" and incident is not None
+    incident = incident.model_copy(update={"last_sent": 0.0})
+    sent = []
+    for minute in range(1, 10 * 60):  # ten hours of passes, one a minute
+        incident, transition = on_event(incident, failing(minute * 60.0), repeat, "x")
+        assert incident is not None and incident.id == "INC-1"
+        if transition:
+            sent.append((minute, transition))
+            incident = incident.model_copy(update={"last_sent": minute * 60.0})
+    assert sent == [(240, "repeated"), (480, "repeated")]  # P3: every 4h
+    assert incident.count == 600
+
+
+def test_escalation_raises_severity_and_healing_resolves() -> None:
+    incident, _ = on_event(None, failing(0.0), repeat, "INC-1")
+    incident, transition = on_event(incident, failing(10.0, "escalation", "P1"), repeat, "x")
+    assert transition == "escalated" and incident is not None and incident.severity == "P1"
+    healed = Event("P3", "healed", "hermes/ollama converged", "hermes", "ollama", at=20.0)
+    incident, transition = on_event(incident, healed, repeat, "x")
+    assert transition == "resolved" and incident is not None and incident.status == "resolved"
+    assert [s.what.split(":")[0] for s in incident.timeline] == [
+        "opened (P3)",
+        "escalated to P1",
+        "resolved",
+    ]
+    # The next failure is a new incident.
+    again, transition = on_event(incident, failing(30.0), repeat, "INC-2")
+    assert transition == "opened" and again is not None and again.id == "INC-2"
+
+
+def test_fingerprints_and_routes() -> None:
+    assert fingerprint(failing(0.0)) == ("unhealthy", "unhealthy:hermes:ollama")
+    assert fingerprint(Event("P0", "failover", "moved", "hermes")) == ("failover", "failover")
+    assert fingerprint(Event("P3", "spec_applied", "ok")) == ("spec", "spec")
+    incident = Incident(
+        id="I",
+        fingerprint="f",
+        family="unhealthy",
+        host="h",
+        service=None,
+        severity="P1",
+        first_seen=0,
+        last_seen=0,
+        message="m",
+        told=("telegram", "gitea"),
+    )
+    routes: dict[Severity, list[str]] = {"P1": ["gitea", "log"]}
+    assert route(routes, incident, "opened") == ["gitea", "log"]
+    assert route(routes, incident, "resolved") == ["telegram", "gitea"]  # everyone told
+
+
+def test_telegram_text_is_escaped_and_bounded() -> None:
+    text = telegram_text({"severity": "P0", "transition": "opened", "text": "<b>&" + "x" * 5000})
+    assert text.startswith("<b>P0 opened</b>\n&lt;b&gt;&amp;") and len(text) == 4096
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def standins(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
+    """The Telegram and Gitea stand-ins on loopback ports, stores in tmp_path."""
+    tg, gitea = _free_port(), _free_port()
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(STANDINS / "telegram_standin.py"),
+                "--port",
+                str(tg),
+                "--store",
+                str(tmp_path / "tg.json"),
+            ]
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(STANDINS / "gitea_standin.py"),
+                "--port",
+                str(gitea),
+                "--store",
+                str(tmp_path / "gitea.json"),
+            ]
+        ),
+    ]
+    for port in (tg, gitea):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+    try:
+        yield tg, gitea, tmp_path
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=5)
+
+
+def _notifications(tg: int, gitea: int) -> Notifications:
+    return Notifications.model_validate(
+        {
+            "channels": {
+                "tg": {
+                    "kind": "telegram",
+                    "api_url": f"http://127.0.0.1:{tg}",
+                    "token": "env:TEST_TG_TOKEN",
+                    "chat_id": "1001",
+                },
+                "gitea": {
+                    "kind": "gitea_issue",
+                    "url": f"http://127.0.0.1:{gitea}",
+                    "repo": "allegro/incidents",
+                    "token": "env:TEST_GITEA_TOKEN",
+                    "labels": ["incident", "no-such-label"],
+                },
+                "log": {"kind": "log"},
+            },
+            "routes": {"P0": ["tg", "gitea", "log"], "P1": ["gitea", "log"], "P3": ["log"]},
+        }
+    )
+
+
+def test_desk_outbox_and_sender_deliver_once_in_order_and_close_on_resolve(
+    standins: tuple[int, int, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tg, gitea, stores = standins
+    secret = "123456:SECRET-token-value"
+    monkeypatch.setenv("TEST_TG_TOKEN", secret)
+    monkeypatch.setenv("TEST_GITEA_TOKEN", "gitea-secret")
+    notifications = _notifications(tg, gitea)
+    journal = Journal(tmp_path / "journal.db")
+    desk = IncidentDesk(journal, lambda: notifications)
+    now = time.time()
+    for i in range(10):  # one failure over 10 passes
+        desk(Event("P1", "escalation", "ollama crash loop", "hermes", "ollama", at=now + i))
+    desk(Event("P0", "failover", "kimi lost; moved to hermes", "hermes", at=now + 11))
+    desk(Event("P3", "healed", "hermes/ollama converged", "hermes", "ollama", at=now + 12))
+    with httpx.Client(trust_env=False) as client:
+        sender = OutboxSender(journal, client, lambda _line: None)
+        sender.drain(notifications, 20)
+        # Replaying the same events queues nothing new: keys are unique per transition.
+        assert sender.store.pending() == 0
+    messages = json.loads((stores / "tg.json").read_text())
+    assert [m["text"].split("\n")[0] for m in messages] == ["<b>P0 opened</b>"]
+    issues = json.loads((stores / "gitea.json").read_text())
+    assert len(issues) == 2, issues  # the crash loop, and the failover
+    crash = next(i for i in issues if "unhealthy:hermes:ollama" in i["title"])
+    assert crash["state"] == "closed" and crash["labels"] == [{"id": 5, "name": "incident"}]
+    assert "resolved" in crash["comments"][-1]["body"]
+    assert next(i for i in issues if "[fleet-reconciler failover]" in i["title"])["state"] == "open"
+    logged = [
+        json.loads(line)
+        for line in capsys.readouterr().err.splitlines()
+        if line.startswith('{"level": "notification"')
+    ]
+    assert {
+        "timestamp",
+        "agent",
+        "severity",
+        "category",
+        "component",
+        "message",
+        "context",
+        "requested_action",
+        "escalation_timeout",
+    } <= set(logged[0])
+    assert logged[0]["requested_action"] == "father_intervention"
+    store = IncidentStore(journal)
+    assert all(secret not in json.dumps(row) for row in store.recent())
+    assert secret not in (tmp_path / "journal.db").read_bytes().decode("latin-1")
+
+
+def test_a_channel_that_is_down_is_retried_and_errors_never_show_the_token(
+    standins: tuple[int, int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tg, gitea, stores = standins
+    secret = "999:TOKEN-must-not-leak"
+    monkeypatch.setenv("TEST_TG_TOKEN", secret)
+    monkeypatch.setenv("TEST_GITEA_TOKEN", "g")
+    notifications = _notifications(tg, gitea)
+    with httpx.Client(trust_env=False) as client:
+        client.post(f"http://127.0.0.1:{tg}/test/mode", json={"mode": "limit"})
+        journal = Journal(tmp_path / "journal.db")
+        desk = IncidentDesk(journal, lambda: notifications)
+        desk(Event("P0", "failover", "first", "hermes", at=time.time()))
+        lines: list[str] = []
+        sender = OutboxSender(journal, client, lines.append)
+        sender.round(notifications)
+        assert any("429" in line and "retry in 2s" in line for line in lines), lines
+        assert all(secret not in line for line in lines)
+        client.post(f"http://127.0.0.1:{tg}/test/mode", json={"mode": "ok"})
+        sender.drain(notifications, 10)
+    assert len(json.loads((stores / "tg.json").read_text())) == 1
