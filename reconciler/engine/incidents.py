@@ -108,17 +108,20 @@ def on_event(
     if current is None or current.status == "resolved":
         if clears:
             return current, None
-        opened = Incident(
-            id=new_id,
-            fingerprint=key,
-            family=family,
-            host=event.host,
-            service=event.service,
-            severity=event.severity,
-            first_seen=event.at,
-            last_seen=event.at,
-            message=event.message,
-            timeline=(Step(at=event.at, what=f"opened ({event.severity}): {event.message}"),),
+        first = Step(at=event.at, what=f"opened ({event.severity}): {event.message}")
+        opened = Incident.model_validate(
+            {
+                "id": new_id,
+                "fingerprint": key,
+                "family": family,
+                "host": event.host,
+                "service": event.service,
+                "severity": event.severity,
+                "first_seen": event.at,
+                "last_seen": event.at,
+                "message": event.message,
+                "timeline": (first,),
+            }
         )
         return opened, "opened"
     if clears:

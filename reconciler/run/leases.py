@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from reconciler.apply.failover_steps import set_lease
+from reconciler.run.background import in_background
 from reconciler.store.failover import FailoverStore
 from reconciler.store.journal import Journal
 from state.load import LoadedFleet
@@ -26,9 +27,8 @@ from state.load import LoadedFleet
 def leases_kept(current: Callable[[], LoadedFleet | None], journal_path: Path) -> Iterator[None]:
     """Renew the lease of the host running the failover services until the block ends.
     `current` returns the spec in force (the loop's may change on reload)."""
-    stop = threading.Event()
 
-    def renew() -> None:
+    def renew(stop: threading.Event) -> None:
         journal = Journal(journal_path)
         try:
             while True:
@@ -52,10 +52,5 @@ def leases_kept(current: Callable[[], LoadedFleet | None], journal_path: Path) -
         finally:
             journal.close()
 
-    thread = threading.Thread(target=renew, name="leases", daemon=True)
-    thread.start()
-    try:
+    with in_background("leases", renew):
         yield
-    finally:
-        stop.set()
-        thread.join(timeout=15)

@@ -19,6 +19,7 @@ import httpx
 
 from reconciler.apply.context import Report
 from reconciler.events.channels import ChannelError, deliver
+from reconciler.run.background import in_background
 from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import Journal
 from state.models import Notifications, TelegramChannel
@@ -88,9 +89,8 @@ def sending(
     current: Callable[[], Notifications | None], journal_path: Path, report: Report
 ) -> Iterator[None]:
     """Deliver the outbox from a thread until the block ends (`reconcile watch`)."""
-    stop = threading.Event()
 
-    def run() -> None:
+    def run(stop: threading.Event) -> None:
         journal = Journal(journal_path)
         with httpx.Client(trust_env=False) as client:
             sender = OutboxSender(journal, client, report)
@@ -102,10 +102,5 @@ def sending(
                 stop.wait(1.0)
         journal.close()
 
-    thread = threading.Thread(target=run, name="outbox", daemon=True)
-    thread.start()
-    try:
+    with in_background("outbox", run):
         yield
-    finally:
-        stop.set()
-        thread.join(timeout=15)

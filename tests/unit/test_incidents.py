@@ -141,7 +141,11 @@ def standins(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
             proc.wait(timeout=5)
 
 
-def _notifications(tg: int, gitea: int) -> Notifications:
+def _notifications(
+    tg: int, gitea: int, token: str, monkeypatch: pytest.MonkeyPatch
+) -> Notifications:
+    monkeypatch.setenv("TEST_TG_TOKEN", token)
+    monkeypatch.setenv("TEST_GITEA_TOKEN", "gitea-secret")
     return Notifications.model_validate(
         {
             "channels": {
@@ -173,9 +177,7 @@ def test_desk_outbox_and_sender_deliver_once_in_order_and_close_on_resolve(
 ) -> None:
     tg, gitea, stores = standins
     secret = "123456:SECRET-token-value"
-    monkeypatch.setenv("TEST_TG_TOKEN", secret)
-    monkeypatch.setenv("TEST_GITEA_TOKEN", "gitea-secret")
-    notifications = _notifications(tg, gitea)
+    notifications = _notifications(tg, gitea, secret, monkeypatch)
     journal = Journal(tmp_path / "journal.db")
     desk = IncidentDesk(journal, lambda: notifications)
     now = time.time()
@@ -223,9 +225,7 @@ def test_a_channel_that_is_down_is_retried_and_errors_never_show_the_token(
 ) -> None:
     tg, gitea, stores = standins
     secret = "999:TOKEN-must-not-leak"
-    monkeypatch.setenv("TEST_TG_TOKEN", secret)
-    monkeypatch.setenv("TEST_GITEA_TOKEN", "g")
-    notifications = _notifications(tg, gitea)
+    notifications = _notifications(tg, gitea, secret, monkeypatch)
     with httpx.Client(trust_env=False) as client:
         client.post(f"http://127.0.0.1:{tg}/test/mode", json={"mode": "limit"})
         journal = Journal(tmp_path / "journal.db")
