@@ -57,6 +57,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
     from reconciler.events.channels import ChannelError, deliver
     from state.load import load_fleet
+    from state.models import GiteaIssueChannel
     from state.secrets import SecretUnavailable
 
     notifications = load_fleet(args.state).written.notifications
@@ -74,7 +75,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
         "incident": "test",
         "fingerprint": f"test:{int(now)}",
         "severity": "P3",
-        "transition": "resolved",
+        "transition": "opened",
         "text": f"[P3] test: fleet-reconciler notification test at {stamp}",
         "distress": {
             "timestamp": stamp,
@@ -96,10 +97,12 @@ def cmd_notify(args: argparse.Namespace) -> int:
     failed = 0
     with httpx.Client(trust_env=False) as client:
         for name in names:
-            try:
-                note = deliver(
-                    notifications.channels[name], f"test-{int(now)}-{name}", message, client
-                )
+            try:  # opened, then resolved: a Gitea test issue is opened and closed again
+                key = f"test-{int(now)}-{name}"
+                note = deliver(notifications.channels[name], key, message, client)
+                if isinstance(notifications.channels[name], GiteaIssueChannel):
+                    done = {**message, "transition": "resolved"}
+                    note += "; " + deliver(notifications.channels[name], key + "-end", done, client)
                 print(f"{name}: ok ({note})")
             except (ChannelError, SecretUnavailable) as exc:
                 failed += 1

@@ -1,0 +1,159 @@
+"""Incidents and notifications on real hosts: the Telegram and Gitea stand-ins run as
+services on h2; a service on h1 that cannot start is escalated to a Gitea issue (P1),
+which is closed when the service is healed; `notify test` reaches every channel."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fleet import lab as fleet_lab
+from tests.integration.conftest import STANDINS, _sha, lab_spec, run_reconcile, start_reconcile
+
+TG_TOKEN = "4242:notification-test-token"
+
+
+def channels(lab: fleet_lab.Lab, crashy: str | None) -> str:
+    h2 = lab.host("h2").address
+    crashy_service = (
+        f"""\
+  crashy:
+    host: h1
+    unit: {{description: crashy, exec_start: "{crashy}", restart: "no"}}
+    health: [{{kind: systemd}}]
+    rto: 3s
+"""
+        if crashy
+        else ""
+    )
+    return f"""\
+  telegram:
+    host: h2
+    install: {{kind: file, source: {STANDINS}/telegram_standin.py, sha256: {_sha("telegram_standin.py")}, dest: /usr/local/bin/telegram-standin}}
+    unit: {{description: telegram stand-in, exec_start: /usr/bin/python3 /usr/local/bin/telegram-standin --port 8081}}
+    health: [{{kind: tcp, port: 8081}}]
+  gitea:
+    host: h2
+    install: {{kind: file, source: {STANDINS}/gitea_standin.py, sha256: {_sha("gitea_standin.py")}, dest: /usr/local/bin/gitea}}
+    unit: {{description: gitea stand-in, exec_start: /usr/bin/python3 /usr/local/bin/gitea --port 3000}}
+    health: [{{kind: tcp, port: 3000}}]
+{crashy_service}notifications:
+  channels:
+    tg: {{kind: telegram, api_url: "http://{h2}:8081", token: env:TEST_TG_TOKEN, chat_id: "1001"}}
+    issues: {{kind: gitea_issue, url: "http://{h2}:3000", repo: allegro/incidents, token: env:TEST_GITEA_TOKEN, labels: [incident]}}
+    log: {{kind: log}}
+  routes:
+    P0: [tg, issues, log]
+    P1: [issues, log]
+    P3: [log]
+reconciler:
+  interval: 30s
+  probe_interval: 1s
+  backoff_initial: 1s
+  escalate_after_attempts: 2
+"""
+
+
+def spec_text(lab: fleet_lab.Lab, crashy: str | None) -> str:
+    base = lab_spec(lab)
+    services_end = base.index("models:")
+    return base[:services_end] + channels(lab, crashy) + base[services_end:]
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TEST_TG_TOKEN", TG_TOKEN)
+    monkeypatch.setenv("TEST_GITEA_TOKEN", "gitea-test-token")
+    yield
+
+
+def standin(lab: fleet_lab.Lab, port: int, path: str) -> Any:
+    url = f"http://{lab.host('h2').address}:{port}{path}"
+    return httpx.get(url, timeout=5).json()
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_escalation_opens_one_issue_that_healing_closes(
+    lab: fleet_lab.Lab, tmp_path: Path, env: None
+) -> None:
+    spec, journal = tmp_path / "fleet.yaml", tmp_path / "journal.db"
+    spec.write_text(spec_text(lab, None))
+    done = run_reconcile("--yes", str(spec), "--journal", str(journal))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    # The seed's DR "Test 4": every channel answers.
+    tested = run_reconcile("notify", "test", "--state", str(spec))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "tg: ok (telegram message 1)" in tested.stdout
+    assert (
+        "issues: ok (gitea issue #1 opened; gitea issue #1 commented and closed)" in tested.stdout
+    )
+
+    spec.write_text(spec_text(lab, "/bin/false"))
+    watch = start_reconcile(
+        "watch", str(spec), "--journal", str(journal), "--max-seconds", "90", capture=True
+    )
+    try:
+        crash_issue = wait_for(
+            "a Gitea issue for the crash loop",
+            lambda: [
+                i
+                for i in standin(lab, 3000, "/api/v1/repos/allegro/incidents/issues")
+                if "unhealthy:h1:crashy" in i["title"]
+            ],
+            60,
+        )[0]
+        assert crash_issue["title"].startswith("[P1] ")
+        assert crash_issue["labels"] == [{"id": 5, "name": "incident"}]
+        time.sleep(5)  # more failing passes: deduplicated, no second issue
+        spec.write_text(spec_text(lab, "/bin/sleep infinity"))
+        wait_for(
+            "the issue closed",
+            lambda: (
+                not [
+                    i
+                    for i in standin(lab, 3000, "/api/v1/repos/allegro/incidents/issues")
+                    if "unhealthy:h1:crashy" in i["title"]
+                ]
+            ),
+            60,
+        )
+    finally:
+        if watch.poll() is None:
+            watch.send_signal(signal.SIGTERM)
+        out, err = watch.communicate(timeout=60)
+    everything = standin(lab, 3000, "/api/v1/repos/allegro/incidents/issues?state=all")
+    crash = [i for i in everything if "unhealthy:h1:crashy" in i["title"]]
+    assert len(crash) == 1 and crash[0]["state"] == "closed", everything
+    comments = httpx.get(
+        f"http://{lab.host('h2').address}:3000/api/v1/repos/allegro/incidents/issues/"
+        f"{crash[0]['number']}/comments",
+        timeout=5,
+    ).json()
+    assert "resolved" in comments[-1]["body"]
+    # P1 does not page Telegram: only the test message is there.
+    assert len(standin(lab, 8081, "/test/messages")) == 1
+    listed = run_reconcile("incidents", "--output", "json", "--journal", str(journal))
+    incidents = json.loads(listed.stdout)
+    crash_incident = next(i for i in incidents if i["fingerprint"] == "unhealthy:h1:crashy")
+    assert crash_incident["status"] == "resolved" and crash_incident["severity"] == "P1"
+    assert all(d["sent"] for d in crash_incident["deliveries"])
+    # The token is nowhere but in the environment.
+    assert TG_TOKEN not in out + err
+    for stored in tmp_path.glob("journal.db*"):  # the database and its WAL
+        assert TG_TOKEN.encode() not in stored.read_bytes()
