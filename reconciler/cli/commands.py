@@ -183,9 +183,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         import httpx
 
         from reconciler.cli.failover_text import render_failover
+        from reconciler.cli.incidents_command import incident_lines
         from reconciler.cli.status_text import loop_lines, render_status
         from reconciler.run.failover import placed, review
         from reconciler.run.once import plan_once
+        from reconciler.store.incidents import IncidentStore
         from reconciler.store.journal import Journal
         from state.load import load_fleet
 
@@ -203,6 +205,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(render_status(loaded, result.observed, result.plan, journal), end="")
         if failover is not None and loaded.written.failover is not None:
             print("\n" + render_failover(loaded.written.failover, *failover), end="")
+        open_incidents = [i for i in IncidentStore(journal).recent() if i["status"] == "open"]
+        print(f"\nopen incidents: {len(open_incidents)}")
+        print("".join(f"  {line}\n" for line in incident_lines(open_incidents)), end="")
         return EXIT_OK
     finally:
         worker.close()

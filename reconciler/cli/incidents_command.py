@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 from reconciler.cli.terminal import report
 from reconciler.errors import UsageError
@@ -38,17 +39,22 @@ def cmd_incidents(args: argparse.Namespace) -> int:
             ]
         print(json.dumps(incidents, indent=2))
         return EXIT_OK
-    if not incidents:
-        print("no incidents")
+    print("\n".join(incident_lines(incidents)) if incidents else "no incidents")
+    return EXIT_OK
+
+
+def incident_lines(incidents: list[dict[str, Any]]) -> list[str]:
+    """One line per incident (also `status`, for the open ones)."""
+    lines = []
     for incident in incidents:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(incident["first_seen"]))
         where = "/".join(x for x in (incident["host"], incident["service"]) if x) or "fleet"
         acked = ", acked" if incident.get("acked") else ""
-        print(
+        lines.append(
             f"{incident['id']}  {incident['status']:<8} {incident['severity']}  {where}  "
             f"since {since}, seen {incident['count']}x{acked}: {incident['message']}"
         )
-    return EXIT_OK
+    return lines
 
 
 def cmd_notify(args: argparse.Namespace) -> int:

@@ -120,6 +120,10 @@ def test_escalation_opens_one_issue_that_healing_closes(
         )[0]
         assert crash_issue["title"].startswith("[P1] ")
         assert crash_issue["labels"] == [{"id": 5, "name": "incident"}]
+        status = run_reconcile("status", str(spec), "--journal", str(journal))
+        assert "open incidents: 1" in status.stdout and "P1  h1/crashy" in status.stdout, (
+            status.stdout
+        )
         time.sleep(5)  # more failing passes: deduplicated, no second issue
         spec.write_text(spec_text(lab, "/bin/sleep infinity"))
         wait_for(
