@@ -178,11 +178,24 @@ def _paths(service: Service) -> list[str]:
 def _notification_routes(fleet: Fleet) -> Iterator[Found]:
     if fleet.notifications is None:
         return
+    channels = fleet.notifications.channels
     for severity, names in fleet.notifications.routes.items():
         for i, name in enumerate(names):
-            if name not in fleet.notifications.channels:
-                path = ("notifications", "routes", severity, i)
-                yield path, f"unknown channel '{name}'"
+            if name not in channels:
+                yield ("notifications", "routes", severity, i), f"unknown channel '{name}'"
+    levels = fleet.notifications.escalation
+    for level, spec in enumerate(levels):
+        for i, name in enumerate(spec.notify):
+            if name not in channels:
+                yield (
+                    ("notifications", "escalation", level, "notify", i),
+                    (f"unknown channel '{name}'"),
+                )
+        if level and spec.after <= levels[level - 1].after:
+            yield (
+                ("notifications", "escalation", level, "after"),
+                ("must be longer than the level before it"),
+            )
 
 
 def _duplicate_paths(fleet: Fleet) -> Iterator[Found]:

@@ -33,6 +33,7 @@ ORDER: list[type[BaseModel]] = [
     models.Retention,
     models.Failover,
     models.Notifications,
+    models.EscalationLevel,
     models.TelegramChannel,
     models.GiteaIssueChannel,
     models.LogChannel,

@@ -375,6 +375,31 @@ class LogChannel(Spec):
 Channel = Annotated[TelegramChannel | GiteaIssueChannel | LogChannel, Field(discriminator="kind")]
 
 
+class EscalationLevel(Spec):
+    """One level of the escalation matrix (the seed: father at 5 minutes, grandfather at 30)."""
+
+    after: Duration = Field(
+        description="An incident still open (and not acknowledged) this long after it "
+        "opened reaches this level.",
+        examples=["5m"],
+    )
+    notify: list[Name] = Field(
+        min_length=1, description="Channels told when it does.", examples=[["incidents"]]
+    )
+    severity: Severity | None = Field(
+        None,
+        description="Raise the incident to this severity (never lowers it).",
+        examples=["P0"],
+    )
+    requested_action: Literal[
+        "father_intervention", "grandfather_intervention", "operator_intervention"
+    ] = Field(
+        "operator_intervention",
+        description="The distress signal's requested_action at this level.",
+        examples=["father_intervention"],
+    )
+
+
 class Notifications(Spec):
     """Where events of each severity go (the seed: Telegram for P0, Gitea for P1, log else)."""
 
@@ -387,6 +412,17 @@ class Notifications(Spec):
         description="An open incident is sent again at most this often, per severity "
         "(severities left out keep their default: P0 30m, others 4h).",
         examples=[{"P0": "30m"}],
+    )
+    escalation: list[EscalationLevel] = Field(
+        default_factory=list,
+        description="Escalation levels, in order of `after`; `reconcile incidents ack ID` "
+        "stops an incident's escalation.",
+    )
+    distress_dir: AbsPath | None = Field(
+        None,
+        description="Directory on the controller where each P0/P1 notification is also "
+        "written as a distress-signal JSON file, for agents to read; unset, none are written.",
+        examples=["/var/lib/fleet-reconciler/distress"],
     )
     agent: UnitLine = Field(
         "fleet-reconciler",
@@ -448,7 +484,7 @@ class Fleet(Spec):
         None, description="Failover of the primary's services to the backup host."
     )
     notifications: Notifications | None = Field(
-        None, description="Notification routing. Not built yet: refused when set."
+        None, description="Incidents and where they are sent: channels, routes, escalation."
     )
     reconciler: ReconcilerSettings = Field(
         default_factory=ReconcilerSettings, description="How `reconcile watch` runs."

@@ -137,10 +137,14 @@ def one_shot_bus(loaded: LoadedFleet, journal: Journal) -> EventBus:
 def drain_outbox(loaded: LoadedFleet, journal: Journal, seconds: float = 15.0) -> None:
     """Send what a one-shot command queued; what is not accepted in time stays queued
     for the next run or `reconcile watch` (said so)."""
+    import time
+
     import httpx
 
+    from reconciler.run.incident_desk import IncidentDesk
     from reconciler.run.outbox_sender import OutboxSender
 
+    IncidentDesk(journal, lambda: loaded.written.notifications).sweep(time.time())
     with httpx.Client(trust_env=False) as client:
         sender = OutboxSender(journal, client, report)
         sender.drain(loaded.written.notifications, seconds)
@@ -232,12 +236,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     spec = SpecSource(Path(args.state), bus, journal)
     bus.subscribe(journal_sink(journal))
     bus.subscribe(log_sink())
-    bus.subscribe(IncidentDesk(journal, lambda: _notifications(spec.loaded)))
+    desk = IncidentDesk(journal, lambda: _notifications(spec.loaded))
+    bus.subscribe(desk)
     if not spec.reload() and spec.exception is not None:
         raise spec.exception  # no last good spec to fall back on at start-up
     assert spec.loaded is not None
     with httpx.Client(trust_env=False) as client:
-        loop = WatchLoop(spec, journal, client, bus, report, show_progress)
+        loop = WatchLoop(spec, journal, client, bus, report, show_progress, sweep=desk.sweep)
 
         def beating_report(message: str) -> None:
             loop.beat()

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.cli.terminal import report
 from reconciler.errors import UsageError
+
+if TYPE_CHECKING:
+    from reconciler.store.incidents import IncidentStore
 
 EXIT_OK, EXIT_ERROR = 0, 1
 
@@ -30,6 +33,8 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         store.put(found["id"], found["fingerprint"], found["status"], found)
         report(f"incident {args.id} acknowledged: no more repeats until it resolves")
         return EXIT_OK
+    if args.action == "pir":
+        return _pir(args, store)
     incidents = store.recent(args.limit)
     if args.output == "json":
         for incident in incidents:
@@ -40,6 +45,26 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         print(json.dumps(incidents, indent=2))
         return EXIT_OK
     print("\n".join(incident_lines(incidents)) if incidents else "no incidents")
+    return EXIT_OK
+
+
+def _pir(args: argparse.Namespace, store: IncidentStore) -> int:
+    from reconciler.cli.pir_text import render_pir
+    from reconciler.store.journal import Journal
+
+    if not args.id:
+        raise UsageError("reconcile incidents pir needs an incident ID")
+    incident = store.get(args.id)
+    if incident is None:
+        raise UsageError(f"no incident {args.id}")
+    journal = Journal(args.journal)
+    kind_events = [
+        e
+        for e in journal.events(limit=200)
+        if incident["first_seen"] - 1 <= e.at <= (incident.get("resolved_at") or time.time()) + 1
+        and (incident["host"] is None or e.host == incident["host"])
+    ]
+    print(render_pir(incident, store.deliveries(args.id), journal.runs(200), kind_events), end="")
     return EXIT_OK
 
 

@@ -67,9 +67,11 @@ class WatchLoop:
         report: Report,
         progress: ProgressReport,
         clock: Callable[[], float] = time.monotonic,
+        sweep: Callable[[float], None] | None = None,
     ) -> None:
         self.spec, self.journal, self.client, self.bus = spec, journal, client, bus
         self.report, self.progress, self.clock = report, progress, clock
+        self.sweep = sweep  # escalation of open incidents, every probe pass
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
@@ -183,6 +185,8 @@ class WatchLoop:
             if state and not state.error and set(model_set.present) - set(state.present):
                 drifted.add(watched.fleet.services[model_set.service].host)
         self.status.last_pass, self.status.last_kind = time.time(), "probe"
+        if self.sweep is not None:
+            self.sweep(time.time())
         if drifted:
             self.report(f"probe: drift on {', '.join(sorted(drifted))}; reconciling")
             self._pass("heal", sorted(drifted))

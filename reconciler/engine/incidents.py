@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.events.bus import Event, EventKind
-from state.models import Severity
+from state.models import EscalationLevel, Severity
 
 Transition = Literal["opened", "escalated", "repeated", "resolved"]
 
@@ -68,6 +68,7 @@ class Incident(BaseModel):
     last_sent: float | None = None
     resolved_at: float | None = None
     acked: bool = False
+    level: int = Field(0, description="Escalation levels reached (0: none).")
     message: str
     told: tuple[str, ...] = Field(default=(), description="Channels told it opened.")
     timeline: tuple[Step, ...] = ()
@@ -169,6 +170,36 @@ CATEGORY = {
 REQUESTED = {"P0": "grandfather_intervention", "P1": "father_intervention"}
 
 
+def escalate(
+    incident: Incident, levels: list[EscalationLevel], now: float
+) -> tuple[Incident, EscalationLevel | None]:
+    """The incident moved up to the highest level its age reaches, and that level; or
+    the incident as it is and None (resolved, acknowledged, or no new level)."""
+    if incident.status != "open" or incident.acked:
+        return incident, None
+    reached = [
+        i + 1
+        for i, level in enumerate(levels)
+        if now - incident.first_seen >= level.after.total_seconds()
+    ]
+    if not reached or max(reached) <= incident.level:
+        return incident, None
+    index = max(reached)
+    level = levels[index - 1]
+    severity = incident.severity
+    if level.severity is not None and RANK[level.severity] < RANK[severity]:
+        severity = level.severity
+    step = Step(
+        at=now,
+        what=f"escalated to level {index + 1} ({severity}, "
+        f"{level.requested_action}) after {int(now - incident.first_seen)}s",
+    )
+    moved = incident.model_copy(
+        update={"level": index, "severity": severity, "timeline": (*incident.timeline, step)}
+    )
+    return moved, level
+
+
 def route(
     routes: dict[Severity, list[str]], incident: Incident, transition: Transition
 ) -> list[str]:
@@ -184,7 +215,13 @@ def _iso(at: float) -> str:
 
 
 def distress_signal(
-    incident: Incident, transition: Transition, agent: str, now: float, repeat: timedelta
+    incident: Incident,
+    transition: Transition,
+    agent: str,
+    now: float,
+    *,
+    timeout: timedelta,
+    requested: str | None = None,
 ) -> dict[str, Any]:
     """The seed's distress signal for `incident`: its exact keys. `last_success` is the
     last moment the condition was known fine (the first failure, at the latest)."""
@@ -205,15 +242,14 @@ def distress_signal(
         },
         "requested_action": "none"
         if transition == "resolved"
-        else REQUESTED.get(incident.severity, "none"),
-        "escalation_timeout": _iso(now + repeat.total_seconds()),
+        else requested or REQUESTED.get(incident.severity, "none"),
+        "escalation_timeout": _iso(now + timeout.total_seconds()),
     }
 
 
-def payload(
-    incident: Incident, transition: Transition, agent: str, now: float, repeat: timedelta
-) -> dict[str, Any]:
-    """What the outbox keeps for one notification: fixed when queued."""
+def payload(incident: Incident, transition: Transition, signal: dict[str, Any]) -> dict[str, Any]:
+    """What the outbox keeps for one notification, fixed when queued; `signal` is its
+    distress signal (`distress_signal`)."""
     where = "/".join(x for x in (incident.host, incident.service) if x) or "fleet"
     return {
         "incident": incident.id,
@@ -222,5 +258,5 @@ def payload(
         "transition": transition,
         "text": f"[{incident.severity}] {transition}: {incident.message} ({where}; incident "
         f"{incident.id}, seen {incident.count}x)",
-        "distress": distress_signal(incident, transition, agent, now, repeat),
+        "distress": signal,
     }

@@ -10,14 +10,20 @@ the services on that host are folded into it: one outage is one page.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from reconciler.engine.incidents import (
     CLEARS,
     Incident,
+    Transition,
+    distress_signal,
+    escalate,
     fingerprint,
     on_event,
     payload,
@@ -57,22 +63,76 @@ class IncidentDesk:
             return
         if transition is not None and notifications is not None:
             channels = route(notifications.routes, incident, transition)
-            sequence = len(incident.timeline)
-            repeat = self._repeat(incident.severity)
-            message = payload(incident, transition, notifications.agent, event.at, repeat)
-            for channel in channels:
-                store.enqueue(
-                    f"{incident.id}:{transition}:{sequence}:{channel}",
-                    channel,
-                    incident.id,
-                    message,
-                )
-            told = incident.told
-            if transition != "resolved":
-                told = tuple(sorted(set(told) | set(channels)))
-            incident = incident.model_copy(update={"last_sent": event.at, "told": told})
+            incident = self._notify(store, notifications, incident, transition, channels, event.at)
+        if notifications is not None:  # an event may come after a level's time
+            incident = self._escalate(store, notifications, incident, event.at)
         store.put(incident.id, incident.fingerprint, incident.status, incident.model_dump())
+
+    def sweep(self, now: float) -> None:
+        """Move open incidents up the escalation levels their age reaches, also when no
+        new event came (the loop calls this every probe pass)."""
+        notifications = self.settings()
+        if notifications is None or not notifications.escalation:
+            return
+        store = IncidentStore(self.journal)
+        for raw in store.recent(200):
+            if raw["status"] == "open":
+                incident = Incident.model_validate(raw)
+                moved = self._escalate(store, notifications, incident, now)
+                if moved is not incident:
+                    store.put(moved.id, moved.fingerprint, moved.status, moved.model_dump())
+
+    def _escalate(
+        self, store: IncidentStore, notifications: Notifications, incident: Incident, now: float
+    ) -> Incident:
+        moved, level = escalate(incident, notifications.escalation, now)
+        if level is None:
+            return incident
+        channels = sorted(set(level.notify) | set(route(notifications.routes, moved, "escalated")))
+        return self._notify(
+            store, notifications, moved, "escalated", channels, now, level.requested_action
+        )
+
+    def _notify(
+        self,
+        store: IncidentStore,
+        notifications: Notifications,
+        incident: Incident,
+        transition: Transition,
+        channels: list[str],
+        at: float,
+        requested: str | None = None,
+    ) -> Incident:
+        """Queue `transition` of `incident` to `channels` (and its distress file)."""
+        sequence = len(incident.timeline)
+        repeat = self._repeat(incident.severity)
+        signal = distress_signal(
+            incident, transition, notifications.agent, at, timeout=repeat, requested=requested
+        )
+        message = payload(incident, transition, signal)
+        for channel in channels:
+            store.enqueue(
+                f"{incident.id}:{transition}:{sequence}:{channel}", channel, incident.id, message
+            )
+        if notifications.distress_dir and message["distress"]["requested_action"] != "none":
+            name = f"{incident.id}-{sequence}"
+            write_distress(Path(notifications.distress_dir), name, message["distress"])
+        told = incident.told
+        if transition != "resolved":
+            told = tuple(sorted(set(told) | set(channels)))
+        return incident.model_copy(update={"last_sent": at, "told": told})
 
     def _repeat(self, severity: Severity) -> timedelta:
         notifications = self.settings()
         return notifications.repeat_for(severity) if notifications else DEFAULT_REPEAT[severity]
+
+
+def write_distress(directory: Path, name: str, signal: dict[str, Any]) -> Path:
+    """The distress signal as `DIRECTORY/NAME.json`, written whole (rename), 0640."""
+    directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+    target = directory / f"{name}.json"
+    partial = directory / f".{name}.json.partial"
+    partial.write_text(json.dumps(signal, indent=2) + "\n")
+    partial.chmod(0o640)
+    partial.replace(target)
+    return target

@@ -25,6 +25,18 @@ from reconciler.store.journal import Journal
 from state.models import DEFAULT_REPEAT, Notifications, Severity
 
 STANDINS = Path(__file__).resolve().parents[1] / "standins"
+# The seed's distress signal, key by key and in its order.
+DISTRESS_KEYS = [
+    "timestamp",
+    "agent",
+    "severity",
+    "category",
+    "component",
+    "message",
+    "context",
+    "requested_action",
+    "escalation_timeout",
+]
 
 
 def repeat(severity: Severity) -> timedelta:
@@ -203,17 +215,7 @@ def test_desk_outbox_and_sender_deliver_once_in_order_and_close_on_resolve(
         for line in capsys.readouterr().err.splitlines()
         if line.startswith('{"level": "notification"')
     ]
-    assert {
-        "timestamp",
-        "agent",
-        "severity",
-        "category",
-        "component",
-        "message",
-        "context",
-        "requested_action",
-        "escalation_timeout",
-    } <= set(logged[0])
+    assert set(DISTRESS_KEYS) <= set(logged[0])
     assert logged[0]["requested_action"] == "father_intervention"
     store = IncidentStore(journal)
     assert all(secret not in json.dumps(row) for row in store.recent())
@@ -239,3 +241,103 @@ def test_a_channel_that_is_down_is_retried_and_errors_never_show_the_token(
         client.post(f"http://127.0.0.1:{tg}/test/mode", json={"mode": "ok"})
         sender.drain(notifications, 10)
     assert len(json.loads((stores / "tg.json").read_text())) == 1
+
+
+def test_pir_draft_follows_the_seed_template_and_the_journal(tmp_path: Path) -> None:
+    from reconciler.cli.pir_text import render_pir
+
+    journal = Journal(tmp_path / "journal.db")
+    desk = IncidentDesk(journal, lambda: None)
+    desk(Event("P1", "escalation", "ollama crash loop", "hermes", "ollama", at=1000.0))
+    desk(Event("P3", "healed", "hermes/ollama converged", "hermes", "ollama", at=1600.0))
+    store = IncidentStore(journal)
+    [incident] = store.recent()
+    draft = render_pir(incident, store.deliveries(incident["id"]), journal.runs(), [])
+    for heading in (
+        "## Summary",
+        "## Timeline",
+        "## Root Cause",
+        "## Resolution",
+        "## Prevention",
+        "## Action Items",
+        "## Lessons Learned",
+    ):
+        assert heading in draft
+    assert "- **Duration:**" in draft and "(10m00s)" in draft
+    assert "- **Severity:** P1" in draft and "- **Component:** hermes/ollama" in draft
+    assert "opened (P1): ollama crash loop" in draft and "resolved: hermes/ollama" in draft
+
+
+def test_escalations_write_distress_files_in_the_seed_format(tmp_path: Path) -> None:
+    notifications = Notifications.model_validate(
+        {
+            "channels": {"log": {"kind": "log"}},
+            "routes": {"P1": ["log"]},
+            "distress_dir": str(tmp_path / "distress"),
+            "agent": "allegro-primus",
+        }
+    )
+    journal = Journal(tmp_path / "journal.db")
+    desk = IncidentDesk(journal, lambda: notifications)
+    desk(Event("P3", "heal_failed", "ollama not healed", "hermes", "ollama", at=1000.0))
+    assert not (tmp_path / "distress").exists()  # P3: no distress signal
+    desk(Event("P1", "escalation", "Ollama not responding", "hermes", "ollama", at=1300.0))
+    [written] = (tmp_path / "distress").glob("*.json")
+    signal = json.loads(written.read_text())
+    assert list(signal) == DISTRESS_KEYS
+    assert signal["agent"] == "allegro-primus" and signal["severity"] == "P1"
+    assert signal["requested_action"] == "father_intervention"
+    assert list(signal["context"]) == [
+        "last_success",
+        "attempts",
+        "error",
+        "auto_recovery_attempted",
+    ]
+
+
+def test_escalation_levels_follow_the_seed_matrix_and_ack_stops_them(tmp_path: Path) -> None:
+    notifications = Notifications.model_validate(
+        {
+            "channels": {
+                "log": {"kind": "log"},
+                "father": {"kind": "log"},
+                "grandfather": {"kind": "log"},
+            },
+            "routes": {"P2": ["log"]},
+            "escalation": [
+                {"after": "5m", "notify": ["father"], "requested_action": "father_intervention"},
+                {
+                    "after": "30m",
+                    "notify": ["grandfather"],
+                    "severity": "P0",
+                    "requested_action": "grandfather_intervention",
+                },
+            ],
+        }
+    )
+    journal = Journal(tmp_path / "journal.db")
+    desk = IncidentDesk(journal, lambda: notifications)
+    store = IncidentStore(journal)
+    desk(Event("P2", "pass_crashed", "pass crashed", at=0.0))
+    desk.sweep(299.0)
+    [incident] = store.recent()
+    assert incident["level"] == 0
+    desk.sweep(300.0)  # level 2 (father) after 5 minutes, without any new event
+    desk.sweep(301.0)  # once
+    [incident] = store.recent()
+    assert incident["level"] == 1 and incident["severity"] == "P2"
+    channels = [channel for _key, channel, _sent, _error in store.deliveries(incident["id"])]
+    assert channels == ["log", "father", "log"]
+    queued = store.due(10**10)
+    assert queued[-1].payload["distress"]["requested_action"] == "father_intervention"
+    desk.sweep(1800.0)  # level 3 (grandfather) raises it to P0
+    [incident] = store.recent()
+    assert incident["level"] == 2 and incident["severity"] == "P0"
+
+    # Acknowledged, a new incident stops at the level it has.
+    desk(Event("P2", "drill_failed", "drill failed", "kimi", "backup:db", at=2000.0))
+    drill = next(i for i in store.recent() if i["family"] == "drill")
+    drill["acked"] = True
+    store.put(drill["id"], drill["fingerprint"], drill["status"], drill)
+    desk.sweep(2000.0 + 3600)
+    assert next(i for i in store.recent() if i["family"] == "drill")["level"] == 0
