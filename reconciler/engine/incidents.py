@@ -31,6 +31,7 @@ OPENS: dict[EventKind, str] = {
     "failover": "failover",
     "failover_held": "failover",
     "failover_aborted": "failover",
+    "switchover": "failover",  # a planned move away from the primary: not home either
 }
 CLEARS: dict[EventKind, str] = {
     "healed": "unhealthy",

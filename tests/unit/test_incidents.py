@@ -82,6 +82,8 @@ def test_escalation_raises_severity_and_healing_resolves() -> None:
 def test_fingerprints_and_routes() -> None:
     assert fingerprint(failing(0.0)) == ("unhealthy", "unhealthy:hermes:ollama")
     assert fingerprint(Event("P0", "failover", "moved", "hermes")) == ("failover", "failover")
+    assert fingerprint(Event("P0", "switchover", "planned", "hermes")) == ("failover", "failover")
+    assert fingerprint(Event("P0", "failback", "home", "kimi")) == ("failover", "failover")
     assert fingerprint(Event("P3", "spec_applied", "ok")) == ("spec", "spec")
     incident = Incident(
         id="I",
