@@ -43,8 +43,11 @@ class OutboxSender:
         """Deliver what is due now, per channel in order; how many were sent."""
         sent = 0
         blocked: set[str] = set()
-        for item in self.store.due(time.time(), limit=200):
+        for item in self.store.unsent(limit=200):
             if item.channel in blocked:
+                continue
+            if item.next_try > time.time():  # the channel's oldest waits: so do the rest
+                blocked.add(item.channel)
                 continue
             channel = notifications.channels.get(item.channel) if notifications else None
             if channel is None:

@@ -38,6 +38,7 @@ class Queued:
     incident: str
     payload: dict[str, Any]
     attempts: int
+    next_try: float = 0.0
 
 
 class IncidentStore:
@@ -85,12 +86,16 @@ class IncidentStore:
 
     def due(self, now: float, limit: int = 20) -> list[Queued]:
         """Unsent notifications whose time has come, oldest first."""
+        return [q for q in self.unsent(limit=10_000) if q.next_try <= now][:limit]
+
+    def unsent(self, limit: int = 200) -> list[Queued]:
+        """Every unsent notification, oldest first, whether its time has come or not."""
         rows = self.db.execute(
-            "SELECT seq, key, channel, incident, payload, attempts FROM outbox"
-            " WHERE sent IS NULL AND next_try <= ? ORDER BY seq LIMIT ?",
-            (now, limit),
+            "SELECT seq, key, channel, incident, payload, attempts, next_try FROM outbox"
+            " WHERE sent IS NULL ORDER BY seq LIMIT ?",
+            (limit,),
         ).fetchall()
-        return [Queued(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+        return [Queued(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
 
     def pending(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE sent IS NULL").fetchone()[0])

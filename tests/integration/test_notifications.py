@@ -161,3 +161,65 @@ def test_escalation_opens_one_issue_that_healing_closes(
     assert TG_TOKEN not in out + err
     for stored in tmp_path.glob("journal.db*"):  # the database and its WAL
         assert TG_TOKEN.encode() not in stored.read_bytes()
+
+
+def test_telegram_down_then_back_and_a_killed_controller_deliver_once_in_order(
+    lab: fleet_lab.Lab, tmp_path: Path, env: None
+) -> None:
+    """Three P0 incidents are queued while Telegram is down; the controller sending them
+    is killed (SIGKILL) and started again once Telegram is back: each message arrives
+    once, in the order queued, and Gitea has one issue per incident."""
+    from reconciler.events.bus import Event
+    from reconciler.run.incident_desk import IncidentDesk
+    from reconciler.store.journal import Journal
+    from state.load import load_fleet
+
+    spec, journal_path = tmp_path / "fleet.yaml", tmp_path / "journal.db"
+    spec.write_text(spec_text(lab, None))
+    done = run_reconcile("--yes", str(spec), "--journal", str(journal_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    h2 = lab.host("h2").address
+    before = len(standin(lab, 8081, "/test/messages"))
+    issues_before = len(standin(lab, 3000, "/api/v1/repos/allegro/incidents/issues?state=all"))
+    httpx.post(f"http://{h2}:8081/test/mode", json={"mode": "down"}, timeout=5)
+    notifications = load_fleet(spec).written.notifications
+    journal = Journal(journal_path)
+    desk = IncidentDesk(journal, lambda: notifications)
+    for i in range(3):  # three different hosts' outages: three incidents
+        desk(Event("P0", "drill_failed", f"outage {i}", f"host{i}", "backup:db", at=time.time()))
+    journal.close()
+
+    first = start_reconcile(
+        "watch", str(spec), "--journal", str(journal_path), "--max-seconds", "60", capture=True
+    )
+    wait_for(
+        "the Gitea issues (Telegram is down)",
+        lambda: (
+            len(standin(lab, 3000, "/api/v1/repos/allegro/incidents/issues?state=all"))
+            >= issues_before + 3
+        ),
+        40,
+    )
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=30)
+    assert len(standin(lab, 8081, "/test/messages")) == before  # nothing got through
+
+    httpx.post(f"http://{h2}:8081/test/mode", json={"mode": "ok"}, timeout=5)
+    second = start_reconcile(
+        "watch", str(spec), "--journal", str(journal_path), "--max-seconds", "90", capture=True
+    )
+    try:
+        arrived = wait_for(
+            "three Telegram messages",
+            lambda: (m := standin(lab, 8081, "/test/messages")[before:]) and len(m) >= 3 and m,
+            80,
+        )
+    finally:
+        second.send_signal(signal.SIGTERM)
+        out, err = second.communicate(timeout=60)
+    time.sleep(2)
+    arrived = standin(lab, 8081, "/test/messages")[before:]
+    assert [m["text"].split("outage ")[1][0] for m in arrived] == ["0", "1", "2"], arrived
+    issues = standin(lab, 3000, "/api/v1/repos/allegro/incidents/issues?state=all")
+    assert len(issues) == issues_before + 3, issues
+    assert TG_TOKEN not in out + err

@@ -343,3 +343,27 @@ def test_escalation_levels_follow_the_seed_matrix_and_ack_stops_them(tmp_path: P
     store.put(drill["id"], drill["fingerprint"], drill["status"], drill)
     desk.sweep(2000.0 + 3600)
     assert next(i for i in store.recent() if i["family"] == "drill")["level"] == 0
+
+
+def test_a_retried_notification_holds_the_later_ones_on_its_channel(
+    standins: tuple[int, int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found on real hosts: while the first message waited for its retry, the later ones
+    (never tried, so due) overtook it."""
+    tg, gitea, stores = standins
+    notifications = _notifications(tg, gitea, "1:x", monkeypatch)
+    journal = Journal(tmp_path / "journal.db")
+    desk = IncidentDesk(journal, lambda: notifications)
+    with httpx.Client(trust_env=False) as client:
+        client.post(f"http://127.0.0.1:{tg}/test/mode", json={"mode": "down"})
+        sender = OutboxSender(journal, client, lambda _line: None)
+        desk(Event("P0", "drill_failed", "outage 0", "h0", "backup:db", at=time.time()))
+        sender.round(notifications)  # the first fails and waits 5 s
+        for i in (1, 2):
+            desk(Event("P0", "drill_failed", f"outage {i}", f"h{i}", "backup:db", at=time.time()))
+        client.post(f"http://127.0.0.1:{tg}/test/mode", json={"mode": "ok"})
+        sender.round(notifications)
+        assert not (stores / "tg.json").exists()  # nothing overtook the first
+        sender.drain(notifications, 20)
+    texts = [m["text"] for m in json.loads((stores / "tg.json").read_text())]
+    assert [t.split("outage ")[1][0] for t in texts] == ["0", "1", "2"]
