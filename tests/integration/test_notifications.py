@@ -20,7 +20,14 @@ from tests.integration.conftest import STANDINS, _sha, lab_spec, run_reconcile, 
 TG_TOKEN = "4242:notification-test-token"
 
 
-def channels(lab: fleet_lab.Lab, crashy: str | None) -> str:
+ESCALATION = """\
+  escalation:
+    - {after: 8s, notify: [tg], requested_action: father_intervention}
+    - {after: 25s, notify: [tg], severity: P0, requested_action: grandfather_intervention}
+"""
+
+
+def channels(lab: fleet_lab.Lab, crashy: str | None, escalation: str) -> str:
     h2 = lab.host("h2").address
     crashy_service = (
         f"""\
@@ -53,7 +60,7 @@ def channels(lab: fleet_lab.Lab, crashy: str | None) -> str:
     P0: [tg, issues, log]
     P1: [issues, log]
     P3: [log]
-reconciler:
+{escalation}reconciler:
   interval: 30s
   probe_interval: 1s
   backoff_initial: 1s
@@ -61,10 +68,10 @@ reconciler:
 """
 
 
-def spec_text(lab: fleet_lab.Lab, crashy: str | None) -> str:
+def spec_text(lab: fleet_lab.Lab, crashy: str | None, escalation: str = "") -> str:
     base = lab_spec(lab)
     services_end = base.index("models:")
-    return base[:services_end] + channels(lab, crashy) + base[services_end:]
+    return base[:services_end] + channels(lab, crashy, escalation) + base[services_end:]
 
 
 @pytest.fixture
@@ -104,17 +111,16 @@ def test_escalation_opens_one_issue_that_healing_closes(
         "issues: ok (gitea issue #1 opened; gitea issue #1 commented and closed)" in tested.stdout
     )
 
-    spec.write_text(spec_text(lab, "/bin/false"))
+    spec.write_text(spec_text(lab, "/bin/false", ESCALATION))
+    issues_path = "/api/v1/repos/allegro/incidents/issues"
     watch = start_reconcile(
-        "watch", str(spec), "--journal", str(journal), "--max-seconds", "90", capture=True
+        "watch", str(spec), "--journal", str(journal), "--max-seconds", "120", capture=True
     )
     try:
         crash_issue = wait_for(
             "a Gitea issue for the crash loop",
             lambda: [
-                i
-                for i in standin(lab, 3000, "/api/v1/repos/allegro/incidents/issues")
-                if "unhealthy:h1:crashy" in i["title"]
+                i for i in standin(lab, 3000, issues_path) if "unhealthy:h1:crashy" in i["title"]
             ],
             60,
         )[0]
@@ -124,38 +130,53 @@ def test_escalation_opens_one_issue_that_healing_closes(
         assert "open incidents: 1" in status.stdout and "P1  h1/crashy" in status.stdout, (
             status.stdout
         )
-        time.sleep(5)  # more failing passes: deduplicated, no second issue
-        spec.write_text(spec_text(lab, "/bin/sleep infinity"))
+        # Escalation level 1 (after 8 s) pages Telegram; acknowledged, level 2 never comes.
+        wait_for("the level-1 page", lambda: len(standin(lab, 8081, "/test/messages")) == 2, 40)
+        listed = json.loads(
+            run_reconcile("incidents", "--output", "json", "--journal", str(journal)).stdout
+        )
+        crash_id = next(i["id"] for i in listed if i["fingerprint"] == "unhealthy:h1:crashy")
+        acked = run_reconcile("incidents", "ack", crash_id, "--journal", str(journal))
+        assert acked.returncode == 0, acked.stderr
+        time.sleep(25)  # past level 2's 25 s, with failing passes all along: deduplicated
+        assert len(standin(lab, 8081, "/test/messages")) == 2
+        spec.write_text(spec_text(lab, "/bin/sleep infinity", ESCALATION))
         wait_for(
             "the issue closed",
             lambda: (
                 not [
                     i
-                    for i in standin(lab, 3000, "/api/v1/repos/allegro/incidents/issues")
+                    for i in standin(lab, 3000, issues_path)
                     if "unhealthy:h1:crashy" in i["title"]
                 ]
             ),
             60,
         )
+        wait_for(
+            "the resolution on Telegram", lambda: len(standin(lab, 8081, "/test/messages")) == 3, 20
+        )
     finally:
         if watch.poll() is None:
             watch.send_signal(signal.SIGTERM)
         out, err = watch.communicate(timeout=60)
-    everything = standin(lab, 3000, "/api/v1/repos/allegro/incidents/issues?state=all")
+    everything = standin(lab, 3000, f"{issues_path}?state=all")
     crash = [i for i in everything if "unhealthy:h1:crashy" in i["title"]]
     assert len(crash) == 1 and crash[0]["state"] == "closed", everything
     comments = httpx.get(
-        f"http://{lab.host('h2').address}:3000/api/v1/repos/allegro/incidents/issues/"
-        f"{crash[0]['number']}/comments",
+        f"http://{lab.host('h2').address}:3000{issues_path}/{crash[0]['number']}/comments",
         timeout=5,
     ).json()
     assert "resolved" in comments[-1]["body"]
-    # P1 does not page Telegram: only the test message is there.
-    assert len(standin(lab, 8081, "/test/messages")) == 1
+    pages = [m["text"].split("\n")[0] for m in standin(lab, 8081, "/test/messages")]
+    # The test message, level 1 (P3 or P1: whichever the crash loop had reached by 8 s),
+    # and the resolution: nothing else, though the service failed for half a minute.
+    assert pages[0] == "<b>P3 opened</b>" and pages[2] == "<b>P1 resolved</b>", pages
+    assert len(pages) == 3 and pages[1].endswith(" escalated</b>"), pages
     listed = run_reconcile("incidents", "--output", "json", "--journal", str(journal))
     incidents = json.loads(listed.stdout)
     crash_incident = next(i for i in incidents if i["fingerprint"] == "unhealthy:h1:crashy")
     assert crash_incident["status"] == "resolved" and crash_incident["severity"] == "P1"
+    assert crash_incident["level"] == 1 and crash_incident["acked"]
     assert all(d["sent"] for d in crash_incident["deliveries"])
     # The token is nowhere but in the environment.
     assert TG_TOKEN not in out + err
