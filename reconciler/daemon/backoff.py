@@ -54,6 +54,12 @@ class Backoffs:
         state.escalated = state.escalated or escalate
         return Failure(delay, state.failures, escalate)
 
+    def recovered(self, key: Key) -> bool:
+        """Whether `key` failed and is now seen healthy for the first time since: the
+        moment its condition clears (call before `record_healthy`)."""
+        state = self.states.get(key)
+        return state is not None and state.failures > 0 and state.healthy_since is None
+
     def record_healthy(self, key: Key, now: float) -> bool:
         """Note a healthy observation; True when this resets an earlier backoff."""
         state = self.states.get(key)

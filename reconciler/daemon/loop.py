@@ -248,8 +248,13 @@ class WatchLoop:
         ).plan
         now = self.clock()
         keys = {(a.host, a.service) for a in plan.actions}
+        scope = set(targets) if targets else None  # a heal pass saw only its hosts
         for key in list(self.backoffs.states):
-            if key not in keys and self.backoffs.record_healthy(key, now):
+            if key in keys or (scope is not None and key[0] not in scope):
+                continue
+            if self.backoffs.recovered(key):  # its condition cleared: incidents resolve
+                self.bus.emit(Event("P3", "healed", f"{_label(key)} recovered", key[0], key[1]))
+            if self.backoffs.record_healthy(key, now):
                 self.report(f"{key[0]}/{key[1] or '*'}: healthy long enough, backoff reset")
         blocked = {
             k

@@ -244,3 +244,71 @@ def test_telegram_down_then_back_and_a_killed_controller_deliver_once_in_order(
     issues = standin(lab, 3000, "/api/v1/repos/allegro/incidents/issues?state=all")
     assert len(issues) == issues_before + 3, issues
     assert TG_TOKEN not in out + err
+
+
+FAILOVER = """\
+failover: {primary: h1, backup: h2, services: [agent], grace: 20s, fence_after: 14s}
+"""
+
+
+def test_a_p0_pages_every_channel_and_a_cut_host_is_one_incident(
+    lab: fleet_lab.Lab, tmp_path: Path, env: None
+) -> None:
+    spec, journal = tmp_path / "fleet.yaml", tmp_path / "journal.db"
+    for host in ("h1", "h2"):  # a new controller: the hosts forget earlier epochs
+        fleet_lab.ssh(lab, host, "rm -rf /var/lib/fleet-reconciler/fence")
+    spec.write_text(spec_text(lab, None) + FAILOVER)
+    done = run_reconcile("--yes", str(spec), "--journal", str(journal))
+    assert done.returncode == 0, done.stdout + done.stderr
+    issues_path = "/api/v1/repos/allegro/incidents/issues"
+    pages_before = len(standin(lab, 8081, "/test/messages"))
+
+    # P0: a move of the failover services (here planned) pages Telegram, Gitea and the log.
+    moved = run_reconcile(
+        "failover", "--to", "h2", "--state", str(spec), "--journal", str(journal), "--yes"
+    )
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    pages = standin(lab, 8081, "/test/messages")[pages_before:]
+    assert [p["text"].split("\n")[0] for p in pages] == ["<b>P0 opened</b>"], pages
+    assert "switchover" in pages[0]["text"]
+    assert [
+        i for i in standin(lab, 3000, issues_path) if "[fleet-reconciler failover]" in i["title"]
+    ]
+    assert '"requested_action": "grandfather_intervention"' in moved.stderr
+    back = run_reconcile("failback", "--state", str(spec), "--journal", str(journal), "--yes")
+    assert back.returncode == 0, back.stdout + back.stderr
+    pages = standin(lab, 8081, "/test/messages")[pages_before:]
+    assert [p["text"].split("\n")[0] for p in pages][-1] == "<b>P0 resolved</b>", pages
+    assert not [
+        i for i in standin(lab, 3000, issues_path) if "[fleet-reconciler failover]" in i["title"]
+    ]
+
+    # Inhibition: h1 cut off is one incident (the host), not one per service on it; it
+    # resolves when h1 is back.
+    spec.write_text(spec_text(lab, None))
+    done = run_reconcile("--yes", str(spec), "--journal", str(journal))
+    assert done.returncode == 0, done.stdout + done.stderr
+    watch = start_reconcile(
+        "watch", str(spec), "--journal", str(journal), "--max-seconds", "90", capture=True
+    )
+
+    def incidents() -> list[dict[str, Any]]:
+        listed = run_reconcile("incidents", "--output", "json", "--journal", str(journal))
+        found: list[dict[str, Any]] = json.loads(listed.stdout)
+        return [i for i in found if i["family"] == "unhealthy"]
+
+    try:
+        time.sleep(3)
+        fleet_lab.cut_link(lab, "h1")
+        wait_for("repeated failures on h1", lambda: [i for i in incidents() if i["count"] >= 3], 60)
+        fleet_lab.restore_link(lab, "h1")
+        wait_for(
+            "the incident resolved", lambda: all(i["status"] == "resolved" for i in incidents()), 60
+        )
+    finally:
+        fleet_lab.restore_link(lab, "h1")
+        if watch.poll() is None:
+            watch.send_signal(signal.SIGTERM)
+        _out, err = watch.communicate(timeout=60)
+    unhealthy = incidents()
+    assert [i["fingerprint"] for i in unhealthy] == ["unhealthy:h1:-"], (unhealthy, err[-2000:])

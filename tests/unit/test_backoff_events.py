@@ -102,3 +102,18 @@ def test_require_committed_refuses_uncommitted_specs(tmp_path: Path) -> None:
     state.write_text(state.read_text().replace("/bin/sleep infinity", "/bin/true"))
     assert not source.reload()
     assert source.error is not None and "uncommitted changes" in source.error
+
+
+def test_recovered_once_when_a_failing_key_is_first_seen_healthy() -> None:
+    from reconciler.daemon.backoff import Backoffs
+    from state.models import ReconcilerSettings
+
+    backoffs = Backoffs(ReconcilerSettings())
+    key = ("h1", None)
+    assert not backoffs.recovered(key)
+    backoffs.record_failure(key, 0.0)
+    assert backoffs.recovered(key)
+    backoffs.record_healthy(key, 1.0)
+    assert not backoffs.recovered(key)  # once
+    backoffs.record_failure(key, 2.0)
+    assert backoffs.recovered(key)  # and again after a new failure
