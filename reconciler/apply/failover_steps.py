@@ -3,6 +3,8 @@ move's source, and the final backup there."""
 
 from __future__ import annotations
 
+import shlex
+
 from reconciler.ssh.remote import Remote, run_remote
 from state.fence import lease_command
 from state.layout import backup_path, backup_unit
@@ -19,13 +21,15 @@ def set_lease(host: Host, epoch: int, seconds: int) -> Remote:
 
 def stop_units(host: Host, units: list[str], timeout: float = 120.0) -> Remote:
     """Stop `units` on `host` and wait for them to be down."""
-    return run_remote(host, "systemctl stop -- " + " ".join(units), timeout)
+    return run_remote(host, "systemctl stop -- " + " ".join(map(shlex.quote, units)), timeout)
 
 
 def final_backup(host: Host, policy: str, timeout: float) -> Remote:
     """Run `policy`'s backup unit on `host` and wait; stdout is its `.last` record
     (snapshot ID and time)."""
-    command = (
-        f"systemctl start -- {backup_unit(policy)}.service && cat -- {backup_path(policy, 'last')}"
+    unit, last = (
+        shlex.quote(f"{backup_unit(policy)}.service"),
+        shlex.quote(backup_path(policy, "last")),
     )
+    command = f"systemctl start -- {unit} && cat -- {last}"
     return run_remote(host, command, timeout)

@@ -55,10 +55,11 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProces
     if journal is not None:
         loaded = placed(loaded, journal)
     with httpx.Client(trust_env=False) as client:
-        plan = plan_once(
+        result = plan_once(
             loaded, client, worker=worker, targets=args.target, confirmations=confirmations
-        ).plan
-        failover = review(loaded, journal, client)
+        )
+        plan = result.plan
+        failover = review(loaded, journal, client, result.observed)
     if args.output == "json":
         document = plan_to_json(plan)
         if failover is not None and loaded.written.failover is not None:
@@ -205,7 +206,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         loaded = placed(loaded, journal)
         with httpx.Client(trust_env=False) as client:
             result = plan_once(loaded, client, worker=worker)
-            failover = review(loaded, journal, client)
+            failover = review(loaded, journal, client, result.observed)
         print(render_status(loaded, result.observed, result.plan, journal), end="")
         if failover is not None and loaded.written.failover is not None:
             print("\n" + render_failover(loaded.written.failover, *failover), end="")

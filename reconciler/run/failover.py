@@ -121,6 +121,8 @@ def sight(
         reached = set_lease(primary, epoch, 0).ok if active != failover.primary else lease.ok
         if not lease.ok:
             report(f"failover: lease on {active} not renewed: {lease.error}")
+    elif observed is not None and failover.primary in observed.hosts:
+        reached = observed.hosts[failover.primary].reachable  # the plan just asked it
     else:
         reached = run_remote(primary, "true", 8.0).ok
     if not reached and active == failover.primary:
@@ -138,15 +140,19 @@ def sight(
 
 
 def review(
-    loaded: LoadedFleet, journal: Journal | None, client: httpx.Client
+    loaded: LoadedFleet,
+    journal: Journal | None,
+    client: httpx.Client,
+    observed: FleetState | None = None,
 ) -> tuple[FailoverState, Verdict] | None:
     """What a pass would decide now, for a dry run and `status`: sights without writing
-    anything (no lease renewed, nothing stored). None without failover."""
+    anything (no lease renewed, nothing stored). `observed`, the plan's observation,
+    saves asking the primary again. None without failover."""
     failover = loaded.written.failover
     if failover is None:
         return None
     state = FailoverStore(journal, failover).get() if journal is not None else FailoverState()
-    seen = sight(loaded, client, lambda _line: None, state, None, renew=False)
+    seen = sight(loaded, client, lambda _line: None, state, observed, renew=False)
     return state, assess(failover, state, seen, time.time())
 
 

@@ -42,12 +42,13 @@ def new_incident_id() -> str:
 class IncidentDesk:
     def __init__(self, journal: Journal, settings: Callable[[], Notifications | None]) -> None:
         self.journal, self.settings = journal, settings
+        self.store = IncidentStore(journal)  # its schema, once
 
     def __call__(self, event: Event) -> None:
         found = fingerprint(event)
         if found is None:
             return
-        store = IncidentStore(self.journal)
+        store = self.store
         family, key = found
         host_key = f"{family}:{event.host or '-'}:-"
         if event.service is not None and event.kind not in CLEARS and store.open_for(host_key):
@@ -74,7 +75,7 @@ class IncidentDesk:
         notifications = self.settings()
         if notifications is None or not notifications.escalation:
             return
-        store = IncidentStore(self.journal)
+        store = self.store
         for raw in store.recent(200):
             if raw["status"] == "open":
                 incident = Incident.model_validate(raw)
