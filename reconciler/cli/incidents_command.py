@@ -1,4 +1,4 @@
-"""`reconcile incidents [list|ack ID]` and `reconcile notify test [CHANNEL]`."""
+"""`reconcile incidents [list|ack ID|pir ID [--post]]` and `reconcile notify test [CHANNEL]`."""
 
 from __future__ import annotations
 
@@ -64,8 +64,42 @@ def _pir(args: argparse.Namespace, store: IncidentStore) -> int:
         if incident["first_seen"] - 1 <= e.at <= (incident.get("resolved_at") or time.time()) + 1
         and (incident["host"] is None or e.host == incident["host"])
     ]
-    print(render_pir(incident, store.deliveries(args.id), journal.runs(200), kind_events), end="")
-    return EXIT_OK
+    draft = render_pir(incident, store.deliveries(args.id), journal.runs(200), kind_events)
+    print(draft, end="")
+    return _post_review(args.state, incident, store, draft) if args.post else EXIT_OK
+
+
+def _post_review(state: str, incident: dict[str, Any], store: IncidentStore, draft: str) -> int:
+    """`pir --post`: the draft as a comment on each Gitea issue the incident reached."""
+    import httpx
+
+    from reconciler.events.channels import ChannelError, post_review
+    from state.load import load_fleet
+    from state.models import GiteaIssueChannel
+    from state.secrets import SecretUnavailable
+
+    notifications = load_fleet(state).written.notifications
+    channels = notifications.channels if notifications else {}
+    told = sorted(
+        {c for _key, c, sent, _e in store.deliveries(incident["id"]) if sent}
+        & {name for name, ch in channels.items() if isinstance(ch, GiteaIssueChannel)}
+    )
+    if not told:
+        raise UsageError(
+            f"incident {incident['id']} reached no Gitea issue channel of {state}: "
+            "nothing to post the review to"
+        )
+    failed = 0
+    with httpx.Client(trust_env=False) as client:
+        for name in told:
+            channel = channels[name]
+            assert isinstance(channel, GiteaIssueChannel)
+            try:
+                report(f"{name}: {post_review(channel, incident['fingerprint'], draft, client)}")
+            except (ChannelError, SecretUnavailable) as exc:
+                failed += 1
+                report(f"{name}: FAILED to post the review: {exc}")
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 def incident_lines(incidents: list[dict[str, Any]]) -> list[str]:

@@ -106,6 +106,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     incidents.add_argument("id", nargs="?", help="ack, pir: the incident")
     incidents.add_argument("--output", choices=["text", "json"], default="text")
     incidents.add_argument("--limit", type=int, default=50)
+    incidents.add_argument(
+        "--post",
+        action="store_true",
+        help="pir: also add the draft as a comment on the incident's Gitea issue",
+    )
+    incidents.add_argument("--state", default=DEFAULT_STATE, help="state file, for --post")
     _journal_option(incidents)
     incidents.set_defaults(func=cmd_incidents)
     notify = sub.add_parser("notify", help="notify test [CHANNEL]: a test message per channel")

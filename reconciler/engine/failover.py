@@ -136,3 +136,17 @@ def _failed_over(failover: Failover, state: FailoverState, seen: Sighting, now: 
             fresh,
         )
     return Verdict("failback", f"{head}; {failover.primary} back: failing back now", fresh)
+
+
+Alarm = Literal["raise", "clear"]
+
+
+def alarm(before: FailoverState, verdict: Verdict, seen: Sighting) -> Alarm | None:
+    """Page at once when both sides confirm the primary is down (the seed's P0: "primary
+    VPS down", immediate), not only when the grace ends and it moves; clear the page
+    when the primary is reached again, before or after a move."""
+    if not before.alarmed and verdict.action in ("countdown", "promote", "held"):
+        return "raise"
+    if before.alarmed and seen.primary_reached:
+        return "clear"
+    return None

@@ -32,6 +32,7 @@ OPENS: dict[EventKind, str] = {
     "failover_held": "failover",
     "failover_aborted": "failover",
     "switchover": "failover",  # a planned move away from the primary: not home either
+    "primary_down": "primary",
 }
 CLEARS: dict[EventKind, str] = {
     "healed": "unhealthy",
@@ -39,6 +40,7 @@ CLEARS: dict[EventKind, str] = {
     "backup_check_passed": "backup_check",
     "drill_passed": "drill",
     "failback": "failover",
+    "primary_back": "primary",
 }
 PAIR_WIDE = {"failover", "spec", "pass"}  # one incident per fleet, whatever host is named
 RANK: dict[Severity, int] = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}

@@ -32,6 +32,8 @@ EventKind = Literal[
     "failover_aborted",
     "failback",
     "switchover",
+    "primary_down",
+    "primary_back",
 ]
 """What happened. Routing and look-ups use the kind, never the message text."""
 

@@ -37,11 +37,11 @@ def deliver(channel: Channel, key: str, message: dict[str, Any], client: httpx.C
         line = {"level": "notification", "key": key, **message["distress"]}
         print(json.dumps(line), file=sys.stderr, flush=True)
         return "logged"
+    if isinstance(channel, GiteaIssueChannel):
+        return _gitea(channel, key, message, client)
     token = resolve_secret(channel.token)
     try:
-        if isinstance(channel, TelegramChannel):
-            return _telegram(channel, token, message, client)
-        return _gitea(channel, token, key, message, client)
+        return _telegram(channel, token, message, client)
     except httpx.HTTPError as exc:
         raise ChannelError(redact(f"{type(exc).__name__}: {exc}", token)) from None
 
@@ -83,36 +83,53 @@ def marker(fingerprint: str) -> str:
     return f"[fleet-reconciler {fingerprint}]"
 
 
-def _gitea(
-    channel: GiteaIssueChannel,
-    token: str,
-    key: str,
-    message: dict[str, Any],
-    client: httpx.Client,
-) -> str:
-    base = f"{channel.url.rstrip('/')}/api/v1/repos/{channel.repo}"
-    headers = {"Authorization": f"token {token}"}
+class _GiteaRepo:
+    """The repository's issue API, with the token kept out of every error."""
 
-    def call(method: str, path: str, **kwargs: Any) -> Any:
-        response = client.request(method, base + path, headers=headers, timeout=TIMEOUT_S, **kwargs)
+    def __init__(self, channel: GiteaIssueChannel, client: httpx.Client) -> None:
+        self.channel = channel
+        self.client = client
+        self.token = resolve_secret(channel.token)
+        self.base = f"{channel.url.rstrip('/')}/api/v1/repos/{channel.repo}"
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.client.request(
+                method,
+                self.base + path,
+                headers={"Authorization": f"token {self.token}"},
+                timeout=TIMEOUT_S,
+                **kwargs,
+            )
+        except httpx.HTTPError as exc:
+            raise ChannelError(redact(f"{type(exc).__name__}: {exc}", self.token)) from None
         if response.status_code >= 300:
             raise ChannelError(
                 redact(
                     f"gitea: {method} {path}: status {response.status_code}: {response.text[:200]}",
-                    token,
+                    self.token,
                 )
             )
         return response.json() if response.content else None
 
-    tag = marker(message["fingerprint"])
-    issue = next(
-        (
-            i
-            for i in call("GET", "/issues", params={"state": "open", "type": "issues", "limit": 50})
-            if tag in i.get("title", "")
-        ),
-        None,
-    )
+    def find(self, fingerprint: str, state: str = "open") -> dict[str, Any] | None:
+        """The incident's issue, by its label(s) and the marker in its title."""
+        params: dict[str, str | int] = {"state": state, "type": "issues", "limit": 50}
+        if self.channel.labels:
+            params["labels"] = ",".join(self.channel.labels)
+        tag = marker(fingerprint)
+        found = [i for i in self.call("GET", "/issues", params=params) if tag in i.get("title", "")]
+        return max(found, key=lambda i: int(i["number"])) if found else None
+
+    def comments(self, number: int) -> list[str]:
+        return [c.get("body", "") for c in self.call("GET", f"/issues/{number}/comments") or []]
+
+
+def _gitea(
+    channel: GiteaIssueChannel, key: str, message: dict[str, Any], client: httpx.Client
+) -> str:
+    repo = _GiteaRepo(channel, client)
+    issue = repo.find(message["fingerprint"])
     stamp = f"\n\n<!-- fleet-reconciler notification {key} -->"
     body = (
         f"**{message['severity']} {message['transition']}**: {message['text']}\n\n"
@@ -121,21 +138,34 @@ def _gitea(
     if issue is None:
         if message["transition"] == "resolved":
             return "gitea: no open issue to close"
-        labels = _label_ids(call("GET", "/labels"), channel.labels)
-        title = f"[{message['severity']}] {message['distress']['message'][:120]} {tag}"
-        created = call("POST", "/issues", json={"title": title, "body": body, "labels": labels})
+        labels = _label_ids(repo.call("GET", "/labels"), channel.labels)
+        title = f"[{message['severity']}] {message['distress']['message'][:120]} "
+        title += marker(message["fingerprint"])
+        created = repo.call(
+            "POST", "/issues", json={"title": title, "body": body, "labels": labels}
+        )
         return f"gitea issue #{created['number']} opened"
-    number = issue["number"]
-    told = [
-        issue.get("body", ""),
-        *(c.get("body", "") for c in call("GET", f"/issues/{number}/comments") or []),
-    ]
+    number = int(issue["number"])
+    told = [issue.get("body", ""), *repo.comments(number)]
     if not any(stamp.strip() in text for text in told):  # exactly once, by the issue's record
-        call("POST", f"/issues/{number}/comments", json={"body": body})
+        repo.call("POST", f"/issues/{number}/comments", json={"body": body})
     if message["transition"] == "resolved":
-        call("PATCH", f"/issues/{number}", json={"state": "closed"})
+        repo.call("PATCH", f"/issues/{number}", json={"state": "closed"})
         return f"gitea issue #{number} commented and closed"
     return f"gitea issue #{number} commented"
+
+
+def post_review(
+    channel: GiteaIssueChannel, fingerprint: str, review: str, client: httpx.Client
+) -> str:
+    """Add a post-incident review as a comment on the incident's issue (open or closed)."""
+    repo = _GiteaRepo(channel, client)
+    issue = repo.find(fingerprint, state="all")
+    if issue is None:
+        raise ChannelError(f"gitea: no issue for {marker(fingerprint)} in {channel.repo}")
+    number = int(issue["number"])
+    repo.call("POST", f"/issues/{number}/comments", json={"body": review})
+    return f"gitea issue #{number} commented with the review"
 
 
 def _label_ids(labels: list[dict[str, Any]], names: list[str]) -> list[int]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -38,7 +38,7 @@ from reconciler.backup.in_place import (
     snapshot_by_id,
 )
 from reconciler.backup.operations import BackupFailed
-from reconciler.engine.failover import Sighting, Verdict, assess, duration
+from reconciler.engine.failover import Alarm, Sighting, Verdict, alarm, assess, duration
 from reconciler.errors import PermanentError
 from reconciler.events.bus import Event, EventBus, EventKind
 from reconciler.observe.observation import FleetState
@@ -167,7 +167,14 @@ def tick(mover: Mover, observed: FleetState | None = None) -> Verdict:
     renewal = store.last_renewal(mover.failover.primary)
     seen = sight(mover.loaded, mover.client, mover.report, state, observed, True, renewal)
     verdict = assess(mover.failover, state, seen, time.time())
+    paging = alarm(state, verdict, seen)
+    if paging is not None:
+        verdict = replace(
+            verdict, state=verdict.state.model_copy(update={"alarmed": paging == "raise"})
+        )
     store.put(verdict.state)
+    if paging is not None:
+        _page(mover, paging, verdict)
     if verdict.action != "steady" and (verdict.action != "failed_over" or state != verdict.state):
         mover.report(verdict.line)
     if verdict.action == "promote":
@@ -181,6 +188,15 @@ def tick(mover: Mover, observed: FleetState | None = None) -> Verdict:
         except MoveFailed as exc:
             mover.report(f"failback: {exc}")
     return verdict
+
+
+def _page(mover: Mover, paging: Alarm, verdict: Verdict) -> None:
+    primary = mover.failover.primary
+    if paging == "raise":
+        event = Event("P0", "primary_down", verdict.line.removeprefix("! failover "), primary)
+    else:
+        event = Event("P3", "primary_back", f"{primary} reachable again", primary)
+    mover.bus.emit(event)
 
 
 def promote(mover: Mover, accept_data_loss: bool = False) -> FailoverState:

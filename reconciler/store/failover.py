@@ -50,6 +50,9 @@ class FailoverState(BaseModel):
         None, description="A failover that waits for `reconcile failover --accept-data-loss`."
     )
     data_loss: str = Field("", description="The stated data loss of the last move.")
+    alarmed: bool = Field(
+        False, description="A P0 `primary_down` was raised for the current outage."
+    )
     move: Move | None = None
 
 

@@ -3,7 +3,7 @@
 
   GET   /api/v1/version
   GET   /api/v1/repos/OWNER/REPO/labels
-  GET   /api/v1/repos/OWNER/REPO/issues[?state=open|closed|all]
+  GET   /api/v1/repos/OWNER/REPO/issues[?state=open|closed|all][&labels=A,B]
   POST  /api/v1/repos/OWNER/REPO/issues             {title, body, labels: [id]}
   PATCH /api/v1/repos/OWNER/REPO/issues/N           {state}
   GET   /api/v1/repos/OWNER/REPO/issues/N/comments
@@ -82,12 +82,19 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             issues = self._load()
         if match := ISSUES.match(url.path):
-            state = parse_qs(url.query).get("state", ["open"])[0]
+            query = parse_qs(url.query)
+            state = query.get("state", ["open"])[0]
             repo = f"{match[1]}/{match[2]}"
+            # As Gitea: label names unknown to the repository are ignored; an issue
+            # must carry every known one asked for.
+            asked = {x for x in query.get("labels", [""])[0].split(",") if x}
+            wanted = asked & {x["name"] for x in KNOWN_LABELS}
             found = [
                 {k: v for k, v in i.items() if k != "comments"}
                 for i in issues
-                if i["repo"] == repo and state in ("all", i["state"])
+                if i["repo"] == repo
+                and state in ("all", i["state"])
+                and wanted <= {x["name"] for x in i["labels"]}
             ]
             return self._json(200, found)
         if match := COMMENTS.match(url.path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from reconciler.engine.failover import Sighting, assess
+from reconciler.engine.failover import Sighting, alarm, assess
 from reconciler.store.failover import FailoverState
 from state.models import Failover
 from state.placement import Placement
@@ -128,3 +128,24 @@ def test_a_lease_renewed_by_the_lease_thread_restarts_the_clock() -> None:
     later = assess(FAILOVER, first.state, renewed, 1299.0)
     assert later.action == "countdown" and later.state.down_since == 1100.0
     assert assess(FAILOVER, later.state, renewed, 1400.0).action == "promote"
+
+
+def test_a_confirmed_outage_pages_once_at_once_and_clears_when_the_primary_is_back() -> None:
+    """The seed's P0 "primary down" is immediate: raised on the first confirmed sighting
+    (not when the grace ends), once per outage, through the move, cleared on return."""
+    blocked = Sighting(False, False)
+    state, pages = FailoverState(), list[str]()
+    for at, seen in [(0, REACHED), (5, blocked), (10, LOST), (15, LOST), (400, LOST)]:
+        verdict = assess(FAILOVER, state, seen, float(at))
+        paging = alarm(state, verdict, seen)
+        pages.append(f"{at}:{paging}")
+        state = verdict.state.model_copy(
+            update={"alarmed": state.alarmed if paging is None else paging == "raise"}
+        )
+    # 5: the controller may be the one cut off (no page); 10: confirmed; 400: promote.
+    assert pages == ["0:None", "5:None", "10:raise", "15:None", "400:None"]
+    moved = state.model_copy(update={"placement": Placement(active="hermes", epoch=1)})
+    still_down = assess(FAILOVER, moved, LOST, 500.0)
+    assert alarm(moved, still_down, LOST) is None
+    back = assess(FAILOVER, moved, REACHED, 600.0)
+    assert back.action == "failed_over" and alarm(moved, back, REACHED) == "clear"

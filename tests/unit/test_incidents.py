@@ -367,3 +367,41 @@ def test_a_retried_notification_holds_the_later_ones_on_its_channel(
         sender.drain(notifications, 20)
     texts = [m["text"] for m in json.loads((stores / "tg.json").read_text())]
     assert [t.split("outage ")[1][0] for t in texts] == ["0", "1", "2"]
+
+
+def test_pir_post_comments_the_review_on_the_closed_issue_found_by_label_and_marker(
+    standins: tuple[int, int, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from reconciler.cli.main import main
+
+    tg, gitea, stores = standins
+    notifications = _notifications(tg, gitea, "1:tg", monkeypatch)
+    journal = Journal(tmp_path / "journal.db")
+    desk = IncidentDesk(journal, lambda: notifications)
+    now = time.time()
+    desk(Event("P1", "escalation", "ollama crash loop", "hermes", "ollama", at=now))
+    desk(Event("P3", "healed", "hermes/ollama converged", "hermes", "ollama", at=now + 5))
+    with httpx.Client(trust_env=False) as client:
+        OutboxSender(journal, client, lambda _line: None).drain(notifications, 20)
+    [incident] = IncidentStore(journal).recent()
+    state = tmp_path / "fleet.yaml"
+    section = json.dumps(notifications.model_dump(mode="json", exclude_defaults=True))
+    state.write_text(
+        f"version: 1\nhosts:\n  hermes:\n    address: 198.18.0.12\nnotifications: {section}\n"
+    )
+    journal_arg = ["--journal", str(tmp_path / "journal.db")]
+    argv = ["incidents", "pir", incident["id"], "--post", "--state", str(state), *journal_arg]
+    assert main(argv) == 0
+    draft = capsys.readouterr().out
+    [issue] = json.loads((stores / "gitea.json").read_text())
+    assert issue["state"] == "closed"  # found among closed issues, by label and marker
+    assert issue["comments"][-1]["body"] == draft and "## Timeline" in draft
+    # A channel the incident never reached has nothing to post to: a usage error.
+    desk(Event("P3", "heal_failed", "agent not healed", "kimi", "agent", at=now + 9))
+    [other] = [i for i in IncidentStore(journal).recent() if i["id"] != incident["id"]]
+    argv = ["incidents", "pir", other["id"], "--post", "--state", str(state), *journal_arg]
+    assert main(argv) == 1
+    assert "reached no Gitea issue channel" in capsys.readouterr().err
