@@ -176,8 +176,11 @@ class WatchLoop:
             self.report(f"probe pass failed: {exc}")
             return
         drifted = set()
+        failover = watched.written.failover
         for name, service in watched.fleet.services.items():
             host = observed.hosts[service.host]
+            if not host.reachable and failover is not None and service.host == failover.primary:
+                continue  # lost since the failover pass: its next pass pages and counts
             if not host.reachable or any(not r.healthy for r in observed.health.get(name, ())):
                 drifted.add(service.host)
         for model_set in watched.fleet.models:

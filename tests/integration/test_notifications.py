@@ -283,6 +283,47 @@ def test_a_p0_pages_every_channel_and_a_cut_host_is_one_incident(
         i for i in standin(lab, 3000, issues_path) if "[fleet-reconciler failover]" in i["title"]
     ]
 
+    # P0 at once: the primary lost (controller and backup agree) pages before the grace
+    # ends, on every P0 channel, and resolves when it is back within the grace.
+    pages_before = len(standin(lab, 8081, "/test/messages"))
+    watch = start_reconcile(
+        "watch", str(spec), "--journal", str(journal), "--max-seconds", "120", capture=True
+    )
+    try:
+        time.sleep(3)
+        cut = time.time()
+        fleet_lab.cut_link(lab, "h1")
+        try:
+            [page] = wait_for(
+                "the primary-down page",
+                lambda: standin(lab, 8081, "/test/messages")[pages_before:],
+                15,
+            )
+        finally:
+            fleet_lab.restore_link(lab, "h1")
+        assert page["text"].startswith("<b>P0 opened</b>") and "h1 unreachable" in page["text"]
+        assert page["date"] - cut < 15  # the grace is 20 s: it pages before any move
+        assert [
+            i
+            for i in standin(lab, 3000, issues_path)
+            if "[fleet-reconciler primary:h1:-]" in i["title"]
+        ]
+        wait_for(
+            "the primary-down page resolved",
+            lambda: [
+                p
+                for p in standin(lab, 8081, "/test/messages")[pages_before:]
+                if p["text"].startswith("<b>P0 resolved</b>")
+            ],
+            30,
+        )
+    finally:
+        fleet_lab.restore_link(lab, "h1")
+        watch.send_signal(signal.SIGTERM)
+        out, err = watch.communicate(timeout=60)
+    assert watch.returncode == 0, err[-2000:]
+    assert "failed over" not in out + err  # no move: it was back within the grace
+
     # Inhibition: h1 cut off is one incident (the host), not one per service on it; it
     # resolves when h1 is back.
     spec.write_text(spec_text(lab, None))
