@@ -137,3 +137,27 @@ def snapshot_epoch(tags: tuple[str, ...] | list[str]) -> int:
         if tag.startswith("epoch-") and tag[6:].isdigit():
             return int(tag[6:])
     return 0
+
+
+CONTROLLER_TOKEN_FILE = f"{FENCE_DIR}/controller-token"  # the highest leader token seen
+CONTROLLER_LOG = f"{FENCE_DIR}/controller.log"  # "HOST-TIME TOKEN NAME" per accepted apply
+
+
+def controller_token_command(token: int, controller: str) -> str:
+    """Shell run as root on a host before an apply changes it: store the leader's fencing
+    token, refusing (exit 3) one lower than the highest this host has seen, and log the
+    accepted one. `controller` is the controller's name (checked: a plain word)."""
+    if token < 0 or not controller.replace("-", "").replace(".", "").isalnum():
+        raise ValueError("a token is never negative, a controller name is a plain word")
+    d = shlex.quote(FENCE_DIR)
+    return (
+        f'set -eu; d={d}; mkdir -p "$d"; exec 9>"$d/lock"; flock 9; '
+        'seen="$(cat "$d/controller-token" 2>/dev/null || echo 0)"; '
+        'case "$seen" in ""|*[!0-9]*) seen=0;; esac; '
+        f'if [ {token} -lt "$seen" ]; then '
+        f"echo \"controller token {token} is below this host's $seen: refused (a newer "
+        'leader has written here)" >&2; exit 3; fi; '
+        f'echo {token} > "$d/controller-token.new"; '
+        'mv "$d/controller-token.new" "$d/controller-token"; '
+        f'echo "$(date +%s.%N) {token} {controller}" >> "$d/controller.log"'
+    )

@@ -434,6 +434,42 @@ class Notifications(Spec):
         return self.repeat_interval.get(severity, DEFAULT_REPEAT[severity])
 
 
+class LocalCoordination(Spec):
+    """One controller: its journal and host locks (the default)."""
+
+    kind: Literal["local"] = Field(description="Embedded, nothing to run.", examples=["local"])
+
+
+class EtcdCoordination(Spec):
+    """Several controllers, one leader, elected on etcd (see the README's "Several
+    controllers"). Plain HTTP to the endpoints: TLS and etcd auth are not supported yet,
+    so keep etcd on loopback or a private network."""
+
+    kind: Literal["etcd"] = Field(description="Leader election on etcd.", examples=["etcd"])
+    endpoints: list[HttpUrl] = Field(
+        min_length=1,
+        description="etcd client URLs (the v3 JSON gateway), tried in turn.",
+        examples=[["http://198.18.0.1:2379"]],
+    )
+    prefix: str = Field(
+        "/fleet-reconciler",
+        pattern=r"^/[A-Za-z0-9._/-]{1,100}$",
+        description="Key prefix of this fleet's leader key and shared state.",
+    )
+    ttl: Duration = Field(
+        timedelta(seconds=15),
+        description="Lease of the leader key: a dead leader is replaced after at most this.",
+    )
+    retry_timeout: Duration = Field(
+        timedelta(seconds=5),
+        description="Timeout of one etcd call; a leader stops acting once its last renewal "
+        "is older than ttl - retry_timeout.",
+    )
+
+
+Coordination = Annotated[LocalCoordination | EtcdCoordination, Field(discriminator="kind")]
+
+
 class ReconcilerSettings(Spec):
     """How `reconcile watch` runs: its timers, self-healing backoff and escalation."""
 
@@ -466,6 +502,25 @@ class ReconcilerSettings(Spec):
         description="Unresolved this long and it escalates (the seed's Level 1: 0-5 minutes).",
     )
     escalation_severity: Severity = Field("P1", description="Severity of escalation events.")
+    coordination: Coordination = Field(
+        default_factory=lambda: LocalCoordination(kind="local"),
+        description="How controllers coordinate: `local` (one controller) or `etcd` "
+        "(several, one leader).",
+    )
+
+    @model_validator(mode="after")
+    def _leader_demotes_in_time(self) -> ReconcilerSettings:
+        """Patroni's rule: the loop's wait plus two retries fit in the lease."""
+        etcd = self.coordination
+        if isinstance(etcd, EtcdCoordination):
+            need = self.probe_interval + 2 * etcd.retry_timeout
+            if need > etcd.ttl:
+                raise ValueError(
+                    f"coordination.ttl ({etcd.ttl.total_seconds():g}s) must be at least "
+                    f"probe_interval + 2 x retry_timeout ({need.total_seconds():g}s), so that "
+                    "a leader that cannot renew stops acting before its lease expires"
+                )
+        return self
 
 
 class Fleet(Spec):

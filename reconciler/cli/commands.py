@@ -18,6 +18,7 @@ from state.errors import SpecError
 if TYPE_CHECKING:
     import httpx
 
+    from reconciler.coordination.leader import Leadership
     from reconciler.events.bus import EventBus
     from reconciler.run.failover import Mover
     from reconciler.store.journal import Journal
@@ -73,18 +74,41 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProces
 
 
 def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess) -> int:
+    from reconciler.coordination.guard import pull_shared
+    from reconciler.coordination.leader import controller_name, leadership_for, wait_to_lead
+    from reconciler.store.journal import Journal
+
+    journal = Journal(args.journal)
+    leadership = leadership_for(
+        loaded.fleet.reconciler.coordination, controller_name(None, "cli"), report
+    )
+    try:
+        wait_to_lead(leadership, args.lock_timeout)  # a person's apply never races the daemon
+        if pulled := pull_shared(leadership, journal, loaded):
+            report(pulled)
+        return _apply_leading(args, loaded, worker, journal, leadership)
+    finally:
+        leadership.close()
+
+
+def _apply_leading(
+    args: argparse.Namespace,
+    loaded: LoadedFleet,
+    worker: WorkerProcess,
+    journal: Journal,
+    leadership: Leadership,
+) -> int:
     import httpx
 
     from reconciler.cli.plan_text import render_apply, render_plan
+    from reconciler.coordination.guard import apply_guard, push_shared
     from reconciler.run.failover import placed, tick
     from reconciler.run.leases import leases_kept
     from reconciler.run.lifecycle import Runner, execute_plan
     from reconciler.run.once import plan_once
     from reconciler.store.confirmations import Confirmations
-    from reconciler.store.journal import Journal
     from reconciler.store.lock import hosts_lock
 
-    journal = Journal(args.journal)
     lock = hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report)
     finish_before_stopping()
     with lock, httpx.Client(trust_env=False) as client, leases_kept(lambda: loaded, journal.path):
@@ -97,10 +121,12 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
             loaded, client, worker=worker, targets=args.target, confirmations=confirmations
         ).plan
         print(render_plan(plan), end="", flush=True)
-        runner = Runner(client, journal, report, show_progress)
+        guard = apply_guard(leadership, loaded)
+        runner = Runner(client, journal, report, show_progress, guard=guard)
         result = execute_plan(
             loaded, plan, runner, "apply", args.target, before_apply=lambda: confirm(args.yes)
         )
+        push_shared(leadership, journal, loaded)
         if loaded.written.failover is not None or loaded.written.notifications is not None:
             drain_outbox(loaded, journal)
     if result is None:
@@ -224,6 +250,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     import httpx
 
+    from reconciler.coordination.leader import controller_name, leadership_for
     from reconciler.daemon.loop import WatchLoop, start_watchdog
     from reconciler.daemon.spec_source import SpecSource
     from reconciler.events.bus import EventBus
@@ -243,7 +270,21 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise spec.exception  # no last good spec to fall back on at start-up
     assert spec.loaded is not None
     with httpx.Client(trust_env=False) as client:
-        loop = WatchLoop(spec, journal, client, bus, report, show_progress, sweep=desk.sweep)
+        leadership = leadership_for(
+            spec.loaded.fleet.reconciler.coordination,
+            controller_name(args.controller, "watch"),
+            report,
+        )
+        loop = WatchLoop(
+            spec,
+            journal,
+            client,
+            bus,
+            report,
+            show_progress,
+            sweep=desk.sweep,
+            leadership=leadership,
+        )
 
         def beating_report(message: str) -> None:
             loop.beat()
@@ -263,7 +304,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
             f"probes every {settings.probe_interval.total_seconds():g}s"
         )
         with sending(lambda: _notifications(spec.loaded), journal.path, report):
-            code = loop.run(max_passes=args.max_passes, max_seconds=args.max_seconds)
+            try:
+                code = loop.run(max_passes=args.max_passes, max_seconds=args.max_seconds)
+            finally:
+                leadership.close()  # a clean exit hands leadership over at once
         watcher.join(timeout=3)
     report("stopped")
     return code

@@ -140,6 +140,11 @@ def _watch_parser(watch: argparse.ArgumentParser) -> None:
         default=None,
         help="stop after S seconds (for tests and benchmarks)",
     )
+    watch.add_argument(
+        "--controller",
+        metavar="NAME",
+        help="this controller's name with etcd coordination (default: HOSTNAME-watch-PID)",
+    )
     _journal_option(watch)
     watch.set_defaults(func=cmd_watch)
 

@@ -22,6 +22,8 @@ import httpx
 import watchfiles
 
 from reconciler.apply.context import ProgressReport, Report
+from reconciler.coordination.guard import apply_guard, pull_shared, push_shared
+from reconciler.coordination.leader import Leadership, LocalLeadership
 from reconciler.daemon.backoff import Backoffs, Key
 from reconciler.daemon.sdnotify import sd_notify, watchdog_interval
 from reconciler.daemon.spec_source import SpecSource
@@ -68,10 +70,14 @@ class WatchLoop:
         progress: ProgressReport,
         clock: Callable[[], float] = time.monotonic,
         sweep: Callable[[float], None] | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.spec, self.journal, self.client, self.bus = spec, journal, client, bus
         self.report, self.progress, self.clock = report, progress, clock
         self.sweep = sweep  # escalation of open incidents, every probe pass
+        self.leadership: Leadership = leadership or LocalLeadership()
+        self.leading = False
+        self.just_elected = False
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
@@ -106,7 +112,11 @@ class WatchLoop:
     # -- the loop ---------------------------------------------------------------------
     def run(self, max_passes: int | None = None, max_seconds: float | None = None) -> int:
         """Loop until SIGTERM (or the optional bounds, for tests and benchmarks). Returns 0."""
-        with leases_kept(lambda: self.spec.loaded, self.journal.path):
+
+        def in_force() -> LoadedFleet | None:  # only a leader keeps the hosts' leases
+            return self.spec.loaded if self.leading and self.leadership.acting() else None
+
+        with leases_kept(in_force, self.journal.path):
             return self._run(max_passes, max_seconds)
 
     def _run(self, max_passes: int | None, max_seconds: float | None) -> int:
@@ -128,6 +138,12 @@ class WatchLoop:
                     self.backoffs.settings = self._settings()
                     next_full = self.clock()
             now = self.clock()
+            if now >= min(next_full, next_probe) and not self._lead():
+                next_probe = self.clock() + self._probe_interval()  # stand by, campaign again
+                self._save_status(next_full, next_probe)
+                continue
+            if self.just_elected:
+                self.just_elected, next_full = False, now  # a new leader looks at everything
             if now >= next_full:
                 self._pass("full", None)
                 next_full = self.clock() + self._settings().interval.total_seconds()
@@ -135,9 +151,29 @@ class WatchLoop:
             elif now >= next_probe:
                 self._probe_pass()
                 next_probe = self.clock() + self._probe_interval()
+            self._after_pass()
             self._save_status(next_full, next_probe)
         sd_notify("STOPPING=1")
         return 0
+
+    def _lead(self) -> bool:
+        """Whether this controller may act now; a new leader first takes the shared state."""
+        was, self.leading = self.leading, self.leadership.campaign()
+        if self.leading and not was:
+            self.just_elected = True
+            assert self.spec.loaded is not None
+            pulled = pull_shared(self.leadership, self.journal, self.spec.loaded)
+            if pulled:
+                self.report(pulled)
+        elif not self.leading and (was or self.status.last_kind != "standby"):
+            self.report(f"standing by: {self.leadership.why_not()}")
+            self.status.last_kind = "standby"
+        return self.leading
+
+    def _after_pass(self) -> None:
+        if self.leading and self.spec.loaded is not None:
+            push_shared(self.leadership, self.journal, self.spec.loaded)
+            self.leadership.note_pass(time.time())
 
     def _settings(self) -> ReconcilerSettings:
         assert self.spec.loaded is not None
@@ -267,7 +303,8 @@ class WatchLoop:
         plan = exclude_from_plan(plan, blocked)
         if not plan.summary.pending:
             return  # a pass with nothing to do is not journaled as a run
-        runner = Runner(self.client, self.journal, self.report, self.progress)
+        guard = apply_guard(self.leadership, loaded)
+        runner = Runner(self.client, self.journal, self.report, self.progress, guard=guard)
         result = execute_plan(loaded, plan, runner, "watch", targets or ())
         if result is not None:
             self._account(plan, result)

@@ -32,6 +32,9 @@ class Runner:
     report: Report
     progress: ProgressReport = no_progress
     settings: ObserveSettings = field(default_factory=ObserveSettings)
+    guard: Callable[[list[str]], None] | None = None
+    """Called with the hosts about to change, before anything changes; raises to stop
+    (leadership lost, or a host refused the fencing token)."""
 
 
 def execute_plan(
@@ -58,6 +61,8 @@ def execute_plan(
         return None
     if before_apply is not None:
         before_apply()
+    if runner.guard is not None:
+        runner.guard(sorted({a.host for a in plan.actions}))
     run_id = journal.start_run(str(loaded.file), loaded.sha256, commit, dirty, mode, plan_json)
     runner.report(f"run {run_id} started; journal {journal.path}")
     ctx = RunContext(

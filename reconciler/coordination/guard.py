@@ -1,0 +1,62 @@
+"""What leadership means for a pass: an apply guard that checks leadership and claims
+the fencing token on the hosts it is about to change, and the shared state (failover
+placement, epoch and timers) kept in the coordination store by the leader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from reconciler.apply.fencing_token import claim_token, refused
+from reconciler.coordination.leader import Leadership, NotLeader
+from reconciler.store.failover import FailoverState, FailoverStore, pair_key
+from reconciler.store.journal import Journal
+from state.load import LoadedFleet
+
+
+def apply_guard(leadership: Leadership, loaded: LoadedFleet) -> Callable[[list[str]], None]:
+    """Called with the hosts a run is about to change, before it changes anything."""
+
+    def guard(hosts: list[str]) -> None:
+        if not leadership.acting():
+            raise NotLeader(f"not applying: {leadership.why_not() or 'not the leader'}")
+        token = leadership.token
+        if token is None:
+            return  # one local controller: nothing to fence
+        fleet = loaded.fleet
+        answers = claim_token({h: fleet.hosts[h] for h in hosts}, token, leadership.name)
+        lost = sorted(h for h, answer in answers.items() if refused(answer))
+        if lost:
+            why = f"{', '.join(lost)} refused fencing token {token}: a newer leader wrote there"
+            leadership.step_down(why)
+            raise NotLeader(f"not applying: {why}")
+
+    return guard
+
+
+def _failover_key(loaded: LoadedFleet) -> str | None:
+    failover = loaded.written.failover
+    return f"failover/{pair_key(failover)}" if failover is not None else None
+
+
+def pull_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -> str | None:
+    """On becoming leader: take the failover state the last leader left (placement,
+    epoch, timers, a move in progress) into this controller's journal."""
+    key = _failover_key(loaded)
+    failover = loaded.written.failover
+    if key is None or failover is None:
+        return None
+    raw = leadership.shared_get(key)
+    if raw is None:
+        return None
+    state = FailoverState.model_validate_json(raw)
+    FailoverStore(journal, failover).put(state)
+    active = state.placement.active or failover.primary
+    return f"failover state from the last leader: {active} active, epoch {state.placement.epoch}"
+
+
+def push_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -> None:
+    """After a pass: the failover state, written only while this controller's token holds."""
+    key = _failover_key(loaded)
+    failover = loaded.written.failover
+    if key is not None and failover is not None and leadership.token is not None:
+        leadership.shared_put(key, FailoverStore(journal, failover).get().model_dump_json())
