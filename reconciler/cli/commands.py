@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -215,12 +216,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         from reconciler.cli.failover_text import render_failover
         from reconciler.cli.incidents_command import incident_lines
-        from reconciler.cli.status_text import loop_lines, render_status
+        from reconciler.cli.status_text import leader_lines, loop_lines, render_status
+        from reconciler.coordination.leader import who_leads
         from reconciler.run.failover import placed, review
         from reconciler.run.once import plan_once
         from reconciler.store.incidents import IncidentStore
         from reconciler.store.journal import Journal
         from state.load import load_fleet
+        from state.models import EtcdCoordination
 
         journal = Journal(args.journal)
         try:
@@ -236,6 +239,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(render_status(loaded, result.observed, result.plan, journal), end="")
         if failover is not None and loaded.written.failover is not None:
             print("\n" + render_failover(loaded.written.failover, *failover), end="")
+        coordination = loaded.fleet.reconciler.coordination
+        if isinstance(coordination, EtcdCoordination):
+            print("\n" + "\n".join(leader_lines(who_leads(coordination), time.time())))
         open_incidents = [i for i in IncidentStore(journal).recent() if i["status"] == "open"]
         print(f"\nopen incidents: {len(open_incidents)}")
         print("".join(f"  {line}\n" for line in incident_lines(open_incidents)), end="")

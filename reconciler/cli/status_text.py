@@ -7,6 +7,7 @@ from pathlib import Path
 
 from backups.restic_repo import restic_version
 from reconciler.cli.plan_text import summary_line
+from reconciler.coordination.leader import LeaderView
 from reconciler.daemon.verifications import DRILL_KINDS, last_event
 from reconciler.engine.plan import Plan
 from reconciler.observe.observation import FleetState
@@ -151,4 +152,23 @@ def backup_lines(loaded: LoadedFleet, observed: FleetState, journal: Journal) ->
             else "no drill yet"
         )
         lines.append(f"backup {name} on {policy.host}: {seen} (RPO {rpo}m); {verdict}")
+    return lines
+
+
+def leader_lines(view: LeaderView, now: float) -> list[str]:
+    """`status` with etcd coordination: who leads, since when, the token, each controller."""
+    if view.error:
+        return [f"coordination: etcd unreachable, nobody applies: {view.error}"]
+    if view.holder is None:
+        head = "coordination: etcd; no leader (nobody applies until one is elected)"
+    else:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(view.holder.since))
+        head = (
+            f"coordination: etcd; leader {view.holder.name} since {since}, "
+            f"fencing token {view.holder.token}"
+        )
+    lines = [head]
+    for name, last in sorted(view.controllers):
+        seen = f"last pass {now - last:.0f}s ago" if last else "no pass yet"
+        lines.append(f"  controller {name}: {seen}")
     return lines

@@ -256,3 +256,30 @@ def wait_to_lead(leadership: Leadership, timeout: float, step: float = 0.5) -> N
         if time.monotonic() >= deadline:
             raise NotLeader(f"not applying: {leadership.why_not()}")
         time.sleep(step)
+
+
+@dataclass(frozen=True)
+class LeaderView:
+    """What `status` shows of the coordination: who leads, and each controller's last pass."""
+
+    holder: Holder | None
+    controllers: list[tuple[str, float | None]]
+    error: str = ""
+
+
+def who_leads(settings: EtcdCoordination) -> LeaderView:
+    """Read-only: the leader key and the controllers' keys."""
+    client = EtcdClient(settings.endpoints, timeout=settings.retry_timeout.total_seconds())
+    prefix = settings.prefix.rstrip("/")
+    try:
+        holder = describe(client.get(f"{prefix}/leader"))
+        controllers = []
+        for kv in client.get_prefix(f"{prefix}/controllers/"):
+            data = json.loads(kv.value or b"{}")
+            last = data.get("last_pass")
+            controllers.append((str(data.get("name", "?")), float(last) if last else None))
+        return LeaderView(holder, controllers)
+    except EtcdUnavailable as exc:
+        return LeaderView(None, [], str(exc))
+    finally:
+        client.close()

@@ -3,20 +3,24 @@ etcd-server on loopback ports) and, for fencing, real lab hosts. Nothing is mock
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from reconciler.apply.fencing_token import claim_token, refused
-from reconciler.coordination.leader import EtcdLeadership
+from reconciler.coordination.leader import EtcdLeadership, who_leads
 from state.load import parse_fleet
 from state.models import EtcdCoordination
 from tests.fleet import lab as fleet_lab
 from tests.fleet.etcd_cluster import Cluster, etcd_cluster
-from tests.integration.conftest import lab_spec
+from tests.integration.conftest import ROOT, lab_spec, run_reconcile
 
 TTL, RETRY = 4, 1
 
@@ -119,3 +123,106 @@ def test_a_host_refuses_a_lower_fencing_token_and_logs_each_accepted_one(
         ["7", "c1"],
         ["9", "c2"],
     ]
+
+
+def coordinated_spec(lab: fleet_lab.Lab, cluster: Cluster, prefix: str) -> str:
+    endpoints = ", ".join(cluster.endpoints)
+    return lab_spec(lab) + (
+        "reconciler:\n  interval: 30s\n  probe_interval: 1s\n  backoff_initial: 1s\n"
+        f"  coordination: {{kind: etcd, endpoints: [{endpoints}], prefix: {prefix}, "
+        f"ttl: {TTL}s, retry_timeout: {RETRY}s}}\n"
+    )
+
+
+def controller(name: str, spec: Path, tmp: Path) -> subprocess.Popen[bytes]:
+    """`reconcile watch` as controller NAME, with its own journal; output to NAME.log."""
+    log = (tmp / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "reconciler.cli", "watch", str(spec),
+            "--journal", str(tmp / name / "journal.db"), "--controller", name,
+            "--max-seconds", "300",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def leader(settings: EtcdCoordination) -> str | None:
+    holder = who_leads(settings).holder
+    return holder.name if holder else None
+
+
+def ollama_healthy(lab: fleet_lab.Lab) -> bool:
+    try:
+        url = f"http://{lab.host('h2').address}:11434/api/tags"
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def tokens(lab: fleet_lab.Lab, host: str) -> list[int]:
+    log = fleet_lab.ssh(
+        lab, host, "cat /var/lib/fleet-reconciler/fence/controller.log 2>/dev/null || true"
+    )
+    return [int(line.split()[1]) for line in log.splitlines()]
+
+
+def test_controllers_one_leads_a_dead_one_is_replaced_and_a_paused_one_steps_down(
+    lab: fleet_lab.Lab, cluster: Cluster, tmp_path: Path
+) -> None:
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(coordinated_spec(lab, cluster, "/lab"))
+    settings = parse_fleet(spec.read_text(), spec).fleet.reconciler.coordination
+    assert isinstance(settings, EtcdCoordination)
+    for host in ("h1", "h2"):
+        fleet_lab.ssh(lab, host, "rm -f /var/lib/fleet-reconciler/fence/controller-*")
+    # A person's one-shot apply takes the leadership for its run and gives it back.
+    done = run_reconcile("--yes", str(spec), "--journal", str(tmp_path / "cli" / "j.db"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert leader(settings) is None
+
+    procs = {"c1": controller("c1", spec, tmp_path)}
+    try:
+        until(lambda: leader(settings) == "c1", 30)
+        procs["c2"] = controller("c2", spec, tmp_path)
+        until(lambda: "standing by: c1 leads" in (tmp_path / "c2.log").read_text(), 30)
+        # While c1 leads, a one-shot apply waits, then refuses, naming the holder.
+        refused_run = run_reconcile(
+            "--yes", str(spec), "--journal", str(tmp_path / "cli" / "j.db"), "--lock-timeout", "2"
+        )
+        assert refused_run.returncode == 1 and "c1 leads since" in refused_run.stderr
+
+        # SIGKILL the leader: c2 takes over within the ttl and a probe pass, and heals.
+        procs["c1"].kill()
+        killed = time.monotonic()
+        until(lambda: leader(settings) == "c2", TTL + 5)
+        takeover = time.monotonic() - killed
+        assert takeover <= TTL + 2, takeover
+        fleet_lab.ssh(lab, "h2", "systemctl stop ollama.service")
+        until(lambda: ollama_healthy(lab), 60)
+
+        # SIGSTOP c2 past its ttl: c3 is elected and writes to the hosts with a newer
+        # token; c2, woken, finds its lease gone and steps down without writing.
+        procs["c2"].send_signal(signal.SIGSTOP)
+        procs["c3"] = controller("c3", spec, tmp_path)
+        until(lambda: leader(settings) == "c3", 3 * TTL + 10)
+        fleet_lab.ssh(lab, "h2", "systemctl stop ollama.service")
+        until(lambda: ollama_healthy(lab), 60)
+        procs["c2"].send_signal(signal.SIGCONT)
+        until(lambda: "c2 steps down" in (tmp_path / "c2.log").read_text(), 20)
+        time.sleep(3)
+        assert leader(settings) == "c3"
+        status = run_reconcile("status", str(spec), "--journal", str(tmp_path / "c3/journal.db"))
+        assert "leader c3 since" in status.stdout, status.stdout + status.stderr
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+        for proc in procs.values():
+            proc.wait(timeout=60)
+    # The hosts' own logs: the tokens they accepted never went down.
+    h2 = tokens(lab, "h2")
+    assert h2 and h2 == sorted(h2), h2
+    assert len(set(h2)) >= 2, h2  # c2's and c3's heals, each with its own token
