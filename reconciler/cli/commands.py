@@ -75,21 +75,13 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProces
 
 
 def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess) -> int:
-    from reconciler.coordination.guard import pull_shared
-    from reconciler.coordination.leader import controller_name, leadership_for, wait_to_lead
+    from reconciler.coordination.guard import leading
     from reconciler.store.journal import Journal
 
     journal = Journal(args.journal)
-    leadership = leadership_for(
-        loaded.fleet.reconciler.coordination, controller_name(None, "cli"), report
-    )
-    try:
-        wait_to_lead(leadership, args.lock_timeout)  # a person's apply never races the daemon
-        if pulled := pull_shared(leadership, journal, loaded):
-            report(pulled)
+    # A person's apply never races the daemon: with etcd, it takes the leadership.
+    with leading(loaded, journal, "cli", args.lock_timeout, report) as leadership:
         return _apply_leading(args, loaded, worker, journal, leadership)
-    finally:
-        leadership.close()
 
 
 def _apply_leading(
@@ -102,7 +94,7 @@ def _apply_leading(
     import httpx
 
     from reconciler.cli.plan_text import render_apply, render_plan
-    from reconciler.coordination.guard import apply_guard, push_shared
+    from reconciler.coordination.guard import apply_guard
     from reconciler.run.failover import placed, tick
     from reconciler.run.leases import leases_kept
     from reconciler.run.lifecycle import Runner, execute_plan
@@ -127,7 +119,6 @@ def _apply_leading(
         result = execute_plan(
             loaded, plan, runner, "apply", args.target, before_apply=lambda: confirm(args.yes)
         )
-        push_shared(leadership, journal, loaded)
         if loaded.written.failover is not None or loaded.written.notifications is not None:
             drain_outbox(loaded, journal)
     if result is None:

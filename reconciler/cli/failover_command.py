@@ -27,6 +27,7 @@ def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = F
 
     from reconciler.cli.commands import drain_outbox, one_shot_bus
     from reconciler.cli.failover_text import render_failover
+    from reconciler.coordination.guard import leading
     from reconciler.run.failover import MoveFailed, Mover, promote, review, switchover
     from reconciler.run.leases import leases_kept
     from reconciler.store.journal import Journal
@@ -42,6 +43,7 @@ def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = F
     try:
         lock = hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report)
         with (
+            leading(loaded, journal, "cli", args.lock_timeout, report),
             lock,
             httpx.Client(trust_env=False) as client,
             leases_kept(lambda: loaded, journal.path),

@@ -4,10 +4,17 @@ placement, epoch and timers) kept in the coordination store by the leader."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 from reconciler.apply.fencing_token import claim_token, refused
-from reconciler.coordination.leader import Leadership, NotLeader
+from reconciler.coordination.leader import (
+    Leadership,
+    NotLeader,
+    controller_name,
+    leadership_for,
+    wait_to_lead,
+)
 from reconciler.store.failover import FailoverState, FailoverStore, pair_key
 from reconciler.store.journal import Journal
 from state.load import LoadedFleet
@@ -60,3 +67,22 @@ def push_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -
     failover = loaded.written.failover
     if key is not None and failover is not None and leadership.token is not None:
         leadership.shared_put(key, FailoverStore(journal, failover).get().model_dump_json())
+
+
+@contextlib.contextmanager
+def leading(
+    loaded: LoadedFleet, journal: Journal, role: str, timeout: float, report: Callable[[str], None]
+) -> Iterator[Leadership]:
+    """A one-shot command as the leader: wait up to `timeout` for the leadership (or raise
+    NotLeader naming the holder), take the shared state, give both back at the end."""
+    leadership = leadership_for(
+        loaded.fleet.reconciler.coordination, controller_name(None, role), report
+    )
+    try:
+        wait_to_lead(leadership, timeout)
+        if pulled := pull_shared(leadership, journal, loaded):
+            report(pulled)
+        yield leadership
+        push_shared(leadership, journal, loaded)
+    finally:
+        leadership.close()

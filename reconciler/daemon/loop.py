@@ -195,7 +195,8 @@ class WatchLoop:
         assert loaded is not None
         if loaded.written.failover is None:
             return None
-        return Mover(loaded, self.journal, self.client, self.bus, self.report, self.progress)
+        guard = apply_guard(self.leadership, loaded)
+        return Mover(loaded, self.journal, self.client, self.bus, self.report, self.progress, guard)
 
     def _probe_pass(self) -> None:
         """The failover pass first (leases, detection), then health checks and models;

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -77,6 +78,7 @@ class Mover:
     bus: EventBus
     report: Report
     progress: ProgressReport = no_progress
+    guard: Callable[[list[str]], None] | None = None  # leadership and fencing token
 
     @property
     def failover(self) -> Failover:
@@ -466,7 +468,7 @@ def _finish(
     figures: dict[str, Any] | None = None,
 ) -> FailoverState:
     loaded = placed(mover.loaded, mover.journal)
-    runner = Runner(mover.client, mover.journal, mover.report, mover.progress)
+    runner = Runner(mover.client, mover.journal, mover.report, mover.progress, guard=mover.guard)
     # A promotion deploys on the backup alone: the primary is gone (and fenced).
     targets = [move.target] if move.kind == "failover" else [move.target, move.source]
     plan = plan_once(loaded, mover.client, targets=targets).plan

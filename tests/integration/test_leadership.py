@@ -226,3 +226,37 @@ def test_controllers_one_leads_a_dead_one_is_replaced_and_a_paused_one_steps_dow
     h2 = tokens(lab, "h2")
     assert h2 and h2 == sorted(h2), h2
     assert len(set(h2)) >= 2, h2  # c2's and c3's heals, each with its own token
+
+
+def test_the_failover_state_a_leader_leaves_is_the_next_leaders(
+    lab: fleet_lab.Lab, cluster: Cluster, tmp_path: Path
+) -> None:
+    from reconciler.coordination.guard import pull_shared, push_shared
+    from reconciler.store.failover import FailoverState, FailoverStore
+    from reconciler.store.journal import Journal
+    from state.placement import Placement
+    from tests.integration.conftest import failover_spec
+
+    loaded = parse_fleet(failover_spec(lab), tmp_path / "fleet.yaml")
+    failover = loaded.written.failover
+    assert failover is not None
+    a, b, c = (leadership(cluster, n, "/t4") for n in ("a", "b", "c"))
+    try:
+        assert a.campaign()
+        journal_a = Journal(tmp_path / "a.db")
+        moved = FailoverState(placement=Placement(active="h2", epoch=3), reason="h1 lost")
+        FailoverStore(journal_a, failover).put(moved)
+        push_shared(a, journal_a, loaded)
+        a.close()
+        assert b.campaign()
+        journal_b = Journal(tmp_path / "b.db")
+        assert pull_shared(b, journal_b, loaded) == (
+            "failover state from the last leader: h2 active, epoch 3"
+        )
+        assert FailoverStore(journal_b, failover).get() == moved
+        # Only the leader writes it: another controller's write is not taken.
+        assert not c.campaign() and not c.shared_put("failover/h1->h2", "{}")
+        assert b.shared_get("failover/h1->h2") == moved.model_dump_json()
+    finally:
+        for each in (b, c):
+            each.close()
