@@ -168,6 +168,8 @@ def leader_lines(view: LeaderView, now: float) -> list[str]:
             f"fencing token {view.holder.token}"
         )
     lines = [head]
+    if view.spec_sha:
+        lines.append(f"  spec in force (the leader's last pass): {view.spec_sha[:12]}")
     for name, last in sorted(view.controllers):
         seen = f"last pass {now - last:.0f}s ago" if last else "no pass yet"
         lines.append(f"  controller {name}: {seen}")

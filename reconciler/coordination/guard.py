@@ -62,10 +62,13 @@ def pull_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -
 
 
 def push_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -> None:
-    """After a pass: the failover state, written only while this controller's token holds."""
+    """After a pass: the spec in force (its sha) and the failover state, written only
+    while this controller's token holds."""
+    if leadership.token is None or not leadership.shared_put("spec", loaded.sha256):
+        return
     key = _failover_key(loaded)
     failover = loaded.written.failover
-    if key is not None and failover is not None and leadership.token is not None:
+    if key is not None and failover is not None:
         leadership.shared_put(key, FailoverStore(journal, failover).get().model_dump_json())
 
 

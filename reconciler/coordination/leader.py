@@ -265,6 +265,7 @@ class LeaderView:
     holder: Holder | None
     controllers: list[tuple[str, float | None]]
     error: str = ""
+    spec_sha: str | None = None  # the spec the leader last had in force
 
 
 def who_leads(settings: EtcdCoordination) -> LeaderView:
@@ -278,7 +279,8 @@ def who_leads(settings: EtcdCoordination) -> LeaderView:
             data = json.loads(kv.value or b"{}")
             last = data.get("last_pass")
             controllers.append((str(data.get("name", "?")), float(last) if last else None))
-        return LeaderView(holder, controllers)
+        spec = client.get(f"{prefix}/shared/spec")
+        return LeaderView(holder, controllers, spec_sha=spec.value.decode() if spec else None)
     except EtcdUnavailable as exc:
         return LeaderView(None, [], str(exc))
     finally:

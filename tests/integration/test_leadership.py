@@ -216,6 +216,8 @@ def test_controllers_one_leads_a_dead_one_is_replaced_and_a_paused_one_steps_dow
         assert leader(settings) == "c3"
         status = run_reconcile("status", str(spec), "--journal", str(tmp_path / "c3/journal.db"))
         assert "leader c3 since" in status.stdout, status.stdout + status.stderr
+        sha = parse_fleet(spec.read_text(), spec).sha256
+        assert f"spec in force (the leader's last pass): {sha[:12]}" in status.stdout
     finally:
         for proc in procs.values():
             proc.send_signal(signal.SIGCONT)
