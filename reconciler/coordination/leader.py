@@ -189,7 +189,11 @@ class EtcdLeadership:
         if token is None or not self.acting():
             return False
         full = f"{self.prefix}/shared/{key}"
-        done = self.client.put_if_created_at(self.leader_key, token, full, value.encode())
+        try:
+            done = self.client.put_if_created_at(self.leader_key, token, full, value.encode())
+        except EtcdUnavailable as exc:
+            self.problem = f"{exc} (shared state not written)"
+            return False
         if not done:
             self.step_down("the etcd transaction refused its token (another controller leads)")
         return done

@@ -160,9 +160,14 @@ class WatchLoop:
         """Whether this controller may act now; a new leader first takes the shared state."""
         was, self.leading = self.leading, self.leadership.campaign()
         if self.leading and not was:
-            self.just_elected = True
             assert self.spec.loaded is not None
-            pulled = pull_shared(self.leadership, self.journal, self.spec.loaded)
+            try:
+                pulled = pull_shared(self.leadership, self.journal, self.spec.loaded)
+            except ReconcileError as exc:  # etcd went away again: not leading yet
+                self.leading = False
+                self.report(f"standing by: shared state not read: {exc}")
+                return False
+            self.just_elected = True
             if pulled:
                 self.report(pulled)
         elif not self.leading and (was or self.status.last_kind != "standby"):

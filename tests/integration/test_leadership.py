@@ -111,7 +111,7 @@ def test_a_host_refuses_a_lower_fencing_token_and_logs_each_accepted_one(
 ) -> None:
     fleet = parse_fleet(lab_spec(lab), Path("state/test.yaml")).fleet
     h1 = {"h1": fleet.hosts["h1"]}
-    fleet_lab.ssh(lab, "h1", "rm -f /var/lib/fleet-reconciler/fence/controller-*")
+    fleet_lab.ssh(lab, "h1", "rm -f /var/lib/fleet-reconciler/fence/controller*")
     assert claim_token(h1, 7, "c1")["h1"].ok
     assert claim_token(h1, 7, "c1")["h1"].ok  # the same leader again
     lower = claim_token(h1, 6, "c0")["h1"]
@@ -177,7 +177,7 @@ def test_controllers_one_leads_a_dead_one_is_replaced_and_a_paused_one_steps_dow
     settings = parse_fleet(spec.read_text(), spec).fleet.reconciler.coordination
     assert isinstance(settings, EtcdCoordination)
     for host in ("h1", "h2"):
-        fleet_lab.ssh(lab, host, "rm -f /var/lib/fleet-reconciler/fence/controller-*")
+        fleet_lab.ssh(lab, host, "rm -f /var/lib/fleet-reconciler/fence/controller*")
     # A person's one-shot apply takes the leadership for its run and gives it back.
     done = run_reconcile("--yes", str(spec), "--journal", str(tmp_path / "cli" / "j.db"))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -262,3 +262,85 @@ def test_the_failover_state_a_leader_leaves_is_the_next_leaders(
     finally:
         for each in (b, c):
             each.close()
+
+
+def host_log(lab: fleet_lab.Lab, host: str) -> list[tuple[float, int, str]]:
+    """The host's own record of accepted applies: (host time, token, controller)."""
+    text = fleet_lab.ssh(
+        lab, host, "cat /var/lib/fleet-reconciler/fence/controller.log 2>/dev/null || true"
+    )
+    return [(float(t), int(k), n) for t, k, n in (line.split() for line in text.splitlines())]
+
+
+def test_a_leader_cut_off_from_etcd_stops_before_the_next_starts_by_the_hosts_logs(
+    lab: fleet_lab.Lab, cluster: Cluster, tmp_path: Path
+) -> None:
+    """c1 reaches etcd through proxies that the test cuts, while it still reaches the
+    hosts; c2 reaches etcd directly. A fault is injected every 1.5 s so that whoever
+    leads keeps writing to h2. Then 2 of 3 members stop: nobody applies."""
+    import threading
+
+    from tests.fleet.tcp_proxy import proxies
+
+    for host in ("h1", "h2"):
+        fleet_lab.ssh(lab, host, "rm -f /var/lib/fleet-reconciler/fence/controller*")
+    direct = tmp_path / "direct.yaml"
+    direct.write_text(coordinated_spec(lab, cluster, "/lab2"))
+    settings = parse_fleet(direct.read_text(), direct).fleet.reconciler.coordination
+    assert isinstance(settings, EtcdCoordination)
+    stop_faults = threading.Event()
+
+    def faults() -> None:
+        while not stop_faults.wait(1.5):
+            fleet_lab.ssh(lab, "h2", "systemctl stop ollama.service")
+
+    with proxies([m.client_port for m in cluster.members]) as cut:
+        proxied = tmp_path / "proxied.yaml"
+        text = direct.read_text()
+        for member, proxy in zip(cluster.members, cut, strict=True):
+            text = text.replace(member.url, proxy.url)
+        proxied.write_text(text)
+        procs = {"c1": controller("c1", proxied, tmp_path)}
+        injector = threading.Thread(target=faults, daemon=True)
+        try:
+            until(lambda: leader(settings) == "c1", 30)
+            procs["c2"] = controller("c2", direct, tmp_path)
+            until(lambda: "standing by: c1 leads" in (tmp_path / "c2.log").read_text(), 30)
+            injector.start()
+            until(lambda: any(n == "c1" for _at, _k, n in host_log(lab, "h2")), 60)
+            for proxy in cut:
+                proxy.partition()
+            until(lambda: leader(settings) == "c2", 3 * TTL)
+            time.sleep(6)  # c2 heals the injected faults for a while
+            stop_faults.set()
+            injector.join()
+            until(lambda: ollama_healthy(lab), 60)
+
+            # Quorum lost: nobody applies, status says why; work resumes after.
+            for member in cluster.members[1:]:
+                cluster.stop(member)
+            time.sleep(TTL)
+            fleet_lab.ssh(lab, "h2", "systemctl stop ollama.service")
+            status = run_reconcile("status", str(direct), "--journal", str(tmp_path / "s.db"))
+            assert "etcd unreachable, nobody applies" in status.stdout, status.stdout
+            time.sleep(5)
+            assert not ollama_healthy(lab)
+            for member in cluster.members[1:]:
+                cluster.restart(member)
+            cluster.healthy()
+            until(lambda: ollama_healthy(lab), 90)
+        finally:
+            stop_faults.set()
+            for proc in procs.values():
+                proc.terminate()
+            for proc in procs.values():
+                proc.wait(timeout=60)
+    entries = host_log(lab, "h2")
+    by_c1 = [at for at, _token, name in entries if name == "c1"]
+    by_c2 = [at for at, _token, name in entries if name == "c2"]
+    assert by_c1 and by_c2, entries
+    assert max(by_c1) < min(by_c2), entries  # no interleaving: c1 stopped before c2 began
+    tokens_seen = [token for _at, token, _name in entries]
+    assert tokens_seen == sorted(tokens_seen), entries
+    c1_log = (tmp_path / "c1.log").read_text()
+    assert "standing by: etcd: no endpoint answered" in c1_log or "c1 steps down" in c1_log
