@@ -24,6 +24,7 @@ from reconciler.cli.commands import (
     cmd_validate,
     cmd_watch,
 )
+from reconciler.cli.drill_command import cmd_drill
 from reconciler.cli.failover_command import cmd_failback, cmd_failover
 from reconciler.cli.incidents_command import cmd_incidents, cmd_notify
 from reconciler.errors import ReconcileError, write_traceback
@@ -41,6 +42,7 @@ SUBCOMMANDS = {
     "failback",
     "incidents",
     "notify",
+    "drill",
 }
 
 
@@ -119,6 +121,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     notify.add_argument("channel", nargs="?")
     notify.add_argument("--state", default=DEFAULT_STATE, help="state file (YAML)")
     notify.set_defaults(func=cmd_notify)
+    drill = sub.add_parser(
+        "drill", help="the DR test: restart, recovery, restore, channels against RTO/RPO"
+    )
+    drill.add_argument("state", nargs="?", default=DEFAULT_STATE)
+    drill.add_argument("--output", choices=["text", "json"], default="text")
+    drill.add_argument("--failover", action="store_true", help="not built yet: refused")
+    drill.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
+    _journal_option(drill)
+    drill.set_defaults(func=cmd_drill)
     history = sub.add_parser("history", help="list recorded runs")
     history.add_argument("--limit", type=int, default=20)
     _journal_option(history)

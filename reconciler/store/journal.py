@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS lease_renewals (
 """
 
 
-RunMode = Literal["apply", "watch", "failover"]
+RunMode = Literal["apply", "watch", "failover", "drill"]
 
 
 @dataclass(frozen=True)

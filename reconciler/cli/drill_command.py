@@ -1,0 +1,66 @@
+"""`reconcile drill`: the DR test, its table (or JSON), and an exit code that says it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+from reconciler.cli.terminal import report
+from reconciler.errors import UsageError
+
+if TYPE_CHECKING:
+    from reconciler.run.drill import DrillStep
+
+EXIT_OK, EXIT_ERROR = 0, 1
+
+
+def drill_table(steps: list[DrillStep]) -> str:
+    rows = [("step", "subject", "objective", "measured", "verdict")]
+    for s in steps:
+        measured = "-" if s.measured_s is None else f"{s.measured_s:.2f}s"
+        rows.append((s.kind, s.subject, s.objective, measured, s.verdict.upper()))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    bad = [s for s in steps if s.verdict in ("breach", "failed")]
+    verdict = f"DRILL FAILED at {bad[0].kind} {bad[0].subject}" if bad else "DRILL PASSED"
+    return "\n".join([*lines, "", f"{verdict}: {len(steps)} step(s)"]) + "\n"
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    import httpx
+
+    from reconciler.cli.commands import drain_outbox, one_shot_bus
+    from reconciler.coordination.guard import apply_guard, leading
+    from reconciler.run.drill import Drill
+    from reconciler.run.failover import placed
+    from reconciler.store.journal import Journal
+    from reconciler.store.lock import hosts_lock
+    from state.load import load_fleet
+
+    if args.failover:
+        raise UsageError(
+            "reconcile drill --failover (a switchover game day) is not built yet; "
+            "`reconcile failover --to HOST` and `reconcile failback` run one by hand"
+        )
+    loaded = load_fleet(args.state)
+    journal = Journal(args.journal)
+    bus = one_shot_bus(loaded, journal)
+    try:
+        with (
+            leading(loaded, journal, "drill", args.lock_timeout, report) as leadership,
+            hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report),
+            httpx.Client(trust_env=False) as client,
+        ):
+            running = placed(loaded, journal)
+            drill = Drill(running, journal, client, bus, report, apply_guard(leadership, running))
+            steps = drill.run()
+    finally:
+        drain_outbox(loaded, journal)
+    if args.output == "json":
+        print(json.dumps([s.as_json() for s in steps], indent=2))
+    else:
+        print(drill_table(steps), end="")
+    return EXIT_ERROR if any(s.verdict in ("breach", "failed") for s in steps) else EXIT_OK

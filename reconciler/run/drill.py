@@ -1,0 +1,304 @@
+"""`reconcile drill`: the seed's monthly DR test, measured against the RTO/RPO table.
+
+Steps, one fault at a time, stopping at the first that breaches its objective:
+1. restart: `systemctl restart` each service; time until it is healthy, against its RTO;
+2. recovery: stop each service as a fault would; the reconciler heals it (a plan and
+   an apply of that host, journaled like any run); detection plus heal, against the RTO;
+3. restore: a restore drill of each backup policy (restore, verify); the restore time
+   against the policy's RTO, the newest snapshot's age against its RPO;
+4. channel: the backup host is reachable from the primary and from the controller.
+
+Each step records `t_fault`, `t_detect`, `t_healthy` (controller clock, epoch seconds)
+and is journaled as an event; a breach raises `drill_failed` (P1).
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import httpx
+
+from reconciler.apply.context import Report
+from reconciler.backup.in_place import newest_snapshot
+from reconciler.backup.verify import run_drill
+from reconciler.events.bus import Event, EventBus
+from reconciler.observe.fleet import ObserveSettings, observe
+from reconciler.observe.probes import probe_http, probe_tcp
+from reconciler.run.lifecycle import Runner, execute_plan
+from reconciler.run.once import plan_once
+from reconciler.ssh.remote import run_remote
+from reconciler.store.journal import Journal
+from state.load import LoadedFleet
+from state.models import Host, HttpCheck, TcpCheck
+
+Verdict = Literal["pass", "breach", "failed", "skipped"]
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class DrillStep:
+    kind: Literal["restart", "recovery", "restore", "channel"]
+    subject: str
+    objective: str
+    objective_s: float | None
+    measured_s: float | None
+    verdict: Verdict
+    t_fault: float | None = None
+    t_detect: float | None = None
+    t_healthy: float | None = None
+    detail: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _healthy(loaded: LoadedFleet, client: httpx.Client, service: str) -> bool:
+    """All of the service's checks pass: HTTP and TCP checks asked directly (a poll of
+    milliseconds), the others through an observation of the hosts (over SSH)."""
+    spec = loaded.fleet.services[service]
+    address = loaded.fleet.hosts[spec.host].address
+    direct = [c for c in spec.health if isinstance(c, HttpCheck | TcpCheck)]
+    if direct and len(direct) == len(spec.health):
+        return all(
+            (
+                probe_http(client, c, address)
+                if isinstance(c, HttpCheck)
+                else probe_tcp(c, address)
+            ).healthy
+            for c in direct
+        )
+    observed = observe(loaded, client, ObserveSettings(health_only=True))
+    host = observed.hosts[loaded.fleet.services[service].host]
+    results = observed.health.get(service, ())
+    return host.reachable and bool(results) and all(r.healthy for r in results)
+
+
+def _wait_healthy(
+    loaded: LoadedFleet, client: httpx.Client, service: str, limit: float
+) -> float | None:
+    """Epoch time the service is first seen healthy, or None within `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if _healthy(loaded, client, service):
+            return time.time()
+        time.sleep(POLL_S)
+    return None
+
+
+def _timed_step(
+    kind: Literal["restart", "recovery"],
+    service: str,
+    rto: float,
+    t_fault: float,
+    t_detect: float | None,
+    t_healthy: float | None,
+    detail: str = "",
+) -> DrillStep:
+    measured = None if t_healthy is None else t_healthy - t_fault
+    verdict: Verdict = "pass" if measured is not None and measured <= rto else "breach"
+    return DrillStep(
+        kind, service, f"RTO {rto:g}s", rto, measured, verdict, t_fault, t_detect, t_healthy, detail
+    )
+
+
+class Drill:
+    def __init__(
+        self,
+        loaded: LoadedFleet,
+        journal: Journal,
+        client: httpx.Client,
+        bus: EventBus,
+        report: Report,
+        guard: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        self.loaded, self.journal, self.client = loaded, journal, client
+        self.bus, self.report, self.guard = bus, report, guard
+
+    def run(self) -> list[DrillStep]:
+        steps: list[DrillStep] = []
+        for each in (self._restarts, self._recoveries, self._restores, self._channels):
+            for step in each():
+                steps.append(step)
+                self._record(step)
+                if step.verdict in ("breach", "failed"):
+                    self._finish(steps)
+                    return steps  # one fault at a time; stop at the first breach
+        self._finish(steps)
+        return steps
+
+    def _unit_command(self, service: str, verb: str) -> tuple[Host, str]:
+        fleet = self.loaded.fleet
+        host = fleet.hosts[fleet.services[service].host]
+        return host, f"systemctl {verb} -- {shlex.quote(service + '.service')}"
+
+    def _restarts(self) -> list[DrillStep]:
+        out = []
+        for name, service in sorted(self.loaded.fleet.services.items()):
+            rto = service.rto.total_seconds()
+            host, command = self._unit_command(name, "restart")
+            self.report(f"drill: restart {name} (RTO {rto:g}s)")
+            t_fault = time.time()
+            done = run_remote(host, command, 60.0)
+            if not done.ok:
+                out.append(
+                    DrillStep(
+                        "restart",
+                        name,
+                        f"RTO {rto:g}s",
+                        rto,
+                        None,
+                        "failed",
+                        t_fault,
+                        detail=done.error,
+                    )
+                )
+                return out
+            t_healthy = _wait_healthy(self.loaded, self.client, name, rto + 5)
+            out.append(_timed_step("restart", name, rto, t_fault, t_fault, t_healthy))
+            if out[-1].verdict != "pass":
+                return out
+        return out
+
+    def _recoveries(self) -> list[DrillStep]:
+        out = []
+        for name, service in sorted(self.loaded.fleet.services.items()):
+            rto = service.rto.total_seconds()
+            host, command = self._unit_command(name, "stop")
+            self.report(f"drill: stop {name} as a fault would; the reconciler heals it")
+            t_fault = time.time()
+            if not (done := run_remote(host, command, 60.0)).ok:
+                out.append(
+                    DrillStep(
+                        "recovery",
+                        name,
+                        f"RTO {rto:g}s",
+                        rto,
+                        None,
+                        "failed",
+                        t_fault,
+                        detail=done.error,
+                    )
+                )
+                return out
+            # Watched from the fault on, alongside the heal: healthy is when it answers,
+            # not when the run (its gate and verification) has finished.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                watched = pool.submit(_wait_healthy, self.loaded, self.client, name, rto + 5)
+                plan = plan_once(self.loaded, self.client, targets=[service.host]).plan
+                t_detect = time.time()
+                drifted = any(a.service == name for a in plan.actions)
+                runner = Runner(self.client, self.journal, self.report, guard=self.guard)
+                execute_plan(self.loaded, plan, runner, "drill", [service.host])
+                t_healthy = watched.result()
+            detail = "" if drifted else "the plan did not see the fault"
+            out.append(_timed_step("recovery", name, rto, t_fault, t_detect, t_healthy, detail))
+            if out[-1].verdict != "pass":
+                return out
+        return out
+
+    def _restores(self) -> list[DrillStep]:
+        out = []
+        now = time.time()
+        for name, policy in sorted(self.loaded.fleet.backups.items()):
+            rpo = policy.rpo.total_seconds()
+            newest = newest_snapshot(self.loaded, name)
+            age = None if newest is None else now - newest.time.timestamp()
+            rpo_ok = age is not None and age <= rpo
+            out.append(
+                DrillStep(
+                    "restore",
+                    f"{name} (data age)",
+                    f"RPO {rpo:g}s",
+                    rpo,
+                    age,
+                    "pass" if rpo_ok else "breach",
+                    detail="" if newest else "no snapshot",
+                )
+            )
+            if not rpo_ok:
+                return out
+            self.report(f"drill: restore drill of {name}")
+            result = run_drill(self.loaded, name)
+            verdict: Verdict = "pass" if result.ok else ("failed" if result.problems else "breach")
+            rto = result.rto_seconds
+            out.append(
+                DrillStep(
+                    "restore",
+                    name,
+                    f"RTO {rto:g}s" if rto is not None else "restores",
+                    rto,
+                    result.seconds,
+                    verdict,
+                    detail="; ".join(result.problems),
+                )
+            )
+            if verdict != "pass":
+                return out
+        return out
+
+    def _channels(self) -> list[DrillStep]:
+        failover = self.loaded.written.failover
+        if failover is None:
+            return []
+        fleet = self.loaded.written
+        backup = fleet.hosts[failover.backup]
+        primary = fleet.hosts[failover.primary]
+        out = []
+        started = time.monotonic()
+        from_controller = run_remote(backup, "true", 15.0)
+        out.append(
+            DrillStep(
+                "channel",
+                f"controller -> {failover.backup}",
+                "reachable",
+                None,
+                time.monotonic() - started,
+                "pass" if from_controller.ok else "failed",
+                detail=from_controller.error,
+            )
+        )
+        probe = (
+            f"python3 -c 'import socket; socket.create_connection(({backup.address!r}, "
+            f"{backup.ssh_port}), 3).close()'"
+        )
+        started = time.monotonic()
+        from_primary = run_remote(primary, probe, 15.0)
+        out.append(
+            DrillStep(
+                "channel",
+                f"{failover.primary} -> {failover.backup}",
+                "reachable",
+                None,
+                time.monotonic() - started,
+                "pass" if from_primary.ok else "failed",
+                detail=from_primary.error,
+            )
+        )
+        return out
+
+    def _record(self, step: DrillStep) -> None:
+        measured = "-" if step.measured_s is None else f"{step.measured_s:.2f}s"
+        self.report(
+            f"drill: {step.kind} {step.subject}: {measured} ({step.objective}) {step.verdict}"
+        )
+
+    def _finish(self, steps: list[DrillStep]) -> None:
+        bad = [s for s in steps if s.verdict in ("breach", "failed")]
+        context = {"steps": [s.as_json() for s in steps]}
+        if bad:
+            first = bad[0]
+            measured = "-" if first.measured_s is None else f"{first.measured_s:.2f}s"
+            message = (
+                f"DR drill {first.verdict}: {first.kind} {first.subject} took {measured} "
+                f"against {first.objective}{': ' + first.detail if first.detail else ''}"
+            )
+            self.bus.emit(Event("P1", "drill_failed", message, context=context))
+        else:
+            self.bus.emit(
+                Event("P3", "drill_passed", f"DR drill passed: {len(steps)} steps", context=context)
+            )
