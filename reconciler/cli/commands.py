@@ -18,8 +18,10 @@ from state.errors import SpecError
 
 if TYPE_CHECKING:
     import httpx
+    import uvicorn
 
     from reconciler.coordination.leader import Leadership
+    from reconciler.daemon.loop import WatchLoop
     from reconciler.events.bus import EventBus
     from reconciler.run.failover import Mover
     from reconciler.store.journal import Journal
@@ -282,6 +284,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             sweep=desk.sweep,
             leadership=leadership,
         )
+        dashboard = _dashboard(args, loop, journal) if args.http else None
 
         def beating_report(message: str) -> None:
             loop.beat()
@@ -305,9 +308,26 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 code = loop.run(max_passes=args.max_passes, max_seconds=args.max_seconds)
             finally:
                 leadership.close()  # a clean exit hands leadership over at once
+                if dashboard is not None:
+                    dashboard.should_exit = True
         watcher.join(timeout=3)
     report("stopped")
     return code
+
+
+def _dashboard(args: argparse.Namespace, loop: WatchLoop, journal: Journal) -> uvicorn.Server:
+    """`--http ADDR`: the dashboard and /metrics, served from a thread of the daemon."""
+    from prometheus_client import CollectorRegistry
+
+    from reconciler.web.app import make_app, serve_in_background
+    from reconciler.web.metrics import PassMetrics
+
+    registry = CollectorRegistry()
+    loop.measure = PassMetrics(registry).observe
+    app = make_app(journal.path, Path(args.state), lambda: loop.spec.loaded, registry)
+    server = serve_in_background(app, args.http)
+    report(f"dashboard on http://{args.http}/ (metrics at /metrics)")
+    return server
 
 
 def cmd_history(args: argparse.Namespace) -> int:

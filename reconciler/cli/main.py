@@ -152,6 +152,11 @@ def _watch_parser(watch: argparse.ArgumentParser) -> None:
         help="stop after S seconds (for tests and benchmarks)",
     )
     watch.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve the dashboard and /metrics there (off by default; e.g. 127.0.0.1:9300)",
+    )
+    watch.add_argument(
         "--controller",
         metavar="NAME",
         help="this controller's name with etcd coordination (default: HOSTNAME-watch-PID)",

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import watchfiles
@@ -32,6 +33,7 @@ from reconciler.engine.plan import Plan, exclude_from_plan
 from reconciler.errors import ReconcileError, write_traceback
 from reconciler.events.bus import Event, EventBus
 from reconciler.observe.fleet import ObserveSettings, observe
+from reconciler.observe.observation import FleetState
 from reconciler.run.failover import Mover, placed, tick
 from reconciler.run.leases import leases_kept
 from reconciler.run.lifecycle import Runner, execute_plan
@@ -57,6 +59,10 @@ class LoopStatus:
     passes: int = 0
     spec_error: str | None = None
     backoffs: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)  # HOST/SERVICE still out of sync
+    failed_passes: int = 0
+    """Per service, from the last pass that looked: host, healthy, detail, seen (epoch)."""
 
 
 class WatchLoop:
@@ -71,6 +77,7 @@ class WatchLoop:
         clock: Callable[[], float] = time.monotonic,
         sweep: Callable[[float], None] | None = None,
         leadership: Leadership | None = None,
+        measure: Callable[[str, float, str], None] | None = None,
     ) -> None:
         self.spec, self.journal, self.client, self.bus = spec, journal, client, bus
         self.report, self.progress, self.clock = report, progress, clock
@@ -78,6 +85,7 @@ class WatchLoop:
         self.leadership: Leadership = leadership or LocalLeadership()
         self.leading = False
         self.just_elected = False
+        self.measure = measure  # (kind, seconds, result) of each pass, for /metrics
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
@@ -145,11 +153,11 @@ class WatchLoop:
             if self.just_elected:
                 self.just_elected, next_full = False, now  # a new leader looks at everything
             if now >= next_full:
-                self._pass("full", None)
+                self._timed("full", lambda: self._pass("full", None))
                 next_full = self.clock() + self._settings().interval.total_seconds()
                 next_probe = self.clock() + self._probe_interval()
             elif now >= next_probe:
-                self._probe_pass()
+                self._timed("probe", self._probe_pass)
                 next_probe = self.clock() + self._probe_interval()
             self._after_pass()
             self._save_status(next_full, next_probe)
@@ -179,6 +187,13 @@ class WatchLoop:
         if self.leading and self.spec.loaded is not None:
             push_shared(self.leadership, self.journal, self.spec.loaded)
             self.leadership.note_pass(time.time())
+
+    def _timed(self, kind: str, run: Callable[[], None]) -> None:
+        started, errors = time.monotonic(), self.status.failed_passes
+        run()
+        if self.measure is not None:
+            result = "error" if self.status.failed_passes > errors else "success"
+            self.measure(kind, time.monotonic() - started, result)
 
     def _settings(self) -> ReconcilerSettings:
         assert self.spec.loaded is not None
@@ -217,6 +232,7 @@ class WatchLoop:
         except ReconcileError as exc:
             self.report(f"probe pass failed: {exc}")
             return
+        self._remember(watched, observed)
         drifted = set()
         failover = watched.written.failover
         for name, service in watched.fleet.services.items():
@@ -272,8 +288,10 @@ class WatchLoop:
         except LockHeld as exc:
             self.report(f"pass skipped: {exc}")
         except ReconcileError as exc:
+            self.status.failed_passes += 1
             self.report(f"pass failed: {exc}")
         except Exception as exc:  # a daemon outlives one bad pass; the traceback is kept
+            self.status.failed_passes += 1
             trace = write_traceback()
             self.report(f"pass crashed: {exc!r}; traceback written to {trace}")
             self.bus.emit(
@@ -288,9 +306,10 @@ class WatchLoop:
 
     def _converge(self, loaded: LoadedFleet, targets: list[str] | None) -> None:
         confirmations = Confirmations(self.journal)
-        plan = plan_once(
-            loaded, self.client, targets=targets or (), confirmations=confirmations
-        ).plan
+        planned = plan_once(loaded, self.client, targets=targets or (), confirmations=confirmations)
+        self._remember(loaded, planned.observed)
+        plan = planned.plan
+        self.status.pending = sorted({f"{a.host}/{a.service or '*'}" for a in plan.actions})
         now = self.clock()
         keys = {(a.host, a.service) for a in plan.actions}
         scope = set(targets) if targets else None  # a heal pass saw only its hosts
@@ -314,6 +333,8 @@ class WatchLoop:
         result = execute_plan(loaded, plan, runner, "watch", targets or ())
         if result is not None:
             self._account(plan, result)
+            left = result.remaining.actions if result.remaining else []
+            self.status.pending = sorted({f"{a.host}/{a.service or '*'}" for a in left})
 
     def _account(self, plan: Plan, result: ApplyResult) -> None:
         """Backoff and events per (host, service) that the pass tried to heal."""
@@ -358,6 +379,24 @@ class WatchLoop:
                 )
             )
 
+    def _remember(self, loaded: LoadedFleet, observed: FleetState) -> None:
+        """What the dashboard and metrics show of each service's health."""
+        now = time.time()
+        for name, service in loaded.fleet.services.items():
+            host = observed.hosts.get(service.host)
+            if host is None:
+                continue  # a pass that did not look at this host
+            results = observed.health.get(name, ())
+            reachable = host.reachable
+            self.status.services[name] = {
+                "host": service.host,
+                "healthy": reachable and bool(results) and all(r.healthy for r in results),
+                "detail": "; ".join(r.detail for r in results if not r.healthy)
+                if reachable
+                else f"{service.host} unreachable",
+                "seen": now,
+            }
+
     def _save_status(self, next_full: float, next_probe: float) -> None:
         offset = time.time() - self.clock()
         self.status.next_full, self.status.next_probe = next_full + offset, next_probe + offset
@@ -374,6 +413,8 @@ class WatchLoop:
                 "passes": self.status.passes,
                 "spec_error": self.status.spec_error,
                 "backoffs": self.status.backoffs,
+                "services": self.status.services,
+                "pending": self.status.pending,
             },
         )
         self.beat()

@@ -1,0 +1,86 @@
+"""The dashboard: Starlette with Jinja2 templates, live through server-sent events.
+
+Why this stack: Starlette and Jinja2 are small, well kept and typed; the page is
+rendered on the server and a 3-line EventSource swaps the live part, so there is no
+JavaScript to build or vendor. Read-only: it offers no actions, so it needs no token.
+It binds where `--http ADDR` says (loopback in every example)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import uvicorn
+from jinja2 import Environment, PackageLoader, select_autoescape
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from reconciler.store.journal import Journal
+from reconciler.web.metrics import JournalCollector
+from reconciler.web.snapshot import take
+from state.load import LoadedFleet
+
+LIVE_EVERY_S = 1.0
+
+
+def _at(at: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at)) if at else "-"
+
+
+def make_app(
+    journal_path: Path,
+    state_file: Path,
+    loaded: Callable[[], LoadedFleet | None],
+    registry: CollectorRegistry,
+) -> Starlette:
+    templates = Environment(
+        loader=PackageLoader("reconciler.web", "templates"), autoescape=select_autoescape()
+    )
+    templates.globals["at"] = _at
+    registry.register(JournalCollector(journal_path, state_file, loaded))
+
+    def fragment() -> str:
+        journal = Journal(journal_path)
+        try:
+            snap = take(journal, state_file, loaded())
+        finally:
+            journal.close()
+        return templates.get_template("fragment.html").render(snap=snap)
+
+    async def page(_request: Request) -> HTMLResponse:
+        body = await run_in_threadpool(fragment)
+        html = templates.get_template("page.html").render(fragment=body, state_file=state_file)
+        return HTMLResponse(html)
+
+    async def events(request: Request) -> StreamingResponse:
+        async def stream() -> AsyncIterator[str]:
+            while not await request.is_disconnected():
+                body = await run_in_threadpool(fragment)
+                yield "".join(f"data: {line}\n" for line in body.splitlines()) + "\n"
+                await asyncio.sleep(LIVE_EVERY_S)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    async def metrics(_request: Request) -> Response:
+        data = await run_in_threadpool(generate_latest, registry)
+        return Response(data, media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(
+        routes=[Route("/", page), Route("/events", events), Route("/metrics", metrics)]
+    )
+
+
+def serve_in_background(app: Starlette, address: str) -> uvicorn.Server:
+    """Start serving `app` on HOST:PORT in a daemon thread; `server.should_exit = True` stops it."""
+    host, _, port = address.rpartition(":")
+    config = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port), log_level="warning")
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, name="dashboard", daemon=True).start()
+    return server

@@ -1,0 +1,83 @@
+"""The dashboard and /metrics, served by the real Starlette app over a real journal;
+the exposition is read back with prometheus_client's own parser."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from reconciler.events.bus import Event
+from reconciler.run.incident_desk import IncidentDesk
+from reconciler.store.journal import Journal
+from reconciler.web.app import make_app
+from reconciler.web.metrics import PassMetrics
+
+
+def journal_with_a_degraded_service(tmp_path: Path) -> tuple[Path, Path]:
+    state = tmp_path / "fleet.yaml"
+    journal = Journal(tmp_path / "journal.db")
+    now = time.time()
+    journal.save_loop_state(
+        str(state),
+        {
+            "last_pass": now,
+            "services": {
+                "agent": {"host": "kimi", "healthy": True, "detail": "", "seen": now},
+                "ollama": {
+                    "host": "hermes",
+                    "healthy": False,
+                    "detail": "<b>refused</b>",
+                    "seen": now,
+                },
+            },
+            "pending": ["hermes/ollama"],
+        },
+    )
+    IncidentDesk(journal, lambda: None)(
+        Event("P1", "escalation", "ollama crash loop", "hermes", "ollama", at=now)
+    )
+    journal.close()
+    return tmp_path / "journal.db", state
+
+
+def test_the_page_shows_health_sync_and_incidents_escaped(tmp_path: Path) -> None:
+    journal, state = journal_with_a_degraded_service(tmp_path)
+    client = TestClient(make_app(journal, state, lambda: None, CollectorRegistry()))
+    page = client.get("/").text
+    assert '<tr data-service="ollama"><td>ollama</td><td>hermes</td><td class="Degraded">' in page
+    assert '<td class="OutOfSync">OutOfSync</td>' in page
+    assert '<tr data-service="agent"><td>agent</td><td>kimi</td><td class="Healthy">' in page
+    assert "ollama crash loop" in page and "&lt;b&gt;refused&lt;/b&gt;" in page
+    assert 'name="viewport"' in page and "new EventSource" in page
+
+
+def test_metrics_parse_with_prometheus_own_parser(tmp_path: Path) -> None:
+    journal, state = journal_with_a_degraded_service(tmp_path)
+    registry = CollectorRegistry()
+    passes = PassMetrics(registry)
+    passes.observe("probe", 0.3, "success")
+    passes.observe("full", 2.0, "error")
+    client = TestClient(make_app(journal, state, lambda: None, registry))
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in families.values()
+        for s in f.samples
+    }
+    assert (
+        samples[("fleet_reconciler_service_healthy", (("host", "hermes"), ("service", "ollama")))]
+        == 0
+    )
+    assert (
+        samples[("fleet_reconciler_service_healthy", (("host", "kimi"), ("service", "agent")))] == 1
+    )
+    assert samples[("fleet_reconciler_drift", (("host", "hermes"), ("service", "ollama")))] == 1
+    assert samples[("fleet_reconciler_incidents_open", (("severity", "P1"),))] == 1
+    assert (
+        samples[("fleet_reconciler_reconcile_total", (("kind", "full"), ("result", "error")))] == 1
+    )
+    assert samples[("fleet_reconciler_reconcile_time_seconds_count", (("kind", "probe"),))] == 1
