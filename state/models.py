@@ -218,6 +218,12 @@ class Service(Spec):
         description="Recovery time objective: how long it may take to become healthy.",
         examples=["5m"],
     )
+    rpo: Duration | None = Field(
+        None,
+        description="Recovery point objective of the service's data: `reconcile drill` "
+        "checks the newest snapshot of every backup policy on its host against it.",
+        examples=["1h"],
+    )
 
 
 class ModelSet(Spec):
@@ -502,6 +508,13 @@ class ReconcilerSettings(Spec):
         description="Unresolved this long and it escalates (the seed's Level 1: 0-5 minutes).",
     )
     escalation_severity: Severity = Field("P1", description="Severity of escalation events.")
+    drill_every: Duration | None = Field(
+        timedelta(days=30),
+        description="`reconcile watch` runs the DR drill (`reconcile drill`: it restarts and "
+        "stops each service) this often, counted from the last drill or the watch's first "
+        "start (the seed's monthly DR test); unset, never.",
+        examples=["30d"],
+    )
     coordination: Coordination = Field(
         default_factory=lambda: LocalCoordination(kind="local"),
         description="How controllers coordinate: `local` (one controller) or `etcd` "

@@ -207,10 +207,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         import httpx
 
+        from reconciler.cli.drill_command import drill_table
         from reconciler.cli.failover_text import render_failover
         from reconciler.cli.incidents_command import incident_lines
         from reconciler.cli.status_text import leader_lines, loop_lines, render_status
         from reconciler.coordination.leader import who_leads
+        from reconciler.run.drill import last_dr_drill, steps_of
         from reconciler.run.failover import placed, review
         from reconciler.run.once import plan_once
         from reconciler.store.incidents import IncidentStore
@@ -232,6 +234,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(render_status(loaded, result.observed, result.plan, journal), end="")
         if failover is not None and loaded.written.failover is not None:
             print("\n" + render_failover(loaded.written.failover, *failover), end="")
+        if (drilled := last_dr_drill(journal)) is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(drilled.at))
+            print(f"\nlast DR drill, {when}:\n" + drill_table(steps_of(drilled)), end="")
         coordination = loaded.fleet.reconciler.coordination
         if isinstance(coordination, EtcdCoordination):
             print("\n" + "\n".join(leader_lines(who_leads(coordination), time.time())))

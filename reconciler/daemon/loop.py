@@ -34,6 +34,7 @@ from reconciler.errors import ReconcileError, write_traceback
 from reconciler.events.bus import Event, EventBus
 from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.observe.observation import FleetState
+from reconciler.run.drill import Drill, last_dr_drill
 from reconciler.run.failover import Mover, placed, tick
 from reconciler.run.leases import leases_kept
 from reconciler.run.lifecycle import Runner, execute_plan
@@ -86,6 +87,8 @@ class WatchLoop:
         self.leading = False
         self.just_elected = False
         self.measure = measure  # (kind, seconds, result) of each pass, for /metrics
+        found = journal.loop_state(str(spec.path))
+        self.first_start = float((found[1] if found else {}).get("first_start") or time.time())
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
@@ -188,6 +191,18 @@ class WatchLoop:
             push_shared(self.leadership, self.journal, self.spec.loaded)
             self.leadership.note_pass(time.time())
 
+    def _dr_drill_if_due(self, loaded: LoadedFleet) -> None:
+        """The monthly DR test (`drill_every`), from the last drill or the first start."""
+        every = self._settings().drill_every
+        last = last_dr_drill(self.journal)
+        since = last.at if last is not None else self.first_start
+        if every is None or time.time() - since < every.total_seconds():
+            return
+        self.report(f"DR drill due (drill_every {every}): running it")
+        with hosts_lock(self.journal.path.parent, loaded.fleet, PASS_LOCK_TIMEOUT_S, self.report):
+            guard = apply_guard(self.leadership, loaded)
+            Drill(loaded, self.journal, self.client, self.bus, self.report, guard).run()
+
     def _timed(self, kind: str, run: Callable[[], None]) -> None:
         started, errors = time.monotonic(), self.status.failed_passes
         run()
@@ -285,6 +300,7 @@ class WatchLoop:
             if kind == "full":  # scheduled backup checks and drills, outside the lock
                 for line in run_due_verifications(loaded, self.journal, self.bus, time.time()):
                     self.report(line)
+                self._dr_drill_if_due(loaded)
         except LockHeld as exc:
             self.report(f"pass skipped: {exc}")
         except ReconcileError as exc:
@@ -415,6 +431,7 @@ class WatchLoop:
                 "backoffs": self.status.backoffs,
                 "services": self.status.services,
                 "pending": self.status.pending,
+                "first_start": self.first_start,
             },
         )
         self.beat()

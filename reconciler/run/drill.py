@@ -32,7 +32,7 @@ from reconciler.observe.probes import probe_http, probe_tcp
 from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import plan_once
 from reconciler.ssh.remote import run_remote
-from reconciler.store.journal import Journal
+from reconciler.store.journal import EventRecord, Journal
 from state.load import LoadedFleet
 from state.models import Host, HttpCheck, TcpCheck
 
@@ -239,6 +239,35 @@ class Drill:
             )
             if verdict != "pass":
                 return out
+        return out + self._service_rpos(now)
+
+    def _service_rpos(self, now: float) -> list[DrillStep]:
+        """A service's RPO against the newest snapshot of every policy on its host."""
+        out = []
+        fleet = self.loaded.fleet
+        for name, service in sorted(fleet.services.items()):
+            if service.rpo is None:
+                continue
+            rpo = service.rpo.total_seconds()
+            policies = [p for p, policy in fleet.backups.items() if policy.host == service.host]
+            newest = [s for p in policies if (s := newest_snapshot(self.loaded, p)) is not None]
+            ages = [now - s.time.timestamp() for s in newest]
+            age = max(ages) if ages and len(newest) == len(policies) else None
+            ok = age is not None and age <= rpo
+            detail = "" if policies else f"no backup policy on {service.host}"
+            out.append(
+                DrillStep(
+                    "restore",
+                    f"{name} (data age)",
+                    f"RPO {rpo:g}s",
+                    rpo,
+                    age,
+                    "pass" if ok else "breach",
+                    detail=detail,
+                )
+            )
+            if not ok:
+                return out
         return out
 
     def _channels(self) -> list[DrillStep]:
@@ -302,3 +331,19 @@ class Drill:
             self.bus.emit(
                 Event("P3", "drill_passed", f"DR drill passed: {len(steps)} steps", context=context)
             )
+
+
+def last_dr_drill(journal: Journal) -> EventRecord | None:
+    """The newest DR drill's event (backup restore drills are about one policy; this one
+    is about the fleet and carries its steps)."""
+    found = [
+        e
+        for kind in ("drill_passed", "drill_failed")
+        for e in journal.events(50, kind)
+        if e.service is None and "steps" in e.context
+    ]
+    return max(found, key=lambda e: e.at, default=None)
+
+
+def steps_of(event: EventRecord) -> list[DrillStep]:
+    return [DrillStep(**step) for step in event.context["steps"]]

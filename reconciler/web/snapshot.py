@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.coordination.leader import LeaderView, who_leads
+from reconciler.run.drill import last_dr_drill
 from reconciler.store.failover import FailoverStore
 from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import Journal, RunRecord
@@ -72,13 +73,7 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         if isinstance(coordination, EtcdCoordination):
             leader = who_leads(coordination)
     store = IncidentStore(journal)
-    drills = [
-        e
-        for kind in ("drill_passed", "drill_failed")
-        for e in journal.events(20, kind)
-        if e.service is None and "steps" in e.context
-    ]
-    last_drill = max(drills, key=lambda e: e.at, default=None)
+    last_drill = last_dr_drill(journal)
     return Snapshot(
         taken=time.time(),
         services=services,

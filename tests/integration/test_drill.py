@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from tests.fleet import lab as fleet_lab
-from tests.integration.conftest import lab_spec, run_reconcile
+from tests.integration.conftest import lab_spec, run_reconcile, start_reconcile
 
 
 def active_since(lab: fleet_lab.Lab, host: str, unit: str) -> float:
@@ -69,3 +69,29 @@ def test_a_breach_fails_the_drill_stops_it_and_raises_a_p1(
     [drill] = [i for i in incidents if i["family"] == "drill"]
     assert drill["severity"] == "P1" and drill["status"] == "open"
     assert "restart agent" in drill["message"]
+
+
+def test_watch_runs_the_drill_when_due_and_status_shows_its_table(
+    lab: fleet_lab.Lab, tmp_path: Path
+) -> None:
+    spec, journal = tmp_path / "fleet.yaml", tmp_path / "journal.db"
+    loop = "reconciler: {interval: 5s, probe_interval: 1s, drill_every: 3s}\n"
+    spec.write_text(lab_spec(lab) + loop)
+    done = run_reconcile("--yes", str(spec), "--journal", str(journal))
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Counted from the watch's first start: not at once, at the first full pass after.
+    watch = start_reconcile("watch", str(spec), "--journal", str(journal), "--max-seconds", "60")
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            status = run_reconcile("status", str(spec), "--journal", str(journal))
+            if "DRILL PASSED" in status.stdout:
+                break
+            time.sleep(2)
+        assert "last DR drill" in status.stdout and "DRILL PASSED: 4 step(s)" in status.stdout, (
+            status.stdout
+        )
+        assert "recovery  agent" in status.stdout
+    finally:
+        watch.terminate()
+        watch.wait(timeout=90)
