@@ -94,7 +94,30 @@ class JournalCollector(Collector):
                     [step["kind"], step["subject"], step["verdict"]], float(step["measured_s"])
                 )
         yield drill
-        if snap.placement:
-            epoch = GaugeMetricFamily(f"{PREFIX}_failover_epoch", "The failover epoch.")
-            epoch.add_metric([], float(snap.placement.rsplit("epoch ", 1)[1].rstrip(")")))
-            yield epoch
+        age = GaugeMetricFamily(
+            f"{PREFIX}_backup_age_seconds",
+            "Age of the newest snapshot the repository confirmed, by policy.",
+            labels=["policy"],
+        )
+        rpo = GaugeMetricFamily(
+            f"{PREFIX}_backup_rpo_seconds",
+            "The policy's recovery point objective.",
+            labels=["policy"],
+        )
+        for backup in snap.backups:
+            if backup.age is not None:
+                age.add_metric([backup.policy], backup.age)
+            rpo.add_metric([backup.policy], backup.rpo)
+        yield age
+        yield rpo
+        if snap.active:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_failover_epoch", "The failover epoch.", value=float(snap.epoch)
+            )
+            active = GaugeMetricFamily(
+                f"{PREFIX}_failover_active",
+                "1 on the host running the failover services.",
+                labels=["host"],
+            )
+            active.add_metric([snap.active], 1.0)
+            yield active

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.coordination.leader import LeaderView, who_leads
+from reconciler.daemon.verifications import CHECK_KINDS, DRILL_KINDS, last_event
 from reconciler.run.drill import last_dr_drill
+from reconciler.store.confirmations import Confirmations
 from reconciler.store.failover import FailoverStore
 from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import Journal, RunRecord
@@ -27,6 +29,20 @@ class ServiceRow:
 
 
 @dataclass
+class BackupRow:
+    policy: str
+    host: str
+    age: float | None  # of the newest snapshot the repository confirmed
+    rpo: float
+    last_check: str
+    last_drill: str
+
+    @property
+    def within(self) -> bool:
+        return self.age is not None and self.age <= self.rpo
+
+
+@dataclass
 class Snapshot:
     taken: float
     services: list[ServiceRow]
@@ -40,6 +56,9 @@ class Snapshot:
     drill: list[dict[str, Any]] = field(default_factory=list)
     drill_at: float | None = None
     unsent: int = 0
+    backups: list[BackupRow] = field(default_factory=list)
+    active: str = ""  # the host running the failover services
+    epoch: int = 0
 
 
 def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snapshot:
@@ -60,15 +79,15 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
                 seen.get("seen"),
             )
         )
-    placement, leader = "", None
+    placement, leader, active, epoch = "", None, "", 0
+    backups: list[BackupRow] = []
     if loaded is not None:
         failover = loaded.written.failover
         if failover is not None:
             state = FailoverStore(journal, failover).get()
-            active = state.placement.active or failover.primary
-            placement = (
-                f"{', '.join(failover.services)} on {active} (epoch {state.placement.epoch})"
-            )
+            active, epoch = state.placement.active or failover.primary, state.placement.epoch
+            placement = f"{', '.join(failover.services)} on {active} (epoch {epoch})"
+        backups = _backups(journal, loaded)
         coordination = loaded.fleet.reconciler.coordination
         if isinstance(coordination, EtcdCoordination):
             leader = who_leads(coordination)
@@ -87,4 +106,32 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         drill=list(last_drill.context["steps"]) if last_drill else [],
         drill_at=last_drill.at if last_drill else None,
         unsent=store.pending(),
+        backups=backups,
+        active=active,
+        epoch=epoch,
     )
+
+
+def _backups(journal: Journal, loaded: LoadedFleet) -> list[BackupRow]:
+    confirmations, now, rows = Confirmations(journal), time.time(), []
+    for name, policy in sorted(loaded.fleet.backups.items()):
+        found = confirmations.get(name, policy.repository)
+        check = last_event(journal, CHECK_KINDS, name)
+        drill = last_event(journal, DRILL_KINDS, name)
+        rows.append(
+            BackupRow(
+                name,
+                policy.host,
+                now - found.snapshot_time if found else None,
+                policy.rpo.total_seconds(),
+                f"{check.kind.removeprefix('backup_check_')} {_ago(check.at, now)}"
+                if check
+                else "-",
+                f"{drill.kind.removeprefix('drill_')} {_ago(drill.at, now)}" if drill else "-",
+            )
+        )
+    return rows
+
+
+def _ago(at: float, now: float) -> str:
+    return f"{(now - at) / 3600:.1f}h ago" if now - at >= 3600 else f"{(now - at) / 60:.0f}m ago"

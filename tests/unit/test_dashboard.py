@@ -81,3 +81,27 @@ def test_metrics_parse_with_prometheus_own_parser(tmp_path: Path) -> None:
         samples[("fleet_reconciler_reconcile_total", (("kind", "full"), ("result", "error")))] == 1
     )
     assert samples[("fleet_reconciler_reconcile_time_seconds_count", (("kind", "probe"),))] == 1
+
+
+def test_backups_show_their_age_against_the_rpo_on_the_page_and_in_metrics(
+    tmp_path: Path,
+) -> None:
+    from reconciler.store.confirmations import Confirmation, Confirmations
+    from tests.unit.helpers import load_text
+    from tests.unit.test_diff_backups import POLICY
+    from tests.unit.test_spec import BASE
+
+    journal_path, state = journal_with_a_degraded_service(tmp_path)
+    loaded = load_text(BASE + POLICY)
+    journal = Journal(journal_path)
+    now = time.time()
+    repository = loaded.fleet.backups["db"].repository
+    Confirmations(journal).put("db", repository, Confirmation("abc123", now - 7200, 4, now))
+    journal.close()
+    client = TestClient(make_app(journal_path, state, lambda: loaded, CollectorRegistry()))
+    page = client.get("/").text
+    assert "<h2>Backups</h2>" in page and '<td class="breach">7200s ago</td>' in page
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    [age] = families["fleet_reconciler_backup_age_seconds"].samples
+    assert age.labels == {"policy": "db"} and 7199 < age.value < 7300
+    assert families["fleet_reconciler_backup_rpo_seconds"].samples[0].value == 3600
