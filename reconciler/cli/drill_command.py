@@ -36,16 +36,14 @@ def cmd_drill(args: argparse.Namespace) -> int:
     from reconciler.coordination.guard import apply_guard, leading
     from reconciler.run.drill import Drill
     from reconciler.run.failover import placed
+    from reconciler.run.leases import leases_kept
     from reconciler.store.journal import Journal
     from reconciler.store.lock import hosts_lock
     from state.load import load_fleet
 
-    if args.failover:
-        raise UsageError(
-            "reconcile drill --failover (a switchover game day) is not built yet; "
-            "`reconcile failover --to HOST` and `reconcile failback` run one by hand"
-        )
     loaded = load_fleet(args.state)
+    if args.failover and loaded.written.failover is None:
+        raise UsageError(f"--failover: {args.state} has no failover section to drill")
     journal = Journal(args.journal)
     bus = one_shot_bus(loaded, journal)
     try:
@@ -53,9 +51,12 @@ def cmd_drill(args: argparse.Namespace) -> int:
             leading(loaded, journal, "drill", args.lock_timeout, report) as leadership,
             hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report),
             httpx.Client(trust_env=False) as client,
+            leases_kept(lambda: loaded, journal.path),
         ):
             running = placed(loaded, journal)
-            drill = Drill(running, journal, client, bus, report, apply_guard(leadership, running))
+            guard = apply_guard(leadership, running)
+            game_day = loaded if args.failover else None
+            drill = Drill(running, journal, client, bus, report, guard, game_day)
             steps = drill.run()
     finally:
         drain_outbox(loaded, journal)

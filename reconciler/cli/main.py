@@ -126,7 +126,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     drill.add_argument("state", nargs="?", default=DEFAULT_STATE)
     drill.add_argument("--output", choices=["text", "json"], default="text")
-    drill.add_argument("--failover", action="store_true", help="not built yet: refused")
+    drill.add_argument(
+        "--failover",
+        action="store_true",
+        help="also a game day: switch the failover services over to the backup and back",
+    )
     drill.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
     _journal_option(drill)
     drill.set_defaults(func=cmd_drill)

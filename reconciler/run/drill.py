@@ -29,12 +29,13 @@ from reconciler.backup.verify import run_drill
 from reconciler.events.bus import Event, EventBus
 from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.observe.probes import probe_http, probe_tcp
+from reconciler.run.failover import MoveFailed, Mover, placed, switchover
 from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import plan_once
 from reconciler.ssh.remote import run_remote
 from reconciler.store.journal import EventRecord, Journal
 from state.load import LoadedFleet
-from state.models import Host, HttpCheck, TcpCheck
+from state.models import Host, HttpCheck, Service, TcpCheck
 
 Verdict = Literal["pass", "breach", "failed", "skipped"]
 POLL_S = 0.2
@@ -42,7 +43,7 @@ POLL_S = 0.2
 
 @dataclass(frozen=True)
 class DrillStep:
-    kind: Literal["restart", "recovery", "restore", "channel"]
+    kind: Literal["restart", "recovery", "restore", "channel", "failover"]
     subject: str
     objective: str
     objective_s: float | None
@@ -91,7 +92,7 @@ def _wait_healthy(
 
 
 def _timed_step(
-    kind: Literal["restart", "recovery"],
+    kind: Literal["restart", "recovery", "failover"],
     service: str,
     rto: float,
     t_fault: float,
@@ -115,13 +116,18 @@ class Drill:
         bus: EventBus,
         report: Report,
         guard: Callable[[list[str]], None] | None = None,
+        game_day: LoadedFleet | None = None,
     ) -> None:
         self.loaded, self.journal, self.client = loaded, journal, client
         self.bus, self.report, self.guard = bus, report, guard
+        self.game_day = game_day  # the spec as written: switch over and back, measured
 
     def run(self) -> list[DrillStep]:
         steps: list[DrillStep] = []
-        for each in (self._restarts, self._recoveries, self._restores, self._channels):
+        stages = [self._restarts, self._recoveries, self._restores, self._channels]
+        if self.game_day is not None:
+            stages.append(self._switch_over_and_back)
+        for each in stages:
             for step in each():
                 steps.append(step)
                 self._record(step)
@@ -136,9 +142,14 @@ class Drill:
         host = fleet.hosts[fleet.services[service].host]
         return host, f"systemctl {verb} -- {shlex.quote(service + '.service')}"
 
+    def _services(self) -> list[tuple[str, Service]]:
+        """The spec's services where they run now (not the reconciler's own guards)."""
+        written = self.loaded.written.services
+        return sorted((n, s) for n, s in self.loaded.fleet.services.items() if n in written)
+
     def _restarts(self) -> list[DrillStep]:
         out = []
-        for name, service in sorted(self.loaded.fleet.services.items()):
+        for name, service in self._services():
             rto = service.rto.total_seconds()
             host, command = self._unit_command(name, "restart")
             self.report(f"drill: restart {name} (RTO {rto:g}s)")
@@ -166,7 +177,7 @@ class Drill:
 
     def _recoveries(self) -> list[DrillStep]:
         out = []
-        for name, service in sorted(self.loaded.fleet.services.items()):
+        for name, service in self._services():
             rto = service.rto.total_seconds()
             host, command = self._unit_command(name, "stop")
             self.report(f"drill: stop {name} as a fault would; the reconciler heals it")
@@ -291,10 +302,8 @@ class Drill:
                 detail=from_controller.error,
             )
         )
-        probe = (
-            f"python3 -c 'import socket; socket.create_connection(({backup.address!r}, "
-            f"{backup.ssh_port}), 3).close()'"
-        )
+        code = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)"
+        probe = f"python3 -c {shlex.quote(code)} {shlex.quote(backup.address)} {backup.ssh_port}"
         started = time.monotonic()
         from_primary = run_remote(primary, probe, 15.0)
         out.append(
@@ -308,6 +317,50 @@ class Drill:
                 detail=from_primary.error,
             )
         )
+        return out
+
+    def _switch_over_and_back(self) -> list[DrillStep]:
+        """The seed's failover game day: a planned switchover to the backup, then back,
+        each timed until every failover service is healthy where it now runs."""
+        assert self.game_day is not None
+        failover = self.game_day.written.failover
+        if failover is None:
+            return [
+                DrillStep("failover", "-", "-", None, None, "failed", detail="no failover section")
+            ]
+        mover = Mover(
+            self.game_day, self.journal, self.client, self.bus, self.report, guard=self.guard
+        )
+        rto = max(self.game_day.fleet.services[s].rto.total_seconds() for s in failover.services)
+        out = []
+        for target in (failover.backup, failover.primary):
+            subject = f"{', '.join(failover.services)} -> {target}"
+            self.report(f"drill: game day: switch {subject}")
+            t_fault = time.time()
+            try:
+                switchover(mover, target, "DR drill game day")
+            except MoveFailed as exc:
+                out.append(
+                    DrillStep(
+                        "failover",
+                        subject,
+                        f"RTO {rto:g}s",
+                        rto,
+                        None,
+                        "failed",
+                        t_fault,
+                        detail=str(exc),
+                    )
+                )
+                return out
+            running = placed(self.game_day, self.journal)
+            seen = [
+                _wait_healthy(running, self.client, name, rto + 5) for name in failover.services
+            ]
+            t_healthy = None if None in seen else max(t for t in seen if t is not None)
+            out.append(_timed_step("failover", subject, rto, t_fault, t_fault, t_healthy))
+            if out[-1].verdict != "pass":
+                return out
         return out
 
     def _record(self, step: DrillStep) -> None:

@@ -316,3 +316,28 @@ def test_powered_off_primary_fails_over(lab: fleet_lab.Lab, pair: Path) -> None:
     wait_for(lambda: active(lab, "h2", "agent"), 90, "agent active on h2")
     output = stop(loop)
     assert placement(spec) == {"active": "h2", "epoch": 1}, output
+
+
+def test_a_drill_game_day_switches_over_and_back_measured(pair: Path, lab: fleet_lab.Lab) -> None:
+    journal = str(journal_path(pair))
+    saved = run_reconcile("backup", "now", "agentdata", "--state", str(pair), "--journal", journal)
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+    drilled = run_reconcile(
+        "drill", str(pair), "--failover", "--output", "json", "--journal", journal
+    )
+    assert drilled.returncode == 0, drilled.stdout + drilled.stderr
+    steps = json.loads(drilled.stdout)
+    assert [(s["kind"], s["subject"]) for s in steps] == [
+        ("restart", "agent"),
+        ("recovery", "agent"),
+        ("restore", "agentdata (data age)"),
+        ("restore", "agentdata"),
+        ("channel", "controller -> h2"),
+        ("channel", "h1 -> h2"),
+        ("failover", "agent -> h2"),
+        ("failover", "agent -> h1"),
+    ], steps
+    assert all(s["verdict"] == "pass" for s in steps), steps
+    over, back = steps[-2:]
+    assert 0 < over["measured_s"] <= over["objective_s"] and back["t_fault"] > over["t_healthy"]
+    assert active(lab, "h1", "agent") and not active(lab, "h2", "agent")
