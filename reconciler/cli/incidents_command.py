@@ -120,10 +120,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
     """Send a test message through each channel (the seed's DR "Test 4")."""
     import httpx
 
-    from reconciler.events.channels import ChannelError, deliver
+    from reconciler.events.channels import send_test_messages
     from state.load import load_fleet
-    from state.models import GiteaIssueChannel
-    from state.secrets import SecretUnavailable
 
     notifications = load_fleet(args.state).written.notifications
     if notifications is None:
@@ -134,42 +132,9 @@ def cmd_notify(args: argparse.Namespace) -> int:
         raise UsageError(
             f"unknown channel {unknown[0]!r}; have {', '.join(notifications.channels)}"
         )
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-    message = {
-        "incident": "test",
-        "fingerprint": f"test:{int(now)}",
-        "severity": "P3",
-        "transition": "opened",
-        "text": f"[P3] test: fleet-reconciler notification test at {stamp}",
-        "distress": {
-            "timestamp": stamp,
-            "agent": notifications.agent,
-            "severity": "P3",
-            "category": "test",
-            "component": "notifications",
-            "message": "notification test (reconcile notify test)",
-            "context": {
-                "last_success": stamp,
-                "attempts": 0,
-                "error": "",
-                "auto_recovery_attempted": False,
-            },
-            "requested_action": "none",
-            "escalation_timeout": stamp,
-        },
-    }
-    failed = 0
     with httpx.Client(trust_env=False) as client:
-        for name in names:
-            try:  # opened, then resolved: a Gitea test issue is opened and closed again
-                key = f"test-{int(now)}-{name}"
-                note = deliver(notifications.channels[name], key, message, client)
-                if isinstance(notifications.channels[name], GiteaIssueChannel):
-                    done = {**message, "transition": "resolved"}
-                    note += "; " + deliver(notifications.channels[name], key + "-end", done, client)
-                print(f"{name}: ok ({note})")
-            except (ChannelError, SecretUnavailable) as exc:
-                failed += 1
-                print(f"{name}: FAILED: {exc}")
+        results = send_test_messages(notifications, names, client)
+    for name, ok, note in results:
+        print(f"{name}: ok ({note})" if ok else f"{name}: FAILED: {note}")
+    failed = sum(1 for _name, ok, _note in results if not ok)
     return EXIT_ERROR if failed else EXIT_OK

@@ -30,6 +30,7 @@ from reconciler.daemon.sdnotify import sd_notify, watchdog_interval
 from reconciler.daemon.spec_source import SpecSource
 from reconciler.daemon.verifications import run_due_verifications
 from reconciler.engine.plan import Plan, exclude_from_plan
+from reconciler.engine.plan_text import render_plan
 from reconciler.errors import ReconcileError, write_traceback
 from reconciler.events.bus import Event, EventBus
 from reconciler.observe.fleet import ObserveSettings, observe
@@ -63,6 +64,7 @@ class LoopStatus:
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     pending: list[str] = field(default_factory=list)  # HOST/SERVICE still out of sync
     failed_passes: int = 0
+    plan_text: str = ""  # the pending plan, rendered as `--dry-run` renders it
     """Per service, from the last pass that looked: host, healthy, detail, seen (epoch)."""
 
 
@@ -326,6 +328,7 @@ class WatchLoop:
         self._remember(loaded, planned.observed)
         plan = planned.plan
         self.status.pending = sorted({f"{a.host}/{a.service or '*'}" for a in plan.actions})
+        self.status.plan_text = render_plan(plan) if plan.summary.pending else ""
         now = self.clock()
         keys = {(a.host, a.service) for a in plan.actions}
         scope = set(targets) if targets else None  # a heal pass saw only its hosts
@@ -351,6 +354,9 @@ class WatchLoop:
             self._account(plan, result)
             left = result.remaining.actions if result.remaining else []
             self.status.pending = sorted({f"{a.host}/{a.service or '*'}" for a in left})
+            remaining = result.remaining
+            pending = remaining is not None and remaining.summary.pending
+            self.status.plan_text = render_plan(remaining) if remaining and pending else ""
 
     def _account(self, plan: Plan, result: ApplyResult) -> None:
         """Backoff and events per (host, service) that the pass tried to heal."""
@@ -431,6 +437,7 @@ class WatchLoop:
                 "backoffs": self.status.backoffs,
                 "services": self.status.services,
                 "pending": self.status.pending,
+                "plan_text": self.status.plan_text,
                 "first_start": self.first_start,
             },
         )

@@ -10,12 +10,13 @@ from __future__ import annotations
 import html
 import json
 import sys
+import time
 from typing import Any
 
 import httpx
 
-from state.models import Channel, GiteaIssueChannel, LogChannel, TelegramChannel
-from state.secrets import resolve_secret
+from state.models import Channel, GiteaIssueChannel, LogChannel, Notifications, TelegramChannel
+from state.secrets import SecretUnavailable, resolve_secret
 
 TELEGRAM_LIMIT = 4096
 TIMEOUT_S = 10.0
@@ -171,3 +172,53 @@ def post_review(
 def _label_ids(labels: list[dict[str, Any]], names: list[str]) -> list[int]:
     by_name = {str(label.get("name")): label.get("id") for label in labels}
     return [int(found) for name in names if isinstance(found := by_name.get(name), int)]
+
+
+def notification_test_message(agent: str, now: float) -> dict[str, Any]:
+    """The seed's DR "Test 4" message: a P3 through a channel, in the distress format."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    return {
+        "incident": "test",
+        "fingerprint": f"test:{int(now)}",
+        "severity": "P3",
+        "transition": "opened",
+        "text": f"[P3] test: fleet-reconciler notification test at {stamp}",
+        "distress": {
+            "timestamp": stamp,
+            "agent": agent,
+            "severity": "P3",
+            "category": "test",
+            "component": "notifications",
+            "message": "notification test (reconcile notify test)",
+            "context": {
+                "last_success": stamp,
+                "attempts": 0,
+                "error": "",
+                "auto_recovery_attempted": False,
+            },
+            "requested_action": "none",
+            "escalation_timeout": stamp,
+        },
+    }
+
+
+def send_test_messages(
+    notifications: Notifications, names: list[str], client: httpx.Client
+) -> list[tuple[str, bool, str]]:
+    """Send the test message through each channel: (name, answered, what it said). A
+    Gitea test issue is opened and closed again."""
+    now = time.time()
+    message = notification_test_message(notifications.agent, now)
+    results = []
+    for name in names:
+        channel = notifications.channels[name]
+        key = f"test-{int(now)}-{name}"
+        try:
+            note = deliver(channel, key, message, client)
+            if isinstance(channel, GiteaIssueChannel):
+                done = {**message, "transition": "resolved"}
+                note += "; " + deliver(channel, key + "-end", done, client)
+            results.append((name, True, note))
+        except (ChannelError, SecretUnavailable) as exc:
+            results.append((name, False, str(exc)))
+    return results

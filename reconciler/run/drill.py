@@ -27,6 +27,7 @@ from reconciler.apply.context import Report
 from reconciler.backup.in_place import newest_snapshot
 from reconciler.backup.verify import run_drill
 from reconciler.events.bus import Event, EventBus
+from reconciler.events.channels import send_test_messages
 from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.observe.probes import probe_http, probe_tcp
 from reconciler.run.failover import MoveFailed, Mover, placed, switchover
@@ -282,6 +283,33 @@ class Drill:
         return out
 
     def _channels(self) -> list[DrillStep]:
+        return self._failover_paths() + self._notification_channels()
+
+    def _notification_channels(self) -> list[DrillStep]:
+        """The seed's "Test 4": every notification channel answers a test message."""
+        notifications = self.loaded.written.notifications
+        if notifications is None:
+            return []
+        out = []
+        for name, ok, note in send_test_messages(
+            notifications, sorted(notifications.channels), self.client
+        ):
+            out.append(
+                DrillStep(
+                    "channel",
+                    f"notify {name}",
+                    "answers",
+                    None,
+                    None,
+                    "pass" if ok else "failed",
+                    detail=note,
+                )
+            )
+            if not ok:
+                return out
+        return out
+
+    def _failover_paths(self) -> list[DrillStep]:
         failover = self.loaded.written.failover
         if failover is None:
             return []

@@ -47,6 +47,7 @@ class Snapshot:
     taken: float
     services: list[ServiceRow]
     pending: list[str]
+    plan_text: str
     last_pass: float | None
     spec_error: str | None
     incidents: list[dict[str, Any]]
@@ -97,6 +98,7 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         taken=time.time(),
         services=services,
         pending=sorted(pending),
+        plan_text=str(loop.get("plan_text", "")),
         last_pass=loop.get("last_pass"),
         spec_error=loop.get("spec_error"),
         incidents=store.recent(20),

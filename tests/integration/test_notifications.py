@@ -353,3 +353,13 @@ def test_a_p0_pages_every_channel_and_a_cut_host_is_one_incident(
         _out, err = watch.communicate(timeout=60)
     unhealthy = incidents()
     assert [i["fingerprint"] for i in unhealthy] == ["unhealthy:h1:-"], (unhealthy, err[-2000:])
+
+    # The DR drill's channel step: every notification channel answers a test message.
+    drilled = run_reconcile("drill", str(spec), "--journal", str(journal), "--output", "json")
+    assert drilled.returncode == 0, drilled.stdout + drilled.stderr
+    told = [s for s in json.loads(drilled.stdout) if s["subject"].startswith("notify ")]
+    assert [(s["subject"], s["verdict"]) for s in told] == [
+        ("notify issues", "pass"),
+        ("notify log", "pass"),
+        ("notify tg", "pass"),
+    ], told

@@ -35,6 +35,7 @@ def journal_with_a_degraded_service(tmp_path: Path) -> tuple[Path, Path]:
                 },
             },
             "pending": ["hermes/ollama"],
+            "plan_text": "host hermes (198.18.0.12)\n  ~ ollama  unhealthy: <refused>\n",
         },
     )
     IncidentDesk(journal, lambda: None)(
@@ -53,6 +54,10 @@ def test_the_page_shows_health_sync_and_incidents_escaped(tmp_path: Path) -> Non
     assert '<tr data-service="agent"><td>agent</td><td>kimi</td><td class="Healthy">' in page
     assert "ollama crash loop" in page and "&lt;b&gt;refused&lt;/b&gt;" in page
     assert 'name="viewport"' in page and "new EventSource" in page
+    assert (
+        '<pre class="plan">host hermes (198.18.0.12)\n  ~ ollama  unhealthy: &lt;refused&gt;'
+        in page
+    )
 
 
 def test_metrics_parse_with_prometheus_own_parser(tmp_path: Path) -> None:
