@@ -25,6 +25,7 @@ echo "==> reconcile status state/demo.yaml"
 echo
 echo "Try some drift, then run 'reconcile --dry-run state/demo.yaml' again, e.g.:"
 echo "  ssh -i /var/cache/fleet-reconciler/demo.id_ed25519 -o UserKnownHostsFile=/var/cache/fleet-reconciler/demo.known_hosts root@198.18.0.12 systemctl stop ollama"
-echo "Keep the failover protection on with 'reconcile watch state/demo.yaml': it renews"
+echo "Keep the failover protection on with 'reconcile watch state/demo.yaml --http 127.0.0.1:9300'"
+echo "(the dashboard at http://127.0.0.1:9300/, metrics at /metrics): it renews"
 echo "kimi's lease; without it kimi stops its failover services 4 minutes after a run."
 echo "Stop the demo fleet with: .venv/bin/python -m tests.fleet down --prefix demo"
