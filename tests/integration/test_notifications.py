@@ -363,3 +363,74 @@ def test_a_p0_pages_every_channel_and_a_cut_host_is_one_incident(
         ("notify log", "pass"),
         ("notify tg", "pass"),
     ], told
+
+
+def test_telegram_down_two_minutes_the_loop_keeps_its_pace_and_all_arrive_once_in_order(
+    lab: fleet_lab.Lab, tmp_path: Path, env: None
+) -> None:
+    """Telegram answers 503 for 2 minutes while three P0s wait to be sent: the loop keeps
+    passing (its probe passes are counted on /metrics), and once Telegram is back each
+    message arrives once, in order."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from reconciler.events.bus import Event
+    from reconciler.run.incident_desk import IncidentDesk
+    from reconciler.store.journal import Journal
+    from state.load import load_fleet
+    from tests.fleet.etcd_cluster import free_port
+
+    spec, journal_path = tmp_path / "fleet.yaml", tmp_path / "journal.db"
+    spec.write_text(spec_text(lab, None))
+    done = run_reconcile("--yes", str(spec), "--journal", str(journal_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    h2 = lab.host("h2").address
+    before = len(standin(lab, 8081, "/test/messages"))
+    httpx.post(f"http://{h2}:8081/test/mode", json={"mode": "down"}, timeout=5)
+    journal = Journal(journal_path)
+    desk = IncidentDesk(journal, lambda: load_fleet(spec).written.notifications)
+    for i in range(3):
+        desk(Event("P0", "drill_failed", f"outage {i}", f"host{i}", "backup:db", at=time.time()))
+    journal.close()
+    address = f"127.0.0.1:{free_port()}"
+    watch = start_reconcile(
+        "watch", str(spec), "--journal", str(journal_path), "--http", address,
+        "--max-seconds", "200", capture=True,
+    )  # fmt: skip
+
+    def probe_passes() -> float:
+        text = httpx.get(f"http://{address}/metrics", timeout=5).text
+        return sum(
+            s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if s.name == "fleet_reconciler_reconcile_total" and s.labels["kind"] == "probe"
+        )
+
+    try:
+        wait_for("the dashboard", lambda: _answers(f"http://{address}/metrics"), 30)
+        started = probe_passes()
+        time.sleep(120)
+        assert len(standin(lab, 8081, "/test/messages")) == before  # down all along
+        # About one probe pass a second (probe_interval 1 s) all through the outage.
+        assert probe_passes() - started >= 60
+        httpx.post(f"http://{h2}:8081/test/mode", json={"mode": "ok"}, timeout=5)
+        wait_for(
+            "three Telegram messages",
+            lambda: len(standin(lab, 8081, "/test/messages")) >= before + 3,
+            90,
+        )
+        time.sleep(3)
+    finally:
+        httpx.post(f"http://{h2}:8081/test/mode", json={"mode": "ok"}, timeout=5)
+        watch.send_signal(signal.SIGTERM)
+        out, err = watch.communicate(timeout=60)
+    arrived = standin(lab, 8081, "/test/messages")[before:]
+    assert [m["text"].split("outage ")[1][0] for m in arrived] == ["0", "1", "2"], arrived
+    assert TG_TOKEN not in out + err
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
