@@ -307,17 +307,6 @@ def test_a_promotion_killed_midway_ends_on_the_backup(
     assert Journal(journal_path(spec)).events(kind="failover"), output
 
 
-def test_powered_off_primary_fails_over(lab: fleet_lab.Lab, pair: Path) -> None:
-    """Last in the module: h1 stays off."""
-    spec = pair
-    loop = watch(spec, 100)
-    time.sleep(4)
-    fleet_lab.power_off(lab, "h1")
-    wait_for(lambda: active(lab, "h2", "agent"), 90, "agent active on h2")
-    output = stop(loop)
-    assert placement(spec) == {"active": "h2", "epoch": 1}, output
-
-
 def test_a_drill_game_day_switches_over_and_back_measured(pair: Path, lab: fleet_lab.Lab) -> None:
     journal = str(journal_path(pair))
     saved = run_reconcile("backup", "now", "agentdata", "--state", str(pair), "--journal", journal)
@@ -341,3 +330,14 @@ def test_a_drill_game_day_switches_over_and_back_measured(pair: Path, lab: fleet
     over, back = steps[-2:]
     assert 0 < over["measured_s"] <= over["objective_s"] and back["t_fault"] > over["t_healthy"]
     assert active(lab, "h1", "agent") and not active(lab, "h2", "agent")
+
+
+def test_powered_off_primary_fails_over(lab: fleet_lab.Lab, pair: Path) -> None:
+    """Last in the module: h1 stays off."""
+    spec = pair
+    loop = watch(spec, 100)
+    time.sleep(4)
+    fleet_lab.power_off(lab, "h1")
+    wait_for(lambda: active(lab, "h2", "agent"), 90, "agent active on h2")
+    output = stop(loop)
+    assert placement(spec) == {"active": "h2", "epoch": 1}, output
