@@ -108,6 +108,22 @@ def _timed_step(
     )
 
 
+def _checked(
+    kind: Literal["restore", "channel"],
+    subject: str,
+    objective: str,
+    objective_s: float | None,
+    measured: float | None,
+    ok: bool,
+    detail: str = "",
+    bad: Verdict = "failed",
+) -> DrillStep:
+    """A step that is a check: it passes, or it is `bad` (a breach of an objective, or a
+    failure to do what it tried)."""
+    verdict: Verdict = "pass" if ok else bad
+    return DrillStep(kind, subject, objective, objective_s, measured, verdict, detail=detail)
+
+
 class Drill:
     def __init__(
         self,
@@ -149,69 +165,48 @@ class Drill:
         return sorted((n, s) for n, s in self.loaded.fleet.services.items() if n in written)
 
     def _restarts(self) -> list[DrillStep]:
-        out = []
-        for name, service in self._services():
-            rto = service.rto.total_seconds()
-            host, command = self._unit_command(name, "restart")
-            self.report(f"drill: restart {name} (RTO {rto:g}s)")
-            t_fault = time.time()
-            done = run_remote(host, command, 60.0)
-            if not done.ok:
-                out.append(
-                    DrillStep(
-                        "restart",
-                        name,
-                        f"RTO {rto:g}s",
-                        rto,
-                        None,
-                        "failed",
-                        t_fault,
-                        detail=done.error,
-                    )
-                )
-                return out
-            t_healthy = _wait_healthy(self.loaded, self.client, name, rto + 5)
-            out.append(_timed_step("restart", name, rto, t_fault, t_fault, t_healthy))
-            if out[-1].verdict != "pass":
-                return out
-        return out
+        return self._each_service("restart")
 
     def _recoveries(self) -> list[DrillStep]:
+        return self._each_service("recovery")
+
+    def _each_service(self, kind: Literal["restart", "recovery"]) -> list[DrillStep]:
         out = []
         for name, service in self._services():
-            rto = service.rto.total_seconds()
-            host, command = self._unit_command(name, "stop")
-            self.report(f"drill: stop {name} as a fault would; the reconciler heals it")
-            t_fault = time.time()
-            if not (done := run_remote(host, command, 60.0)).ok:
-                out.append(
-                    DrillStep(
-                        "recovery",
-                        name,
-                        f"RTO {rto:g}s",
-                        rto,
-                        None,
-                        "failed",
-                        t_fault,
-                        detail=done.error,
-                    )
-                )
-                return out
-            # Watched from the fault on, alongside the heal: healthy is when it answers,
-            # not when the run (its gate and verification) has finished.
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                watched = pool.submit(_wait_healthy, self.loaded, self.client, name, rto + 5)
-                plan = plan_once(self.loaded, self.client, targets=[service.host]).plan
-                t_detect = time.time()
-                drifted = any(a.service == name for a in plan.actions)
-                runner = Runner(self.client, self.journal, self.report, guard=self.guard)
-                execute_plan(self.loaded, plan, runner, "drill", [service.host])
-                t_healthy = watched.result()
-            detail = "" if drifted else "the plan did not see the fault"
-            out.append(_timed_step("recovery", name, rto, t_fault, t_detect, t_healthy, detail))
+            out.append(self._fault(kind, name, service))
             if out[-1].verdict != "pass":
-                return out
+                break
         return out
+
+    def _fault(
+        self, kind: Literal["restart", "recovery"], name: str, service: Service
+    ) -> DrillStep:
+        """restart: `systemctl restart`, timed to healthy. recovery: `systemctl stop` as a
+        fault would, then a plan and a journaled heal of its host, timed to healthy."""
+        rto = service.rto.total_seconds()
+        host, command = self._unit_command(name, "restart" if kind == "restart" else "stop")
+        self.report(f"drill: {kind} {name} (RTO {rto:g}s)")
+        t_fault = time.time()
+        done = run_remote(host, command, 60.0)
+        if not done.ok:
+            return DrillStep(
+                kind, name, f"RTO {rto:g}s", rto, None, "failed", t_fault, detail=done.error
+            )
+        if kind == "restart":
+            t_healthy = _wait_healthy(self.loaded, self.client, name, rto + 5)
+            return _timed_step(kind, name, rto, t_fault, t_fault, t_healthy)
+        # Watched from the fault on, alongside the heal: healthy is when it answers,
+        # not when the run (its gate and verification) has finished.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            watched = pool.submit(_wait_healthy, self.loaded, self.client, name, rto + 5)
+            plan = plan_once(self.loaded, self.client, targets=[service.host]).plan
+            t_detect = time.time()
+            drifted = any(a.service == name for a in plan.actions)
+            runner = Runner(self.client, self.journal, self.report, guard=self.guard)
+            execute_plan(self.loaded, plan, runner, "drill", [service.host])
+            t_healthy = watched.result()
+        detail = "" if drifted else "the plan did not see the fault"
+        return _timed_step(kind, name, rto, t_fault, t_detect, t_healthy, detail)
 
     def _restores(self) -> list[DrillStep]:
         out = []
@@ -221,16 +216,10 @@ class Drill:
             newest = newest_snapshot(self.loaded, name)
             age = None if newest is None else now - newest.time.timestamp()
             rpo_ok = age is not None and age <= rpo
+            detail = "" if newest else "no snapshot"
+            subject = f"{name} (data age)"
             out.append(
-                DrillStep(
-                    "restore",
-                    f"{name} (data age)",
-                    f"RPO {rpo:g}s",
-                    rpo,
-                    age,
-                    "pass" if rpo_ok else "breach",
-                    detail="" if newest else "no snapshot",
-                )
+                _checked("restore", subject, f"RPO {rpo:g}s", rpo, age, rpo_ok, detail, "breach")
             )
             if not rpo_ok:
                 return out
@@ -267,16 +256,9 @@ class Drill:
             age = max(ages) if ages and len(newest) == len(policies) else None
             ok = age is not None and age <= rpo
             detail = "" if policies else f"no backup policy on {service.host}"
+            subject = f"{name} (data age)"
             out.append(
-                DrillStep(
-                    "restore",
-                    f"{name} (data age)",
-                    f"RPO {rpo:g}s",
-                    rpo,
-                    age,
-                    "pass" if ok else "breach",
-                    detail=detail,
-                )
+                _checked("restore", subject, f"RPO {rpo:g}s", rpo, age, ok, detail, "breach")
             )
             if not ok:
                 return out
@@ -294,17 +276,7 @@ class Drill:
         for name, ok, note in send_test_messages(
             notifications, sorted(notifications.channels), self.client
         ):
-            out.append(
-                DrillStep(
-                    "channel",
-                    f"notify {name}",
-                    "answers",
-                    None,
-                    None,
-                    "pass" if ok else "failed",
-                    detail=note,
-                )
-            )
+            out.append(_checked("channel", f"notify {name}", "answers", None, None, ok, note))
             if not ok:
                 return out
         return out
@@ -316,35 +288,20 @@ class Drill:
         fleet = self.loaded.written
         backup = fleet.hosts[failover.backup]
         primary = fleet.hosts[failover.primary]
-        out = []
-        started = time.monotonic()
-        from_controller = run_remote(backup, "true", 15.0)
-        out.append(
-            DrillStep(
-                "channel",
-                f"controller -> {failover.backup}",
-                "reachable",
-                None,
-                time.monotonic() - started,
-                "pass" if from_controller.ok else "failed",
-                detail=from_controller.error,
-            )
-        )
         code = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)"
         probe = f"python3 -c {shlex.quote(code)} {shlex.quote(backup.address)} {backup.ssh_port}"
-        started = time.monotonic()
-        from_primary = run_remote(primary, probe, 15.0)
-        out.append(
-            DrillStep(
-                "channel",
-                f"{failover.primary} -> {failover.backup}",
-                "reachable",
-                None,
-                time.monotonic() - started,
-                "pass" if from_primary.ok else "failed",
-                detail=from_primary.error,
+        out = []
+        for origin, on, command in (
+            ("controller", backup, "true"),
+            (failover.primary, primary, probe),
+        ):
+            started = time.monotonic()
+            answer = run_remote(on, command, 15.0)
+            took = time.monotonic() - started
+            subject = f"{origin} -> {failover.backup}"
+            out.append(
+                _checked("channel", subject, "reachable", None, took, answer.ok, answer.error)
             )
-        )
         return out
 
     def _switch_over_and_back(self) -> list[DrillStep]:
