@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from reconciler.observe.fleet import ObserveSettings
+from reconciler.ssh.client import WarmWorker
 from reconciler.store.journal import Journal
 
 Report = Callable[[str], None]
@@ -29,6 +30,7 @@ class RunContext:
     progress: ProgressReport = no_progress
     settings: ObserveSettings = field(default_factory=ObserveSettings)
     targets: tuple[str, ...] = ()
+    ssh: WarmWorker | None = None  # kept SSH connections; None starts a worker per step
 
     def record(
         self, host: str, service: str | None, step: str, status: str, detail: str = ""

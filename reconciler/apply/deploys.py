@@ -13,7 +13,7 @@ from reconciler.apply.context import Report
 from reconciler.engine.changes import Phase
 from reconciler.engine.plan import Plan
 from reconciler.observe.fleet import ssh_targets
-from reconciler.ssh.client import run_worker
+from reconciler.ssh.client import WarmWorker, run_worker
 from reconciler.ssh.protocol import (
     ApplyAnswer,
     ApplyRequest,
@@ -26,6 +26,7 @@ from reconciler.ssh.protocol import (
     RemoveServiceWork,
     RepoAccessWork,
     ServiceWork,
+    StartRequest,
     Timeouts,
     Work,
     WorkItem,
@@ -48,6 +49,13 @@ class HostOutcome:
     error: str | None = None
     seconds: float = 0.0
     results: list[OpResult] = field(default_factory=list)
+
+    def merge(self, other: HostOutcome) -> None:
+        """Add what another step did on the same host; the first failure stays the reason."""
+        self.changed += other.changed
+        self.results += other.results
+        self.error = self.error or other.error
+        self.seconds = max(self.seconds, other.seconds)
 
 
 @dataclass(frozen=True)
@@ -167,17 +175,42 @@ def run_deploys(
     timeouts: Timeouts,
     report: Report,
     secrets: BackupSecrets | None = None,
+    ssh: WarmWorker | None = None,
 ) -> dict[str, HostOutcome]:
     """One worker cycle running `work`; per host, what changed and why it failed."""
-    outcomes = {h: HostOutcome(h) for h in work}
-    if not outcomes:
-        return outcomes
+    if not work:
+        return {}
     for host, items in work.items():
         verb = "running" if isinstance(items[0], BackupNowWork) else "deploying"
         report(f"{host}: {verb} {describe_work(items)}")
-    started = time.monotonic()
     request = apply_request(loaded, work, timeouts, secrets)
-    answer = run_worker(request, ApplyAnswer, timeout=DEPLOY_TIMEOUT_S)
+    return _outcomes(list(work), request, report, ssh)
+
+
+def start_units(
+    loaded: LoadedFleet,
+    starts: dict[str, list[str]],
+    timeouts: Timeouts,
+    report: Report,
+    ssh: WarmWorker | None = None,
+) -> dict[str, HostOutcome]:
+    """The fast path for pure start drift: `systemctl start` per stopped unit (see
+    engine.plan.pure_starts); per host, what changed and why it failed."""
+    if not starts:
+        return {}
+    for host, services in starts.items():
+        report(f"{host}: starting {', '.join(services)} (stopped; nothing else changed)")
+    targets = [t for t in ssh_targets(loaded.fleet) if t.name in starts]
+    request = StartRequest(targets=targets, units=starts, timeouts=timeouts)
+    return _outcomes(list(starts), request, report, ssh)
+
+
+def _outcomes(
+    hosts: list[str], request: ApplyRequest | StartRequest, report: Report, ssh: WarmWorker | None
+) -> dict[str, HostOutcome]:
+    outcomes = {h: HostOutcome(h) for h in hosts}
+    started = time.monotonic()
+    answer = run_worker(request, ApplyAnswer, DEPLOY_TIMEOUT_S, ssh)
     for host, result in answer.hosts.items():
         outcome = outcomes[host]
         outcome.results = result.ops

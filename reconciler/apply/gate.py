@@ -10,7 +10,8 @@ from reconciler.observe.observation import FleetState
 from state.load import LoadedFleet
 
 Observe = Callable[[], FleetState]
-HEALTH_POLL_S = 1.0
+FIRST_POLL_S = 0.1  # services here start in tenths of a second: look again soon,
+HEALTH_POLL_S = 1.0  # then back off, doubling, to one poll a second
 
 
 def health_gate(
@@ -31,6 +32,7 @@ def health_gate(
     start = clock()
     deadlines = {key: start + fleet.services[key[1]].rto.total_seconds() for key in pending}
     failed: dict[str, str] = {}
+    poll = FIRST_POLL_S
     while pending:
         observed = observe()
         for host, name in sorted(pending):
@@ -53,6 +55,7 @@ def health_gate(
                 failed[host] = f"{name} not healthy within its RTO ({rto:g}s): {last}"
                 report(f"{host}: FAILED health gate: {failed[host]}")
                 pending = {p for p in pending if p[0] != host}
-        if pending:
-            sleep(HEALTH_POLL_S)
+        if pending:  # never past the nearest deadline: a gate fails at its RTO, not after
+            sleep(max(0.0, min(poll, min(deadlines[p] for p in pending) - clock())))
+            poll = min(poll * 2, HEALTH_POLL_S)
     return failed

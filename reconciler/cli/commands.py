@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.cli.terminal import confirm, report, show_progress
-from reconciler.ssh.client import WorkerProcess
+from reconciler.ssh.client import WarmWorker, WorkerProcess
 from state.errors import SpecError
 
 if TYPE_CHECKING:
@@ -32,7 +32,9 @@ EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    worker = WorkerProcess()  # first: its start-up overlaps the imports below
+    # First: its start-up overlaps the imports below; kept for the whole run, so the
+    # plan, the deploys, the health gate and verification share its SSH connections.
+    worker = WarmWorker()
     try:
         from state.load import load_fleet
 
@@ -44,7 +46,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         worker.close()
 
 
-def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess) -> int:
+def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) -> int:
     import httpx
 
     from reconciler.cli.failover_text import failover_json, render_failover
@@ -76,7 +78,7 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProces
     return EXIT_PENDING if plan.summary.pending else EXIT_OK
 
 
-def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess) -> int:
+def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) -> int:
     from reconciler.coordination.guard import leading
     from reconciler.store.journal import Journal
 
@@ -89,7 +91,7 @@ def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WorkerProcess)
 def _apply_leading(
     args: argparse.Namespace,
     loaded: LoadedFleet,
-    worker: WorkerProcess,
+    worker: WarmWorker,
     journal: Journal,
     leadership: Leadership,
 ) -> int:
@@ -117,7 +119,7 @@ def _apply_leading(
         ).plan
         print(render_plan(plan), end="", flush=True)
         guard = apply_guard(leadership, loaded)
-        runner = Runner(client, journal, report, show_progress, guard=guard)
+        runner = Runner(client, journal, report, show_progress, guard=guard, ssh=worker)
         result = execute_plan(
             loaded, plan, runner, "apply", args.target, before_apply=lambda: confirm(args.yes)
         )

@@ -40,6 +40,7 @@ from reconciler.run.failover import Mover, placed, tick
 from reconciler.run.leases import leases_kept
 from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import ApplyResult, plan_once
+from reconciler.ssh.client import WarmWorker
 from reconciler.store.confirmations import Confirmations
 from reconciler.store.journal import Journal
 from reconciler.store.lock import LockHeld, hosts_lock
@@ -98,6 +99,7 @@ class WatchLoop:
         self.last_beat = clock()
         assert spec.loaded is not None, "load the spec before starting the loop"
         self.backoffs = Backoffs(spec.loaded.fleet.reconciler)
+        self.ssh: WarmWorker | None = None  # one SSH worker, connections kept across passes
 
     # -- signals and wake-ups -------------------------------------------------------
     def request_stop(self) -> None:
@@ -129,8 +131,12 @@ class WatchLoop:
         def in_force() -> LoadedFleet | None:  # only a leader keeps the hosts' leases
             return self.spec.loaded if self.leading and self.leadership.acting() else None
 
-        with leases_kept(in_force, self.journal.path):
-            return self._run(max_passes, max_seconds)
+        self.ssh = WarmWorker()
+        try:
+            with leases_kept(in_force, self.journal.path):
+                return self._run(max_passes, max_seconds)
+        finally:
+            self.ssh.close()
 
     def _run(self, max_passes: int | None, max_seconds: float | None) -> int:
         started = self.clock()
@@ -245,7 +251,7 @@ class WatchLoop:
         if skipped is not None:
             watched = replace(loaded, fleet=without_host(loaded.fleet, skipped))
         try:
-            observed = observe(watched, self.client, ObserveSettings(health_only=True))
+            observed = observe(watched, self.client, ObserveSettings(health_only=True), self.ssh)
         except ReconcileError as exc:
             self.report(f"probe pass failed: {exc}")
             return
@@ -324,7 +330,9 @@ class WatchLoop:
 
     def _converge(self, loaded: LoadedFleet, targets: list[str] | None) -> None:
         confirmations = Confirmations(self.journal)
-        planned = plan_once(loaded, self.client, targets=targets or (), confirmations=confirmations)
+        planned = plan_once(
+            loaded, self.client, None, self.ssh, targets or (), confirmations=confirmations
+        )
         self._remember(loaded, planned.observed)
         plan = planned.plan
         self.status.pending = sorted({f"{a.host}/{a.service or '*'}" for a in plan.actions})
@@ -348,7 +356,9 @@ class WatchLoop:
         if not plan.summary.pending:
             return  # a pass with nothing to do is not journaled as a run
         guard = apply_guard(self.leadership, loaded)
-        runner = Runner(self.client, self.journal, self.report, self.progress, guard=guard)
+        runner = Runner(
+            self.client, self.journal, self.report, self.progress, guard=guard, ssh=self.ssh
+        )
         result = execute_plan(loaded, plan, runner, "watch", targets or ())
         if result is not None:
             self._account(plan, result)

@@ -175,3 +175,19 @@ def exclude_from_plan(plan: Plan, keys: set[tuple[str, str | None]]) -> Plan:
     )
     kept = [a for h in hosts for a in h.actions]
     return Plan(plan.state_file, plan.state_sha256, hosts, summarize(kept))
+
+
+def pure_starts(plan: Plan) -> dict[str, list[str]]:
+    """Per host, the services whose only drift is a stopped unit: one `start` of a unit
+    that exists, nothing else to deploy for them (their models, applied after the
+    deploys, may be pending: a stopped Ollama cannot list them). These are healed by
+    `systemctl start` alone (the fast path), not by a full deploy cycle."""
+    by_service: dict[tuple[str, str], list[Change]] = {}
+    for action in plan.actions:
+        if action.service is not None and action.phase != Phase.MODELS:
+            by_service.setdefault((action.host, action.service), []).append(action)
+    starts: dict[str, list[str]] = {}
+    for (host, service), actions in by_service.items():
+        if all(a.kind == "start" and a.action == "update" for a in actions):
+            starts.setdefault(host, []).append(service)
+    return starts

@@ -29,7 +29,7 @@ from reconciler.observe.probes import (
     probe_http,
     probe_tcp,
 )
-from reconciler.ssh.client import WorkerProcess, run_worker
+from reconciler.ssh.client import WarmWorker, WorkerProcess, run_worker
 from reconciler.ssh.protocol import (
     ObserveAnswer,
     ObserveRequest,
@@ -162,13 +162,14 @@ def observe(
     loaded: LoadedFleet,
     client: httpx.Client,
     settings: ObserveSettings | None = None,
-    worker: WorkerProcess | None = None,
+    worker: WorkerProcess | WarmWorker | None = None,
     confirmations: Confirmations | None = None,
 ) -> FleetState:
     """Observe every host and service of `loaded`. Changes nothing anywhere.
 
-    `worker` is an already started SSH worker (see reconciler.ssh.client), or None to
-    start one. With `confirmations`, a backup repository is listed only when its host
+    `worker` is an already started SSH worker (see reconciler.ssh.client): a warm one
+    keeps its connections for the next call; None starts a one-shot worker. With
+    `confirmations`, a backup repository is listed only when its host
     reports a snapshot the repository has not confirmed lately.
     """
     settings = settings or ObserveSettings()

@@ -18,6 +18,7 @@ from reconciler.apply.context import ProgressReport, Report, RunContext, no_prog
 from reconciler.engine.plan import Plan, plan_to_json
 from reconciler.observe.fleet import ObserveSettings
 from reconciler.run.once import ApplyResult, apply_plan
+from reconciler.ssh.client import WarmWorker
 from reconciler.store.journal import Journal, RunMode
 from reconciler.store.provenance import git_provenance
 from state.load import LoadedFleet
@@ -35,6 +36,7 @@ class Runner:
     guard: Callable[[list[str]], None] | None = None
     """Called with the hosts about to change, before anything changes; raises to stop
     (leadership lost, or a host refused the fencing token)."""
+    ssh: WarmWorker | None = None  # kept SSH connections for every step of the run
 
 
 def execute_plan(
@@ -73,6 +75,7 @@ def execute_plan(
         runner.progress,
         runner.settings,
         tuple(targets),
+        runner.ssh,
     )
     started = time.monotonic()
     try:

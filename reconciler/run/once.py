@@ -13,17 +13,23 @@ import httpx
 
 from reconciler.apply.backups import init_repositories, without_failed
 from reconciler.apply.context import RunContext
-from reconciler.apply.deploys import HostOutcome, backup_now_work, deploy_work, run_deploys
+from reconciler.apply.deploys import (
+    HostOutcome,
+    backup_now_work,
+    deploy_work,
+    run_deploys,
+    start_units,
+)
 from reconciler.apply.gate import health_gate
 from reconciler.apply.models import apply_models
 from reconciler.backup.operations import BackupFailed, apply_retention
 from reconciler.backup.secrets import backup_inputs, backup_secrets
 from reconciler.engine.changes import Phase
 from reconciler.engine.diff import diff
-from reconciler.engine.plan import Plan, filter_plan, make_plan
+from reconciler.engine.plan import Plan, exclude_from_plan, filter_plan, make_plan, pure_starts
 from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.observe.observation import FleetState
-from reconciler.ssh.client import WorkerProcess
+from reconciler.ssh.client import WarmWorker, WorkerProcess
 from reconciler.store.confirmations import Confirmation, Confirmations
 from state.load import LoadedFleet
 from state.repository import resolve_repository
@@ -59,7 +65,7 @@ def plan_once(
     loaded: LoadedFleet,
     client: httpx.Client,
     settings: ObserveSettings | None = None,
-    worker: WorkerProcess | None = None,
+    worker: WorkerProcess | WarmWorker | None = None,
     targets: list[str] | tuple[str, ...] = (),
     confirmations: Confirmations | None = None,
 ) -> PlanResult:
@@ -99,22 +105,30 @@ def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
             result.hosts[host.name] = HostOutcome(host.name, error=host.actions[0].reason)
             ctx.record(host.name, None, "connect", "error", host.actions[0].reason)
     failed = init_repositories(loaded, plan, ctx.report)
-    work = deploy_work(loaded, plan)
+    starts = pure_starts(plan)  # a unit stopped and nothing else: `systemctl start` alone
+    keys: set[tuple[str, str | None]] = {(h, s) for h, ss in starts.items() for s in ss}
+    work = deploy_work(loaded, exclude_from_plan(plan, keys))
     secrets, no_secret = backup_secrets(loaded.fleet, work, ctx.journal.path.parent)
     failed.update(no_secret)
     _fail(result, ctx, failed, "backup")
     timeouts = ctx.settings.timeouts
-    deployed = run_deploys(loaded, without_failed(work, failed), timeouts, ctx.report, secrets)
+    deployed = start_units(loaded, starts, timeouts, ctx.report, ctx.ssh)
+    for name, outcome in run_deploys(
+        loaded, without_failed(work, failed), timeouts, ctx.report, secrets, ctx.ssh
+    ).items():
+        deployed.setdefault(name, HostOutcome(name)).merge(outcome)
     for name, outcome in deployed.items():
         result.hosts[name] = outcome
         _journal_ops(ctx, outcome)
     gated = {
-        h: sorted({i.name for i in work[h] if i.kind == "service"})
+        h: sorted({i.name for i in work.get(h, []) if i.kind == "service"} | set(starts.get(h, [])))
         for h, o in deployed.items()
         if o.error is None
     }
     health_only = replace(ctx.settings, health_only=True)  # the gate polls: read only health
-    gate = health_gate(loaded, gated, lambda: observe(loaded, ctx.client, health_only), ctx.report)
+    gate = health_gate(
+        loaded, gated, lambda: observe(loaded, ctx.client, health_only, ctx.ssh), ctx.report
+    )
     for host_name, reason in gate.items():
         result.hosts[host_name].error = reason
         ctx.record(host_name, reason.split()[0], "health", "error", reason)
@@ -123,7 +137,7 @@ def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
     ctx.report("verifying: observing the fleet again")
     confirmations = Confirmations(ctx.journal)
     result.remaining = plan_once(
-        loaded, ctx.client, ctx.settings, targets=ctx.targets, confirmations=confirmations
+        loaded, ctx.client, ctx.settings, ctx.ssh, ctx.targets, confirmations
     ).plan
     return result
 
@@ -138,10 +152,10 @@ def _run_backups_now(loaded: LoadedFleet, plan: Plan, ctx: RunContext, result: A
     """Run the backup units whose RPO is breached, after everything else converged."""
     failed = {h for h, o in result.hosts.items() if o.error}
     work = {h: items for h, items in backup_now_work(plan).items() if h not in failed}
-    for name, outcome in run_deploys(loaded, work, ctx.settings.timeouts, ctx.report).items():
+    deployed = run_deploys(loaded, work, ctx.settings.timeouts, ctx.report, ssh=ctx.ssh)
+    for name, outcome in deployed.items():
         current = result.hosts.setdefault(name, HostOutcome(name))
-        current.changed += outcome.changed
-        current.error = current.error or outcome.error
+        current.merge(outcome)
         _journal_ops(ctx, outcome)
         for item in work[name] if outcome.error is None else []:
             assert item.kind == "backup_now"

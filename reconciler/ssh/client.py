@@ -1,25 +1,62 @@
 """Start and talk to a `reconciler.ssh.worker` child process (the parent side).
 
+Two ways: `WorkerProcess` answers one request and exits (a cold start, fresh SSH
+connections); `WarmWorker` is kept for a daemon's or a command's lifetime, so its SSH
+connections stay open across passes, and it is restarted after any failure.
 Kept free of heavy imports so the CLI can start the worker first: the child's imports
 (pyinfra, gevent) then overlap with the parent's own start-up and spec loading.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
+import queue
 import subprocess
 import sys
-from typing import TYPE_CHECKING, TypeVar
+import threading
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from reconciler.errors import ObserveError
 
 if TYPE_CHECKING:  # pydantic is imported once the worker is already starting
     from pydantic import BaseModel
 
-    from reconciler.ssh.protocol import ApplyRequest, ObserveRequest
+    from reconciler.ssh.protocol import ApplyRequest, ObserveRequest, StartRequest
+
+    Request = ObserveRequest | ApplyRequest | StartRequest
 
 A = TypeVar("A", bound="BaseModel")
 PARENT_PID_ENV = "FLEET_RECONCILER_PARENT_PID"
+
+
+def _spawn() -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "reconciler.ssh.worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, PARENT_PID_ENV: str(os.getpid())},
+    )
+
+
+def _envelope(request: Request) -> str:
+    from reconciler.ssh.protocol import RequestEnvelope
+
+    return RequestEnvelope(request=request).model_dump_json() + "\n"
+
+
+def _parse(out: str, answer: type[A]) -> A:
+    from pydantic import ValidationError
+
+    try:
+        return answer.model_validate_json(out)
+    except ValidationError as exc:
+        raise ObserveError(f"SSH worker answered out of protocol: {exc}") from None
 
 
 class WorkerProcess:
@@ -31,35 +68,19 @@ class WorkerProcess:
     """
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reconciler.ssh.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            env={**os.environ, PARENT_PID_ENV: str(os.getpid())},
-        )
+        self.proc = _spawn()
 
-    def call(self, request: ObserveRequest | ApplyRequest, answer: type[A], timeout: float) -> A:
+    def call(self, request: Request, answer: type[A], timeout: float) -> A:
         """Send `request`, wait for the answer; raise ObserveError if the worker fails."""
-        from pydantic import ValidationError
-
-        from reconciler.ssh.protocol import RequestEnvelope
-
-        envelope = RequestEnvelope(request=request).model_dump_json()
         try:
-            out, err = self.proc.communicate(envelope, timeout=timeout)
+            out, err = self.proc.communicate(_envelope(request), timeout=timeout)
         except subprocess.TimeoutExpired:
             self.close()
             raise ObserveError(f"SSH worker gave no answer within {timeout:g}s") from None
         if self.proc.returncode != 0:
             tail = err.strip().splitlines()[-1:] or ["no output"]
             raise ObserveError(f"SSH worker failed (exit {self.proc.returncode}): {tail[0]}")
-        try:
-            return answer.model_validate_json(out)
-        except ValidationError as exc:
-            raise ObserveError(f"SSH worker answered out of protocol: {exc}") from None
+        return _parse(out, answer)
 
     def close(self) -> None:
         """Stop the worker if it is still running (for example after a spec error)."""
@@ -68,13 +89,114 @@ class WorkerProcess:
             self.proc.communicate()
 
 
+class WarmWorker:
+    """One worker kept across requests: its SSH connections stay open between passes.
+
+    Crash-safe by construction: the worker inherits nothing mutable, every request gets
+    a fresh pyinfra State there, and a worker that dies, hangs past a request's timeout
+    or answers out of protocol is killed and replaced by the next request.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+        self._answers: queue.Queue[str | None] = queue.Queue()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=20)
+        self.starts = 0  # how many processes this link has started (1 while healthy)
+        self._start()
+
+    def _start(self) -> None:
+        answers: queue.Queue[str | None] = queue.Queue()
+        self._proc, self._answers = _spawn(), answers
+        self._stderr = collections.deque(maxlen=20)
+        self.starts += 1
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        _drain(self._proc.stdout, answers.put, lambda: answers.put(None))
+        _drain(self._proc.stderr, self._stderr.append)
+
+    def call(self, request: Request, answer: type[A], timeout: float) -> A:
+        """Send `request`, wait for its answer line; raise ObserveError if the worker fails
+        (it is then stopped, and the next call starts a new one)."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._stop()
+                self._start()
+            assert self._proc is not None and self._proc.stdin is not None
+            try:
+                self._proc.stdin.write(_envelope(request))
+                self._proc.stdin.flush()
+                line = self._answers.get(timeout=timeout)
+            except queue.Empty:
+                self._stop()
+                raise ObserveError(f"SSH worker gave no answer within {timeout:g}s") from None
+            except OSError as exc:  # the worker died before reading the request
+                line = None
+                self._stderr.append(str(exc))
+            if line is None:
+                code = self._stop()
+                tail = list(self._stderr)[-1:] or ["no output"]
+                raise ObserveError(f"SSH worker failed (exit {code}): {tail[0].strip()}")
+            try:
+                return _parse(line, answer)
+            except ObserveError:
+                self._stop()
+                raise
+
+    def _stop(self) -> int | None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):  # a broken pipe to a dead worker
+                    pipe.close()
+        return code
+
+    def close(self) -> None:
+        """Stop the worker: closing stdin lets it close its connections and exit."""
+        with self._lock:
+            proc = self._proc
+            if proc is not None and proc.poll() is None and proc.stdin is not None:
+                try:
+                    proc.stdin.close()
+                    proc.wait(timeout=5)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            self._stop()
+
+
+def _drain(
+    pipe: IO[str], put: Callable[[str], None], at_end: Callable[[], None] | None = None
+) -> threading.Thread:
+    """Read `pipe` line by line on a thread (a full stderr pipe would block the worker);
+    `at_end` tells a waiting call that the worker is gone."""
+
+    def read() -> None:
+        try:
+            for line in pipe:
+                put(line)
+        except (OSError, ValueError):  # the pipe was closed under us: the worker is stopped
+            pass
+        if at_end is not None:
+            at_end()
+
+    thread = threading.Thread(target=read, name="ssh-worker-reader", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_worker(
-    request: ObserveRequest | ApplyRequest,
+    request: Request,
     answer: type[A],
     timeout: float,
-    worker: WorkerProcess | None = None,
+    worker: WorkerProcess | WarmWorker | None = None,
 ) -> A:
-    """Run one request in `worker`, or in a freshly started one."""
+    """Run one request in `worker` (kept open if warm), or in a freshly started one."""
+    if isinstance(worker, WarmWorker):
+        return worker.call(request, answer, timeout)
     worker = worker or WorkerProcess()
     try:
         return worker.call(request, answer, timeout)

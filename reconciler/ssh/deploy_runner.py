@@ -35,20 +35,21 @@ from reconciler.ssh.protocol import (
     ServiceWork,
     WorkItem,
 )
-from reconciler.ssh.session import open_session
+from reconciler.ssh.session import KeptConnections, open_session
 from state.load import LoadedFleet, parse_fleet
 from state.managed import Managed
 
 
-def run_deploys(request: ApplyRequest) -> ApplyAnswer:
-    """Deploy `request.work` on its hosts, from exactly the planned state text."""
+def run_deploys(request: ApplyRequest, kept: KeptConnections | None = None) -> ApplyAnswer:
+    """Deploy `request.work` on its hosts, from exactly the planned state text; a fresh
+    pyinfra State every time, over `kept` SSH connections when given."""
     logging.getLogger("pyinfra").setLevel(logging.WARNING)
     loaded = parse_fleet(request.state_text, Path(request.state_file), request.templates)
     loaded = loaded.placed(request.placement)
     targets = [t for t in request.targets if t.name in request.work]
     started = time.monotonic()
 
-    with open_session(targets, request.timeouts.connect) as session:
+    with open_session(targets, request.timeouts.connect, kept) as session:
         answer = {
             name: HostApplyAnswer(connected=False, error=f"unreachable: {error}")
             for name, error in session.errors.items()

@@ -1,7 +1,7 @@
 """The SSH worker protocol: typed requests, answers and work items, shared by both sides.
 
-The parent writes one `Request` as JSON to the worker's stdin and reads one answer
-from its stdout. Both sides validate with these models, so a field renamed on one
+The parent writes each `Request` as one line of JSON to the worker's stdin and reads
+one line of answer from its stdout. Both sides validate with these models, so a field renamed on one
 side fails loudly on the other instead of travelling as a stray dict key.
 Import-light: pydantic only (the CLI imports it before the worker has started).
 """
@@ -210,10 +210,20 @@ class ApplyAnswer(Message):
     seconds: float = 0.0
 
 
-Request = Annotated[ObserveRequest | ApplyRequest, Field(discriminator="op")]
+class StartRequest(Message):
+    """Start stopped units, nothing else: the fast path for pure "start" drift (a unit
+    stopped by hand, its files and unit unchanged), without a pyinfra deploy cycle."""
+
+    op: Literal["start"] = "start"
+    targets: list[SshTarget]
+    units: dict[str, list[str]] = Field(description="Per host, service names to start.")
+    timeouts: Timeouts
+
+
+Request = Annotated[ObserveRequest | ApplyRequest | StartRequest, Field(discriminator="op")]
 
 
 class RequestEnvelope(Message):
-    """The one JSON document on the worker's stdin."""
+    """One JSON document, one line, on the worker's stdin; the answer is one line too."""
 
     request: Request

@@ -1,5 +1,9 @@
 """One pyinfra cycle: a fresh Inventory and State, parallel connects, clean teardown.
 
+A long-lived worker passes `KeptConnections`: each cycle still gets a fresh Inventory
+and State (pyinfra's objects are never reused), over SSH clients kept open across
+cycles; a kept client is checked with one round trip before use and replaced when dead.
+
 Only ever used inside the child process (`reconciler.ssh.worker`) that has applied
 gevent's monkey patching, so the parent stays free of gevent (see NOTES-libraries:
 patching a process that also runs asyncio, httpx or watchfiles stalls it).
@@ -15,17 +19,19 @@ Known pyinfra 3 pitfalls handled here:
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import gevent
 from pyinfra.api.config import Config
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.inventory import Inventory
 from pyinfra.api.state import State
+from pyinfra.connectors.ssh import SSHConnector
 
 from reconciler.ssh.protocol import SshTarget
 
@@ -59,9 +65,67 @@ def _bounded(work: Callable[[PyinfraHost], T], host: PyinfraHost, timeout: float
         return f"error: {type(exc).__name__}: {exc}"
 
 
+class KeptConnections:
+    """SSH clients kept open across cycles, by host name and exactly how it is reached."""
+
+    def __init__(self) -> None:
+        self.clients: dict[str, tuple[str, Any]] = {}
+        self.opened = 0  # connections made so far (the warm worker reports it)
+
+    def attach(self, host: PyinfraHost, reach: str, timeout: float) -> bool:
+        """Give `host` its kept client if it is still alive; False to connect afresh."""
+        kept = self.clients.get(host.name)
+        if kept is None:
+            return False
+        if kept[0] != reach or not _alive(kept[1], timeout):
+            self.drop(host.name)
+            return False
+        setattr(host.connector, "client", kept[1])  # noqa: B010
+        host.connected = True
+        return True
+
+    def keep(self, host: PyinfraHost, reach: str) -> None:
+        self.clients[host.name] = (reach, getattr(host.connector, "client"))  # noqa: B009
+        self.opened += 1
+
+    def holds(self, host: PyinfraHost) -> bool:
+        kept = self.clients.get(host.name)
+        return kept is not None and kept[1] is getattr(host.connector, "client", None)
+
+    def drop(self, name: str) -> None:
+        reach_client = self.clients.pop(name, None)
+        if reach_client is not None:
+            with contextlib.suppress(Exception):
+                reach_client[1].close()
+
+    def close(self) -> None:
+        for name in list(self.clients):
+            self.drop(name)
+
+
+def _alive(client: Any, timeout: float) -> bool:
+    """One round trip on the kept transport: opening a channel needs the server's answer."""
+    transport = client.get_transport()
+    if transport is None or not transport.is_active():
+        return False
+    try:
+        with gevent.Timeout(timeout, TimeoutError("no answer")):
+            transport.open_session(timeout=timeout).close()
+    except Exception:  # a dead or half-open connection: connect afresh
+        return False
+    return True
+
+
+def _reach(target: SshTarget) -> str:
+    return json.dumps(target.data, sort_keys=True, default=str)
+
+
 @contextlib.contextmanager
-def open_session(targets: list[SshTarget], connect_timeout: float) -> Iterator[Session]:
-    """Connect to all targets in parallel; yield the Session; always close every client."""
+def open_session(
+    targets: list[SshTarget], connect_timeout: float, kept: KeptConnections | None = None
+) -> Iterator[Session]:
+    """Connect to all targets in parallel (or reuse `kept` clients); yield the Session;
+    close every client that is not kept."""
     # Bound every SSH phase (TCP, banner, auth), so a hung host costs one timeout.
     limits = {"banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
     names_data = [
@@ -73,7 +137,17 @@ def open_session(targets: list[SshTarget], connect_timeout: float) -> Iterator[S
     )
     state = State(inventory, config)
     session = Session(state)
-    jobs = {host.name: gevent.spawn(_connect, host, connect_timeout) for host in inventory}
+    reach = {t.name: _reach(t) for t in targets}
+
+    def connect(host: PyinfraHost) -> str | None:
+        if kept is not None and kept.attach(host, reach[host.name], connect_timeout):
+            return None
+        error = _connect(host, connect_timeout)
+        if error is None and kept is not None:
+            kept.keep(host, reach[host.name])
+        return error
+
+    jobs = {host.name: gevent.spawn(connect, host) for host in inventory}
     gevent.joinall(list(jobs.values()))
     for host in inventory:
         error = jobs[host.name].value
@@ -85,8 +159,21 @@ def open_session(targets: list[SshTarget], connect_timeout: float) -> Iterator[S
     try:
         yield session
     finally:
+        _forget_file_transfers()
         for host in inventory:
-            _close(host)
+            if kept is None or not kept.holds(host):
+                _close(host)
+
+
+def _forget_file_transfers() -> None:
+    """pyinfra memoizes each connector's SFTP client in a process-wide dict keyed by the
+    connector's repr: in a long-lived worker that leaks, and a new connector at a reused
+    address would get a dead client. Close them after every cycle and forget them."""
+    cache: dict[str, Any] = getattr(SSHConnector.get_file_transfer_connection, "cache", {})
+    for client in cache.values():
+        with contextlib.suppress(Exception):
+            client.close()
+    cache.clear()
 
 
 def _connect(host: PyinfraHost, timeout: float) -> str | None:

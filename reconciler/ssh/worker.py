@@ -1,9 +1,11 @@
 """Child-process entry point for everything that talks SSH through pyinfra.
 
-The parent writes one `RequestEnvelope` to stdin and reads one answer from stdout.
-This process (and only this one) applies gevent's monkey patching, so the parent
-never does; every pyinfra cycle gets a fresh process, which also contains pyinfra's
-per-cycle leaks. Run as `python -m reconciler.ssh.worker`.
+The parent writes one `RequestEnvelope` per line to stdin and reads one answer line
+from stdout, until it closes stdin. This process (and only this one) applies gevent's
+monkey patching, so the parent never does. Every request gets a fresh pyinfra
+Inventory and State; the SSH connections are kept across requests (the daemon keeps
+one worker for its lifetime; a one-shot command sends one request and closes).
+Run as `python -m reconciler.ssh.worker`.
 """
 
 from __future__ import annotations
@@ -32,23 +34,31 @@ from gevent import monkey  # noqa: E402
 
 monkey.patch_all()
 
+import shlex  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 
+from gevent.socket import wait_read  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
 from pyinfra.api.host import Host as PyinfraHost  # noqa: E402
 
 from reconciler.ssh.facts import HostSnapshot  # noqa: E402
 from reconciler.ssh.protocol import (  # noqa: E402
+    ApplyAnswer,
     ApplyRequest,
+    HostApplyAnswer,
     HostObservation,
     ObserveAnswer,
     ObserveRequest,
+    OpResult,
     RequestEnvelope,
     Snapshot,
+    StartRequest,
 )
-from reconciler.ssh.session import open_session  # noqa: E402
+from reconciler.ssh.session import KeptConnections, open_session  # noqa: E402
 
 
-def observe(request: ObserveRequest) -> ObserveAnswer:
+def observe(request: ObserveRequest, kept: KeptConnections | None = None) -> ObserveAnswer:
     """Read a HostSnapshot from every target; unreachable hosts come back with an error."""
     started = time.monotonic()
     command_timeout = request.timeouts.command
@@ -60,7 +70,7 @@ def observe(request: ObserveRequest) -> ObserveAnswer:
         )
         return found
 
-    with open_session(request.targets, request.timeouts.connect) as session:
+    with open_session(request.targets, request.timeouts.connect, kept) as session:
         results = session.per_host(snapshot, command_timeout + 1)
     elapsed = time.monotonic() - started
     answer: dict[str, HostObservation] = {}
@@ -79,14 +89,71 @@ def observe(request: ObserveRequest) -> ObserveAnswer:
     return ObserveAnswer(hosts=answer)
 
 
-def main() -> int:
-    request = RequestEnvelope.model_validate_json(sys.stdin.read()).request
+def start(request: StartRequest, kept: KeptConnections | None = None) -> ApplyAnswer:
+    """`systemctl start` each listed unit, one command per unit, over the SSH connection."""
+    started = time.monotonic()
+    timeout = int(request.timeouts.command)
+    targets = [t for t in request.targets if t.name in request.units]
+
+    def start_units(host: PyinfraHost) -> list[OpResult]:
+        results = []
+        for name in request.units[host.name]:
+            command = f"systemctl start -- {shlex.quote(name + '.service')}"
+            ok, output = host.run_shell_command(command, _timeout=timeout)
+            status = "changed" if ok else "error"
+            stderr = "" if ok else "\n".join(output.stderr_lines[-5:])
+            label = f"fast start | {name}: {command}"
+            results.append(OpResult(name=label, status=status, stderr=stderr))
+        return results
+
+    with open_session(targets, request.timeouts.connect, kept) as session:
+        results = session.per_host(start_units, timeout + 1)
+    answer = {
+        name: HostApplyAnswer(connected=False, error=f"unreachable: {error}")
+        for name, error in session.errors.items()
+    }
+    for name, ops in results.items():
+        if isinstance(ops, str):
+            answer[name] = HostApplyAnswer(connected=True, error=ops)
+            continue
+        failed = [op for op in ops if op.status == "error"]
+        error = f"{failed[0].name}: {failed[0].stderr}" if failed else None
+        answer[name] = HostApplyAnswer(connected=True, error=error, ops=ops)
+    return ApplyAnswer(hosts=answer, seconds=time.monotonic() - started)
+
+
+def requests() -> Iterator[str]:
+    """Request lines from stdin until it closes; waiting lets other greenlets run."""
+    while True:
+        wait_read(sys.stdin.fileno())
+        line = sys.stdin.readline()
+        if not line:
+            return
+        if line.strip():
+            yield line
+
+
+def answer(
+    request: ObserveRequest | ApplyRequest | StartRequest, kept: KeptConnections
+) -> BaseModel:
     if isinstance(request, ApplyRequest):
         from reconciler.ssh.deploy_runner import run_deploys
 
-        sys.stdout.write(run_deploys(request).model_dump_json())
-    else:
-        sys.stdout.write(observe(request).model_dump_json())
+        return run_deploys(request, kept)
+    if isinstance(request, StartRequest):
+        return start(request, kept)
+    return observe(request, kept)
+
+
+def main() -> int:
+    kept = KeptConnections()
+    try:
+        for line in requests():
+            request = RequestEnvelope.model_validate_json(line).request
+            sys.stdout.write(answer(request, kept).model_dump_json() + "\n")
+            sys.stdout.flush()
+    finally:
+        kept.close()
     return 0
 
 

@@ -62,12 +62,14 @@ class FakeClock:
 
     def __init__(self) -> None:
         self.now = 0.0
+        self.sleeps: list[float] = []
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+        self.sleeps.append(round(seconds, 3))
 
 
 def test_health_gate_fails_a_host_after_its_rto_with_the_last_answer() -> None:
@@ -89,7 +91,9 @@ def test_health_gate_fails_a_host_after_its_rto_with_the_last_answer() -> None:
         loaded, {"h1": ["a", "b"], "h2": ["c"]}, lambda: sick, reports.append, clock, clock.sleep
     )
     assert failed == {"h1": "a not healthy within its RTO (5s): systemd active: ActiveState=failed"}
-    assert clock.now == 5.0  # polled once a second until the 5 s RTO ran out, no longer
+    assert clock.now == 5.0  # until the 5 s RTO ran out, no longer
+    # sub-second first polls (services start in tenths of a second), then once a second
+    assert clock.sleeps == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 0.5]
     assert "h2: c healthy after 0.0s" in reports
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from reconciler.cli.plan_text import mask_secrets, render_plan
 from reconciler.engine.changes import Phase
 from reconciler.engine.diff import diff
-from reconciler.engine.plan import make_plan, plan_to_json, sort_key
+from reconciler.engine.plan import make_plan, plan_to_json, pure_starts, sort_key
 from reconciler.observe.observation import CheckResult, FleetState, HostState
 from state.load import LoadedFleet
 from tests.unit.helpers import ideal_observation, load_text
@@ -153,6 +153,31 @@ def test_stopped_and_disabled_unit() -> None:
         ("enable", "UnitFileState=disabled"),
         ("start", "ActiveState=inactive"),
     ]
+
+
+def test_only_a_stopped_unit_is_a_pure_start_and_anything_more_is_a_deploy() -> None:
+    loaded = load_text(SPEC)
+    ideal = ideal_observation(loaded)
+    unit = ideal.hosts["h1"].units["ollama"]
+    stopped = unit.model_copy(update={"active": "inactive"})
+    models = {"ollama": ideal.models["ollama"].model_copy(update={"present": ()})}
+    # Stopped, and its models unlisted (a stopped Ollama cannot answer): start it alone.
+    observed = _with_host(ideal, units={"ollama": stopped}).model_copy(update={"models": models})
+    plan = make_plan(loaded, observed, diff(loaded, observed))
+    assert {a.kind for a in plan.actions} == {"start", "model_pull"}
+    assert pure_starts(plan) == {"h1": ["ollama"]}
+    # Stopped and disabled, or stopped with its unit file gone: a deploy, not a start.
+    for other in (
+        stopped.model_copy(update={"enabled": "disabled"}),
+        stopped.model_copy(update={"file": None}),
+    ):
+        observed = _with_host(ideal, units={"ollama": other})
+        assert pure_starts(make_plan(loaded, observed, diff(loaded, observed))) == {}
+    # Stopped with a config file edited: the deploy writes it, then starts.
+    files = dict(ideal.hosts["h1"].files)
+    files["/etc/ollama.env"] = None
+    observed = _with_host(ideal, units={"ollama": stopped}, files=files)
+    assert pure_starts(make_plan(loaded, observed, diff(loaded, observed))) == {}
 
 
 def test_models_missing_and_pruned() -> None:
