@@ -19,6 +19,7 @@ from state.types import (
     Duration,
     EnvName,
     FileMode,
+    FineDuration,
     HostAddress,
     HttpUrl,
     LoginName,
@@ -483,12 +484,16 @@ class ReconcilerSettings(Spec):
         timedelta(seconds=60), description="Full reconcile every interval.", examples=["60s"]
     )
     probe_interval: Duration = Field(
-        timedelta(seconds=5),
+        timedelta(seconds=2),
         description="Health-probe pass every probe_interval; drift wakes a reconcile of that host.",
-        examples=["5s"],
+        examples=["2s"],
     )
-    debounce: Duration = Field(
-        timedelta(seconds=1), description="Quiet time after a state file edit before applying."
+    debounce: FineDuration = Field(
+        timedelta(milliseconds=50),
+        description="Quiet time after the last write to the state file before it is read: "
+        "an editor's save is a burst of writes (write-rename, truncate-write, several "
+        "writes), and 50ms coalesces each into one reload (tests/unit/test_spec_watch.py).",
+        examples=["50ms"],
     )
     require_committed: bool = Field(
         False, description="Refuse to apply a state file with uncommitted git changes."

@@ -81,6 +81,35 @@ Duration = Annotated[
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["5m"]}),
 ]
 
+_FINE_DURATION = re.compile(r"^\s*(\d+)\s*ms\s*$")
+FINE_DURATION_PATTERN = r"^\d+(ms|s|m|h|d)$"
+
+
+def parse_fine_duration(value: object) -> object:
+    """A duration that may also be written in milliseconds ('50ms'), for timings below a
+    second; everywhere else (unit files, timers) durations are whole seconds."""
+    if isinstance(value, str) and (match := _FINE_DURATION.match(value)):
+        value = int(match[1]) / 1000
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("such as '30s'", "such as '50ms', '30s'")) from None
+
+
+def format_fine_duration(value: timedelta) -> str:
+    """Like format_duration, in milliseconds below whole seconds ('0.05s' -> '50ms')."""
+    if value.total_seconds() % 1:
+        return f"{round(value.total_seconds() * 1000)}ms"
+    return format_duration(value)
+
+
+FineDuration = Annotated[
+    timedelta,
+    BeforeValidator(parse_fine_duration),
+    PlainSerializer(format_fine_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": FINE_DURATION_PATTERN, "examples": ["50ms"]}),
+]
+
 SECRET_REF_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/[A-Za-z0-9._+@=,:~/-]+)$"  # noqa: S105 (a pattern, not a secret)
 SecretRef = Annotated[
     str,

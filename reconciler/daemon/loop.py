@@ -16,18 +16,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import httpx
-import watchfiles
 
 from reconciler.apply.context import ProgressReport, Report
 from reconciler.coordination.guard import apply_guard, pull_shared, push_shared
 from reconciler.coordination.leader import Leadership, LocalLeadership
 from reconciler.daemon.backoff import Backoffs, Key
 from reconciler.daemon.sdnotify import sd_notify, watchdog_interval
-from reconciler.daemon.spec_source import SpecSource
+from reconciler.daemon.spec_source import SpecSource, watch_spec_file
 from reconciler.daemon.verifications import run_due_verifications
 from reconciler.engine.plan import Plan, exclude_from_plan
 from reconciler.engine.plan_text import render_plan
@@ -111,18 +109,8 @@ class WatchLoop:
         self.wake.set()
 
     def watch_file(self) -> None:
-        """Thread body: wake the loop when the state file changes (editors may replace it)."""
-        target = self.spec.path.resolve()
-        debounce = int(self._settings().debounce.total_seconds() * 1000)
-        for _ in watchfiles.watch(
-            target.parent,
-            stop_event=self.stop,
-            debounce=debounce,
-            watch_filter=lambda _c, p: Path(p) == target,
-            yield_on_timeout=False,
-            rust_timeout=1000,
-        ):
-            self.request_reload()
+        """Thread body: wake the loop when the state file is saved (editors may replace it)."""
+        watch_spec_file(self.spec.path, self._settings().debounce, self.stop, self.request_reload)
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, max_passes: int | None = None, max_seconds: float | None = None) -> int:

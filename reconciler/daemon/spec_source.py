@@ -7,13 +7,43 @@ applied; the last good spec stays in force.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+
+import watchfiles
 
 from reconciler.events.bus import Event, EventBus
 from reconciler.store.journal import Journal
 from reconciler.store.provenance import git_provenance
 from state.errors import SpecError, SpecProblem
 from state.load import LoadedFleet, load_fleet
+
+MAX_GROUPING_MS = 2000  # a file rewritten without pause is still read every 2 s
+
+
+def watch_spec_file(
+    path: Path, quiet: timedelta, stop: threading.Event, changed: Callable[[], None]
+) -> None:
+    """Call `changed` once per save of `path`: after `quiet` without another write to it.
+
+    An editor's save is a burst (write to a temporary file and rename it over, or
+    truncate and write in chunks, or several writes); the quiet time makes it one
+    call, and the file is read whole. Editors that replace the file are followed
+    because the directory is watched. Returns when `stop` is set.
+    """
+    target = path.resolve()
+    for _ in watchfiles.watch(
+        target.parent,
+        stop_event=stop,
+        step=max(1, int(quiet.total_seconds() * 1000)),
+        debounce=MAX_GROUPING_MS,
+        watch_filter=lambda _c, p: Path(p) == target,
+        yield_on_timeout=False,
+        rust_timeout=1000,
+    ):
+        changed()
 
 
 class SpecSource:
