@@ -1,7 +1,11 @@
 """Soak: RSS and open file descriptors of `reconcile watch` over many passes on real hosts.
 
 Runs the loop with a 1 s full-pass interval against 2 hosts for --passes passes
-(default 500), sampling /proc/PID/status (VmRSS) and /proc/PID/fd every few seconds.
+(default 500), sampling /proc/PID/status (VmRSS) and /proc/PID/fd of the daemon and of
+its SSH worker (which keeps its connections open across passes) every few seconds.
+Every --disturb-every seconds it alternately stops Ollama by hand (healed by the
+`systemctl start` fast path) and edits the agent's config on the host (healed by a
+pyinfra deploy cycle over the kept connections), so applies are soaked too.
 Prints the start, the end and the least-squares slope per 100 passes. Bounded by
 --passes and --max-seconds.
 
@@ -34,6 +38,33 @@ def sample(pid: int) -> tuple[int, int]:
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def ssh_worker(pid: int) -> int | None:
+    """The daemon's kept SSH worker: its child running `reconciler.ssh.worker`."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if b"reconciler.ssh.worker" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return int(child)
+    return None
+
+
+def disturb(lab: fleet_lab.Lab, round_: int) -> None:
+    """Drift for the loop to heal: a stopped unit, or a config file edited by hand."""
+    if round_ % 2:
+        fleet_lab.ssh(lab, "h1", "echo 'mode = by hand' > /etc/agent/agent.conf")
+    else:
+        fleet_lab.ssh(lab, "h2", "systemctl stop ollama.service")
+
+
+def report(label: str, points: list[tuple[int, int]]) -> None:
+    quarters = [points[min(len(points) - 1, len(points) * q // 4)][1] for q in range(5)]
+    second_half = points[len(points) // 2 :]
+    print(
+        f"  {label:<16} start {points[0][1]:>7} (pass {points[0][0]})  end {points[-1][1]:>7} "
+        f"(pass {points[-1][0]})  slope {slope(points):+.1f} per 100 passes "
+        f"(second half {slope(second_half):+.1f}); at 0/25/50/75/100%: {quarters}"
+    )
+
+
 def passes(journal_path: Path, state_file: Path) -> int:
     journal = Journal(journal_path)
     try:
@@ -56,10 +87,17 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--passes", type=int, default=500)
     parser.add_argument("--max-seconds", type=float, default=3600)
+    parser.add_argument("--disturb-every", type=float, default=20)
     args = parser.parse_args()
     lab = fleet_lab.up(["h1", "h2"], prefix="soak")
-    rss_points: list[tuple[int, int]] = []
-    fd_points: list[tuple[int, int]] = []
+    points: dict[str, list[tuple[int, int]]] = {
+        "daemon RSS KiB": [],
+        "daemon open fds": [],
+        "worker RSS KiB": [],
+        "worker open fds": [],
+    }
+    workers: set[int] = set()
+    disturbed = 0
     try:
         with tempfile.TemporaryDirectory() as tmp:
             spec, journal = Path(tmp) / "fleet.yaml", Path(tmp) / "journal.db"
@@ -91,26 +129,32 @@ def main() -> int:
                 count = passes(journal, spec)
                 try:
                     rss, fds = sample(proc.pid)
+                    worker = ssh_worker(proc.pid)
+                    worker_rss, worker_fds = sample(worker) if worker else (0, 0)
                 except (FileNotFoundError, ProcessLookupError, StopIteration):
                     break
-                if count:
-                    rss_points.append((count, rss))
-                    fd_points.append((count, fds))
+                if count and worker:
+                    workers.add(worker)
+                    points["daemon RSS KiB"].append((count, rss))
+                    points["daemon open fds"].append((count, fds))
+                    points["worker RSS KiB"].append((count, worker_rss))
+                    points["worker open fds"].append((count, worker_fds))
+                if time.monotonic() - started > (disturbed + 1) * args.disturb_every:
+                    disturb(lab, disturbed)
+                    disturbed += 1
                 time.sleep(3)
             proc.wait(timeout=120)
             elapsed = time.monotonic() - started
     finally:
         fleet_lab.down("soak")
-    done = rss_points[-1][0] if rss_points else 0
-    print(f"soak: {done} passes in {elapsed:.0f}s ({elapsed / max(done, 1):.2f}s per pass)")
-    for label, points in (("RSS KiB", rss_points), ("open fds", fd_points)):
-        quarters = [points[min(len(points) - 1, len(points) * q // 4)][1] for q in range(5)]
-        second_half = points[len(points) // 2 :]
-        print(
-            f"  {label:<9} start {points[0][1]:>7} (pass {points[0][0]})  end {points[-1][1]:>7} "
-            f"(pass {points[-1][0]})  slope {slope(points):+.1f} per 100 passes "
-            f"(second half {slope(second_half):+.1f}); at 0/25/50/75/100%: {quarters}"
-        )
+    done = points["daemon RSS KiB"][-1][0] if points["daemon RSS KiB"] else 0
+    print(
+        f"soak: {done} passes in {elapsed:.0f}s ({elapsed / max(done, 1):.2f}s per pass); "
+        f"{disturbed} drifts healed (a stopped unit, an edited file, in turn); SSH worker "
+        f"processes seen: {len(workers)} (1: the same worker and connections throughout)"
+    )
+    for label, series in points.items():
+        report(label, series)
     return 0
 
 

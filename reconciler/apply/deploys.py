@@ -110,7 +110,8 @@ def deploy_work(loaded: LoadedFleet, plan: Plan) -> Work:
 def _recorded(loaded: LoadedFleet, host: str, items: list[WorkItem]) -> list[WorkItem]:
     """`items` between two writes of the host's record: first everything that may exist
     there (the spec's and what is being removed), last only the spec's. A run cut short
-    before its removals finish leaves them recorded, so the next run removes them."""
+    before its removals finish leaves them recorded, so the next run removes them.
+    With nothing to remove, both writes are the same, so there is only the first."""
     spec = managed_by_spec(loaded.fleet, host)
     going = Managed(
         frozenset(i.name for i in items if isinstance(i, RemoveServiceWork)),
@@ -120,6 +121,8 @@ def _recorded(loaded: LoadedFleet, host: str, items: list[WorkItem]) -> list[Wor
     def record(managed: Managed) -> RecordWork:
         return RecordWork(services=sorted(managed.services), backups=sorted(managed.backups))
 
+    if not going.services and not going.backups:  # nothing leaves: one write is the same
+        return [record(spec), *items]
     return [record(spec | going), *items, record(spec)]
 
 

@@ -113,6 +113,8 @@ def watch(lab: fleet_lab.Lab, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def test_stopped_service_comes_back(watch: Watch) -> None:
+    """Stopped by hand, nothing else changed: healed by `systemctl start` alone (the fast
+    path), journaled like any operation, with no deploy cycle in that run."""
     watch.ssh("h1", "systemctl stop agent.service")
     assert watch.ssh("h1", "systemctl is-active agent.service").strip() != "active"
     wait_for(
@@ -120,6 +122,18 @@ def test_stopped_service_comes_back(watch: Watch) -> None:
         lambda: watch.ssh("h1", "systemctl is-active agent.service").strip() == "active",
         30,
     )
+    journal = Journal(watch.journal_path)
+    try:
+        wait_for("the heal run journaled", lambda: journal.runs(1)[0].outcome, 30)
+        run = journal.runs(1)[0]
+        steps = [(host, service, step, status) for host, service, step, status, _ in
+                 journal.results(run.id)]  # fmt: skip
+    finally:
+        journal.close()
+    assert run.outcome == "converged", run.error
+    assert steps == [
+        ("h1", "agent", "fast start | agent: systemctl start -- agent.service", "changed")
+    ]
 
 
 def test_unit_file_edited_by_hand_is_restored(watch: Watch) -> None:

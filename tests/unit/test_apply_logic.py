@@ -44,17 +44,9 @@ def test_deploy_work_lists_only_planned_services() -> None:
     loaded, plan = fresh_plan()
     work = deploy_work(loaded, filter_plan(plan, ["h1/a", "h2"]))
     assert work == {
-        "h1": [
-            RecordWork(services=["a", "b"], backups=[]),
-            ServiceWork(name="a", restart=False),
-            RecordWork(services=["a", "b"], backups=[]),
-        ],
-        "h2": [
-            RecordWork(services=["c"], backups=[]),
-            ServiceWork(name="c", restart=False),
-            RecordWork(services=["c"], backups=[]),
-        ],
-    }
+        "h1": [RecordWork(services=["a", "b"], backups=[]), ServiceWork(name="a", restart=False)],
+        "h2": [RecordWork(services=["c"], backups=[]), ServiceWork(name="c", restart=False)],
+    }  # the record is written once: nothing is being removed
 
 
 class FakeClock:

@@ -1,0 +1,122 @@
+"""The warm SSH worker on real hosts: one connection per host kept across requests, a fresh
+one after the host dropped it, and a new worker after the old one crashed or hung.
+
+Nothing is mocked: the worker is the real child process, the connections are real SSH to
+nspawn hosts, and the failures are real (sshd sessions killed, SIGKILL, SIGSTOP).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.errors import ObserveError
+from reconciler.observe.fleet import ObserveSettings, observe, observe_request
+from reconciler.ssh.client import WarmWorker
+from reconciler.ssh.protocol import ObserveAnswer
+from state.load import LoadedFleet, load_fleet
+from tests.fleet import lab as fleet_lab
+from tests.integration.conftest import lab_spec, workers_of
+
+HEALTH = ObserveSettings(health_only=True)
+
+
+@pytest.fixture
+def loaded(lab: fleet_lab.Lab, tmp_path: Path) -> LoadedFleet:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(lab_spec(lab))
+    return load_fleet(path)
+
+
+@pytest.fixture
+def worker() -> Iterator[WarmWorker]:
+    warm = WarmWorker()
+    try:
+        yield warm
+    finally:
+        warm.close()
+
+
+def connections(lab: fleet_lab.Lab, pid: int) -> set[str]:
+    """Local ends of the SSH connections process `pid` holds to the lab's hosts."""
+    out = subprocess.run(
+        ["ss", "-Htnp", "state", "established", "dport", "= :22"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    addresses = {h.address for h in lab.hosts}
+    return {
+        line.split()[2]
+        for line in out.splitlines()
+        if f"pid={pid}," in line and line.split()[3].rsplit(":", 1)[0] in addresses
+    }
+
+
+def test_connections_are_kept_across_requests(
+    lab: fleet_lab.Lab, loaded: LoadedFleet, worker: WarmWorker
+) -> None:
+    with httpx.Client() as client:
+        first = observe(loaded, client, HEALTH, worker)
+        (pid,) = workers_of(os.getpid())
+        kept = connections(lab, pid)
+        for _ in range(5):
+            again = observe(loaded, client, None, worker)
+            assert all(h.reachable for h in again.hosts.values())
+    assert all(h.reachable for h in first.hosts.values())
+    assert len(kept) == 2  # one per host
+    assert connections(lab, pid) == kept  # the same two connections, six requests later
+    assert worker.starts == 1
+
+
+def test_a_connection_cut_on_the_host_is_replaced_by_a_new_one(
+    lab: fleet_lab.Lab, loaded: LoadedFleet, worker: WarmWorker
+) -> None:
+    with httpx.Client() as client:
+        assert observe(loaded, client, HEALTH, worker).hosts["h2"].reachable
+        (pid,) = workers_of(os.getpid())
+        before = connections(lab, pid)
+        # Every SSH session on h2 killed (as a restarted host or a firewall reset does).
+        fleet_lab.ssh(lab, "h2", "pkill -KILL -f 'sshd: root'", check=False)
+        after = observe(loaded, client, HEALTH, worker)
+    assert after.hosts["h2"].reachable, after.hosts["h2"].error
+    assert after.hosts["h1"].reachable
+    now = connections(lab, pid)
+    assert len(now) == 2 and len(now & before) == 1  # h1's kept, h2's new
+    assert worker.starts == 1  # the same worker process did it
+
+
+def test_a_killed_worker_is_replaced_by_the_next_request(
+    loaded: LoadedFleet, worker: WarmWorker
+) -> None:
+    with httpx.Client() as client:
+        observe(loaded, client, HEALTH, worker)
+        (pid,) = workers_of(os.getpid())
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        again = observe(loaded, client, HEALTH, worker)
+    assert all(h.reachable for h in again.hosts.values())
+    assert worker.starts == 2
+    assert pid not in workers_of(os.getpid())
+
+
+def test_a_hung_worker_fails_its_request_and_the_next_gets_a_new_one(
+    loaded: LoadedFleet, worker: WarmWorker
+) -> None:
+    request = observe_request(loaded.fleet, HEALTH)
+    worker.call(request, ObserveAnswer, 30)
+    (pid,) = workers_of(os.getpid())
+    os.kill(pid, signal.SIGSTOP)  # alive, but answers nothing
+    started = time.monotonic()
+    with pytest.raises(ObserveError, match="no answer within 2s"):
+        worker.call(request, ObserveAnswer, 2)
+    assert time.monotonic() - started < 5
+    answer = worker.call(request, ObserveAnswer, 30)
+    assert all(h.reachable for h in answer.hosts.values())
+    assert pid not in workers_of(os.getpid())  # the hung one was killed
+    assert worker.starts == 2
