@@ -43,7 +43,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             return _dry_run(args, loaded, worker)
         return _apply(args, loaded, worker)
     finally:
-        worker.close()
+        worker.close(wait=False)  # about to exit: no need to watch it hang up
 
 
 def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) -> int:

@@ -155,13 +155,17 @@ class WarmWorker:
                     pipe.close()
         return code
 
-    def close(self) -> None:
-        """Stop the worker: closing stdin lets it close its connections and exit."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the worker: closing stdin lets it close its connections and exit. Without
+        `wait` (a command about to exit) it is left to do so on its own; it dies with us
+        at the latest (PR_SET_PDEATHSIG), and the kernel closes what it had open."""
         with self._lock:
             proc = self._proc
             if proc is not None and proc.poll() is None and proc.stdin is not None:
                 try:
                     proc.stdin.close()
+                    if not wait:
+                        return
                     proc.wait(timeout=5)
                 except (OSError, subprocess.TimeoutExpired):
                     pass

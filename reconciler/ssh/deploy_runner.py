@@ -11,11 +11,13 @@ import logging
 import time
 from pathlib import Path
 
+import gevent
 from pyinfra.api.deploy import add_deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import State
+from pyinfra.context import ctx_state
 
 from deploys.backup import backup_now, backup_policy, remove_backup_policy, repository_host
 from deploys.record import managed_record
@@ -54,12 +56,7 @@ def run_deploys(request: ApplyRequest, kept: KeptConnections | None = None) -> A
             name: HostApplyAnswer(connected=False, error=f"unreachable: {error}")
             for name, error in session.errors.items()
         }
-        # Prepared one host after another: concurrent add_deploy calls in greenlets
-        # corrupted pyinfra's context here ("type object 'State' has no attribute 'config'").
-        prepared = {
-            name: _prepare(session.state, host, loaded, request.work[name], request)
-            for name, host in session.hosts.items()
-        }
+        prepared = _prepare_all(session.state, session.hosts, loaded, request)
         failed = {h for n, h in session.hosts.items() if prepared[n] is not None}
         run_error = _run(session.state, failed)
         for name, host in session.hosts.items():
@@ -85,6 +82,23 @@ def _label(item: WorkItem) -> str:
     if isinstance(item, RecordWork):
         return "managed record"
     return f"backup {item.name}"
+
+
+def _prepare_all(
+    state: State, hosts: dict[str, PyinfraHost], loaded: LoadedFleet, request: ApplyRequest
+) -> dict[str, str | None]:
+    """Prepare every host at once, one greenlet each, as pyinfra's CLI does; facts are
+    gathered on all hosts in parallel. pyinfra's host context is greenlet-local, but its
+    state context is one global that `add_deploy` sets and then restores: set here for
+    the whole stage, each greenlet's set-and-restore is a no-op instead of unsetting it
+    under the others ("type object 'State' has no attribute 'config'")."""
+    with ctx_state.use(state):
+        jobs = {
+            name: gevent.spawn(_prepare, state, host, loaded, request.work[name], request)
+            for name, host in hosts.items()
+        }
+        gevent.joinall(list(jobs.values()))
+    return {name: job.value for name, job in jobs.items()}
 
 
 def _prepare(

@@ -19,6 +19,7 @@ Known pyinfra 3 pitfalls handled here:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import socket
 import time
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import gevent
+import pyinfra.api.connectors
+import pyinfra.api.inventory
 from pyinfra.api.config import Config
 from pyinfra.api.host import Host as PyinfraHost
 from pyinfra.api.inventory import Inventory
@@ -38,6 +41,18 @@ from reconciler.ssh.protocol import SshTarget
 T = TypeVar("T")
 KEEPALIVE_S = 3
 DEAD_LINK_S = 15.0
+
+
+def _look_connectors_up_once() -> None:
+    """pyinfra finds its connectors in the installed packages' metadata for every new
+    Inventory: 10 ms of CPU per host, half a probe pass. They cannot change while a
+    worker lives, so the first answer is kept."""
+    found = functools.cache(pyinfra.api.connectors.get_all_connectors)
+    pyinfra.api.connectors.get_all_connectors = found
+    setattr(pyinfra.api.inventory, "get_all_connectors", found)  # noqa: B010 (imported by name)
+
+
+_look_connectors_up_once()
 
 
 @dataclass
@@ -159,21 +174,23 @@ def open_session(
     try:
         yield session
     finally:
-        _forget_file_transfers()
+        _forget_cycle_caches()
         for host in inventory:
             if kept is None or not kept.holds(host):
                 _close(host)
 
 
-def _forget_file_transfers() -> None:
-    """pyinfra memoizes each connector's SFTP client in a process-wide dict keyed by the
-    connector's repr: in a long-lived worker that leaks, and a new connector at a reused
-    address would get a dead client. Close them after every cycle and forget them."""
-    cache: dict[str, Any] = getattr(SSHConnector.get_file_transfer_connection, "cache", {})
-    for client in cache.values():
+def _forget_cycle_caches() -> None:
+    """pyinfra memoizes in process-wide dicts: each connector's SFTP client, keyed by the
+    connector's repr (in a long-lived worker that leaks, and a new connector at a reused
+    address would get a dead client), and each host's temp directory, keyed by its name
+    (holding the first cycle's Host and State for ever). Forget both after every cycle."""
+    transfers: dict[str, Any] = getattr(SSHConnector.get_file_transfer_connection, "cache", {})
+    for client in transfers.values():
         with contextlib.suppress(Exception):
             client.close()
-    cache.clear()
+    transfers.clear()
+    getattr(PyinfraHost._get_temp_directory, "cache", {}).clear()
 
 
 def _connect(host: PyinfraHost, timeout: float) -> str | None:
