@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from state import models
+from state.schema import SpecSchema
 
 BEGIN, END = "<!-- spec-reference:begin -->", "<!-- spec-reference:end -->"
 ORDER: list[type[BaseModel]] = [
@@ -64,7 +65,9 @@ def _type_name(schema: dict[str, Any]) -> str:
 
 
 def model_section(model: type[BaseModel]) -> str:
-    schema = model.model_json_schema(mode="validation", ref_template="#/{model}")
+    schema = model.model_json_schema(
+        mode="validation", ref_template="#/{model}", schema_generator=SpecSchema
+    )
     required = set(schema.get("required", []))
     lines = [
         f"### {model.__name__}",

@@ -272,3 +272,28 @@ def test_a_missing_secret_is_one_clear_line_in_every_backup_command(
         assert code == 1, action
         assert "internal error" not in err and "Traceback" not in err, err
         assert "secret env:RESTIC_PASSWORD: environment variable RESTIC_PASSWORD is not set" in err
+
+
+def test_every_default_in_the_schema_is_one_the_schema_accepts() -> None:
+    """A default is shown as the state file would write it ('60s', not 'PT1M')."""
+    import re
+    from typing import Any
+
+    from state.schema import fleet_schema
+
+    checked = 0
+
+    def walk(node: Any) -> None:
+        nonlocal checked
+        if isinstance(node, dict):
+            if isinstance(node.get("default"), str) and "pattern" in node:
+                assert re.match(node["pattern"], node["default"]), node
+                checked += 1
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(fleet_schema())
+    assert checked >= 10  # the durations of the reconciler, failover and others
