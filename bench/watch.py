@@ -35,11 +35,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.store.journal import Journal
 from state.models import ReconcilerSettings
 from tests.fleet import lab as fleet_lab
+from tests.fleet.scrape import probe_passes
 from tests.integration.conftest import lab_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,16 +142,6 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def probe_passes() -> float:
-    text = httpx.get(f"http://{METRICS}/metrics", timeout=5).text
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == "fleet_reconciler_reconcile_total" and s.labels["kind"] == "probe"
-    )
-
-
 def idle_cpu(kept: Kept, pids: list[int], seconds: float) -> tuple[float, float]:
     """(controller, host) CPU seconds over `seconds` of nothing to heal."""
     controller, host = cpu_seconds(pids), host_cpu(kept)
@@ -231,9 +221,9 @@ def main() -> int:
             try:
                 wait(lambda: healthy(f"http://{METRICS}/metrics"), timeout=30)
                 time.sleep(3)
-                before = probe_passes()
+                before = probe_passes(METRICS)
                 loop_cpu = idle_cpu(h2, descendants(watch.pid), args.idle)
-                probes = probe_passes() - before
+                probes = probe_passes(METRICS) - before
                 loop_heals = heals(lab, args.trials, interval, lambda: pass_finished(journal))
                 latencies = edits(lab, spec, h1, journal, args.edits)
             finally:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.fleet import lab as fleet_lab
+from tests.fleet.scrape import probe_passes
 from tests.integration.conftest import STANDINS, _sha, lab_spec, run_reconcile, start_reconcile
 
 TG_TOKEN = "4242:notification-test-token"
@@ -371,7 +372,6 @@ def test_telegram_down_two_minutes_the_loop_keeps_its_pace_and_all_arrive_once_i
     """Telegram answers 503 for 2 minutes while three P0s wait to be sent: the loop keeps
     passing (its probe passes are counted on /metrics), and once Telegram is back each
     message arrives once, in order."""
-    from prometheus_client.parser import text_string_to_metric_families
 
     from reconciler.events.bus import Event
     from reconciler.run.incident_desk import IncidentDesk
@@ -397,24 +397,15 @@ def test_telegram_down_two_minutes_the_loop_keeps_its_pace_and_all_arrive_once_i
         "--max-seconds", "200", capture=True,
     )  # fmt: skip
 
-    def probe_passes() -> float:
-        text = httpx.get(f"http://{address}/metrics", timeout=5).text
-        return sum(
-            s.value
-            for f in text_string_to_metric_families(text)
-            for s in f.samples
-            if s.name == "fleet_reconciler_reconcile_total" and s.labels["kind"] == "probe"
-        )
-
     try:
         wait_for("the dashboard", lambda: _answers(f"http://{address}/metrics"), 30)
-        started = probe_passes()
+        started = probe_passes(address)
         time.sleep(120)
         assert len(standin(lab, 8081, "/test/messages")) == before  # down all along
         # The loop kept passing all through the outage (probe_interval 1 s: about one pass
         # a second; a loop blocked on the channel would count none). Not a timing bound:
         # the pass time against a live channel is measured in bench.notifications.
-        assert probe_passes() - started >= 30
+        assert probe_passes(address) - started >= 30
         httpx.post(f"http://{h2}:8081/test/mode", json={"mode": "ok"}, timeout=5)
         wait_for(
             "three Telegram messages",
