@@ -137,6 +137,7 @@ def observe_request(fleet: Fleet, settings: ObserveSettings) -> ObserveRequest:
         targets=ssh_targets(fleet),
         reads=snapshot_requests(fleet, settings.health_only),
         timeouts=settings.timeouts,
+        whole_fleet=not settings.health_only,  # a probe pass may leave a lost primary out
     )
 
 

@@ -85,6 +85,9 @@ class ObserveRequest(Message):
     targets: list[SshTarget]
     reads: dict[str, SnapshotRequest]
     timeouts: Timeouts
+    whole_fleet: bool = Field(
+        False, description="Targets are every host: a kept connection to any other is closed."
+    )
 
 
 class HostObservation(Message):

@@ -107,6 +107,11 @@ class KeptConnections:
         kept = self.clients.get(host.name)
         return kept is not None and kept[1] is getattr(host.connector, "client", None)
 
+    def retain(self, names: set[str]) -> None:
+        """Close the connections to hosts no longer named (a host left the fleet)."""
+        for name in set(self.clients) - names:
+            self.drop(name)
+
     def drop(self, name: str) -> None:
         reach_client = self.clients.pop(name, None)
         if reach_client is not None:

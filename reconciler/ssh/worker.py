@@ -70,6 +70,8 @@ def observe(request: ObserveRequest, kept: KeptConnections | None = None) -> Obs
         )
         return found
 
+    if kept is not None and request.whole_fleet:
+        kept.retain({t.name for t in request.targets})
     with open_session(request.targets, request.timeouts.connect, kept) as session:
         results = session.per_host(snapshot, command_timeout + 1)
     elapsed = time.monotonic() - started

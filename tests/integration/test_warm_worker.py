@@ -22,6 +22,7 @@ from reconciler.observe.fleet import ObserveSettings, observe, observe_request
 from reconciler.ssh.client import WarmWorker
 from reconciler.ssh.protocol import ObserveAnswer
 from state.load import LoadedFleet, load_fleet
+from state.placement import without_host
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import lab_spec, workers_of
 
@@ -120,3 +121,22 @@ def test_a_hung_worker_fails_its_request_and_the_next_gets_a_new_one(
     assert all(h.reachable for h in answer.hosts.values())
     assert pid not in workers_of(os.getpid())  # the hung one was killed
     assert worker.starts == 2
+
+
+def test_a_host_that_left_the_fleet_is_disconnected_by_the_next_full_observation(
+    lab: fleet_lab.Lab, loaded: LoadedFleet, worker: WarmWorker
+) -> None:
+    full = ObserveSettings()
+    worker.call(observe_request(loaded.fleet, full), ObserveAnswer, 30)
+    (pid,) = workers_of(os.getpid())
+    both = connections(lab, pid)
+    assert len(both) == 2
+    smaller = without_host(loaded.fleet, "h2")
+    # A probe pass may leave a host out (a lost primary): its connection stays.
+    worker.call(observe_request(smaller, HEALTH), ObserveAnswer, 30)
+    assert len(connections(lab, pid)) == 2
+    # The whole fleet observed without h2: h2 left the spec, so does its connection.
+    worker.call(observe_request(smaller, full), ObserveAnswer, 30)
+    remaining = connections(lab, pid)
+    assert len(remaining) == 1 and remaining < both  # h1's, kept
+    assert worker.starts == 1
