@@ -189,12 +189,31 @@ def test_lock_waits_names_the_holder_and_takes_over_stale_locks(
     assert done.returncode in (0, 1)  # the fleet's own state does not matter here
 
 
+SLOW_TO_START = """\
+  slow:
+    host: h1
+    unit:
+      description: ready 3 s after it starts
+      exec_start: /bin/sh -c 'rm -f /run/slow-ready; sleep 3; touch /run/slow-ready; exec sleep infinity'
+    health: [{kind: file_fresh, path: /run/slow-ready, max_age: 1h}]
+    rto: 30s
+"""
+
+
 def test_two_state_files_naming_the_same_hosts_never_deploy_together(
     files: dict[str, Path], lab: fleet_lab.Lab
 ) -> None:
-    """The lock is on the hosts, not the file name: a copy of the state file waits."""
+    """The lock is on the hosts, not the file name: a copy of the state file waits.
+
+    The first run holds the lock through a health gate that takes 3 s (a service ready
+    only then), so the copy surely tries while it is held: a converge alone is now over
+    before a second process has started."""
     first, copy = (files["spec"].parent / n for n in ("first.yaml", "copy.yaml"))
-    first.write_text(lab_spec(lab).replace("mode = test", "mode = first"))
+    first.write_text(
+        lab_spec(lab)
+        .replace("mode = test", "mode = first")
+        .replace("services:\n", "services:\n" + SLOW_TO_START)
+    )
     copy.write_text(lab_spec(lab).replace("mode = test", "mode = copy"))
     journal = str(files["journal"])
     running = start_reconcile(str(first), "--yes", "--journal", journal)
@@ -215,6 +234,8 @@ def test_two_state_files_naming_the_same_hosts_never_deploy_together(
     assert "a host of this fleet is locked by" in second.stderr
     assert f"(pid {running.pid} on" in second.stderr
     assert fleet_lab.ssh(lab, "h1", "cat /etc/agent/agent.conf") == "mode = first\n"
+    back = reconcile(str(files["spec"]), "--yes", "--journal", journal)  # `slow` removed
+    assert back.returncode == 0, back.stdout + back.stderr
 
 
 def test_a_run_killed_midway_is_still_recorded_and_its_lock_taken_over(
