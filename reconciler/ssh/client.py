@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pydantic is imported once the worker is already starting
 
 A = TypeVar("A", bound="BaseModel")
 PARENT_PID_ENV = "FLEET_RECONCILER_PARENT_PID"
+RECYCLE_AFTER = 5000  # requests; about 3 hours of a daemon probing every 2 s
 
 
 def _spawn() -> subprocess.Popen[str]:
@@ -94,10 +95,14 @@ class WarmWorker:
 
     Crash-safe by construction: the worker inherits nothing mutable, every request gets
     a fresh pyinfra State there, and a worker that dies, hangs past a request's timeout
-    or answers out of protocol is killed and replaced by the next request.
+    or answers out of protocol is killed and replaced by the next request. After
+    `recycle_after` requests it is retired and the next request starts a new one, so
+    what pyinfra and the allocator keep growing in a long-lived process stays bounded.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, recycle_after: int = RECYCLE_AFTER) -> None:
+        self.recycle_after = recycle_after
+        self.served = 0  # requests answered by the current worker
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[str] | None = None
         self._answers: queue.Queue[str | None] = queue.Queue()
@@ -110,6 +115,7 @@ class WarmWorker:
         self._proc, self._answers = _spawn(), answers
         self._stderr = collections.deque(maxlen=20)
         self.starts += 1
+        self.served = 0
         assert self._proc.stdout is not None and self._proc.stderr is not None
         _drain(self._proc.stdout, answers.put, lambda: answers.put(None))
         _drain(self._proc.stderr, self._stderr.append)
@@ -137,10 +143,14 @@ class WarmWorker:
                 tail = list(self._stderr)[-1:] or ["no output"]
                 raise ObserveError(f"SSH worker failed (exit {code}): {tail[0].strip()}")
             try:
-                return _parse(line, answer)
+                parsed = _parse(line, answer)
             except ObserveError:
                 self._stop()
                 raise
+            self.served += 1
+            if self.served >= self.recycle_after:
+                self._retire()
+            return parsed
 
     def _stop(self) -> int | None:
         proc, self._proc = self._proc, None
@@ -160,16 +170,20 @@ class WarmWorker:
         `wait` (a command about to exit) it is left to do so on its own; it dies with us
         at the latest (PR_SET_PDEATHSIG), and the kernel closes what it had open."""
         with self._lock:
-            proc = self._proc
-            if proc is not None and proc.poll() is None and proc.stdin is not None:
-                try:
-                    proc.stdin.close()
-                    if not wait:
-                        return
-                    proc.wait(timeout=5)
-                except (OSError, subprocess.TimeoutExpired):
-                    pass
-            self._stop()
+            self._retire(wait)
+
+    def _retire(self, wait: bool = True) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None and proc.stdin is not None:
+            try:
+                proc.stdin.close()
+                if not wait:
+                    self._proc = None  # left to exit on its own; a later call starts anew
+                    return
+                proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._stop()
 
 
 def _drain(

@@ -140,3 +140,26 @@ def test_a_host_that_left_the_fleet_is_disconnected_by_the_next_full_observation
     remaining = connections(lab, pid)
     assert len(remaining) == 1 and remaining < both  # h1's, kept
     assert worker.starts == 1
+
+
+def test_a_worker_is_retired_after_its_share_of_requests_and_replaced(
+    lab: fleet_lab.Lab, loaded: LoadedFleet
+) -> None:
+    """Bounded growth: after `recycle_after` requests the worker exits (closing its
+    connections) and the next request gets a new worker and new connections."""
+    request = observe_request(loaded.fleet, HEALTH)
+    worker = WarmWorker(recycle_after=3)
+    try:
+        worker.call(request, ObserveAnswer, 30)
+        (first,) = workers_of(os.getpid())
+        kept = connections(lab, first)
+        for _ in range(2):
+            worker.call(request, ObserveAnswer, 30)
+        assert first not in workers_of(os.getpid())  # retired after its third answer
+        answer = worker.call(request, ObserveAnswer, 30)
+        (second,) = workers_of(os.getpid())
+        assert all(h.reachable for h in answer.hosts.values())
+        assert second != first and worker.starts == 2 and worker.served == 1
+        assert len(connections(lab, second)) == 2 and not connections(lab, second) & kept
+    finally:
+        worker.close()
