@@ -85,7 +85,6 @@ class KeptConnections:
 
     def __init__(self) -> None:
         self.clients: dict[str, tuple[str, Any]] = {}
-        self.opened = 0  # connections made so far (the warm worker reports it)
 
     def attach(self, host: PyinfraHost, reach: str, timeout: float) -> bool:
         """Give `host` its kept client if it is still alive; False to connect afresh."""
@@ -101,7 +100,6 @@ class KeptConnections:
 
     def keep(self, host: PyinfraHost, reach: str) -> None:
         self.clients[host.name] = (reach, getattr(host.connector, "client"))  # noqa: B009
-        self.opened += 1
 
     def holds(self, host: PyinfraHost) -> bool:
         kept = self.clients.get(host.name)
