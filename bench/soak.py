@@ -24,7 +24,7 @@ from pathlib import Path
 
 from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
-from tests.integration.conftest import lab_spec
+from tests.integration.conftest import lab_spec, workers_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "reconciler.cli"]
@@ -36,15 +36,6 @@ def sample(pid: int) -> tuple[int, int]:
     status = Path(f"/proc/{pid}/status").read_text()
     rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def ssh_worker(pid: int) -> int | None:
-    """The daemon's kept SSH worker: its child running `reconciler.ssh.worker`."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            if b"reconciler.ssh.worker" in Path(f"/proc/{child}/cmdline").read_bytes():
-                return int(child)
-    return None
 
 
 def disturb(lab: fleet_lab.Lab, round_: int) -> None:
@@ -129,7 +120,7 @@ def main() -> int:
                 count = passes(journal, spec)
                 try:
                     rss, fds = sample(proc.pid)
-                    worker = ssh_worker(proc.pid)
+                    worker = next(iter(workers_of(proc.pid)), None)
                     worker_rss, worker_fds = sample(worker) if worker else (0, 0)
                 except (FileNotFoundError, ProcessLookupError, StopIteration):
                     break

@@ -25,6 +25,7 @@ import argparse
 import os
 import platform
 import random
+import shlex
 import signal
 import statistics
 import subprocess
@@ -58,11 +59,7 @@ class Kept:
 
     def __init__(self, lab: fleet_lab.Lab, host: str, control: Path) -> None:
         self.control = str(control)
-        self.options = [
-            "-i", lab.ssh_key, "-o", f"UserKnownHostsFile={lab.known_hosts}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-            "-o", f"ControlPath={self.control}",
-        ]  # fmt: skip
+        self.options = [*fleet_lab.ssh_options(lab), "-o", f"ControlPath={self.control}"]
         self.target = f"root@{lab.host(host).address}"
         self.master = subprocess.Popen(
             ["ssh", *self.options, "-o", "ControlMaster=yes", "-N", self.target]
@@ -113,7 +110,7 @@ def heals(
     for _ in range(trials):
         wait(lambda: healthy(url) and settle())
         time.sleep(1 + random.uniform(0, interval))
-        fleet_lab.ssh(lab, "h2", f"systemctl stop {UNIT}")
+        fleet_lab.ssh(lab, "h2", f"systemctl stop -- {shlex.quote(UNIT)}")
         times.append(wait(lambda: healthy(url)))
     return times
 
@@ -164,7 +161,8 @@ def edits(lab: fleet_lab.Lab, spec: Path, kept: Kept, journal: Path, count: int)
         wanted = f"mode = test{i}"
 
         def live(wanted: str = wanted) -> bool:
-            return kept.run(f"grep -qx '{wanted}' /etc/agent/agent.conf").returncode == 0
+            line = shlex.quote(wanted)
+            return kept.run(f"grep -qx -- {line} /etc/agent/agent.conf").returncode == 0
 
         wait(live)
         latencies.append(time.perf_counter() - saved)
@@ -206,7 +204,7 @@ def main() -> int:
             h1, h2 = Kept(lab, "h1", Path(tmp) / "h1.ctl"), Kept(lab, "h2", Path(tmp) / "h2.ctl")
             host_idle = idle_cpu(h2, [], args.idle)[1]
             # The bare loop: the limit for a poller at this interval.
-            script = BARE_LOOP.format(unit=UNIT, interval=interval)
+            script = BARE_LOOP.format(unit=shlex.quote(UNIT), interval=interval)
             bare = subprocess.Popen(["bash", "-c", script, "bare", h2.control])
             bare_cpu = idle_cpu(h2, [bare.pid, h2.master.pid], args.idle)
             bare_heals = heals(lab, args.trials, interval, lambda: True)

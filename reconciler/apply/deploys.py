@@ -203,8 +203,7 @@ def start_units(
         return {}
     for host, services in starts.items():
         report(f"{host}: starting {', '.join(services)} (stopped; nothing else changed)")
-    targets = [t for t in ssh_targets(loaded.fleet) if t.name in starts]
-    request = StartRequest(targets=targets, units=starts, timeouts=timeouts)
+    request = StartRequest(targets=ssh_targets(loaded.fleet), units=starts, timeouts=timeouts)
     return _outcomes(list(starts), request, report, ssh)
 
 

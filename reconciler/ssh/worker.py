@@ -56,6 +56,7 @@ from reconciler.ssh.protocol import (  # noqa: E402
     StartRequest,
 )
 from reconciler.ssh.session import KeptConnections, open_session  # noqa: E402
+from state.layout import unit_file  # noqa: E402
 
 
 def observe(request: ObserveRequest, kept: KeptConnections | None = None) -> ObserveAnswer:
@@ -100,7 +101,7 @@ def start(request: StartRequest, kept: KeptConnections | None = None) -> ApplyAn
     def start_units(host: PyinfraHost) -> list[OpResult]:
         results = []
         for name in request.units[host.name]:
-            command = f"systemctl start -- {shlex.quote(name + '.service')}"
+            command = f"systemctl start -- {shlex.quote(unit_file(name))}"
             ok, output = host.run_shell_command(command, _timeout=timeout)
             status = "changed" if ok else "error"
             stderr = "" if ok else "\n".join(output.stderr_lines[-5:])

@@ -342,23 +342,21 @@ def power_off(lab: Lab, name: str) -> None:
     _stop((load(lab.prefix) or lab).host(name).pid)  # after a reboot its pid changed
 
 
-def ssh(lab: Lab, name: str, command: str, check: bool = True, stdin: bytes = b"") -> str:
-    """Run `command` on a host over real SSH (as a test would by hand); return stdout."""
+def ssh_options(lab: Lab) -> list[str]:
+    """The `ssh` client arguments that reach the lab's hosts: its key, host keys checked."""
     options = [
         f"UserKnownHostsFile={lab.known_hosts}",
         "StrictHostKeyChecking=yes",
         "BatchMode=yes",
         "ConnectTimeout=5",
     ]
+    return ["-i", lab.ssh_key, *(f"-o{o}" for o in options)]
+
+
+def ssh(lab: Lab, name: str, command: str, check: bool = True, stdin: bytes = b"") -> str:
+    """Run `command` on a host over real SSH (as a test would by hand); return stdout."""
     result = subprocess.run(
-        [
-            "ssh",
-            "-i",
-            lab.ssh_key,
-            *(f"-o{o}" for o in options),
-            f"root@{lab.host(name).address}",
-            command,
-        ],
+        ["ssh", *ssh_options(lab), f"root@{lab.host(name).address}", command],
         input=stdin,
         capture_output=True,
         timeout=60,
