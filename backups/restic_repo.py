@@ -13,6 +13,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +39,7 @@ class WrongPassword(ResticError, PermissionError):
 
 
 class RepositoryLocked(ResticError):
-    """Another restic process holds an exclusive lock."""
+    """Another restic process holds a lock that this command conflicts with."""
 
 
 class RepositoryUnreachable(ResticError, ConnectionError):
@@ -55,6 +57,14 @@ class Snapshot:
     @property
     def short_id(self) -> str:
         return self.id[:8]
+
+
+LOCK_WAIT = 120.0
+"""How long a command that needs the repository to itself waits out another restic's lock.
+
+A host's timer may fire its backup while the controller applies retention (an hourly
+schedule elapses during a run); that backup finishes in seconds, and its lock with it.
+restic 0.14 (Debian 12) has no `--retry-lock`, so the wait is here."""
 
 
 def restic_version() -> str:
@@ -126,29 +136,49 @@ class ResticRepo:
         raw: list[dict[str, Any]] = json.loads(self._run(args) or "[]") or []
         return sorted((_snapshot(s) for s in raw), key=lambda s: s.time)
 
-    def forget(self, retention: Retention, tag: str, host: str) -> int:
+    def forget(
+        self,
+        retention: Retention,
+        tag: str,
+        host: str,
+        lock_wait: float = LOCK_WAIT,
+        on_locked: Callable[[str], None] | None = None,
+    ) -> int:
         """Apply the policy's retention; prune only when snapshots were removed.
 
         Returns how many snapshots were removed. Pruning reads and rewrites packs, so it
-        is skipped when there is nothing to reclaim.
+        is skipped when there is nothing to reclaim. Both need the repository to
+        themselves: a live lock (a backup running) is waited out for up to `lock_wait`
+        seconds, and `on_locked` hears about the wait once.
         """
-        output = self._run(
-            [
-                "forget",
-                "--tag",
-                tag,
-                "--host",
-                host,
-                "--group-by",
-                "host,tags",
-                *retention_flags(retention),
-            ]
-        )
+        args = ["forget", "--tag", tag, "--host", host, "--group-by", "host,tags"]
+        output = self._exclusive([*args, *retention_flags(retention)], lock_wait, on_locked)
         groups: list[dict[str, Any]] = json.loads(output or "[]") or []
         removed = sum(len(g.get("remove") or []) for g in groups)
         if removed:
-            self._run(["prune"])
+            self._exclusive(["prune"], lock_wait, on_locked)
         return removed
+
+    def _exclusive(
+        self, args: list[str], lock_wait: float, on_locked: Callable[[str], None] | None
+    ) -> str:
+        deadline = time.monotonic() + lock_wait
+        pause = 0.25
+        while True:
+            try:
+                return self._run(args)
+            except RepositoryLocked as exc:
+                if time.monotonic() + pause > deadline:
+                    waited = f" (after waiting {lock_wait:g}s)" if lock_wait else ""
+                    raise RepositoryLocked(f"{exc}{waited}") from None
+                if on_locked is not None:
+                    on_locked(
+                        f"restic {args[0]}: the repository is locked by another restic; "
+                        f"waiting up to {lock_wait:g}s"
+                    )
+                    on_locked = None
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     def restore(self, snapshot_id: str, target: Path) -> None:
         self._run(["restore", snapshot_id, "--target", str(target), "--verify"])

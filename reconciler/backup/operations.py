@@ -83,20 +83,27 @@ def backup_now(loaded: LoadedFleet, name: str, key_dir: Path, report: Report) ->
     new = [s for s in list_snapshots(loaded, name) if s.id not in before]
     if not new:
         raise BackupFailed(f"backup {name}: the unit ran but no new snapshot appeared")
-    kept = apply_retention(loaded, name)
+    kept = apply_retention(loaded, name, report)
     report(f"backup {name}: retention kept {len(kept)} snapshot(s)")
     return new[-1]
 
 
-def apply_retention(loaded: LoadedFleet, name: str) -> list[Snapshot]:
+def apply_retention(loaded: LoadedFleet, name: str, report: Report) -> list[Snapshot]:
     """`forget --prune` with the policy's retention, run centrally; returns what is kept.
 
-    Hosts only ever add snapshots; deleting them is the controller's job alone.
+    Hosts only ever add snapshots; deleting them is the controller's job alone. A backup
+    the host's timer started meanwhile holds a lock: retention waits for it to finish.
     """
     require_policy(loaded, name)
     policy = loaded.fleet.backups[name]
+    repository = open_repository(loaded.fleet, name)
     try:
-        open_repository(loaded.fleet, name).forget(policy.retention, tag=name, host=policy.host)
+        repository.forget(
+            policy.retention,
+            tag=name,
+            host=policy.host,
+            on_locked=lambda waiting: report(f"backup {name}: {waiting}"),
+        )
     except (SecretUnavailable, ResticError) as exc:
         raise BackupFailed(f"backup {name}: retention failed: {exc}") from None
     return list_snapshots(loaded, name)

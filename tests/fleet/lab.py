@@ -206,14 +206,19 @@ def reboot(lab: Lab, name: str) -> Lab:
 
 
 def _wait_for_ssh(host: LabHost) -> None:
-    deadline = time.monotonic() + BOOT_TIMEOUT_S
+    if not _answers_ssh(host, BOOT_TIMEOUT_S):
+        log = (RUN_DIR / f"{host.netns}.log").read_text()[-2000:]
+        raise LabError(f"host {host.name} did not answer SSH in {BOOT_TIMEOUT_S}s; log:\n{log}")
+
+
+def _answers_ssh(host: LabHost, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection((host.address, 22), 0.5) as s:
             if s.recv(4).startswith(b"SSH-"):
-                return
+                return True
         time.sleep(0.1)
-    log = (RUN_DIR / f"{host.netns}.log").read_text()[-2000:]
-    raise LabError(f"host {host.name} did not answer SSH in {BOOT_TIMEOUT_S}s; log:\n{log}")
+    return False
 
 
 def _wait_until_booted(lab: Lab, host: LabHost) -> None:
@@ -318,7 +323,17 @@ def cut_link(lab: Lab, name: str) -> None:
 
 
 def restore_link(lab: Lab, name: str) -> None:
-    _run("ip", "link", "set", lab.host(name).veth, "up")
+    """Bring the host's link back; if the host runs, return once it answers SSH again.
+
+    The link is up at once, but a connection in the first moments after a long cut can
+    still fail with "No route to host" (seen in CI): the controller's neighbour entry for
+    the host failed while it was cut.
+    """
+    host = (load(lab.prefix) or lab).host(name)  # after a reboot its pid changed
+    _run("ip", "link", "set", host.veth, "up")
+    if _alive(host.pid) and not _answers_ssh(host, BOOT_TIMEOUT_S):
+        neighbour = _run("ip", "neigh", "show", host.address, check=False).stdout.strip()
+        raise LabError(f"host {name}: link restored but no SSH in {BOOT_TIMEOUT_S}s ({neighbour})")
 
 
 def drop_route(lab: Lab, name: str, address: str) -> None:

@@ -1,0 +1,88 @@
+"""Retention waits out a live lock: a host's timer may start a backup while the controller
+runs `forget`. Real restic, a local repository, a real `restic backup` holding the lock."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backups.restic_repo import RepositoryLocked, ResticRepo
+from state.models import Retention
+
+PASSWORD = "unit-test-password"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> ResticRepo:
+    repository = ResticRepo(str(tmp_path / "repo"), PASSWORD, cache_dir=tmp_path / "cache")
+    repository.init()
+    return repository
+
+
+@pytest.fixture
+def running_backup(repo: ResticRepo) -> Iterator[subprocess.Popen[bytes]]:
+    """`restic backup --stdin` holds its lock until its input closes."""
+    env = {**os.environ, "RESTIC_PASSWORD": PASSWORD}
+    backup = subprocess.Popen(
+        ["restic", "--repo", repo.url, "--quiet", "backup", "--stdin", "--tag", "agentdata"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    locks = Path(repo.url) / "locks"
+    deadline = time.monotonic() + 30
+    while not any(locks.iterdir()):
+        assert time.monotonic() < deadline, "restic backup never took its lock"
+        time.sleep(0.05)
+    yield backup
+    if backup.poll() is None:
+        backup.kill()
+        backup.wait()
+
+
+def finish(backup: subprocess.Popen[bytes], after: float) -> threading.Thread:
+    def close() -> None:
+        time.sleep(after)
+        assert backup.stdin is not None
+        backup.stdin.write(b"rows\n")
+        backup.stdin.close()
+        backup.wait()
+
+    thread = threading.Thread(target=close)
+    thread.start()
+    return thread
+
+
+def test_forget_without_a_wait_is_refused_by_the_live_lock(
+    repo: ResticRepo, running_backup: subprocess.Popen[bytes]
+) -> None:
+    with pytest.raises(RepositoryLocked, match="lock was created at"):
+        repo.forget(Retention(), tag="agentdata", host="h1", lock_wait=0)
+
+
+def test_forget_waits_for_the_backup_then_applies_retention(
+    repo: ResticRepo, running_backup: subprocess.Popen[bytes]
+) -> None:
+    heard: list[str] = []
+    closing = finish(running_backup, after=1.0)
+    removed = repo.forget(Retention(), tag="agentdata", host="h1", on_locked=heard.append)
+    closing.join()
+    assert removed == 0  # one snapshot, kept by any retention
+    assert len(heard) == 1 and "waiting up to 120s" in heard[0], heard
+    assert [s.tags for s in repo.snapshots()] == [("agentdata",)]
+
+
+def test_a_lock_that_outlasts_the_wait_fails_and_says_how_long_it_waited(
+    repo: ResticRepo, running_backup: subprocess.Popen[bytes]
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(RepositoryLocked, match=r"after waiting 1s"):
+        repo.forget(Retention(), tag="agentdata", host="h1", lock_wait=1.0)
+    assert time.monotonic() - started < 10
