@@ -13,13 +13,16 @@ Known pyinfra 3 pitfalls handled here:
 - `disconnect_all` leaves paramiko clients open, so we close them ourselves;
 - paramiko does not set TCP_NODELAY (about 40 ms per command), so we set it;
 - a cut link would stall a command (and so the whole cycle) until TCP gives up, after
-  many minutes: SSH keepalives plus TCP_USER_TIMEOUT fail that host in DEAD_LINK_S.
+  many minutes: SSH keepalives plus TCP_USER_TIMEOUT fail that host in DEAD_LINK_S;
+- paramiko remembers every channel id a transport ever opened (paramiko#1685), so a
+  kept connection grows by two ids a pass; only the newest CHANNELS_REMEMBERED are kept.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import socket
 import time
@@ -41,6 +44,7 @@ from reconciler.ssh.protocol import SshTarget
 T = TypeVar("T")
 KEEPALIVE_S = 3
 DEAD_LINK_S = 15.0
+CHANNELS_REMEMBERED = 256
 
 
 def _look_connectors_up_once() -> None:
@@ -94,6 +98,7 @@ class KeptConnections:
         if kept[0] != reach or not _alive(kept[1], timeout):
             self.drop(host.name)
             return False
+        _forget_old_channels(kept[1].get_transport())
         setattr(host.connector, "client", kept[1])  # noqa: B010
         host.connected = True
         return True
@@ -132,6 +137,24 @@ def _alive(client: Any, timeout: float) -> bool:
     except Exception:  # a dead or half-open connection: connect afresh
         return False
     return True
+
+
+def _forget_old_channels(transport: Any) -> None:
+    """Trim paramiko's record of closed channels to the newest CHANNELS_REMEMBERED ids.
+
+    The record lets a late message for a closed channel be ignored rather than end the
+    connection; paramiko never trims it (issue 1685). Called between cycles, after a round
+    trip that follows every earlier message on the connection; a message for a channel
+    hundreds of passes old would at worst end the connection, which the next cycle's
+    liveness check replaces.
+    """
+    seen: dict[int, bool] = transport.channels_seen
+    excess = len(seen) - CHANNELS_REMEMBERED
+    if excess <= 0:
+        return
+    live = {channel.chanid for channel in transport._channels.values()}
+    for chanid in [c for c in itertools.islice(seen, excess) if c not in live]:
+        del seen[chanid]
 
 
 def _reach(target: SshTarget) -> str:

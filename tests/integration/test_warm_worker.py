@@ -7,9 +7,11 @@ nspawn hosts, and the failures are real (sshd sessions killed, SIGKILL, SIGSTOP)
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 from reconciler.errors import ObserveError
 from reconciler.observe.fleet import ObserveSettings, observe, observe_request
 from reconciler.ssh.client import WarmWorker
-from reconciler.ssh.protocol import ObserveAnswer
+from reconciler.ssh.protocol import ObserveAnswer, RequestEnvelope
 from state.load import LoadedFleet, load_fleet
 from state.placement import without_host
 from tests.fleet import lab as fleet_lab
@@ -163,3 +165,40 @@ def test_a_worker_is_retired_after_its_share_of_requests_and_replaced(
         assert len(connections(lab, second)) == 2 and not connections(lab, second) & kept
     finally:
         worker.close()
+
+
+KEPT_CHANNELS_PROBE = """
+import json, sys
+import reconciler.ssh.worker as worker
+from reconciler.ssh import session
+from reconciler.ssh.protocol import RequestEnvelope
+
+session.CHANNELS_REMEMBERED = 8
+kept = session.KeptConnections()
+request = RequestEnvelope.model_validate_json(sys.stdin.read()).request
+first = None
+for _ in range(30):
+    answer = worker.answer(request, kept)
+    assert all(h.reachable for h in answer.hosts.values()), answer
+    clients = {name: client for name, (_, client) in kept.clients.items()}
+    first = first or clients
+seen = {name: len(c.get_transport().channels_seen) for name, c in clients.items()}
+print(json.dumps({"seen": seen, "same": all(clients[n] is first[n] for n in first)}))
+"""
+
+
+def test_a_kept_connection_forgets_old_channels(lab: fleet_lab.Lab, loaded: LoadedFleet) -> None:
+    """paramiko records every channel a transport opened (paramiko#1685): two a pass, for
+    ever, on a kept connection. Between passes the record is trimmed to the newest few.
+    The worker's code runs in a child (it patches with gevent) so the record can be read."""
+    request = RequestEnvelope(request=observe_request(loaded.fleet, ObserveSettings()))
+    done = subprocess.run(
+        [sys.executable, "-c", KEPT_CHANNELS_PROBE],
+        input=request.model_dump_json(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout)
+    assert found["same"]  # 30 requests over the same two connections
+    # 60 channels opened on each; the newest 8 remembered, plus this pass's own.
+    assert set(found["seen"]) == {"h1", "h2"}
+    assert all(8 <= n <= 10 for n in found["seen"].values()), found
