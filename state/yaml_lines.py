@@ -46,7 +46,6 @@ _SCALAR_TAGS = {
 }
 _MAP_TAG, _SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_CONSTRUCTOR = yaml.SafeLoader(stream="")  # builds plain scalars only; holds no state we use
 
 
 class YamlProblem(ValueError):
@@ -137,6 +136,9 @@ class _Builder:
 
     def __init__(self, lines: LineMap) -> None:
         self.lines = lines
+        # Builds plain scalars only. One per parse: a constructor remembers every node it
+        # built, so a shared one grew by each parse for the life of the process.
+        self.constructor = yaml.constructor.SafeConstructor()
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.lines[path] = node.start_mark.line + 1
@@ -170,7 +172,7 @@ class _Builder:
     def scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
         if node.tag not in _SCALAR_TAGS:
             self.tag(node, "tag:yaml.org,2002:str", path)
-        return _CONSTRUCTOR.construct_object(node, deep=True)
+        return self.constructor.construct_object(node, deep=True)
 
     @staticmethod
     def tag(node: yaml.Node, expected: str, path: Path) -> None:

@@ -297,3 +297,20 @@ def test_every_default_in_the_schema_is_one_the_schema_accepts() -> None:
 
     walk(fleet_schema())
     assert checked >= 10  # the durations of the reconciler, failover and others
+
+
+def test_parsing_keeps_nothing_between_files() -> None:
+    """The daemon parses on every reload and the SSH worker on every apply, for months: a
+    parse must leave nothing behind (a shared YAML constructor once kept every node)."""
+    import gc
+
+    from state.yaml_lines import parse_with_lines
+
+    for _ in range(3):
+        parse_with_lines(BASE)
+    gc.collect()
+    before = len(gc.get_objects())
+    for _ in range(100):
+        parse_with_lines(BASE)
+    gc.collect()
+    assert len(gc.get_objects()) - before < 50
