@@ -162,6 +162,7 @@ class ResticRepo:
     def _exclusive(
         self, args: list[str], lock_wait: float, on_locked: Callable[[str], None] | None
     ) -> str:
+        """`_run` a command that takes restic's exclusive lock, retrying while it is held."""
         deadline = time.monotonic() + lock_wait
         pause = 0.25
         while True:

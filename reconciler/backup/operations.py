@@ -96,9 +96,8 @@ def apply_retention(loaded: LoadedFleet, name: str, report: Report) -> list[Snap
     """
     require_policy(loaded, name)
     policy = loaded.fleet.backups[name]
-    repository = open_repository(loaded.fleet, name)
     try:
-        repository.forget(
+        open_repository(loaded.fleet, name).forget(
             policy.retention,
             tag=name,
             host=policy.host,
