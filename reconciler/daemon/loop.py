@@ -121,7 +121,7 @@ class WatchLoop:
 
         self.ssh = WarmWorker()
         try:
-            with leases_kept(in_force, self.journal.path):
+            with leases_kept(in_force, self.journal.path, renew_first=False):
                 return self._run(max_passes, max_seconds)
         finally:
             self.ssh.close()

@@ -24,33 +24,50 @@ from state.load import LoadedFleet
 
 
 @contextlib.contextmanager
-def leases_kept(current: Callable[[], LoadedFleet | None], journal_path: Path) -> Iterator[None]:
+def leases_kept(
+    current: Callable[[], LoadedFleet | None], journal_path: Path, renew_first: bool = True
+) -> Iterator[None]:
     """Renew the lease of the host running the failover services until the block ends.
-    `current` returns the spec in force (the loop's may change on reload)."""
+    `current` returns the spec in force (the loop's may change on reload).
 
-    def renew(stop: threading.Event) -> None:
+    With `renew_first`, the first renewal is done before the block starts: a command run
+    a while after the last renewal (a drill after a backup, with no `reconcile watch`)
+    finds the primary fenced, and its guarded units refuse to start until it holds a
+    lease again. The loop passes False: its thread renews at once, beside the first pass."""
+    wait = 0.0
+    if renew_first:
+        first = Journal(journal_path)
+        try:
+            wait = _renew(current, first)
+        finally:
+            first.close()
+
+    def keep(stop: threading.Event) -> None:
+        nonlocal wait
         journal = Journal(journal_path)
         try:
-            while True:
-                loaded = current()
-                failover = loaded.written.failover if loaded is not None else None
-                if loaded is None or failover is None:
-                    if stop.wait(5.0):
-                        return
-                    continue
-                seconds = failover.fence_after.total_seconds()
-                store = FailoverStore(journal, failover)
-                state = store.get()
-                if state.move is None or state.move.step == "deploy":
-                    active = state.placement.active or failover.primary
-                    epoch = state.placement.epoch
-                    if set_lease(loaded.written.hosts[active], epoch, int(seconds)).ok:
-                        # The failover clock must not start before this lease runs out.
-                        store.renewed(active, time.time(), epoch)
-                if stop.wait(max(1.0, seconds / 4)):
-                    return
+            while not stop.wait(wait):
+                wait = _renew(current, journal)
         finally:
             journal.close()
 
-    with in_background("leases", renew):
+    with in_background("leases", keep):
         yield
+
+
+def _renew(current: Callable[[], LoadedFleet | None], journal: Journal) -> float:
+    """Renew the active host's lease now; the seconds until the next renewal is due."""
+    loaded = current()
+    failover = loaded.written.failover if loaded is not None else None
+    if loaded is None or failover is None:
+        return 5.0
+    seconds = failover.fence_after.total_seconds()
+    store = FailoverStore(journal, failover)
+    state = store.get()
+    if state.move is None or state.move.step == "deploy":
+        active = state.placement.active or failover.primary
+        epoch = state.placement.epoch
+        if set_lease(loaded.written.hosts[active], epoch, int(seconds)).ok:
+            # The failover clock must not start before this lease runs out.
+            store.renewed(active, time.time(), epoch)
+    return max(1.0, seconds / 4)

@@ -19,7 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.run.leases import leases_kept
+from reconciler.store.failover import FailoverStore
 from reconciler.store.journal import Journal
+from state.load import load_fleet
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import (
     agent_rows,
@@ -330,6 +333,31 @@ def test_a_drill_game_day_switches_over_and_back_measured(pair: Path, lab: fleet
     over, back = steps[-2:]
     assert 0 < over["measured_s"] <= over["objective_s"] and back["t_fault"] > over["t_healthy"]
     assert active(lab, "h1", "agent") and not active(lab, "h2", "agent")
+
+
+def test_a_command_after_the_primary_fenced_itself_renews_its_lease_first(
+    pair: Path, lab: fleet_lab.Lab
+) -> None:
+    """With no `reconcile watch`, h1 stops its agent fence_after (14 s) after the last
+    renewal, and the unit refuses to start without a lease. A command's lease keeper
+    renews before the command's work starts (CI saw a drill's restart lose that race),
+    and the drill's restart then passes."""
+    wait_for(lambda: not active(lab, "h1", "agent"), 60, "h1 fencing its agent")
+    loaded = load_fleet(pair)
+    assert loaded.written.failover is not None
+    entered = time.time()
+    with leases_kept(lambda: loaded, journal_path(pair)):
+        journal = Journal(journal_path(pair))
+        renewed = FailoverStore(journal, loaded.written.failover).last_renewal("h1")
+        journal.close()
+    assert renewed is not None and renewed >= entered
+    drilled = run_reconcile(
+        "drill", str(pair), "--output", "json", "--journal", str(journal_path(pair))
+    )
+    assert drilled.returncode == 0, drilled.stdout + drilled.stderr
+    restart = json.loads(drilled.stdout)[0]
+    assert (restart["kind"], restart["verdict"]) == ("restart", "pass"), restart
+    assert active(lab, "h1", "agent")
 
 
 def test_powered_off_primary_fails_over(lab: fleet_lab.Lab, pair: Path) -> None:
