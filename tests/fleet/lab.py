@@ -325,9 +325,9 @@ def cut_link(lab: Lab, name: str) -> None:
 def restore_link(lab: Lab, name: str) -> None:
     """Bring the host's link back; if the host runs, return once it answers SSH again.
 
-    The link is up at once, but a connection in the first moments after a long cut can
-    still fail with "No route to host" (seen in CI): the controller's neighbour entry for
-    the host failed while it was cut.
+    The link is up at once, but CI saw an ssh right after a 90 s cut fail with "No route
+    to host" (likely the controller's neighbour entry, which failed during the cut, not
+    yet resolved again); a short cut here did not reproduce it.
     """
     host = (load(lab.prefix) or lab).host(name)  # after a reboot its pid changed
     _run("ip", "link", "set", host.veth, "up")
