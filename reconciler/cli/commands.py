@@ -108,7 +108,8 @@ def _apply_leading(
 
     lock = hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report)
     finish_before_stopping()
-    with lock, httpx.Client(trust_env=False) as client, leases_kept(lambda: loaded, journal.path):
+    renewing = leases_kept(lambda: loaded, journal.path, renew_first=False)  # tick renews
+    with lock, httpx.Client(trust_env=False) as client, renewing:
         if loaded.written.failover is not None:  # leases first: guarded units need one
             tick(_mover(loaded, journal, client))
             report(LEASE_NOTE)

@@ -33,7 +33,7 @@ def leases_kept(
     With `renew_first`, the first renewal is done before the block starts: a command run
     a while after the last renewal (a drill after a backup, with no `reconcile watch`)
     finds the primary fenced, and its guarded units refuse to start until it holds a
-    lease again. The loop passes False: its thread renews at once, beside the first pass."""
+    lease again. The loop and apply pass False: their own failover pass renews first."""
     wait = 0.0
     if renew_first:
         first = Journal(journal_path)
