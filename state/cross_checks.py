@@ -118,7 +118,15 @@ def _failover(fleet: Fleet) -> Iterator[Found]:
     yield from _on_primary(
         ("failover", "data"), failover.data or [], policies, "backup policy", failover
     )
-    if failover.fence_after + FENCE_MARGIN > failover.grace:
+    if failover.grace <= FENCE_MARGIN + timedelta(seconds=1):
+        yield (
+            ("failover", "grace"),
+            f"must be longer than {_seconds(FENCE_MARGIN + timedelta(seconds=1))}: the "
+            f"primary's lease (fence_after, at least 1s) must lapse at least "
+            f"{_seconds(FENCE_MARGIN)} before the backup starts its copies; got "
+            f"{_seconds(failover.grace)}",
+        )
+    elif failover.fence_after + FENCE_MARGIN > failover.grace:
         yield (
             ("failover", "fence_after"),
             f"must be at least {FENCE_MARGIN.total_seconds():g}s shorter than grace "

@@ -30,6 +30,13 @@ and a second of slack (the lease is timed by the host's clock, the grace by the
 controller's; only their rates must agree, and the renewal runs on the host before the
 controller records the contact)."""
 
+
+def default_fence_after(grace: timedelta) -> timedelta:
+    """fence_after when the spec leaves it out: 4/5 of grace, and at most grace minus
+    FENCE_MARGIN, in whole seconds (at least 1s; a grace too short for any is refused)."""
+    seconds = min(grace.total_seconds() * 4 / 5, (grace - FENCE_MARGIN).total_seconds())
+    return timedelta(seconds=max(1, int(seconds)))
+
 GUARD_SCRIPT = f'''#!/usr/bin/python3
 """fleet-guard: fences the failover services on this host. Installed by fleet-reconciler.
 

@@ -7,10 +7,11 @@ README's spec reference are generated from these descriptions.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
+from state.fence import default_fence_after
 from state.types import (
     AbsPath,
     AptPackage,
@@ -33,6 +34,7 @@ from state.types import (
     TemplateRef,
     UnitLine,
     UrlTemplate,
+    parse_duration,
 )
 
 Severity = Literal["P0", "P1", "P2", "P3"]
@@ -301,6 +303,9 @@ class BackupPolicy(Spec):
         return self
 
 
+DEFAULT_GRACE = timedelta(minutes=5)
+
+
 class Failover(Spec):
     """Move services, with their data, from the primary to the backup when the primary is
     unreachable; fenced so that two copies never run (see the README's Failover)."""
@@ -319,7 +324,7 @@ class Failover(Spec):
         examples=[["metrics-db"]],
     )
     grace: Duration = Field(
-        timedelta(minutes=5),
+        DEFAULT_GRACE,
         description="How long the primary must be unreachable, from the controller and from "
         "the backup, before the services move (the seed's 5 minutes).",
         examples=["5m"],
@@ -327,7 +332,9 @@ class Failover(Spec):
     fence_after: Duration = Field(
         timedelta(minutes=4),
         description="The primary stops the services by itself when the controller has not "
-        "renewed its lease for this long (e.g. 4m); at least 5s shorter than grace.",
+        "renewed its lease for this long; at least 5s shorter than grace. Unset, it follows "
+        "grace: 4/5 of it, and at most grace minus 5s (grace 5m: 4m; grace 20s: 15s).",
+        examples=["4m"],
     )
     failback: Literal["manual", "automatic"] = Field(
         "manual",
@@ -339,6 +346,20 @@ class Failover(Spec):
         description="Hold-down before an automatic failback.",
         examples=["10m"],
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fence_after_follows_grace(cls, data: Any) -> Any:
+        """A default follows what the user wrote: unset, fence_after is derived from the
+        grace given (not a fixed 4m that a short grace then refuses)."""
+        if not isinstance(data, dict) or "fence_after" in data:
+            return data
+        try:
+            grace = parse_duration(data.get("grace", DEFAULT_GRACE))
+        except ValueError:
+            return data  # grace's own error is reported
+        assert isinstance(grace, timedelta)
+        return {**data, "fence_after": default_fence_after(grace)}
 
 
 DEFAULT_REPEAT: dict[Severity, timedelta] = {

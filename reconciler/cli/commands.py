@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.cli.one_shot import drain_outbox, one_shot_bus
 from reconciler.cli.terminal import confirm, report, show_progress
 from reconciler.ssh.client import WarmWorker, WorkerProcess
 from state.errors import SpecError
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
     from reconciler.coordination.leader import Leadership
     from reconciler.daemon.loop import WatchLoop
-    from reconciler.events.bus import EventBus
     from reconciler.run.failover import Mover
     from reconciler.store.journal import Journal
     from state.load import LoadedFleet
@@ -144,38 +144,6 @@ def _mover(loaded: LoadedFleet, journal: Journal, client: httpx.Client) -> Mover
     return Mover(loaded, journal, client, one_shot_bus(loaded, journal), report, show_progress)
 
 
-def one_shot_bus(loaded: LoadedFleet, journal: Journal) -> EventBus:
-    """The event bus of a one-shot command: journal, log line, incidents (sent by
-    `drain_outbox` before the command ends)."""
-    from reconciler.events.bus import EventBus
-    from reconciler.events.sinks import journal_sink, log_sink
-    from reconciler.run.incident_desk import IncidentDesk
-
-    bus = EventBus()
-    bus.subscribe(journal_sink(journal))
-    bus.subscribe(log_sink())
-    bus.subscribe(IncidentDesk(journal, lambda: loaded.written.notifications))
-    return bus
-
-
-def drain_outbox(loaded: LoadedFleet, journal: Journal, seconds: float = 15.0) -> None:
-    """Send what a one-shot command queued; what is not accepted in time stays queued
-    for the next run or `reconcile watch` (said so)."""
-    import time
-
-    import httpx
-
-    from reconciler.run.incident_desk import IncidentDesk
-    from reconciler.run.outbox_sender import OutboxSender
-
-    IncidentDesk(journal, lambda: loaded.written.notifications).sweep(time.time())
-    with httpx.Client(trust_env=False) as client:
-        sender = OutboxSender(journal, client, report)
-        sender.drain(loaded.written.notifications, seconds)
-        if (left := sender.store.pending()) > 0:
-            report(f"notify: {left} notification(s) not delivered yet; kept in the outbox")
-
-
 def _notifications(loaded: LoadedFleet | None) -> Notifications | None:
     return loaded.written.notifications if loaded is not None else None
 
@@ -210,7 +178,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         import httpx
 
-        from reconciler.cli.drill_command import drill_table
+        from reconciler.cli.drill_text import drill_table
         from reconciler.cli.failover_text import render_failover
         from reconciler.cli.incidents_command import incident_lines
         from reconciler.cli.status_text import leader_lines, loop_lines, render_status

@@ -4,35 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING
 
+from reconciler.cli.drill_text import drill_table
 from reconciler.cli.terminal import report
 from reconciler.errors import UsageError
 
-if TYPE_CHECKING:
-    from reconciler.run.drill import DrillStep
-
 EXIT_OK, EXIT_ERROR = 0, 1
-
-
-def drill_table(steps: list[DrillStep]) -> str:
-    rows = [("step", "subject", "objective", "measured", "verdict")]
-    for s in steps:
-        measured = "-" if s.measured_s is None else f"{s.measured_s:.2f}s"
-        rows.append((s.kind, s.subject, s.objective, measured, s.verdict.upper()))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    ]
-    bad = [s for s in steps if s.verdict in ("breach", "failed")]
-    verdict = f"DRILL FAILED at {bad[0].kind} {bad[0].subject}" if bad else "DRILL PASSED"
-    return "\n".join([*lines, "", f"{verdict}: {len(steps)} step(s)"]) + "\n"
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
     import httpx
 
-    from reconciler.cli.commands import drain_outbox, one_shot_bus
+    from reconciler.cli.one_shot import drain_outbox, one_shot_bus
     from reconciler.coordination.guard import apply_guard, leading
     from reconciler.run.drill import Drill
     from reconciler.run.failover import placed

@@ -25,8 +25,8 @@ def cmd_failback(args: argparse.Namespace) -> int:
 def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = False) -> int:
     import httpx
 
-    from reconciler.cli.commands import drain_outbox, one_shot_bus
     from reconciler.cli.failover_text import render_failover
+    from reconciler.cli.one_shot import drain_outbox, one_shot_bus
     from reconciler.coordination.guard import leading
     from reconciler.run.failover import MoveFailed, Mover, promote, review, switchover
     from reconciler.run.leases import leases_kept

@@ -349,6 +349,9 @@ class WatchLoop:
         )
         result = execute_plan(loaded, plan, runner, "watch", targets or ())
         if result is not None:
+            if result.observed is not None:  # the heal reaches the page when it happens
+                self._remember(loaded, result.observed)
+                self.status.last_pass = time.time()
             self._account(plan, result)
             left = result.remaining.actions if result.remaining else []
             self.status.pending = sorted({f"{a.host}/{a.service or '*'}" for a in left})

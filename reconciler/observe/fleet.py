@@ -56,7 +56,6 @@ from state.models import (
     SystemdCheck,
     TcpCheck,
 )
-from state.repository import resolve_repository
 from state.ssh import pyinfra_host_data
 
 
@@ -223,10 +222,8 @@ def observe(
 def _confirmed(fleet: Fleet, confirmations: Confirmations | None) -> dict[str, Confirmation | None]:
     """Each policy's last confirmation by its repository (all None without a store)."""
     return {
-        name: confirmations.get(name, resolve_repository(fleet, policy).url)
-        if confirmations is not None
-        else None
-        for name, policy in fleet.backups.items()
+        name: confirmations.of_policy(fleet, name) if confirmations is not None else None
+        for name in fleet.backups
     }
 
 

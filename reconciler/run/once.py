@@ -32,7 +32,6 @@ from reconciler.observe.observation import FleetState
 from reconciler.ssh.client import WarmWorker, WorkerProcess
 from reconciler.store.confirmations import Confirmation, Confirmations
 from state.load import LoadedFleet
-from state.repository import resolve_repository
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,7 @@ class ApplyResult:
     hosts: dict[str, HostOutcome] = field(default_factory=dict)
     remaining: Plan | None = None
     seconds: float = 0.0
+    observed: FleetState | None = None  # what verification saw: the fleet after the apply
 
     @property
     def converged(self) -> bool:
@@ -86,14 +86,13 @@ def remember_confirmations(
     assert observed.observed_at is not None
     for name, state in observed.backups.items():
         if state.listed and state.newest_id and state.last_snapshot is not None:
-            repository = resolve_repository(loaded.fleet, loaded.fleet.backups[name]).url
             found = Confirmation(
                 state.newest_id,
                 state.last_snapshot.timestamp(),
                 state.snapshots,
                 observed.observed_at.timestamp(),
             )
-            confirmations.put(name, repository, found)
+            confirmations.put_policy(loaded.fleet, name, found)
 
 
 def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
@@ -136,9 +135,8 @@ def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
     _run_backups_now(loaded, plan, ctx, result)
     ctx.report("verifying: observing the fleet again")
     confirmations = Confirmations(ctx.journal)
-    result.remaining = plan_once(
-        loaded, ctx.client, ctx.settings, ctx.ssh, ctx.targets, confirmations
-    ).plan
+    verified = plan_once(loaded, ctx.client, ctx.settings, ctx.ssh, ctx.targets, confirmations)
+    result.remaining, result.observed = verified.plan, verified.observed
     return result
 
 

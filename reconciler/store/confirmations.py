@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.store.journal import Journal
+from state.models import Fleet
+from state.repository import resolve_repository
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshot_confirmations (
@@ -46,6 +48,14 @@ class Confirmations:
         ).fetchone()
         return Confirmation(*row) if row else None
 
+    def of_policy(self, fleet: Fleet, policy: str) -> Confirmation | None:
+        """The policy's confirmation by the repository it resolves to in `fleet` (the one
+        key that the plan writes and that the dashboard and status read)."""
+        return self.get(policy, _repository(fleet, policy))
+
+    def put_policy(self, fleet: Fleet, policy: str, found: Confirmation) -> None:
+        self.put(policy, _repository(fleet, policy), found)
+
     def put(self, policy: str, repository: str, found: Confirmation) -> None:
         self.db.execute(
             "INSERT INTO snapshot_confirmations VALUES (?, ?, ?, ?, ?, ?)"
@@ -61,3 +71,7 @@ class Confirmations:
                 found.confirmed,
             ),
         )
+
+
+def _repository(fleet: Fleet, policy: str) -> str:
+    return resolve_repository(fleet, fleet.backups[policy]).url

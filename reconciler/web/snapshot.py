@@ -117,7 +117,7 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
 def _backups(journal: Journal, loaded: LoadedFleet) -> list[BackupRow]:
     confirmations, now, rows = Confirmations(journal), time.time(), []
     for name, policy in sorted(loaded.fleet.backups.items()):
-        found = confirmations.get(name, policy.repository)
+        found = confirmations.of_policy(loaded.fleet, name)
         check = last_event(journal, CHECK_KINDS, name)
         drill = last_event(journal, DRILL_KINDS, name)
         rows.append(

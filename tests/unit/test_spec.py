@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,25 @@ def test_failover_defaults_are_the_seeds() -> None:
     assert failover is not None
     assert failover.grace.total_seconds() == 300 and failover.failback == "manual"
     assert failover.fence_after < failover.grace
+
+
+@pytest.mark.parametrize(
+    ("grace", "fence_after"), [("5m", 240), ("20s", 15), ("10s", 5), ("1h", 2880), ("7s", 2)]
+)
+def test_an_unset_fence_after_follows_the_grace_written(grace: str, fence_after: int) -> None:
+    """`grace: 20s` alone was refused over the 4m default the user never wrote."""
+    failover = load_text(BASE + FAILOVER + f"  grace: {grace}\n").fleet.failover
+    assert failover is not None
+    assert failover.fence_after.total_seconds() == fence_after
+    assert failover.grace - failover.fence_after >= timedelta(seconds=5)
+
+
+def test_a_grace_too_short_for_any_fence_is_refused_on_grace() -> None:
+    assert problems(BASE + FAILOVER + "  grace: 6s\n") == [
+        "state/test.yaml:18: failover.grace: must be longer than 6s: the primary's lease "
+        "(fence_after, at least 1s) must lapse at least 5s before the backup starts its "
+        "copies; got 6s"
+    ]
 
 
 def test_local_install_source_sha256_is_checked(tmp_path: Path) -> None:

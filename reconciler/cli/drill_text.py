@@ -1,0 +1,22 @@
+"""The DR drill's table, as `reconcile drill` and `reconcile status` print it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.run.drill import DrillStep
+
+
+def drill_table(steps: list[DrillStep]) -> str:
+    rows = [("step", "subject", "objective", "measured", "verdict")]
+    for s in steps:
+        measured = "-" if s.measured_s is None else f"{s.measured_s:.2f}s"
+        rows.append((s.kind, s.subject, s.objective, measured, s.verdict.upper()))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    bad = [s for s in steps if s.verdict in ("breach", "failed")]
+    verdict = f"DRILL FAILED at {bad[0].kind} {bad[0].subject}" if bad else "DRILL PASSED"
+    return "\n".join([*lines, "", f"{verdict}: {len(steps)} step(s)"]) + "\n"

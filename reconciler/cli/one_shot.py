@@ -1,0 +1,45 @@
+"""What a one-shot command (apply, drill, failover) does with events: journal them, log
+them, open incidents, and send what it queued before it ends."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from reconciler.cli.terminal import report
+
+if TYPE_CHECKING:
+    from reconciler.events.bus import EventBus
+    from reconciler.store.journal import Journal
+    from state.load import LoadedFleet
+
+
+def one_shot_bus(loaded: LoadedFleet, journal: Journal) -> EventBus:
+    """The event bus of a one-shot command: journal, log line, incidents (sent by
+    `drain_outbox` before the command ends)."""
+    from reconciler.events.bus import EventBus
+    from reconciler.events.sinks import journal_sink, log_sink
+    from reconciler.run.incident_desk import IncidentDesk
+
+    bus = EventBus()
+    bus.subscribe(journal_sink(journal))
+    bus.subscribe(log_sink())
+    bus.subscribe(IncidentDesk(journal, lambda: loaded.written.notifications))
+    return bus
+
+
+def drain_outbox(loaded: LoadedFleet, journal: Journal, seconds: float = 15.0) -> None:
+    """Send what a one-shot command queued; what is not accepted in time stays queued
+    for the next run or `reconcile watch` (said so)."""
+    import time
+
+    import httpx
+
+    from reconciler.run.incident_desk import IncidentDesk
+    from reconciler.run.outbox_sender import OutboxSender
+
+    IncidentDesk(journal, lambda: loaded.written.notifications).sweep(time.time())
+    with httpx.Client(trust_env=False) as client:
+        sender = OutboxSender(journal, client, report)
+        sender.drain(loaded.written.notifications, seconds)
+        if (left := sender.store.pending()) > 0:
+            report(f"notify: {left} notification(s) not delivered yet; kept in the outbox")
