@@ -93,7 +93,7 @@ class FileInstall(Spec):
     kind: Literal["file"] = Field(description="Copy one file.", examples=["file"])
     source: SourceRef = Field(
         description="Local path (relative to the state file) or http(s) URL.",
-        examples=["../tests/standins/ollama_standin.py"],
+        examples=["../tests/standins/http_standins.py"],
     )
     sha256: Sha256 = Field(
         description="Expected sha256 of the file.", examples=["e3b0c442" + "0" * 56]

@@ -20,7 +20,9 @@ def set_lease(host: Host, epoch: int, seconds: int) -> Remote:
 
 
 def stop_units(host: Host, units: list[str], timeout: float = 120.0) -> Remote:
-    """Stop `units` on `host` and wait for them to be down."""
+    """Stop `units` on `host` and wait for them to be down (none to stop: done)."""
+    if not units:
+        return Remote(True)
     return run_remote(host, "systemctl stop -- " + " ".join(map(shlex.quote, units)), timeout)
 
 

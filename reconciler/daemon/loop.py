@@ -404,21 +404,7 @@ class WatchLoop:
 
     def _remember(self, loaded: LoadedFleet, observed: FleetState) -> None:
         """What the dashboard and metrics show of each service's health."""
-        now = time.time()
-        for name, service in loaded.fleet.services.items():
-            host = observed.hosts.get(service.host)
-            if host is None:
-                continue  # a pass that did not look at this host
-            results = observed.health.get(name, ())
-            reachable = host.reachable
-            self.status.services[name] = {
-                "host": service.host,
-                "healthy": reachable and bool(results) and all(r.healthy for r in results),
-                "detail": "; ".join(r.detail for r in results if not r.healthy)
-                if reachable
-                else f"{service.host} unreachable",
-                "seen": now,
-            }
+        self.status.services.update(services_seen(loaded, observed, time.time()))
 
     def _save_status(self, next_full: float, next_probe: float) -> None:
         offset = time.time() - self.clock()
@@ -443,6 +429,29 @@ class WatchLoop:
             },
         )
         self.beat()
+
+
+def services_seen(
+    loaded: LoadedFleet, observed: FleetState, now: float
+) -> dict[str, dict[str, Any]]:
+    """Each service's health as the page shows it, for the hosts `observed` looked at:
+    judged as the gate and `status` judge it (every check passes; a service with no
+    checks, such as tools a host needs, has nothing that can fail)."""
+    seen = {}
+    for name, service in loaded.fleet.services.items():
+        host = observed.hosts.get(service.host)
+        if host is None:
+            continue  # a pass that did not look at this host
+        results = observed.health.get(name, ())
+        seen[name] = {
+            "host": service.host,
+            "healthy": host.reachable and all(r.healthy for r in results),
+            "detail": "; ".join(r.detail for r in results if not r.healthy)
+            if host.reachable
+            else f"{service.host} unreachable",
+            "seen": now,
+        }
+    return seen
 
 
 def _label(key: Key) -> str:

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Mapping
 
 from reconciler.engine.changes import Action, Change, ChangeKind, Phase
-from reconciler.engine.diff_backups import BackupInputs, diff_backup
+from reconciler.engine.diff_backups import BackupInputs, diff_backup, one_init_per_repository
 from reconciler.engine.diff_models import diff_models
 from reconciler.engine.diff_removals import diff_removals
 from reconciler.engine.textdiff import changed_keys, unified_diff
@@ -88,7 +88,7 @@ def diff(
                     (backup_inputs or {}).get(name, BackupInputs()),
                 )
             )
-    return changes
+    return one_init_per_repository(loaded, changes)
 
 
 def _observed_ok(host: HostState | None) -> bool:

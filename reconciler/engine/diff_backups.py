@@ -7,7 +7,7 @@ The env file holds the repository password, so it is compared by digest only
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from reconciler.engine.changes import Action, Change, ChangeKind, Phase
@@ -15,6 +15,7 @@ from reconciler.engine.textdiff import unified_diff
 from reconciler.observe.observation import BackupState, FileState, HostState
 from state.layout import (
     backup_path,
+    backup_policy_of,
     backup_service_id,
     backup_unit,
     unit_path,
@@ -236,3 +237,21 @@ def _short(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
     return f"{minutes}m" if minutes else f"{int(seconds)}s"
+
+
+def one_init_per_repository(loaded: LoadedFleet, changes: list[Change]) -> list[Change]:
+    """Policies that share a repository need it initialised once: one `repo_init`, the
+    first policy's, naming every policy that waits for it."""
+    fleet, inits = loaded.fleet, dict[str, Change]()
+    users: dict[str, list[str]] = {}
+    for change in changes:
+        policy = backup_policy_of(change.service) if change.kind == "repo_init" else None
+        if policy is not None:
+            url = resolve_repository(fleet, fleet.backups[policy]).url
+            inits.setdefault(url, change)
+            users.setdefault(url, []).append(policy)
+    merged = {
+        id(first): replace(first, reason=f"{first.reason}; for {', '.join(users[url])}")
+        for url, first in inits.items()
+    }
+    return [merged.get(id(c), c) for c in changes if c.kind != "repo_init" or id(c) in merged]

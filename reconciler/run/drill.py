@@ -40,6 +40,7 @@ from state.models import Host, HttpCheck, Service, TcpCheck
 
 Verdict = Literal["pass", "breach", "failed", "skipped"]
 POLL_S = 0.2
+NO_UNIT_TO_FAULT = "no unit: nothing runs, so nothing to restart or stop"
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,15 @@ class Drill:
         return self._each_service("recovery")
 
     def _each_service(self, kind: Literal["restart", "recovery"]) -> list[DrillStep]:
+        """One fault per service that has a unit to fault; a service without one (tools
+        a host needs, installed and nothing to run) is listed as skipped, with why."""
         out = []
         for name, service in self._services():
+            if service.unit is None:
+                out.append(
+                    DrillStep(kind, name, "-", None, None, "skipped", detail=NO_UNIT_TO_FAULT)
+                )
+                continue
             out.append(self._fault(kind, name, service))
             if out[-1].verdict != "pass":
                 break

@@ -275,7 +275,9 @@ def switchover(mover: Mover, to: str, reason: str) -> FailoverState:
     run_id = _start_run(mover, move)
     hosts = mover.loaded.written.hosts
     try:
-        stopped = stop_units(hosts[source], list(failover.services))
+        services = mover.loaded.written.services
+        running = [n for n in failover.services if services[n].unit is not None]
+        stopped = stop_units(hosts[source], running)  # a service without a unit runs nothing
         _step(mover, run_id, source, "stop services", stopped.ok, stopped.error)
         if not stopped.ok:
             raise MoveFailed(f"could not stop the services on {source}: {stopped.error}")

@@ -70,10 +70,10 @@ def lab_spec(lab: fleet_lab.Lab, extra: str = "") -> str:
     rto: 30s
   ollama:
     host: h2
-    install: {{kind: file, source: {STANDINS}/ollama_standin.py, sha256: {_sha("ollama_standin.py")}, dest: /usr/local/bin/ollama}}
+    install: {{kind: file, source: {STANDINS}/http_standins.py, sha256: {_sha("http_standins.py")}, dest: /usr/local/bin/ollama}}
     unit:
       description: ollama stand-in
-      exec_start: /usr/bin/python3 /usr/local/bin/ollama --port 11434 --pull-seconds 0.2
+      exec_start: /usr/bin/python3 /usr/local/bin/ollama ollama --port 11434 --pull-seconds 0.2
     health:
       - {{kind: http, url: "http://{{address}}:11434/api/tags", json_key: models}}
     rto: 30s

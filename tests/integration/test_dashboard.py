@@ -79,3 +79,49 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_heal_reaches_the_page_with_the_pass_that_healed(
+    lab: fleet_lab.Lab, tmp_path: Path
+) -> None:
+    """With no probe passes in between (probe 10m, full pass every 5 s), the page is what
+    the heal pass left. It used to keep the pass's first look (before the heal): Degraded
+    until the next pass, with a last pass older than the heal."""
+    from reconciler.store.journal import Journal, RunRecord
+
+    spec, journal_path = tmp_path / "fleet.yaml", tmp_path / "journal.db"
+    spec.write_text(lab_spec(lab) + "reconciler: {interval: 5s, probe_interval: 10m}\n")
+    done = run_reconcile("--yes", str(spec), "--journal", str(journal_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    watch = start_reconcile(
+        "watch", str(spec), "--journal", str(journal_path), "--max-seconds", "90"
+    )
+    journal = Journal(journal_path)
+    try:
+        until("the watch's first pass", lambda: journal.loop_state(str(spec)), 30)
+        before = {r.id for r in journal.runs(50)}
+        fleet_lab.ssh(lab, "h2", "systemctl stop ollama.service")
+
+        def heal_run() -> RunRecord | None:
+            return next(
+                (r for r in journal.runs(5) if r.id not in before and r.ended is not None), None
+            )
+
+        until("a heal run", heal_run, 40)
+        run = heal_run()
+        assert run is not None and run.outcome == "converged", run
+        # The first record after the run is its own pass's; the next pass is 5 s away.
+        until(
+            "the heal pass's record",
+            lambda: (found := journal.loop_state(str(spec))) and found[0] >= (run.ended or 0),
+            10,
+        )
+        saved = journal.loop_state(str(spec))
+        assert saved is not None
+        ollama = saved[1]["services"]["ollama"]
+        assert ollama["healthy"] is True, saved[1]
+        assert ollama["seen"] >= run.started and saved[1]["last_pass"] >= run.started
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        watch.wait(timeout=60)
+        journal.close()

@@ -20,55 +20,95 @@ def active_since(lab: fleet_lab.Lab, host: str, unit: str) -> float:
     return int(out.strip().split("=")[1]) / 1e6 + offset
 
 
+# Tools a host needs: installed, nothing that runs (no unit to fault).
+TOOLS = """\
+  tools:
+    host: h1
+    install: {kind: apt, packages: [sqlite3, git]}
+"""
+
+
+def with_service(spec: str, service: str) -> str:
+    return spec.replace("models:\n", service + "models:\n", 1)
+
+
 def test_a_drill_measures_every_service_against_its_rto(lab: fleet_lab.Lab, tmp_path: Path) -> None:
+    """Every service with a unit is faulted and timed; a package-only one is skipped,
+    and the table says why (it failed the whole drill with 'Unit tools.service not found')."""
     spec, journal = tmp_path / "fleet.yaml", tmp_path / "journal.db"
-    spec.write_text(lab_spec(lab))
+    spec.write_text(with_service(lab_spec(lab), TOOLS))
     done = run_reconcile("--yes", str(spec), "--journal", str(journal))
     assert done.returncode == 0, done.stdout + done.stderr
 
     drilled = run_reconcile("drill", str(spec), "--journal", str(journal), "--output", "json")
     assert drilled.returncode == 0, drilled.stdout + drilled.stderr
     steps = json.loads(drilled.stdout)
-    assert [(s["kind"], s["subject"]) for s in steps] == [
-        ("restart", "agent"),
-        ("restart", "ollama"),
-        ("recovery", "agent"),
-        ("recovery", "ollama"),
-    ]
-    assert all(s["verdict"] == "pass" for s in steps), steps
+    assert [(s["kind"], s["subject"], s["verdict"]) for s in steps] == [
+        ("restart", "agent", "pass"),
+        ("restart", "ollama", "pass"),
+        ("restart", "tools", "skipped"),
+        ("recovery", "agent", "pass"),
+        ("recovery", "ollama", "pass"),
+        ("recovery", "tools", "skipped"),
+    ], steps
+    assert all("no unit" in s["detail"] for s in steps if s["verdict"] == "skipped")
+    steps = [s for s in steps if s["verdict"] == "pass"]
     for step in steps:
         assert step["t_fault"] <= step["t_detect"] <= step["t_healthy"]
         assert step["measured_s"] == step["t_healthy"] - step["t_fault"] <= step["objective_s"]
-    # The last recovery, by the host's own record: healthy within 1 s of systemd
-    # seeing the unit active (the health check's poll and its HTTP answer).
+    # The last recovery, by the host's own record: the fault came before systemd saw the
+    # unit active again, and healthy after it (no bound in seconds: that is the machine's).
     ollama = steps[-1]
-    assert 0 <= ollama["t_healthy"] - active_since(lab, "h2", "ollama") < 1.0, ollama
+    assert ollama["t_fault"] <= active_since(lab, "h2", "ollama") <= ollama["t_healthy"], ollama
     history = run_reconcile("history", "--journal", str(journal))
     runs = history.stdout.splitlines()[1:]
     assert len(runs) == 3 and all("converged" in r for r in runs), history.stdout  # 2 heals
 
     table = run_reconcile("drill", str(spec), "--journal", str(journal))
-    assert "DRILL PASSED: 4 step(s)" in table.stdout, table.stdout + table.stderr
+    assert "DRILL PASSED: 6 step(s), 2 skipped" in table.stdout, table.stdout + table.stderr
     assert "recovery  ollama" in table.stdout
+    [skipped] = [line for line in table.stdout.splitlines() if line.startswith("restart   tools")]
+    assert "SKIPPED" in skipped and "no unit: nothing runs" in skipped, table.stdout
+
+
+# Healthy (its port open) only 3 s after it starts; a bare socket, since http.server
+# looks its own name up in DNS first, which the hosts do not have (10 s more).
+SLOW = """\
+  slow:
+    host: h1
+    unit:
+      description: slow to answer
+      exec_start: /usr/bin/python3 -c "import socket, time; time.sleep(3); s = socket.create_server(('0.0.0.0', 8099)); [s.accept()[0].close() for _ in iter(int, 1)]"
+    health: [{{kind: tcp, port: 8099}}]
+    rto: {rto}
+"""
 
 
 def test_a_breach_fails_the_drill_stops_it_and_raises_a_p1(
     lab: fleet_lab.Lab, tmp_path: Path
 ) -> None:
+    """The breach is certain, whatever the machine's speed: `slow` answers its check
+    3 s after it starts, and its RTO is 1 s (converged first with an RTO it meets)."""
     spec, journal = tmp_path / "fleet.yaml", tmp_path / "journal.db"
-    # The agent's RTO of 1 s is not met: its restart, then a health check over SSH.
-    spec.write_text(lab_spec(lab).replace("    rto: 30s\n", "    rto: 1s\n", 1))
+    spec.write_text(with_service(lab_spec(lab), SLOW.format(rto="30s")))
     done = run_reconcile("--yes", str(spec), "--journal", str(journal))
     assert done.returncode == 0, done.stdout + done.stderr
-    drilled = run_reconcile("drill", str(spec), "--journal", str(journal))
+    spec.write_text(with_service(lab_spec(lab), SLOW.format(rto="1s")))
+    drilled = run_reconcile("drill", str(spec), "--journal", str(journal), "--output", "json")
     assert drilled.returncode == 1, drilled.stdout + drilled.stderr
-    assert "DRILL FAILED at restart agent: 1 step(s)" in drilled.stdout, drilled.stdout
+    steps = json.loads(drilled.stdout)
+    assert [(s["kind"], s["subject"], s["verdict"]) for s in steps] == [
+        ("restart", "agent", "pass"),
+        ("restart", "ollama", "pass"),
+        ("restart", "slow", "breach"),
+    ], steps
+    assert steps[-1]["measured_s"] >= 3.0  # its own start-up, not the machine's speed
     incidents = json.loads(
         run_reconcile("incidents", "--output", "json", "--journal", str(journal)).stdout
     )
     [drill] = [i for i in incidents if i["family"] == "drill"]
     assert drill["severity"] == "P1" and drill["status"] == "open"
-    assert "restart agent" in drill["message"]
+    assert "restart slow" in drill["message"]
 
 
 def test_watch_runs_the_drill_when_due_and_status_shows_its_table(

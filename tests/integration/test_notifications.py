@@ -44,13 +44,13 @@ def channels(lab: fleet_lab.Lab, crashy: str | None, escalation: str) -> str:
     return f"""\
   telegram:
     host: h2
-    install: {{kind: file, source: {STANDINS}/telegram_standin.py, sha256: {_sha("telegram_standin.py")}, dest: /usr/local/bin/telegram-standin}}
-    unit: {{description: telegram stand-in, exec_start: /usr/bin/python3 /usr/local/bin/telegram-standin --port 8081}}
+    install: {{kind: file, source: {STANDINS}/http_standins.py, sha256: {_sha("http_standins.py")}, dest: /usr/local/bin/telegram-standin}}
+    unit: {{description: telegram stand-in, exec_start: /usr/bin/python3 /usr/local/bin/telegram-standin telegram --port 8081}}
     health: [{{kind: tcp, port: 8081}}]
   gitea:
     host: h2
-    install: {{kind: file, source: {STANDINS}/gitea_standin.py, sha256: {_sha("gitea_standin.py")}, dest: /usr/local/bin/gitea}}
-    unit: {{description: gitea stand-in, exec_start: /usr/bin/python3 /usr/local/bin/gitea --port 3000}}
+    install: {{kind: file, source: {STANDINS}/http_standins.py, sha256: {_sha("http_standins.py")}, dest: /usr/local/bin/gitea}}
+    unit: {{description: gitea stand-in, exec_start: /usr/bin/python3 /usr/local/bin/gitea gitea --port 3000}}
     health: [{{kind: tcp, port: 3000}}]
 {crashy_service}notifications:
   channels:

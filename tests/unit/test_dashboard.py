@@ -91,8 +91,15 @@ def test_metrics_parse_with_prometheus_own_parser(tmp_path: Path) -> None:
 def test_backups_show_their_age_against_the_rpo_on_the_page_and_in_metrics(
     tmp_path: Path,
 ) -> None:
-    from reconciler.store.confirmations import Confirmation, Confirmations
-    from tests.unit.helpers import load_text
+    """The page reads the newest snapshot as the plan recorded it. It once read another
+    key (the repository as written, `sftp:root@hermes:...`, where the plan records it
+    resolved to hermes's address) and said 'newest: none' while `status` saw one."""
+    from datetime import UTC, datetime
+
+    from reconciler.observe.observation import BackupState
+    from reconciler.run.once import remember_confirmations
+    from reconciler.store.confirmations import Confirmations
+    from tests.unit.helpers import ideal_observation, load_text
     from tests.unit.test_diff_backups import POLICY
     from tests.unit.test_spec import BASE
 
@@ -100,8 +107,13 @@ def test_backups_show_their_age_against_the_rpo_on_the_page_and_in_metrics(
     loaded = load_text(BASE + POLICY)
     journal = Journal(journal_path)
     now = time.time()
-    repository = loaded.fleet.backups["db"].repository
-    Confirmations(journal).put("db", repository, Confirmation("abc123", now - 7200, 4, now))
+    listed = BackupState(
+        last_snapshot=datetime.fromtimestamp(now - 7200, UTC), snapshots=4, newest_id="abc123"
+    )
+    observed = ideal_observation(loaded).model_copy(
+        update={"backups": {"db": listed}, "observed_at": datetime.fromtimestamp(now, UTC)}
+    )
+    remember_confirmations(loaded, observed, Confirmations(journal))  # as a plan does
     journal.close()
     client = TestClient(make_app(journal_path, state, lambda: loaded, CollectorRegistry()))
     page = client.get("/").text
@@ -110,3 +122,20 @@ def test_backups_show_their_age_against_the_rpo_on_the_page_and_in_metrics(
     [age] = families["fleet_reconciler_backup_age_seconds"].samples
     assert age.labels == {"policy": "db"} and 7199 < age.value < 7300
     assert families["fleet_reconciler_backup_rpo_seconds"].samples[0].value == 3600
+
+
+def test_a_service_with_no_checks_is_healthy_on_the_page() -> None:
+    """Tools a host needs (installed, no unit, no checks) have nothing that can fail; the
+    page said Degraded for ever, where `status` says '-' and the gate does not wait."""
+    from reconciler.daemon.loop import services_seen
+    from tests.unit.helpers import ideal_observation, load_text
+    from tests.unit.test_spec import BASE
+
+    tools = "  tools:\n    host: kimi\n    install: {kind: apt, packages: [git]}\n"
+    loaded = load_text(BASE + tools)
+    observed = ideal_observation(loaded)
+    seen = services_seen(loaded, observed, 1.0)
+    assert seen["tools"] == {"host": "kimi", "healthy": True, "detail": "", "seen": 1.0}
+    kimi = observed.hosts["kimi"].model_copy(update={"reachable": False})
+    lost = observed.model_copy(update={"hosts": {**observed.hosts, "kimi": kimi}})
+    assert services_seen(loaded, lost, 2.0)["tools"]["healthy"] is False

@@ -56,9 +56,29 @@ def test_rpo_drift_cases() -> None:
         )
     ]
     assert rpo_changes(BackupState(error="x", missing_repository=True)) == [
-        ("repo_init", "create", "not initialised (init: true)"),
+        ("repo_init", "create", "not initialised (init: true); for db"),
         ("backup_now", "alert", "no snapshot yet, RPO 1h"),
     ]
+
+
+def test_a_repository_two_policies_share_is_planned_for_initialisation_once() -> None:
+    second = POLICY.replace("  db:\n", "  configs:\n").replace(
+        "    sqlite: [/root/db.sqlite]\n", "    paths: [/etc/agent]\n"
+    )
+    loaded = load_text(BASE + POLICY + second.removeprefix("backups:\n"))
+    missing = BackupState(error="x", missing_repository=True)
+    observed = ideal_observation(loaded).model_copy(
+        update={"backups": {"db": missing, "configs": missing}, "observed_at": NOW}
+    )
+    plan = make_plan(loaded, observed, diff(loaded, observed))
+    inits = [a for a in plan.actions if a.kind == "repo_init"]
+    assert [(a.subject, a.reason) for a in inits] == [
+        (
+            "repository sftp:root@hermes:/srv/restic/kimi",
+            "not initialised (init: true); for db, configs",
+        )
+    ]
+    assert render_plan(plan).count("+ repository sftp:root@hermes:/srv/restic/kimi") == 1
 
 
 def test_env_file_is_compared_by_digest_and_never_shown() -> None:

@@ -121,7 +121,8 @@ def standins(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
         subprocess.Popen(
             [
                 sys.executable,
-                str(STANDINS / "telegram_standin.py"),
+                str(STANDINS / "http_standins.py"),
+                "telegram",
                 "--port",
                 str(tg),
                 "--store",
@@ -131,7 +132,8 @@ def standins(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
         subprocess.Popen(
             [
                 sys.executable,
-                str(STANDINS / "gitea_standin.py"),
+                str(STANDINS / "http_standins.py"),
+                "gitea",
                 "--port",
                 str(gitea),
                 "--store",

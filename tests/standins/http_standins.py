@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""Stand-ins for the HTTP services a fleet runs and pages through: the API subset that
+fleet-reconciler uses of Ollama, Gitea and Telegram's Bot API, and nothing else.
+
+    http_standins.py ollama   [--port 11434] [--store FILE] [--pull-seconds S]
+    http_standins.py gitea    [--port 3000]  [--store FILE]
+    http_standins.py telegram [--port 8081]  [--store FILE]
+
+Each keeps what it was sent in a JSON file (so restarts keep it, and tests read what
+arrived). Standard library only: it is installed as a service binary on a bare test
+host, one copy per service, each run with its API's name.
+
+Ollama:
+  GET    /api/tags
+  POST   /api/pull     {model}   streamed NDJSON progress, --pull-seconds long
+  DELETE /api/delete   {model}
+
+Gitea (every repository has the labels P0..P3 and `incident`, ids 1-5; writes need an
+`Authorization: token ...` header):
+  GET   /api/v1/version
+  GET   /api/v1/repos/OWNER/REPO/labels
+  GET   /api/v1/repos/OWNER/REPO/issues[?state=open|closed|all][&labels=A,B]
+  POST  /api/v1/repos/OWNER/REPO/issues             {title, body, labels: [id]}
+  PATCH /api/v1/repos/OWNER/REPO/issues/N           {state}
+  GET   /api/v1/repos/OWNER/REPO/issues/N/comments
+  POST  /api/v1/repos/OWNER/REPO/issues/N/comments  {body}
+
+Telegram:
+  POST /bot<TOKEN>/sendMessage   {chat_id, text, parse_mode}
+  GET  /test/messages            what arrived
+  POST /test/mode {"mode": ...}  faults for tests: `ok`, `down` (503), `slow` (answers
+                                 after 15 s) and `limit` (429 with retry_after 2)
+"""
+
+import argparse
+import hashlib
+import json
+import re
+import socketserver
+import threading
+import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+LOCK = threading.Lock()
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """What every stand-in shares: JSON in and out, and a JSON file as its store."""
+
+    store: Path
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def _json(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        body: dict[str, Any] = json.loads(self.rfile.read(length) or b"{}")
+        return body
+
+    def _load(self, empty: Any) -> Any:
+        return json.loads(self.store.read_text()) if self.store.exists() else empty
+
+    def _save(self, data: object) -> None:
+        tmp = self.store.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self.store)
+
+
+# Ollama ------------------------------------------------------------------------------
+
+
+class Ollama(JsonHandler):
+    pull_seconds = 1.0
+
+    def do_GET(self) -> None:
+        if self.path != "/api/tags":
+            return self._json(404, {"error": "not found"})
+        with LOCK:
+            models = self._load({})
+        self._json(200, {"models": [dict(m, name=n, model=n) for n, m in sorted(models.items())]})
+
+    def do_DELETE(self) -> None:
+        if self.path != "/api/delete":
+            return self._json(404, {"error": "not found"})
+        name = self._body().get("model") or ""
+        with LOCK:
+            models = self._load({})
+            if name not in models:
+                return self._json(404, {"error": f"model '{name}' not found"})
+            del models[name]
+            self._save(models)
+        self._json(200, {})
+
+    def do_POST(self) -> None:
+        if self.path != "/api/pull":
+            return self._json(404, {"error": "not found"})
+        body = self._body()
+        name = body.get("model") or body.get("name") or ""
+        if ":" not in name:
+            return self._json(400, {"error": "expected model as name:tag"})
+        digest = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+        total = 1_000_000 + len(name) * 1000
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.end_headers()
+        self._line({"status": "pulling manifest"})
+        steps = 10
+        for i in range(1, steps + 1):
+            time.sleep(self.pull_seconds / steps)
+            self._line(
+                {
+                    "status": f"pulling {digest[7:19]}",
+                    "digest": digest,
+                    "total": total,
+                    "completed": total * i // steps,
+                }
+            )
+        with LOCK:
+            models = self._load({})
+            models[name] = {
+                "size": total,
+                "digest": digest,
+                "modified_at": datetime.now(UTC).isoformat(),
+            }
+            self._save(models)
+        self._line({"status": "verifying sha256 digest"})
+        self._line({"status": "success"})
+
+    def _line(self, obj: dict[str, Any]) -> None:
+        self.wfile.write(json.dumps(obj).encode() + b"\n")
+        self.wfile.flush()
+
+
+# Gitea -------------------------------------------------------------------------------
+
+REPO = r"^/api/v1/repos/([^/]+)/([^/]+)"
+LABELS = re.compile(REPO + r"/labels$")
+ISSUES = re.compile(REPO + r"/issues$")
+ISSUE = re.compile(REPO + r"/issues/(\d+)$")
+COMMENTS = re.compile(REPO + r"/issues/(\d+)/comments$")
+KNOWN_LABELS = [
+    {"id": i + 1, "name": name} for i, name in enumerate(["P0", "P1", "P2", "P3", "incident"])
+]
+
+
+class Gitea(JsonHandler):
+    def _authorized(self) -> bool:
+        if self.headers.get("Authorization", "").startswith("token "):
+            return True
+        self._json(401, {"message": "token is required"})
+        return False
+
+    def _find(self, issues: list[dict[str, Any]], repo: str, number: str) -> dict[str, Any] | None:
+        return next((i for i in issues if i["repo"] == repo and i["number"] == int(number)), None)
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path == "/api/v1/version":
+            return self._json(200, {"version": "1.21.0+standin"})
+        if LABELS.match(url.path):
+            return self._json(200, KNOWN_LABELS)
+        with LOCK:
+            issues = self._load([])
+        if match := ISSUES.match(url.path):
+            query = parse_qs(url.query)
+            state = query.get("state", ["open"])[0]
+            repo = f"{match[1]}/{match[2]}"
+            # As Gitea: label names unknown to the repository are ignored; an issue
+            # must carry every known one asked for.
+            asked = {x for x in query.get("labels", [""])[0].split(",") if x}
+            wanted = asked & {x["name"] for x in KNOWN_LABELS}
+            found = [
+                {k: v for k, v in i.items() if k != "comments"}
+                for i in issues
+                if i["repo"] == repo
+                and state in ("all", i["state"])
+                and wanted <= {x["name"] for x in i["labels"]}
+            ]
+            return self._json(200, found)
+        if match := COMMENTS.match(url.path):
+            issue = self._find(issues, f"{match[1]}/{match[2]}", match[3])
+            if issue is None:
+                return self._json(404, {"message": "issue not found"})
+            return self._json(200, issue["comments"])
+        self._json(404, {"message": "not found"})
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        if not self._authorized():
+            return
+        body = self._body()
+        with LOCK:
+            issues = self._load([])
+            if match := ISSUES.match(url.path):
+                if not body.get("title"):
+                    return self._json(422, {"message": "title is required"})
+                issue = {
+                    "number": len(issues) + 1,
+                    "repo": f"{match[1]}/{match[2]}",
+                    "title": body["title"],
+                    "body": body.get("body", ""),
+                    "state": "open",
+                    "labels": [x for x in KNOWN_LABELS if x["id"] in body.get("labels", [])],
+                    "comments": [],
+                }
+                issues.append(issue)
+                self._save(issues)
+                return self._json(201, {k: v for k, v in issue.items() if k != "comments"})
+            if match := COMMENTS.match(url.path):
+                found = self._find(issues, f"{match[1]}/{match[2]}", match[3])
+                if found is None:
+                    return self._json(404, {"message": "issue not found"})
+                comment = {"id": len(found["comments"]) + 1, "body": body.get("body", "")}
+                found["comments"].append(comment)
+                self._save(issues)
+                return self._json(201, comment)
+        self._json(404, {"message": "not found"})
+
+    def do_PATCH(self) -> None:
+        if not self._authorized():
+            return
+        match = ISSUE.match(urlsplit(self.path).path)
+        if not match:
+            return self._json(404, {"message": "not found"})
+        body = self._body()
+        with LOCK:
+            issues = self._load([])
+            found = self._find(issues, f"{match[1]}/{match[2]}", match[3])
+            if found is None:
+                return self._json(404, {"message": "issue not found"})
+            if body.get("state") in ("open", "closed"):
+                found["state"] = body["state"]
+            self._save(issues)
+        self._json(201, {k: v for k, v in found.items() if k != "comments"})
+
+
+# Telegram ----------------------------------------------------------------------------
+
+SEND = re.compile(r"^/bot([A-Za-z0-9:_-]+)/sendMessage$")
+MODE = {"mode": "ok"}
+
+
+class Telegram(JsonHandler):
+    def do_GET(self) -> None:
+        if self.path == "/test/messages":
+            with LOCK:
+                return self._json(200, self._load([]))
+        self._json(404, {"ok": False, "description": "Not Found"})
+
+    def do_POST(self) -> None:
+        body = self._body()
+        if self.path == "/test/mode":
+            MODE["mode"] = body.get("mode", "ok")
+            return self._json(200, MODE)
+        match = SEND.match(self.path)
+        if not match:
+            return self._json(404, {"ok": False, "description": "Not Found"})
+        mode = MODE["mode"]
+        if mode == "down":
+            return self._json(503, {"ok": False, "description": "Service Unavailable"})
+        if mode == "limit":
+            return self._json(
+                429,
+                {
+                    "ok": False,
+                    "error_code": 429,
+                    "description": "Too Many Requests",
+                    "parameters": {"retry_after": 2},
+                },
+            )
+        if mode == "slow":
+            time.sleep(15)
+        if not body.get("chat_id") or not body.get("text"):
+            return self._json(400, {"ok": False, "description": "Bad Request: text is empty"})
+        with LOCK:
+            messages = self._load([])
+            message = {
+                "message_id": len(messages) + 1,
+                "chat_id": str(body["chat_id"]),
+                "text": body["text"],
+                "parse_mode": body.get("parse_mode"),
+                "date": time.time(),
+            }
+            messages.append(message)
+            self._save(messages)
+        self._json(200, {"ok": True, "result": message})
+
+
+# The server --------------------------------------------------------------------------
+
+APIS: dict[str, tuple[type[JsonHandler], int, str]] = {
+    "ollama": (Ollama, 11434, "/var/lib/ollama-standin/models.json"),
+    "gitea": (Gitea, 3000, "/var/lib/gitea-standin/issues.json"),
+    "telegram": (Telegram, 8081, "/var/lib/telegram-standin/messages.json"),
+}
+
+
+class Server(ThreadingHTTPServer):
+    """HTTPServer.server_bind calls getfqdn(), which waits ~10 s for DNS on a host without it."""
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "localhost", self.server_address[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("api", choices=sorted(APIS))
+    parser.add_argument("--port", type=int, help="default: the real service's port")
+    parser.add_argument("--store", help="the JSON file it keeps what it was sent in")
+    parser.add_argument("--pull-seconds", type=float, default=1.0, help="ollama: a pull's time")
+    args = parser.parse_args()
+    handler, port, store = APIS[args.api]
+    handler.store = Path(args.store or store)
+    handler.store.parent.mkdir(parents=True, exist_ok=True)
+    Ollama.pull_seconds = args.pull_seconds
+    Server(("0.0.0.0", args.port or port), handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
