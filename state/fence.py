@@ -37,6 +37,7 @@ def default_fence_after(grace: timedelta) -> timedelta:
     seconds = min(grace.total_seconds() * 4 / 5, (grace - FENCE_MARGIN).total_seconds())
     return timedelta(seconds=max(1, int(seconds)))
 
+
 GUARD_SCRIPT = f'''#!/usr/bin/python3
 """fleet-guard: fences the failover services on this host. Installed by fleet-reconciler.
 
