@@ -11,7 +11,6 @@ first converges per tool (default 3), then --rounds no-op rounds (default 3).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -19,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bench.dry_run import write_spec
-from bench.timing import timed
+from bench.timing import options, timed
 from tests.fleet import lab as fleet_lab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,11 +36,7 @@ def measure(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--hosts", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--firsts", type=int, default=3)
-    args = parser.parse_args()
+    args = options(__doc__, hosts=4, rounds=3, firsts=3)
     names = [f"b{i}" for i in range(1, args.hosts + 1)]
     firsts: dict[str, list[float]] = {"reconcile": [], "pyinfra": []}
     noops: dict[str, list[float]] = {"reconcile": [], "pyinfra": []}

@@ -12,7 +12,6 @@ or less). Bounded: one backup each.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.timing import timed
+from bench.timing import options, timed
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import lab_spec
 
@@ -47,9 +46,7 @@ SFTP = (
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size-mb", type=int, default=200)
-    args = parser.parse_args()
+    args = options(__doc__, size_mb=200)
     env = {**os.environ, "BENCH_RESTIC_PASSWORD": PASSWORD}
     cli = [sys.executable, "-m", "reconciler.cli"]
     lab = fleet_lab.up(["h1", "h2"], prefix="bench")

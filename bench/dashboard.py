@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import sys
@@ -26,6 +25,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
 
+from bench.timing import options
 from bench.watch import p95
 from reconciler.daemon.loop import WatchLoop
 from reconciler.daemon.spec_source import SpecSource
@@ -108,10 +108,7 @@ def pass_times(spec: Path, journal_path: Path, passes: int, dashboard: bool) -> 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=50)
-    parser.add_argument("--passes", type=int, default=15)
-    args = parser.parse_args()
+    args = options(__doc__, requests=50, passes=15)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         served = server_times(tmp, args.requests)

@@ -17,7 +17,6 @@ and without one (it lists the repository on every plan), against `pyinfra --dry`
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -26,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.timing import timed
+from bench.timing import options, timed
 from state.load import load_fleet
 from tests.fleet import lab as fleet_lab
 from tests.integration.by_hand import converge_by_hand
@@ -94,10 +93,7 @@ def with_backup_policy(lab: fleet_lab.Lab, tmp: Path, paired: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--paired", type=int, default=7)
-    args = parser.parse_args()
+    args = options(__doc__, rounds=3, paired=7)
     names = [f"b{i}" for i in range(1, max(SIZES) + 1)]
     lab = fleet_lab.up(names, prefix="bench")
     bin_dir = Path(sys.executable).parent

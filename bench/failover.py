@@ -22,7 +22,6 @@ Bounded: --runs runs (default 3), each watch at most 200 s.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import statistics
@@ -33,7 +32,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bench.timing import timed
+from bench.timing import options, timed
 from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import (
@@ -143,10 +142,7 @@ def one_run(lab: fleet_lab.Lab, tmp: Path, env: dict[str, str]) -> dict[str, flo
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--size-mb", type=int, default=100)
-    args = parser.parse_args()
+    args = options(__doc__, runs=3, size_mb=100)
     env = {**os.environ, "RESTIC_PASSWORD": PASSWORD}
     lab = fleet_lab.up(["h1", "h2"], prefix="bench")
     try:

@@ -15,7 +15,6 @@ and 2 lab hosts.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from bench.timing import options
 from bench.watch import CLI, ROOT, wait
 from reconciler.coordination.leader import EtcdLeadership, who_leads
 from state.models import EtcdCoordination
@@ -136,10 +136,7 @@ def no_op_runs(spec: Path, journal: Path, runs: int) -> list[float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+    args = options(__doc__, trials=3, runs=5)
     lab = fleet_lab.up(["h1", "h2"], prefix="bench")
     try:
         with etcd_cluster(3) as cluster, tempfile.TemporaryDirectory() as tmp_name:

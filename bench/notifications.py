@@ -18,7 +18,6 @@ Bounded: --trials outages (default 3) and --passes passes per mode (default 8).
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import signal
@@ -32,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from bench.timing import options
 from bench.watch import CLI, ROOT, wait
 from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
@@ -140,10 +140,7 @@ def pass_times(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--passes", type=int, default=8)
-    args = parser.parse_args()
+    args = options(__doc__, trials=3, passes=8)
     env = {**os.environ, "TEST_TG_TOKEN": TG_TOKEN, "TEST_GITEA_TOKEN": "bench-gitea-token"}
     lab = fleet_lab.up(["h1", "h2"], prefix="bench")
     try:

@@ -14,7 +14,6 @@ Prints the start, the end and the least-squares slope per 100 passes. Bounded by
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.timing import options
 from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import lab_spec, workers_of
@@ -75,11 +75,7 @@ def slope(points: list[tuple[int, int]]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--passes", type=int, default=500)
-    parser.add_argument("--max-seconds", type=float, default=3600)
-    parser.add_argument("--disturb-every", type=float, default=20)
-    args = parser.parse_args()
+    args = options(__doc__, passes=500, max_seconds=3600.0, disturb_every=20.0)
     lab = fleet_lab.up(["h1", "h2"], prefix="soak")
     points: dict[str, list[tuple[int, int]]] = {
         "daemon RSS KiB": [],

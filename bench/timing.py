@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import time
 from pathlib import Path
@@ -19,3 +20,12 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> float:
     if done.returncode != 0:
         raise SystemExit(f"{command[:4]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return elapsed
+
+
+def options(doc: str | None, **defaults: float) -> argparse.Namespace:
+    """A benchmark's command line: one `--name` option per keyword, typed by its default
+    (`size_mb=200` is `--size-mb N`, an int; `idle=30.0` a float)."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+    return parser.parse_args()

@@ -21,7 +21,6 @@ CPU sampling (default 30), then SIGTERM.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import random
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.timing import options
 from reconciler.store.journal import Journal
 from state.models import ReconcilerSettings
 from tests.fleet import lab as fleet_lab
@@ -186,11 +186,7 @@ def machine() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=10)
-    parser.add_argument("--edits", type=int, default=5)
-    parser.add_argument("--idle", type=float, default=30.0)
-    args = parser.parse_args()
+    args = options(__doc__, trials=10, edits=5, idle=30.0)
     interval = ReconcilerSettings().probe_interval.total_seconds()
     lab = fleet_lab.up(["h1", "h2"], prefix="bench")
     try:

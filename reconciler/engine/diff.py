@@ -218,30 +218,19 @@ def _diff_unit(
     subject = f"unit {name}.service"
     changes = []
     current_file = state.file if state else None
-    if current_file is None:
+    if current_file != want:
         changes.append(
             Change(
                 service.host,
                 name,
                 Phase.UNIT,
                 "unit_file",
-                "create",
+                "create" if current_file is None else "update",
                 subject,
-                "unit file missing",
-                unified_diff("", want, unit_path(name)),
-            )
-        )
-    elif current_file != want:
-        changes.append(
-            Change(
-                service.host,
-                name,
-                Phase.UNIT,
-                "unit_file",
-                "update",
-                subject,
-                f"unit file differs: {changed_keys(current_file, want)}",
-                unified_diff(current_file, want, unit_path(name)),
+                "unit file missing"
+                if current_file is None
+                else f"unit file differs: {changed_keys(current_file, want)}",
+                unified_diff(current_file or "", want, unit_path(name)),
             )
         )
     enabled = state.enabled if state else "not-found"

@@ -53,41 +53,29 @@ def diff_backup(
     policy = loaded.fleet.backups[name]
     target = resolve_repository(loaded.fleet, policy)
     key, unit = backup_service_id(name), backup_unit(name)
+    generated: list[tuple[Phase, ChangeKind, str, str, str]] = [
+        (
+            Phase.FILES,
+            "backup_script",
+            backup_path(name, "script"),
+            render_script(name, policy, target),
+            "0700",
+        ),
+        (
+            Phase.UNIT,
+            "backup_unit",
+            unit_path(f"{unit}.service"),
+            render_service(name, is_guarded(loaded.fleet, unit)),
+            "0644",
+        ),
+        (Phase.UNIT, "backup_unit", unit_path(f"{unit}.timer"), render_timer(name, policy), "0644"),
+    ]
     changes = [
         c
         for c in (
             _env(policy.host, key, host.files.get(backup_path(name, "env")), inputs.env_digest),
             *_pinned_host_key(policy.host, name, target, inputs.repository_known_hosts, host),
-            _text(
-                policy.host,
-                key,
-                Phase.FILES,
-                "backup_script",
-                backup_path(name, "script"),
-                render_script(name, policy, target),
-                "0700",
-                host,
-            ),
-            _text(
-                policy.host,
-                key,
-                Phase.UNIT,
-                "backup_unit",
-                unit_path(f"{unit}.service"),
-                render_service(name, is_guarded(loaded.fleet, unit)),
-                "0644",
-                host,
-            ),
-            _text(
-                policy.host,
-                key,
-                Phase.UNIT,
-                "backup_unit",
-                unit_path(f"{unit}.timer"),
-                render_timer(name, policy),
-                "0644",
-                host,
-            ),
+            *(_text(policy.host, key, *file, host) for file in generated),
         )
         if c is not None
     ]

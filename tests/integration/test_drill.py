@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import lab_spec, run_reconcile, start_reconcile
@@ -32,18 +33,31 @@ def with_service(spec: str, service: str) -> str:
     return spec.replace("models:\n", service + "models:\n", 1)
 
 
+def converge(spec: Path, journal: Path, text: str) -> None:
+    spec.write_text(text)
+    done = run_reconcile("--yes", str(spec), "--journal", str(journal))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def drilled(spec: Path, journal: Path, returncode: int) -> list[dict[str, Any]]:
+    """`reconcile drill --output json`: its steps, once it exited with `returncode`."""
+    done = run_reconcile("drill", str(spec), "--journal", str(journal), "--output", "json")
+    assert done.returncode == returncode, done.stdout + done.stderr
+    steps: list[dict[str, Any]] = json.loads(done.stdout)
+    return steps
+
+
+def verdicts(steps: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(s["kind"], s["subject"], s["verdict"]) for s in steps]
+
+
 def test_a_drill_measures_every_service_against_its_rto(lab: fleet_lab.Lab, tmp_path: Path) -> None:
     """Every service with a unit is faulted and timed; a package-only one is skipped,
     and the table says why (it failed the whole drill with 'Unit tools.service not found')."""
     spec, journal = tmp_path / "fleet.yaml", tmp_path / "journal.db"
-    spec.write_text(with_service(lab_spec(lab), TOOLS))
-    done = run_reconcile("--yes", str(spec), "--journal", str(journal))
-    assert done.returncode == 0, done.stdout + done.stderr
-
-    drilled = run_reconcile("drill", str(spec), "--journal", str(journal), "--output", "json")
-    assert drilled.returncode == 0, drilled.stdout + drilled.stderr
-    steps = json.loads(drilled.stdout)
-    assert [(s["kind"], s["subject"], s["verdict"]) for s in steps] == [
+    converge(spec, journal, with_service(lab_spec(lab), TOOLS))
+    steps = drilled(spec, journal, 0)
+    assert verdicts(steps) == [
         ("restart", "agent", "pass"),
         ("restart", "ollama", "pass"),
         ("restart", "tools", "skipped"),
@@ -90,14 +104,10 @@ def test_a_breach_fails_the_drill_stops_it_and_raises_a_p1(
     """The breach is certain, whatever the machine's speed: `slow` answers its check
     3 s after it starts, and its RTO is 1 s (converged first with an RTO it meets)."""
     spec, journal = tmp_path / "fleet.yaml", tmp_path / "journal.db"
-    spec.write_text(with_service(lab_spec(lab), SLOW.format(rto="30s")))
-    done = run_reconcile("--yes", str(spec), "--journal", str(journal))
-    assert done.returncode == 0, done.stdout + done.stderr
+    converge(spec, journal, with_service(lab_spec(lab), SLOW.format(rto="30s")))
     spec.write_text(with_service(lab_spec(lab), SLOW.format(rto="1s")))
-    drilled = run_reconcile("drill", str(spec), "--journal", str(journal), "--output", "json")
-    assert drilled.returncode == 1, drilled.stdout + drilled.stderr
-    steps = json.loads(drilled.stdout)
-    assert [(s["kind"], s["subject"], s["verdict"]) for s in steps] == [
+    steps = drilled(spec, journal, 1)
+    assert verdicts(steps) == [
         ("restart", "agent", "pass"),
         ("restart", "ollama", "pass"),
         ("restart", "slow", "breach"),
@@ -116,9 +126,7 @@ def test_watch_runs_the_drill_when_due_and_status_shows_its_table(
 ) -> None:
     spec, journal = tmp_path / "fleet.yaml", tmp_path / "journal.db"
     loop = "reconciler: {interval: 5s, probe_interval: 1s, drill_every: 3s}\n"
-    spec.write_text(lab_spec(lab) + loop)
-    done = run_reconcile("--yes", str(spec), "--journal", str(journal))
-    assert done.returncode == 0, done.stdout + done.stderr
+    converge(spec, journal, lab_spec(lab) + loop)
     # Counted from the watch's first start: not at once, at the first full pass after.
     watch = start_reconcile("watch", str(spec), "--journal", str(journal), "--max-seconds", "60")
     try:
