@@ -20,7 +20,12 @@ CREATE TABLE IF NOT EXISTS snapshot_confirmations (
     snapshot_time REAL NOT NULL, snapshots INTEGER NOT NULL, confirmed REAL NOT NULL,
     PRIMARY KEY (policy, repository)
 );
+CREATE TABLE IF NOT EXISTS snapshot_history (
+    policy TEXT NOT NULL, repository TEXT NOT NULL, snapshot_id TEXT NOT NULL,
+    snapshot_time REAL NOT NULL, PRIMARY KEY (policy, repository, snapshot_id)
+);
 """
+HISTORY_DAYS = 35  # a month of the dashboard's age chart, and the month before it
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,30 @@ class Confirmations:
     def put_policy(self, fleet: Fleet, policy: str, found: Confirmation) -> None:
         self.put(policy, _repository(fleet, policy), found)
 
+    def history(self, fleet: Fleet, policy: str, since: float) -> list[float]:
+        """Times of the newest snapshots confirmed since `since`, and of the one before
+        (the chart's age at its left edge), oldest first."""
+        key = (policy, _repository(fleet, policy))
+        rows = self.db.execute(
+            "SELECT snapshot_time FROM snapshot_history WHERE policy = ? AND repository = ?"
+            " AND snapshot_time >= (SELECT COALESCE(MAX(snapshot_time), 0) FROM"
+            " snapshot_history WHERE policy = ? AND repository = ? AND snapshot_time < ?)"
+            " ORDER BY snapshot_time LIMIT 5000",
+            (*key, *key, since),
+        ).fetchall()
+        return [float(r[0]) for r in rows]
+
     def put(self, policy: str, repository: str, found: Confirmation) -> None:
+        """Confirm `found` as the newest; it joins the history, which keeps HISTORY_DAYS."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO snapshot_history VALUES (?, ?, ?, ?)",
+            (policy, repository, found.snapshot_id, found.snapshot_time),
+        )
+        self.db.execute(
+            "DELETE FROM snapshot_history WHERE policy = ? AND repository = ?"
+            " AND snapshot_time < ?",
+            (policy, repository, min(found.confirmed - HISTORY_DAYS * 86400, found.snapshot_time)),
+        )
         self.db.execute(
             "INSERT INTO snapshot_confirmations VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(policy, repository) DO UPDATE SET snapshot_id = excluded.snapshot_id,"

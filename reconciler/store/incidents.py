@@ -74,6 +74,15 @@ class IncidentStore:
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def opened_since(self, since: float, limit: int = 1000) -> list[dict[str, Any]]:
+        """Incidents that opened at or after `since`, newest first (at most `limit`)."""
+        rows = self.db.execute(
+            "SELECT data FROM incidents WHERE updated >= ? ORDER BY updated DESC LIMIT ?",
+            (since, limit),
+        ).fetchall()
+        found = [json.loads(r[0]) for r in rows]
+        return [i for i in found if i.get("first_seen", 0) >= since]
+
     # -- outbox ---------------------------------------------------------------------
     def enqueue(self, key: str, channel: str, incident: str, payload: dict[str, Any]) -> bool:
         """Queue one notification; False when that key is already queued (or sent)."""

@@ -22,9 +22,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from reconciler.engine.plan_text import MARKS
 from reconciler.store.journal import Journal
 from reconciler.web.metrics import JournalCollector
-from reconciler.web.snapshot import take
+from reconciler.web.snapshot import Snapshot, take
 from state.load import LoadedFleet
 
 LIVE_EVERY_S = 1.0
@@ -32,6 +33,21 @@ LIVE_EVERY_S = 1.0
 
 def _at(at: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at)) if at else "-"
+
+
+def plan_mark(line: str) -> str:
+    """The class of one line of a rendered plan, by its mark (`+`, `~`, `-`, `!`)."""
+    marks = {v: k for k, v in MARKS.items()}
+    head = line.lstrip()[:1]
+    return marks.get(head, "") if line.startswith("  ") and line[2:3] == head else ""
+
+
+def plan_summary(snap: Snapshot) -> str:
+    """The plan's last line when one is pending, as `--dry-run` ends."""
+    if not snap.pending:
+        return "In sync: the fleet matches the desired state."
+    summary = [line for line in snap.plan_text.splitlines() if line.startswith("Plan: ")]
+    return summary[-1] if summary else f"Out of sync: {len(snap.pending)} pending"
 
 
 def make_app(
@@ -44,6 +60,8 @@ def make_app(
         loader=PackageLoader("reconciler.web", "templates"), autoescape=select_autoescape()
     )
     templates.globals["at"] = _at
+    templates.globals["plan_mark"] = plan_mark
+    templates.globals["plan_summary"] = plan_summary
     registry.register(JournalCollector(journal_path, state_file, loaded))
 
     def fragment() -> str:

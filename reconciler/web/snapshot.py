@@ -14,8 +14,11 @@ from reconciler.store.confirmations import Confirmations
 from reconciler.store.failover import FailoverStore
 from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import Journal, RunRecord
+from reconciler.web.charts import HealPoint, backup_age_chart, heal_chart, heal_trend
 from state.load import LoadedFleet
 from state.models import EtcdCoordination
+
+CHART_WINDOW_S = 7 * 86400  # the charts' last days
 
 
 @dataclass
@@ -36,6 +39,7 @@ class BackupRow:
     rpo: float
     last_check: str
     last_drill: str
+    chart: str = ""  # SVG: the newest snapshot's age over the last days, against the RPO
 
     @property
     def within(self) -> bool:
@@ -60,6 +64,8 @@ class Snapshot:
     backups: list[BackupRow] = field(default_factory=list)
     active: str = ""  # the host running the failover services
     epoch: int = 0
+    heal_chart: str = ""  # SVG: each incident's time to heal over the last days
+    heal_trend: str = ""
 
 
 def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snapshot:
@@ -93,6 +99,7 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         if isinstance(coordination, EtcdCoordination):
             leader = who_leads(coordination)
     store = IncidentStore(journal)
+    heals = heal_points(store, time.time())
     last_drill = last_dr_drill(journal)
     return Snapshot(
         taken=time.time(),
@@ -111,7 +118,21 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         backups=backups,
         active=active,
         epoch=epoch,
+        heal_chart=heal_chart(heals, time.time(), CHART_WINDOW_S),
+        heal_trend=heal_trend(heals),
     )
+
+
+def heal_points(store: IncidentStore, now: float) -> list[HealPoint]:
+    """The incidents of the chart's window: when each opened, how long it took to heal."""
+    points = []
+    for incident in store.opened_since(now - CHART_WINDOW_S):
+        opened, resolved = incident.get("first_seen"), incident.get("resolved_at")
+        if not isinstance(opened, int | float):
+            continue
+        healed = resolved - opened if isinstance(resolved, int | float) else None
+        points.append(HealPoint(float(opened), healed, str(incident.get("severity", ""))))
+    return points
 
 
 def _backups(journal: Journal, loaded: LoadedFleet) -> list[BackupRow]:
@@ -130,6 +151,12 @@ def _backups(journal: Journal, loaded: LoadedFleet) -> list[BackupRow]:
                 if check
                 else "-",
                 f"{drill.kind.removeprefix('drill_')} {_ago(drill.at, now)}" if drill else "-",
+                backup_age_chart(
+                    confirmations.history(loaded.fleet, name, now - CHART_WINDOW_S),
+                    policy.rpo.total_seconds(),
+                    now,
+                    CHART_WINDOW_S,
+                ),
             )
         )
     return rows

@@ -55,9 +55,11 @@ def test_the_page_shows_health_sync_and_incidents_escaped(tmp_path: Path) -> Non
     assert "ollama crash loop" in page and "&lt;b&gt;refused&lt;/b&gt;" in page
     assert 'name="viewport"' in page and "new EventSource" in page
     assert (
-        '<pre class="plan">host hermes (198.18.0.12)\n  ~ ollama  unhealthy: &lt;refused&gt;'
-        in page
+        '<pre class="plan"><span class="">host hermes (198.18.0.12)</span>\n'
+        '<span class="update">  ~ ollama  unhealthy: &lt;refused&gt;</span>' in page
     )
+    assert '<span class="OutOfSync">Out of sync: 1 pending</span>' in page
+    assert 'svg class="chart"' in page and "no incidents" not in page  # one P1 is open
 
 
 def test_metrics_parse_with_prometheus_own_parser(tmp_path: Path) -> None:
@@ -139,3 +141,23 @@ def test_a_service_with_no_checks_is_healthy_on_the_page() -> None:
     kimi = observed.hosts["kimi"].model_copy(update={"reachable": False})
     lost = observed.model_copy(update={"hosts": {**observed.hosts, "kimi": kimi}})
     assert services_seen(loaded, lost, 2.0)["tools"]["healthy"] is False
+
+
+def test_snapshot_history_keeps_its_days_and_always_the_newest(tmp_path: Path) -> None:
+    """The age chart's data: bounded (35 days), yet a policy silent for longer still
+    shows its one, old, newest snapshot."""
+    from reconciler.store.confirmations import Confirmation, Confirmations
+    from tests.unit.helpers import load_text
+    from tests.unit.test_diff_backups import POLICY
+    from tests.unit.test_spec import BASE
+
+    fleet = load_text(BASE + POLICY).fleet
+    store = Confirmations(Journal(tmp_path / "journal.db"))
+    day, now = 86400.0, 1_800_000_000.0
+    for n, age in enumerate([60, 40, 20, 3, 1]):
+        store.put_policy(fleet, "db", Confirmation(f"s{n}", now - age * day, n + 1, now))
+    assert store.history(fleet, "db", now - 7 * day) == [now - 20 * day, now - 3 * day, now - day]
+    assert store.history(fleet, "db", 0) == [now - 20 * day, now - 3 * day, now - day]  # 35 days
+    silent = Confirmations(Journal(tmp_path / "silent.db"))
+    silent.put_policy(fleet, "db", Confirmation("old", now - 50 * day, 1, now))
+    assert silent.history(fleet, "db", now - 7 * day) == [now - 50 * day]
