@@ -60,7 +60,7 @@ def test_heal_chart_one_dot_per_incident_in_the_window_hollow_when_open() -> Non
     assert [c.get("fill") for c in circles][-1] == "none"  # the open P0, at its age
     ys = [float(c.get("cy", "nan")) for c in circles]
     assert ys[1] < ys[0]  # ten minutes to heal is drawn higher than thirty seconds
-    assert TOP <= min(ys) and max(ys) <= HEIGHT - BOTTOM
+    assert min(ys) >= TOP and max(ys) <= HEIGHT - BOTTOM
 
 
 def test_the_trend_says_when_healing_got_slower() -> None:
