@@ -25,6 +25,7 @@ from starlette.routing import Route
 from reconciler.engine.plan_text import MARKS
 from reconciler.store.journal import Journal
 from reconciler.web.metrics import JournalCollector
+from reconciler.web.charts import short
 from reconciler.web.snapshot import Snapshot, take
 from state.load import LoadedFleet
 
@@ -62,6 +63,7 @@ def make_app(
     templates.globals["at"] = _at
     templates.globals["plan_mark"] = plan_mark
     templates.globals["plan_summary"] = plan_summary
+    templates.globals["short"] = short
     registry.register(JournalCollector(journal_path, state_file, loaded))
 
     def fragment() -> str:

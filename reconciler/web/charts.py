@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape
 
 WIDTH, HEIGHT = 360, 96
-LEFT, RIGHT, TOP, BOTTOM = 40, 8, 8, 18  # the plot area's margins
+LEFT, RIGHT, TOP, BOTTOM = 56, 8, 8, 18  # the plot area's margins
 SEVERITY_COLOURS = {"P0": "#b3261e", "P1": "#e8710a", "P2": "#b58900", "P3": "#6b7280"}
 
 
@@ -109,7 +109,7 @@ def backup_age_chart(snapshots: Sequence[float], rpo: float, now: float, window:
     ]
     if points:
         path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
-        body.append(f'<polyline points="{path}" fill="none" stroke="#116329" stroke-width="1.5"/>')
+        body.append(f'<polyline points="{path}" fill="none" stroke="#116329" stroke-width="1"/>')
     else:
         body.append(
             f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" font-size="11" '
