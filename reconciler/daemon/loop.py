@@ -94,6 +94,7 @@ class WatchLoop:
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
         self.status = LoopStatus()
+        self.next_passes = (0.0, 0.0)  # (next full, next probe) on the loop's clock
         self.last_beat = clock()
         assert spec.loaded is not None, "load the spec before starting the loop"
         self.backoffs = Backoffs(spec.loaded.fleet.reconciler)
@@ -261,6 +262,7 @@ class WatchLoop:
             self.sweep(time.time())
         if drifted:
             self.report(f"probe: drift on {', '.join(sorted(drifted))}; reconciling")
+            self._save_status(*self.next_passes)  # the page shows the drift while it heals
             self._pass("heal", sorted(drifted))
 
     def _failover_pass(self) -> str | None:
@@ -407,6 +409,7 @@ class WatchLoop:
         self.status.services.update(services_seen(loaded, observed, time.time()))
 
     def _save_status(self, next_full: float, next_probe: float) -> None:
+        self.next_passes = (next_full, next_probe)
         offset = time.time() - self.clock()
         self.status.next_full, self.status.next_probe = next_full + offset, next_probe + offset
         self.status.spec_error = self.spec.error

@@ -24,8 +24,8 @@ from starlette.routing import Route
 
 from reconciler.engine.plan_text import MARKS
 from reconciler.store.journal import Journal
-from reconciler.web.metrics import JournalCollector
 from reconciler.web.charts import short
+from reconciler.web.metrics import JournalCollector
 from reconciler.web.snapshot import Snapshot, take
 from state.load import LoadedFleet
 

@@ -4,6 +4,7 @@ Screenshots at desktop and phone widths are kept in .artifacts/ (CI keeps them).
 
 from __future__ import annotations
 
+import shlex
 import signal
 import time
 from collections.abc import Callable
@@ -52,12 +53,17 @@ def test_the_page_shows_a_service_degraded_then_healed_without_a_reload(
             page.screenshot(ARTIFACTS / "dashboard-desktop.png", 1280, 900, mobile=False)
             page.screenshot(ARTIFACTS / "dashboard-phone.png", 390, 844, mobile=True)
             # A fault that lasts: ollama stopped and its port taken, so healing fails
-            # until the squatter goes.
+            # until the squatter goes. A bare socket, bound at once (http.server looks
+            # its name up in DNS first, 10 s on a lab host: the heal won that race).
+            squat = (
+                "import socket; s = socket.create_server(('0.0.0.0', 11434)); "
+                "[s.accept()[0].close() for _ in iter(int, 1)]"
+            )
             fleet_lab.ssh(
                 lab,
                 "h2",
                 "systemctl stop ollama.service && systemd-run --unit=squatter "
-                "/usr/bin/python3 -m http.server 11434",
+                f"/usr/bin/python3 -c {shlex.quote(squat)}",
             )
             until("ollama degraded on the page", lambda: page.text(OLLAMA_HEALTH) == "Degraded", 30)
             page.screenshot(ARTIFACTS / "dashboard-degraded-phone.png", 390, 844, mobile=True)
