@@ -133,6 +133,10 @@ def _data_path(loc: tuple[int | str, ...], data: Any) -> tuple[str | int, ...]:
 
 def _explain(error: Any, data_path: tuple[str | int, ...]) -> str:
     kind, loc = error["type"], error["loc"]
+    if secret_field(data_path) or secret_field(tuple(p for p in loc if isinstance(p, str))):
+        # Never echo the input of a secret field, whatever its shape: it is probably the
+        # secret itself (a token given as a list is still a token).
+        return f"expected a secret reference 'env:NAME' or 'file:/path', not {_shape(error)}"
     if kind == "extra_forbidden":
         key = str(loc[-1])
         hint = difflib.get_close_matches(key, _all_field_names(), n=1)
@@ -144,18 +148,47 @@ def _explain(error: Any, data_path: tuple[str | int, ...]) -> str:
             expected = "expected lowercase letters, digits, '-', '_', '.'"
             return f"invalid name {error['input']!r}: {expected}"
         return f"invalid key {error['input']!r}: {_lower(str(error['msg']))}"
-    if (
-        kind == "string_pattern_mismatch"
-        and error.get("ctx", {}).get("pattern") == SECRET_REF_PATTERN
-    ):
-        # Never echo the input: it is probably the secret itself.
-        return "expected a secret reference 'env:NAME' or 'file:/path', not a value"
     if kind == "union_tag_invalid":
         return f"{error['msg']}"
     message = _lower(str(error["msg"]))
     if kind not in {"value_error", "assertion_error"}:
-        message += f", got {error['input']!r}"
+        message += f", got {_echo(error['input'])}"
     return message.removeprefix("value error, ").replace("input should be", "expected")
+
+
+def _echo(value: object) -> str:
+    """A refused value as the message may show it: a short scalar as written; a mapping
+    or a list only by its shape, since it may carry a value meant for a secret field
+    (`{token: ...}` in a channel whose `kind` is missing)."""
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def _shape(error: Any) -> str:
+    value = error.get("input")
+    if isinstance(value, bool) or value is None:
+        return "a boolean" if isinstance(value, bool) else "null"
+    if isinstance(value, int | float):
+        return "a number"
+    return _echo(value) if isinstance(value, dict | list) else "a value"
+
+
+@cache
+def secret_fields() -> frozenset[str]:
+    """Names of the spec's fields that hold a secret reference (typed SecretRef)."""
+    return frozenset(
+        name
+        for obj in vars(models).values()
+        if isinstance(obj, type) and issubclass(obj, BaseModel)
+        for name, info in obj.model_fields.items()
+        if any(getattr(m, "pattern", None) == SECRET_REF_PATTERN for m in info.metadata)
+    )
+
+
+def secret_field(path: tuple[str | int, ...]) -> bool:
+    return any(isinstance(part, str) and part in secret_fields() for part in path)
 
 
 def _lower(message: str) -> str:
