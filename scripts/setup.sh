@@ -19,7 +19,10 @@ if [[ ! -x .venv/bin/reconcile ]] || [[ pyproject.toml -nt .venv/.installed ]]; 
     echo "setup: creating .venv" >&2
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
-    .venv/bin/pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING' >&2 || true
+    # setuptools warns on every editable install that a folder named like a package
+    # may shadow it (here they are the package): said once here, not on every setup.
+    PYTHONWARNINGS="ignore:Editable installation" \
+        .venv/bin/pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING' >&2 || true
     .venv/bin/python -c 'import reconciler, pyinfra, pydantic, httpx, watchfiles, restic'
     touch .venv/.installed
 fi
