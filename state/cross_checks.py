@@ -8,13 +8,15 @@ sha256 does not match.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+import os
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from state.errors import SpecProblem, dotted
 from state.fence import FENCE_MARGIN
+from state.local_files import LocalFileRefused, local_file, read_local
 from state.models import Failover, FileInstall, Fleet, HttpCheck, Service
 from state.repository import is_ip, repository_host_name
 from state.yaml_lines import LineMap, line_for
@@ -26,7 +28,7 @@ def check_references(
     fleet: Fleet,
     lines: LineMap,
     file: str,
-    resolve: Callable[[str], Path],
+    state_dir: Path,
     templates: Mapping[str, str] | None = None,
 ) -> list[SpecProblem]:
     """Every cross-reference problem in `fleet`, each located by `lines`.
@@ -41,7 +43,7 @@ def check_references(
         *_duplicate_paths(fleet),
         *_repository_hosts(fleet),
         *_probes_reach_their_own_host(fleet),
-        *_local_sources(fleet, resolve, templates),
+        *_local_sources(fleet, state_dir, templates),
     ]
     return [SpecProblem(file, line_for(lines, path), dotted(path), msg) for path, msg in found]
 
@@ -229,25 +231,47 @@ def _duplicate_paths(fleet: Fleet) -> Iterator[Found]:
 
 
 def _local_sources(
-    fleet: Fleet, resolve: Callable[[str], Path], templates: Mapping[str, str] | None
+    fleet: Fleet, state_dir: Path, templates: Mapping[str, str] | None
 ) -> Iterator[Found]:
+    """Install sources and templates: found where state.local_files allows, and a
+    source's sha256 as pinned. A source outside the state directory gets one message for
+    missing and for a different hash: a pull request's dry run must not learn whether a
+    file exists on the controller, nor its hash."""
     for name, service in fleet.services.items():
         install = service.install
         if isinstance(install, FileInstall) and "://" not in install.source:
-            source = resolve(install.source)
             path: tuple[str | int, ...] = ("services", name, "install", "source")
-            if not source.is_file():
-                yield path, f"file not found: {source}"
-            elif (actual := hashlib.sha256(source.read_bytes()).hexdigest()) != install.sha256:
-                yield path, f"sha256 mismatch: spec says {install.sha256[:12]}…, file is {actual}"
+            if problem := _source_problem(state_dir, install.source, install.sha256):
+                yield path, problem
         for i, config in enumerate(service.config_files):
-            if config.template is None:
+            if config.template is None or (templates is not None and config.template in templates):
                 continue
-            known = (
-                config.template in templates
-                if templates is not None
-                else resolve(config.template).is_file()
-            )
-            if not known:
-                path = ("services", name, "config_files", i, "template")
-                yield path, f"template not found: {resolve(config.template)}"
+            path = ("services", name, "config_files", i, "template")
+            try:
+                read_local(local_file(state_dir, config.template, inside_only=True)).decode()
+            except LocalFileRefused as exc:
+                yield path, f"template {config.template}: {exc}"
+            except UnicodeDecodeError:
+                yield path, f"template {config.template}: expected UTF-8 text"
+
+
+def _source_problem(state_dir: Path, source: str, sha256: str) -> str | None:
+    try:
+        real = local_file(state_dir, source, inside_only=False)
+    except LocalFileRefused as exc:
+        return f"{source}: {exc}"
+    inside = real.is_relative_to(Path(os.path.realpath(state_dir)))
+    try:
+        actual = hashlib.sha256(read_local(real)).hexdigest()
+    except LocalFileRefused as exc:
+        if not inside:
+            return f"{source}: not found, or not the file the sha256 pins ({OUTSIDE})"
+        return f"file not found: {source} ({exc})"
+    if actual == sha256:
+        return None
+    if not inside:
+        return f"{source}: not found, or not the file the sha256 pins ({OUTSIDE})"
+    return f"sha256 mismatch: spec says {sha256[:12]}…, file is {actual}"
+
+
+OUTSIDE = "it is outside the state directory, so no more is said"

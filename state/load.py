@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from state import models
 from state.cross_checks import check_references
 from state.errors import SpecError, SpecProblem, dotted
+from state.local_files import local_file, read_local
 from state.models import Fleet
 from state.placement import HOME, Placement, place
 from state.types import NAME_PATTERN, SECRET_REF_PATTERN
@@ -53,8 +54,9 @@ class LoadedFleet:
         )
 
     def resolve(self, relative: str) -> Path:
-        """A path named in the spec, resolved against the state file's directory."""
-        return (self.file.parent / relative).resolve()
+        """A file named in the spec (an install source), resolved against the state
+        file's directory as state.local_files allows. Raises LocalFileRefused."""
+        return local_file(self.file.parent, relative, inside_only=False)
 
 
 def load_fleet(file: str | Path) -> LoadedFleet:
@@ -85,24 +87,27 @@ def parse_fleet(text: str, path: Path, templates: Mapping[str, str] | None = Non
     except ValidationError as exc:
         raise SpecError(_schema_problems(exc, data, lines, name)) from None
     sha256 = hashlib.sha256(text.encode()).hexdigest()
-    resolve = LoadedFleet(fleet, path, sha256, lines).resolve
-    problems = check_references(fleet, lines, name, resolve, templates)
+    problems = check_references(fleet, lines, name, path.parent, templates)
     if problems:
         raise SpecError(problems)
     if templates is None:
-        templates = _read_templates(fleet, resolve)
+        templates = _read_templates(fleet, path.parent)
     return LoadedFleet(fleet, path, sha256, lines, text, dict(templates)).placed(HOME)
 
 
-def _read_templates(fleet: Fleet, resolve: Callable[[str], Path]) -> dict[str, str]:
-    """Every config template the spec names, read once (cross-checks found them all)."""
+def _read_templates(fleet: Fleet, state_dir: Path) -> dict[str, str]:
+    """Every config template the spec names, read once (cross-checks found them all),
+    from inside the state directory only."""
     named = {
         config.template
         for service in fleet.services.values()
         for config in service.config_files
         if config.template is not None
     }
-    return {name: resolve(name).read_text(encoding="utf-8") for name in sorted(named)}
+    return {
+        name: read_local(local_file(state_dir, name, inside_only=True)).decode("utf-8")
+        for name in sorted(named)
+    }
 
 
 def _schema_problems(
