@@ -66,6 +66,6 @@ def parse_record(text: str | None) -> Managed | None:
     services, backups = document.get("services"), document.get("backups")
     if not isinstance(services, list) or not isinstance(backups, list):
         return None
-    if not all(isinstance(n, str) and re.match(NAME_PATTERN, n) for n in [*services, *backups]):
+    if not all(isinstance(n, str) and re.fullmatch(NAME_PATTERN, n) for n in [*services, *backups]):
         return None  # not a record we wrote: trust none of it
     return Managed(frozenset(services), frozenset(backups))

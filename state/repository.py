@@ -31,7 +31,7 @@ class RepositoryTarget:
 
 def repository_host_name(repository: str) -> str | None:
     """The HOST of `sftp:[USER@]HOST:/path`, else None."""
-    match = SFTP_URL.match(repository)
+    match = SFTP_URL.fullmatch(repository)
     return match["host"] if match else None
 
 
@@ -47,7 +47,7 @@ def resolve_repository(fleet: Fleet, policy: BackupPolicy) -> RepositoryTarget:
     repo = policy.repository
     if repo.startswith("/"):
         return RepositoryTarget(repo, policy.host, "root", repo)
-    match = SFTP_URL.match(repo)
+    match = SFTP_URL.fullmatch(repo)
     if match and match["host"] in fleet.hosts:
         host: Host = fleet.hosts[match["host"]]
         user = match["user"] or "root"

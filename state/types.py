@@ -15,10 +15,11 @@ import re
 import shutil
 import string
 import subprocess
+import unicodedata
 from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -48,7 +49,7 @@ def parse_duration(value: object) -> object:
     Bounded before it is built: ten years at most, so nothing overflows a timer."""
     seconds: float
     if isinstance(value, str):
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if not match:
             raise ValueError("expected a duration such as '30s', '5m', '1h' or '30d'")
         seconds = int(match[1]) * _UNIT_SECONDS[match[2]]
@@ -88,7 +89,7 @@ FINE_DURATION_PATTERN = r"^\d+(ms|s|m|h|d)$"
 def parse_fine_duration(value: object) -> object:
     """A duration that may also be written in milliseconds ('50ms'), for timings below a
     second; everywhere else (unit files, timers) durations are whole seconds."""
-    if isinstance(value, str) and (match := _FINE_DURATION.match(value)):
+    if isinstance(value, str) and (match := _FINE_DURATION.fullmatch(value)):
         value = int(match[1]) / 1000
     try:
         return parse_duration(value)
@@ -144,7 +145,7 @@ _PATH_CHARS = re.compile(r"^/[A-Za-z0-9._+@=,:~/-]*$")
 def check_path(value: str) -> str:
     """An absolute, normalised path of plain characters: no `..`, no `//`, no spaces,
     quotes, `$`, backticks, `%` or control characters."""
-    if not _PATH_CHARS.match(value):
+    if not _PATH_CHARS.fullmatch(value):
         raise ValueError(
             "expected an absolute path of letters, digits and . _ + @ = , : ~ / - "
             "(no spaces, quotes, $, backticks or %)"
@@ -152,7 +153,12 @@ def check_path(value: str) -> str:
     normal = posixpath.normpath(value)
     if normal != value or "/../" in f"{value}/" or value.startswith("//"):
         raise ValueError(f"expected a normalised path without '..' or '//' (like {normal!r})")
+    if value.split("/")[1] in KERNEL_TREES:
+        raise ValueError("expected a path outside /proc, /sys and /dev (the kernel's own)")
     return value
+
+
+KERNEL_TREES = frozenset({"proc", "sys", "dev"})
 
 
 AbsPath = Annotated[
@@ -188,7 +194,7 @@ def check_address(value: str) -> str:
     except ValueError:
         pass
     labels = value.rstrip(".").split(".")
-    if len(value) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
+    if len(value) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
         raise ValueError("expected an IP address or a DNS name (letters, digits, '-', '.')")
     return value
 
@@ -204,6 +210,18 @@ AptPackage = Annotated[str, StringConstraints(pattern=_DEBIAN_PACKAGE)]
 """A Debian package name (Debian policy 5.6.1)."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UNTRUSTED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+"""Unicode's control (C0, C1), format (bidi overrides such as U+202E, zero-width
+characters, the byte order mark) and line/paragraph separator characters: in a unit, a
+shell or a terminal they make a reviewer read one thing where the host gets another."""
+
+
+def deceptive_character(value: str) -> str | None:
+    """The first character of `value` that is not plain text, as U+XXXX, or None."""
+    for char in value:
+        if unicodedata.category(char) in _UNTRUSTED_CATEGORIES:
+            return f"U+{ord(char):04X}"
+    return None
 
 
 def check_line(value: str) -> str:
@@ -211,6 +229,11 @@ def check_line(value: str) -> str:
     directive in a unit file)."""
     if _CONTROL.search(value):
         raise ValueError("expected one line of text: no newline or control characters")
+    if found := deceptive_character(value):
+        raise ValueError(
+            f"expected plain text: {found} is a control, format (bidi, zero-width) or "
+            "separator character"
+        )
     return value
 
 
@@ -236,7 +259,7 @@ _CALENDAR_CHARS = re.compile(r"^[A-Za-z0-9 *:,./~+-]{1,100}$")
 
 def check_calendar(value: str) -> str:
     """A systemd OnCalendar= expression, as `systemd-analyze calendar` parses it."""
-    if not _CALENDAR_CHARS.match(value):
+    if not _CALENDAR_CHARS.fullmatch(value):
         raise ValueError("expected a systemd calendar expression such as 'hourly' or '*-*-* 02:00'")
     if _calendar_ok(value) is False:
         raise ValueError(
@@ -271,7 +294,21 @@ def check_url_template(value: str, allowed: frozenset[str] = frozenset({"address
     parts = urlsplit(sample)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ValueError("expected an absolute http:// or https:// URL")
+    if "@" in parts.netloc:
+        raise ValueError(CREDENTIAL_IN_URL.format(where="user:password@ in it"))
+    if any(_CREDENTIAL_NAME.search(name) for name, _ in parse_qsl(parts.query, True)):
+        raise ValueError(CREDENTIAL_IN_URL.format(where="a credential in its query"))
+    if _BOT_TOKEN.search(parts.path):
+        raise ValueError(CREDENTIAL_IN_URL.format(where="a bot token in its path"))
     return value
+
+
+CREDENTIAL_IN_URL = (
+    "expected a URL without credentials, found {where}: a reviewed, committed file holds "
+    "no secret; give it as a token reference (env:NAME or file:/path)"
+)
+_CREDENTIAL_NAME = re.compile(r"(?i)token|secret|passw|key|auth|sig|credential")
+_BOT_TOKEN = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
 
 
 UrlTemplate = Annotated[
@@ -315,7 +352,7 @@ def check_template_ref(value: str) -> str:
     Its content is shown in plans, so it must never name a file elsewhere on the
     controller (a key, a password file) that a pull request could make a plan print."""
     parts = value.split("/")
-    if not _RELATIVE.match(value) or ".." in parts or "" in parts or "." in parts:
+    if not _RELATIVE.fullmatch(value) or ".." in parts or "" in parts or "." in parts:
         raise ValueError(
             "expected a path relative to the state file, inside its directory "
             "(no '..', not absolute)"
@@ -342,22 +379,22 @@ def check_repository(value: str) -> str:
     check_line(value)
     if value.startswith("/"):
         return check_path(value)
-    sftp = SFTP_URL.match(value)
+    sftp = SFTP_URL.fullmatch(value)
     if sftp:
         user, host, path = sftp["user"], sftp["host"], sftp["path"]
-        if user is not None and not _LOGIN.match(user):
+        if user is not None and not _LOGIN.fullmatch(user):
             raise ValueError(f"sftp user {user!r}: expected a login name")
-        if not re.match(NAME_PATTERN, host):
+        if not re.fullmatch(NAME_PATTERN, host):
             check_address(host)
         check_path(path)
         return value
     if value.startswith("rest:"):
         url = value.removeprefix("rest:")
-        check_url_template(url, frozenset())
-        if urlsplit(url).username or urlsplit(url).password:
+        if "@" in urlsplit(url).netloc:
             raise ValueError("put no credentials in a rest: URL")
+        check_url_template(url, frozenset())
         return value
-    if _S3.match(value):
+    if _S3.fullmatch(value):
         return value
     raise ValueError(f"expected {REPOSITORY_FORMS}")
 
