@@ -116,6 +116,8 @@ def _failover(fleet: Fleet) -> Iterator[Found]:
         yield ("failover", "backup"), "must differ from failover.primary"
     hosts = {n: s.host for n, s in fleet.services.items()}
     yield from _on_primary(("failover", "services"), failover.services, hosts, "service", failover)
+    yield from _listed_once(("failover", "services"), failover.services)
+    yield from _listed_once(("failover", "data"), failover.data or [])
     policies = {n: p.host for n, p in fleet.backups.items()}
     yield from _on_primary(
         ("failover", "data"), failover.data or [], policies, "backup policy", failover
@@ -128,6 +130,14 @@ def _failover(fleet: Fleet) -> Iterator[Found]:
             f"{_seconds(FENCE_MARGIN)} before the backup starts its copies; got "
             f"{_seconds(failover.grace)}",
         )
+    elif failover.fence_after < 2 * fleet.reconciler.probe_interval:
+        yield (
+            ("failover", "fence_after"),
+            f"must be at least twice reconciler.probe_interval "
+            f"({_seconds(fleet.reconciler.probe_interval)}), which renews the lease, so that "
+            f"one late renewal never fences a healthy primary; got "
+            f"{_seconds(failover.fence_after)} (unset, it is 4/5 of grace)",
+        )
     elif failover.fence_after + FENCE_MARGIN > failover.grace:
         yield (
             ("failover", "fence_after"),
@@ -139,6 +149,12 @@ def _failover(fleet: Fleet) -> Iterator[Found]:
         if name.startswith("fleet-guard-"):
             yield ("services", name), "names starting 'fleet-guard-' are the failover guard's"
     yield from _collisions_on_backup(fleet, failover)
+
+
+def _listed_once(path: tuple[str, str], names: list[str]) -> Iterator[Found]:
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            yield (*path, i), f"'{name}' is listed twice"
 
 
 def _on_primary(

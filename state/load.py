@@ -25,6 +25,8 @@ from state.placement import HOME, Placement, place
 from state.types import NAME_PATTERN, SECRET_REF_PATTERN
 from state.yaml_lines import LineMap, YamlProblem, line_for, parse_with_lines
 
+BOM = "\ufeff"
+
 
 @dataclass(frozen=True)
 class LoadedFleet:
@@ -77,7 +79,7 @@ def parse_fleet(text: str, path: Path, templates: Mapping[str, str] | None = Non
     """
     name = str(path)
     try:
-        data, lines = parse_with_lines(text)
+        data, lines = parse_with_lines(text.removeprefix(BOM))  # editors write one
     except YamlProblem as exc:
         raise SpecError([SpecProblem(name, exc.line, exc.path, str(exc))]) from None
     if not isinstance(data, dict):

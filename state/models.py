@@ -17,6 +17,7 @@ from state.types import (
     AptPackage,
     CalendarSpec,
     Count,
+    Delay,
     Duration,
     EnvName,
     FileMode,
@@ -272,8 +273,10 @@ class BackupPolicy(Spec):
     schedule: CalendarSpec = Field(
         description="systemd OnCalendar= expression.", examples=["daily", "hourly"]
     )
-    randomized_delay: Duration = Field(
-        timedelta(minutes=5), description="RandomizedDelaySec= of the timer.", examples=["5m"]
+    randomized_delay: Delay = Field(
+        timedelta(minutes=5),
+        description="RandomizedDelaySec= of the timer; 0s for none.",
+        examples=["5m"],
     )
     retention: Retention = Field(description="What forget keeps.")
     rpo: Duration = Field(description="Recovery point objective.", examples=["1h"])

@@ -10,6 +10,7 @@ a reviewer approves can add a directive, a command or an option.
 from __future__ import annotations
 
 import ipaddress
+import math
 import posixpath
 import re
 import shutil
@@ -44,9 +45,19 @@ MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(value: object) -> object:
-    """Turn '30s', '5m', '1h' or '30d' (or seconds, or a timedelta) into a timedelta.
+    """Turn '30s', '5m', '1h' or '30d' (or whole seconds, or a timedelta) into a timedelta
+    greater than zero.
 
     Bounded before it is built: ten years at most, so nothing overflows a timer."""
+    return _duration(value, whole=True, zero=False)
+
+
+def parse_delay(value: object) -> object:
+    """A duration that may be zero: systemd's "no delay" (`RandomizedDelaySec=0`)."""
+    return _duration(value, whole=True, zero=True)
+
+
+def _duration(value: object, whole: bool, zero: bool) -> timedelta:
     seconds: float
     if isinstance(value, str):
         match = _DURATION.fullmatch(value)
@@ -59,10 +70,12 @@ def parse_duration(value: object) -> object:
         seconds = value
     else:
         raise ValueError("expected a duration such as '30s', '5m', '1h' or '30d'")
-    if not seconds > 0:
+    if math.isnan(seconds) or seconds < 0 or (seconds == 0 and not zero):
         raise ValueError("expected a duration greater than zero")
     if seconds > MAX_DURATION.total_seconds():
         raise ValueError("expected a duration of at most 3650d")
+    if whole and seconds != int(seconds):
+        raise ValueError("expected whole seconds (units and timers count in seconds)")
     return timedelta(seconds=seconds)
 
 
@@ -82,6 +95,13 @@ Duration = Annotated[
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["5m"]}),
 ]
 
+Delay = Annotated[
+    timedelta,
+    BeforeValidator(parse_delay),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["0s", "5m"]}),
+]
+
 _FINE_DURATION = re.compile(r"^\s*(\d+)\s*ms\s*$")
 FINE_DURATION_PATTERN = r"^\d+(ms|s|m|h|d)$"
 
@@ -92,7 +112,7 @@ def parse_fine_duration(value: object) -> object:
     if isinstance(value, str) and (match := _FINE_DURATION.fullmatch(value)):
         value = int(match[1]) / 1000
     try:
-        return parse_duration(value)
+        return _duration(value, whole=False, zero=False)
     except ValueError as exc:
         raise ValueError(str(exc).replace("such as '30s'", "such as '50ms', '30s'")) from None
 

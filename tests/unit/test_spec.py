@@ -164,7 +164,7 @@ def test_failover_defaults_are_the_seeds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("grace", "fence_after"), [("5m", 240), ("20s", 15), ("10s", 5), ("1h", 2880), ("7s", 2)]
+    ("grace", "fence_after"), [("5m", 240), ("20s", 15), ("10s", 5), ("1h", 2880), ("9s", 4)]
 )
 def test_an_unset_fence_after_follows_the_grace_written(grace: str, fence_after: int) -> None:
     """`grace: 20s` alone was refused over the 4m default the user never wrote."""
@@ -334,3 +334,44 @@ def test_parsing_keeps_nothing_between_files() -> None:
         parse_with_lines(BASE)
     gc.collect()
     assert len(gc.get_objects()) - before < 50
+
+
+def test_a_byte_order_mark_at_the_start_is_what_editors_write() -> None:
+    assert load_text("\ufeff" + BASE).fleet.hosts["kimi"]
+
+
+def test_a_fence_shorter_than_two_probe_intervals_is_refused() -> None:
+    """The lease is renewed at every probe pass: a fence of 1s (or 0.5) would fence a
+    healthy primary between two renewals."""
+    found = problems(BASE + FAILOVER + "  grace: 20s\n  fence_after: 1s\n")
+    assert found == [
+        "state/test.yaml:19: failover.fence_after: must be at least twice "
+        "reconciler.probe_interval (2s), which renews the lease, so that one late renewal "
+        "never fences a healthy primary; got 1s (unset, it is 4/5 of grace)"
+    ]
+    assert "expected whole seconds" in problems(BASE + FAILOVER + "  fence_after: 0.5\n")[0]
+
+
+def test_a_service_listed_twice_in_failover_is_refused() -> None:
+    text = BASE + FAILOVER.replace("services: [agent]", "services: [agent, agent]")
+    assert problems(text) == ["state/test.yaml:17: failover.services.1: 'agent' is listed twice"]
+
+
+def test_no_randomized_delay_is_systemd_s_zero() -> None:
+    from state.render_backup import render_timer
+
+    policy = """\
+backups:
+  db:
+    host: kimi
+    paths: [/etc/agent]
+    schedule: hourly
+    randomized_delay: 0s
+    retention: {keep_last: 3}
+    rpo: 1h
+    repository: /srv/restic
+    password: env:X
+"""
+    fleet = load_text(BASE + policy).fleet
+    assert "RandomizedDelaySec=0\n" in render_timer("db", fleet.backups["db"])
+    assert "greater than zero" in problems(BASE + policy.replace("rpo: 1h", "rpo: 0s"))[0]
