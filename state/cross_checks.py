@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from state.errors import SpecProblem, dotted
 from state.fence import FENCE_MARGIN
+from state.layout import unit_file
 from state.local_files import LocalFileRefused, local_file, read_local
 from state.models import Failover, FileInstall, Fleet, HttpCheck, Service
+from state.owners import (
+    RESERVED_PREFIXES,
+    RESERVED_TREES,
+    UNIT_SUFFIXES,
+    FieldPath,
+    own_paths,
+    reserved,
+    spec_paths,
+)
 from state.repository import is_ip, repository_host_name
 from state.yaml_lines import LineMap, line_for
 
@@ -40,7 +50,8 @@ def check_references(
         *_model_services(fleet),
         *_failover(fleet),
         *_notification_routes(fleet),
-        *_duplicate_paths(fleet),
+        *_one_owner_per_path(fleet, lambda path: f"{file}:{line_for(lines, path)}"),
+        *_service_names(fleet),
         *_repository_hosts(fleet),
         *_probes_reach_their_own_host(fleet),
         *_local_sources(fleet, state_dir, templates),
@@ -145,9 +156,6 @@ def _failover(fleet: Fleet) -> Iterator[Found]:
             f"({_seconds(failover.grace)}), so that the primary has stopped its copies "
             f"before the backup starts them; got {_seconds(failover.fence_after)}",
         )
-    for name in fleet.services:
-        if name.startswith("fleet-guard-"):
-            yield ("services", name), "names starting 'fleet-guard-' are the failover guard's"
     yield from _collisions_on_backup(fleet, failover)
 
 
@@ -224,26 +232,54 @@ def _notification_routes(fleet: Fleet) -> Iterator[Found]:
             )
 
 
-def _duplicate_paths(fleet: Fleet) -> Iterator[Found]:
-    """Two services on one host must not manage the same file."""
-    owners: dict[tuple[str, str], str] = {}
-    for name, service in fleet.services.items():
-        paths: list[tuple[tuple[str | int, ...], str]] = [
-            (("config_files", i, "path"), f.path) for i, f in enumerate(service.config_files)
-        ]
-        if isinstance(service.install, FileInstall):
-            paths.append((("install", "dest"), service.install.dest))
-        for sub, path in paths:
-            key = (service.host, path)
-            if key in owners:
-                yield (
-                    ("services", name, *sub),
-                    (
-                        f"{path} on host '{service.host}' is already managed by "
-                        f"service '{owners[key]}'"
-                    ),
-                )
-            owners.setdefault(key, name)
+def _one_owner_per_path(fleet: Fleet, where: Callable[[FieldPath], str]) -> Iterator[Found]:
+    """Every path the reconciler writes on a host has one owner (state.owners); a file the
+    user names is never in the reconciler's own trees or the unit directory."""
+    owners: dict[tuple[str, str], FieldPath | None] = {
+        (host, path): None for host in fleet.hosts for path in own_paths(fleet, host)
+    }
+    for host, path, owner, written in spec_paths(fleet):
+        if written and reserved(path):
+            yield (
+                owner,
+                (
+                    f"{path} is where fleet-reconciler keeps its own files (units and their "
+                    "drop-ins, its keys, the fencing guard); expected a path outside "
+                    + ", ".join(RESERVED_TREES)
+                ),
+            )
+            continue
+        key = (host, path)
+        if key not in owners:
+            owners[key] = owner
+            continue
+        first = owners[key]
+        by = "fleet-reconciler itself" if first is None else f"{dotted(first)} ({where(first)})"
+        yield owner, f"{path} on host '{host}' is already written by {by}"
+
+
+def _service_names(fleet: Fleet) -> Iterator[Found]:
+    """A service's name is its unit's name: one that carries a unit type, or the
+    reconciler's own prefixes, would be another unit."""
+    for name in fleet.services:
+        if name.endswith(UNIT_SUFFIXES):
+            yield (
+                ("services", name),
+                (
+                    f"expected a name without a unit type: the unit is {unit_file(name)}, "
+                    f"so '{name.rsplit('.', 1)[0]}' and '{name}' would be the same unit"
+                    if name.endswith(".service")
+                    else f"expected a name without a unit type ('{name.rsplit('.', 1)[1]}')"
+                ),
+            )
+        elif name.startswith(RESERVED_PREFIXES):
+            yield (
+                ("services", name),
+                (
+                    f"names starting {' or '.join(map(repr, RESERVED_PREFIXES))} are "
+                    "fleet-reconciler's own units"
+                ),
+            )
 
 
 def _local_sources(
