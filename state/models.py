@@ -155,6 +155,12 @@ class ConfigFile(Spec):
     mode: FileMode = Field("0644", description="File mode.", examples=["0640"])
     owner: LoginName = Field("root", description="Owning user.", examples=["root"])
     group: LoginName = Field("root", description="Owning group.", examples=["root"])
+    sensitive: bool = Field(
+        False,
+        description="Never show its content: plans, JSON plans, the journal and the "
+        "dashboard say only that it changed (as Terraform shows a sensitive value).",
+        examples=[True],
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ConfigFile:

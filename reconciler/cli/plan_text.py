@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.engine.plan_text import mask_secrets, render_plan, summary_line
+from reconciler.engine.masking import mask_secrets
+from reconciler.engine.plan_text import render_plan, summary_line
 from reconciler.run.once import ApplyResult
 
 __all__ = ["mask_secrets", "render_apply", "render_plan", "summary_line"]

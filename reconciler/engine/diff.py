@@ -13,7 +13,7 @@ from reconciler.engine.changes import Action, Change, ChangeKind, Phase
 from reconciler.engine.diff_backups import BackupInputs, diff_backup, one_init_per_repository
 from reconciler.engine.diff_models import diff_models
 from reconciler.engine.diff_removals import diff_removals
-from reconciler.engine.textdiff import changed_keys, unified_diff
+from reconciler.engine.textdiff import changed_keys, hidden_diff, unified_diff
 from reconciler.observe.observation import FleetState, HostState
 from state.layout import unit_path
 from state.load import LoadedFleet
@@ -190,12 +190,12 @@ def _diff_file(
             "create",
             subject,
             "missing",
-            unified_diff("", want, config.path),
+            _shown(config, "", want),
         )
     reasons, text = [], None
     if current.sha256 != hashlib.sha256(want.encode()).hexdigest():
         reasons.append("content differs")
-        text = unified_diff(current.content or "", want, config.path)
+        text = _shown(config, current.content or "", want)
     if current.mode != config.mode.zfill(4):
         reasons.append(f"mode {current.mode} → {config.mode.zfill(4)}")
     if (current.owner, current.group) != (config.owner, config.group):
@@ -205,6 +205,11 @@ def _diff_file(
     return Change(
         host_name, service, Phase.FILES, "config", "update", subject, ", ".join(reasons), text
     )
+
+
+def _shown(config: ConfigFile, old: str, new: str) -> str:
+    """A config file's diff as plans show it: masked, or hidden when it is sensitive."""
+    return hidden_diff(old, new) if config.sensitive else unified_diff(old, new, config.path)
 
 
 def _diff_unit(

@@ -3,20 +3,10 @@ the CLI's `--dry-run`, `status` and the dashboard's pending plan all render it h
 
 from __future__ import annotations
 
-import re
-
+from reconciler.engine.masking import mask_secrets
 from reconciler.engine.plan import Plan, Summary
 
 MARKS = {"create": "+", "update": "~", "delete": "-", "alert": "!"}
-_SECRET = re.compile(
-    r"(?i)((?:password|passwd|secret|token|api[_-]?key|credential)[A-Za-z0-9_]*\s*[=:]\s*)"
-    r"(\"?)[^\s\"]+"
-)
-
-
-def mask_secrets(text: str) -> str:
-    """Replace the value of anything that looks like `password=...`/`TOKEN: ...` with ****."""
-    return _SECRET.sub(lambda m: f"{m[1]}{m[2]}********", text)
 
 
 def render_plan(plan: Plan, show_diffs: bool = True) -> str:

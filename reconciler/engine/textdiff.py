@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import difflib
 
+from reconciler.engine.masking import mask_secrets
+
 
 def unified_diff(old: str, new: str, path: str) -> str:
+    """A unified diff of `old` to `new`, masked (reconciler.engine.masking): every plan,
+    JSON plan, journal entry and page that shows it shows the masked text."""
     lines = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),
@@ -13,7 +17,13 @@ def unified_diff(old: str, new: str, path: str) -> str:
         f"b{path}",
         n=1,
     )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    return mask_secrets("".join(line if line.endswith("\n") else line + "\n" for line in lines))
+
+
+def hidden_diff(old: str, new: str) -> str:
+    """What a plan shows of a sensitive file's change: that it changed, not how."""
+    before, after = len(old.splitlines()), len(new.splitlines())
+    return f"(sensitive: content hidden; {before} line(s) before, {after} after)\n"
 
 
 def changed_keys(old: str, new: str) -> str:

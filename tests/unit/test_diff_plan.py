@@ -229,6 +229,57 @@ def test_mask_secrets_forms() -> None:
     assert mask_secrets('Environment="GITEA_TOKEN=abc"') == 'Environment="GITEA_TOKEN=********"'
     assert mask_secrets("password: hunter2") == "password: ********"
     assert mask_secrets("mode = fast") == "mode = fast"
+    # The shapes one pattern missed: JSON keys, Authorization headers, DSN passwords.
+    assert mask_secrets('{"token": "t0k en", "n": 1}') == '{"token": "********", "n": 1}'
+    assert mask_secrets("'api_key': 'k'") == "'api_key': '********'"
+    assert mask_secrets("Authorization: Bearer eyJ.x.y") == "Authorization: Bearer ********"
+    assert mask_secrets("authorization = token abc") == "authorization = token ********"
+    assert mask_secrets("url = postgres://app:s3cr3t@db/x") == "url = postgres://app:********@db/x"
+
+
+SENSITIVE_SHAPES = [
+    '{"token": "SEKRIT1"}',
+    "Authorization: Bearer SEKRIT2",
+    "dsn: mysql://root:SEKRIT3@db:3306/app",
+    "upstream = https://bot:SEKRIT4@198.18.0.12/",
+]
+
+
+def test_every_output_of_a_config_diff_is_masked_the_same() -> None:
+    """The text plan, the JSON plan (and so the journal and the dashboard, which keep
+    what the engine made) carry the same masked diff: the diff is masked where it is
+    made, not where it is printed."""
+    import json
+
+    from reconciler.engine.plan import plan_to_json
+
+    loaded = load_text(SPEC)
+    ideal = ideal_observation(loaded)
+    old = ideal.hosts["h1"].files["/etc/ollama.env"]
+    assert old is not None
+    changed = old.model_copy(update={"sha256": "0" * 64, "content": "\n".join(SENSITIVE_SHAPES)})
+    plan = make_plan(
+        loaded, ideal, diff(loaded, _with_host(ideal, files={"/etc/ollama.env": changed}))
+    )
+    for shown in (render_plan(plan), json.dumps(plan_to_json(plan)), str(plan.actions)):
+        assert "SEKRIT" not in shown, shown
+
+
+def test_a_sensitive_file_shows_only_that_it_changed() -> None:
+    sensitive = SPEC.replace('content: "MODE', 'sensitive: true, content: "MODE', 1)
+    loaded = load_text(sensitive)
+    assert loaded.fleet.services["ollama"].config_files[0].sensitive
+    ideal = ideal_observation(loaded)
+    old = ideal.hosts["h1"].files["/etc/ollama.env"]
+    assert old is not None
+    changed = old.model_copy(update={"sha256": "0" * 64, "content": "MODE=plain-but-private\n"})
+    [change] = [
+        c
+        for c in diff(loaded, _with_host(ideal, files={"/etc/ollama.env": changed}))
+        if c.kind == "config"
+    ]
+    assert change.diff == "(sensitive: content hidden; 1 line(s) before, 2 after)\n"
+    assert "plain-but-private" not in render_plan(make_plan(loaded, ideal, [change]))
 
 
 def test_unit_missing_on_a_running_host() -> None:
