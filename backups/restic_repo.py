@@ -23,6 +23,7 @@ from typing import Any
 import restic  # resticpy
 
 from state.models import Host, Retention
+from state.secrets import Secret
 from state.ssh import sftp_argv
 
 
@@ -85,7 +86,7 @@ class ResticRepo:
     def __init__(
         self,
         url: str,
-        password: str,
+        password: Secret,
         sftp: str | None = None,
         cache_dir: Path | None = None,
         timeout: float = 3600.0,
@@ -98,7 +99,7 @@ class ResticRepo:
         command = ["restic", "--repo", self.url, "--json", "--quiet"]
         if self.sftp:
             command += ["--option", f"sftp.command={self.sftp}"]
-        env = {**os.environ, "RESTIC_PASSWORD": self._password}
+        env = {**os.environ, "RESTIC_PASSWORD": self._password.reveal()}
         if self.cache_dir:
             env["RESTIC_CACHE_DIR"] = str(self.cache_dir)
         # Through backups.reap, which waits for the ssh that restic's sftp leaves behind.

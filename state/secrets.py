@@ -14,20 +14,49 @@ from state.models import Fleet
 from state.yaml_lines import LineMap, line_for
 
 
+class Secret:
+    """A resolved secret value, typed as one from where it is read to where it is used:
+    it shows as ******** in every str(), repr(), f-string and traceback; `reveal()` is
+    the one way to its text, called where the value is sent (a header, an env file)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(********)"
+
+    def __str__(self) -> str:
+        return "********"
+
+    def __format__(self, spec: str) -> str:
+        return "********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
 class SecretUnavailable(LookupError):
     """The reference points nowhere; the message names the reference, never a value."""
 
 
-def resolve_secret(ref: str) -> str:
+def resolve_secret(ref: str) -> Secret:
     kind, _, name = ref.partition(":")
     if kind == "env":
         value = os.environ.get(name)
         if value is None:
             raise SecretUnavailable(f"secret {ref}: environment variable {name} is not set")
-        return value
+        return Secret(value)
     if kind == "file":
         try:
-            return Path(name).read_text(encoding="utf-8").rstrip("\n")
+            return Secret(Path(name).read_text(encoding="utf-8").rstrip("\n"))
         except OSError as exc:
             raise SecretUnavailable(f"secret {ref}: cannot read {name}: {exc.strerror}") from None
     raise SecretUnavailable(f"secret {ref}: expected 'env:NAME' or 'file:/path'")

@@ -36,7 +36,7 @@ def backup_secrets(
     passwords, failed = {}, {}
     for host, name in sorted(names):
         try:
-            passwords[name] = resolve_secret(fleet.backups[name].password)
+            passwords[name] = resolve_secret(fleet.backups[name].password).reveal()
         except SecretUnavailable as exc:
             failed[host] = f"backup {name}: {exc}"
     known_hosts = {
@@ -56,7 +56,7 @@ def backup_inputs(fleet: Fleet) -> dict[str, BackupInputs]:
         target = resolve_repository(fleet, policy)
         digest = None
         try:
-            content = render_env(target, resolve_secret(policy.password))
+            content = render_env(target, resolve_secret(policy.password).reveal())
             digest = hashlib.sha256(content.encode()).hexdigest()
         except SecretUnavailable:
             pass

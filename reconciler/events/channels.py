@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from state.models import Channel, GiteaIssueChannel, LogChannel, Notifications, TelegramChannel
-from state.secrets import SecretUnavailable, resolve_secret
+from state.secrets import Secret, SecretUnavailable, resolve_secret
 
 TELEGRAM_LIMIT = 4096
 TIMEOUT_S = 10.0
@@ -28,8 +28,9 @@ class ChannelError(RuntimeError):
         self.retry_after = retry_after
 
 
-def redact(text: str, secret: str) -> str:
-    return text.replace(secret, "********") if secret else text
+def redact(text: str, secret: Secret) -> str:
+    value = secret.reveal()
+    return text.replace(value, "********") if value else text
 
 
 def deliver(channel: Channel, key: str, message: dict[str, Any], client: httpx.Client) -> str:
@@ -55,9 +56,9 @@ def telegram_text(message: dict[str, Any]) -> str:
 
 
 def _telegram(
-    channel: TelegramChannel, token: str, message: dict[str, Any], client: httpx.Client
+    channel: TelegramChannel, token: Secret, message: dict[str, Any], client: httpx.Client
 ) -> str:
-    url = f"{channel.api_url.rstrip('/')}/bot{token}/sendMessage"
+    url = f"{channel.api_url.rstrip('/')}/bot{token.reveal()}/sendMessage"
     body = {"chat_id": channel.chat_id, "text": telegram_text(message), "parse_mode": "HTML"}
     response = client.post(url, json=body, timeout=TIMEOUT_S)
     if response.status_code == 429:
@@ -98,7 +99,7 @@ class _GiteaRepo:
             response = self.client.request(
                 method,
                 self.base + path,
-                headers={"Authorization": f"token {self.token}"},
+                headers={"Authorization": f"token {self.token.reveal()}"},
                 timeout=TIMEOUT_S,
                 **kwargs,
             )

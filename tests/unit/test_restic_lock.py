@@ -14,13 +14,14 @@ import pytest
 
 from backups.restic_repo import RepositoryLocked, ResticRepo
 from state.models import Retention
+from state.secrets import Secret
 
 PASSWORD = "unit-test-password"
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> ResticRepo:
-    repository = ResticRepo(str(tmp_path / "repo"), PASSWORD, cache_dir=tmp_path / "cache")
+    repository = ResticRepo(str(tmp_path / "repo"), Secret(PASSWORD), cache_dir=tmp_path / "cache")
     repository.init()
     return repository
 

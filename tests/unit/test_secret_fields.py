@@ -86,3 +86,23 @@ def test_a_secret_value_never_appears_in_what_validation_says(
         assert any(".".join(place[:-1]) in str(p) for p in exc.problems), said
     else:  # accepted only as a reference, and a reference is no secret
         raise AssertionError(f"accepted a value in a secret field: {loaded.fleet}")
+
+
+def test_a_resolved_secret_shows_as_stars_everywhere_but_where_it_is_used(
+    monkeypatch: Any,
+) -> None:
+    from state.secrets import resolve_secret
+
+    monkeypatch.setenv("FLEET_TEST_SECRET", SECRET)
+    secret = resolve_secret("env:FLEET_TEST_SECRET")
+    shown = [
+        str(secret),
+        repr(secret),
+        f"{secret}",
+        f"{secret!r}",
+        str([secret]),
+        str({"k": secret}),
+    ]
+    shown.append(repr(ValueError("cannot send", secret)))
+    assert all(SECRET not in text for text in shown), shown
+    assert secret.reveal() == SECRET
