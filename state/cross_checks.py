@@ -39,7 +39,8 @@ def check_references(
     lines: LineMap,
     file: str,
     state_dir: Path,
-    templates: Mapping[str, str] | None = None,
+    templates: Mapping[str, str],
+    refused: Mapping[str, str],
 ) -> list[SpecProblem]:
     """Every cross-reference problem in `fleet`, each located by `lines`.
 
@@ -54,7 +55,7 @@ def check_references(
         *_service_names(fleet),
         *_repository_hosts(fleet),
         *_probes_reach_their_own_host(fleet),
-        *_local_sources(fleet, state_dir, templates),
+        *_local_sources(fleet, state_dir, templates, refused),
     ]
     return [SpecProblem(file, line_for(lines, path), dotted(path), msg) for path, msg in found]
 
@@ -283,12 +284,12 @@ def _service_names(fleet: Fleet) -> Iterator[Found]:
 
 
 def _local_sources(
-    fleet: Fleet, state_dir: Path, templates: Mapping[str, str] | None
+    fleet: Fleet, state_dir: Path, templates: Mapping[str, str], refused: Mapping[str, str]
 ) -> Iterator[Found]:
-    """Install sources and templates: found where state.local_files allows, and a
-    source's sha256 as pinned. A source outside the state directory gets one message for
-    missing and for a different hash: a pull request's dry run must not learn whether a
-    file exists on the controller, nor its hash."""
+    """Install sources, found where state.local_files allows and with the sha256 pinned;
+    templates, as read (or refused) by state.local_files. A source outside the state
+    directory gets one message for missing and for a different hash: a pull request's
+    dry run must not learn whether a file exists on the controller, nor its hash."""
     for name, service in fleet.services.items():
         install = service.install
         if isinstance(install, FileInstall) and "://" not in install.source:
@@ -296,15 +297,13 @@ def _local_sources(
             if problem := _source_problem(state_dir, install.source, install.sha256):
                 yield path, problem
         for i, config in enumerate(service.config_files):
-            if config.template is None or (templates is not None and config.template in templates):
+            if config.template is None or config.template in templates:
                 continue
-            path = ("services", name, "config_files", i, "template")
-            try:
-                read_local(local_file(state_dir, config.template, inside_only=True)).decode()
-            except LocalFileRefused as exc:
-                yield path, f"template {config.template}: {exc}"
-            except UnicodeDecodeError:
-                yield path, f"template {config.template}: expected UTF-8 text"
+            why = refused.get(config.template, "not found")
+            yield (
+                ("services", name, "config_files", i, "template"),
+                (f"template {config.template}: {why}"),
+            )
 
 
 def _source_problem(state_dir: Path, source: str, sha256: str) -> str | None:
@@ -312,17 +311,17 @@ def _source_problem(state_dir: Path, source: str, sha256: str) -> str | None:
         real = local_file(state_dir, source, inside_only=False)
     except LocalFileRefused as exc:
         return f"{source}: {exc}"
-    inside = real.is_relative_to(Path(os.path.realpath(state_dir)))
+    actual: str | None = None
     try:
         actual = hashlib.sha256(read_local(real)).hexdigest()
     except LocalFileRefused as exc:
-        if not inside:
-            return f"{source}: not found, or not the file the sha256 pins ({OUTSIDE})"
-        return f"file not found: {source} ({exc})"
+        unread = str(exc)
     if actual == sha256:
         return None
-    if not inside:
+    if not real.is_relative_to(Path(os.path.realpath(state_dir))):
         return f"{source}: not found, or not the file the sha256 pins ({OUTSIDE})"
+    if actual is None:
+        return f"file not found: {source} ({unread})"
     return f"sha256 mismatch: spec says {sha256[:12]}…, file is {actual}"
 
 

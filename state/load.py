@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from state import models
 from state.cross_checks import check_references
 from state.errors import SpecError, SpecProblem, dotted
-from state.local_files import local_file, read_local
+from state.local_files import local_file, read_templates
 from state.models import Fleet
 from state.placement import HOME, Placement, place
 from state.types import NAME_PATTERN, SECRET_REF_PATTERN
@@ -89,26 +89,21 @@ def parse_fleet(text: str, path: Path, templates: Mapping[str, str] | None = Non
     except ValidationError as exc:
         raise SpecError(_schema_problems(exc, data, lines, name)) from None
     sha256 = hashlib.sha256(text.encode()).hexdigest()
-    problems = check_references(fleet, lines, name, path.parent, templates)
+    refused: dict[str, str] = {}
+    if templates is None:  # read once: what is checked is what is rendered
+        templates, refused = read_templates(path.parent, _template_names(fleet))
+    problems = check_references(fleet, lines, name, path.parent, templates, refused)
     if problems:
         raise SpecError(problems)
-    if templates is None:
-        templates = _read_templates(fleet, path.parent)
     return LoadedFleet(fleet, path, sha256, lines, text, dict(templates)).placed(HOME)
 
 
-def _read_templates(fleet: Fleet, state_dir: Path) -> dict[str, str]:
-    """Every config template the spec names, read once (cross-checks found them all),
-    from inside the state directory only."""
-    named = {
+def _template_names(fleet: Fleet) -> set[str]:
+    return {
         config.template
         for service in fleet.services.values()
         for config in service.config_files
         if config.template is not None
-    }
-    return {
-        name: read_local(local_file(state_dir, name, inside_only=True)).decode("utf-8")
-        for name in sorted(named)
     }
 
 

@@ -40,6 +40,20 @@ def local_file(state_dir: Path, named: str, *, inside_only: bool) -> Path:
     return real
 
 
+def read_templates(state_dir: Path, names: set[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Each template, read once from inside the state directory: (texts, refusals), both
+    by name; a refusal is why it was not read, safe to show."""
+    texts, refused = {}, {}
+    for name in sorted(names):
+        try:
+            texts[name] = read_local(local_file(state_dir, name, inside_only=True)).decode()
+        except LocalFileRefused as exc:
+            refused[name] = str(exc)
+        except UnicodeDecodeError:
+            refused[name] = "expected UTF-8 text"
+    return texts, refused
+
+
 def read_local(path: Path) -> bytes:
     """A regular file's bytes, not through a symlink swapped in after the check.
     Raises LocalFileRefused for anything else (missing, a directory, a FIFO, a device)."""

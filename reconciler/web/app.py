@@ -30,6 +30,7 @@ from reconciler.web.snapshot import Snapshot, take
 from state.load import LoadedFleet
 
 LIVE_EVERY_S = 1.0
+ACTION_OF_MARK = {mark: action for action, mark in MARKS.items()}
 
 
 def _at(at: float | None) -> str:
@@ -38,9 +39,8 @@ def _at(at: float | None) -> str:
 
 def plan_mark(line: str) -> str:
     """The class of one line of a rendered plan, by its mark (`+`, `~`, `-`, `!`)."""
-    marks = {v: k for k, v in MARKS.items()}
-    head = line.lstrip()[:1]
-    return marks.get(head, "") if line.startswith("  ") and line[2:3] == head else ""
+    head = line[2:3]
+    return ACTION_OF_MARK.get(head, "") if line.startswith("  ") and head != " " else ""
 
 
 def plan_summary(snap: Snapshot) -> str:

@@ -99,10 +99,11 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         if isinstance(coordination, EtcdCoordination):
             leader = who_leads(coordination)
     store = IncidentStore(journal)
-    heals = heal_points(store, time.time())
+    now = time.time()
+    heals = heal_points(store, now)
     last_drill = last_dr_drill(journal)
     return Snapshot(
-        taken=time.time(),
+        taken=now,
         services=services,
         pending=sorted(pending),
         plan_text=str(loop.get("plan_text", "")),
@@ -118,7 +119,7 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         backups=backups,
         active=active,
         epoch=epoch,
-        heal_chart=heal_chart(heals, time.time(), CHART_WINDOW_S),
+        heal_chart=heal_chart(heals, now, CHART_WINDOW_S),
         heal_trend=heal_trend(heals),
     )
 

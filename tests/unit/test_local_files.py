@@ -32,6 +32,11 @@ def _state(tmp_path: Path, extra: str) -> Path:
     return state / "fleet.yaml"
 
 
+def _link(path: Path, target: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+
+
 def _refused(spec: Path, capsys: pytest.CaptureFixture[str]) -> str:
     said = ""
     for command in (["validate"], ["--dry-run"], ["--dry-run", "--output", "json"]):
@@ -47,8 +52,7 @@ def test_a_symlinked_template_is_refused_and_never_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = _state(tmp_path, TEMPLATE)
-    (spec.parent / "templates").mkdir()
-    (spec.parent / "templates" / "agent.toml").symlink_to(tmp_path / "secret.key")
+    _link(spec.parent / "templates" / "agent.toml", tmp_path / "secret.key")
     said = _refused(spec, capsys)
     assert "config_files.0.template: template templates/agent.toml: leads out of" in said
 
@@ -57,10 +61,8 @@ def test_a_symlinked_template_directory_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = _state(tmp_path, TEMPLATE)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    (elsewhere / "agent.toml").symlink_to(tmp_path / "secret.key")
-    (spec.parent / "templates").symlink_to(elsewhere)
+    _link(tmp_path / "elsewhere" / "agent.toml", tmp_path / "secret.key")
+    _link(spec.parent / "templates", tmp_path / "elsewhere")
     assert "leads out of the state directory" in _refused(spec, capsys)
 
 
@@ -69,8 +71,7 @@ def test_a_template_linked_to_the_environment_is_refused(
 ) -> None:
     monkeypatch.setenv("REVIEWER_SECRET", "SEKRITenvvalue")
     spec = _state(tmp_path, TEMPLATE)
-    (spec.parent / "templates").mkdir()
-    (spec.parent / "templates" / "agent.toml").symlink_to("/proc/self/environ")
+    _link(spec.parent / "templates" / "agent.toml", Path("/proc/self/environ"))
     assert "leads out of the state directory" in _refused(spec, capsys)
 
 
@@ -79,8 +80,7 @@ def test_a_symlinked_install_source_is_refused(
 ) -> None:
     sha = hashlib.sha256(SECRET.encode()).hexdigest()  # even with the right hash
     spec = _state(tmp_path, _install("bin/agent", sha))
-    (spec.parent / "bin").mkdir()
-    (spec.parent / "bin" / "agent").symlink_to(tmp_path / "secret.key")
+    _link(spec.parent / "bin" / "agent", tmp_path / "secret.key")
     said = _refused(spec, capsys)
     assert "install.source: bin/agent: a symlink on its path leads out of" in said
 
