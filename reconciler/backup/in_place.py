@@ -22,7 +22,8 @@ from backups.repository import open_repository
 from backups.restic_repo import ResticError, Snapshot
 from reconciler.apply.context import Report
 from reconciler.backup.operations import BackupFailed
-from reconciler.backup.verify import verify_copies
+from reconciler.backup.verify import entries, is_copy, verify_copies
+from reconciler.untrusted import shown
 from state.fence import snapshot_epoch
 from state.load import LoadedFleet
 from state.render_backup import git_bundle, sqlite_copy
@@ -76,6 +77,11 @@ def restore_in_place(
         except (SecretUnavailable, ResticError) as exc:
             raise BackupFailed(f"backup {name}: restore failed: {exc}") from None
         files, problems = verify_copies(root)
+        problems += [  # restored onto another host: a link could point it anywhere
+            f"{shown(line)}: refused (only regular files and directories are restored)"
+            for path, line in entries(root)[1]
+            if not is_copy(path)  # verify_copies named those
+        ]
         if problems:
             raise BackupFailed(f"backup {name}: snapshot {snap.short_id}: {'; '.join(problems)}")
         moves = [(sqlite_copy(name, db), db) for db in policy.sqlite]

@@ -9,7 +9,10 @@ subset of the repository's packs, so every pack is read over a cycle.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import stat
 import subprocess
 import tempfile
 import time
@@ -19,6 +22,7 @@ from pathlib import Path
 
 from backups.repository import open_repository
 from backups.restic_repo import ResticError
+from reconciler.untrusted import shown
 from state.load import LoadedFleet
 from state.secrets import SecretUnavailable
 
@@ -57,8 +61,8 @@ def run_drill(loaded: LoadedFleet, name: str) -> DrillResult:
             result.seconds = time.monotonic() - started
             result.files, problems = verify_copies(Path(scratch))
             result.problems += problems
-    except (SecretUnavailable, ResticError) as exc:
-        result.problems.append(str(exc))
+    except (SecretUnavailable, ResticError, OSError, subprocess.SubprocessError) as exc:
+        result.problems.append(shown(str(exc)))
     if result.rto_seconds is not None and result.seconds > result.rto_seconds:
         result.problems.append(
             f"restore took {result.seconds:.1f}s, over the RTO {result.rto_seconds:g}s"
@@ -66,29 +70,80 @@ def run_drill(loaded: LoadedFleet, name: str) -> DrillResult:
     return result
 
 
+def entries(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The regular files under a restored `root`, and every entry that is neither a
+    regular file nor a directory (a symlink, a FIFO, a device). Nothing is followed: a
+    snapshot is a host's word, and its entries are looked at, never through."""
+    regular: list[Path] = []
+    odd: list[tuple[Path, str]] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            kind = stat.S_IFMT(path.lstat().st_mode)
+            if kind == stat.S_IFREG:
+                regular.append(path)
+            elif kind != stat.S_IFDIR:
+                odd.append((path, f"{path.relative_to(root)} is {_KINDS.get(kind, 'odd')}"))
+    return regular, odd
+
+
+def is_copy(path: Path) -> bool:
+    """Where a policy's SQLite copies and git bundles are (state.render_backup)."""
+    return path.parent.name == "sqlite" or path.name.endswith(".bundle")
+
+
+_KINDS = {
+    stat.S_IFLNK: "a symlink",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+}
+
+
 def verify_copies(root: Path) -> tuple[int, list[str]]:
-    """Files under a restored `root`, and what is wrong with its SQLite copies (integrity
-    check) and git bundles (bundle verify)."""
-    files = sum(1 for p in root.rglob("*") if p.is_file())
-    problems: list[str] = []
-    for db in root.rglob("sqlite/*"):
-        with sqlite3.connect(db) as conn:
+    """Regular files under a restored `root`, and what is wrong with its SQLite copies
+    (integrity check) and git bundles (bundle verify). Only regular files are verified,
+    and any other entry where a copy belongs is a problem; an error in one copy is that
+    copy's problem, never an exception."""
+    try:
+        regular, odd = entries(root)
+    except OSError as exc:
+        return 0, [f"restored snapshot unreadable: {exc}"]
+    problems = [
+        f"{shown(line)}: refused (a copy must be a regular file)"
+        for path, line in odd
+        if is_copy(path)
+    ]
+    for path in regular:
+        if path.parent.name == "sqlite":
+            problems += _sqlite_problems(path)
+        elif is_copy(path):
+            problems += _bundle_problems(path)
+    return len(regular), problems
+
+
+def _sqlite_problems(db: Path) -> list[str]:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
             verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
-        if verdict != "ok":
-            problems.append(f"{db.name}: integrity_check says {verdict}")
-    for bundle in root.rglob("*.bundle"):
-        with tempfile.TemporaryDirectory() as empty:
-            subprocess.run(["git", "init", "-q", empty], check=True)
-            done = subprocess.run(
-                ["git", "-C", empty, "bundle", "verify", str(bundle)],
-                capture_output=True,
-                text=True,
-            )
-        if done.returncode != 0:
-            problems.append(
-                f"{bundle.name}: git bundle verify failed: {done.stderr.strip()[-200:]}"
-            )
-    return files, problems
+    except sqlite3.Error as exc:
+        return [f"{db.name}: not a readable SQLite database: {shown(str(exc))}"]
+    return [] if verdict == "ok" else [f"{db.name}: integrity_check says {shown(str(verdict))}"]
+
+
+def _bundle_problems(bundle: Path) -> list[str]:
+    with tempfile.TemporaryDirectory() as empty:
+        subprocess.run(["git", "init", "-q", empty], check=True)
+        done = subprocess.run(
+            ["git", "-C", empty, "bundle", "verify", str(bundle)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    if done.returncode == 0:
+        return []
+    return [f"{bundle.name}: git bundle verify failed: {shown(done.stderr.strip()[-200:])}"]
 
 
 def rotating_subset(now: datetime | None = None) -> str:

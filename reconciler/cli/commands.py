@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.bounded_http import bounded_client
 from reconciler.cli.one_shot import drain_outbox, one_shot_bus
 from reconciler.cli.terminal import confirm, report, show_progress
 from reconciler.ssh.client import WarmWorker, WorkerProcess
@@ -47,7 +48,6 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) -> int:
-    import httpx
 
     from reconciler.cli.failover_text import failover_json, render_failover
     from reconciler.cli.plan_text import render_plan
@@ -60,7 +60,7 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) 
     confirmations = Confirmations(journal) if journal is not None else None
     if journal is not None:
         loaded = placed(loaded, journal)
-    with httpx.Client(trust_env=False) as client:
+    with bounded_client() as client:
         result = plan_once(
             loaded, client, worker=worker, targets=args.target, confirmations=confirmations
         )
@@ -95,7 +95,6 @@ def _apply_leading(
     journal: Journal,
     leadership: Leadership,
 ) -> int:
-    import httpx
 
     from reconciler.cli.plan_text import render_apply, render_plan
     from reconciler.coordination.guard import apply_guard
@@ -109,7 +108,7 @@ def _apply_leading(
     lock = hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report)
     finish_before_stopping()
     renewing = leases_kept(lambda: loaded, journal.path, renew_first=False)  # tick renews
-    with lock, httpx.Client(trust_env=False) as client, renewing:
+    with lock, bounded_client() as client, renewing:
         if loaded.written.failover is not None:  # leases first: guarded units need one
             tick(_mover(loaded, journal, client))
             report(LEASE_NOTE)
@@ -176,8 +175,6 @@ def finish_before_stopping() -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     worker = WorkerProcess()
     try:
-        import httpx
-
         from reconciler.cli.drill_text import drill_table
         from reconciler.cli.failover_text import render_failover
         from reconciler.cli.incidents_command import incident_lines
@@ -199,7 +196,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("\n".join(loop_lines(journal, Path(args.state))))
             raise
         loaded = placed(loaded, journal)
-        with httpx.Client(trust_env=False) as client:
+        with bounded_client() as client:
             result = plan_once(loaded, client, worker=worker)
             failover = review(loaded, journal, client, result.observed)
         print(render_status(loaded, result.observed, result.plan, journal), end="")
@@ -223,8 +220,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    import httpx
-
     from reconciler.coordination.leader import controller_name, leadership_for
     from reconciler.daemon.loop import WatchLoop, start_watchdog
     from reconciler.daemon.spec_source import SpecSource
@@ -244,7 +239,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if not spec.reload() and spec.exception is not None:
         raise spec.exception  # no last good spec to fall back on at start-up
     assert spec.loaded is not None
-    with httpx.Client(trust_env=False) as client:
+    with bounded_client() as client:
         leadership = leadership_for(
             spec.loaded.fleet.reconciler.coordination,
             controller_name(args.controller, "watch"),

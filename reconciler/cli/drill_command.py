@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from reconciler.bounded_http import bounded_client
 from reconciler.cli.drill_text import drill_table
 from reconciler.cli.terminal import report
 from reconciler.errors import UsageError
@@ -13,7 +14,6 @@ EXIT_OK, EXIT_ERROR = 0, 1
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
-    import httpx
 
     from reconciler.cli.one_shot import drain_outbox, one_shot_bus
     from reconciler.coordination.guard import apply_guard, leading
@@ -33,7 +33,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
         with (
             leading(loaded, journal, "drill", args.lock_timeout, report) as leadership,
             hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report),
-            httpx.Client(trust_env=False) as client,
+            bounded_client() as client,
             leases_kept(lambda: loaded, journal.path),
         ):
             running = placed(loaded, journal)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from reconciler.bounded_http import bounded_client
 from reconciler.cli.terminal import confirm, report, show_progress
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -23,7 +24,6 @@ def cmd_failback(args: argparse.Namespace) -> int:
 
 
 def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = False) -> int:
-    import httpx
 
     from reconciler.cli.failover_text import render_failover
     from reconciler.cli.one_shot import drain_outbox, one_shot_bus
@@ -45,7 +45,7 @@ def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = F
         with (
             leading(loaded, journal, "cli", args.lock_timeout, report),
             lock,
-            httpx.Client(trust_env=False) as client,
+            bounded_client() as client,
             leases_kept(lambda: loaded, journal.path),
         ):
             mover = Mover(loaded, journal, client, bus, report, show_progress)

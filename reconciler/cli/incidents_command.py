@@ -7,6 +7,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from reconciler.bounded_http import bounded_client
 from reconciler.cli.terminal import report
 from reconciler.errors import UsageError
 
@@ -71,7 +72,6 @@ def _pir(args: argparse.Namespace, store: IncidentStore) -> int:
 
 def _post_review(state: str, incident: dict[str, Any], store: IncidentStore, draft: str) -> int:
     """`pir --post`: the draft as a comment on each Gitea issue the incident reached."""
-    import httpx
 
     from reconciler.events.channels import ChannelError, post_review
     from state.load import load_fleet
@@ -90,7 +90,7 @@ def _post_review(state: str, incident: dict[str, Any], store: IncidentStore, dra
             "nothing to post the review to"
         )
     failed = 0
-    with httpx.Client(trust_env=False) as client:
+    with bounded_client() as client:
         for name in told:
             channel = channels[name]
             assert isinstance(channel, GiteaIssueChannel)
@@ -118,7 +118,6 @@ def incident_lines(incidents: list[dict[str, Any]]) -> list[str]:
 
 def cmd_notify(args: argparse.Namespace) -> int:
     """Send a test message through each channel (the seed's DR "Test 4")."""
-    import httpx
 
     from reconciler.events.channels import send_test_messages
     from state.load import load_fleet
@@ -132,7 +131,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
         raise UsageError(
             f"unknown channel {unknown[0]!r}; have {', '.join(notifications.channels)}"
         )
-    with httpx.Client(trust_env=False) as client:
+    with bounded_client() as client:
         results = send_test_messages(notifications, names, client)
     for name, ok, note in results:
         print(f"{name}: ok ({note})" if ok else f"{name}: FAILED: {note}")

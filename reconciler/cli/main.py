@@ -27,6 +27,7 @@ from reconciler.cli.commands import (
 from reconciler.cli.drill_command import cmd_drill
 from reconciler.cli.failover_command import cmd_failback, cmd_failover
 from reconciler.cli.incidents_command import cmd_incidents, cmd_notify
+from reconciler.cli.terminal import escaped_terminal
 from reconciler.errors import ReconcileError, write_traceback
 from state.errors import SpecError
 
@@ -206,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = sub_parser if argv and argv[0] in SUBCOMMANDS else main_parser
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    return run_reporting_errors(lambda: func(args))
+    with escaped_terminal():
+        return run_reporting_errors(lambda: func(args))
 
 
 def run_reporting_errors(action: Callable[[], int]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from reconciler.bounded_http import bounded_client
 from reconciler.cli.terminal import report
 
 if TYPE_CHECKING:
@@ -32,13 +33,11 @@ def drain_outbox(loaded: LoadedFleet, journal: Journal, seconds: float = 15.0) -
     for the next run or `reconcile watch` (said so)."""
     import time
 
-    import httpx
-
     from reconciler.run.incident_desk import IncidentDesk
     from reconciler.run.outbox_sender import OutboxSender
 
     IncidentDesk(journal, lambda: loaded.written.notifications).sweep(time.time())
-    with httpx.Client(trust_env=False) as client:
+    with bounded_client() as client:
         sender = OutboxSender(journal, client, report)
         sender.drain(loaded.written.notifications, seconds)
         if (left := sender.store.pending()) > 0:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 
 from reconciler.errors import UsageError
+from reconciler.untrusted import EscapedStream, shown
 
 
 def confirm(assume_yes: bool) -> None:
@@ -19,9 +22,22 @@ def confirm(assume_yes: bool) -> None:
         raise UsageError("apply cancelled")
 
 
+@contextlib.contextmanager
+def escaped_terminal() -> Iterator[None]:
+    """Inside the block, nothing printed reaches the terminal raw (reconciler.untrusted)."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout = EscapedStream(out)
+    sys.stderr = EscapedStream(err)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
 def report(message: str) -> None:
-    """One timestamped progress line on stderr (stdout carries the plan and summary)."""
-    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+    """One timestamped progress line on stderr (stdout carries the plan and summary):
+    one event, one line, whatever host text it carries."""
+    print(f"{time.strftime('%H:%M:%S')} {shown(message)}", file=sys.stderr, flush=True)
 
 
 def progress_bar(model: str, done: int, total: int, width: int = 30) -> str:
@@ -34,4 +50,5 @@ def show_progress(model: str, done: int, total: int) -> None:
     """A model pull's progress bar, on a terminal only."""
     if sys.stderr.isatty():
         end = "\n" if total and done >= total else ""
-        print("\r" + progress_bar(model, done, total), end=end, file=sys.stderr, flush=True)
+        raw = getattr(sys.stderr, "stream", sys.stderr)  # our own \r, past EscapedStream
+        print("\r" + progress_bar(shown(model), done, total), end=end, file=raw, flush=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from reconciler.bounded_http import bounded_client
 from reconciler.errors import TemporaryError
 
 
@@ -62,7 +63,7 @@ class EtcdClient:
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.timeout = timeout
         self._next = 0
-        self.http = httpx.Client(trust_env=False, timeout=timeout)
+        self.http = bounded_client(timeout=timeout)
 
     def close(self) -> None:
         self.http.close()

@@ -223,7 +223,21 @@ def _diff_unit(
     subject = f"unit {name}.service"
     changes = []
     current_file = state.file if state else None
-    if current_file != want:
+    if state is not None and state.file_cut is not None:
+        size, _, digest = state.file_cut.partition(" ")
+        changes.append(
+            Change(
+                service.host,
+                name,
+                Phase.UNIT,
+                "unit_file",
+                "update",
+                subject,
+                f"unit file differs: {size} bytes on the host, larger than a unit file is read",
+                f"(unit file of {size} bytes, sha256 {digest[:16]}…: not read, not shown)\n",
+            )
+        )
+    elif current_file != want:
         changes.append(
             Change(
                 service.host,
@@ -240,7 +254,8 @@ def _diff_unit(
         )
     enabled = state.enabled if state else "not-found"
     # Enabling and starting a unit that does not exist yet is part of creating it.
-    runtime_action: Action = "create" if current_file is None else "update"
+    exists = current_file is not None or (state is not None and state.file_cut is not None)
+    runtime_action: Action = "update" if exists else "create"
     if unit.enabled and enabled != "enabled":
         changes.append(
             Change(
@@ -265,7 +280,7 @@ def _diff_unit(
                 "enabled, spec says enabled: false",
             )
         )
-    active = state.active if state and current_file is not None else "inactive"
+    active = state.active if state and exists else "inactive"
     if active != "active":
         changes.append(
             Change(

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 
 from reconciler.engine.masking import mask_secrets
+from reconciler.untrusted import shown
+
+MAX_DIFF_CHARS = 16 * 1024  # a plan, the journal and the page show at most this of a diff
 
 
 def unified_diff(old: str, new: str, path: str) -> str:
@@ -17,7 +21,24 @@ def unified_diff(old: str, new: str, path: str) -> str:
         f"b{path}",
         n=1,
     )
-    return mask_secrets("".join(line if line.endswith("\n") else line + "\n" for line in lines))
+    text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    if len(text) > MAX_DIFF_CHARS:
+        return cut_diff(old, new)
+    return mask_secrets(shown(text, multiline=True))
+
+
+def cut_diff(old: str, new: str) -> str:
+    """What a plan shows of a diff too large to store: sizes and hashes, never the text
+    (a host can answer with megabytes; every run would journal them)."""
+
+    def what(text: str) -> str:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return f"{len(text.encode())} bytes, sha256 {digest}…"
+
+    return (
+        f"(diff larger than {MAX_DIFF_CHARS // 1024} KiB: not shown; "
+        f"now {what(old)}; wanted {what(new)})\n"
+    )
 
 
 def hidden_diff(old: str, new: str) -> str:

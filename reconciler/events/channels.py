@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import sys
 import time
 from typing import Any
 
 import httpx
 
+from reconciler.untrusted import shown
 from state.models import Channel, GiteaIssueChannel, LogChannel, Notifications, TelegramChannel
 from state.secrets import Secret, SecretUnavailable, resolve_secret
 
@@ -80,6 +82,23 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def code_block(text: str, info: str) -> str:
+    """`text` as a fenced code block that nothing in it can close: Markdown renders no
+    mention, link, image or HTML inside one (host text in an issue stays inert)."""
+    inert = shown(text, multiline=True)
+    longest = max((len(run) for run in re.findall(r"`+|~+", inert)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{inert}\n{fence}"
+
+
+def issue_title(message: dict[str, Any]) -> str:
+    """An issue's title from our own words only (severity, category, the spec's names):
+    a title is rendered, and a host's text has no place in it."""
+    distress = message["distress"]
+    words = [str(distress.get(k, "")) for k in ("category", "component")]
+    return shown(f"[{message['severity']}] {' '.join(w for w in words if w)}")[:120]
+
+
 def marker(fingerprint: str) -> str:
     """Put in the issue's title: a restarted controller finds its own open issue by it."""
     return f"[fleet-reconciler {fingerprint}]"
@@ -108,11 +127,26 @@ class _GiteaRepo:
         if response.status_code >= 300:
             raise ChannelError(
                 redact(
-                    f"gitea: {method} {path}: status {response.status_code}: {response.text[:200]}",
+                    f"gitea: {method} {path}: status {response.status_code}: "
+                    f"{shown(response.text[:200])}",
                     self.token,
                 )
             )
-        return response.json() if response.content else None
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ChannelError(f"gitea: {method} {path}: the answer is not JSON") from None
+
+    def listed(self, path: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """A list answer's objects; any other shape is the channel's failure."""
+        found = self.call("GET", path, **kwargs)
+        if found is None:
+            return []
+        if not isinstance(found, list) or not all(isinstance(i, dict) for i in found):
+            raise ChannelError(f"gitea: GET {path}: the answer is not a list of objects")
+        return found
 
     def find(self, fingerprint: str, state: str = "open") -> dict[str, Any] | None:
         """The incident's issue, by its label(s) and the marker in its title."""
@@ -120,11 +154,15 @@ class _GiteaRepo:
         if self.channel.labels:
             params["labels"] = ",".join(self.channel.labels)
         tag = marker(fingerprint)
-        found = [i for i in self.call("GET", "/issues", params=params) if tag in i.get("title", "")]
+        found = [
+            i
+            for i in self.listed("/issues", params=params)
+            if tag in str(i.get("title", "")) and isinstance(i.get("number"), int)
+        ]
         return max(found, key=lambda i: int(i["number"])) if found else None
 
     def comments(self, number: int) -> list[str]:
-        return [c.get("body", "") for c in self.call("GET", f"/issues/{number}/comments") or []]
+        return [str(c.get("body", "")) for c in self.listed(f"/issues/{number}/comments")]
 
 
 def _gitea(
@@ -134,19 +172,20 @@ def _gitea(
     issue = repo.find(message["fingerprint"])
     stamp = f"\n\n<!-- fleet-reconciler notification {key} -->"
     body = (
-        f"**{message['severity']} {message['transition']}**: {message['text']}\n\n"
-        f"```json\n{json.dumps(message['distress'], indent=2)}\n```{stamp}"
+        f"**{message['severity']} {message['transition']}**\n\n"
+        f"{code_block(shown(str(message['text'])), 'text')}\n\n"  # one line, inert
+        f"{code_block(json.dumps(message['distress'], indent=2), 'json')}{stamp}"
     )
     if issue is None:
         if message["transition"] == "resolved":
             return "gitea: no open issue to close"
-        labels = _label_ids(repo.call("GET", "/labels"), channel.labels)
-        title = f"[{message['severity']}] {message['distress']['message'][:120]} "
-        title += marker(message["fingerprint"])
+        labels = _label_ids(repo.listed("/labels"), channel.labels)
+        title = f"{issue_title(message)} {marker(message['fingerprint'])}"
         created = repo.call(
             "POST", "/issues", json={"title": title, "body": body, "labels": labels}
         )
-        return f"gitea issue #{created['number']} opened"
+        number = created.get("number") if isinstance(created, dict) else None
+        return f"gitea issue #{number if isinstance(number, int) else '?'} opened"
     number = int(issue["number"])
     told = [issue.get("body", ""), *repo.comments(number)]
     if not any(stamp.strip() in text for text in told):  # exactly once, by the issue's record

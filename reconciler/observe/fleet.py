@@ -39,6 +39,7 @@ from reconciler.ssh.protocol import (
     Timeouts,
 )
 from reconciler.store.confirmations import Confirmation, Confirmations
+from reconciler.untrusted import shown
 from state.layout import (
     MANAGED_RECORD,
     backup_path,
@@ -148,7 +149,7 @@ def host_states(answer: ObserveAnswer) -> dict[str, HostState]:
         states[name] = HostState(
             name=name,
             reachable=result.reachable,
-            error=result.error,
+            error=shown(result.error) if result.error is not None else None,
             now=snap.now,
             units=snap.units,
             files=snap.files,

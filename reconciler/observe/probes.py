@@ -6,6 +6,7 @@ Read-only: GET requests and TCP connects. Checks that read host data (`systemd`,
 
 from __future__ import annotations
 
+import json
 import socket
 from datetime import timedelta
 
@@ -13,10 +14,13 @@ import httpx
 
 from deploys.ollama import ModelError
 from deploys.ollama import list_models as ollama_models
+from reconciler.bounded_http import BoundedTransport, read_at_most
 from reconciler.observe.observation import CheckResult, FileState, HostState, ModelsState
+from reconciler.untrusted import shown
 from state.models import FileFreshCheck, HealthCheck, HttpCheck, SystemdCheck, TcpCheck
 
 BODY_EXCERPT = 120
+HEALTH_BODY_BYTES = 10 * 1024  # as the kubelet: what a check needs, the rest is not read
 
 
 def describe(check: HealthCheck, address: str) -> str:
@@ -31,22 +35,29 @@ def describe(check: HealthCheck, address: str) -> str:
 
 
 def probe_http(client: httpx.Client, check: HttpCheck, address: str) -> CheckResult:
+    """GET the check's URL; its timeout is the whole check's deadline (see
+    reconciler.bounded_http), and at most HEALTH_BODY_BYTES of the body are read."""
     label = describe(check, address)
     url = check.url.format(address=address)
     try:
-        response = client.get(url, timeout=check.timeout.total_seconds())
+        with client.stream("GET", url, timeout=check.timeout.total_seconds()) as response:
+            body, cut = read_at_most(response, HEALTH_BODY_BYTES)
     except httpx.HTTPError as exc:
-        return CheckResult(check=label, healthy=False, detail=f"{type(exc).__name__}: {exc}")
-    excerpt = response.text[:BODY_EXCERPT].replace("\n", " ")
+        detail = shown(f"{type(exc).__name__}: {exc}")
+        return CheckResult(check=label, healthy=False, detail=detail)
+    excerpt = shown(body[:BODY_EXCERPT].decode("utf-8", errors="replace"))
     if response.status_code != check.expect_status:
         detail = f"status {response.status_code}, expected {check.expect_status}: {excerpt}"
         return CheckResult(check=label, healthy=False, detail=detail)
     if check.json_key is not None:
+        if cut:
+            detail = f"answer larger than {HEALTH_BODY_BYTES} bytes: its JSON is not read"
+            return CheckResult(check=label, healthy=False, detail=detail)
         try:
-            body = response.json()
+            parsed = json.loads(body)
         except ValueError:
             return CheckResult(check=label, healthy=False, detail=f"not JSON: {excerpt}")
-        if not isinstance(body, dict) or check.json_key not in body:
+        if not isinstance(parsed, dict) or check.json_key not in parsed:
             detail = f"JSON has no key '{check.json_key}': {excerpt}"
             return CheckResult(check=label, healthy=False, detail=detail)
     return CheckResult(check=label, healthy=True, detail=f"status {response.status_code}")
@@ -91,9 +102,12 @@ def _short(age: timedelta) -> str:
 
 
 def list_models(endpoint: str, transport: httpx.BaseTransport | None = None) -> ModelsState:
-    """The models an Ollama endpoint lists; an error is recorded, not raised."""
+    """The models an Ollama endpoint lists, within the listing's deadline and at most
+    MAX_BODY_BYTES of answer; an error is recorded, not raised. Names are kept only when
+    they could be a model's name (a host's answer is untrusted text)."""
     try:
-        present = ollama_models(endpoint, transport)
+        present = ollama_models(endpoint, transport or BoundedTransport())
     except ModelError as exc:
-        return ModelsState(endpoint=endpoint, error=str(exc).removeprefix("list models: "))
-    return ModelsState(endpoint=endpoint, present=present)
+        error = str(exc).removeprefix("list models: ")
+        return ModelsState(endpoint=endpoint, error=shown(error))
+    return ModelsState(endpoint=endpoint, present=tuple(shown(name) for name in present))

@@ -1,10 +1,11 @@
 """The outbox sender: delivers queued notifications, off the reconcile loop's thread, so
 a slow or dead channel never delays a pass.
 
-Per channel, in order: a notification that fails blocks the ones after it on the same
-channel until it is retried (with backoff, or the channel's `retry_after`), so every
-message arrives once and in order. At most one message per second goes to a Telegram
-chat. A notification whose channel the spec no longer names is kept, with that error.
+Each channel is its own queue with its own failures. Per channel, in order: a
+notification that fails blocks the ones after it on the same channel until it is
+retried (with backoff, or the channel's `retry_after`), so every message arrives once
+and in order. At most one message per second goes to a Telegram chat. A notification
+whose channel the spec no longer names is kept, with that error.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from pathlib import Path
 import httpx
 
 from reconciler.apply.context import Report
+from reconciler.bounded_http import bounded_client
 from reconciler.events.channels import ChannelError, deliver
 from reconciler.run.background import in_background
 from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import Journal
+from reconciler.untrusted import shown
 from state.models import Notifications, TelegramChannel
 from state.secrets import SecretUnavailable
 
 BACKOFF_MAX_S = 300.0
 TELEGRAM_GAP_S = 1.0
+CHANNEL_BATCH = 50  # a round's look at one channel's queue
 
 
 def backoff(attempts: int) -> float:
@@ -40,37 +44,37 @@ class OutboxSender:
         self.last_sent: dict[str, float] = {}
 
     def round(self, notifications: Notifications | None) -> int:
-        """Deliver what is due now, per channel in order; how many were sent."""
+        """Deliver what is due now, each channel's queue in order; how many were sent."""
+        return sum(self._channel(name, notifications) for name in self.store.waiting_channels())
+
+    def _channel(self, name: str, notifications: Notifications | None) -> int:
+        """One channel's queue, oldest first, until one waits or fails. Whatever a channel
+        raises (its own error, or an answer it could not parse) is that channel's failure
+        alone, as Alertmanager keeps its receivers apart: the others still deliver."""
+        channel = notifications.channels.get(name) if notifications else None
         sent = 0
-        blocked: set[str] = set()
-        for item in self.store.unsent(limit=200):
-            if item.channel in blocked:
-                continue
+        for item in self.store.unsent(limit=CHANNEL_BATCH, channel=name):
             if item.next_try > time.time():  # the channel's oldest waits: so do the rest
-                blocked.add(item.channel)
-                continue
-            channel = notifications.channels.get(item.channel) if notifications else None
+                break
             if channel is None:
                 self.store.failed(item.seq, "channel not in the spec in force", time.time() + 3600)
-                blocked.add(item.channel)
-                continue
+                break
             if isinstance(channel, TelegramChannel):
-                gap = self.last_sent.get(item.channel, 0.0) + TELEGRAM_GAP_S - time.time()
+                gap = self.last_sent.get(name, 0.0) + TELEGRAM_GAP_S - time.time()
                 if gap > 0:
                     time.sleep(gap)
             try:
                 note = deliver(channel, item.key, item.payload, self.client)
-            except (ChannelError, SecretUnavailable) as exc:
+            except Exception as exc:
+                known = isinstance(exc, ChannelError | SecretUnavailable)
+                why = shown(str(exc) if known else f"{type(exc).__name__}: {exc}")[:500]
                 retry = getattr(exc, "retry_after", None) or backoff(item.attempts)
-                self.store.failed(item.seq, str(exc), time.time() + retry)
-                self.report(f"notify {item.channel}: {exc}; retry in {retry:g}s")
-                blocked.add(item.channel)
-                continue
+                self.store.failed(item.seq, why, time.time() + retry)
+                self.report(f"notify {name}: {why}; retry in {retry:g}s")
+                break
             self.store.sent(item.seq)
-            self.last_sent[item.channel] = time.time()
-            self.report(
-                f"notify {item.channel}: {note} ({item.payload['transition']} {item.incident})"
-            )
+            self.last_sent[name] = time.time()
+            self.report(f"notify {name}: {note} ({item.payload['transition']} {item.incident})")
             sent += 1
         return sent
 
@@ -95,7 +99,7 @@ def sending(
 
     def run(stop: threading.Event) -> None:
         journal = Journal(journal_path)
-        with httpx.Client(trust_env=False) as client:
+        with bounded_client() as client:
             sender = OutboxSender(journal, client, report)
             while not stop.is_set():
                 try:

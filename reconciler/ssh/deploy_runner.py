@@ -38,6 +38,7 @@ from reconciler.ssh.protocol import (
     WorkItem,
 )
 from reconciler.ssh.session import KeptConnections, open_session
+from reconciler.untrusted import shown
 from state.load import LoadedFleet, parse_fleet
 from state.managed import Managed
 
@@ -170,7 +171,7 @@ def _op_results(state: State, host: PyinfraHost, services: list[str]) -> list[Op
         if not meta.is_complete():
             status = "skipped"
         elif meta.did_error():
-            status, stderr = "error", "\n".join(meta.stderr_lines[-5:])
+            status, stderr = "error", shown("\n".join(meta.stderr_lines[-5:])[-2000:])
         else:
             status = "changed" if meta.did_change() else "ok"
         results.append(

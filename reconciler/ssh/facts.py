@@ -9,12 +9,14 @@ Read-only is the contract: the script only runs `date`, `systemctl show`, `stat`
 from __future__ import annotations
 
 import base64
+import binascii
 import shlex
 from typing import Any
 
 from pyinfra.api.facts import FactBase
 
 from reconciler.ssh.protocol import Snapshot
+from reconciler.untrusted import shown
 from state.layout import unit_file, unit_path
 
 UNIT_PROPERTIES = "ActiveState,SubState,UnitFileState,ActiveEnterTimestamp"
@@ -34,7 +36,7 @@ def snapshot_script(
         parts.append(f"echo @unit {_q(unit)}")
         parts.append(f"systemctl show --property={UNIT_PROPERTIES} -- {_q(unit_file(unit))}")
         parts.append(f"echo @unitfile {_q(unit)}")
-        parts.append(f"base64 -w0 -- {_q(unit_path(unit))} 2>/dev/null && echo")
+        parts.append(_bounded_content(unit_path(unit), cut_note=True))
     for path in files:
         wanted = path in contents
         parts.append(f"echo @file {_q(path)}")
@@ -43,10 +45,7 @@ def snapshot_script(
             f"sha256sum -- {_q(path)} | cut -d' ' -f1"
         )
         if wanted:
-            parts.append(
-                f"[ $(stat -c %s -- {_q(path)} 2>/dev/null || echo 0) -le {MAX_CONTENT_BYTES} ] "
-                f"&& base64 -w0 -- {_q(path)} 2>/dev/null && echo"
-            )
+            parts.append(_bounded_content(path, cut_note=False))
     if packages:
         parts.append("echo @packages")
         quoted = " ".join(_q(p) for p in packages)
@@ -55,6 +54,20 @@ def snapshot_script(
         )
     parts.append("echo @end")
     return "; ".join(parts)
+
+
+def _bounded_content(path: str, cut_note: bool) -> str:
+    """At most MAX_CONTENT_BYTES of `path`, base64 on one line (`head -c`, so a file that
+    grows between the size check and the read is still cut); a larger file gives
+    nothing, or with `cut_note` the line `!cut SIZE SHA256`."""
+    q = _q(path)
+    size = f"$(stat -c %s -- {q} 2>/dev/null || echo 0)"
+    small = f"head -c {MAX_CONTENT_BYTES} -- {q} | base64 -w0 && echo"
+    if not cut_note:
+        return f"[ {size} -le {MAX_CONTENT_BYTES} ] && {small}"
+    large = f"echo '!cut' {size} $(sha256sum -- {q} | cut -d' ' -f1)"
+    fits = f"[ {size} -le {MAX_CONTENT_BYTES} ]"
+    return f"if [ -e {q} ]; then if {fits}; then {small}; else {large}; fi; fi"
 
 
 def parse_snapshot(lines: list[str]) -> Snapshot:
@@ -86,16 +99,19 @@ def _store(result: dict[str, Any], section: tuple[str, str], body: list[str]) ->
     kind, arg = section
     if kind == "unit":
         props = dict(line.partition("=")[::2] for line in body if "=" in line)
-        result["units"][arg] = {
-            "active": props.get("ActiveState", "unknown"),
-            "sub": props.get("SubState", "unknown"),
-            "enabled": props.get("UnitFileState") or "not-found",
-            "since": props.get("ActiveEnterTimestamp", ""),
+        result["units"][arg] = {  # the host's words: shown, never raw (reconciler.untrusted)
+            "active": shown(props.get("ActiveState", "unknown")),
+            "sub": shown(props.get("SubState", "unknown")),
+            "enabled": shown(props.get("UnitFileState") or "not-found"),
+            "since": shown(props.get("ActiveEnterTimestamp", "")),
             "file": None,
         }
     elif kind == "unitfile" and arg in result["units"]:
         encoded = "".join(body).strip()
-        result["units"][arg]["file"] = _decode(encoded) if encoded else None
+        if encoded.startswith("!cut"):
+            result["units"][arg]["file_cut"] = shown(encoded.removeprefix("!cut").strip()[:100])
+        else:
+            result["units"][arg]["file"] = _decode(encoded) if encoded else None
     elif kind == "file":
         result["files"][arg] = _parse_file(body)
     elif kind == "packages":
@@ -121,7 +137,11 @@ def _parse_file(body: list[str]) -> dict[str, Any] | None:
 
 
 def _decode(encoded: str) -> str:
-    return base64.b64decode(encoded).decode("utf-8", errors="replace")
+    try:
+        data = base64.b64decode(encoded[: 2 * MAX_CONTENT_BYTES], validate=True)
+    except (binascii.Error, ValueError):
+        return "(unreadable answer)"
+    return data.decode("utf-8", errors="replace")
 
 
 class HostSnapshot(FactBase[Snapshot]):

@@ -56,6 +56,7 @@ from reconciler.ssh.protocol import (  # noqa: E402
     StartRequest,
 )
 from reconciler.ssh.session import KeptConnections, open_session  # noqa: E402
+from reconciler.untrusted import shown  # noqa: E402
 from state.layout import unit_file  # noqa: E402
 
 
@@ -104,7 +105,7 @@ def start(request: StartRequest, kept: KeptConnections | None = None) -> ApplyAn
             command = f"systemctl start -- {shlex.quote(unit_file(name))}"
             ok, output = host.run_shell_command(command, _timeout=timeout)
             status = "changed" if ok else "error"
-            stderr = "" if ok else "\n".join(output.stderr_lines[-5:])
+            stderr = "" if ok else shown("\n".join(output.stderr_lines[-5:])[-2000:])
             label = f"fast start | {name}: {command}"
             results.append(OpResult(name=label, status=status, stderr=stderr))
         return results

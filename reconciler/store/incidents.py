@@ -97,14 +97,20 @@ class IncidentStore:
         """Unsent notifications whose time has come, oldest first."""
         return [q for q in self.unsent(limit=10_000) if q.next_try <= now][:limit]
 
-    def unsent(self, limit: int = 200) -> list[Queued]:
-        """Every unsent notification, oldest first, whether its time has come or not."""
+    def unsent(self, limit: int = 200, channel: str | None = None) -> list[Queued]:
+        """Every unsent notification (of one channel, if given), oldest first, whether
+        its time has come or not."""
         rows = self.db.execute(
             "SELECT seq, key, channel, incident, payload, attempts, next_try FROM outbox"
-            " WHERE sent IS NULL ORDER BY seq LIMIT ?",
-            (limit,),
+            " WHERE sent IS NULL AND (? IS NULL OR channel = ?) ORDER BY seq LIMIT ?",
+            (channel, channel, limit),
         ).fetchall()
         return [Queued(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def waiting_channels(self) -> list[str]:
+        """The channels with something unsent, each its own queue."""
+        rows = self.db.execute("SELECT DISTINCT channel FROM outbox WHERE sent IS NULL")
+        return sorted(r[0] for r in rows)
 
     def pending(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE sent IS NULL").fetchone()[0])

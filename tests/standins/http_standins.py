@@ -28,8 +28,13 @@ Gitea (every repository has the labels P0..P3 and `incident`, ids 1-5; writes ne
 Telegram:
   POST /bot<TOKEN>/sendMessage   {chat_id, text, parse_mode}
   GET  /test/messages            what arrived
-  POST /test/mode {"mode": ...}  faults for tests: `ok`, `down` (503), `slow` (answers
-                                 after 15 s) and `limit` (429 with retry_after 2)
+
+Every stand-in:
+  POST /test/mode {"mode": ...}  faults for tests: `ok`; `garbage` (every answer is 200
+                                 with a body that is not JSON); `drip` (200, then one
+                                 byte a second, for at most 120 s). Telegram also has
+                                 `down` (503), `slow` (answers after 15 s) and `limit`
+                                 (429 with retry_after 2).
 """
 
 import argparse
@@ -46,6 +51,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 LOCK = threading.Lock()
+MODE = {"mode": "ok"}
+DRIP_SECONDS = 120
 
 
 class JsonHandler(BaseHTTPRequestHandler):
@@ -63,6 +70,30 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _set_mode(self) -> None:
+        MODE["mode"] = self._body().get("mode", "ok")
+        self._json(200, MODE)
+
+    def _faulted(self) -> bool:
+        """Answer with the fault a test asked for, if any (POST /test/mode)."""
+        if MODE["mode"] == "garbage":
+            data = b"<html>\x1b[2J 502 from a proxy, not JSON"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return True
+        if MODE["mode"] == "drip":
+            self.send_response(200)
+            self.send_header("Content-Length", str(DRIP_SECONDS))
+            self.end_headers()
+            for _ in range(DRIP_SECONDS):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(1)
+            return True
+        return False
 
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
@@ -85,6 +116,8 @@ class Ollama(JsonHandler):
     pull_seconds = 1.0
 
     def do_GET(self) -> None:
+        if self._faulted():
+            return None
         if self.path != "/api/tags":
             return self._json(404, {"error": "not found"})
         with LOCK:
@@ -104,6 +137,10 @@ class Ollama(JsonHandler):
         self._json(200, {})
 
     def do_POST(self) -> None:
+        if self.path == "/test/mode":
+            return self._set_mode()
+        if self._faulted():
+            return None
         if self.path != "/api/pull":
             return self._json(404, {"error": "not found"})
         body = self._body()
@@ -166,6 +203,8 @@ class Gitea(JsonHandler):
         return next((i for i in issues if i["repo"] == repo and i["number"] == int(number)), None)
 
     def do_GET(self) -> None:
+        if self._faulted():
+            return None
         url = urlsplit(self.path)
         if url.path == "/api/v1/version":
             return self._json(200, {"version": "1.21.0+standin"})
@@ -197,6 +236,10 @@ class Gitea(JsonHandler):
         self._json(404, {"message": "not found"})
 
     def do_POST(self) -> None:
+        if self.path == "/test/mode":
+            return self._set_mode()
+        if self._faulted():
+            return None
         url = urlsplit(self.path)
         if not self._authorized():
             return
@@ -229,7 +272,7 @@ class Gitea(JsonHandler):
         self._json(404, {"message": "not found"})
 
     def do_PATCH(self) -> None:
-        if not self._authorized():
+        if self._faulted() or not self._authorized():
             return
         match = ISSUE.match(urlsplit(self.path).path)
         if not match:
@@ -249,7 +292,6 @@ class Gitea(JsonHandler):
 # Telegram ----------------------------------------------------------------------------
 
 SEND = re.compile(r"^/bot([A-Za-z0-9:_-]+)/sendMessage$")
-MODE = {"mode": "ok"}
 
 
 class Telegram(JsonHandler):
@@ -260,10 +302,11 @@ class Telegram(JsonHandler):
         self._json(404, {"ok": False, "description": "Not Found"})
 
     def do_POST(self) -> None:
-        body = self._body()
         if self.path == "/test/mode":
-            MODE["mode"] = body.get("mode", "ok")
-            return self._json(200, MODE)
+            return self._set_mode()
+        if self._faulted():
+            return None
+        body = self._body()
         match = SEND.match(self.path)
         if not match:
             return self._json(404, {"ok": False, "description": "Not Found"})

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from reconciler.ssh.facts import parse_snapshot, snapshot_script
+from reconciler.ssh.facts import MAX_CONTENT_BYTES, parse_snapshot, snapshot_script
 from reconciler.ssh.protocol import UnitState
 
 RECORDED = Path(__file__).parent / "recorded" / "snapshot_kimi.txt"
@@ -41,5 +41,39 @@ def test_script_quotes_hostile_paths() -> None:
 def test_script_is_read_only() -> None:
     script = snapshot_script(["svc"], ["/etc/x"], ["/etc/x"], ["pkg"])
     words = {w for part in script.split(";") for w in part.split()[:1]}
-    assert words <= {"echo", "systemctl", "base64", "stat", "[", "dpkg-query"}
+    assert words <= {"echo", "systemctl", "base64", "stat", "[", "dpkg-query", "if", "then"} | {
+        "else",
+        "fi",
+    }
     assert "systemctl show" in script and "restart" not in script
+
+
+def test_contents_are_read_at_most_the_bound() -> None:
+    script = snapshot_script(["svc"], ["/etc/x"], ["/etc/x"], [])
+    assert script.count(f"head -c {MAX_CONTENT_BYTES} --") == 2  # the unit file and /etc/x
+
+
+def test_a_unit_file_too_large_is_reported_cut_not_read() -> None:
+    lines = [
+        "@now 1",
+        "@unit svc",
+        "ActiveState=active",
+        "@unitfile svc",
+        "!cut 20971520 ab12",
+        "@end",
+    ]
+    unit = parse_snapshot(lines).units["svc"]
+    assert unit.file is None and unit.file_cut == "20971520 ab12"
+
+
+def test_host_text_in_unit_state_is_escaped() -> None:
+    lines = ["@now 1", "@unit svc", "ActiveState=act\x1b]0;pwned\x07ive\rok", "@end"]
+    lines = [line.encode().decode("unicode_escape") for line in lines]
+    unit = parse_snapshot(lines).units["svc"]
+    assert unit.active == "act\\x1b]0;pwned\\aive\\rok"
+    assert unit.active.isprintable()
+
+
+def test_an_unreadable_base64_answer_is_not_a_crash() -> None:
+    lines = ["@now 1", "@unit svc", "ActiveState=active", "@unitfile svc", "not*base64!", "@end"]
+    assert parse_snapshot(lines).units["svc"].file == "(unreadable answer)"

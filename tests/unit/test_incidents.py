@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reconciler.bounded_http import bounded_client
 from reconciler.engine.incidents import Incident, fingerprint, on_event, route
 from reconciler.events.bus import Event
 from reconciler.events.channels import telegram_text
@@ -407,3 +408,69 @@ def test_pir_post_comments_the_review_on_the_closed_issue_found_by_label_and_mar
     argv = ["incidents", "pir", other["id"], "--post", "--state", str(state), *journal_arg]
     assert main(argv) == 1
     assert "reached no Gitea issue channel" in capsys.readouterr().err
+
+
+def test_a_channel_answering_garbage_fails_alone_and_the_others_deliver_in_order(
+    standins: tuple[int, int, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found on real hosts: Gitea answered 200 with a body that was not JSON, the sender
+    raised JSONDecodeError every round, and a P0 Telegram page stayed unsent."""
+    tg, gitea, stores = standins
+    notifications = _notifications(tg, gitea, "1:x", monkeypatch)
+    journal = Journal(tmp_path / "journal.db")
+    desk = IncidentDesk(journal, lambda: notifications)
+    lines: list[str] = []
+    with bounded_client() as client:
+        client.post(f"http://127.0.0.1:{gitea}/test/mode", json={"mode": "garbage"})
+        for i in range(3):
+            desk(Event("P0", "drill_failed", f"outage {i}", f"h{i}", "backup:db", at=time.time()))
+        OutboxSender(journal, client, lines.append).drain(notifications, 5)
+    texts = [m["text"] for m in json.loads((stores / "tg.json").read_text())]
+    assert [t.split("outage ")[1][0] for t in texts] == ["0", "1", "2"]
+    logged = [line for line in capsys.readouterr().err.splitlines() if '"notification"' in line]
+    assert [json.loads(line)["message"][-1] for line in logged] == ["0", "1", "2"]
+    assert any("notify gitea: gitea: GET /issues: the answer is not JSON" in x for x in lines)
+    assert {q.channel for q in IncidentStore(journal).unsent()} == {"gitea"}
+
+
+def test_host_text_in_a_gitea_issue_is_inert(
+    standins: tuple[int, int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tg, gitea, stores = standins
+    notifications = _notifications(tg, gitea, "1:x", monkeypatch)
+    journal = Journal(tmp_path / "journal.db")
+    hostile = "oops ``` @admin [login](http://evil) ![x](http://evil/p.png) <b>hi</b>\x1b[2J\nfake"
+    IncidentDesk(journal, lambda: notifications)(
+        Event("P1", "escalation", hostile, "hermes", "ollama", at=time.time())
+    )
+    with bounded_client() as client:
+        OutboxSender(journal, client, lambda _line: None).drain(notifications, 5)
+    (issue,) = json.loads((stores / "gitea.json").read_text())
+    assert "@admin" not in issue["title"] and "evil" not in issue["title"]
+    body = issue["body"]
+    assert "\x1b" not in body and "\\x1b[2J\\nfake" in body
+    outside = [line for line, fenced in _fenced(body) if not fenced]
+    assert outside and all(
+        "@admin" not in x and "evil" not in x and "<b>" not in x for x in outside
+    )
+    assert body.split("\n")[2] == "````text"  # longer than the ``` inside: nothing closes it
+
+
+def _fenced(markdown: str) -> list[tuple[str, bool]]:
+    """Each line, and whether it is inside a fenced code block (CommonMark: a fence of N
+    backticks closes only on a line of at least N backticks and nothing else)."""
+    lines, fence = [], ""
+    for line in markdown.split("\n"):
+        run = len(line) - len(line.lstrip("`"))
+        if not fence and run >= 3:
+            fence = "`" * run
+            lines.append((line, True))
+        elif fence and line.strip() == "`" * len(line.strip()) and len(line.strip()) >= len(fence):
+            fence = ""
+            lines.append((line, True))
+        else:
+            lines.append((line, bool(fence)))
+    return lines
