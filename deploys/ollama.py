@@ -19,7 +19,8 @@ import httpx
 import ollama
 
 Progress = Callable[[int, int, str], None]
-LIST_TIMEOUT = httpx.Timeout(5.0)
+# A listing's whole deadline through the reconciler's bounded transport: a health check's.
+LIST_TIMEOUT = httpx.Timeout(2.0)
 PULL_TIMEOUT = httpx.Timeout(10.0, read=600.0)
 DELETE_TIMEOUT = httpx.Timeout(30.0)
 FAILURES = (ollama.ResponseError, ollama.RequestError, ConnectionError, httpx.HTTPError, ValueError)

@@ -159,8 +159,15 @@ def unit(
         user="root",
         group="root",
     )
-    systemd.daemon_reload(name=f"{service_name}: daemon-reload", _if=unit_file.did_change)
-    changed = [unit_file, *restart_when]
+    dropins = files.directory(  # the spec names no drop-in: any there is drift
+        name=f"{service_name}: no drop-ins in {unit_path(service_name)}.d",
+        path=f"{unit_path(service_name)}.d",
+        present=False,
+    )
+    systemd.daemon_reload(
+        name=f"{service_name}: daemon-reload", _if=any_changed(unit_file, dropins)
+    )
+    changed = [unit_file, dropins, *restart_when]
     if force_restart:
         systemd.service(
             name=f"{service_name}: restart (unhealthy)",
@@ -208,4 +215,7 @@ def remove_service(service_name: str) -> None:
         commands=[f"if [ -e {q(path)} ]; then systemctl disable --now {q(unit)}; fi"],
     )
     removed = files.file(name=f"{service_name}: remove {path}", path=path, present=False)
-    systemd.daemon_reload(name=f"{service_name}: daemon-reload", _if=removed.did_change)
+    dropins = files.directory(
+        name=f"{service_name}: remove {path}.d", path=f"{path}.d", present=False
+    )
+    systemd.daemon_reload(name=f"{service_name}: daemon-reload", _if=any_changed(removed, dropins))

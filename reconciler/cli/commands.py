@@ -290,7 +290,7 @@ def _dashboard(args: argparse.Namespace, loop: WatchLoop, journal: Journal) -> u
     """`--http ADDR`: the dashboard and /metrics, served from a thread of the daemon."""
     from prometheus_client import CollectorRegistry
 
-    from reconciler.web.app import make_app, serve_in_background
+    from reconciler.web.app import is_loopback, make_app, serve_in_background
     from reconciler.web.metrics import PassMetrics
 
     registry = CollectorRegistry()
@@ -298,6 +298,12 @@ def _dashboard(args: argparse.Namespace, loop: WatchLoop, journal: Journal) -> u
     app = make_app(journal.path, Path(args.state), lambda: loop.spec.loaded, registry)
     server = serve_in_background(app, args.http)
     report(f"dashboard on http://{args.http}/ (metrics at /metrics)")
+    if not is_loopback(args.http):
+        report(
+            f"warning: --http {args.http} is reachable from other machines, and the page has "
+            "no authentication: anyone who reaches it sees the fleet's addresses, the state "
+            "file's path and the plans; serve it on 127.0.0.1 behind an authenticating proxy"
+        )
     return server
 
 
@@ -314,6 +320,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from reconciler.observe.witness import witness_warning
     from state.load import load_fleet
+    from state.pager_placement import pager_on_fleet
     from state.secrets import unresolved_secrets
 
     loaded = load_fleet(args.state)
@@ -322,6 +329,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"warning: {problem}", file=sys.stderr)
     if (witness := witness_warning(loaded.written)) is not None:
         print(f"warning: {witness}", file=sys.stderr)
+    for problem in pager_on_fleet(fleet, loaded.lines, str(loaded.file)):
+        print(f"warning: {problem}", file=sys.stderr)
     print(
         f"{args.state}: valid ({len(fleet.hosts)} hosts, {len(fleet.services)} services, "
         f"{len(fleet.backups)} backup policies)"

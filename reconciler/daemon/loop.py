@@ -39,6 +39,7 @@ from reconciler.run.leases import leases_kept
 from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import ApplyResult, plan_once
 from reconciler.ssh.client import WarmWorker
+from reconciler.ssh.protocol import Timeouts
 from reconciler.store.confirmations import Confirmations
 from reconciler.store.journal import Journal
 from reconciler.store.lock import LockHeld, hosts_lock
@@ -47,6 +48,9 @@ from state.models import ReconcilerSettings
 from state.placement import without_host
 
 PASS_LOCK_TIMEOUT_S = 5.0
+# A probe pass reads a few unit states: a host that takes longer is one observed fact
+# ("no answer within 5s"), and the other hosts' drift is acted on in the same pass.
+PROBE_SETTINGS = ObserveSettings(timeouts=Timeouts(connect=5.0, command=5.0), health_only=True)
 
 
 @dataclass
@@ -120,7 +124,7 @@ class WatchLoop:
         def in_force() -> LoadedFleet | None:  # only a leader keeps the hosts' leases
             return self.spec.loaded if self.leading and self.leadership.acting() else None
 
-        self.ssh = WarmWorker()
+        self.ssh = WarmWorker(cancel=self.stop)
         try:
             with leases_kept(in_force, self.journal.path, renew_first=False):
                 return self._run(max_passes, max_seconds)
@@ -240,9 +244,9 @@ class WatchLoop:
         if skipped is not None:
             watched = replace(loaded, fleet=without_host(loaded.fleet, skipped))
         try:
-            observed = observe(watched, self.client, ObserveSettings(health_only=True), self.ssh)
+            observed = observe(watched, self.client, PROBE_SETTINGS, self.ssh)
         except ReconcileError as exc:
-            self.report(f"probe pass failed: {exc}")
+            self.report(f"probe pass {'abandoned' if self.stop.is_set() else 'failed'}: {exc}")
             return
         self._remember(watched, observed)
         drifted = set()
@@ -302,6 +306,9 @@ class WatchLoop:
         except LockHeld as exc:
             self.report(f"pass skipped: {exc}")
         except ReconcileError as exc:
+            if self.stop.is_set():  # SIGTERM while observing: nothing was changed
+                self.report(f"pass abandoned: {exc}")
+                return
             self.status.failed_passes += 1
             self.report(f"pass failed: {exc}")
         except Exception as exc:  # a daemon outlives one bad pass; the traceback is kept

@@ -17,6 +17,7 @@ ChangeKind = Literal[
     "binary",
     "config",
     "unit_file",
+    "dropins",
     "enable",
     "disable",
     "start",

@@ -252,6 +252,20 @@ def _diff_unit(
                 unified_diff(current_file or "", want, unit_path(name)),
             )
         )
+    if state is not None and state.dropins:
+        folder = unit_path(name) + ".d"
+        changes.append(
+            Change(
+                service.host,
+                name,
+                Phase.UNIT,
+                "dropins",
+                "delete",
+                f"drop-ins {folder}",
+                f"not in the spec: {', '.join(state.dropins)} (each overrides the unit)",
+                "".join(f"-{folder}/{dropin}\n" for dropin in state.dropins),
+            )
+        )
     enabled = state.enabled if state else "not-found"
     # Enabling and starting a unit that does not exist yet is part of creating it.
     exists = current_file is not None or (state is not None and state.file_cut is not None)

@@ -16,6 +16,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, TypeVar
 
@@ -100,8 +101,11 @@ class WarmWorker:
     what pyinfra and the allocator keep growing in a long-lived process stays bounded.
     """
 
-    def __init__(self, recycle_after: int = RECYCLE_AFTER) -> None:
+    def __init__(
+        self, recycle_after: int = RECYCLE_AFTER, cancel: threading.Event | None = None
+    ) -> None:
         self.recycle_after = recycle_after
+        self.cancel = cancel  # set (SIGTERM): a read-only request is abandoned at once
         self.served = 0  # requests answered by the current worker
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[str] | None = None
@@ -131,7 +135,7 @@ class WarmWorker:
             try:
                 self._proc.stdin.write(_envelope(request))
                 self._proc.stdin.flush()
-                line = self._answers.get(timeout=timeout)
+                line = self._answer(timeout, abandonable=request.op == "observe")
             except queue.Empty:
                 self._stop()
                 raise ObserveError(f"SSH worker gave no answer within {timeout:g}s") from None
@@ -151,6 +155,22 @@ class WarmWorker:
             if self.served >= self.recycle_after:
                 self._retire()
             return parsed
+
+    def _answer(self, timeout: float, abandonable: bool) -> str | None:
+        """The worker's answer line. An observation (read-only) is abandoned when
+        `cancel` is set, and the worker is stopped with it; a request that changes hosts
+        is always awaited, since they are mid-change."""
+        if self.cancel is None or not abandonable:
+            return self._answers.get(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while not self.cancel.is_set():
+            try:
+                return self._answers.get(timeout=max(0.0, min(0.2, deadline - time.monotonic())))
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    raise
+        self._stop()
+        raise ObserveError("stopping: the SSH answer was not awaited")
 
     def _stop(self) -> int | None:
         proc, self._proc = self._proc, None

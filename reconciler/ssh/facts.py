@@ -21,6 +21,7 @@ from state.layout import unit_file, unit_path
 
 UNIT_PROPERTIES = "ActiveState,SubState,UnitFileState,ActiveEnterTimestamp"
 MAX_CONTENT_BYTES = 65536
+MAX_DROPINS = 100  # named in a plan; beyond, the directory is removed all the same
 
 
 def _q(value: str) -> str:
@@ -37,6 +38,11 @@ def snapshot_script(
         parts.append(f"systemctl show --property={UNIT_PROPERTIES} -- {_q(unit_file(unit))}")
         parts.append(f"echo @unitfile {_q(unit)}")
         parts.append(_bounded_content(unit_path(unit), cut_note=True))
+        parts.append(f"echo @dropins {_q(unit)}")
+        parts.append(  # NUL-separated names, base64: a name with a newline stays one name
+            f"find {_q(unit_path(unit) + '.d')} -mindepth 1 -maxdepth 1 -printf '%f\\0' "
+            f"2>/dev/null | head -c {MAX_CONTENT_BYTES} | base64 -w0; echo"
+        )
     for path in files:
         wanted = path in contents
         parts.append(f"echo @file {_q(path)}")
@@ -112,6 +118,9 @@ def _store(result: dict[str, Any], section: tuple[str, str], body: list[str]) ->
             result["units"][arg]["file_cut"] = shown(encoded.removeprefix("!cut").strip()[:100])
         else:
             result["units"][arg]["file"] = _decode(encoded) if encoded else None
+    elif kind == "dropins" and arg in result["units"]:
+        names = _decode("".join(body).strip()).split("\0")
+        result["units"][arg]["dropins"] = sorted({shown(n) for n in names if n})[:MAX_DROPINS]
     elif kind == "file":
         result["files"][arg] = _parse_file(body)
     elif kind == "packages":

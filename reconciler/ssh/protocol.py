@@ -56,6 +56,9 @@ class UnitState(Message):
     enabled: str = Field(description="UnitFileState: enabled, disabled, not-found, ...")
     since: str = Field("", description="ActiveEnterTimestamp.")
     file: str | None = Field(None, description="Content of /etc/systemd/system/NAME.service.")
+    dropins: list[str] = Field(
+        default_factory=list, description="Files in /etc/systemd/system/NAME.service.d/."
+    )
     file_cut: str | None = Field(
         None, description="'SIZE SHA256' of a unit file too large to read; `file` is then None."
     )

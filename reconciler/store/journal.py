@@ -7,6 +7,7 @@ recorded up to its last step. Default path: $FLEET_RECONCILER_HOME/journal.db, o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -53,6 +54,34 @@ CREATE TABLE IF NOT EXISTS lease_renewals (
 
 RunMode = Literal["apply", "watch", "failover", "drill"]
 
+MAX_TEXT = 4096  # one step's detail, one event's message or context, a run's error
+MAX_PLAN = 64 * 1024  # one run's plan, as JSON
+HOURLY_TEXT_BUDGET = 16 << 20  # what one process stores whole per hour; then sizes and hashes
+
+
+def fingerprint(text: str) -> str:
+    """What is kept of a text not stored: its size and hash."""
+    data = text.encode()
+    return f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}"
+
+
+class TextBudget:
+    """Bytes of text a journal may store whole in the current clock hour: whatever the
+    hosts answer, the journal grows by at most this much text an hour (and rows of a
+    fixed size)."""
+
+    def __init__(self, per_hour: int = HOURLY_TEXT_BUDGET) -> None:
+        self.per_hour, self.hour, self.spent = per_hour, -1, 0
+
+    def take(self, size: int, now: float) -> bool:
+        hour = int(now // 3600)
+        if hour != self.hour:
+            self.hour, self.spent = hour, 0
+        if self.spent + size > self.per_hour:
+            return False
+        self.spent += size
+        return True
+
 
 @dataclass(frozen=True)
 class EventRecord:
@@ -90,6 +119,7 @@ class Journal:
         if not path.exists():
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self.path = path
+        self.budget = TextBudget()
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
@@ -100,6 +130,23 @@ class Journal:
 
     def close(self) -> None:
         self.db.close()
+
+    def fit(self, text: str, limit: int = MAX_TEXT) -> str:
+        """`text` as stored: cut to `limit` characters (its size and hash kept), and only
+        a fingerprint once the hour's budget is spent."""
+        if len(text) > limit:
+            text = f"{text[: limit - 120]}… (cut; whole: {fingerprint(text)})"
+        if self.budget.take(len(text), time.time()):
+            return text
+        return f"(not stored, the journal's hourly budget is spent: {fingerprint(text)})"
+
+    def _fit_plan(self, plan: dict[str, Any]) -> str:
+        whole = json.dumps(plan)
+        if len(whole) <= MAX_PLAN and self.budget.take(len(whole), time.time()):
+            return whole
+        why = "larger than 64 KiB" if len(whole) > MAX_PLAN else "hourly budget spent"
+        kept = {k: plan[k] for k in ("state_file", "state_sha256", "summary") if k in plan}
+        return json.dumps({**kept, "not_stored": f"{why}: {fingerprint(whole)}"})
 
     def start_run(
         self,
@@ -122,7 +169,7 @@ class Journal:
                 git_commit,
                 None if git_dirty is None else int(git_dirty),
                 mode,
-                json.dumps(plan),
+                self._fit_plan(plan),
                 os.getpid(),
                 socket.gethostname(),
             ),
@@ -152,13 +199,13 @@ class Journal:
         self.db.execute(
             "INSERT INTO results (run_id, at, host, service, step, status, detail)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (run_id, time.time(), host, service, step, status, detail),
+            (run_id, time.time(), host, service, self.fit(step, 512), status, self.fit(detail)),
         )
 
     def finish_run(self, run_id: str, outcome: str, error: str | None = None) -> None:
         self.db.execute(
             "UPDATE runs SET ended = ?, outcome = ?, error = ? WHERE id = ?",
-            (time.time(), outcome, error, run_id),
+            (time.time(), outcome, None if error is None else self.fit(error), run_id),
         )
 
     def runs(self, limit: int = 20) -> list[RunRecord]:
@@ -206,8 +253,13 @@ class Journal:
         self.db.execute(
             "INSERT INTO events (at, severity, kind, host, service, message, context)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (at, severity, kind, host, service, message, json.dumps(context)),
+            (at, severity, kind, host, service, self.fit(message), self._fit_context(context)),
         )
+
+    def _fit_context(self, context: dict[str, Any]) -> str:
+        whole = json.dumps(context)
+        fitted = self.fit(whole)
+        return whole if fitted == whole else json.dumps({"not_stored": fitted[-120:]})
 
     def events(
         self, limit: int = 50, kind: str | None = None, service: str | None = None

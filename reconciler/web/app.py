@@ -8,6 +8,7 @@ It binds where `--http ADDR` says (loopback in every example)."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -99,8 +100,19 @@ def make_app(
 
 def serve_in_background(app: Starlette, address: str) -> uvicorn.Server:
     """Start serving `app` on HOST:PORT in a daemon thread; `server.should_exit = True` stops it."""
-    host, _, port = address.rpartition(":")
+    host, _, port = address.rpartition(":")  # see is_loopback
     config = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port), log_level="warning")
     server = uvicorn.Server(config)
     threading.Thread(target=server.run, name="dashboard", daemon=True).start()
     return server
+
+
+def is_loopback(address: str) -> bool:
+    """Whether `--http HOST:PORT` serves this machine alone (no host means 127.0.0.1)."""
+    host = address.rpartition(":")[0].strip("[]") or "127.0.0.1"
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything

@@ -291,3 +291,35 @@ def test_unit_missing_on_a_running_host() -> None:
         ("enable", "create"),
         ("start", "create"),
     ]
+
+
+def test_a_drop_in_the_spec_does_not_name_is_drift() -> None:
+    loaded = load_text(SPEC)
+    ideal = ideal_observation(loaded)
+    unit = ideal.hosts["h1"].units["ollama"].model_copy(update={"dropins": ["override.conf"]})
+    changes = diff(loaded, _with_host(ideal, units={"ollama": unit}))
+    assert [(c.kind, c.action) for c in changes] == [("dropins", "delete"), ("restart", "update")]
+    assert changes[0].subject == "drop-ins /etc/systemd/system/ollama.service.d"
+    assert changes[0].diff == "-/etc/systemd/system/ollama.service.d/override.conf\n"
+
+
+def test_a_unit_file_too_large_to_read_is_drift_and_never_shown() -> None:
+    loaded = load_text(SPEC)
+    ideal = ideal_observation(loaded)
+    unit = (
+        ideal.hosts["h1"]
+        .units["ollama"]
+        .model_copy(update={"file": None, "file_cut": "20971520 " + "ab" * 32})
+    )
+    changes = diff(loaded, _with_host(ideal, units={"ollama": unit}))
+    assert [(c.kind, c.action) for c in changes] == [("unit_file", "update"), ("restart", "update")]
+    assert "20971520 bytes" in changes[0].reason
+    assert len(changes[0].diff or "") < 200
+
+
+def test_a_diff_past_the_bound_is_summarised() -> None:
+    from reconciler.engine.textdiff import MAX_DIFF_CHARS, unified_diff
+
+    shown = unified_diff("a\n" * MAX_DIFF_CHARS, "b\n", "/etc/x")
+    assert shown.startswith("(diff larger than 16 KiB: not shown; now ")
+    assert "sha256" in shown and len(shown) < 200

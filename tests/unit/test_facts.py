@@ -1,5 +1,6 @@
 """HostSnapshot parsing on output recorded from a real test host."""
 
+import base64
 from pathlib import Path
 
 from reconciler.ssh.facts import MAX_CONTENT_BYTES, parse_snapshot, snapshot_script
@@ -42,6 +43,7 @@ def test_script_is_read_only() -> None:
     script = snapshot_script(["svc"], ["/etc/x"], ["/etc/x"], ["pkg"])
     words = {w for part in script.split(";") for w in part.split()[:1]}
     assert words <= {"echo", "systemctl", "base64", "stat", "[", "dpkg-query", "if", "then"} | {
+        "find",
         "else",
         "fi",
     }
@@ -77,3 +79,9 @@ def test_host_text_in_unit_state_is_escaped() -> None:
 def test_an_unreadable_base64_answer_is_not_a_crash() -> None:
     lines = ["@now 1", "@unit svc", "ActiveState=active", "@unitfile svc", "not*base64!", "@end"]
     assert parse_snapshot(lines).units["svc"].file == "(unreadable answer)"
+
+
+def test_drop_ins_are_listed_by_name_whatever_the_name() -> None:
+    names = base64.b64encode(b"override.conf\0evil\nname.conf\0").decode()
+    lines = ["@now 1", "@unit svc", "ActiveState=active", "@dropins svc", names, "@end"]
+    assert parse_snapshot(lines).units["svc"].dropins == ["evil\\nname.conf", "override.conf"]
