@@ -25,6 +25,7 @@ import httpx
 
 MAX_BODY_BYTES = 1 << 20  # a model list of a few thousand models; Gitea's 50 issues
 DEFAULT_DEADLINE_S = 10.0
+DEADLINE_PASSED = "no complete answer within the request's deadline"
 
 
 class AnswerTooLarge(httpx.TransportError):
@@ -63,14 +64,22 @@ class _DeadlineStream(httpcore.NetworkStream):
     def _left(self, timeout: float | None, error: type[Exception]) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise error("no complete answer within the request's deadline")
+            raise error(DEADLINE_PASSED)
         return left if timeout is None else min(timeout, left)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self.inner.read(max_bytes, self._left(timeout, httpcore.ReadTimeout))
+        try:
+            return self.inner.read(max_bytes, self._left(timeout, httpcore.ReadTimeout))
+        except httpcore.ReadTimeout:
+            self._left(None, httpcore.ReadTimeout)  # the deadline, rather than one read's
+            raise
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self.inner.write(buffer, self._left(timeout, httpcore.WriteTimeout))
+        try:
+            self.inner.write(buffer, self._left(timeout, httpcore.WriteTimeout))
+        except httpcore.WriteTimeout:
+            self._left(None, httpcore.WriteTimeout)
+            raise
 
     def close(self) -> None:
         self.inner.close()

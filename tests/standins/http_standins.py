@@ -30,11 +30,12 @@ Telegram:
   GET  /test/messages            what arrived
 
 Every stand-in:
-  POST /test/mode {"mode": ...}  faults for tests: `ok`; `garbage` (every answer is 200
-                                 with a body that is not JSON); `drip` (200, then one
-                                 byte a second, for at most 120 s). Telegram also has
-                                 `down` (503), `slow` (answers after 15 s) and `limit`
-                                 (429 with retry_after 2).
+  POST /test/mode {"mode": ...}  faults for tests, kept across restarts: `ok`;
+                                 `garbage` (every answer is 200 with a body that is
+                                 not JSON); `drip` (200, then one byte a second, for
+                                 at most 120 s). Telegram also has `down` (503),
+                                 `slow` (answers after 15 s) and `limit` (429 with
+                                 retry_after 2).
 """
 
 import argparse
@@ -51,7 +52,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 LOCK = threading.Lock()
-MODE = {"mode": "ok"}
 DRIP_SECONDS = 120
 
 
@@ -71,20 +71,27 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _mode(self) -> str:
+        """The fault a test asked for: kept beside the store, so a restart keeps it."""
+        found = self.store.with_suffix(".mode")
+        return found.read_text().strip() if found.exists() else "ok"
+
     def _set_mode(self) -> None:
-        MODE["mode"] = self._body().get("mode", "ok")
-        self._json(200, MODE)
+        mode = str(self._body().get("mode", "ok"))
+        self.store.with_suffix(".mode").write_text(mode)
+        self._json(200, {"mode": mode})
 
     def _faulted(self) -> bool:
         """Answer with the fault a test asked for, if any (POST /test/mode)."""
-        if MODE["mode"] == "garbage":
+        mode = self._mode()
+        if mode == "garbage":
             data = b"<html>\x1b[2J 502 from a proxy, not JSON"
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
             return True
-        if MODE["mode"] == "drip":
+        if mode == "drip":
             self.send_response(200)
             self.send_header("Content-Length", str(DRIP_SECONDS))
             self.end_headers()
@@ -310,7 +317,7 @@ class Telegram(JsonHandler):
         match = SEND.match(self.path)
         if not match:
             return self._json(404, {"ok": False, "description": "Not Found"})
-        mode = MODE["mode"]
+        mode = self._mode()
         if mode == "down":
             return self._json(503, {"ok": False, "description": "Service Unavailable"})
         if mode == "limit":
