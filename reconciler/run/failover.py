@@ -415,7 +415,24 @@ def _data_plan(mover: Mover, lost_at: float) -> dict[str, DataLoss]:
 
 
 def _restore(mover: Mover, run_id: str, name: str, snapshot: Snapshot, host: str) -> Restored:
-    restored = restore_in_place(mover.loaded, name, snapshot, host, mover.report)
+    """Restore one policy onto `host`. A snapshot that does not restore is that policy's
+    failure, raised as a P1 on its backups (the incident a failed drill opens), and the
+    move is rolled back whole by its caller."""
+    try:
+        restored = restore_in_place(mover.loaded, name, snapshot, host, mover.report)
+    except BackupFailed as exc:
+        policy = mover.loaded.written.backups[name]
+        mover.bus.emit(
+            Event(
+                "P1",
+                "drill_failed",
+                f"backup {name}: snapshot {snapshot.short_id} does not restore: {exc}",
+                policy.host,
+                f"backup:{name}",
+                {"snapshot": snapshot.short_id, "during": "failover restore"},
+            )
+        )
+        raise
     _step(
         mover,
         run_id,

@@ -22,6 +22,7 @@ import pytest
 from reconciler.run.leases import leases_kept
 from reconciler.store.failover import FailoverStore
 from reconciler.store.journal import Journal
+from state.layout import backup_path
 from state.load import load_fleet
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import (
@@ -358,6 +359,36 @@ def test_a_command_after_the_primary_fenced_itself_renews_its_lease_first(
     restart = json.loads(drilled.stdout)[0]
     assert (restart["kind"], restart["verdict"]) == ("restart", "pass"), restart
     assert active(lab, "h1", "agent")
+
+
+def test_a_snapshot_with_a_fifo_holds_the_failover_with_a_p1(
+    lab: fleet_lab.Lab, pair: Path
+) -> None:
+    """Before: a FIFO in the newest snapshot's sqlite/ raised an uncaught OperationalError
+    at the restore; the watch exited with "internal error", stuck at the restore step."""
+    spec = pair
+    script, env = backup_path("agentdata", "script"), backup_path("agentdata", "env")
+    fleet_lab.ssh(  # the primary's own backup, with a FIFO where a copy belongs
+        lab,
+        "h1",
+        f"sed 's|^if restic backup|mkfifo \"$stage/sqlite/fifo.db\"\\nif restic backup|' "
+        f"{script} > /tmp/planted.sh && set -a && . {env} && set +a && sh /tmp/planted.sh",
+    )
+    loop = watch(spec, 90)
+    time.sleep(4)
+    fleet_lab.cut_link(lab, "h1")
+    journal = Journal(journal_path(spec))
+    wait_for(lambda: bool(journal.events(kind="failover_aborted")), 75, "an aborted failover")
+    output = stop(loop)
+    assert "internal error" not in output and "Traceback" not in output, output
+    (failed, *_) = journal.events(kind="drill_failed")
+    assert failed.severity == "P1" and failed.service == "backup:agentdata", failed
+    assert "sqlite/fifo.db is a FIFO: refused" in failed.message
+    assert "sqlite/fifo.db is a FIFO" in journal.events(kind="failover_aborted")[0].message
+    state = json.loads(journal.db.execute("SELECT data FROM failover").fetchone()[0])
+    assert state["move"] is None and state["placement"]["active"] in (None, "h1"), state
+    assert not active(lab, "h2", "agent")
+    fleet_lab.restore_link(lab, "h1")
 
 
 def test_powered_off_primary_fails_over(lab: fleet_lab.Lab, pair: Path) -> None:
