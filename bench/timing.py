@@ -22,7 +22,7 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> float:
     return elapsed
 
 
-def options(doc: str | None, **defaults: float) -> argparse.Namespace:
+def options(doc: str | None, **defaults: float | str) -> argparse.Namespace:
     """A benchmark's command line: one `--name` option per keyword, typed by its default
     (`size_mb=200` is `--size-mb N`, an int; `idle=30.0` a float)."""
     parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])

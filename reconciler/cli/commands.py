@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.bounded_http import bounded_client
 from reconciler.cli.one_shot import drain_outbox, one_shot_bus
 from reconciler.cli.terminal import confirm, report, show_progress
 from reconciler.ssh.client import WarmWorker, WorkerProcess
@@ -48,7 +47,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) -> int:
-
+    from reconciler.bounded_http import bounded_client
     from reconciler.cli.failover_text import failover_json, render_failover
     from reconciler.cli.plan_text import render_plan
     from reconciler.engine.plan import plan_to_json
@@ -95,7 +94,7 @@ def _apply_leading(
     journal: Journal,
     leadership: Leadership,
 ) -> int:
-
+    from reconciler.bounded_http import bounded_client
     from reconciler.cli.plan_text import render_apply, render_plan
     from reconciler.coordination.guard import apply_guard
     from reconciler.run.failover import placed, tick
@@ -173,6 +172,8 @@ def finish_before_stopping() -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from reconciler.bounded_http import bounded_client
+
     worker = WorkerProcess()
     try:
         from reconciler.cli.drill_text import drill_table
@@ -220,6 +221,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from reconciler.bounded_http import bounded_client
     from reconciler.coordination.leader import controller_name, leadership_for
     from reconciler.daemon.loop import WatchLoop, start_watchdog
     from reconciler.daemon.spec_source import SpecSource

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from reconciler.bounded_http import bounded_client
 from reconciler.cli.drill_text import drill_table
 from reconciler.cli.terminal import report
 from reconciler.errors import UsageError
@@ -14,7 +13,7 @@ EXIT_OK, EXIT_ERROR = 0, 1
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
-
+    from reconciler.bounded_http import bounded_client
     from reconciler.cli.one_shot import drain_outbox, one_shot_bus
     from reconciler.coordination.guard import apply_guard, leading
     from reconciler.run.drill import Drill

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-from reconciler.bounded_http import bounded_client
 from reconciler.cli.terminal import confirm, report, show_progress
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -24,7 +23,7 @@ def cmd_failback(args: argparse.Namespace) -> int:
 
 
 def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = False) -> int:
-
+    from reconciler.bounded_http import bounded_client
     from reconciler.cli.failover_text import render_failover
     from reconciler.cli.one_shot import drain_outbox, one_shot_bus
     from reconciler.coordination.guard import leading

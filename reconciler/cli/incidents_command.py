@@ -7,7 +7,6 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from reconciler.bounded_http import bounded_client
 from reconciler.cli.terminal import report
 from reconciler.errors import UsageError
 
@@ -72,7 +71,7 @@ def _pir(args: argparse.Namespace, store: IncidentStore) -> int:
 
 def _post_review(state: str, incident: dict[str, Any], store: IncidentStore, draft: str) -> int:
     """`pir --post`: the draft as a comment on each Gitea issue the incident reached."""
-
+    from reconciler.bounded_http import bounded_client
     from reconciler.events.channels import ChannelError, post_review
     from state.load import load_fleet
     from state.models import GiteaIssueChannel
@@ -118,7 +117,7 @@ def incident_lines(incidents: list[dict[str, Any]]) -> list[str]:
 
 def cmd_notify(args: argparse.Namespace) -> int:
     """Send a test message through each channel (the seed's DR "Test 4")."""
-
+    from reconciler.bounded_http import bounded_client
     from reconciler.events.channels import send_test_messages
     from state.load import load_fleet
 

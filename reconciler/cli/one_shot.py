@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reconciler.bounded_http import bounded_client
 from reconciler.cli.terminal import report
 
 if TYPE_CHECKING:
@@ -33,6 +32,7 @@ def drain_outbox(loaded: LoadedFleet, journal: Journal, seconds: float = 15.0) -
     for the next run or `reconcile watch` (said so)."""
     import time
 
+    from reconciler.bounded_http import bounded_client
     from reconciler.run.incident_desk import IncidentDesk
     from reconciler.run.outbox_sender import OutboxSender
 

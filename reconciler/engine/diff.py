@@ -223,34 +223,24 @@ def _diff_unit(
     subject = f"unit {name}.service"
     changes = []
     current_file = state.file if state else None
-    if state is not None and state.file_cut is not None:
+    exists = current_file is not None or (state is not None and state.file_cut is not None)
+    if state is not None and state.file_cut is not None:  # too large to read: never shown
         size, _, digest = state.file_cut.partition(" ")
-        changes.append(
-            Change(
-                service.host,
-                name,
-                Phase.UNIT,
-                "unit_file",
-                "update",
-                subject,
-                f"unit file differs: {size} bytes on the host, larger than a unit file is read",
-                f"(unit file of {size} bytes, sha256 {digest[:16]}…: not read, not shown)\n",
-            )
-        )
+        reason = f"unit file differs: {size} bytes on the host, larger than a unit file is read"
+        shown = f"(unit file of {size} bytes, sha256 {digest[:16]}…: not read, not shown)\n"
     elif current_file != want:
+        reason = (
+            "unit file missing"
+            if current_file is None
+            else f"unit file differs: {changed_keys(current_file, want)}"
+        )
+        shown = unified_diff(current_file or "", want, unit_path(name))
+    else:
+        reason = shown = ""
+    if reason:
+        action: Action = "update" if exists else "create"
         changes.append(
-            Change(
-                service.host,
-                name,
-                Phase.UNIT,
-                "unit_file",
-                "create" if current_file is None else "update",
-                subject,
-                "unit file missing"
-                if current_file is None
-                else f"unit file differs: {changed_keys(current_file, want)}",
-                unified_diff(current_file or "", want, unit_path(name)),
-            )
+            Change(service.host, name, Phase.UNIT, "unit_file", action, subject, reason, shown)
         )
     if state is not None and state.dropins:
         folder = unit_path(name) + ".d"
@@ -268,7 +258,6 @@ def _diff_unit(
         )
     enabled = state.enabled if state else "not-found"
     # Enabling and starting a unit that does not exist yet is part of creating it.
-    exists = current_file is not None or (state is not None and state.file_cut is not None)
     runtime_action: Action = "update" if exists else "create"
     if unit.enabled and enabled != "enabled":
         changes.append(

@@ -100,7 +100,9 @@ def snapshot_requests(fleet: Fleet, health_only: bool = False) -> dict[str, Snap
             if isinstance(check, FileFreshCheck):
                 wanted["files"].append(check.path)
     return {
-        host: SnapshotRequest(**{k: sorted(set(v)) for k, v in wanted.items()})
+        host: SnapshotRequest(
+            **{k: sorted(set(v)) for k, v in wanted.items()}, unit_files=not health_only
+        )
         for host, wanted in requests.items()
     }
 

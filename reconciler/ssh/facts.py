@@ -29,19 +29,27 @@ def _q(value: str) -> str:
 
 
 def snapshot_script(
-    units: list[str], files: list[str], contents: list[str], packages: list[str]
+    units: list[str],
+    files: list[str],
+    contents: list[str],
+    packages: list[str],
+    unit_files: bool = True,
 ) -> str:
-    """The read-only script: `files` get stat+sha256, `contents` also their bytes (small ones)."""
+    """The read-only script: `files` get stat+sha256, `contents` also their bytes (small
+    ones); `unit_files` adds each unit's file and drop-ins to its state."""
     parts = ["echo @now $(date +%s)"]
     for unit in units:
         parts.append(f"echo @unit {_q(unit)}")
         parts.append(f"systemctl show --property={UNIT_PROPERTIES} -- {_q(unit_file(unit))}")
+        if not unit_files:
+            continue
         parts.append(f"echo @unitfile {_q(unit)}")
         parts.append(_bounded_content(unit_path(unit), cut_note=True))
         parts.append(f"echo @dropins {_q(unit)}")
+        folder = _q(unit_path(unit) + ".d")
         parts.append(  # NUL-separated names, base64: a name with a newline stays one name
-            f"find {_q(unit_path(unit) + '.d')} -mindepth 1 -maxdepth 1 -printf '%f\\0' "
-            f"2>/dev/null | head -c {MAX_CONTENT_BYTES} | base64 -w0; echo"
+            f"if [ -d {folder} ]; then find {folder} -mindepth 1 -maxdepth 1 -printf '%f\\0' "
+            f"| head -c {MAX_CONTENT_BYTES} | base64 -w0; fi; echo"
         )
     for path in files:
         wanted = path in contents
@@ -63,17 +71,19 @@ def snapshot_script(
 
 
 def _bounded_content(path: str, cut_note: bool) -> str:
-    """At most MAX_CONTENT_BYTES of `path`, base64 on one line (`head -c`, so a file that
-    grows between the size check and the read is still cut); a larger file gives
-    nothing, or with `cut_note` the line `!cut SIZE SHA256`."""
+    """`path` in base64 on one line when it is at most MAX_CONTENT_BYTES; a larger file
+    gives nothing, or with `cut_note` the line `!cut SIZE SHA256`. (A broken host's huge
+    file is never read; a compromised host can answer anything, which the parser and the
+    worker's deadline bound.)"""
     q = _q(path)
-    size = f"$(stat -c %s -- {q} 2>/dev/null || echo 0)"
-    small = f"head -c {MAX_CONTENT_BYTES} -- {q} | base64 -w0 && echo"
+    small = f"base64 -w0 -- {q} && echo"
     if not cut_note:
-        return f"[ {size} -le {MAX_CONTENT_BYTES} ] && {small}"
-    large = f"echo '!cut' {size} $(sha256sum -- {q} | cut -d' ' -f1)"
-    fits = f"[ {size} -le {MAX_CONTENT_BYTES} ]"
-    return f"if [ -e {q} ]; then if {fits}; then {small}; else {large}; fi; fi"
+        return f"[ $(stat -c %s -- {q} 2>/dev/null || echo 0) -le {MAX_CONTENT_BYTES} ] && {small}"
+    large = f"echo '!cut' $s $(sha256sum -- {q} | cut -d' ' -f1)"
+    fits = f"[ $s -le {MAX_CONTENT_BYTES} ]"
+    return (
+        f"if [ -e {q} ]; then s=$(stat -c %s -- {q}); if {fits}; then {small}; else {large}; fi; fi"
+    )
 
 
 def parse_snapshot(lines: list[str]) -> Snapshot:
@@ -157,9 +167,14 @@ class HostSnapshot(FactBase[Snapshot]):
     """Units, files and packages of one host, read in one command."""
 
     def command(
-        self, units: list[str], files: list[str], contents: list[str], packages: list[str]
+        self,
+        units: list[str],
+        files: list[str],
+        contents: list[str],
+        packages: list[str],
+        unit_files: bool = True,
     ) -> str:
-        return snapshot_script(units, files, contents, packages)
+        return snapshot_script(units, files, contents, packages, unit_files)
 
     def process(self, output: list[str]) -> Snapshot:
         return parse_snapshot(list(output))

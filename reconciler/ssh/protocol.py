@@ -46,6 +46,9 @@ class SnapshotRequest(Message):
     files: list[str] = Field(default_factory=list)
     contents: list[str] = Field(default_factory=list)
     packages: list[str] = Field(default_factory=list)
+    unit_files: bool = Field(
+        True, description="Also read each unit's file and drop-ins (not in a probe pass)."
+    )
 
 
 class UnitState(Message):
