@@ -37,7 +37,7 @@ def pager_on_fleet(fleet: Fleet, lines: LineMap, file: str) -> list[SpecProblem]
                 line_for(lines, path),
                 dotted(path),
                 f"{url} is {found}, a host of this fleet: the pager would go down with "
-                f"the fleet it pages about, and {name}'s token is sent to {found}; "
+                f"the fleet it pages about, and the token of channel {name} is sent to {found}; "
                 "expected a channel that does not run on the fleet",
             )
         )
