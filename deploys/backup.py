@@ -25,6 +25,7 @@ from state.layout import (
 from state.models import Fleet
 from state.placement import is_guarded
 from state.render_backup import (
+    authorized_entry,
     pins_repository_host,
     render_env,
     render_script,
@@ -72,10 +73,16 @@ def backup_policy(
             group="root",
         )
     if private_key is not None and pins_repository_host(policy, target):
-        put_file(f"backup {name}: ssh key", private_key, BACKUP_KEY, "600", "root", "root")
+        key = backup_path(name, "key")
+        put_file(f"backup {name}: its own ssh key", private_key, key, "600", "root", "root")
+    files.file(  # the fleet-wide key of earlier versions opened every repository
+        name=f"backup {name}: no fleet-wide backup key",
+        path=BACKUP_KEY,
+        present=False,
+    )
     env = put_file(
         f"backup {name}: env file (secret)",
-        render_env(target, password),
+        render_env(policy, target, password),
         backup_path(name, "env"),
         "600",
         "root",
@@ -126,15 +133,44 @@ def backup_now(name: str) -> None:
     )
 
 
+def repository_entries(fleet: Fleet, host: str, public_keys: dict[str, str]) -> list[str]:
+    """The `authorized_keys` lines of `host` as a repository host: one per policy whose
+    repository it holds for another host, confined to that repository, append-only."""
+    entries = []
+    for name, policy in sorted(fleet.backups.items()):
+        target = resolve_repository(fleet, policy)
+        if target.sftp_host != host or not pins_repository_host(policy, target):
+            continue
+        if name in public_keys and target.path is not None:
+            entries.append(authorized_entry(name, target.path, public_keys[name]))
+    return entries
+
+
 @typed_deploy("Backup repository host")
-def repository_host(public_key: str) -> None:
-    """Let the fleet's backup key write to repositories on this host over sftp."""
-    files.line(
-        name="backup key authorized",
-        path="/root/.ssh/authorized_keys",
-        line=public_key.strip(),
-        present=True,
+def repository_host(entries: list[str], legacy_public: str | None) -> None:
+    """Let each policy's own key reach its repository on this host, and nothing else:
+    rclone serves it append-only as the key's forced command. The block is rewritten
+    whole, so a policy that left the spec loses its entry; the unrestricted fleet-wide
+    key of earlier versions is removed."""
+    apt.packages(name="backup key authorized: rclone serves the repositories", packages=["rclone"])
+    files.directory(
+        name="backup key authorized: /root/.ssh", path="/root/.ssh", mode="700", present=True
     )
+    files.block(
+        name="backup key authorized: one confined entry per policy",
+        path="/root/.ssh/authorized_keys",
+        content=entries,
+        present=True,
+        marker="# {mark} fleet-reconciler backup keys (each confined to one repository)",
+    )
+    if legacy_public is not None:
+        files.line(
+            name="backup key authorized: the fleet-wide key revoked",
+            path="/root/.ssh/authorized_keys",
+            line=legacy_public.strip(),
+            present=False,
+            escape_regex_characters=True,
+        )
 
 
 @typed_deploy("Remove backup policy")

@@ -16,7 +16,7 @@ def unit_path(unit_name: str) -> str:
 
 
 ETC = "/etc/fleet-reconciler"
-BACKUP_KEY = f"{ETC}/backup_ed25519"
+BACKUP_KEY = f"{ETC}/backup_ed25519"  # the fleet-wide key of earlier versions: removed
 BACKUP_STAGING = "/var/lib/fleet-reconciler/staging"
 MANAGED_RECORD = "/var/lib/fleet-reconciler/managed.json"
 """What the reconciler created on a host (services, backup policies), so that what the
@@ -28,9 +28,10 @@ def backup_unit(policy: str) -> str:
     return f"fleet-backup-{policy}"
 
 
-BackupFile = Literal["env", "known_hosts", "last", "running", "script"]
+BackupFile = Literal["env", "key", "known_hosts", "last", "running", "script"]
 _BACKUP_FILES: dict[BackupFile, str] = {
     "env": f"{ETC}/backup-{{}}.env",  # the repository and its password (0600)
+    "key": f"{ETC}/backup-{{}}.key",  # the policy's own SSH key to its repository host (0600)
     "known_hosts": f"{ETC}/backup-{{}}.known_hosts",  # the repository host's pinned key
     "last": "/var/lib/fleet-reconciler/backup-{}.last",  # the ID and time of the newest snapshot
     "running": "/var/lib/fleet-reconciler/backup-{}.running",  # left behind: a backup cut short

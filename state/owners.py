@@ -37,7 +37,7 @@ UNIT_SUFFIXES = (
     ".swap", ".slice", ".scope", ".device",
 )  # fmt: skip
 RESERVED_PREFIXES = ("fleet-backup-", "fleet-guard-")
-BACKUP_FILES: tuple[BackupFile, ...] = ("env", "known_hosts", "last", "running", "script")
+BACKUP_FILES: tuple[BackupFile, ...] = ("env", "key", "known_hosts", "last", "running", "script")
 
 
 def own_paths(fleet: Fleet, host: str) -> Iterator[str]:

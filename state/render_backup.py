@@ -12,7 +12,6 @@ import shlex
 
 from state.fence import EPOCH_FILE, GUARD_CHECK
 from state.layout import (
-    BACKUP_KEY,
     BACKUP_STAGING,
     backup_path,
 )
@@ -20,13 +19,30 @@ from state.models import BackupPolicy
 from state.render import HEADER
 from state.repository import RepositoryTarget
 
+CONFINED_URL = "rclone:confined"  # the forced command decides what is served, not this
 
-def render_env(target: RepositoryTarget, password: str) -> str:
+
+def render_env(policy: BackupPolicy, target: RepositoryTarget, password: str) -> str:
     """The env file's content. It holds the password: never print it."""
+    url = CONFINED_URL if pins_repository_host(policy, target) else target.url
     return (
-        f"RESTIC_REPOSITORY={target.url}\nRESTIC_PASSWORD={password}\n"
+        f"RESTIC_REPOSITORY={url}\nRESTIC_PASSWORD={password}\n"
         "RESTIC_CACHE_DIR=/var/cache/fleet-reconciler/restic\n"
     )
+
+
+def serve_command(path: str) -> str:
+    """What the repository host runs for a policy's key, whatever the client asks: its
+    one repository, served over stdio, append-only (rclone refuses every deletion but
+    restic's own locks). No shell, no other path, no forgetting or pruning."""
+    return f"rclone serve restic --stdio --config=/dev/null --append-only {path}"
+
+
+def authorized_entry(name: str, path: str, public_key: str) -> str:
+    """The repository host's `authorized_keys` line for policy `name`'s key: `restrict`
+    (no pty, no forwarding of any kind, no ~/.ssh/rc) and the forced command."""
+    key = " ".join(public_key.split()[:2])  # type and key, our own comment
+    return f'restrict,command="{serve_command(path)}" {key} fleet-reconciler-backup-{name}'
 
 
 def _flat(path: str) -> str:
@@ -44,27 +60,29 @@ def git_bundle(name: str, repo: str) -> str:
 
 
 def pins_repository_host(policy: BackupPolicy, target: RepositoryTarget) -> bool:
-    """Whether the policy's host reaches its repository on another fleet host over sftp
-    (and so needs that host's key pinned and the fleet's backup key)."""
+    """Whether the policy's host reaches its repository on another fleet host (and so
+    needs that host's key pinned, and its own confined key there)."""
     return target.on_fleet and target.sftp_host != policy.host
 
 
-def _sftp_option(name: str, policy: BackupPolicy, target: RepositoryTarget) -> str:
-    """` --option sftp.command=...` for a repository on another fleet host, else ``.
+def _transport_option(name: str, policy: BackupPolicy, target: RepositoryTarget) -> str:
+    """` --option rclone.program=...` for a repository on another fleet host, else ``.
 
-    restic splits the command on spaces, so every part is a checked value without
-    spaces (the spec's types); `--` ends ssh's options before the destination. The
-    repository host's key is pinned: only the key in the policy's known_hosts file (taken
-    from the controller's) is accepted.
+    The host reaches it with the policy's own key, which the repository host accepts
+    only for `serve_command` (append-only, that one path): restic speaks its REST
+    protocol over the ssh session's stdio. restic splits the program on spaces, so every
+    part is a checked value without spaces; `--` ends ssh's options before the
+    destination. The repository host's key is pinned: only the key in the policy's
+    known_hosts file (taken from the controller's) is accepted.
     """
     if not pins_repository_host(policy, target):
         return ""
     destination = f"{target.sftp_user}@{target.url.split('@', 1)[1].rsplit(':', 1)[0]}"
     ssh = (
-        f"ssh -i {BACKUP_KEY} -o BatchMode=yes -o StrictHostKeyChecking=yes "
-        f"-o UserKnownHostsFile={backup_path(name, 'known_hosts')} -s -- {destination} sftp"
+        f"ssh -i {backup_path(name, 'key')} -o BatchMode=yes -o StrictHostKeyChecking=yes "
+        f"-o UserKnownHostsFile={backup_path(name, 'known_hosts')} -- {destination}"
     )
-    return " --option " + shlex.quote(f"sftp.command={ssh}")
+    return " --option " + shlex.quote(f"rclone.program={ssh}")
 
 
 # restic's --json summary line names the snapshot; sed takes its ID (no jq on hosts).
@@ -82,7 +100,7 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
     used (and the spec's path type already refuses `$`, quotes and backticks)."""
     q = shlex.quote
     stage = f"{BACKUP_STAGING}/{name}"
-    unlock = "restic unlock" + _sftp_option(name, policy, target)
+    unlock = "restic unlock" + _transport_option(name, policy, target)
     lines = [
         "#!/bin/sh",
         HEADER.rstrip(),
@@ -128,7 +146,7 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
     ]
     backup = ["restic", "backup", "--json", "--host", q(policy.host), "--tag", q(name)]
     backup += ["--tag", '"epoch-$epoch"']
-    if option := _sftp_option(name, policy, target).strip():
+    if option := _transport_option(name, policy, target).strip():
         backup.append(option)
     backup += [f"--exclude {q(pattern)}" for pattern in policy.excludes]
     if policy.max_file_age is not None and policy.paths:

@@ -60,11 +60,13 @@ class HostOutcome:
 
 @dataclass(frozen=True)
 class BackupSecrets:
-    """What backup deploys need from the controller: passwords and the fleet's backup key."""
+    """What backup deploys need from the controller: passwords, each policy's key to its
+    repository host, and the fleet-wide key of earlier versions (to revoke it)."""
 
     passwords: dict[str, str]
-    key: BackupKeyPair
+    keys: dict[str, BackupKeyPair]
     known_hosts: dict[str, str] = field(default_factory=dict)
+    legacy_public: str | None = None
 
 
 def deploy_work(loaded: LoadedFleet, plan: Plan) -> Work:
@@ -166,7 +168,8 @@ def apply_request(
         placement=loaded.placement,
         work=work,
         backup_passwords=secrets.passwords if secrets else {},
-        backup_key=secrets.key if secrets else None,
+        backup_keys=secrets.keys if secrets else {},
+        legacy_backup_public=secrets.legacy_public if secrets else None,
         backup_known_hosts=secrets.known_hosts if secrets else {},
         timeouts=timeouts,
     )

@@ -1,5 +1,7 @@
-"""The fleet's backup SSH key: lets a host write its backups to a repository on another
-fleet host over sftp. Generated once on the controller, next to the journal."""
+"""Each backup policy's own SSH key to its repository host, generated once on the
+controller next to the journal. The repository host accepts it only for that policy's
+repository, append-only (state.render_backup.authorized_entry); the key of one policy
+opens nothing else, so a compromised host holds no power over another's backups."""
 
 from __future__ import annotations
 
@@ -8,26 +10,26 @@ from pathlib import Path
 
 from reconciler.ssh.protocol import BackupKeyPair
 
+LEGACY_KEY = "backup_ed25519"  # the one fleet-wide key of earlier versions
 
-def ensure_fleet_backup_key(directory: Path) -> BackupKeyPair:
-    """Load the key pair from `directory`, generating it (ed25519, no passphrase) if absent."""
-    path = directory / "backup_ed25519"
+
+def ensure_policy_key(directory: Path, policy: str) -> BackupKeyPair:
+    """Load policy `policy`'s key pair from `directory`, generating it (ed25519, no
+    passphrase) if absent."""
+    path = directory / f"backup-{policy}_ed25519"
     if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        comment = f"fleet-reconciler-backup-{policy}"
         subprocess.run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "fleet-reconciler-backup",
-                "-f",
-                str(path),
-            ],
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
             check=True,
             stdin=subprocess.DEVNULL,
         )
     return BackupKeyPair(private=path.read_text(), public=Path(f"{path}.pub").read_text())
+
+
+def legacy_public_key(directory: Path) -> str | None:
+    """The fleet-wide key an earlier version authorized on repository hosts, unrestricted,
+    if this controller ever made one: its line is removed wherever it is found."""
+    path = directory / f"{LEGACY_KEY}.pub"
+    return path.read_text().strip() if path.exists() else None

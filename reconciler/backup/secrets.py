@@ -1,5 +1,5 @@
-"""What backups need from the controller's secrets: passwords, the fleet's backup key,
-and the digest each env file should have.
+"""What backups need from the controller's secrets: passwords, each policy's own key to
+its repository host, and the digest each env file should have.
 
 Secrets are resolved here and handed to the SSH worker in its request (a pipe to a
 child process); they are never printed, journaled or put in a plan.
@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 
 from reconciler.apply.deploys import BackupSecrets
-from reconciler.backup.fleet_key import ensure_fleet_backup_key
+from reconciler.backup.fleet_key import ensure_policy_key, legacy_public_key
 from reconciler.engine.diff_backups import BackupInputs
 from reconciler.ssh.protocol import BackupPolicyWork, Work
 from state.models import Fleet
@@ -24,7 +24,9 @@ from state.ssh import known_host_lines
 def backup_secrets(
     fleet: Fleet, work: Work, key_dir: Path
 ) -> tuple[BackupSecrets | None, dict[str, str]]:
-    """Passwords of the policies in `work` and the fleet's backup key; failures by host."""
+    """Passwords of the policies in `work`, and the keys of every policy whose repository
+    is on another fleet host (a repository host authorizes all of its policies' keys at
+    once); failures by host."""
     names = {
         (host, item.name)
         for host, items in work.items()
@@ -44,7 +46,12 @@ def backup_secrets(
         for _, name in names
         if (lines := repository_known_hosts(fleet, name)) is not None
     }
-    return BackupSecrets(passwords, ensure_fleet_backup_key(key_dir), known_hosts), failed
+    keys = {
+        name: ensure_policy_key(key_dir, name)
+        for name, policy in fleet.backups.items()
+        if pins_repository_host(policy, resolve_repository(fleet, policy))
+    }
+    return BackupSecrets(passwords, keys, known_hosts, legacy_public_key(key_dir)), failed
 
 
 def backup_inputs(fleet: Fleet) -> dict[str, BackupInputs]:
@@ -56,7 +63,7 @@ def backup_inputs(fleet: Fleet) -> dict[str, BackupInputs]:
         target = resolve_repository(fleet, policy)
         digest = None
         try:
-            content = render_env(target, resolve_secret(policy.password).reveal())
+            content = render_env(policy, target, resolve_secret(policy.password).reveal())
             digest = hashlib.sha256(content.encode()).hexdigest()
         except SecretUnavailable:
             pass

@@ -11,6 +11,7 @@ This process never applies gevent's monkey patching: SSH runs in child processes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -356,7 +357,8 @@ class WatchLoop:
         runner = Runner(
             self.client, self.journal, self.report, self.progress, guard=guard, ssh=self.ssh
         )
-        result = execute_plan(loaded, plan, runner, "watch", targets or ())
+        with self.ssh.held() if self.ssh is not None else contextlib.nullcontext():
+            result = execute_plan(loaded, plan, runner, "watch", targets or ())
         if result is not None:
             if result.observed is not None:  # the heal reaches the page when it happens
                 self._remember(loaded, result.observed)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, TypeVar
 
 from reconciler.errors import ObserveError
@@ -106,6 +106,7 @@ class WarmWorker:
     ) -> None:
         self.recycle_after = recycle_after
         self.cancel = cancel  # set (SIGTERM): a read-only request is abandoned at once
+        self._held = 0  # inside `held()`: every request is awaited
         self.served = 0  # requests answered by the current worker
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[str] | None = None
@@ -156,11 +157,21 @@ class WarmWorker:
                 self._retire()
             return parsed
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Inside the block no request is abandoned: an apply's health gate and its
+        verification are part of the run, which finishes once it has started."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+
     def _answer(self, timeout: float, abandonable: bool) -> str | None:
         """The worker's answer line. An observation (read-only) is abandoned when
         `cancel` is set, and the worker is stopped with it; a request that changes hosts
         is always awaited, since they are mid-change."""
-        if self.cancel is None or not abandonable:
+        if self.cancel is None or not abandonable or self._held:
             return self._answers.get(timeout=timeout)
         deadline = time.monotonic() + timeout
         while not self.cancel.is_set():

@@ -19,7 +19,13 @@ from pyinfra.api.operations import run_ops
 from pyinfra.api.state import State
 from pyinfra.context import ctx_state
 
-from deploys.backup import backup_now, backup_policy, remove_backup_policy, repository_host
+from deploys.backup import (
+    backup_now,
+    backup_policy,
+    remove_backup_policy,
+    repository_entries,
+    repository_host,
+)
 from deploys.record import managed_record
 from deploys.service import remove_service, service
 from reconciler.ssh.protocol import (
@@ -121,12 +127,12 @@ def _prepare(
 def _add(
     state: State, host: PyinfraHost, loaded: LoadedFleet, item: WorkItem, request: ApplyRequest
 ) -> None:
-    key = request.backup_key
     if isinstance(item, ServiceWork):
         add_deploy(state, service, loaded, item.name, item.restart, host=host)
     elif isinstance(item, BackupPolicyWork):
         password = request.backup_passwords[item.name]
-        private = key.private if key else None
+        pair = request.backup_keys.get(item.name)
+        private = pair.private if pair else None
         known_hosts = request.backup_known_hosts.get(item.name)
         add_deploy(
             state, backup_policy, loaded.fleet, item.name, password, private, known_hosts, host=host
@@ -140,8 +146,10 @@ def _add(
     elif isinstance(item, RecordWork):
         managed = Managed(frozenset(item.services), frozenset(item.backups))
         add_deploy(state, managed_record, managed, host=host)
-    elif key is not None:
-        add_deploy(state, repository_host, key.public, host=host)
+    else:  # RepoAccessWork
+        publics = {name: pair.public for name, pair in request.backup_keys.items()}
+        entries = repository_entries(loaded.fleet, host.name, publics)
+        add_deploy(state, repository_host, entries, request.legacy_backup_public, host=host)
 
 
 def _run(state: State, failed_in_prepare: set[PyinfraHost]) -> str | None:

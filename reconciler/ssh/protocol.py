@@ -195,7 +195,10 @@ class ApplyRequest(Message):
     placement: Placement = HOME
     work: Work
     backup_passwords: dict[str, str] = Field(default_factory=dict)
-    backup_key: BackupKeyPair | None = None
+    backup_keys: dict[str, BackupKeyPair] = Field(
+        default_factory=dict, description="Per policy, its key to its repository host."
+    )
+    legacy_backup_public: str | None = None
     backup_known_hosts: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts
 

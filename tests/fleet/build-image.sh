@@ -4,7 +4,7 @@
 # Prints the image directory on stdout.
 set -euo pipefail
 
-PACKAGES="systemd,systemd-sysv,dbus,openssh-server,python3,restic,sqlite3,curl,git,iproute2,ca-certificates"
+PACKAGES="systemd,systemd-sysv,dbus,openssh-server,python3,restic,rclone,sqlite3,curl,git,iproute2,ca-certificates"
 CACHE_ROOT="${FLEET_CACHE:-/var/cache/fleet-reconciler}"
 KEY="$(sha256sum "$0" | cut -c1-12)"
 IMAGE="$CACHE_ROOT/image-$KEY"

@@ -21,6 +21,7 @@ import pytest
 
 from backups.repository import open_repository
 from reconciler.store.journal import Journal
+from state.layout import backup_path
 from state.load import load_fleet
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import lab_spec, run_reconcile
@@ -144,6 +145,46 @@ def test_apply_backs_up_and_the_round_trip_is_byte_identical(
             ["git", "-C", str(clone), "show-ref"], capture_output=True, text=True, check=True
         ).stdout
         assert refs.split() == fleet_lab.ssh(lab, "h1", "git -C /srv/epic-work show-ref").split()
+
+
+def test_root_on_the_backed_up_host_cannot_reach_past_its_own_repository(
+    lab: fleet_lab.Lab, base: Path
+) -> None:
+    """As root on h1, with everything h1 holds (its key, its password): no shell on the
+    repository host h2, no sftp, no deletion. Before, every host held one fleet-wide key
+    that h2 authorized for root without restriction (`uid=0` on h2)."""
+    h2 = lab.host("h2").address
+    key, pinned = backup_path("db", "key"), backup_path("db", "known_hosts")
+    env = backup_path("db", "env")
+    ssh = f"ssh -i {key} -o BatchMode=yes -o UserKnownHostsFile={pinned} -- root@{h2}"
+    assert fleet_lab.ssh(lab, "h1", "test -e /etc/fleet-reconciler/backup_ed25519; echo $?") \
+        .strip() == "1"  # fmt: skip
+    shell = fleet_lab.ssh(lab, "h1", f"{ssh} id </dev/null 2>&1; echo exit=$?", check=False)
+    assert "uid=" not in shell, shell
+    as_root = f"set -a; . {env}; set +a; "
+    sftp = fleet_lab.ssh(
+        lab,
+        "h1",
+        as_root + f"restic -r sftp:root@{h2}:/srv/restic/h1 "
+        f"-o sftp.command='{ssh} -s sftp' snapshots 2>&1; echo exit=$?",
+        check=False,
+    )
+    assert "exit=0" not in sftp, sftp
+    spec = base / "fleet.yaml"
+    before = reconcile("backup", "list", "db", "--state", str(spec)).stdout
+    program = f"-o rclone.program='{ssh}'"
+    listed = fleet_lab.ssh(lab, "h1", as_root + f"restic {program} snapshots --json")
+    assert len(json.loads(listed)) == len(before.splitlines()) - 1  # its own repository, read
+    for attempt in ("forget --keep-last 1 --prune", "forget --keep-last 1"):
+        done = fleet_lab.ssh(
+            lab, "h1", as_root + f"restic {program} {attempt} 2>&1; echo exit=$?", check=False
+        )
+        assert "exit=0" not in done, done
+    assert reconcile("backup", "list", "db", "--state", str(spec)).stdout == before
+    entries = fleet_lab.ssh(lab, "h2", "grep -v '^#' /root/.ssh/authorized_keys")
+    ours = [line for line in entries.splitlines() if "fleet-reconciler-backup" in line]
+    assert ours == [line for line in ours if line.startswith('restrict,command="rclone serve')]
+    assert ours and all("--append-only /srv/restic/h1" in line for line in ours)
 
 
 def test_sqlite_written_to_during_the_backup_restores_whole(lab: fleet_lab.Lab, base: Path) -> None:
