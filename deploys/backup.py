@@ -161,7 +161,7 @@ def repository_host(entries: list[str], legacy_public: str | None) -> None:
         path="/root/.ssh/authorized_keys",
         content=entries,
         present=True,
-        marker="# {mark} fleet-reconciler backup keys (each confined to one repository)",
+        marker="# {mark} fleet-reconciler backup keys, each confined to one repository",  # no regex
     )
     if legacy_public is not None:
         files.line(

@@ -160,13 +160,15 @@ def restore_to_host(
 
 
 def repository_space_note(loaded: LoadedFleet, name: str, error: str) -> str:
-    """For an sftp write failure, the repository disk's free space, else ''.
+    """For a failed write to a repository on a fleet host, its disk's free space, else ''.
 
-    Over sftp a full disk reaches restic only as SSH_FX_FAILURE, and restic removes the
-    partial pack, so report the disk as it is rather than guess.
+    A full disk reaches restic only as SSH_FX_FAILURE over sftp, and as a refused
+    overwrite of the partial pack through the confined append-only transport (`403
+    Forbidden`), so report the disk as it is rather than guess.
     """
     target = resolve_repository(loaded.fleet, loaded.fleet.backups[name])
-    if "SSH_FX_FAILURE" not in error or target.sftp_host is None or target.path is None:
+    failed_write = any(mark in error for mark in ("SSH_FX_FAILURE", "unable to save"))
+    if not failed_write or target.sftp_host is None or target.path is None:
         return ""
     host = loaded.fleet.hosts[target.sftp_host]
     done = subprocess.run(
@@ -180,6 +182,6 @@ def repository_space_note(loaded: LoadedFleet, name: str, error: str) -> str:
         return ""
     free, total = int(fields[3]) / 2**20, int(fields[1]) / 2**20
     return (
-        f"; sftp writes failed and the repository disk on {target.sftp_host} has "
+        f"; writes failed and the repository disk on {target.sftp_host} has "
         f"{free:.1f} MiB free of {total:.1f} MiB at {target.path}: is it too small?"
     )
