@@ -22,9 +22,9 @@ from backups.repository import open_repository
 from backups.restic_repo import ResticError, Snapshot
 from reconciler.apply.context import Report
 from reconciler.backup.operations import BackupFailed
-from reconciler.backup.verify import entries, is_copy, verify_copies
-from reconciler.untrusted import shown
-from state.fence import snapshot_epoch
+from reconciler.backup.provenance import ProvenanceError, restorable
+from reconciler.backup.verify import confine, verify_copies
+from reconciler.store.ledger import Ledger
 from state.load import LoadedFleet
 from state.render_backup import git_bundle, sqlite_copy
 from state.secrets import SecretUnavailable
@@ -41,31 +41,22 @@ class Restored:
     seconds: float
 
 
-def newest_snapshot(loaded: LoadedFleet, name: str) -> Snapshot | None:
-    """The snapshot a failover restores: the highest epoch, then the newest. A copy
-    taken by a fenced host in an older epoch is never preferred to a current one."""
+def newest_snapshot(loaded: LoadedFleet, name: str, ledger: Ledger) -> Snapshot | None:
+    """The snapshot a failover, a failback or a drill restores: the one the controller
+    recorded last (reconciler.backup.provenance), whatever any snapshot's tags say."""
     try:
-        snapshots = open_repository(loaded.fleet, name).snapshots(tag=name)
-    except (SecretUnavailable, ResticError) as exc:
-        raise BackupFailed(f"backup {name}: cannot list snapshots: {exc}") from None
-    return max(snapshots, key=lambda s: (snapshot_epoch(s.tags), s.time), default=None)
-
-
-def snapshot_by_id(loaded: LoadedFleet, name: str, snapshot_id: str) -> Snapshot:
-    try:
-        snapshots = open_repository(loaded.fleet, name).snapshots(tag=name)
-    except (SecretUnavailable, ResticError) as exc:
-        raise BackupFailed(f"backup {name}: cannot list snapshots: {exc}") from None
-    for snap in snapshots:
-        if snap.id.startswith(snapshot_id):
-            return snap
-    raise BackupFailed(f"backup {name}: snapshot {snapshot_id} is not in the repository")
+        found = restorable(loaded, name, ledger)
+    except ProvenanceError as exc:
+        raise BackupFailed(str(exc)) from None
+    return found[-1] if found else None
 
 
 def restore_in_place(
     loaded: LoadedFleet, name: str, snap: Snapshot, host_name: str, report: Report
 ) -> Restored:
-    """Restore `snap` of policy `name` to its original paths on `host_name`."""
+    """Restore `snap` of policy `name` to its original paths on `host_name`: its SQLite
+    copies and git bundles verified (a bad one refuses the restore), only the policy's
+    own paths, only regular files and directories, and no setuid or setgid bit."""
     policy = loaded.written.backups[name]
     host = loaded.fleet.hosts[host_name]
     started = time.monotonic()
@@ -77,13 +68,10 @@ def restore_in_place(
         except (SecretUnavailable, ResticError) as exc:
             raise BackupFailed(f"backup {name}: restore failed: {exc}") from None
         files, problems = verify_copies(root)
-        problems += [  # restored onto another host: a link could point it anywhere
-            f"{shown(line)}: refused (only regular files and directories are restored)"
-            for path, line in entries(root)[1]
-            if not is_copy(path)  # verify_copies named those
-        ]
         if problems:
             raise BackupFailed(f"backup {name}: snapshot {snap.short_id}: {'; '.join(problems)}")
+        for change in confine(root):  # restored onto a host: a link could point anywhere
+            report(f"backup {name}: snapshot {snap.short_id}: {change}")
         moves = [(sqlite_copy(name, db), db) for db in policy.sqlite]
         moves += [(p, p) for p in policy.paths]
         moves += [(git_bundle(name, r), _bundle_on_host(name, i)) for i, r in enumerate(policy.git)]

@@ -15,9 +15,15 @@ from backups.repository import open_repository
 from backups.restic_repo import RepositoryMissing, ResticError, Snapshot
 from reconciler.apply.context import Report
 from reconciler.apply.deploys import run_deploys
+from reconciler.backup.provenance import ProvenanceError, record_reported, restorable
 from reconciler.backup.secrets import backup_secrets
+from reconciler.backup.verify import confine
 from reconciler.errors import PermanentError, TemporaryError
 from reconciler.ssh.protocol import BackupNowWork, BackupPolicyWork, RepoAccessWork, Timeouts, Work
+from reconciler.ssh.remote import run_remote
+from reconciler.store.ledger import Ledger
+from reconciler.untrusted import shown
+from state.layout import backup_path
 from state.load import LoadedFleet
 from state.repository import resolve_repository
 from state.secrets import SecretUnavailable
@@ -39,17 +45,20 @@ def require_policy(loaded: LoadedFleet, name: str) -> None:
 
 
 def list_snapshots(loaded: LoadedFleet, name: str) -> list[Snapshot]:
-    """The policy's snapshots, oldest first."""
+    """Every snapshot of the policy's tag, whoever wrote it, oldest first (the ledger says
+    which ones count: reconciler.backup.provenance)."""
     require_policy(loaded, name)
-    policy = loaded.fleet.backups[name]
     try:
-        return open_repository(loaded.fleet, name).snapshots(tag=name, host=policy.host)
+        return open_repository(loaded.fleet, name).snapshots(tag=name)
     except (SecretUnavailable, ResticError) as exc:
         raise BackupFailed(f"backup {name}: {exc}") from None
 
 
-def backup_now(loaded: LoadedFleet, name: str, key_dir: Path, report: Report) -> Snapshot:
-    """Converge the policy's host-side files, run its unit and wait; return the new snapshot."""
+def backup_now(
+    loaded: LoadedFleet, name: str, key_dir: Path, report: Report, ledger: Ledger
+) -> Snapshot:
+    """Converge the policy's host-side files, run its unit and wait; record the snapshot
+    its host reports (reconciler.backup.provenance) and return it."""
     require_policy(loaded, name)
     policy = loaded.fleet.backups[name]
     repository = open_repository(loaded.fleet, name)
@@ -80,12 +89,19 @@ def backup_now(loaded: LoadedFleet, name: str, key_dir: Path, report: Report) ->
             if outcome.error:
                 note = repository_space_note(loaded, name, outcome.error)
                 raise BackupFailed(f"backup {name} on {host}: {outcome.error}{note}")
-    new = [s for s in list_snapshots(loaded, name) if s.id not in before]
-    if not new:
+    reported = run_remote(
+        loaded.fleet.hosts[policy.host], f"cat -- {shlex.quote(backup_path(name, 'last'))}", 30
+    )
+    words = reported.stdout.split() if reported.ok else []
+    if not words or words[0] in before:
         raise BackupFailed(f"backup {name}: the unit ran but no new snapshot appeared")
+    try:
+        snapshot = record_reported(loaded, name, words[0], ledger)
+    except ProvenanceError as exc:
+        raise BackupFailed(str(exc)) from None
     kept = apply_retention(loaded, name, report)
     report(f"backup {name}: retention kept {len(kept)} snapshot(s)")
-    return new[-1]
+    return snapshot
 
 
 def apply_retention(loaded: LoadedFleet, name: str, report: Report) -> list[Snapshot]:
@@ -108,17 +124,24 @@ def apply_retention(loaded: LoadedFleet, name: str, report: Report) -> list[Snap
     return list_snapshots(loaded, name)
 
 
-def pick_snapshot(loaded: LoadedFleet, name: str, snapshot: str | None) -> Snapshot:
-    snapshots = list_snapshots(loaded, name)
+def pick_snapshot(loaded: LoadedFleet, name: str, snapshot: str | None, ledger: Ledger) -> Snapshot:
+    """The recorded snapshot to restore: the newest, or the one named by an ID prefix.
+    A snapshot the controller did not record is refused, whatever its tags say."""
+    require_policy(loaded, name)
+    try:
+        snapshots = restorable(loaded, name, ledger)
+    except ProvenanceError as exc:
+        raise BackupFailed(str(exc)) from None
     if not snapshots:
-        raise BackupFailed(f"backup {name}: no snapshot to restore")
+        raise BackupFailed(f"backup {name}: no recorded snapshot to restore")
     if snapshot is None:
         return snapshots[-1]
     for snap in snapshots:
         if snap.id.startswith(snapshot):
             return snap
     raise UnknownPolicy(
-        f"backup {name}: no snapshot {snapshot!r}; have {', '.join(s.short_id for s in snapshots)}"
+        f"backup {name}: no recorded snapshot {shown(snapshot)!r}; recorded: "
+        f"{', '.join(s.short_id for s in snapshots)} (`reconcile backup list` shows the rest)"
     )
 
 
@@ -137,6 +160,8 @@ def restore_to_host(
             open_repository(loaded.fleet, name).restore(snap.id, Path(scratch))
         except ResticError as exc:
             raise BackupFailed(f"backup {name}: restore failed: {exc}") from None
+        for change in confine(Path(scratch)):
+            report(f"backup {name}: snapshot {snap.short_id}: {change}")
         count = sum(1 for p in Path(scratch).rglob("*") if p.is_file())
         report(f"backup {name}: copying {count} files to {host_name}:{path}")
         pack = subprocess.Popen(["tar", "-C", scratch, "-cf", "-", "."], stdout=subprocess.PIPE)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from backups.repository import open_repository
 from backups.restic_repo import ResticError
+from reconciler.backup.provenance import ProvenanceError, restorable
+from reconciler.store.ledger import Ledger
 from reconciler.untrusted import shown
 from state.load import LoadedFleet
 from state.secrets import SecretUnavailable
@@ -43,16 +45,17 @@ class DrillResult:
         return not self.problems and (self.rto_seconds is None or self.seconds <= self.rto_seconds)
 
 
-def run_drill(loaded: LoadedFleet, name: str) -> DrillResult:
-    """Restore the latest snapshot of `name` and verify it; never raises for a bad backup."""
+def run_drill(loaded: LoadedFleet, name: str, ledger: Ledger) -> DrillResult:
+    """Restore the newest recorded snapshot of `name` (reconciler.backup.provenance) and
+    verify it; never raises for a bad backup."""
     policy = loaded.fleet.backups[name]
     rtos = [s.rto.total_seconds() for s in loaded.fleet.services.values() if s.host == policy.host]
     result = DrillResult(name, rto_seconds=min(rtos) if rtos else None)
     try:
         repository = open_repository(loaded.fleet, name)
-        snapshots = repository.snapshots(tag=name, host=policy.host)
+        snapshots = restorable(loaded, name, ledger)
         if not snapshots:
-            result.problems.append("no snapshot to restore")
+            result.problems.append("no recorded snapshot to restore")
             return result
         result.snapshot = snapshots[-1].short_id
         with tempfile.TemporaryDirectory(prefix=f"drill-{name}-") as scratch:
@@ -61,7 +64,13 @@ def run_drill(loaded: LoadedFleet, name: str) -> DrillResult:
             result.seconds = time.monotonic() - started
             result.files, problems = verify_copies(Path(scratch))
             result.problems += problems
-    except (SecretUnavailable, ResticError, OSError, subprocess.SubprocessError) as exc:
+    except (
+        SecretUnavailable,
+        ResticError,
+        ProvenanceError,
+        OSError,
+        subprocess.SubprocessError,
+    ) as exc:
         result.problems.append(shown(str(exc)))
     if result.rto_seconds is not None and result.seconds > result.rto_seconds:
         result.problems.append(
@@ -144,6 +153,27 @@ def _bundle_problems(bundle: Path) -> list[str]:
     if done.returncode == 0:
         return []
     return [f"{bundle.name}: git bundle verify failed: {shown(done.stderr.strip()[-200:])}"]
+
+
+PRIVILEGE_BITS = stat.S_ISUID | stat.S_ISGID
+
+
+def confine(root: Path) -> list[str]:
+    """Make a restored tree fit to put back on a host: every entry that is neither a
+    regular file nor a directory (a symlink, wherever it points, a FIFO, a device, a
+    socket) is removed, and setuid and setgid bits are cleared. Nothing is followed.
+    One line per change, for the report (a host's word: escaped)."""
+    regular, odd = entries(root)
+    changes = []
+    for path, line in odd:
+        path.unlink()
+        changes.append(f"{shown(line)}: left out (only regular files and directories)")
+    for path in [*regular, *(p for p in root.rglob("*") if p.is_dir() and not p.is_symlink())]:
+        mode = path.lstat().st_mode
+        if mode & PRIVILEGE_BITS:
+            path.chmod(stat.S_IMODE(mode) & ~PRIVILEGE_BITS)
+            changes.append(f"{shown(str(path.relative_to(root)))}: setuid/setgid bit cleared")
+    return changes
 
 
 def rotating_subset(now: datetime | None = None) -> str:

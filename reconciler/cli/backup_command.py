@@ -11,6 +11,7 @@ from reconciler.cli.terminal import confirm, report
 from reconciler.errors import UsageError
 
 if TYPE_CHECKING:
+    from reconciler.store.ledger import Ledger
     from state.load import LoadedFleet
 
 
@@ -18,15 +19,25 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from reconciler.backup.operations import apply_retention, backup_now, list_snapshots
     from reconciler.cli.backup_text import render_snapshots
     from reconciler.run.failover import placed
+    from reconciler.store.journal import Journal
+    from reconciler.store.ledger import Ledger
     from state.load import load_fleet
 
     loaded = load_fleet(args.state)
     journal = readable_journal(args.journal)
     if journal is not None:  # failed over, a moved policy runs on the backup
         loaded = placed(loaded, journal)
+    ledger = Ledger(journal) if journal is not None else None
     if args.action == "list":
         names = [args.policy] if args.policy else sorted(loaded.fleet.backups)
-        print(render_snapshots(loaded, {n: list_snapshots(loaded, n) for n in names}), end="")
+        rows = {n: list_snapshots(loaded, n) for n in names}
+        verdicts: dict[str, dict[str, str]] | None = None
+        if ledger is not None:
+            verdicts = {
+                n: {e.snapshot_id: e.verdict for e in ledger.entries(loaded.fleet, n)}
+                for n in names
+            }
+        print(render_snapshots(loaded, rows, verdicts), end="")
         return EXIT_OK
     if not args.policy:
         raise UsageError(f"reconcile backup {args.action} needs a POLICY")
@@ -35,11 +46,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
         print(render_snapshots(loaded, {args.policy: kept}), end="")
         return EXIT_OK
     if args.action in {"check", "drill"}:
-        return _verify(args, loaded)
+        return _verify(args, loaded, Ledger(Journal(args.journal)))
+    ledger = Ledger(Journal(args.journal))  # restores and new backups need the ledger
     if args.action == "restore":
-        return _restore(args, loaded)
+        return _restore(args, loaded, ledger)
     started = time.monotonic()
-    snapshot = backup_now(loaded, args.policy, args.journal.parent, report)
+    snapshot = backup_now(loaded, args.policy, args.journal.parent, report, ledger)
     print(
         f"backup {args.policy}: snapshot {snapshot.short_id} at {snapshot.time:%Y-%m-%d %H:%M:%S} "
         f"({time.monotonic() - started:.1f}s)"
@@ -47,7 +59,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _restore(args: argparse.Namespace, loaded: LoadedFleet) -> int:
+def _restore(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger) -> int:
     from reconciler.backup.operations import pick_snapshot, restore_to_host
     from reconciler.cli.backup_text import restore_plan
     from state.types import check_path
@@ -59,7 +71,7 @@ def _restore(args: argparse.Namespace, loaded: LoadedFleet) -> int:
         raise UsageError(f"reconcile backup restore --to HOST:/absolute/path: {exc}") from None
     if not host:
         raise UsageError("reconcile backup restore needs --to HOST:/absolute/path")
-    snap = pick_snapshot(loaded, args.policy, args.snapshot)
+    snap = pick_snapshot(loaded, args.policy, args.snapshot, ledger)
     print(restore_plan(args.policy, snap, host, path), end="", flush=True)
     confirm(args.yes)
     started = time.monotonic()
@@ -71,7 +83,7 @@ def _restore(args: argparse.Namespace, loaded: LoadedFleet) -> int:
     return EXIT_OK
 
 
-def _verify(args: argparse.Namespace, loaded: LoadedFleet) -> int:
+def _verify(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger) -> int:
     """`backup check` and `backup drill`: the verdict becomes an event (P1 when it fails)."""
     from reconciler.backup.operations import require_policy
     from reconciler.backup.verify import rotating_subset
@@ -93,7 +105,7 @@ def _verify(args: argparse.Namespace, loaded: LoadedFleet) -> int:
             return EXIT_OK
         print(f"backup {args.policy}: repository check FAILED: {error}")
         return EXIT_ERROR
-    result, message = drilled(loaded, args.policy, bus)
+    result, message = drilled(loaded, args.policy, bus, ledger)
     print(message)
     for problem in result.problems:
         print(f"  problem: {problem}")

@@ -54,14 +54,22 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) 
     from reconciler.run.failover import placed, review
     from reconciler.run.once import plan_once
     from reconciler.store.confirmations import Confirmations
+    from reconciler.store.ledger import Ledger
 
     journal = readable_journal(args.journal)
     confirmations = Confirmations(journal) if journal is not None else None
+    ledger = Ledger(journal) if journal is not None else None  # read, never written
     if journal is not None:
         loaded = placed(loaded, journal)
     with bounded_client() as client:
         result = plan_once(
-            loaded, client, worker=worker, targets=args.target, confirmations=confirmations
+            loaded,
+            client,
+            worker=worker,
+            targets=args.target,
+            confirmations=confirmations,
+            ledger=ledger,
+            record=False,
         )
         plan = result.plan
         failover = review(loaded, journal, client, result.observed)
@@ -94,6 +102,7 @@ def _apply_leading(
     journal: Journal,
     leadership: Leadership,
 ) -> int:
+    from reconciler.backup.provenance import announce_forged
     from reconciler.bounded_http import bounded_client
     from reconciler.cli.plan_text import render_apply, render_plan
     from reconciler.coordination.guard import apply_guard
@@ -102,6 +111,7 @@ def _apply_leading(
     from reconciler.run.lifecycle import Runner, execute_plan
     from reconciler.run.once import plan_once
     from reconciler.store.confirmations import Confirmations
+    from reconciler.store.ledger import Ledger
     from reconciler.store.lock import hosts_lock
 
     lock = hosts_lock(journal.path.parent, loaded.fleet, args.lock_timeout, report)
@@ -112,9 +122,14 @@ def _apply_leading(
             tick(_mover(loaded, journal, client))
             report(LEASE_NOTE)
         loaded = placed(loaded, journal)
-        confirmations = Confirmations(journal)
+        confirmations, ledger = Confirmations(journal), Ledger(journal)
         plan = plan_once(
-            loaded, client, worker=worker, targets=args.target, confirmations=confirmations
+            loaded,
+            client,
+            worker=worker,
+            targets=args.target,
+            confirmations=confirmations,
+            ledger=ledger,
         ).plan
         print(render_plan(plan), end="", flush=True)
         guard = apply_guard(leadership, loaded)
@@ -122,6 +137,7 @@ def _apply_leading(
         result = execute_plan(
             loaded, plan, runner, "apply", args.target, before_apply=lambda: confirm(args.yes)
         )
+        announce_forged(ledger, one_shot_bus(loaded, journal))
         if loaded.written.failover is not None or loaded.written.notifications is not None:
             drain_outbox(loaded, journal)
     if result is None:

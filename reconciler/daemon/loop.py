@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from reconciler.apply.context import ProgressReport, Report
+from reconciler.backup.provenance import announce_forged
 from reconciler.coordination.guard import apply_guard, pull_shared, push_shared
 from reconciler.coordination.leader import Leadership, LocalLeadership
 from reconciler.daemon.backoff import Backoffs, Key
@@ -43,6 +44,7 @@ from reconciler.ssh.client import WarmWorker
 from reconciler.ssh.protocol import Timeouts
 from reconciler.store.confirmations import Confirmations
 from reconciler.store.journal import Journal
+from reconciler.store.ledger import Ledger
 from reconciler.store.lock import LockHeld, hosts_lock
 from state.load import LoadedFleet
 from state.models import ReconcilerSettings
@@ -327,10 +329,13 @@ class WatchLoop:
         self.beat()
 
     def _converge(self, loaded: LoadedFleet, targets: list[str] | None) -> None:
-        confirmations = Confirmations(self.journal)
-        planned = plan_once(
-            loaded, self.client, None, self.ssh, targets or (), confirmations=confirmations
-        )
+        confirmations, ledger = Confirmations(self.journal), Ledger(self.journal)
+        try:
+            planned = plan_once(
+                loaded, self.client, None, self.ssh, targets or (), confirmations, ledger
+            )
+        finally:
+            announce_forged(ledger, self.bus)
         self._remember(loaded, planned.observed)
         plan = planned.plan
         self.status.pending = sorted({f"{a.host}/{a.service or '*'}" for a in plan.actions})
@@ -358,7 +363,10 @@ class WatchLoop:
             self.client, self.journal, self.report, self.progress, guard=guard, ssh=self.ssh
         )
         with self.ssh.held() if self.ssh is not None else contextlib.nullcontext():
-            result = execute_plan(loaded, plan, runner, "watch", targets or ())
+            try:
+                result = execute_plan(loaded, plan, runner, "watch", targets or ())
+            finally:  # what the apply's verification recorded
+                announce_forged(ledger, self.bus)
         if result is not None:
             if result.observed is not None:  # the heal reaches the page when it happens
                 self._remember(loaded, result.observed)

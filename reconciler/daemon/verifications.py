@@ -12,6 +12,7 @@ from datetime import timedelta
 from reconciler.backup.verify import DrillResult, check_repository, rotating_subset, run_drill
 from reconciler.events.bus import Event, EventBus, EventKind
 from reconciler.store.journal import EventRecord, Journal
+from reconciler.store.ledger import Ledger
 from state.layout import backup_service_id
 from state.load import LoadedFleet
 
@@ -45,10 +46,12 @@ def checked(loaded: LoadedFleet, name: str, bus: EventBus, subset: str) -> str |
     return error
 
 
-def drilled(loaded: LoadedFleet, name: str, bus: EventBus) -> tuple[DrillResult, str]:
+def drilled(
+    loaded: LoadedFleet, name: str, bus: EventBus, ledger: Ledger
+) -> tuple[DrillResult, str]:
     """Run a restore drill; emit the verdict; return the result and its one-line summary."""
     policy = loaded.fleet.backups[name]
-    result = run_drill(loaded, name)
+    result = run_drill(loaded, name, ledger)
     verdict = "passed" if result.ok else "FAILED"
     rto = f", RTO {result.rto_seconds:g}s" if result.rto_seconds is not None else ""
     message = (
@@ -87,5 +90,5 @@ def run_due_verifications(
             done.append(f"backup {name}: check {subset} {'ok' if error is None else 'FAILED'}")
         last_drill = last_event(journal, DRILL_KINDS, name)
         if is_due(last_drill.at if last_drill else None, policy.drill_every, now):
-            done.append(drilled(loaded, name, bus)[1])
+            done.append(drilled(loaded, name, bus, Ledger(journal))[1])
     return done

@@ -27,6 +27,7 @@ OPENS: dict[EventKind, str] = {
     "pass_crashed": "pass",
     "spec_rejected": "spec",
     "backup_check_failed": "backup_check",
+    "backup_forged": "backup_forged",  # nothing clears it: a person reads and acks it
     "drill_failed": "drill",
     "failover": "failover",
     "failover_held": "failover",

@@ -25,6 +25,7 @@ EventKind = Literal[
     "pass_crashed",
     "backup_check_passed",
     "backup_check_failed",
+    "backup_forged",
     "drill_passed",
     "drill_failed",
     "failover",

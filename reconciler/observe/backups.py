@@ -12,27 +12,42 @@ from datetime import UTC, datetime
 
 from backups.repository import open_repository
 from backups.restic_repo import RepositoryMissing, ResticError
-from reconciler.observe.observation import BackupState, HostState
+from reconciler.observe.observation import BackupState, HostState, SnapshotClaim
 from reconciler.store.confirmations import Confirmation
 from state.layout import backup_path
 from state.models import Fleet
 from state.secrets import SecretUnavailable
 
+MAX_CLAIMS = 1000
+"""The newest snapshots of a policy's tag kept for the provenance check (retention keeps
+far fewer; a repository flooded by a host is read no further)."""
+
 
 def observe_backup(fleet: Fleet, name: str) -> BackupState:
+    """The policy's snapshots: its host's newest (the RPO), and every snapshot of its tag
+    whoever wrote it (`claims`, judged by `reconciler.engine.provenance`)."""
     policy = fleet.backups[name]
     try:
-        snapshots = open_repository(fleet, name).snapshots(tag=name, host=policy.host)
+        listed = open_repository(fleet, name).snapshots(tag=name)
     except SecretUnavailable as exc:
         return BackupState(error=str(exc))
     except RepositoryMissing as exc:
         return BackupState(error=str(exc), missing_repository=True)
     except ResticError as exc:
         return BackupState(error=str(exc))
+    claims = tuple(
+        SnapshotClaim(id=s.id, host=s.host, time=s.time, tags=s.tags) for s in listed[-MAX_CLAIMS:]
+    )
+    snapshots = [s for s in listed if s.host == policy.host]
     if not snapshots:
-        return BackupState(snapshots=0)
+        return BackupState(snapshots=0, claims=claims)
     newest = snapshots[-1]
-    return BackupState(last_snapshot=newest.time, snapshots=len(snapshots), newest_id=newest.id)
+    return BackupState(
+        last_snapshot=newest.time,
+        snapshots=len(snapshots),
+        newest_id=newest.id,
+        claims=claims,
+    )
 
 
 def reuse_confirmation(
@@ -41,11 +56,10 @@ def reuse_confirmation(
     """The policy's state from an earlier confirmation, when the host's last backup is
     the snapshot the repository confirmed, and that confirmation is fresher than the RPO;
     else None (ask the repository). Pure."""
-    seen = host.files.get(backup_path(name, "last")) if host.reachable else None
-    words = (seen.content or "").split() if seen else []
-    if known is None or len(words) != 2 or not words[0]:
+    reported = reported_id(host, name)
+    if known is None or reported is None:
         return None
-    same = known.snapshot_id.startswith(words[0]) or words[0].startswith(known.snapshot_id)
+    same = known.snapshot_id.startswith(reported) or reported.startswith(known.snapshot_id)
     if not same or now - known.confirmed > rpo_seconds:
         return None
     return BackupState(
@@ -54,3 +68,11 @@ def reuse_confirmation(
         newest_id=known.snapshot_id,
         listed=False,
     )
+
+
+def reported_id(host: HostState, policy: str) -> str | None:
+    """The snapshot ID the host reports as the policy's last backup (`ID TIME` in its
+    `backup-POLICY.last`), or None."""
+    seen = host.files.get(backup_path(policy, "last")) if host.reachable else None
+    words = (seen.content or "").split() if seen else []
+    return words[0] if len(words) == 2 and words[0] else None

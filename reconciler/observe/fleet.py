@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from reconciler.observe.backups import observe_backup, reuse_confirmation
+from reconciler.observe.backups import observe_backup, reported_id, reuse_confirmation
 from reconciler.observe.observation import (
     BackupState,
     CheckResult,
@@ -39,6 +39,7 @@ from reconciler.ssh.protocol import (
     Timeouts,
 )
 from reconciler.store.confirmations import Confirmation, Confirmations
+from reconciler.store.ledger import Ledger
 from reconciler.untrusted import shown
 from state.layout import (
     MANAGED_RECORD,
@@ -167,13 +168,15 @@ def observe(
     settings: ObserveSettings | None = None,
     worker: WorkerProcess | WarmWorker | None = None,
     confirmations: Confirmations | None = None,
+    ledger: Ledger | None = None,
 ) -> FleetState:
     """Observe every host and service of `loaded`. Changes nothing anywhere.
 
     `worker` is an already started SSH worker (see reconciler.ssh.client): a warm one
     keeps its connections for the next call; None starts a one-shot worker. With
     `confirmations`, a backup repository is listed only when its host
-    reports a snapshot the repository has not confirmed lately.
+    reports a snapshot the repository has not confirmed lately; with `ledger`, also
+    when the ledger has not judged the snapshot the host reports.
     """
     settings = settings or ObserveSettings()
     fleet = loaded.fleet
@@ -199,7 +202,7 @@ def observe(
             state = reuse_confirmation(
                 name, policy.rpo.total_seconds(), known[name], hosts[policy.host], time.time()
             )
-            if state is None:
+            if state is None or not _judged(ledger, fleet, name, hosts[policy.host]):
                 backups[name] = pool.submit(observe_backup, fleet, name)
             else:
                 reused[name] = state
@@ -228,6 +231,15 @@ def _confirmed(fleet: Fleet, confirmations: Confirmations | None) -> dict[str, C
         name: confirmations.of_policy(fleet, name) if confirmations is not None else None
         for name in fleet.backups
     }
+
+
+def _judged(ledger: Ledger | None, fleet: Fleet, name: str, host: HostState) -> bool:
+    """Whether the snapshot `host` reports for policy `name` is in the ledger already
+    (always, without a ledger): an unjudged one needs the repository's listing."""
+    if ledger is None:
+        return True
+    reported = reported_id(host, name)
+    return reported is None or any(i.startswith(reported) for i in ledger.judged(fleet, name))
 
 
 def _endpoint(fleet: Fleet, service: str, template: str) -> str:

@@ -19,6 +19,7 @@ __all__ = [
     "FleetState",
     "HostState",
     "ModelsState",
+    "SnapshotClaim",
     "UnitState",
 ]
 
@@ -45,6 +46,16 @@ class ModelsState(Observed):
     error: str | None = None
 
 
+class SnapshotClaim(Observed):
+    """A snapshot as the repository lists it: everything but its ID is what the host that
+    wrote it claims (its host name, tags and time), so nothing here is trusted as is."""
+
+    id: str
+    host: str
+    time: datetime
+    tags: tuple[str, ...] = ()
+
+
 class BackupState(Observed):
     """A backup policy's snapshots, as the controller sees them in the repository."""
 
@@ -55,6 +66,9 @@ class BackupState(Observed):
     newest_id: str | None = Field(None, description="ID of the newest snapshot.")
     listed: bool = Field(
         True, description="Read from the repository now (False: a confirmation reused)."
+    )
+    claims: tuple[SnapshotClaim, ...] = Field(
+        (), description="Every snapshot of the policy's tag the repository listed, oldest first."
     )
 
 

@@ -35,6 +35,7 @@ from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import plan_once
 from reconciler.ssh.remote import run_remote
 from reconciler.store.journal import EventRecord, Journal
+from reconciler.store.ledger import Ledger
 from state.load import LoadedFleet
 from state.models import Host, HttpCheck, Service, TcpCheck
 
@@ -221,7 +222,7 @@ class Drill:
         now = time.time()
         for name, policy in sorted(self.loaded.fleet.backups.items()):
             rpo = policy.rpo.total_seconds()
-            newest = newest_snapshot(self.loaded, name)
+            newest = newest_snapshot(self.loaded, name, Ledger(self.journal))
             age = None if newest is None else now - newest.time.timestamp()
             rpo_ok = age is not None and age <= rpo
             detail = "" if newest else "no snapshot"
@@ -232,7 +233,7 @@ class Drill:
             if not rpo_ok:
                 return out
             self.report(f"drill: restore drill of {name}")
-            result = run_drill(self.loaded, name)
+            result = run_drill(self.loaded, name, Ledger(self.journal))
             verdict: Verdict = "pass" if result.ok else ("failed" if result.problems else "breach")
             rto = result.rto_seconds
             out.append(
@@ -259,7 +260,11 @@ class Drill:
                 continue
             rpo = service.rpo.total_seconds()
             policies = [p for p, policy in fleet.backups.items() if policy.host == service.host]
-            newest = [s for p in policies if (s := newest_snapshot(self.loaded, p)) is not None]
+            newest = [
+                s
+                for p in policies
+                if (s := newest_snapshot(self.loaded, p, Ledger(self.journal))) is not None
+            ]
             ages = [now - s.time.timestamp() for s in newest]
             age = max(ages) if ages and len(newest) == len(policies) else None
             ok = age is not None and age <= rpo

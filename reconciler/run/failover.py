@@ -32,13 +32,9 @@ import httpx
 from backups.restic_repo import Snapshot
 from reconciler.apply.context import ProgressReport, Report, no_progress
 from reconciler.apply.failover_steps import final_backup, set_lease, stop_units
-from reconciler.backup.in_place import (
-    Restored,
-    newest_snapshot,
-    restore_in_place,
-    snapshot_by_id,
-)
+from reconciler.backup.in_place import Restored, newest_snapshot, restore_in_place
 from reconciler.backup.operations import BackupFailed
+from reconciler.backup.provenance import ProvenanceError, record_reported
 from reconciler.engine.failover import Alarm, Sighting, Verdict, alarm, assess, duration
 from reconciler.errors import PermanentError
 from reconciler.events.bus import Event, EventBus, EventKind
@@ -49,6 +45,7 @@ from reconciler.run.once import plan_once
 from reconciler.ssh.remote import run_remote
 from reconciler.store.failover import FailoverState, FailoverStore, Move
 from reconciler.store.journal import Journal
+from reconciler.store.ledger import Ledger
 from state.load import LoadedFleet
 from state.models import Failover
 from state.placement import Placement, data_policies
@@ -398,7 +395,7 @@ def _data_plan(mover: Mover, lost_at: float) -> dict[str, DataLoss]:
     plan = {}
     for name in data_policies(mover.loaded.written):
         rpo = mover.loaded.written.backups[name].rpo.total_seconds()
-        snapshot = newest_snapshot(mover.loaded, name)
+        snapshot = newest_snapshot(mover.loaded, name, Ledger(mover.journal))
         if snapshot is None:
             line = f"{name}: no snapshot to restore; RPO {duration(rpo)}: all data lost"
             plan[name] = DataLoss(None, line, False)
@@ -450,7 +447,11 @@ def _final_backup(mover: Mover, run_id: str, host: str, name: str) -> Snapshot:
     _step(mover, run_id, host, f"final backup {name}", remote.ok, remote.error)
     if not remote.ok or not remote.stdout.split():
         raise MoveFailed(f"final backup {name} on {host} failed: {remote.error}")
-    return snapshot_by_id(mover.loaded, name, remote.stdout.split()[0])
+    try:  # recorded as the holder's, in the epoch in force until this move commits
+        loaded = placed(mover.loaded, mover.journal)
+        return record_reported(loaded, name, remote.stdout.split()[0], Ledger(mover.journal))
+    except ProvenanceError as exc:
+        raise MoveFailed(str(exc)) from None
 
 
 def _lease_target(mover: Mover, run_id: str, move: Move) -> None:

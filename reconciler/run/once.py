@@ -23,6 +23,7 @@ from reconciler.apply.deploys import (
 from reconciler.apply.gate import health_gate
 from reconciler.apply.models import apply_models
 from reconciler.backup.operations import BackupFailed, apply_retention
+from reconciler.backup.provenance import credit_recorded, record_observed
 from reconciler.backup.secrets import backup_inputs, backup_secrets
 from reconciler.engine.changes import Phase
 from reconciler.engine.diff import diff
@@ -31,6 +32,7 @@ from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.observe.observation import FleetState
 from reconciler.ssh.client import WarmWorker, WorkerProcess
 from reconciler.store.confirmations import Confirmation, Confirmations
+from reconciler.store.ledger import Ledger
 from state.load import LoadedFleet
 
 
@@ -68,10 +70,20 @@ def plan_once(
     worker: WorkerProcess | WarmWorker | None = None,
     targets: list[str] | tuple[str, ...] = (),
     confirmations: Confirmations | None = None,
+    ledger: Ledger | None = None,
+    record: bool = True,
 ) -> PlanResult:
-    """Observe the fleet and plan what would converge it. Changes nothing on any host;
-    with `confirmations`, it remembers the newest snapshots the repositories listed."""
-    observed = observe(loaded, client, settings, worker, confirmations)
+    """Observe the fleet and plan what would converge it. Changes nothing on any host.
+
+    With `ledger`, the snapshots the hosts report are judged and a policy's RPO counts
+    only the recorded ones (reconciler.backup.provenance). They are kept in the ledger
+    when `record`: applies and `watch`, never a dry run (its state file is a proposal,
+    and it shows what an apply would record).
+    With `confirmations`, it remembers the newest snapshots the repositories listed."""
+    observed = observe(loaded, client, settings, worker, confirmations, ledger)
+    if ledger is not None:
+        judged = record_observed(loaded, observed, ledger, keep=record)
+        observed = credit_recorded(loaded, observed, ledger, judged)
     if confirmations is not None:
         remember_confirmations(loaded, observed, confirmations)
     changes = diff(loaded, observed, backup_inputs(loaded.fleet))
@@ -134,8 +146,10 @@ def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
     _apply_models(loaded, plan, ctx, result)
     _run_backups_now(loaded, plan, ctx, result)
     ctx.report("verifying: observing the fleet again")
-    confirmations = Confirmations(ctx.journal)
-    verified = plan_once(loaded, ctx.client, ctx.settings, ctx.ssh, ctx.targets, confirmations)
+    confirmations, ledger = Confirmations(ctx.journal), Ledger(ctx.journal)
+    verified = plan_once(
+        loaded, ctx.client, ctx.settings, ctx.ssh, ctx.targets, confirmations, ledger
+    )
     result.remaining, result.observed = verified.plan, verified.observed
     return result
 

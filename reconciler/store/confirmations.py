@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.store.journal import Journal
+from reconciler.store.ledger import repository_of
 from state.models import Fleet
-from state.repository import resolve_repository
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshot_confirmations (
@@ -56,15 +56,15 @@ class Confirmations:
     def of_policy(self, fleet: Fleet, policy: str) -> Confirmation | None:
         """The policy's confirmation by the repository it resolves to in `fleet` (the one
         key that the plan writes and that the dashboard and status read)."""
-        return self.get(policy, _repository(fleet, policy))
+        return self.get(policy, repository_of(fleet, policy))
 
     def put_policy(self, fleet: Fleet, policy: str, found: Confirmation) -> None:
-        self.put(policy, _repository(fleet, policy), found)
+        self.put(policy, repository_of(fleet, policy), found)
 
     def history(self, fleet: Fleet, policy: str, since: float) -> list[float]:
         """Times of the newest snapshots confirmed since `since`, and of the one before
         (the chart's age at its left edge), oldest first."""
-        key = (policy, _repository(fleet, policy))
+        key = (policy, repository_of(fleet, policy))
         rows = self.db.execute(
             "SELECT snapshot_time FROM snapshot_history WHERE policy = ? AND repository = ?"
             " AND snapshot_time >= (SELECT COALESCE(MAX(snapshot_time), 0) FROM"
@@ -99,7 +99,3 @@ class Confirmations:
                 found.confirmed,
             ),
         )
-
-
-def _repository(fleet: Fleet, policy: str) -> str:
-    return resolve_repository(fleet, fleet.backups[policy]).url

@@ -313,12 +313,18 @@ def test_killed_backup_leaves_a_stale_lock_that_the_next_run_clears(
 
 def test_restore_to_a_host_shows_a_plan_asks_and_copies(lab: fleet_lab.Lab, base: Path) -> None:
     spec = str(base / "fleet.yaml")
-    refused = reconcile("backup", "restore", "db", "--to", "h2:/tmp/restored", "--state", spec)
+    journal = ("--journal", str(base / "journal.db"))  # the ledger of what was recorded
+    elsewhere = reconcile("backup", "restore", "db", "--to", "h2:/tmp/restored", "--state", spec)
+    assert elsewhere.returncode == 1  # a journal that recorded nothing restores nothing
+    assert "error: backup db: no recorded snapshot to restore" in elsewhere.stderr
+    refused = reconcile(
+        "backup", "restore", "db", "--to", "h2:/tmp/restored", "--state", spec, *journal
+    )
     assert refused.returncode == 1
     assert "Restore plan:\n  ~ restore snapshot" in refused.stdout
     assert "refusing to apply without confirmation: no terminal; pass --yes" in refused.stderr
     done = reconcile(
-        "backup", "restore", "db", "--to", "h2:/tmp/restored", "--state", spec, "--yes"
+        "backup", "restore", "db", "--to", "h2:/tmp/restored", "--state", spec, "--yes", *journal
     )
     assert done.returncode == 0, done.stderr
     assert re.search(r"Restored \d+ files of snapshot \w{8} into h2:/tmp/restored", done.stdout)
@@ -430,3 +436,67 @@ def test_a_plan_lists_the_repository_only_for_a_snapshot_it_has_not_confirmed(
         )
         newer = plan_once(loaded, client, confirmations=confirmations).observed.backups["db"]
     assert newer.listed and newer.newest_id != first.newest_id  # a new ID: asked again
+
+
+def test_a_forged_snapshot_is_never_restored_and_raises_its_p1(
+    lab: fleet_lab.Lab, base: Path
+) -> None:
+    """As root on h1, with its key, its password and its own backup script: plant a
+    snapshot tagged `epoch-999` and one claiming to be h2's, each reported in h1's
+    `.last`, with a poisoned row and a setuid-root file. Before, a restore took the
+    highest epoch; now only the snapshot the controller recorded is restored or drilled,
+    each forgery raises one P1 `backup_forged`, and a restore carries no setuid bit and
+    no link."""
+    spec = write_spec(lab, base / "provenance.yaml", rpo="1h")
+    spec.write_text(spec.read_text().replace("/srv/restic/h1", "/srv/restic/h1-provenance"))
+    journal_path = base / "provenance.db"
+    state, journal = ("--state", str(spec)), ("--journal", str(journal_path))
+    fleet_lab.ssh(lab, "h1", "mkdir -p /etc/agent && echo genuine > /etc/agent/marker")
+    assert reconcile(str(spec), "--yes", *journal).returncode == 0
+    good = reconcile("backup", "now", "db", *state, *journal)
+    assert good.returncode == 0, good.stdout + good.stderr
+    genuine = good.stdout.split()[3]  # "backup db: snapshot ID at ..."
+    script, env = backup_path("db", "script"), backup_path("db", "env")
+    plant = (
+        "echo poisoned > /etc/agent/marker && cp /bin/true /etc/agent/rootshell && "
+        "chmod 4755 /etc/agent/rootshell && ln -sfn /etc/shadow /etc/agent/shadow-link"
+    )
+    fleet_lab.ssh(lab, "h1", plant)
+    for forgery in ("s/epoch-\\$epoch/epoch-999/", "s/--host h1/--host h2/"):
+        fleet_lab.ssh(
+            lab,
+            "h1",
+            f"sed '{forgery}' {script} > /tmp/forge.sh && set -a && . {env} && set +a && "
+            "sh /tmp/forge.sh",
+        )
+    applied = reconcile(str(spec), "--yes", *journal)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    forged = Journal(journal_path).events(20, "backup_forged")
+    assert len(forged) == 2 and all(e.severity == "P1" for e in forged), forged
+    reasons = " | ".join(e.message for e in forged)
+    assert "tagged epoch-999, above the fleet's epoch 0" in reasons, reasons
+    assert "claims host 'h2', which never held this policy" in reasons, reasons
+    listing = reconcile("backup", "list", "db", *state, *journal).stdout
+    assert listing.count(" forged") == 2 and f"{genuine} " in listing, listing
+    drill = reconcile("backup", "drill", "db", *state, *journal)
+    assert f"restored snapshot {genuine}" in drill.stdout, drill.stdout + drill.stderr
+    restore = reconcile(
+        "backup", "restore", "db", "--to", "h2:/tmp/prov", *state, *journal, "--yes"
+    )
+    assert f"of snapshot {genuine} into h2:/tmp/prov" in restore.stdout, restore.stderr
+    assert fleet_lab.ssh(lab, "h2", "cat /tmp/prov/etc/agent/marker").strip() == "genuine"
+    # The host's own next backup is genuine (recorded) but carries the planted files:
+    # what is restored has no setuid bit and no link.
+    fleet_lab.ssh(lab, "h1", "systemctl start fleet-backup-db.service")
+    assert reconcile(str(spec), "--yes", *journal).returncode == 0
+    restore = reconcile(
+        "backup", "restore", "db", "--to", "h2:/tmp/prov2", *state, *journal, "--yes"
+    )
+    assert restore.returncode == 0, restore.stderr
+    assert "etc/agent/shadow-link is a symlink: left out" in restore.stderr
+    assert "etc/agent/rootshell: setuid/setgid bit cleared" in restore.stderr
+    mode = fleet_lab.ssh(lab, "h2", "stat -c %a /tmp/prov2/etc/agent/rootshell").strip()
+    assert mode == "755"
+    gone = fleet_lab.ssh(lab, "h2", "test -e /tmp/prov2/etc/agent/shadow-link; echo $?")
+    assert gone.strip() == "1"
+    fleet_lab.ssh(lab, "h1", "rm -f /etc/agent/rootshell /etc/agent/shadow-link /etc/agent/marker")

@@ -7,7 +7,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from reconciler.backup.verify import entries, verify_copies
+from reconciler.backup.verify import confine, entries, verify_copies
 
 
 def a_database(path: Path) -> None:
@@ -49,3 +49,25 @@ def test_entries_lists_odd_ones_anywhere(tmp_path: Path) -> None:
     regular, odd = entries(tmp_path)
     assert [p.name for p in regular] == ["conf"]
     assert [line for _, line in odd] == ["etc/app/link is a symlink"]
+
+
+def test_confine_leaves_out_links_fifos_and_privilege_bits(tmp_path: Path) -> None:
+    """What a restore puts back on a host: regular files and directories only, and no
+    setuid or setgid bit (the issue's planted setuid-root file)."""
+    root = tmp_path / "root"
+    (root / "data/sub").mkdir(parents=True)
+    (root / "data/rows.txt").write_text("x")
+    (root / "data/rootshell").write_bytes(b"\x7fELF")
+    (root / "data/rootshell").chmod(0o4755)
+    (root / "data/sub").chmod(0o2775)
+    (root / "data/out").symlink_to("/etc")
+    (root / "data/in").symlink_to("rows.txt")
+    os.mkfifo(root / "data/pipe")
+    changes = confine(root)
+    assert sorted(p.name for p in (root / "data").iterdir()) == ["rootshell", "rows.txt", "sub"]
+    assert (root / "data/rootshell").stat().st_mode & 0o7777 == 0o755
+    assert (root / "data/sub").stat().st_mode & 0o7777 == 0o775
+    assert len(changes) == 5, changes
+    assert "data/out is a symlink: left out (only regular files and directories)" in changes
+    assert "data/rootshell: setuid/setgid bit cleared" in changes
+    assert Path("/etc").is_dir()  # nothing was followed

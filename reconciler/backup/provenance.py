@@ -1,0 +1,139 @@
+"""Keeping the snapshot ledger, and choosing restorable snapshots from it.
+
+`record_observed` judges what a pass's observation listed (`reconciler.engine.provenance`)
+and keeps the verdicts; `record_reported` does the same for a backup the controller ran
+and whose ID the host printed. `restorable` is the only source of snapshots a restore,
+a drill, a failover or a failback may use: the ones recorded, still in the repository,
+the most recently recorded last. `announce_forged` raises each forged snapshot's P1 once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from backups.repository import open_repository
+from backups.restic_repo import ResticError, Snapshot
+from reconciler.engine.provenance import holder, judge
+from reconciler.events.bus import Event, EventBus
+from reconciler.observe.backups import reported_id
+from reconciler.observe.observation import FleetState, SnapshotClaim
+from reconciler.store.ledger import Entry, Ledger
+from reconciler.untrusted import shown
+from state.load import LoadedFleet
+from state.secrets import SecretUnavailable
+
+
+class ProvenanceError(RuntimeError):
+    """The repository could not be listed to confirm a snapshot."""
+
+
+def record_observed(
+    loaded: LoadedFleet, observed: FleetState, ledger: Ledger, keep: bool = True
+) -> list[Entry]:
+    """Judge the snapshots each repository listed in `observed`; the new entries, kept
+    in the ledger unless `keep` is False (a dry run shows what an apply would record)."""
+    new: list[Entry] = []
+    now = observed.observed_at or datetime.now(UTC)
+    for name, state in observed.backups.items():
+        if not state.listed or state.error:
+            continue
+        host = observed.hosts.get(loaded.fleet.backups[name].host)
+        reported = reported_id(host, name) if host is not None else None
+        new += _judge(loaded, ledger, name, list(state.claims), reported, now, keep)
+    return new
+
+
+def credit_recorded(
+    loaded: LoadedFleet, observed: FleetState, ledger: Ledger, new: list[Entry]
+) -> FleetState:
+    """`observed` with each listed policy's newest snapshot (its RPO) taken from the
+    recorded ones only (the ledger's, and the `new` entries just judged): a host that
+    writes snapshots the controller did not record cannot make its backups look fresh."""
+    credited = {}
+    fresh = {e.snapshot_id for e in new if e.verdict == "recorded"}
+    for name, state in observed.backups.items():
+        if not state.listed or state.error:
+            credited[name] = state
+            continue
+        recorded = fresh | {e.snapshot_id for e in ledger.recorded(loaded.fleet, name)}
+        claims = [c for c in state.claims if c.id in recorded]
+        newest = max(claims, key=lambda c: c.time, default=None)
+        credited[name] = state.model_copy(
+            update={
+                "last_snapshot": newest.time if newest else None,
+                "newest_id": newest.id if newest else None,
+                "snapshots": len(claims),
+            }
+        )
+    return observed.model_copy(update={"backups": credited})
+
+
+def record_reported(loaded: LoadedFleet, name: str, reported: str, ledger: Ledger) -> Snapshot:
+    """Record the snapshot the policy's host just printed for a backup the controller ran
+    there; the snapshot, once recorded. Raises ProvenanceError when the repository does
+    not list it with claims that fit."""
+    listed = _listed(loaded, name)
+    claims = [SnapshotClaim(id=s.id, host=s.host, time=s.time, tags=s.tags) for s in listed]
+    _judge(loaded, ledger, name, claims, reported, datetime.now(UTC))
+    recorded = {e.snapshot_id for e in ledger.recorded(loaded.fleet, name)}
+    for snap in listed:
+        if snap.id.startswith(reported) and snap.id in recorded:
+            return snap
+    raise ProvenanceError(
+        f"backup {name}: snapshot {shown(reported[:16])} reported by "
+        f"{loaded.fleet.backups[name].host} is not one "
+        "the repository lists with fitting claims; it is not recorded"
+    )
+
+
+def restorable(loaded: LoadedFleet, name: str, ledger: Ledger) -> list[Snapshot]:
+    """The policy's recorded snapshots still in the repository, the most recently
+    recorded last. Raises ProvenanceError when the repository cannot be listed."""
+    listed = {s.id: s for s in _listed(loaded, name)}
+    return [
+        listed[e.snapshot_id]
+        for e in ledger.recorded(loaded.fleet, name)
+        if e.snapshot_id in listed
+    ]
+
+
+def announce_forged(ledger: Ledger, bus: EventBus) -> int:
+    """Raise a P1 `backup_forged` for each forged snapshot not announced yet; how many."""
+    pending = ledger.unannounced()
+    for policy, entry in pending:
+        bus.emit(
+            Event(
+                "P1",
+                "backup_forged",
+                f"backup {policy}: snapshot {entry.short_id} is forged and will never be "
+                f"restored: {shown(entry.reason)}",
+                None,
+                f"backup:{policy}",
+                {"snapshot": entry.snapshot_id, "claimed_host": shown(entry.host)},
+            )
+        )
+        ledger.announced(policy, entry.snapshot_id)
+    return len(pending)
+
+
+def _listed(loaded: LoadedFleet, name: str) -> list[Snapshot]:
+    try:
+        return open_repository(loaded.fleet, name).snapshots(tag=name)
+    except (SecretUnavailable, ResticError) as exc:
+        raise ProvenanceError(f"backup {name}: cannot list snapshots: {exc}") from None
+
+
+def _judge(
+    loaded: LoadedFleet,
+    ledger: Ledger,
+    name: str,
+    claims: list[SnapshotClaim],
+    reported: str | None,
+    now: datetime,
+    keep: bool = True,
+) -> list[Entry]:
+    """Judge `claims` against the policy's holder now; the new verdicts, kept in the
+    ledger when `keep`."""
+    who = holder(loaded.written, loaded.fleet, loaded.placement.epoch, name)
+    entries = judge(claims, who, reported, ledger.judged(loaded.fleet, name), now)
+    return [e for e in entries if not keep or ledger.add(loaded.fleet, name, e)]

@@ -1,0 +1,114 @@
+"""The snapshot ledger: which snapshots the controller recorded, and which it found forged.
+
+A host writes its own snapshot's tags, host name and time, so none of them says where a
+snapshot came from. The controller records a snapshot when the host that holds the
+policy reports it (its `backup-POLICY.last`, or the output of a backup the controller
+ran) and the repository lists it with claims that fit (`reconciler.engine.provenance`),
+with the epoch in force and the controller's own clock. Failover, failback, drills and
+restores choose only among recorded snapshots, the most recently recorded first.
+
+Kept in the journal's database, per policy and repository (the URL the policy resolves
+to). A snapshot judged forged is kept too, so its P1 is raised once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from reconciler.store.journal import Journal
+from state.models import Fleet
+from state.repository import resolve_repository
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshot_ledger (
+    policy TEXT NOT NULL, repository TEXT NOT NULL, snapshot_id TEXT NOT NULL,
+    verdict TEXT NOT NULL, host TEXT NOT NULL, epoch INTEGER NOT NULL,
+    snapshot_time REAL NOT NULL, recorded REAL NOT NULL, reason TEXT NOT NULL DEFAULT '',
+    announced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (policy, repository, snapshot_id)
+);
+"""
+
+Verdict = Literal["recorded", "forged"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One snapshot the controller judged: `recorded` (restorable) or `forged` (never)."""
+
+    snapshot_id: str
+    verdict: Verdict
+    host: str
+    epoch: int
+    snapshot_time: float
+    recorded: float
+    reason: str = ""
+
+    @property
+    def short_id(self) -> str:
+        return self.snapshot_id[:8]
+
+
+class Ledger:
+    """The ledger in the journal's database. Written only by applies and `watch` (never
+    by a dry run, whose state file is a proposal): see `reconciler.run.once`."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.db = journal.db
+        self.db.executescript(SCHEMA)
+
+    def entries(self, fleet: Fleet, policy: str) -> list[Entry]:
+        """Every judged snapshot of `policy` at the repository it resolves to in `fleet`,
+        the most recently judged last."""
+        rows = self.db.execute(
+            "SELECT snapshot_id, verdict, host, epoch, snapshot_time, recorded, reason"
+            " FROM snapshot_ledger WHERE policy = ? AND repository = ?"
+            " ORDER BY recorded, rowid",
+            (policy, repository_of(fleet, policy)),
+        ).fetchall()
+        return [Entry(*row) for row in rows]
+
+    def recorded(self, fleet: Fleet, policy: str) -> list[Entry]:
+        """The restorable snapshots, the most recently recorded last."""
+        return [e for e in self.entries(fleet, policy) if e.verdict == "recorded"]
+
+    def judged(self, fleet: Fleet, policy: str) -> set[str]:
+        return {e.snapshot_id for e in self.entries(fleet, policy)}
+
+    def add(self, fleet: Fleet, policy: str, entry: Entry) -> bool:
+        """Keep `entry`; False when that snapshot was judged already (the first verdict
+        stands: a forged snapshot is never recorded later)."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO snapshot_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            (
+                policy,
+                repository_of(fleet, policy),
+                entry.snapshot_id,
+                entry.verdict,
+                entry.host,
+                entry.epoch,
+                entry.snapshot_time,
+                entry.recorded,
+                entry.reason,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def unannounced(self) -> list[tuple[str, Entry]]:
+        """Forged snapshots whose P1 has not been raised yet, with their policy."""
+        rows = self.db.execute(
+            "SELECT policy, snapshot_id, verdict, host, epoch, snapshot_time, recorded, reason"
+            " FROM snapshot_ledger WHERE verdict = 'forged' AND announced = 0"
+            " ORDER BY recorded, rowid LIMIT 100"
+        ).fetchall()
+        return [(row[0], Entry(*row[1:])) for row in rows]
+
+    def announced(self, policy: str, snapshot_id: str) -> None:
+        self.db.execute(
+            "UPDATE snapshot_ledger SET announced = 1 WHERE policy = ? AND snapshot_id = ?",
+            (policy, snapshot_id),
+        )
+
+
+def repository_of(fleet: Fleet, policy: str) -> str:
+    return resolve_repository(fleet, fleet.backups[policy]).url
