@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from reconciler.backup.operations import apply_retention, backup_now, list_snapshots
+    from reconciler.backup.provenance import announce_forged
     from reconciler.cli.backup_text import render_snapshots
+    from reconciler.cli.one_shot import one_shot_bus
     from reconciler.run.failover import placed
     from reconciler.store.journal import Journal
     from reconciler.store.ledger import Ledger
@@ -51,7 +53,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if args.action == "restore":
         return _restore(args, loaded, ledger)
     started = time.monotonic()
-    snapshot = backup_now(loaded, args.policy, args.journal.parent, report, ledger)
+    try:
+        snapshot = backup_now(loaded, args.policy, args.journal.parent, report, ledger)
+    finally:  # listing the repository judged every snapshot in it
+        announce_forged(ledger, one_shot_bus(loaded, ledger.journal))
     print(
         f"backup {args.policy}: snapshot {snapshot.short_id} at {snapshot.time:%Y-%m-%d %H:%M:%S} "
         f"({time.monotonic() - started:.1f}s)"

@@ -54,7 +54,7 @@ class Ledger:
     by a dry run, whose state file is a proposal): see `reconciler.run.once`."""
 
     def __init__(self, journal: Journal) -> None:
-        self.db = journal.db
+        self.journal, self.db = journal, journal.db
         self.db.executescript(SCHEMA)
 
     def entries(self, fleet: Fleet, policy: str) -> list[Entry]:

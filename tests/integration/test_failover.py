@@ -170,6 +170,20 @@ def test_cut_primary_fails_over_with_its_data_fenced_then_fails_back_with_zero_l
     assert active(lab, "h2", "agent") and not active(lab, "h1", "agent")
     assert placement(spec) == {"active": "h2", "epoch": 1}
 
+    # The fenced primary's root runs its backup by hand, tagged the epoch it was told:
+    # never recorded, and a P1 names it once the repository is listed (h2's backup now).
+    script, env = backup_path("agentdata", "script"), backup_path("agentdata", "env")
+    assert fleet_lab.ssh(lab, "h1", "cat /var/lib/fleet-reconciler/fence/epoch").strip() == "1"
+    fleet_lab.ssh(lab, "h1", f"set -a && . {env} && set +a && sh {script}")
+    fenced_write = fleet_lab.ssh(lab, "h1", f"cat {backup_path('agentdata', 'last')}").split()[0]
+    now = run_reconcile(
+        "backup", "now", "agentdata", "--state", str(spec), "--journal", str(journal_path(spec))
+    )
+    assert now.returncode == 0, now.stdout + now.stderr
+    (forged,) = Journal(journal_path(spec)).events(kind="backup_forged")
+    assert forged.severity == "P1" and fenced_write[:8] in forged.message, forged
+    assert "claims host 'h1' in epoch 1, when h2 holds the policy" in forged.message
+
     # Failback: zero loss, the backup left without the service.
     done = run_reconcile(
         "failback", "--state", str(spec), "--journal", str(journal_path(spec)), "--yes"
