@@ -294,6 +294,12 @@ class BackupPolicy(Spec):
     )
     password: SecretRef = Field(description="Repository password reference.")
     init: bool = Field(False, description="Initialise the repository if it is missing.")
+    restore: Literal["rebuild", "never"] = Field(
+        "rebuild",
+        description="When the host comes back blank (every data path missing): `rebuild` "
+        "restores the newest recorded snapshot, verified, before the host's services start; "
+        "`never` (caches) lets them start without it. Shown in the plan either way.",
+    )
     check_every: Duration = Field(
         timedelta(days=1),
         description="`reconcile watch` runs `restic check` on a rotating seventh of the data "
@@ -304,6 +310,11 @@ class BackupPolicy(Spec):
         description="`reconcile watch` runs a restore drill this often (the seed's monthly "
         "DR test).",
     )
+
+    @property
+    def data_paths(self) -> list[str]:
+        """Every path whose data the policy backs up: databases, repositories, paths."""
+        return [*self.sqlite, *self.git, *self.paths]
 
     @model_validator(mode="after")
     def _has_data(self) -> BackupPolicy:

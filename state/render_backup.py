@@ -130,6 +130,9 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
             f"sqlite3 {q(db)} {q(f'VACUUM INTO {_sql_text(copy)}')}",
             f"test \"$(sqlite3 {q(copy)} 'PRAGMA integrity_check')\" = ok",
         ]
+    for path in [*policy.git, *policy.paths]:
+        missing = f"{path} is missing: no backup over missing data"
+        lines.append(f"test -e {q(path)} || {{ echo {q(missing)} >&2; exit 1; }}")
     for repo in policy.git:
         bundle = q(git_bundle(name, repo))
         lines += [

@@ -31,6 +31,7 @@ class RunContext:
     settings: ObserveSettings = field(default_factory=ObserveSettings)
     targets: tuple[str, ...] = ()
     ssh: WarmWorker | None = None  # kept SSH connections; None starts a worker per step
+    fresh_data: bool = False  # `--fresh-data`: a blank host's policies are not restored
 
     def record(
         self, host: str, service: str | None, step: str, status: str, detail: str = ""

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from backups.repository import open_repository
 from backups.restic_repo import ResticError, Snapshot
+from reconciler.engine.diff_backups import RestoreSource
 from reconciler.engine.provenance import holder, judge
 from reconciler.events.bus import Event, EventBus
 from reconciler.observe.backups import reported_id
@@ -95,6 +96,16 @@ def restorable(loaded: LoadedFleet, name: str, ledger: Ledger) -> list[Snapshot]
         for e in ledger.recorded(loaded.fleet, name)
         if e.snapshot_id in listed
     ]
+
+
+def rebuild_source(loaded: LoadedFleet, ledger: Ledger, name: str) -> RestoreSource | None:
+    """The snapshot a rebuild of the policy's data would restore: the newest recorded
+    (the apply confirms it is still in the repository)."""
+    recorded = ledger.recorded(loaded.fleet, name)
+    if not recorded:
+        return None
+    newest = recorded[-1]
+    return RestoreSource(newest.snapshot_id, datetime.fromtimestamp(newest.snapshot_time, UTC))
 
 
 def announce_forged(ledger: Ledger, bus: EventBus) -> int:

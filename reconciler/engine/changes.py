@@ -37,6 +37,8 @@ ChangeKind = Literal[
     "repo_init",
     "repo_missing",
     "backup_now",
+    "data_restore",
+    "data_missing",
     # removals: what the host's record lists and the spec no longer names
     "service_remove",
     "backup_remove",

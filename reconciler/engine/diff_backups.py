@@ -31,14 +31,25 @@ def env_digest(content: str) -> str:
 
 
 @dataclass(frozen=True)
+class RestoreSource:
+    """The newest recorded snapshot of a policy (reconciler.backup.provenance)."""
+
+    snapshot_id: str
+    taken: datetime
+
+
+@dataclass(frozen=True)
 class BackupInputs:
     """What the diff of a policy needs from the controller, computed by the caller so that
-    the diff stays pure: the env file's digest (from the resolved password) and the
-    repository host's known_hosts lines (from the controller's own known_hosts). None
-    when unavailable."""
+    the diff stays pure: the env file's digest (from the resolved password), the
+    repository host's known_hosts lines (from the controller's own known_hosts), the
+    snapshot a rebuild would restore, and whether this run starts blank data fresh
+    (`--fresh-data`). None when unavailable."""
 
     env_digest: str | None = None
     repository_known_hosts: str | None = None
+    restore_from: RestoreSource | None = None
+    fresh_data: bool = False
 
 
 def diff_backup(
@@ -98,8 +109,61 @@ def diff_backup(
                 f"timer {seen}",
             )
         )
+    missing = [p for p in policy.data_paths if host.present.get(p) is False]
+    if missing and inputs.restore_from is not None:  # a backup never runs over missing data
+        return [*changes, *_missing_data(loaded, name, missing, inputs, now)]
+    # Nothing recorded: a first deployment, whose services create the data before the
+    # apply's backup runs (and the script refuses to back up a missing path).
     changes.extend(_rpo(loaded, name, state, now))
     return changes
+
+
+def _missing_data(
+    loaded: LoadedFleet, name: str, missing: list[str], inputs: BackupInputs, now: datetime | None
+) -> list[Change]:
+    """A host whose policy data is gone while the policy has a recorded snapshot: every
+    path (a blank host) is rebuilt from the newest before its services start; some paths
+    are held for a person (restoring over data that is there is their call). Backups are
+    held either way."""
+    policy = loaded.fleet.backups[name]
+    key = backup_service_id(name)
+
+    def change(kind: ChangeKind, action: Action, subject: str, reason: str) -> Change:
+        return Change(policy.host, key, Phase.INSTALL, kind, action, subject, reason)
+
+    held = "backups are held until it is there"
+    if len(missing) < len(policy.data_paths):
+        return [
+            change(
+                "data_missing",
+                "alert",
+                f"backup {name}",
+                f"{', '.join(missing)} missing while the rest is there; {held} "
+                "(`reconcile backup restore` puts it back on your word)",
+            )
+        ]
+    source = inputs.restore_from
+    assert source is not None
+    if policy.restore == "never" or inputs.fresh_data:
+        why = "restore: never" if policy.restore == "never" else "--fresh-data"
+        return [
+            change(
+                "data_missing",
+                "alert",
+                f"backup {name}",
+                f"every data path missing; {why}: its services start without it; {held}",
+            )
+        ]
+    age = f" (taken {_short((now - source.taken).total_seconds())} ago)" if now else ""
+    return [
+        change(
+            "data_restore",
+            "create",
+            f"restore {name}",
+            f"from snapshot {source.snapshot_id[:8]}{age}: every data path is missing; "
+            "restored and verified before the host's services start",
+        )
+    ]
 
 
 def _pinned_host_key(

@@ -75,7 +75,8 @@ def snapshot_requests(fleet: Fleet, health_only: bool = False) -> dict[str, Snap
     With `health_only`, just the units of systemd checks and the files of file_fresh checks.
     """
     requests: dict[str, dict[str, list[str]]] = {
-        name: {"units": [], "files": [], "contents": [], "packages": []} for name in fleet.hosts
+        name: {"units": [], "files": [], "contents": [], "packages": [], "present": []}
+        for name in fleet.hosts
     }
     if not health_only:
         for wanted in requests.values():
@@ -83,6 +84,7 @@ def snapshot_requests(fleet: Fleet, health_only: bool = False) -> dict[str, Snap
             wanted["contents"].append(MANAGED_RECORD)
         for name, policy in fleet.backups.items():
             _backup_reads(name, requests[policy.host])
+            requests[policy.host]["present"] += policy.data_paths
     for name, service in fleet.services.items():
         wanted = requests[service.host]
         if health_only:
@@ -157,6 +159,7 @@ def host_states(answer: ObserveAnswer) -> dict[str, HostState]:
             units=snap.units,
             files=snap.files,
             packages=snap.packages,
+            present=snap.present,
             seconds=result.seconds,
         )
     return states

@@ -82,6 +82,9 @@ class HostState(Observed):
     units: dict[str, UnitState] = Field(default_factory=dict)
     files: dict[str, FileState | None] = Field(default_factory=dict)
     packages: dict[str, str] = Field(default_factory=dict, description="name -> dpkg status")
+    present: dict[str, bool] = Field(
+        default_factory=dict, description="Whether each backup data path exists."
+    )
     seconds: float = Field(0.0, description="How long observing the host took.")
 
 

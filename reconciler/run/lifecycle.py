@@ -37,6 +37,7 @@ class Runner:
     """Called with the hosts about to change, before anything changes; raises to stop
     (leadership lost, or a host refused the fencing token)."""
     ssh: WarmWorker | None = None  # kept SSH connections for every step of the run
+    fresh_data: bool = False  # `--fresh-data`: a blank host's policies are not restored
 
 
 def execute_plan(
@@ -76,6 +77,7 @@ def execute_plan(
         runner.settings,
         tuple(targets),
         runner.ssh,
+        runner.fresh_data,
     )
     started = time.monotonic()
     try:

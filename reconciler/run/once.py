@@ -23,7 +23,8 @@ from reconciler.apply.deploys import (
 from reconciler.apply.gate import health_gate
 from reconciler.apply.models import apply_models
 from reconciler.backup.operations import BackupFailed, apply_retention
-from reconciler.backup.provenance import credit_recorded, record_observed
+from reconciler.backup.provenance import credit_recorded, rebuild_source, record_observed
+from reconciler.backup.rebuild import rebuild_data
 from reconciler.backup.secrets import backup_inputs, backup_secrets
 from reconciler.engine.changes import Phase
 from reconciler.engine.diff import diff
@@ -72,6 +73,7 @@ def plan_once(
     confirmations: Confirmations | None = None,
     ledger: Ledger | None = None,
     record: bool = True,
+    fresh_data: bool = False,
 ) -> PlanResult:
     """Observe the fleet and plan what would converge it. Changes nothing on any host.
 
@@ -79,14 +81,24 @@ def plan_once(
     only the recorded ones (reconciler.backup.provenance). They are kept in the ledger
     when `record`: applies and `watch`, never a dry run (its state file is a proposal,
     and it shows what an apply would record).
-    With `confirmations`, it remembers the newest snapshots the repositories listed."""
+    With `confirmations`, it remembers the newest snapshots the repositories listed.
+    A policy whose data is gone from its host is rebuilt from the newest recorded
+    snapshot, unless `fresh_data` (or the policy's `restore: never`)."""
     observed = observe(loaded, client, settings, worker, confirmations, ledger)
     if ledger is not None:
         judged = record_observed(loaded, observed, ledger, keep=record)
         observed = credit_recorded(loaded, observed, ledger, judged)
     if confirmations is not None:
         remember_confirmations(loaded, observed, confirmations)
-    changes = diff(loaded, observed, backup_inputs(loaded.fleet))
+    inputs = {
+        name: replace(
+            found,
+            restore_from=rebuild_source(loaded, ledger, name) if ledger is not None else None,
+            fresh_data=fresh_data,
+        )
+        for name, found in backup_inputs(loaded.fleet).items()
+    }
+    changes = diff(loaded, observed, inputs)
     plan = make_plan(loaded, observed, changes)
     return PlanResult(observed, filter_plan(plan, list(targets)))
 
@@ -116,7 +128,11 @@ def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
             result.hosts[host.name] = HostOutcome(host.name, error=host.actions[0].reason)
             ctx.record(host.name, None, "connect", "error", host.actions[0].reason)
     failed = init_repositories(loaded, plan, ctx.report)
-    starts = pure_starts(plan)  # a unit stopped and nothing else: `systemctl start` alone
+    # A blank host's data first: its services never start on empty data.
+    failed.update(rebuild_data(loaded, plan, Ledger(ctx.journal), ctx.report, ctx.record))
+    starts = {  # a unit stopped and nothing else: `systemctl start` alone
+        host: units for host, units in pure_starts(plan).items() if host not in failed
+    }
     keys: set[tuple[str, str | None]] = {(h, s) for h, ss in starts.items() for s in ss}
     work = deploy_work(loaded, exclude_from_plan(plan, keys))
     secrets, no_secret = backup_secrets(loaded.fleet, work, ctx.journal.path.parent)
@@ -148,7 +164,14 @@ def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
     ctx.report("verifying: observing the fleet again")
     confirmations, ledger = Confirmations(ctx.journal), Ledger(ctx.journal)
     verified = plan_once(
-        loaded, ctx.client, ctx.settings, ctx.ssh, ctx.targets, confirmations, ledger
+        loaded,
+        ctx.client,
+        ctx.settings,
+        ctx.ssh,
+        ctx.targets,
+        confirmations,
+        ledger,
+        fresh_data=ctx.fresh_data,
     )
     result.remaining, result.observed = verified.plan, verified.observed
     return result

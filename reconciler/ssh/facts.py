@@ -34,9 +34,11 @@ def snapshot_script(
     contents: list[str],
     packages: list[str],
     unit_files: bool = True,
+    present: list[str] | None = None,
 ) -> str:
     """The read-only script: `files` get stat+sha256, `contents` also their bytes (small
-    ones); `unit_files` adds each unit's file and drop-ins to its state."""
+    ones); `unit_files` adds each unit's file and drop-ins to its state; `present` paths
+    are only tested for existence (a link is not followed)."""
     parts = ["echo @now $(date +%s)"]
     for unit in units:
         parts.append(f"echo @unit {_q(unit)}")
@@ -60,6 +62,9 @@ def snapshot_script(
         )
         if wanted:
             parts.append(_bounded_content(path, cut_note=False))
+    for path in present or []:
+        parts.append(f"echo @present {_q(path)}")
+        parts.append(f"if [ -e {_q(path)} ] || [ -L {_q(path)} ]; then echo 1; else echo 0; fi")
     if packages:
         parts.append("echo @packages")
         quoted = " ".join(_q(p) for p in packages)
@@ -93,6 +98,7 @@ def parse_snapshot(lines: list[str]) -> Snapshot:
         "units": {},
         "files": {},
         "packages": {},
+        "present": {},
         "complete": False,
     }
     section: tuple[str, str] = ("", "")
@@ -133,6 +139,8 @@ def _store(result: dict[str, Any], section: tuple[str, str], body: list[str]) ->
         result["units"][arg]["dropins"] = sorted({shown(n) for n in names if n})[:MAX_DROPINS]
     elif kind == "file":
         result["files"][arg] = _parse_file(body)
+    elif kind == "present":
+        result["present"][arg] = body == ["1"]
     elif kind == "packages":
         for line in body:
             name, _, status = line.partition(" ")
@@ -173,8 +181,9 @@ class HostSnapshot(FactBase[Snapshot]):
         contents: list[str],
         packages: list[str],
         unit_files: bool = True,
+        present: list[str] | None = None,
     ) -> str:
-        return snapshot_script(units, files, contents, packages, unit_files)
+        return snapshot_script(units, files, contents, packages, unit_files, present)
 
     def process(self, output: list[str]) -> Snapshot:
         return parse_snapshot(list(output))

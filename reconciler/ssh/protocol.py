@@ -49,6 +49,9 @@ class SnapshotRequest(Message):
     unit_files: bool = Field(
         True, description="Also read each unit's file and drop-ins (not in a probe pass)."
     )
+    present: list[str] = Field(
+        default_factory=list, description="Paths whose existence alone is read (backup data)."
+    )
 
 
 class UnitState(Message):
@@ -86,6 +89,7 @@ class Snapshot(Message):
     units: dict[str, UnitState] = Field(default_factory=dict)
     files: dict[str, FileState | None] = Field(default_factory=dict)
     packages: dict[str, str] = Field(default_factory=dict)
+    present: dict[str, bool] = Field(default_factory=dict)
     complete: bool = False
 
 

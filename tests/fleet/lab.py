@@ -193,10 +193,22 @@ def reboot(lab: Lab, name: str) -> Lab:
         raise LabError(
             "reboot needs a lab booted with persistent=True (volatile hosts start clean)"
         )
+    return _boot_again(lab, name)
+
+
+def boot_blank(lab: Lab, name: str) -> Lab:
+    """Destroy a volatile host and boot a blank one from the image at the same address
+    (the seed's "Restore from Backups"): everything written on it is gone."""
+    if lab.persistent:
+        raise LabError("boot_blank needs a volatile lab (persistent hosts keep their disk)")
+    return _boot_again(lab, name)
+
+
+def _boot_again(lab: Lab, name: str) -> Lab:
     current = load(lab.prefix) or lab
     host = current.host(name)
     _stop(host.pid)
-    pid = _start(host.netns, name, ensure_image(), persistent=True)
+    pid = _start(host.netns, name, ensure_image(), persistent=lab.persistent)
     rebooted = replace(host, pid=pid)
     lab = replace(current, hosts=tuple(rebooted if h.name == name else h for h in current.hosts))
     _save(lab)

@@ -23,6 +23,7 @@ from backups.repository import open_repository
 from reconciler.store.journal import Journal
 from state.layout import backup_path
 from state.load import load_fleet
+from state.render_backup import sqlite_copy
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import lab_spec, run_reconcile
 
@@ -500,3 +501,52 @@ def test_a_forged_snapshot_is_never_restored_and_raises_its_p1(
     gone = fleet_lab.ssh(lab, "h2", "test -e /tmp/prov2/etc/agent/shadow-link; echo $?")
     assert gone.strip() == "1"
     fleet_lab.ssh(lab, "h1", "rm -f /etc/agent/rootshell /etc/agent/shadow-link /etc/agent/marker")
+
+
+def test_a_blank_primary_is_rebuilt_from_its_recorded_snapshot_before_its_service_starts(
+    lab: fleet_lab.Lab, base: Path
+) -> None:
+    """The seed's "Restore from Backups": h1 is destroyed and a blank h1 boots at the
+    same address. Before, the plan said nothing about data and the agent started on an
+    empty database. Now the plan says which snapshot it restores, one apply restores and
+    verifies it before the agent starts, and no backup of the missing data is taken.
+    Last in the module: h1 is rebuilt."""
+    spec = write_spec(lab, base / "rebuild.yaml", rpo="1h")
+    spec.write_text(spec.read_text().replace("/srv/restic/h1", "/srv/restic/h1-rebuild"))
+    state, journal = ("--state", str(spec)), ("--journal", str(base / "rebuild.db"))
+    assert reconcile(str(spec), "--yes", *journal).returncode == 0
+    time.sleep(2)  # the agent's heartbeats
+    taken = reconcile("backup", "now", "db", *state, *journal)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    snapshot = taken.stdout.split()[3]
+    with tempfile.TemporaryDirectory() as scratch:
+        os.environ["FLEET_TEST_RESTIC_PASSWORD"] = PASSWORD
+        repository = open_repository(load_fleet(spec).fleet, "db")
+        repository.restore(snapshot, Path(scratch))
+        copy = Path(scratch) / sqlite_copy("db", "/var/lib/agent/metrics.db").lstrip("/")
+        with sqlite3.connect(copy) as db:
+            in_snapshot = {row[0] for row in db.execute("SELECT * FROM heartbeats")}
+        count_before = len(repository.snapshots(tag="db"))
+    assert in_snapshot
+
+    fleet_lab.boot_blank(lab, "h1")
+    gone = "test -e /var/lib/agent/metrics.db || test -e /srv/epic-work; echo $?"
+    assert fleet_lab.ssh(lab, "h1", gone).strip() == "1"
+    plan = reconcile("--dry-run", str(spec), *journal)
+    assert re.search(rf"\+ restore db +from snapshot {snapshot} \(taken \d+[sm]", plan.stdout), (
+        plan.stdout
+    )
+    assert "! backup db" not in plan.stdout  # no backup over the missing data
+    applied = reconcile(str(spec), "--yes", *journal)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert f"h1: restored db from snapshot {snapshot}" in applied.stderr
+    rows = fleet_lab.ssh(lab, "h1", "sqlite3 /var/lib/agent/metrics.db 'SELECT at FROM heartbeats'")
+    assert in_snapshot <= set(rows.split()), "every row of the snapshot is back"
+    # The restore (the clone of the git bundle) came before the agent's start.
+    cloned = int(fleet_lab.ssh(lab, "h1", "stat -c %Y /srv/epic-work/.git/HEAD"))
+    started = fleet_lab.ssh(
+        lab, "h1", "systemctl show -p ActiveEnterTimestamp --timestamp=unix agent"
+    )
+    assert cloned <= int(started.strip().split("=@")[1]), (cloned, started)
+    assert fleet_lab.ssh(lab, "h1", "git -C /srv/epic-work tag").strip() == "v1"
+    assert len(repository.snapshots(tag="db")) == count_before  # no backup of empty data

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from reconciler.cli.plan_text import render_plan
 from reconciler.engine.diff import diff
-from reconciler.engine.diff_backups import BackupInputs, env_digest
+from reconciler.engine.diff_backups import BackupInputs, RestoreSource, env_digest
 from reconciler.engine.plan import make_plan
 from reconciler.observe.observation import BackupState, FileState
 from tests.unit.helpers import ideal_observation, load_text
@@ -135,3 +135,65 @@ def test_a_confirmed_snapshot_is_reused_only_while_the_host_reports_it_and_it_is
     assert reuse_confirmation("db", 3600, known, host(f"{known.snapshot_id} 1000"), 9000.0) is None
     assert reuse_confirmation("db", 3600, known, host(None), 5100.0) is None
     assert reuse_confirmation("db", 3600, None, host(f"{known.snapshot_id} 1"), 5100.0) is None
+
+
+def data_changes(
+    present: dict[str, bool], inputs: BackupInputs, policy: str = POLICY
+) -> list[tuple[str, str, str, str]]:
+    loaded = load_text(BASE + policy)
+    ideal = ideal_observation(loaded)
+    hosts = dict(ideal.hosts)
+    hosts["kimi"] = hosts["kimi"].model_copy(update={"present": present})
+    stale = BackupState(last_snapshot=NOW - timedelta(hours=3), snapshots=1)
+    observed = ideal.model_copy(
+        update={"hosts": hosts, "backups": {"db": stale}, "observed_at": NOW}
+    )
+    changes = diff(loaded, observed, {"db": inputs})
+    return [
+        (c.kind, c.action, c.subject, c.reason)
+        for c in changes
+        if c.kind in {"backup_now", "data_restore", "data_missing"}
+    ]
+
+
+SOURCE = RestoreSource("3f9a2b1c" + "0" * 56, NOW - timedelta(hours=2, minutes=5))
+
+
+def test_a_blank_host_is_rebuilt_from_the_newest_recorded_snapshot_and_never_backed_up() -> None:
+    """Every data path missing: the plan restores (before the services), and the RPO's
+    backup is not planned over the missing data (a stale snapshot would say it is due)."""
+    assert data_changes({"/root/db.sqlite": False}, BackupInputs(restore_from=SOURCE)) == [
+        (
+            "data_restore",
+            "create",
+            "restore db",
+            "from snapshot 3f9a2b1c (taken 2h05m ago): every data path is missing; "
+            "restored and verified before the host's services start",
+        )
+    ]
+    assert data_changes({"/root/db.sqlite": True}, BackupInputs(restore_from=SOURCE)) == [
+        ("backup_now", "alert", "backup db", "last snapshot 3h ago, RPO 1h")
+    ]
+
+
+def test_missing_data_not_rebuilt_is_said_and_holds_backups() -> None:
+    first = data_changes({"/root/db.sqlite": False}, BackupInputs())  # nothing recorded yet:
+    assert first == [  # a first deployment, its services create the data before the backup
+        ("backup_now", "alert", "backup db", "last snapshot 3h ago, RPO 1h")
+    ]
+    fresh = data_changes(
+        {"/root/db.sqlite": False}, BackupInputs(restore_from=SOURCE, fresh_data=True)
+    )
+    assert [c[3].split(";")[1] for c in fresh] == [" --fresh-data: its services start without it"]
+    never = POLICY.replace("    init: true\n", "    init: true\n    restore: never\n")
+    cache = data_changes({"/root/db.sqlite": False}, BackupInputs(restore_from=SOURCE), never)
+    assert [c[3].split(";")[1] for c in cache] == [" restore: never: its services start without it"]
+    two = POLICY.replace(
+        "sqlite: [/root/db.sqlite]", "sqlite: [/root/db.sqlite]\n    paths: [/etc/app]"
+    )
+    partial = data_changes(
+        {"/root/db.sqlite": False, "/etc/app": True}, BackupInputs(restore_from=SOURCE), two
+    )
+    assert [(c[0], c[3].split(";")[0]) for c in partial] == [
+        ("data_missing", "/root/db.sqlite missing while the rest is there")
+    ]

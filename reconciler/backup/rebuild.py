@@ -1,0 +1,53 @@
+"""Rebuilding a blank host's data from its backups, before its services start.
+
+The plan says `+ restore POLICY from snapshot ID` when every data path of a policy is
+missing on its host and the policy has a recorded snapshot (reconciler.engine.
+diff_backups). The apply runs these first: each newest recorded snapshot still in the
+repository is restored and verified (restic, `integrity_check`, `git bundle verify`)
+and put back at its paths (reconciler.backup.in_place). A host whose rebuild fails gets
+nothing else in that run: its services never start on empty data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from reconciler.apply.context import Report
+from reconciler.backup.in_place import restore_in_place
+from reconciler.backup.operations import BackupFailed
+from reconciler.backup.provenance import ProvenanceError, restorable
+from reconciler.engine.plan import Plan
+from reconciler.store.ledger import Ledger
+from state.layout import backup_policy_of
+from state.load import LoadedFleet
+
+Record = Callable[[str, str | None, str, str, str], None]
+
+
+def rebuild_data(
+    loaded: LoadedFleet, plan: Plan, ledger: Ledger, report: Report, record: Record
+) -> dict[str, str]:
+    """Restore every policy the plan rebuilds; failures by host."""
+    failed: dict[str, str] = {}
+    for action in plan.actions:
+        name = backup_policy_of(action.service)
+        if action.kind != "data_restore" or name is None or action.host in failed:
+            continue
+        try:
+            snapshots = restorable(loaded, name, ledger)
+            if not snapshots:
+                raise BackupFailed("no recorded snapshot is in the repository any more")
+            restored = restore_in_place(loaded, name, snapshots[-1], action.host, report)
+        except (BackupFailed, ProvenanceError) as exc:
+            failed[action.host] = (
+                f"backup {name}: rebuild failed: {exc}; nothing else is done on "
+                f"{action.host} in this run, so its services do not start without their data"
+            )
+            continue
+        detail = (
+            f"snapshot {restored.snapshot.short_id}: {restored.files} file(s) in "
+            f"{restored.seconds:.1f}s"
+        )
+        report(f"{action.host}: restored {name} from {detail}")
+        record(action.host, action.service, "restore", "ok", detail)
+    return failed
