@@ -70,6 +70,7 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) 
             confirmations=confirmations,
             ledger=ledger,
             record=False,
+            fresh_data=args.fresh_data,
         )
         plan = result.plan
         failover = review(loaded, journal, client, result.observed)
@@ -130,10 +131,19 @@ def _apply_leading(
             targets=args.target,
             confirmations=confirmations,
             ledger=ledger,
+            fresh_data=args.fresh_data,
         ).plan
         print(render_plan(plan), end="", flush=True)
         guard = apply_guard(leadership, loaded)
-        runner = Runner(client, journal, report, show_progress, guard=guard, ssh=worker)
+        runner = Runner(
+            client,
+            journal,
+            report,
+            show_progress,
+            guard=guard,
+            ssh=worker,
+            fresh_data=args.fresh_data,
+        )
         result = execute_plan(
             loaded, plan, runner, "apply", args.target, before_apply=lambda: confirm(args.yes)
         )

@@ -80,6 +80,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "--output", choices=["text", "json"], default="text", help="plan format for --dry-run"
     )
     main.add_argument(
+        "--fresh-data",
+        action="store_true",
+        help="a host whose backed-up data is all missing starts without it (no rebuild "
+        "from its recorded snapshot; said in the plan)",
+    )
+    main.add_argument(
         "--lock-timeout",
         type=float,
         default=60.0,

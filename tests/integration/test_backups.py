@@ -537,6 +537,10 @@ def test_a_blank_primary_is_rebuilt_from_its_recorded_snapshot_before_its_servic
         plan.stdout
     )
     assert "! backup db" not in plan.stdout  # no backup over the missing data
+    fresh = reconcile("--dry-run", "--fresh-data", str(spec), *journal)
+    assert "every data path missing; --fresh-data: its services start without it" in (
+        fresh.stdout
+    ), fresh.stdout
     applied = reconcile(str(spec), "--yes", *journal)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert f"h1: restored db from snapshot {snapshot}" in applied.stderr
