@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from backups.restic_repo import Snapshot
+from reconciler.store.ledger import Entry
 from reconciler.untrusted import shown
 from state.load import LoadedFleet
+from state.render_backup import pins_repository_host
+from state.repository import resolve_repository
 
 
 def render_snapshots(
@@ -43,3 +46,34 @@ def restore_plan(name: str, snap: Snapshot, host: str, path: str) -> str:
         f"({snap.time.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, recorded from {shown(snap.host)})\n"
         f"    into {host}:{path}; files there with the same names are overwritten\n"
     )
+
+
+def standing(loaded: LoadedFleet, name: str, entries: list[Entry], now: float) -> list[str]:
+    """Where a policy stands, for `reconcile status`: its repository's confinement and
+    credential, what the ledger recorded and found forged, and what a rebuild restores."""
+    policy = loaded.fleet.backups[name]
+    target = resolve_repository(loaded.fleet, policy)
+    if pins_repository_host(policy, target):
+        where = (
+            f"append-only at {target.sftp_host}:{target.path} (rclone serve restic, forced "
+            f"command); credential: key backup-{name}, held by {policy.host} only"
+        )
+    elif target.on_fleet:
+        where = f"on {policy.host} itself: not confined (the host can delete it)"
+    else:
+        where = f"off the fleet ({target.url}): confined only by that service's own rules"
+    recorded = [e for e in entries if e.verdict == "recorded"]
+    forged = len(entries) - len(recorded)
+    if recorded:
+        newest = recorded[-1]
+        age = int((now - newest.snapshot_time) // 60)
+        kept = f"{len(recorded)} recorded, newest {newest.short_id} ({age}m ago)"
+        rebuild = (
+            "a blank host starts without it (restore: never)"
+            if policy.restore == "never"
+            else f"a blank host is rebuilt from {newest.short_id}"
+        )
+    else:
+        kept, rebuild = "none recorded", "nothing to rebuild from"
+    tail = f"; {forged} forged (never restored)" if forged else ""
+    return [f"  repository: {where}", f"  snapshots: {kept}{tail}; {rebuild}"]

@@ -6,12 +6,14 @@ import time
 from pathlib import Path
 
 from backups.restic_repo import restic_version
+from reconciler.cli.backup_text import standing
 from reconciler.cli.plan_text import summary_line
 from reconciler.coordination.leader import LeaderView
 from reconciler.daemon.verifications import DRILL_KINDS, last_event
 from reconciler.engine.plan import Plan
 from reconciler.observe.observation import FleetState
 from reconciler.store.journal import Journal, RunRecord
+from reconciler.store.ledger import Ledger
 from state.load import LoadedFleet
 from state.ssh import known_hosts_file
 
@@ -127,8 +129,9 @@ def loop_lines(journal: Journal, state_file: Path) -> list[str]:
 
 
 def backup_lines(loaded: LoadedFleet, observed: FleetState, journal: Journal) -> list[str]:
-    """Per policy: the newest snapshot against the RPO, and the last restore drill."""
-    lines = []
+    """Per policy: the newest snapshot against the RPO, the last restore drill, and
+    where it stands (confinement, the ledger, a rebuild)."""
+    lines, ledger = [], Ledger(journal)
     if loaded.fleet.backups:
         lines.append(f"backups: restic {restic_version()} on the controller")
     for name, policy in loaded.fleet.backups.items():
@@ -152,6 +155,7 @@ def backup_lines(loaded: LoadedFleet, observed: FleetState, journal: Journal) ->
             else "no drill yet"
         )
         lines.append(f"backup {name} on {policy.host}: {seen} (RPO {rpo}m); {verdict}")
+        lines.extend(standing(loaded, name, ledger.entries(loaded.fleet, name), time.time()))
     return lines
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from reconciler.cli.backup_text import standing
 from reconciler.engine.provenance import Holder, forged_reason, holder, judge
 from reconciler.observe.observation import SnapshotClaim
 from reconciler.store.journal import Journal
@@ -105,3 +106,20 @@ def test_the_ledger_keeps_the_first_verdict_and_orders_by_recording(tmp_path: Pa
     assert [(p, e.short_id) for p, e in ledger.unannounced()] == [("metrics-db", "f" * 8)]
     ledger.announced("metrics-db", "f" * 8)
     assert ledger.unannounced() == []
+
+
+def test_status_says_where_a_policy_stands() -> None:
+    loaded = demo()
+    entries = [
+        Entry("a" * 64, "recorded", "kimi", 0, 1000.0, 1000.0),
+        Entry("b" * 64, "forged", "kimi", 999, 1100.0, 1100.0, "tagged epoch-999"),
+    ]
+    assert standing(loaded, "metrics-db", entries, 1000.0 + 7200) == [
+        "  repository: append-only at hermes:/srv/restic/kimi (rclone serve restic, forced "
+        "command); credential: key backup-metrics-db, held by kimi only",
+        "  snapshots: 1 recorded, newest aaaaaaaa (120m ago); 1 forged (never restored); "
+        "a blank host is rebuilt from aaaaaaaa",
+    ]
+    assert standing(loaded, "configs", [], 0.0)[1] == (
+        "  snapshots: none recorded; nothing to rebuild from"
+    )
