@@ -28,6 +28,30 @@ def ensure_policy_key(directory: Path, policy: str) -> BackupKeyPair:
     return BackupKeyPair(private=path.read_text(), public=Path(f"{path}.pub").read_text())
 
 
+def retire_policy_key(directory: Path, policy: str) -> str | None:
+    """Delete policy `policy`'s key pair (the next `ensure_policy_key` makes a new one);
+    its public line is kept as `...pub.retired` for the record. The old public line, or
+    None when there was no key."""
+    path = directory / f"backup-{policy}_ed25519"
+    public = Path(f"{path}.pub")
+    if not path.exists():
+        return None
+    old = public.read_text().strip() if public.exists() else None
+    if old is not None:
+        Path(f"{public}.retired").write_text(old + "\n")
+    path.unlink()
+    public.unlink(missing_ok=True)
+    return old
+
+
+def fingerprint(public: str) -> str:
+    """`SHA256:...` of an OpenSSH public key line."""
+    done = subprocess.run(
+        ["ssh-keygen", "-l", "-f", "-"], input=public, capture_output=True, text=True, check=True
+    )
+    return done.stdout.split()[1]
+
+
 def legacy_public_key(directory: Path) -> str | None:
     """The fleet-wide key an earlier version authorized on repository hosts, unrestricted,
     if this controller ever made one: its line is removed wherever it is found."""

@@ -76,19 +76,8 @@ def backup_now(
     except ResticError as exc:
         raise BackupFailed(f"backup {name}: {exc}") from None
     report(f"backup {name}: converging its files on {policy.host}, then running it")
-    work: Work = {policy.host: [BackupPolicyWork(name=name)]}
-    target = resolve_repository(loaded.fleet, policy)
-    if target.sftp_host is not None and target.sftp_host != policy.host:
-        work[target.sftp_host] = [RepoAccessWork()]
-    secrets, failed = backup_secrets(loaded.fleet, work, key_dir)
-    if failed:
-        raise BackupFailed(next(iter(failed.values())))
     run_now: Work = {policy.host: [BackupNowWork(name=name)]}
-    for step in (work, run_now):
-        for host, outcome in run_deploys(loaded, step, Timeouts(), report, secrets).items():
-            if outcome.error:
-                note = repository_space_note(loaded, name, outcome.error)
-                raise BackupFailed(f"backup {name} on {host}: {outcome.error}{note}")
+    converge_policy(loaded, name, key_dir, report, after=run_now)
     reported = run_remote(
         loaded.fleet.hosts[policy.host], f"cat -- {shlex.quote(backup_path(name, 'last'))}", 30
     )
@@ -102,6 +91,26 @@ def backup_now(
     kept = apply_retention(loaded, name, report)
     report(f"backup {name}: retention kept {len(kept)} snapshot(s)")
     return snapshot
+
+
+def converge_policy(
+    loaded: LoadedFleet, name: str, key_dir: Path, report: Report, after: Work | None = None
+) -> None:
+    """Deploy the policy's files on its host and its key's confined entry on its
+    repository host, then `after` (run next, with the same secrets). Raises BackupFailed."""
+    policy = loaded.fleet.backups[name]
+    work: Work = {policy.host: [BackupPolicyWork(name=name)]}
+    target = resolve_repository(loaded.fleet, policy)
+    if target.sftp_host is not None and target.sftp_host != policy.host:
+        work[target.sftp_host] = [RepoAccessWork()]
+    secrets, failed = backup_secrets(loaded.fleet, work, key_dir)
+    if failed:
+        raise BackupFailed(next(iter(failed.values())))
+    for step in (work, after or {}):
+        for host, outcome in run_deploys(loaded, step, Timeouts(), report, secrets).items():
+            if outcome.error:
+                note = repository_space_note(loaded, name, outcome.error)
+                raise BackupFailed(f"backup {name} on {host}: {outcome.error}{note}")
 
 
 def apply_retention(loaded: LoadedFleet, name: str, report: Report) -> list[Snapshot]:

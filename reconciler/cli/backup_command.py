@@ -47,6 +47,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
         kept = apply_retention(loaded, args.policy, report)
         print(render_snapshots(loaded, {args.policy: kept}), end="")
         return EXIT_OK
+    if args.action == "rotate-key":
+        return _rotate(args, loaded)
     if args.action in {"check", "drill"}:
         return _verify(args, loaded, Ledger(Journal(args.journal)))
     ledger = Ledger(Journal(args.journal))  # restores and new backups need the ledger
@@ -60,6 +62,26 @@ def cmd_backup(args: argparse.Namespace) -> int:
     print(
         f"backup {args.policy}: snapshot {snapshot.short_id} at {snapshot.time:%Y-%m-%d %H:%M:%S} "
         f"({time.monotonic() - started:.1f}s)"
+    )
+    return EXIT_OK
+
+
+def _rotate(args: argparse.Namespace, loaded: LoadedFleet) -> int:
+    from reconciler.backup.operations import require_policy
+    from reconciler.backup.rotate import rotate_key
+
+    require_policy(loaded, args.policy)
+    policy = loaded.fleet.backups[args.policy]
+    print(
+        f"Rotate plan:\n  ~ replace the key {policy.host} uses for backup {args.policy}, and "
+        f"revoke the old one on its repository host\n    (snapshots are not touched)",
+        flush=True,
+    )
+    confirm(args.yes)
+    done = rotate_key(loaded, args.policy, args.journal.parent, report)
+    print(
+        f"backup {args.policy}: key rotated: {done.new} deployed to {policy.host}; "
+        f"{done.old or 'no earlier key'} revoked"
     )
     return EXIT_OK
 

@@ -196,10 +196,12 @@ def _move_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _backup_parser(backup: argparse.ArgumentParser) -> None:
-    backup.add_argument("action", choices=["list", "now", "forget", "check", "drill", "restore"])
+    backup.add_argument(
+        "action", choices=["list", "now", "forget", "check", "drill", "restore", "rotate-key"]
+    )
     backup.add_argument("--to", metavar="HOST:PATH", help="restore: where the files go")
     backup.add_argument("--snapshot", help="restore: snapshot id (default: the latest)")
-    backup.add_argument("--yes", action="store_true", help="restore without asking")
+    backup.add_argument("--yes", action="store_true", help="restore or rotate without asking")
     backup.add_argument("--subset", help="check: --read-data-subset, default a rotating n/7")
     backup.add_argument("policy", nargs="?", help="policy name (all policies for list)")
     backup.add_argument("--state", default=DEFAULT_STATE, help="state file (YAML)")

@@ -503,6 +503,49 @@ def test_a_forged_snapshot_is_never_restored_and_raises_its_p1(
     fleet_lab.ssh(lab, "h1", "rm -f /etc/agent/rootshell /etc/agent/shadow-link /etc/agent/marker")
 
 
+def test_rotate_key_revokes_the_old_key_and_keeps_every_snapshot(
+    lab: fleet_lab.Lab, base: Path
+) -> None:
+    """After a suspected compromise of h1: the key h1 held no longer opens anything on h2
+    (it did, for rclone's forced command), the new one backs up, and every snapshot is
+    still listed. Uses the provenance test's spec and repository."""
+    spec = base / "provenance.yaml"
+    state, journal = ("--state", str(spec)), ("--journal", str(base / "provenance.db"))
+    old_key = (base / "backup-db_ed25519").read_text()
+    stolen = base / "stolen.key"
+    stolen.write_text(old_key)
+    stolen.chmod(0o600)
+    h2 = lab.host("h2").address
+
+    def with_stolen_key() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ssh", *fleet_lab.ssh_options(lab), "-i", str(stolen), f"root@{h2}", "true"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+        )
+
+    assert with_stolen_key().returncode != 255  # accepted: rclone's forced command ran
+    os.environ["FLEET_TEST_RESTIC_PASSWORD"] = PASSWORD
+    repository = open_repository(load_fleet(spec).fleet, "db")
+    before = {s.id for s in repository.snapshots(tag="db")}
+    asked = reconcile("backup", "rotate-key", "db", *state, *journal)
+    assert asked.returncode == 1 and "Rotate plan:" in asked.stdout  # no terminal, no --yes
+    assert (base / "backup-db_ed25519").read_text() == old_key  # nothing changed
+    done = reconcile("backup", "rotate-key", "db", *state, *journal, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"key rotated: SHA256:\S+ deployed to h1; SHA256:\S+ revoked", done.stdout)
+    refused = with_stolen_key()
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr, refused.stderr
+    held = fleet_lab.ssh(lab, "h1", f"cat {backup_path('db', 'key')}")
+    assert held.strip() == (base / "backup-db_ed25519").read_text().strip() != old_key.strip()
+    again = reconcile("backup", "now", "db", *state, *journal)
+    assert again.returncode == 0, again.stdout + again.stderr
+    after = {s.id for s in repository.snapshots(tag="db")}
+    assert before < after  # every snapshot kept, and a new one through the new key
+
+
 def test_a_blank_primary_is_rebuilt_from_its_recorded_snapshot_before_its_service_starts(
     lab: fleet_lab.Lab, base: Path
 ) -> None:
