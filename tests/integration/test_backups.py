@@ -519,7 +519,9 @@ def test_rotate_key_revokes_the_old_key_and_keeps_every_snapshot(
 
     def with_stolen_key() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["ssh", *fleet_lab.ssh_options(lab), "-i", str(stolen), f"root@{h2}", "true"],
+            # Only the stolen key: the lab's own key (root on every host) is left out.
+            ["ssh", *fleet_lab.ssh_options(lab)[2:], "-oIdentitiesOnly=yes", "-i", str(stolen)]
+            + [f"root@{h2}", "true"],
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
