@@ -130,7 +130,9 @@ def test_the_password_is_never_readable_by_another_user_on_first_deploy(
         "/srv/restic/h1", "/srv/restic/h2"
     )
     spec = tmp_path / "fleet.yaml"
-    spec.write_text(lab_spec(lab, policy.replace("paths: [/etc/agent]", "paths: [/etc/hostname]")))
+    spec.write_text(
+        lab_spec(lab, policy.replace("paths: [/etc/agent]", "paths: [/etc/os-release]"))
+    )
     done = reconcile(str(spec), "--yes", "--target", "h2", "--journal", str(tmp_path / "j.db"))
     assert done.returncode == 0, done.stdout + done.stderr
     fleet_lab.ssh(lab, "h2", "pkill -f 'fo[r] i in'; true")
