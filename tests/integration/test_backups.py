@@ -518,10 +518,9 @@ def test_rotate_key_revokes_the_old_key_and_keeps_every_snapshot(
     h2 = lab.host("h2").address
 
     def with_stolen_key() -> subprocess.CompletedProcess[str]:
+        only = ["-oIdentitiesOnly=yes", "-i", str(stolen)]  # not the lab's root key
         return subprocess.run(
-            # Only the stolen key: the lab's own key (root on every host) is left out.
-            ["ssh", *fleet_lab.ssh_options(lab)[2:], "-oIdentitiesOnly=yes", "-i", str(stolen)]
-            + [f"root@{h2}", "true"],
+            ["ssh", *fleet_lab.ssh_options(lab)[2:], *only, f"root@{h2}", "true"],
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
