@@ -144,18 +144,32 @@ class ResticRepo:
         host: str,
         lock_wait: float = LOCK_WAIT,
         on_locked: Callable[[str], None] | None = None,
+        keep: frozenset[str] = frozenset(),
     ) -> int:
-        """Apply the policy's retention; prune only when snapshots were removed.
+        """Apply the policy's retention, never removing a snapshot in `keep`; prune only
+        when snapshots were removed.
 
         Returns how many snapshots were removed. Pruning reads and rewrites packs, so it
         is skipped when there is nothing to reclaim. Both need the repository to
         themselves: a live lock (a backup running) is waited out for up to `lock_wait`
-        seconds, and `on_locked` hears about the wait once.
+        seconds, and `on_locked` hears about the wait once. With `keep`, retention is
+        asked first (`--dry-run`) and the snapshots it would remove, less `keep`, are
+        forgotten by ID.
         """
         args = ["forget", "--tag", tag, "--host", host, "--group-by", "host,tags"]
-        output = self._exclusive([*args, *retention_flags(retention)], lock_wait, on_locked)
-        groups: list[dict[str, Any]] = json.loads(output or "[]") or []
-        removed = sum(len(g.get("remove") or []) for g in groups)
+        args += retention_flags(retention)
+        if keep:
+            planned: list[dict[str, Any]] = json.loads(self._run([*args, "--dry-run"]) or "[]")
+            ids = [s["id"] for g in planned or [] for s in g.get("remove") or []]
+            ids = [i for i in ids if i not in keep]
+            if ids:
+                self._exclusive(["forget", *ids], lock_wait, on_locked)
+            removed = len(ids)
+        else:
+            groups: list[dict[str, Any]] = json.loads(
+                self._exclusive(args, lock_wait, on_locked) or "[]"
+            )
+            removed = sum(len(g.get("remove") or []) for g in groups or [])
         if removed:
             self._exclusive(["prune"], lock_wait, on_locked)
         return removed

@@ -88,7 +88,7 @@ def backup_now(
         snapshot = record_reported(loaded, name, words[0], ledger)
     except ProvenanceError as exc:
         raise BackupFailed(str(exc)) from None
-    kept = apply_retention(loaded, name, report)
+    kept = apply_retention(loaded, name, report, ledger)
     report(f"backup {name}: retention kept {len(kept)} snapshot(s)")
     return snapshot
 
@@ -113,20 +113,28 @@ def converge_policy(
                 raise BackupFailed(f"backup {name} on {host}: {outcome.error}{note}")
 
 
-def apply_retention(loaded: LoadedFleet, name: str, report: Report) -> list[Snapshot]:
+def apply_retention(
+    loaded: LoadedFleet, name: str, report: Report, ledger: Ledger | None
+) -> list[Snapshot]:
     """`forget --prune` with the policy's retention, run centrally; returns what is kept.
 
     Hosts only ever add snapshots; deleting them is the controller's job alone. A backup
     the host's timer started meanwhile holds a lock: retention waits for it to finish.
+    A snapshot the ledger holds (a generation's newest, until a newer one passed a
+    drill) is never forgotten.
     """
     require_policy(loaded, name)
     policy = loaded.fleet.backups[name]
+    held = ledger.held(loaded.fleet, name) if ledger is not None else {}
+    for snapshot_id, why in held.items():
+        report(f"backup {name}: retention keeps {snapshot_id[:8]} ({why})")
     try:
         open_repository(loaded.fleet, name).forget(
             policy.retention,
             tag=name,
             host=policy.host,
             on_locked=lambda waiting: report(f"backup {name}: {waiting}"),
+            keep=frozenset(held),
         )
     except (SecretUnavailable, ResticError) as exc:
         raise BackupFailed(f"backup {name}: retention failed: {exc}") from None

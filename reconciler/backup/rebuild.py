@@ -5,11 +5,13 @@ missing on its host and the policy has a recorded snapshot (reconciler.engine.
 diff_backups). The apply runs these first: each newest recorded snapshot still in the
 repository is restored and verified (restic, `integrity_check`, `git bundle verify`)
 and put back at its paths (reconciler.backup.in_place). A host whose rebuild fails gets
-nothing else in that run: its services never start on empty data.
+nothing else in that run: its services never start on empty data. The restored
+snapshot is held from retention until a newer one passes a drill.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from reconciler.apply.context import Report
@@ -50,4 +52,6 @@ def rebuild_data(
         )
         report(f"{action.host}: restored {name} from {detail}")
         record(action.host, action.service, "restore", "ok", detail)
+        why = f"restored by the rebuild of {action.host}"
+        ledger.hold(loaded.fleet, name, restored.snapshot.id, why, time.time())
     return failed

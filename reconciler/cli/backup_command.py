@@ -44,7 +44,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if not args.policy:
         raise UsageError(f"reconcile backup {args.action} needs a POLICY")
     if args.action == "forget":
-        kept = apply_retention(loaded, args.policy, report)
+        kept = apply_retention(loaded, args.policy, report, Ledger(Journal(args.journal)))
         print(render_snapshots(loaded, {args.policy: kept}), end="")
         return EXIT_OK
     if args.action == "rotate-key":

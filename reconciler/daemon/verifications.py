@@ -52,6 +52,8 @@ def drilled(
     """Run a restore drill; emit the verdict; return the result and its one-line summary."""
     policy = loaded.fleet.backups[name]
     result = run_drill(loaded, name, ledger)
+    if result.ok:  # a newer generation is proven: older held snapshots may go
+        ledger.drilled(loaded.fleet, name, result.snapshot)
     verdict = "passed" if result.ok else "FAILED"
     rto = f", RTO {result.rto_seconds:g}s" if result.rto_seconds is not None else ""
     message = (

@@ -233,7 +233,10 @@ class Drill:
             if not rpo_ok:
                 return out
             self.report(f"drill: restore drill of {name}")
-            result = run_drill(self.loaded, name, Ledger(self.journal))
+            ledger = Ledger(self.journal)
+            result = run_drill(self.loaded, name, ledger)
+            if result.ok:  # a newer generation is proven: older held snapshots may go
+                ledger.drilled(self.loaded.fleet, name, result.snapshot)
             verdict: Verdict = "pass" if result.ok else ("failed" if result.problems else "breach")
             rto = result.rto_seconds
             out.append(

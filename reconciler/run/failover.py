@@ -438,6 +438,8 @@ def _restore(mover: Mover, run_id: str, name: str, snapshot: Snapshot, host: str
         True,
         f"{restored.files} file(s) in {restored.seconds:.1f}s",
     )
+    why = f"restored onto {host} by a move (run {run_id})"  # a generation: kept by retention
+    Ledger(mover.journal).hold(mover.loaded.fleet, name, snapshot.id, why, time.time())
     return restored
 
 

@@ -195,7 +195,7 @@ def _run_backups_now(loaded: LoadedFleet, plan: Plan, ctx: RunContext, result: A
         for item in work[name] if outcome.error is None else []:
             assert item.kind == "backup_now"
             try:  # hosts only add snapshots; the controller applies retention
-                kept = apply_retention(loaded, item.name, ctx.report)
+                kept = apply_retention(loaded, item.name, ctx.report, Ledger(ctx.journal))
                 ctx.report(f"{name}: backup {item.name}: retention kept {len(kept)} snapshot(s)")
             except BackupFailed as exc:
                 current.error = current.error or str(exc)

@@ -27,6 +27,10 @@ CREATE TABLE IF NOT EXISTS snapshot_ledger (
     snapshot_time REAL NOT NULL, recorded REAL NOT NULL, reason TEXT NOT NULL DEFAULT '',
     announced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (policy, repository, snapshot_id)
 );
+CREATE TABLE IF NOT EXISTS held_snapshots (
+    policy TEXT NOT NULL, repository TEXT NOT NULL, snapshot_id TEXT NOT NULL,
+    why TEXT NOT NULL, since REAL NOT NULL, PRIMARY KEY (policy, repository, snapshot_id)
+);
 """
 
 Verdict = Literal["recorded", "forged"]
@@ -93,6 +97,40 @@ class Ledger:
             ),
         )
         return cursor.rowcount == 1
+
+    def hold(self, fleet: Fleet, policy: str, snapshot_id: str, why: str, at: float) -> None:
+        """Keep `snapshot_id` from retention: the newest of a generation (what a rebuild
+        or a failover restored), until a snapshot recorded after it passes a drill."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO held_snapshots VALUES (?, ?, ?, ?, ?)",
+            (policy, repository_of(fleet, policy), snapshot_id, why, at),
+        )
+
+    def held(self, fleet: Fleet, policy: str) -> dict[str, str]:
+        """Held snapshot IDs of `policy`, with why."""
+        rows = self.db.execute(
+            "SELECT snapshot_id, why FROM held_snapshots WHERE policy = ? AND repository = ?",
+            (policy, repository_of(fleet, policy)),
+        ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def drilled(self, fleet: Fleet, policy: str, snapshot_id: str) -> list[str]:
+        """A drill passed on `snapshot_id`: release every held snapshot recorded before
+        it (a newer generation is proven). The released IDs."""
+        if not snapshot_id:
+            return []
+        order = {e.snapshot_id: i for i, e in enumerate(self.recorded(fleet, policy))}
+        passed = next((i for sid, i in order.items() if sid.startswith(snapshot_id)), None)
+        if passed is None:
+            return []
+        released = [sid for sid in self.held(fleet, policy) if order.get(sid, len(order)) < passed]
+        for sid in released:
+            self.db.execute(
+                "DELETE FROM held_snapshots WHERE policy = ? AND repository = ?"
+                " AND snapshot_id = ?",
+                (policy, repository_of(fleet, policy), sid),
+            )
+        return released
 
     def unannounced(self) -> list[tuple[str, Entry]]:
         """Forged snapshots whose P1 has not been raised yet, with their policy."""

@@ -600,3 +600,13 @@ def test_a_blank_primary_is_rebuilt_from_its_recorded_snapshot_before_its_servic
     assert cloned <= int(started.strip().split("=@")[1]), (cloned, started)
     assert fleet_lab.ssh(lab, "h1", "git -C /srv/epic-work tag").strip() == "v1"
     assert len(repository.snapshots(tag="db")) == count_before  # no backup of empty data
+    # The restored snapshot is this generation's newest: retention (keep_last: 2) keeps
+    # it through three new backups, until a newer one has passed a drill.
+    for _ in range(3):
+        assert reconcile("backup", "now", "db", *state, *journal).returncode == 0
+    assert any(s.id.startswith(snapshot) for s in repository.snapshots(tag="db"))
+    drill = reconcile("backup", "drill", "db", *state, *journal)
+    assert drill.returncode == 0 and "drill passed" in drill.stdout, drill.stdout + drill.stderr
+    kept = reconcile("backup", "forget", "db", *state, *journal)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert not any(s.id.startswith(snapshot) for s in repository.snapshots(tag="db"))

@@ -123,3 +123,17 @@ def test_status_says_where_a_policy_stands() -> None:
     assert standing(loaded, "configs", [], 0.0)[1] == (
         "  snapshots: none recorded; nothing to rebuild from"
     )
+
+
+def test_a_held_generation_is_released_only_by_a_newer_drilled_snapshot(tmp_path: Path) -> None:
+    loaded = demo()
+    ledger = Ledger(Journal(tmp_path / "journal.db"))
+    for i, sid in enumerate("abc"):
+        ledger.add(loaded.fleet, "metrics-db", Entry(sid * 64, "recorded", "kimi", 0, i, i))
+    ledger.hold(loaded.fleet, "metrics-db", "b" * 64, "restored by the rebuild of kimi", 5.0)
+    assert ledger.drilled(loaded.fleet, "metrics-db", "a" * 8) == []  # older: still held
+    assert ledger.drilled(loaded.fleet, "metrics-db", "b" * 8) == []  # itself: still held
+    assert ledger.drilled(loaded.fleet, "metrics-db", "") == []
+    assert ledger.held(loaded.fleet, "metrics-db") == {"b" * 64: "restored by the rebuild of kimi"}
+    assert ledger.drilled(loaded.fleet, "metrics-db", "c" * 8) == ["b" * 64]
+    assert ledger.held(loaded.fleet, "metrics-db") == {}
