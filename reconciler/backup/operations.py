@@ -82,7 +82,7 @@ def backup_now(
         loaded.fleet.hosts[policy.host], f"cat -- {shlex.quote(backup_path(name, 'last'))}", 30
     )
     words = reported.stdout.split() if reported.ok else []
-    if not words or words[0] in before:
+    if not words or any(known.startswith(words[0]) for known in before):
         raise BackupFailed(f"backup {name}: the unit ran but no new snapshot appeared")
     try:
         snapshot = record_reported(loaded, name, words[0], ledger)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from reconciler.apply.context import Report
 from reconciler.backup.fleet_key import ensure_policy_key, fingerprint, retire_policy_key
-from reconciler.backup.operations import converge_policy, require_policy
+from reconciler.backup.operations import BackupFailed, converge_policy, require_policy
 from reconciler.errors import PermanentError
 from state.load import LoadedFleet
 from state.render_backup import pins_repository_host
@@ -47,5 +47,11 @@ def rotate_key(loaded: LoadedFleet, name: str, key_dir: Path, report: Report) ->
     old = retire_policy_key(key_dir, name)
     new = ensure_policy_key(key_dir, name)
     report(f"backup {name}: new key made; deploying it to {policy.host}, revoking the old one")
-    converge_policy(loaded, name, key_dir, report)
+    try:
+        converge_policy(loaded, name, key_dir, report)
+    except BackupFailed as exc:
+        raise BackupFailed(
+            f"{exc}; the rotation is not finished: the old key stays authorized until "
+            "`reconcile backup rotate-key` or an apply deploys the new one"
+        ) from None
     return Rotation(name, fingerprint(old) if old else None, fingerprint(new.public))
