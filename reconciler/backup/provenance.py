@@ -16,7 +16,7 @@ from backups.restic_repo import ResticError, Snapshot
 from reconciler.engine.diff_backups import RestoreSource
 from reconciler.engine.provenance import holder, judge
 from reconciler.events.bus import Event, EventBus
-from reconciler.observe.backups import reported_id
+from reconciler.observe.backups import claim_of, reported_id
 from reconciler.observe.observation import FleetState, SnapshotClaim
 from reconciler.store.ledger import Entry, Ledger
 from reconciler.untrusted import shown
@@ -74,7 +74,7 @@ def record_reported(loaded: LoadedFleet, name: str, reported: str, ledger: Ledge
     there; the snapshot, once recorded. Raises ProvenanceError when the repository does
     not list it with claims that fit."""
     listed = _listed(loaded, name)
-    claims = [SnapshotClaim(id=s.id, host=s.host, time=s.time, tags=s.tags) for s in listed]
+    claims = [claim_of(s) for s in listed]
     _judge(loaded, ledger, name, claims, reported, datetime.now(UTC))
     recorded = {e.snapshot_id for e in ledger.recorded(loaded.fleet, name)}
     for snap in listed:

@@ -110,8 +110,9 @@ def diff_backup(
             )
         )
     missing = [p for p in policy.data_paths if host.present.get(p) is False]
-    if missing and inputs.restore_from is not None:  # a backup never runs over missing data
-        return [*changes, *_missing_data(loaded, name, missing, inputs, now)]
+    source = inputs.restore_from
+    if missing and source is not None:  # a backup never runs over missing data
+        return [*changes, *_missing_data(loaded, name, missing, source, inputs.fresh_data, now)]
     # Nothing recorded: a first deployment, whose services create the data before the
     # apply's backup runs (and the script refuses to back up a missing path).
     changes.extend(_rpo(loaded, name, state, now))
@@ -119,7 +120,12 @@ def diff_backup(
 
 
 def _missing_data(
-    loaded: LoadedFleet, name: str, missing: list[str], inputs: BackupInputs, now: datetime | None
+    loaded: LoadedFleet,
+    name: str,
+    missing: list[str],
+    source: RestoreSource,
+    fresh_data: bool,
+    now: datetime | None,
 ) -> list[Change]:
     """A host whose policy data is gone while the policy has a recorded snapshot: every
     path (a blank host) is rebuilt from the newest before its services start; some paths
@@ -142,9 +148,7 @@ def _missing_data(
                 "(`reconcile backup restore` puts it back on your word)",
             )
         ]
-    source = inputs.restore_from
-    assert source is not None
-    if policy.restore == "never" or inputs.fresh_data:
+    if policy.restore == "never" or fresh_data:
         why = "restore: never" if policy.restore == "never" else "--fresh-data"
         return [
             change(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from backups.repository import open_repository
-from backups.restic_repo import RepositoryMissing, ResticError
+from backups.restic_repo import RepositoryMissing, ResticError, Snapshot
 from reconciler.observe.observation import BackupState, HostState, SnapshotClaim
 from reconciler.store.confirmations import Confirmation
 from state.layout import backup_path
@@ -35,9 +35,7 @@ def observe_backup(fleet: Fleet, name: str) -> BackupState:
         return BackupState(error=str(exc), missing_repository=True)
     except ResticError as exc:
         return BackupState(error=str(exc))
-    claims = tuple(
-        SnapshotClaim(id=s.id, host=s.host, time=s.time, tags=s.tags) for s in listed[-MAX_CLAIMS:]
-    )
+    claims = tuple(claim_of(s) for s in listed[-MAX_CLAIMS:])
     snapshots = [s for s in listed if s.host == policy.host]
     if not snapshots:
         return BackupState(snapshots=0, claims=claims)
@@ -48,6 +46,11 @@ def observe_backup(fleet: Fleet, name: str) -> BackupState:
         newest_id=newest.id,
         claims=claims,
     )
+
+
+def claim_of(snapshot: Snapshot) -> SnapshotClaim:
+    """A listed snapshot as what it is: the claims of the host that wrote it."""
+    return SnapshotClaim(id=snapshot.id, host=snapshot.host, time=snapshot.time, tags=snapshot.tags)
 
 
 def reuse_confirmation(

@@ -242,7 +242,7 @@ def _judged(ledger: Ledger | None, fleet: Fleet, name: str, host: HostState) -> 
     if ledger is None:
         return True
     reported = reported_id(host, name)
-    return reported is None or any(i.startswith(reported) for i in ledger.judged(fleet, name))
+    return reported is None or ledger.knows(fleet, name, reported)
 
 
 def _endpoint(fleet: Fleet, service: str, template: str) -> str:

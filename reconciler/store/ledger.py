@@ -76,6 +76,16 @@ class Ledger:
         """The restorable snapshots, the most recently recorded last."""
         return [e for e in self.entries(fleet, policy) if e.verdict == "recorded"]
 
+    def knows(self, fleet: Fleet, policy: str, prefix: str) -> bool:
+        """Whether a snapshot whose ID starts with `prefix` (a host's report: compared as
+        text, never as a pattern) was judged. One indexed look-up: every full pass asks."""
+        row = self.db.execute(
+            "SELECT 1 FROM snapshot_ledger WHERE policy = ? AND repository = ?"
+            " AND substr(snapshot_id, 1, length(?)) = ? LIMIT 1",
+            (policy, repository_of(fleet, policy), prefix, prefix),
+        ).fetchone()
+        return row is not None
+
     def judged(self, fleet: Fleet, policy: str) -> set[str]:
         return {e.snapshot_id for e in self.entries(fleet, policy)}
 

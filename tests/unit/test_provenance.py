@@ -137,3 +137,12 @@ def test_a_held_generation_is_released_only_by_a_newer_drilled_snapshot(tmp_path
     assert ledger.held(loaded.fleet, "metrics-db") == {"b" * 64: "restored by the rebuild of kimi"}
     assert ledger.drilled(loaded.fleet, "metrics-db", "c" * 8) == ["b" * 64]
     assert ledger.held(loaded.fleet, "metrics-db") == {}
+
+
+def test_the_ledger_knows_a_reported_prefix_as_text(tmp_path: Path) -> None:
+    loaded = demo()
+    ledger = Ledger(Journal(tmp_path / "journal.db"))
+    ledger.add(loaded.fleet, "metrics-db", Entry("ab12" * 16, "recorded", "kimi", 0, 0.0, 0.0))
+    assert ledger.knows(loaded.fleet, "metrics-db", "ab12ab12")
+    assert not ledger.knows(loaded.fleet, "metrics-db", "%")  # a host's text, no pattern
+    assert not ledger.knows(loaded.fleet, "configs", "ab12ab12")
