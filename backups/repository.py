@@ -1,4 +1,5 @@
-"""The repository factory: a backup policy's restic repository as the controller reaches it.
+"""The repository factory: a backup policy's restic repository, and its copies, as the
+controller reaches them.
 
 Every room of the reconciler that reads or writes a repository opens it here, so they
 all reach it the same way (the holding host's key and known_hosts, the password from
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from backups.restic_repo import ResticRepo, sftp_command
 from state.models import Fleet
-from state.repository import controller_url, resolve_repository
+from state.repository import controller_url, copy_url, resolve_repository
 from state.secrets import resolve_secret
 
 
@@ -18,3 +19,12 @@ def open_repository(fleet: Fleet, name: str) -> ResticRepo:
     target = resolve_repository(fleet, policy)
     sftp = sftp_command(fleet.hosts[target.sftp_host]) if target.sftp_host else None
     return ResticRepo(controller_url(fleet, target), resolve_secret(policy.password), sftp)
+
+
+def open_copy(fleet: Fleet, name: str, copy: str) -> ResticRepo:
+    """Copy `copy` of policy `name` as the controller reaches it (only the controller
+    does: no host holds its password). Raises SecretUnavailable."""
+    spec = fleet.backups[name].copies[copy]
+    url, sftp_host = copy_url(fleet, spec.repository)
+    sftp = sftp_command(fleet.hosts[sftp_host]) if sftp_host else None
+    return ResticRepo(url, resolve_secret(spec.password), sftp)

@@ -54,6 +54,10 @@ class Snapshot:
     host: str
     tags: tuple[str, ...]
     paths: tuple[str, ...]
+    original: str | None = None
+    """For a snapshot that `restic copy` wrote: the ID of the snapshot it copies."""
+    tree: str = ""
+    """The root tree's ID: the content's own hash, kept by a copy with the same chunker."""
 
     @property
     def short_id(self) -> str:
@@ -94,12 +98,22 @@ class ResticRepo:
         self.url, self._password, self.sftp, self.timeout = url, password, sftp, timeout
         self.cache_dir = cache_dir
 
-    def _run(self, args: list[str], timeout: float | None = None) -> str:
+    def _run(
+        self,
+        args: list[str],
+        timeout: float | None = None,
+        source: ResticRepo | None = None,
+        fds: tuple[int, ...] = (),
+    ) -> str:
         # resticpy gap: no env, no timeout and no `-o sftp.command`; run restic directly.
         command = ["restic", "--repo", self.url, "--json", "--quiet"]
-        if self.sftp:
-            command += ["--option", f"sftp.command={self.sftp}"]
+        sftp = self.sftp or (source.sftp if source is not None else None)
+        if sftp:  # one for both sides of a copy (state.cross_checks refuses two)
+            command += ["--option", f"sftp.command={sftp}"]
         env = {**os.environ, "RESTIC_PASSWORD": self._password.reveal()}
+        if source is not None:
+            env["RESTIC_FROM_PASSWORD"] = source._password.reveal()
+            command += ["--from-repo", source.url]
         if self.cache_dir:
             env["RESTIC_CACHE_DIR"] = str(self.cache_dir)
         # Through backups.reap, which waits for the ssh that restic's sftp leaves behind.
@@ -111,6 +125,7 @@ class ResticRepo:
             text=True,
             env=env,
             start_new_session=True,
+            pass_fds=fds,
         )
         try:
             stdout, stderr = proc.communicate(timeout=timeout or self.timeout)
@@ -127,6 +142,37 @@ class ResticRepo:
 
     def init(self) -> None:
         self._run(["init"])
+
+    def init_copy_of(self, source: ResticRepo) -> None:
+        """Initialise this repository as a copy of `source`: its chunker parameters, so
+        that copied data deduplicates."""
+        self._run(["init", "--copy-chunker-params"], source=source)
+
+    def copy_from(self, source: ResticRepo, snapshot_ids: list[str]) -> None:
+        """`restic copy` exactly these snapshots of `source` here (restic skips the ones
+        copied before); their copies carry `original`."""
+        if snapshot_ids:
+            self._run(["copy", *snapshot_ids], source=source)
+
+    def keys(self) -> list[tuple[str, bool]]:
+        """The repository's keys: (ID, whether it is the one this password opened)."""
+        raw: list[dict[str, Any]] = json.loads(self._run(["key", "list"]) or "[]") or []
+        return [(str(k["id"]), bool(k.get("current"))) for k in raw]
+
+    def add_key(self, new_password: Secret) -> None:
+        """Add a key for `new_password` (it reaches restic through a pipe, never a file)."""
+        read, write = os.pipe()
+        try:
+            os.write(write, new_password.reveal().encode())
+        finally:
+            os.close(write)
+        try:
+            self._run(["key", "add", "--new-password-file", f"/dev/fd/{read}"], fds=(read,))
+        finally:
+            os.close(read)
+
+    def remove_key(self, key_id: str) -> None:
+        self._run(["key", "remove", key_id])
 
     def snapshots(self, tag: str | None = None, host: str | None = None) -> list[Snapshot]:
         args = ["snapshots"]
@@ -225,6 +271,8 @@ def _snapshot(raw: dict[str, Any]) -> Snapshot:
         raw.get("hostname", ""),
         tuple(raw.get("tags") or ()),
         tuple(raw.get("paths") or ()),
+        raw.get("original"),
+        str(raw.get("tree") or ""),
     )
 
 

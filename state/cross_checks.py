@@ -54,6 +54,7 @@ def check_references(
         *_one_owner_per_path(fleet, lambda path: f"{file}:{line_for(lines, path)}"),
         *_service_names(fleet),
         *_repository_hosts(fleet),
+        *_copies_apart(fleet),
         *_probes_reach_their_own_host(fleet),
         *_local_sources(fleet, state_dir, templates, refused),
     ]
@@ -88,6 +89,39 @@ def _repository_hosts(fleet: Fleet) -> Iterator[Found]:
                 f"unknown host '{target}'; expected a fleet host ({', '.join(sorted(fleet.hosts))})"
                 " or an address",
             )
+
+
+def _copies_apart(fleet: Fleet) -> Iterator[Found]:
+    """A copy survives what loses the policy's repository: it is on neither the policy's
+    host nor its repository's host, and restic can reach it beside the repository."""
+    for name, policy in fleet.backups.items():
+        source_host = repository_host_name(policy.repository)
+        source_sftp = source_host is not None or policy.repository.startswith("/")
+        seen: set[str] = set()
+        for copy_name, copy in policy.copies.items():
+            path = ("backups", name, "copies", copy_name, "repository")
+            target = repository_host_name(copy.repository)
+            if copy.repository in seen or copy.repository == policy.repository:
+                yield path, "expected a repository apart from the policy's and its other copies"
+            seen.add(copy.repository)
+            if target is None:
+                continue
+            if "." not in target and not is_ip(target) and target not in fleet.hosts:
+                yield (
+                    path,
+                    f"unknown host '{target}'; expected a fleet host "
+                    f"({', '.join(sorted(fleet.hosts))}) or an address",
+                )
+            elif target in (policy.host, source_host):
+                role = "policy's host" if target == policy.host else "repository's host"
+                yield path, f"'{target}' is the {role}: the copy would be lost with it"
+            elif source_sftp:
+                yield (
+                    path,
+                    "the policy's repository is reached over sftp, and restic 0.14 takes one "
+                    "sftp command for both sides of a copy; expected local:/path on the "
+                    "controller, rest: or s3:",
+                )
 
 
 def _probes_reach_their_own_host(fleet: Fleet) -> Iterator[Found]:

@@ -32,6 +32,7 @@ ORDER: list[type[BaseModel]] = [
     models.ModelSet,
     models.BackupPolicy,
     models.Retention,
+    models.BackupCopy,
     models.Failover,
     models.Notifications,
     models.EscalationLevel,

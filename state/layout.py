@@ -49,6 +49,11 @@ def backup_service_id(policy: str) -> str:
     return f"backup:{policy}"
 
 
+def copy_service_id(policy: str, copy: str) -> str:
+    """How events and the journal name a policy's copy: `copy:POLICY:COPY`."""
+    return f"copy:{policy}:{copy}"
+
+
 def backup_policy_of(service: str | None) -> str | None:
     """The policy name of a `backup:POLICY` service id, else None."""
     if service is None or not service.startswith("backup:"):

@@ -16,6 +16,7 @@ from state.types import (
     AbsPath,
     AptPackage,
     CalendarSpec,
+    CopyRepositoryUrl,
     Count,
     Delay,
     Duration,
@@ -261,6 +262,44 @@ class Retention(Spec):
     keep_monthly: Count | None = Field(None, description="Keep N monthly.")
 
 
+class BackupCopy(Spec):
+    """A further repository of a policy's snapshots: the controller copies every recorded
+    snapshot there with `restic copy` (no host holds its password or reaches it), and a
+    restore or rebuild uses it when the policy's repository is lost."""
+
+    repository: CopyRepositoryUrl = Field(
+        description="Where the copy is: local:/path on the controller's disk, an sftp: "
+        "fleet host other than the policy's host and its repository's host (when the "
+        "policy's repository is not itself on sftp), rest: or s3:.",
+        examples=["local:/var/lib/fleet-reconciler/copies/kimi"],
+    )
+    password: SecretRef = Field(
+        description="The copy's own password reference (never deployed to a host).",
+        examples=["env:OFFSITE_PASSWORD"],
+    )
+    every: Duration = Field(
+        timedelta(days=1),
+        description="`reconcile watch` copies new recorded snapshots this often; an apply "
+        "copies when the copy is older than its RPO.",
+        examples=["1d", "7d"],
+    )
+    rpo: Duration = Field(
+        description="How old the copy's newest snapshot may be before it is drift.",
+        examples=["8d"],
+    )
+    retention: Retention | None = Field(
+        None, description="What forget keeps in the copy; unset, the policy's retention."
+    )
+    init: bool = Field(False, description="Initialise the copy if it is missing.")
+    check_every: Duration = Field(
+        timedelta(days=1),
+        description="`reconcile watch` runs `restic check` on a rotating seventh of the copy.",
+    )
+    drill_every: Duration = Field(
+        timedelta(days=30), description="`reconcile watch` runs a restore drill of the copy."
+    )
+
+
 class BackupPolicy(Spec):
     """One data set on one host, backed up with restic."""
 
@@ -309,6 +348,20 @@ class BackupPolicy(Spec):
         timedelta(days=30),
         description="`reconcile watch` runs a restore drill this often (the seed's monthly "
         "DR test).",
+    )
+
+    copies: dict[Name, BackupCopy] = Field(
+        default_factory=dict,
+        description="Further repositories filled from this one (the 3-2-1 rule), by name.",
+        examples=[
+            {
+                "offsite": {
+                    "repository": "local:/srv/copies/kimi",
+                    "password": "env:OFFSITE_PASSWORD",
+                    "rpo": "8d",
+                }
+            }
+        ],
     )
 
     @property

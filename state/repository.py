@@ -65,3 +65,14 @@ def controller_url(fleet: Fleet, target: RepositoryTarget) -> str:
         return target.url
     address = fleet.hosts[target.sftp_host].address
     return f"sftp:{target.sftp_user}@{address}:{target.path}"
+
+
+def copy_url(fleet: Fleet, repository: str) -> tuple[str, str | None]:
+    """A copy's repository as the controller reaches it, and the fleet host it is on
+    (reached over sftp with that host's key), else None. `local:/path` is the
+    controller's own disk."""
+    match = SFTP_URL.fullmatch(repository)
+    if match and match["host"] in fleet.hosts:
+        address = fleet.hosts[match["host"]].address
+        return f"sftp:{match['user'] or 'root'}@{address}:{match['path']}", match["host"]
+    return repository, None

@@ -419,6 +419,43 @@ def check_repository(value: str) -> str:
     raise ValueError(f"expected {REPOSITORY_FORMS}")
 
 
+COPY_FORMS = (
+    "local:/path (on the controller), sftp:[USER@]HOST:/path, rest:http(s)://HOST[:PORT]/path "
+    "or s3:HOST/BUCKET[/PATH]"
+)
+
+
+def check_copy_repository(value: str) -> str:
+    """Where a policy's copy lives: like a repository, except that a plain path (the
+    policy's own host, lost with it) is refused and `local:/path` is the controller's disk."""
+    check_line(value)
+    if value.startswith("local:"):
+        check_path(value.removeprefix("local:"))
+        return value
+    if value.startswith("/"):
+        raise ValueError(
+            "a copy at a plain path would be on the policy's own host and lost with it; "
+            f"expected {COPY_FORMS}"
+        )
+    try:
+        return check_repository(value)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace(REPOSITORY_FORMS, COPY_FORMS)) from None
+
+
+CopyRepositoryUrl = Annotated[
+    str,
+    AfterValidator(check_copy_repository),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": f"restic repository of a copy: {COPY_FORMS}.",
+            "examples": ["local:/var/lib/fleet-reconciler/copies/kimi"],
+        }
+    ),
+]
+
+
 RepositoryUrl = Annotated[
     str,
     AfterValidator(check_repository),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backups.repository import open_repository
-from backups.restic_repo import ResticError, Snapshot
+from backups.restic_repo import ResticError, ResticRepo, Snapshot
 from reconciler.apply.context import Report
 from reconciler.backup.operations import BackupFailed
 from reconciler.backup.provenance import ProvenanceError, restorable
@@ -52,11 +52,17 @@ def newest_snapshot(loaded: LoadedFleet, name: str, ledger: Ledger) -> Snapshot 
 
 
 def restore_in_place(
-    loaded: LoadedFleet, name: str, snap: Snapshot, host_name: str, report: Report
+    loaded: LoadedFleet,
+    name: str,
+    snap: Snapshot,
+    host_name: str,
+    report: Report,
+    repository: ResticRepo | None = None,
 ) -> Restored:
-    """Restore `snap` of policy `name` to its original paths on `host_name`: its SQLite
-    copies and git bundles verified (a bad one refuses the restore), only the policy's
-    own paths, only regular files and directories, and no setuid or setgid bit."""
+    """Restore `snap` of policy `name` (from its repository, or `repository`: a copy) to
+    its original paths on `host_name`: its SQLite copies and git bundles verified (a bad
+    one refuses the restore), only the policy's own paths, only regular files and
+    directories, and no setuid or setgid bit."""
     policy = loaded.written.backups[name]
     host = loaded.fleet.hosts[host_name]
     started = time.monotonic()
@@ -64,7 +70,7 @@ def restore_in_place(
         root, upload = Path(scratch, "snapshot"), Path(scratch, "upload")
         report(f"backup {name}: restoring snapshot {snap.short_id} (verified by restic)")
         try:
-            open_repository(loaded.fleet, name).restore(snap.id, root)
+            (repository or open_repository(loaded.fleet, name)).restore(snap.id, root)
         except (SecretUnavailable, ResticError) as exc:
             raise BackupFailed(f"backup {name}: restore failed: {exc}") from None
         files, problems = verify_copies(root)

@@ -9,13 +9,19 @@ from __future__ import annotations
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
-from backups.repository import open_repository
+from backups.repository import open_copy, open_repository
 from backups.restic_repo import RepositoryMissing, ResticError, Snapshot
 from reconciler.apply.context import Report
 from reconciler.apply.deploys import run_deploys
-from reconciler.backup.provenance import ProvenanceError, record_reported, restorable
+from reconciler.backup.provenance import (
+    ProvenanceError,
+    copy_restorable,
+    record_reported,
+    restorable,
+)
 from reconciler.backup.secrets import backup_secrets
 from reconciler.backup.verify import confine
 from reconciler.errors import PermanentError, TemporaryError
@@ -78,6 +84,19 @@ def backup_now(
     report(f"backup {name}: converging its files on {policy.host}, then running it")
     run_now: Work = {policy.host: [BackupNowWork(name=name)]}
     converge_policy(loaded, name, key_dir, report, after=run_now)
+    snapshot = record_last_backup(loaded, name, ledger, before)
+    kept = apply_retention(loaded, name, report, ledger)
+    report(f"backup {name}: retention kept {len(kept)} snapshot(s)")
+    return snapshot
+
+
+def record_last_backup(
+    loaded: LoadedFleet, name: str, ledger: Ledger, before: Collection[str] = ()
+) -> Snapshot:
+    """Record the snapshot the policy's host reports for the backup the controller just
+    ran there (its `.last`), and return it. Raises BackupFailed when the host reports
+    none, one of `before`, or one the repository does not list with fitting claims."""
+    policy = loaded.fleet.backups[name]
     reported = run_remote(
         loaded.fleet.hosts[policy.host], f"cat -- {shlex.quote(backup_path(name, 'last'))}", 30
     )
@@ -85,12 +104,9 @@ def backup_now(
     if not words or any(known.startswith(words[0]) for known in before):
         raise BackupFailed(f"backup {name}: the unit ran but no new snapshot appeared")
     try:
-        snapshot = record_reported(loaded, name, words[0], ledger)
+        return record_reported(loaded, name, words[0], ledger)
     except ProvenanceError as exc:
         raise BackupFailed(str(exc)) from None
-    kept = apply_retention(loaded, name, report, ledger)
-    report(f"backup {name}: retention kept {len(kept)} snapshot(s)")
-    return snapshot
 
 
 def converge_policy(
@@ -141,14 +157,22 @@ def apply_retention(
     return list_snapshots(loaded, name)
 
 
-def pick_snapshot(loaded: LoadedFleet, name: str, snapshot: str | None, ledger: Ledger) -> Snapshot:
-    """The recorded snapshot to restore: the newest, or the one named by an ID prefix.
-    A snapshot the controller did not record is refused, whatever its tags say."""
+def pick_snapshot(
+    loaded: LoadedFleet, name: str, snapshot: str | None, ledger: Ledger, copy: str | None = None
+) -> Snapshot:
+    """The recorded snapshot to restore (from the copy `copy`): the newest, or the one
+    named by an ID prefix. A snapshot the controller did not record is refused,
+    whatever its tags say."""
     require_policy(loaded, name)
     try:
-        snapshots = restorable(loaded, name, ledger)
+        if copy is None:
+            snapshots = restorable(loaded, name, ledger)
+        else:
+            snapshots = copy_restorable(loaded, name, copy, ledger)
     except ProvenanceError as exc:
-        raise BackupFailed(str(exc)) from None
+        copies = ", ".join(sorted(loaded.fleet.backups[name].copies))
+        hint = f" (restore from a copy with --copy NAME: {copies})" if copies and not copy else ""
+        raise BackupFailed(f"{exc}{hint}") from None
     if not snapshots:
         raise BackupFailed(f"backup {name}: no recorded snapshot to restore")
     if snapshot is None:
@@ -163,7 +187,13 @@ def pick_snapshot(loaded: LoadedFleet, name: str, snapshot: str | None, ledger: 
 
 
 def restore_to_host(
-    loaded: LoadedFleet, name: str, snap: Snapshot, host_name: str, path: str, report: Report
+    loaded: LoadedFleet,
+    name: str,
+    snap: Snapshot,
+    host_name: str,
+    path: str,
+    report: Report,
+    copy: str | None = None,
 ) -> int:
     """Restore (verified) on the controller, then unpack into HOST:PATH over SSH; files count."""
     if host_name not in loaded.fleet.hosts:
@@ -174,8 +204,13 @@ def restore_to_host(
     with tempfile.TemporaryDirectory(prefix=f"restore-{name}-") as scratch:
         report(f"backup {name}: restoring snapshot {snap.short_id} (verified by restic)")
         try:
-            open_repository(loaded.fleet, name).restore(snap.id, Path(scratch))
-        except ResticError as exc:
+            repository = (
+                open_repository(loaded.fleet, name)
+                if copy is None
+                else open_copy(loaded.fleet, name, copy)
+            )
+            repository.restore(snap.id, Path(scratch))
+        except (ResticError, SecretUnavailable) as exc:
             raise BackupFailed(f"backup {name}: restore failed: {exc}") from None
         for change in confine(Path(scratch)):
             report(f"backup {name}: snapshot {snap.short_id}: {change}")

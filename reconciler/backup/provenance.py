@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from backups.repository import open_repository
+from backups.repository import open_copy, open_repository
 from backups.restic_repo import ResticError, Snapshot
 from reconciler.engine.diff_backups import RestoreSource
 from reconciler.engine.provenance import holder, judge
@@ -98,14 +98,55 @@ def restorable(loaded: LoadedFleet, name: str, ledger: Ledger) -> list[Snapshot]
     ]
 
 
-def rebuild_source(loaded: LoadedFleet, ledger: Ledger, name: str) -> RestoreSource | None:
+def copy_restorable(loaded: LoadedFleet, name: str, copy: str, ledger: Ledger) -> list[Snapshot]:
+    """The copy's recorded snapshots still in it, oldest first. Raises ProvenanceError."""
+    try:
+        listed = {s.id: s for s in open_copy(loaded.fleet, name, copy).snapshots(tag=name)}
+    except (SecretUnavailable, ResticError) as exc:
+        raise ProvenanceError(f"backup {name}: copy {copy}: cannot list snapshots: {exc}") from None
+    entries = ledger.recorded(loaded.fleet, name, copy)
+    found = [listed[e.snapshot_id] for e in entries if e.snapshot_id in listed]
+    return sorted(found, key=lambda s: s.time)
+
+
+def rebuild_source(
+    loaded: LoadedFleet, ledger: Ledger, name: str, repository_lost: bool = False
+) -> RestoreSource | None:
     """The snapshot a rebuild of the policy's data would restore: the newest recorded
-    (the apply confirms it is still in the repository)."""
+    (the apply confirms it is still in the repository); when the repository cannot be
+    read (`repository_lost`), the newest recorded in a copy, if any."""
     recorded = ledger.recorded(loaded.fleet, name)
+    copied = newest_copy(loaded, ledger, name) if repository_lost else None
+    if copied is not None:
+        copy, entry = copied
+        return RestoreSource(entry.snapshot_id, _taken(entry), copy)
     if not recorded:
         return None
-    newest = recorded[-1]
-    return RestoreSource(newest.snapshot_id, datetime.fromtimestamp(newest.snapshot_time, UTC))
+    return RestoreSource(recorded[-1].snapshot_id, _taken(recorded[-1]))
+
+
+def newest_copy(loaded: LoadedFleet, ledger: Ledger, name: str) -> tuple[str, Entry] | None:
+    """The newest snapshot recorded in any of the policy's copies, with its copy's name
+    (from the ledger alone: the plan asks on every pass)."""
+    found = [
+        (copy, max(entries, key=lambda e: e.snapshot_time))
+        for copy in loaded.fleet.backups[name].copies
+        if (entries := ledger.recorded(loaded.fleet, name, copy))
+    ]
+    return max(found, key=lambda pair: pair[1].snapshot_time, default=None)
+
+
+def copies_taken(loaded: LoadedFleet, ledger: Ledger, name: str) -> dict[str, datetime | None]:
+    """When the newest snapshot recorded in each of the policy's copies was taken."""
+    out: dict[str, datetime | None] = {}
+    for copy in loaded.fleet.backups[name].copies:
+        entries = ledger.recorded(loaded.fleet, name, copy)
+        out[copy] = max((_taken(e) for e in entries), default=None)
+    return out
+
+
+def _taken(entry: Entry) -> datetime:
+    return datetime.fromtimestamp(entry.snapshot_time, UTC)
 
 
 def announce_forged(ledger: Ledger, bus: EventBus) -> int:

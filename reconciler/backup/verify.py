@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from backups.repository import open_repository
+from backups.repository import open_copy, open_repository
 from backups.restic_repo import ResticError
-from reconciler.backup.provenance import ProvenanceError, restorable
+from reconciler.backup.provenance import ProvenanceError, copy_restorable, restorable
 from reconciler.store.ledger import Ledger
 from reconciler.untrusted import shown
 from state.load import LoadedFleet
@@ -45,15 +45,21 @@ class DrillResult:
         return not self.problems and (self.rto_seconds is None or self.seconds <= self.rto_seconds)
 
 
-def run_drill(loaded: LoadedFleet, name: str, ledger: Ledger) -> DrillResult:
-    """Restore the newest recorded snapshot of `name` (reconciler.backup.provenance) and
-    verify it; never raises for a bad backup."""
+def run_drill(
+    loaded: LoadedFleet, name: str, ledger: Ledger, copy: str | None = None
+) -> DrillResult:
+    """Restore the newest recorded snapshot of `name` (reconciler.backup.provenance), or
+    of its copy `copy`, and verify it; never raises for a bad backup."""
     policy = loaded.fleet.backups[name]
     rtos = [s.rto.total_seconds() for s in loaded.fleet.services.values() if s.host == policy.host]
     result = DrillResult(name, rto_seconds=min(rtos) if rtos else None)
     try:
-        repository = open_repository(loaded.fleet, name)
-        snapshots = restorable(loaded, name, ledger)
+        if copy is None:
+            repository = open_repository(loaded.fleet, name)
+            snapshots = restorable(loaded, name, ledger)
+        else:
+            repository = open_copy(loaded.fleet, name, copy)
+            snapshots = copy_restorable(loaded, name, copy, ledger)
         if not snapshots:
             result.problems.append("no recorded snapshot to restore")
             return result
@@ -182,10 +188,16 @@ def rotating_subset(now: datetime | None = None) -> str:
     return f"{day % CHECK_CYCLE + 1}/{CHECK_CYCLE}"
 
 
-def check_repository(loaded: LoadedFleet, name: str, subset: str | None) -> str | None:
-    """Run `restic check` on the policy's repository; the error text, or None when clean."""
+def check_repository(
+    loaded: LoadedFleet, name: str, subset: str | None, copy: str | None = None
+) -> str | None:
+    """Run `restic check` on the policy's repository (or its copy `copy`); the error
+    text, or None when clean."""
     try:
-        open_repository(loaded.fleet, name).check(subset)
+        if copy is None:
+            open_repository(loaded.fleet, name).check(subset)
+        else:
+            open_copy(loaded.fleet, name, copy).check(subset)
     except (SecretUnavailable, ResticError) as exc:
         return str(exc)
     return None

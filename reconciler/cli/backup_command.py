@@ -1,4 +1,5 @@
-"""`reconcile backup list|now|forget|check|drill|restore`: one policy at a time."""
+"""`reconcile backup list|now|copy|forget|check|drill|restore|rotate-key`: one policy at a
+time (`--copy NAME`: one of its copies)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from reconciler.cli.terminal import confirm, report
 from reconciler.errors import UsageError
 
 if TYPE_CHECKING:
+    from reconciler.events.bus import EventBus
     from reconciler.store.ledger import Ledger
     from state.load import LoadedFleet
 
@@ -43,6 +45,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.policy:
         raise UsageError(f"reconcile backup {args.action} needs a POLICY")
+    _require_copy(loaded, args)
+    if args.action == "copy":
+        return _copy(args, loaded, Ledger(Journal(args.journal)))
     if args.action == "forget":
         kept = apply_retention(loaded, args.policy, report, Ledger(Journal(args.journal)))
         print(render_snapshots(loaded, {args.policy: kept}), end="")
@@ -64,6 +69,46 @@ def cmd_backup(args: argparse.Namespace) -> int:
         f"({time.monotonic() - started:.1f}s)"
     )
     return EXIT_OK
+
+
+def _require_copy(loaded: LoadedFleet, args: argparse.Namespace) -> None:
+    from reconciler.backup.operations import UnknownPolicy, require_policy
+
+    require_policy(loaded, args.policy)
+    copies = loaded.fleet.backups[args.policy].copies
+    if args.copy is not None and args.copy not in copies:
+        known = ", ".join(sorted(copies)) or "none"
+        raise UnknownPolicy(f"backup {args.policy} has no copy {args.copy!r}; its copies: {known}")
+    if args.copy is not None and args.action not in {"copy", "check", "drill", "restore"}:
+        raise UsageError(f"reconcile backup {args.action} takes no --copy")
+    if args.action == "copy" and not copies:
+        raise UsageError(f"backup {args.policy} has no copies: add `copies:` to the policy")
+
+
+def _copy(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger) -> int:
+    """Fill the policy's copies now, each a P3 `backup_copied` or a P1 when it failed."""
+    from reconciler.daemon.verifications import copied
+
+    bus = _event_bus(args)
+    names = [args.copy] if args.copy else sorted(loaded.fleet.backups[args.policy].copies)
+    failed = 0
+    for copy in names:
+        report(f"backup {args.policy}: copying the recorded snapshots to copy {copy}")
+        message, ok = copied(loaded, args.policy, copy, bus, ledger)
+        print(message)
+        failed += not ok
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _event_bus(args: argparse.Namespace) -> EventBus:
+    from reconciler.events.bus import EventBus
+    from reconciler.events.sinks import journal_sink, log_sink
+    from reconciler.store.journal import Journal
+
+    bus = EventBus()
+    bus.subscribe(journal_sink(Journal(args.journal)))
+    bus.subscribe(log_sink())
+    return bus
 
 
 def _rotate(args: argparse.Namespace, loaded: LoadedFleet) -> int:
@@ -98,11 +143,11 @@ def _restore(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger) -> i
         raise UsageError(f"reconcile backup restore --to HOST:/absolute/path: {exc}") from None
     if not host:
         raise UsageError("reconcile backup restore needs --to HOST:/absolute/path")
-    snap = pick_snapshot(loaded, args.policy, args.snapshot, ledger)
-    print(restore_plan(args.policy, snap, host, path), end="", flush=True)
+    snap = pick_snapshot(loaded, args.policy, args.snapshot, ledger, args.copy)
+    print(restore_plan(args.policy, snap, host, path, args.copy), end="", flush=True)
     confirm(args.yes)
     started = time.monotonic()
-    count = restore_to_host(loaded, args.policy, snap, host, path, report)
+    count = restore_to_host(loaded, args.policy, snap, host, path, report, args.copy)
     print(
         f"Restored {count} files of snapshot {snap.short_id} into {host}:{path} "
         f"in {time.monotonic() - started:.1f}s."
@@ -115,24 +160,20 @@ def _verify(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger) -> in
     from reconciler.backup.operations import require_policy
     from reconciler.backup.verify import rotating_subset
     from reconciler.daemon.verifications import checked, drilled
-    from reconciler.events.bus import EventBus
-    from reconciler.events.sinks import journal_sink, log_sink
-    from reconciler.store.journal import Journal
 
     require_policy(loaded, args.policy)
-    bus = EventBus()
-    bus.subscribe(journal_sink(Journal(args.journal)))
-    bus.subscribe(log_sink())
+    bus = _event_bus(args)
+    what = f"backup {args.policy}" + (f" copy {args.copy}" if args.copy else "")
     if args.action == "check":
         subset = args.subset or rotating_subset()
-        report(f"backup {args.policy}: restic check --read-data-subset={subset}")
-        error = checked(loaded, args.policy, bus, subset)
+        report(f"{what}: restic check --read-data-subset={subset}")
+        error = checked(loaded, args.policy, bus, subset, args.copy)
         if error is None:
-            print(f"backup {args.policy}: repository check ({subset} of the data) ok")
+            print(f"{what}: repository check ({subset} of the data) ok")
             return EXIT_OK
-        print(f"backup {args.policy}: repository check FAILED: {error}")
+        print(f"{what}: repository check FAILED: {error}")
         return EXIT_ERROR
-    result, message = drilled(loaded, args.policy, bus, ledger)
+    result, message = drilled(loaded, args.policy, bus, ledger, args.copy)
     print(message)
     for problem in result.problems:
         print(f"  problem: {problem}")

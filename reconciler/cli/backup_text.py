@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from backups.restic_repo import Snapshot
-from reconciler.store.ledger import Entry
+from reconciler.store.ledger import Entry, Ledger
 from reconciler.untrusted import shown
 from state.load import LoadedFleet
 from state.render_backup import pins_repository_host
@@ -40,17 +41,25 @@ def render_snapshots(
     return "\n".join(out) + "\n"
 
 
-def restore_plan(name: str, snap: Snapshot, host: str, path: str) -> str:
+def restore_plan(name: str, snap: Snapshot, host: str, path: str, copy: str | None = None) -> str:
+    where = f" from copy {copy}" if copy else ""
     return (
-        f"Restore plan:\n  ~ restore snapshot {snap.short_id} of backup {name} "
+        f"Restore plan:\n  ~ restore snapshot {snap.short_id} of backup {name}{where} "
         f"({snap.time.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, recorded from {shown(snap.host)})\n"
         f"    into {host}:{path}; files there with the same names are overwritten\n"
     )
 
 
-def standing(loaded: LoadedFleet, name: str, entries: list[Entry], now: float) -> list[str]:
-    """Where a policy stands, for `reconcile status`: its repository's confinement and
-    credential, what the ledger recorded and found forged, and what a rebuild restores."""
+def standing(
+    loaded: LoadedFleet,
+    name: str,
+    entries: list[Entry],
+    now: float,
+    copies: Mapping[str, list[Entry]] | None = None,
+) -> list[str]:
+    """Where a policy stands, for `reconcile status` and the plan: its repository's
+    confinement and credential, what the ledger recorded and found forged, what a rebuild
+    restores, and each copy (`copies`: its recorded entries by name)."""
     policy = loaded.fleet.backups[name]
     target = resolve_repository(loaded.fleet, policy)
     if pins_repository_host(policy, target):
@@ -76,4 +85,34 @@ def standing(loaded: LoadedFleet, name: str, entries: list[Entry], now: float) -
     else:
         kept, rebuild = "none recorded", "nothing to rebuild from"
     tail = f"; {forged} forged (never restored)" if forged else ""
-    return [f"  repository: {where}", f"  snapshots: {kept}{tail}; {rebuild}"]
+    lines = [f"  repository: {where}", f"  snapshots: {kept}{tail}; {rebuild}"]
+    for copy, copied in sorted((copies or {}).items()):
+        spec = policy.copies[copy]
+        last = max(copied, key=lambda e: e.snapshot_time, default=None)
+        held = (
+            f"{len(copied)} recorded, newest {last.short_id} "
+            f"({int((now - last.snapshot_time) // 60)}m old)"
+            if last
+            else "nothing copied yet"
+        )
+        lines.append(
+            f"  copy {copy}: {spec.repository}, filled by the controller only (its password "
+            f"is on no host); {held} (RPO {_minutes(spec.rpo.total_seconds())})"
+        )
+    return lines
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}m"
+
+
+def standings(loaded: LoadedFleet, ledger: Ledger, now: float) -> str:
+    """Where every backup policy stands, after a text plan (empty with no policy)."""
+    if not loaded.fleet.backups:
+        return ""
+    lines = ["", "Backups (where each policy stands; the ledger as of this run):"]
+    for name, policy in sorted(loaded.fleet.backups.items()):
+        copies = {c: ledger.recorded(loaded.fleet, name, c) for c in policy.copies}
+        lines.append(f"backup {name} on {policy.host}")
+        lines.extend(standing(loaded, name, ledger.entries(loaded.fleet, name), now, copies))
+    return "\n".join(lines) + "\n"

@@ -48,6 +48,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) -> int:
     from reconciler.bounded_http import bounded_client
+    from reconciler.cli.backup_text import standings
     from reconciler.cli.failover_text import failover_json, render_failover
     from reconciler.cli.plan_text import render_plan
     from reconciler.engine.plan import plan_to_json
@@ -83,6 +84,8 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) 
         if failover is not None and loaded.written.failover is not None:
             print(render_failover(loaded.written.failover, *failover))
         print(render_plan(plan), end="")
+        if ledger is not None:
+            print(standings(loaded, ledger, time.time()), end="")
     return EXIT_PENDING if plan.summary.pending else EXIT_OK
 
 
@@ -105,6 +108,7 @@ def _apply_leading(
 ) -> int:
     from reconciler.backup.provenance import announce_forged
     from reconciler.bounded_http import bounded_client
+    from reconciler.cli.backup_text import standings
     from reconciler.cli.plan_text import render_apply, render_plan
     from reconciler.coordination.guard import apply_guard
     from reconciler.run.failover import placed, tick
@@ -134,6 +138,7 @@ def _apply_leading(
             fresh_data=args.fresh_data,
         ).plan
         print(render_plan(plan), end="", flush=True)
+        print(standings(loaded, ledger, time.time()), end="", flush=True)
         guard = apply_guard(leadership, loaded)
         runner = Runner(
             client,

@@ -197,7 +197,14 @@ def _move_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _backup_parser(backup: argparse.ArgumentParser) -> None:
     backup.add_argument(
-        "action", choices=["list", "now", "forget", "check", "drill", "restore", "rotate-key"]
+        "action",
+        choices=["list", "now", "copy", "forget", "check", "drill", "restore", "rotate-key"],
+    )
+    backup.add_argument(
+        "--copy",
+        metavar="NAME",
+        help="copy: only this copy (default: every copy); check, drill, restore: work on "
+        "this copy instead of the repository",
     )
     backup.add_argument("--to", metavar="HOST:PATH", help="restore: where the files go")
     backup.add_argument("--snapshot", help="restore: snapshot id (default: the latest)")

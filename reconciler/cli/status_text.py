@@ -155,7 +155,10 @@ def backup_lines(loaded: LoadedFleet, observed: FleetState, journal: Journal) ->
             else "no drill yet"
         )
         lines.append(f"backup {name} on {policy.host}: {seen} (RPO {rpo}m); {verdict}")
-        lines.extend(standing(loaded, name, ledger.entries(loaded.fleet, name), time.time()))
+        copies = {c: ledger.recorded(loaded.fleet, name, c) for c in policy.copies}
+        lines.extend(
+            standing(loaded, name, ledger.entries(loaded.fleet, name), time.time(), copies)
+        )
     return lines
 
 

@@ -9,55 +9,87 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from reconciler.backup.copies import copy_now
+from reconciler.backup.operations import BackupFailed
 from reconciler.backup.verify import DrillResult, check_repository, rotating_subset, run_drill
 from reconciler.events.bus import Event, EventBus, EventKind
 from reconciler.store.journal import EventRecord, Journal
 from reconciler.store.ledger import Ledger
-from state.layout import backup_service_id
+from state.layout import backup_service_id, copy_service_id
 from state.load import LoadedFleet
 
 CHECK_KINDS: tuple[EventKind, ...] = ("backup_check_passed", "backup_check_failed")
 DRILL_KINDS: tuple[EventKind, ...] = ("drill_passed", "drill_failed")
+COPY_KINDS: tuple[EventKind, ...] = ("backup_copied", "backup_copy_failed")
 
 
 def is_due(last_at: float | None, every: timedelta, now: float) -> bool:
     return last_at is None or now - last_at >= every.total_seconds()
 
 
-def last_event(journal: Journal, kinds: tuple[EventKind, ...], policy: str) -> EventRecord | None:
-    """The newest event of one of `kinds` about `policy`, or None."""
-    service = backup_service_id(policy)
+def last_event(
+    journal: Journal, kinds: tuple[EventKind, ...], policy: str, copy: str | None = None
+) -> EventRecord | None:
+    """The newest event of one of `kinds` about `policy` (or its copy `copy`), or None."""
+    service = backup_service_id(policy) if copy is None else copy_service_id(policy, copy)
     found = [e for kind in kinds for e in journal.events(500, kind, service=service)]
     return max(found, key=lambda e: e.at, default=None)
 
 
-def checked(loaded: LoadedFleet, name: str, bus: EventBus, subset: str) -> str | None:
-    """Run `restic check` on `subset`; emit the verdict; return the error or None."""
+def checked(
+    loaded: LoadedFleet, name: str, bus: EventBus, subset: str, copy: str | None = None
+) -> str | None:
+    """Run `restic check` on `subset` (of the copy `copy`); emit the verdict; return the
+    error or None."""
     policy = loaded.fleet.backups[name]
-    error = check_repository(loaded, name, subset)
-    service = backup_service_id(name)
-    context = {"subset": subset}
+    error = check_repository(loaded, name, subset, copy)
+    service = backup_service_id(name) if copy is None else copy_service_id(name, copy)
+    context = {"subset": subset, "copy": copy}
+    what = f"backup {name}" + (f" copy {copy}" if copy else "")
     if error is None:
-        message = f"backup {name}: check {subset} ok"
+        message = f"{what}: check {subset} ok"
         bus.emit(Event("P3", "backup_check_passed", message, policy.host, service, context))
     else:
-        message = f"backup {name}: repository check failed: {error}"
+        message = f"{what}: repository check failed: {error}"
         bus.emit(Event("P1", "backup_check_failed", message, policy.host, service, context))
     return error
 
 
-def drilled(
-    loaded: LoadedFleet, name: str, bus: EventBus, ledger: Ledger
-) -> tuple[DrillResult, str]:
-    """Run a restore drill; emit the verdict; return the result and its one-line summary."""
+def copied(
+    loaded: LoadedFleet, name: str, copy: str, bus: EventBus, ledger: Ledger
+) -> tuple[str, bool]:
+    """Fill the copy; emit the verdict (P3, or P1 when it failed); its one-line summary
+    and whether it worked."""
     policy = loaded.fleet.backups[name]
-    result = run_drill(loaded, name, ledger)
-    if result.ok:  # a newer generation is proven: older held snapshots may go
+    service = copy_service_id(name, copy)
+    try:
+        done = copy_now(loaded, name, copy, ledger, lambda _line: None)
+    except BackupFailed as exc:
+        bus.emit(Event("P1", "backup_copy_failed", str(exc), policy.host, service, {}))
+        return str(exc), False
+    message = (
+        f"backup {name}: copy {copy}: {len(done.new)} snapshot(s) copied, "
+        f"{done.kept} kept, in {done.seconds:.1f}s"
+    )
+    context = {"copied": [e.snapshot_id for e in done.new], "kept": done.kept}
+    bus.emit(Event("P3", "backup_copied", message, policy.host, service, context))
+    return message, True
+
+
+def drilled(
+    loaded: LoadedFleet, name: str, bus: EventBus, ledger: Ledger, copy: str | None = None
+) -> tuple[DrillResult, str]:
+    """Run a restore drill (of the copy `copy`); emit the verdict; return the result and
+    its one-line summary."""
+    policy = loaded.fleet.backups[name]
+    result = run_drill(loaded, name, ledger, copy)
+    if result.ok and copy is None:  # a newer generation is proven: older held ones may go
         ledger.drilled(loaded.fleet, name, result.snapshot)
     verdict = "passed" if result.ok else "FAILED"
     rto = f", RTO {result.rto_seconds:g}s" if result.rto_seconds is not None else ""
+    what = f"backup {name}" + (f" copy {copy}" if copy else "")
     message = (
-        f"backup {name}: drill {verdict}: restored snapshot {result.snapshot} "
+        f"{what}: drill {verdict}: restored snapshot {result.snapshot} "
         f"({result.files} files) in {result.seconds:.1f}s{rto}"
     )
     bus.emit(
@@ -66,8 +98,9 @@ def drilled(
             "drill_passed" if result.ok else "drill_failed",
             message,
             policy.host,
-            backup_service_id(name),
+            backup_service_id(name) if copy is None else copy_service_id(name, copy),
             {
+                "copy": copy,
                 "snapshot": result.snapshot,
                 "seconds": round(result.seconds, 2),
                 "files": result.files,
@@ -93,4 +126,27 @@ def run_due_verifications(
         last_drill = last_event(journal, DRILL_KINDS, name)
         if is_due(last_drill.at if last_drill else None, policy.drill_every, now):
             done.append(drilled(loaded, name, bus, Ledger(journal))[1])
+        for copy in policy.copies:
+            done += _copy_verifications(loaded, name, copy, journal, bus, now)
+    return done
+
+
+def _copy_verifications(
+    loaded: LoadedFleet, name: str, copy: str, journal: Journal, bus: EventBus, now: float
+) -> list[str]:
+    """The copy filled, checked and drilled, each when due, each from its own record."""
+    spec, done = loaded.fleet.backups[name].copies[copy], []
+    last = last_event(journal, COPY_KINDS, name, copy)
+    if is_due(last.at if last else None, spec.every, now):
+        done.append(copied(loaded, name, copy, bus, Ledger(journal))[0])
+    last = last_event(journal, CHECK_KINDS, name, copy)
+    if is_due(last.at if last else None, spec.check_every, now):
+        subset = rotating_subset()
+        error = checked(loaded, name, bus, subset, copy)
+        done.append(
+            f"backup {name} copy {copy}: check {subset} {'ok' if error is None else 'FAILED'}"
+        )
+    last = last_event(journal, DRILL_KINDS, name, copy)
+    if is_due(last.at if last else None, spec.drill_every, now):
+        done.append(drilled(loaded, name, bus, Ledger(journal), copy)[1])
     return done

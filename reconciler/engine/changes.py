@@ -39,6 +39,7 @@ ChangeKind = Literal[
     "backup_now",
     "data_restore",
     "data_missing",
+    "copy_now",
     # removals: what the host's record lists and the spec no longer names
     "service_remove",
     "backup_remove",

@@ -7,7 +7,8 @@ The env file holds the repository password, so it is compared by digest only
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from reconciler.engine.changes import Action, Change, ChangeKind, Phase
@@ -32,10 +33,12 @@ def env_digest(content: str) -> str:
 
 @dataclass(frozen=True)
 class RestoreSource:
-    """The newest recorded snapshot of a policy (reconciler.backup.provenance)."""
+    """The newest recorded snapshot of a policy (reconciler.backup.provenance), in its
+    repository or, when that cannot be read, in its copy `copy`."""
 
     snapshot_id: str
     taken: datetime
+    copy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,13 +46,15 @@ class BackupInputs:
     """What the diff of a policy needs from the controller, computed by the caller so that
     the diff stays pure: the env file's digest (from the resolved password), the
     repository host's known_hosts lines (from the controller's own known_hosts), the
-    snapshot a rebuild would restore, and whether this run starts blank data fresh
-    (`--fresh-data`). None when unavailable."""
+    snapshot a rebuild would restore, whether this run starts blank data fresh
+    (`--fresh-data`), and how fresh each copy is. None when unavailable."""
 
     env_digest: str | None = None
     repository_known_hosts: str | None = None
     restore_from: RestoreSource | None = None
     fresh_data: bool = False
+    copies_taken: Mapping[str, datetime | None] = field(default_factory=dict)
+    """When the newest snapshot recorded in each copy was taken (None: nothing yet)."""
 
 
 def diff_backup(
@@ -116,7 +121,37 @@ def diff_backup(
     # Nothing recorded: a first deployment, whose services create the data before the
     # apply's backup runs (and the script refuses to back up a missing path).
     changes.extend(_rpo(loaded, name, state, now))
-    return changes
+    return [*changes, *_copies(loaded, name, inputs.copies_taken, now)]
+
+
+def _copies(
+    loaded: LoadedFleet, name: str, taken: Mapping[str, datetime | None], now: datetime | None
+) -> list[Change]:
+    """A copy whose newest recorded snapshot is older than its RPO: copy now (the
+    controller's `restic copy` of the recorded snapshots it lacks)."""
+    policy = loaded.fleet.backups[name]
+    out = []
+    for copy, spec in policy.copies.items():
+        newest = taken.get(copy)
+        rpo = _short(spec.rpo.total_seconds())
+        if newest is None:
+            reason = f"nothing copied yet, RPO {rpo}"
+        elif now is not None and (age := (now - newest).total_seconds()) > spec.rpo.total_seconds():
+            reason = f"newest copy taken {_short(age)} ago, RPO {rpo}"
+        else:
+            continue
+        out.append(
+            Change(
+                policy.host,
+                backup_service_id(name),
+                Phase.BACKUP,
+                "copy_now",
+                "alert",
+                f"copy {copy} of backup {name}",
+                f"{reason}; the controller copies the recorded snapshots to {spec.repository}",
+            )
+        )
+    return out
 
 
 def _missing_data(
@@ -159,13 +194,15 @@ def _missing_data(
             )
         ]
     age = f" (taken {_short((now - source.taken).total_seconds())} ago)" if now else ""
+    where = f"copy {source.copy} " if source.copy else ""
+    lost = ", the repository being unreadable" if source.copy else ""
     return [
         change(
             "data_restore",
             "create",
             f"restore {name}",
-            f"from snapshot {source.snapshot_id[:8]}{age}: every data path is missing; "
-            "restored and verified before the host's services start",
+            f"from {where}snapshot {source.snapshot_id[:8]}{age}: every data path is "
+            f"missing{lost}; restored and verified before the host's services start",
         )
     ]
 

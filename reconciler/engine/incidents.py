@@ -29,6 +29,7 @@ OPENS: dict[EventKind, str] = {
     "backup_check_failed": "backup_check",
     "backup_forged": "backup_forged",  # nothing clears it: a person reads and acks it
     "drill_failed": "drill",
+    "backup_copy_failed": "backup_copy",
     "failover": "failover",
     "failover_held": "failover",
     "failover_aborted": "failover",
@@ -40,6 +41,7 @@ CLEARS: dict[EventKind, str] = {
     "spec_applied": "spec",
     "backup_check_passed": "backup_check",
     "drill_passed": "drill",
+    "backup_copied": "backup_copy",
     "failback": "failover",
     "primary_back": "primary",
 }

@@ -15,7 +15,9 @@ from reconciler.observe.observation import FleetState
 from state.load import LoadedFleet
 
 PLAN_FORMAT_VERSION = 1
-BACKUP_ALERTS = frozenset({"backup_now", "repo_missing", "repo_host_key_unknown", "data_missing"})
+BACKUP_ALERTS = frozenset(
+    {"backup_now", "repo_missing", "repo_host_key_unknown", "data_missing", "copy_now"}
+)
 
 
 @dataclass(frozen=True)

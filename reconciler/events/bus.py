@@ -26,6 +26,8 @@ EventKind = Literal[
     "backup_check_passed",
     "backup_check_failed",
     "backup_forged",
+    "backup_copied",
+    "backup_copy_failed",
     "drill_passed",
     "drill_failed",
     "failover",

@@ -22,8 +22,14 @@ from reconciler.apply.deploys import (
 )
 from reconciler.apply.gate import health_gate
 from reconciler.apply.models import apply_models
-from reconciler.backup.operations import BackupFailed, apply_retention
-from reconciler.backup.provenance import credit_recorded, rebuild_source, record_observed
+from reconciler.backup.copies import copy_now
+from reconciler.backup.operations import BackupFailed, apply_retention, record_last_backup
+from reconciler.backup.provenance import (
+    copies_taken,
+    credit_recorded,
+    rebuild_source,
+    record_observed,
+)
 from reconciler.backup.rebuild import rebuild_data
 from reconciler.backup.secrets import backup_inputs, backup_secrets
 from reconciler.engine.changes import Phase
@@ -34,6 +40,7 @@ from reconciler.observe.observation import FleetState
 from reconciler.ssh.client import WarmWorker, WorkerProcess
 from reconciler.store.confirmations import Confirmation, Confirmations
 from reconciler.store.ledger import Ledger
+from state.layout import backup_policy_of
 from state.load import LoadedFleet
 
 
@@ -93,14 +100,24 @@ def plan_once(
     inputs = {
         name: replace(
             found,
-            restore_from=rebuild_source(loaded, ledger, name) if ledger is not None else None,
+            restore_from=(
+                rebuild_source(loaded, ledger, name, _unreadable(observed, name))
+                if ledger is not None
+                else None
+            ),
             fresh_data=fresh_data,
+            copies_taken=copies_taken(loaded, ledger, name) if ledger is not None else {},
         )
         for name, found in backup_inputs(loaded.fleet).items()
     }
     changes = diff(loaded, observed, inputs)
     plan = make_plan(loaded, observed, changes)
     return PlanResult(observed, filter_plan(plan, list(targets)))
+
+
+def _unreadable(observed: FleetState, name: str) -> bool:
+    state = observed.backups.get(name)
+    return state is not None and state.error is not None
 
 
 def remember_confirmations(
@@ -161,6 +178,7 @@ def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
         ctx.record(host_name, reason.split()[0], "health", "error", reason)
     _apply_models(loaded, plan, ctx, result)
     _run_backups_now(loaded, plan, ctx, result)
+    _run_copies(loaded, plan, ctx)
     ctx.report("verifying: observing the fleet again")
     confirmations, ledger = Confirmations(ctx.journal), Ledger(ctx.journal)
     verified = plan_once(
@@ -183,6 +201,26 @@ def _fail(result: ApplyResult, ctx: RunContext, failed: dict[str, str], step: st
         ctx.record(host, None, step, "error", reason)
 
 
+def _run_copies(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> None:
+    """Fill each copy the plan found stale, after the backups ran. A copy that fails is
+    reported and journaled; the verification's plan still shows it due."""
+    ledger = Ledger(ctx.journal)
+    for action in plan.actions:
+        name = backup_policy_of(action.service)
+        if action.kind != "copy_now" or name is None:
+            continue
+        copy = action.subject.split()[1]  # "copy COPY of backup POLICY"
+        try:
+            done = copy_now(loaded, name, copy, ledger, ctx.report)
+        except BackupFailed as exc:
+            ctx.report(f"{action.host}: {exc}")
+            ctx.record(action.host, action.service, "copy", "error", str(exc))
+            continue
+        detail = f"copy {copy}: {len(done.new)} new, keeps {done.kept}, {done.seconds:.1f}s"
+        ctx.report(f"{action.host}: backup {name}: {detail}")
+        ctx.record(action.host, action.service, "copy", "ok", detail)
+
+
 def _run_backups_now(loaded: LoadedFleet, plan: Plan, ctx: RunContext, result: ApplyResult) -> None:
     """Run the backup units whose RPO is breached, after everything else converged."""
     failed = {h for h, o in result.hosts.items() if o.error}
@@ -194,8 +232,11 @@ def _run_backups_now(loaded: LoadedFleet, plan: Plan, ctx: RunContext, result: A
         _journal_ops(ctx, outcome)
         for item in work[name] if outcome.error is None else []:
             assert item.kind == "backup_now"
-            try:  # hosts only add snapshots; the controller applies retention
-                kept = apply_retention(loaded, item.name, ctx.report, Ledger(ctx.journal))
+            try:  # recorded as the controller ran it; only the controller applies retention
+                ledger = Ledger(ctx.journal)
+                taken = record_last_backup(loaded, item.name, ledger)
+                ctx.report(f"{name}: backup {item.name}: recorded snapshot {taken.short_id}")
+                kept = apply_retention(loaded, item.name, ctx.report, ledger)
                 ctx.report(f"{name}: backup {item.name}: retention kept {len(kept)} snapshot(s)")
             except BackupFailed as exc:
                 current.error = current.error or str(exc)

@@ -8,7 +8,9 @@ with the epoch in force and the controller's own clock. Failover, failback, dril
 restores choose only among recorded snapshots, the most recently recorded first.
 
 Kept in the journal's database, per policy and repository (the URL the policy resolves
-to). A snapshot judged forged is kept too, so its P1 is raised once.
+to). A snapshot judged forged is kept too, so its P1 is raised once. A policy's copies
+(`copies:`) are kept the same way under the copy's URL: an entry there is a snapshot the
+controller's own `restic copy` wrote from a recorded one (its `reason` names it).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Literal
 
 from reconciler.store.journal import Journal
 from state.models import Fleet
-from state.repository import resolve_repository
+from state.repository import copy_url, resolve_repository
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshot_ledger (
@@ -52,6 +54,14 @@ class Entry:
     def short_id(self) -> str:
         return self.snapshot_id[:8]
 
+    @property
+    def copy_of(self) -> str | None:
+        """For an entry of a copy: the recorded snapshot it copies."""
+        return self.reason.removeprefix(COPY_OF) if self.reason.startswith(COPY_OF) else None
+
+
+COPY_OF = "copy of "
+
 
 class Ledger:
     """The ledger in the journal's database. Written only by applies and `watch` (never
@@ -61,20 +71,20 @@ class Ledger:
         self.journal, self.db = journal, journal.db
         self.db.executescript(SCHEMA)
 
-    def entries(self, fleet: Fleet, policy: str) -> list[Entry]:
-        """Every judged snapshot of `policy` at the repository it resolves to in `fleet`,
-        the most recently judged last."""
+    def entries(self, fleet: Fleet, policy: str, copy: str | None = None) -> list[Entry]:
+        """Every judged snapshot of `policy` at the repository it resolves to in `fleet`
+        (or at its copy `copy`), the most recently judged last."""
         rows = self.db.execute(
             "SELECT snapshot_id, verdict, host, epoch, snapshot_time, recorded, reason"
             " FROM snapshot_ledger WHERE policy = ? AND repository = ?"
             " ORDER BY recorded, rowid",
-            (policy, repository_of(fleet, policy)),
+            (policy, repository_of(fleet, policy, copy)),
         ).fetchall()
         return [Entry(*row) for row in rows]
 
-    def recorded(self, fleet: Fleet, policy: str) -> list[Entry]:
-        """The restorable snapshots, the most recently recorded last."""
-        return [e for e in self.entries(fleet, policy) if e.verdict == "recorded"]
+    def recorded(self, fleet: Fleet, policy: str, copy: str | None = None) -> list[Entry]:
+        """The restorable snapshots (of the copy `copy`), the most recently recorded last."""
+        return [e for e in self.entries(fleet, policy, copy) if e.verdict == "recorded"]
 
     def knows(self, fleet: Fleet, policy: str, prefix: str) -> bool:
         """Whether a snapshot whose ID starts with `prefix` (a host's report: compared as
@@ -89,14 +99,14 @@ class Ledger:
     def judged(self, fleet: Fleet, policy: str) -> set[str]:
         return {e.snapshot_id for e in self.entries(fleet, policy)}
 
-    def add(self, fleet: Fleet, policy: str, entry: Entry) -> bool:
-        """Keep `entry`; False when that snapshot was judged already (the first verdict
-        stands: a forged snapshot is never recorded later)."""
+    def add(self, fleet: Fleet, policy: str, entry: Entry, copy: str | None = None) -> bool:
+        """Keep `entry` (of the copy `copy`); False when that snapshot was judged already
+        (the first verdict stands: a forged snapshot is never recorded later)."""
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO snapshot_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
             (
                 policy,
-                repository_of(fleet, policy),
+                repository_of(fleet, policy, copy),
                 entry.snapshot_id,
                 entry.verdict,
                 entry.host,
@@ -158,5 +168,9 @@ class Ledger:
         )
 
 
-def repository_of(fleet: Fleet, policy: str) -> str:
-    return resolve_repository(fleet, fleet.backups[policy]).url
+def repository_of(fleet: Fleet, policy: str, copy: str | None = None) -> str:
+    """The ledger's key of the policy's repository, or of its copy `copy`."""
+    spec = fleet.backups[policy]
+    if copy is not None:
+        return copy_url(fleet, spec.copies[copy].repository)[0]
+    return resolve_repository(fleet, spec).url

@@ -104,12 +104,25 @@ class JournalCollector(Collector):
             "The policy's recovery point objective.",
             labels=["policy"],
         )
+        copy_age = GaugeMetricFamily(
+            f"{PREFIX}_backup_copy_age_seconds",
+            "Age of the newest snapshot the controller recorded in a policy's copy.",
+            labels=["policy", "copy"],
+        )
+        copy_rpo = GaugeMetricFamily(
+            f"{PREFIX}_backup_copy_rpo_seconds",
+            "The copy's recovery point objective.",
+            labels=["policy", "copy"],
+        )
         for backup in snap.backups:
+            labels = [backup.policy] if backup.copy is None else [backup.policy, backup.copy]
             if backup.age is not None:
-                age.add_metric([backup.policy], backup.age)
-            rpo.add_metric([backup.policy], backup.rpo)
+                (age if backup.copy is None else copy_age).add_metric(labels, backup.age)
+            (rpo if backup.copy is None else copy_rpo).add_metric(labels, backup.rpo)
         yield age
         yield rpo
+        yield copy_age
+        yield copy_rpo
         if snap.active:
             yield GaugeMetricFamily(
                 f"{PREFIX}_failover_epoch", "The failover epoch.", value=float(snap.epoch)

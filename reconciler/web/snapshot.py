@@ -7,13 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.backup.provenance import copies_taken
 from reconciler.coordination.leader import LeaderView, who_leads
 from reconciler.daemon.verifications import CHECK_KINDS, DRILL_KINDS, last_event
 from reconciler.run.drill import last_dr_drill
 from reconciler.store.confirmations import Confirmations
 from reconciler.store.failover import FailoverStore
 from reconciler.store.incidents import IncidentStore
-from reconciler.store.journal import Journal, RunRecord
+from reconciler.store.journal import EventRecord, Journal, RunRecord
+from reconciler.store.ledger import Ledger
 from reconciler.web.charts import HealPoint, backup_age_chart, heal_chart, heal_trend
 from state.load import LoadedFleet
 from state.models import EtcdCoordination
@@ -40,6 +42,7 @@ class BackupRow:
     last_check: str
     last_drill: str
     chart: str = ""  # SVG: the newest snapshot's age over the last days, against the RPO
+    copy: str | None = None  # a row of the policy's copy (`copies:`), its age from the ledger
 
     @property
     def within(self) -> bool:
@@ -148,10 +151,8 @@ def _backups(journal: Journal, loaded: LoadedFleet) -> list[BackupRow]:
                 policy.host,
                 now - found.snapshot_time if found else None,
                 policy.rpo.total_seconds(),
-                f"{check.kind.removeprefix('backup_check_')} {_ago(check.at, now)}"
-                if check
-                else "-",
-                f"{drill.kind.removeprefix('drill_')} {_ago(drill.at, now)}" if drill else "-",
+                _last(check, "backup_check_", now),
+                _last(drill, "drill_", now),
                 backup_age_chart(
                     confirmations.history(loaded.fleet, name, now - CHART_WINDOW_S),
                     policy.rpo.total_seconds(),
@@ -160,7 +161,37 @@ def _backups(journal: Journal, loaded: LoadedFleet) -> list[BackupRow]:
                 ),
             )
         )
+        rows += _copy_rows(journal, loaded, name, now)
     return rows
+
+
+def _copy_rows(journal: Journal, loaded: LoadedFleet, name: str, now: float) -> list[BackupRow]:
+    """One row per copy of the policy: its newest recorded snapshot's age (the ledger)."""
+    policy = loaded.fleet.backups[name]
+    if not policy.copies:
+        return []
+    taken = copies_taken(loaded, Ledger(journal), name)
+    rows = []
+    for copy, spec in sorted(policy.copies.items()):
+        check = last_event(journal, CHECK_KINDS, name, copy)
+        drill = last_event(journal, DRILL_KINDS, name, copy)
+        newest = taken.get(copy)
+        rows.append(
+            BackupRow(
+                name,
+                spec.repository,
+                now - newest.timestamp() if newest else None,
+                spec.rpo.total_seconds(),
+                _last(check, "backup_check_", now),
+                _last(drill, "drill_", now),
+                copy=copy,
+            )
+        )
+    return rows
+
+
+def _last(event: EventRecord | None, prefix: str, now: float) -> str:
+    return f"{event.kind.removeprefix(prefix)} {_ago(event.at, now)}" if event else "-"
 
 
 def _ago(at: float, now: float) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from backups.repository import open_repository
+from backups.repository import open_copy, open_repository
 from reconciler.store.journal import Journal
 from state.layout import backup_path
 from state.load import load_fleet
@@ -610,3 +610,85 @@ def test_a_blank_primary_is_rebuilt_from_its_recorded_snapshot_before_its_servic
     kept = reconcile("backup", "forget", "db", *state, *journal)
     assert kept.returncode == 0, kept.stdout + kept.stderr
     assert not any(s.id.startswith(snapshot) for s in repository.snapshots(tag="db"))
+
+
+COPY_PASSWORD = "test-only-copy-password-41c9"
+
+
+def test_the_repository_host_is_destroyed_and_a_blank_primary_is_rebuilt_from_the_copy(
+    lab: fleet_lab.Lab, base: Path
+) -> None:
+    """The 3-2-1 rule: `copies:` keeps a second repository, on the controller's disk,
+    with its own password that no host holds. The apply fills it with the recorded
+    snapshots (`restic copy`). Then h2, the repository host, is destroyed (booted blank:
+    its repositories are gone) and so is h1. The plan says it restores from the copy,
+    one apply does, and a second apply brings up a new repository and converges."""
+    copies = base / "copies" / "db"
+    spec = write_spec(lab, base / "copies.yaml", rpo="1h")
+    spec.write_text(
+        spec.read_text().replace("/srv/restic/h1", "/srv/restic/h1-copied")
+        + "    copies:\n"
+        + f"      offsite: {{repository: 'local:{copies}', password: "
+        + "env:FLEET_TEST_COPY_PASSWORD, rpo: 1d, init: true}\n"
+    )
+    os.environ["FLEET_TEST_COPY_PASSWORD"] = COPY_PASSWORD
+    state, journal = ("--state", str(spec)), ("--journal", str(base / "copies.db"))
+    env = {**ENV, "FLEET_TEST_COPY_PASSWORD": COPY_PASSWORD}
+    plan = run_reconcile("--dry-run", str(spec), *journal, env=env)
+    assert "! copy offsite of backup db" in plan.stdout and "nothing copied yet" in plan.stdout
+    first = run_reconcile(str(spec), "--yes", *journal, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "backup db: copy offsite: 1 new, keeps 1" in first.stderr, first.stderr
+    time.sleep(2)  # the agent's heartbeats
+    taken = run_reconcile("backup", "now", "db", *state, *journal, env=env)
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    snapshot = taken.stdout.split()[3]
+    filled = run_reconcile("backup", "copy", "db", *state, *journal, env=env)
+    assert filled.returncode == 0, filled.stdout + filled.stderr
+    assert "backup db: copy offsite: 1 snapshot(s) copied, 2 kept" in filled.stdout, filled.stdout
+    drill = run_reconcile("backup", "drill", "db", "--copy", "offsite", *state, *journal, env=env)
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    assert "backup db copy offsite: drill passed" in drill.stdout, drill.stdout
+    # The copy holds the recorded snapshot, under a new ID that names it as its original;
+    # no host holds its password.
+    os.environ["FLEET_TEST_RESTIC_PASSWORD"] = PASSWORD
+    loaded = load_fleet(spec)
+    in_copy = open_copy(loaded.fleet, "db", "offsite").snapshots(tag="db")
+    assert any((s.original or "").startswith(snapshot) for s in in_copy), in_copy
+    copied = next(s for s in in_copy if (s.original or "").startswith(snapshot))
+    for host in ("h1", "h2"):
+        found = fleet_lab.ssh(
+            lab,
+            host,
+            f"grep -rl {COPY_PASSWORD} /etc /var/lib/fleet-reconciler 2>/dev/null; echo end",
+        )
+        assert found.strip() == "end", found
+    with tempfile.TemporaryDirectory() as scratch:
+        repository = open_repository(loaded.fleet, "db")
+        repository.restore(snapshot, Path(scratch))
+        db_copy = Path(scratch) / sqlite_copy("db", "/var/lib/agent/metrics.db").lstrip("/")
+        with sqlite3.connect(db_copy) as db:
+            in_snapshot = {row[0] for row in db.execute("SELECT * FROM heartbeats")}
+    assert in_snapshot
+
+    fleet_lab.boot_blank(lab, "h2")  # the repository host, and every repository on it
+    fleet_lab.boot_blank(lab, "h1")
+    plan = run_reconcile("--dry-run", str(spec), *journal, env=env)
+    assert re.search(
+        rf"\+ restore db +from copy offsite snapshot {copied.short_id} \(taken \d+[sm]",
+        plan.stdout,
+    ), plan.stdout
+    applied = run_reconcile(str(spec), "--yes", *journal, env=env)
+    assert f"h1: restored db from snapshot {copied.short_id} in copy offsite" in applied.stderr, (
+        applied.stdout + applied.stderr
+    )
+    rows = fleet_lab.ssh(lab, "h1", "sqlite3 /var/lib/agent/metrics.db 'SELECT at FROM heartbeats'")
+    assert in_snapshot <= set(rows.split()), "every row of the snapshot is back"
+    assert fleet_lab.ssh(lab, "h1", "git -C /srv/epic-work tag").strip() == "v1"
+    # The new repository is initialised and backed up by the next apply, and copied on.
+    again = run_reconcile(str(spec), "--yes", *journal, env=env)
+    settled = run_reconcile(str(spec), "--yes", *journal, env=env)
+    assert settled.returncode == 0, again.stdout + again.stderr + settled.stdout + settled.stderr
+    for done in (plan, applied, again, settled):
+        assert COPY_PASSWORD not in done.stdout + done.stderr
+        assert PASSWORD not in done.stdout + done.stderr

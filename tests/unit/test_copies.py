@@ -1,0 +1,140 @@
+"""A policy's copies (`copies:`): where one may be, when the plan says to fill it, what a
+rebuild restores when the repository is lost, and which snapshots in a copy count."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from backups.restic_repo import Snapshot
+from reconciler.backup.copies import record_copies
+from reconciler.backup.provenance import copies_taken, rebuild_source
+from reconciler.backup.rebuild import rebuild_sources
+from reconciler.engine.diff import diff
+from reconciler.engine.diff_backups import BackupInputs, RestoreSource
+from reconciler.observe.observation import BackupState
+from reconciler.store.journal import Journal
+from reconciler.store.ledger import Entry, Ledger
+from state.load import LoadedFleet
+from tests.unit.helpers import ideal_observation, load_text
+from tests.unit.test_diff_backups import POLICY
+from tests.unit.test_spec import BASE, problems
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+COPY = "    copies:\n      offsite: {repository: 'REPO', password: env:Y, rpo: 1d}\n"
+
+
+def with_copy(repository: str = "local:/srv/copies/kimi") -> str:
+    return BASE + POLICY + COPY.replace("REPO", repository)
+
+
+def test_a_copy_is_on_the_controller_or_apart_from_the_policys_hosts() -> None:
+    assert load_text(with_copy()).fleet.backups["db"].copies["offsite"].rpo == timedelta(days=1)
+    plain = problems(with_copy("/srv/copies/kimi"))
+    assert any("plain path would be on the policy's own host" in p for p in plain), plain
+    assert any("local:/path (on the controller)" in p for p in plain), plain
+    own = problems(with_copy("sftp:root@kimi:/srv/copy"))
+    assert any("backups.db.copies.offsite.repository" in p and "policy's host" in p for p in own)
+    same = problems(with_copy("sftp:root@hermes:/srv/copy"))
+    assert any("repository's host: the copy would be lost with it" in p for p in same), same
+    both_sftp = problems(with_copy("sftp:root@198.18.9.9:/srv/copy"))
+    assert any("one sftp command for both sides" in p for p in both_sftp), both_sftp
+    nameless = problems(with_copy("sftp:root@nowhere:/srv/copy"))
+    assert any("unknown host 'nowhere'" in p for p in nameless), nameless
+    again = problems(with_copy("sftp:root@hermes:/srv/restic/kimi"))
+    assert any("apart from the policy's and its other copies" in p for p in again), again
+
+
+def copy_changes(taken: dict[str, datetime | None]) -> list[tuple[str, str, str]]:
+    loaded = load_text(with_copy())
+    fresh = BackupState(last_snapshot=NOW - timedelta(minutes=5), snapshots=1)
+    observed = ideal_observation(loaded).model_copy(
+        update={"backups": {"db": fresh}, "observed_at": NOW}
+    )
+    changes = diff(loaded, observed, {"db": BackupInputs(copies_taken=taken)})
+    return [(c.kind, c.subject, c.reason) for c in changes if c.kind == "copy_now"]
+
+
+def test_the_plan_fills_a_copy_older_than_its_rpo() -> None:
+    assert copy_changes({"offsite": None}) == [
+        (
+            "copy_now",
+            "copy offsite of backup db",
+            "nothing copied yet, RPO 1d; the controller copies the recorded snapshots to "
+            "local:/srv/copies/kimi",
+        )
+    ]
+    stale = copy_changes({"offsite": NOW - timedelta(days=1, hours=2)})
+    assert [c[2].split(";")[0] for c in stale] == ["newest copy taken 1d2h ago, RPO 1d"]
+    assert copy_changes({"offsite": NOW - timedelta(hours=3)}) == []
+
+
+def test_a_lost_repository_is_rebuilt_from_the_copy_and_the_plan_says_so() -> None:
+    loaded = load_text(with_copy())
+    ideal = ideal_observation(loaded)
+    hosts = dict(ideal.hosts)
+    hosts["kimi"] = hosts["kimi"].model_copy(update={"present": {"/root/db.sqlite": False}})
+    lost = BackupState(error="restic snapshots failed: repository does not exist")
+    observed = ideal.model_copy(update={"hosts": hosts, "backups": {"db": lost}})
+    source = RestoreSource("9499c606" + "0" * 56, NOW - timedelta(hours=5), "offsite")
+    inputs = BackupInputs(restore_from=source)
+    changes = diff(loaded, observed.model_copy(update={"observed_at": NOW}), {"db": inputs})
+    assert [(c.kind, c.reason) for c in changes if c.kind.startswith("data")] == [
+        (
+            "data_restore",
+            "from copy offsite snapshot 9499c606 (taken 5h ago): every data path is missing, "
+            "the repository being unreadable; restored and verified before the host's "
+            "services start",
+        )
+    ]
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    return Ledger(Journal(tmp_path / "journal.db"))
+
+
+def snap(sid: str, tree: str, minutes: int, original: str | None = None) -> Snapshot:
+    taken = NOW + timedelta(minutes=minutes)
+    return Snapshot(sid * 64, taken, "kimi", ("db",), (), original, tree)
+
+
+def record(loaded: LoadedFleet, ledger: Ledger, source: Snapshot) -> None:
+    entry = Entry(source.id, "recorded", "kimi", 0, source.time.timestamp(), 1.0)
+    assert ledger.add(loaded.fleet, "db", entry)
+
+
+def test_only_a_faithful_copy_of_a_recorded_snapshot_counts(ledger: Ledger) -> None:
+    """The copy's host (or anyone who reaches it) can write a snapshot naming a recorded
+    one as its `original`; it counts only with the very same tree, host and time."""
+    loaded = load_text(with_copy())
+    source = snap("a", "t1", 0)
+    record(loaded, ledger, source)
+    unrecorded = snap("b", "t2", 1)  # in the repository, never recorded (forged)
+    listed = [
+        snap("c", "t1", 0, source.id),  # the controller's copy of `a`
+        snap("d", "evil", 0, source.id),  # names `a`, other content
+        snap("e", "t2", 1, unrecorded.id),  # a copy of what was never recorded
+    ]
+    new = record_copies(loaded, "db", "offsite", ledger, [source], listed)
+    assert [(e.short_id, e.copy_of) for e in new] == [("cccccccc", source.id)]
+    assert [e.snapshot_id[0] for e in ledger.recorded(loaded.fleet, "db", "offsite")] == ["c"]
+    assert record_copies(loaded, "db", "offsite", ledger, [source], listed) == []  # once
+    taken = copies_taken(loaded, ledger, "db")
+    assert taken == {"offsite": source.time}
+
+
+def test_a_rebuild_tries_the_repository_then_the_newest_copy(ledger: Ledger) -> None:
+    loaded = load_text(with_copy())
+    assert rebuild_sources(loaded, "db", ledger) == []
+    source = snap("a", "t1", 0)
+    record(loaded, ledger, source)
+    record_copies(loaded, "db", "offsite", ledger, [source], [snap("c", "t1", 0, source.id)])
+    order = [(where, e.snapshot_id[0]) for where, e, _ in rebuild_sources(loaded, "db", ledger)]
+    assert order == [("", "a"), (" in copy offsite", "c")]
+    readable = rebuild_source(loaded, ledger, "db")
+    lost = rebuild_source(loaded, ledger, "db", repository_lost=True)
+    assert readable is not None and readable.copy is None and readable.snapshot_id[0] == "a"
+    assert lost is not None and lost.copy == "offsite" and lost.snapshot_id[0] == "c"
