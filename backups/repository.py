@@ -13,12 +13,14 @@ from state.repository import controller_url, copy_url, resolve_repository
 from state.secrets import resolve_secret
 
 
-def open_repository(fleet: Fleet, name: str) -> ResticRepo:
-    """The policy's repository as the controller reaches it. Raises SecretUnavailable."""
+def open_repository(fleet: Fleet, name: str, password: str | None = None) -> ResticRepo:
+    """The policy's repository as the controller reaches it, opened with its password (or
+    the one `password` refers to: a key rotation's old one). Raises SecretUnavailable."""
     policy = fleet.backups[name]
     target = resolve_repository(fleet, policy)
     sftp = sftp_command(fleet.hosts[target.sftp_host]) if target.sftp_host else None
-    return ResticRepo(controller_url(fleet, target), resolve_secret(policy.password), sftp)
+    secret = resolve_secret(password or policy.password)
+    return ResticRepo(controller_url(fleet, target), secret, sftp)
 
 
 def open_copy(fleet: Fleet, name: str, copy: str) -> ResticRepo:

@@ -95,7 +95,7 @@ class ResticRepo:
         cache_dir: Path | None = None,
         timeout: float = 3600.0,
     ) -> None:
-        self.url, self._password, self.sftp, self.timeout = url, password, sftp, timeout
+        self.url, self.password, self.sftp, self.timeout = url, password, sftp, timeout
         self.cache_dir = cache_dir
 
     def _run(
@@ -110,9 +110,9 @@ class ResticRepo:
         sftp = self.sftp or (source.sftp if source is not None else None)
         if sftp:  # one for both sides of a copy (state.cross_checks refuses two)
             command += ["--option", f"sftp.command={sftp}"]
-        env = {**os.environ, "RESTIC_PASSWORD": self._password.reveal()}
+        env = {**os.environ, "RESTIC_PASSWORD": self.password.reveal()}
         if source is not None:
-            env["RESTIC_FROM_PASSWORD"] = source._password.reveal()
+            env["RESTIC_FROM_PASSWORD"] = source.password.reveal()
             command += ["--from-repo", source.url]
         if self.cache_dir:
             env["RESTIC_CACHE_DIR"] = str(self.cache_dir)
@@ -154,10 +154,13 @@ class ResticRepo:
         if snapshot_ids:
             self._run(["copy", *snapshot_ids], source=source)
 
-    def keys(self) -> list[tuple[str, bool]]:
-        """The repository's keys: (ID, whether it is the one this password opened)."""
+    def current_key(self) -> str:
+        """The ID of the repository key this password opens. Raises WrongPassword."""
         raw: list[dict[str, Any]] = json.loads(self._run(["key", "list"]) or "[]") or []
-        return [(str(k["id"]), bool(k.get("current"))) for k in raw]
+        found = [str(k["id"]) for k in raw if k.get("current")]
+        if not found:
+            raise ResticError("restic key list named no current key")
+        return found[0]
 
     def add_key(self, new_password: Secret) -> None:
         """Add a key for `new_password` (it reaches restic through a pipe, never a file)."""

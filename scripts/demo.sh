@@ -7,6 +7,8 @@ bash scripts/setup.sh || exit 1
 # The demo's backup policies name their repository password as env:RESTIC_PASSWORD.
 # This throwaway value is for the local demo fleet only; set your own to override it.
 export RESTIC_PASSWORD="${RESTIC_PASSWORD:-demo-fleet-only-password}"
+# And the offsite copy's own password (state/demo.yaml, `copies:`), held by no host.
+export OFFSITE_PASSWORD="${OFFSITE_PASSWORD:-demo-offsite-only-password}"
 # The same for the notification channels' tokens: the demo's Telegram and Gitea are
 # stand-ins on hermes that accept any token.
 export TELEGRAM_TOKEN="${TELEGRAM_TOKEN:-0:demo-fleet-only-token}"

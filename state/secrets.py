@@ -70,6 +70,11 @@ def unresolved_secrets(fleet: Fleet, lines: LineMap, file: str) -> list[SpecProb
     refs: list[tuple[tuple[str | int, ...], str]] = [
         (("backups", name, "password"), policy.password) for name, policy in fleet.backups.items()
     ]
+    refs += [
+        (("backups", name, "copies", copy, "password"), spec.password)
+        for name, policy in fleet.backups.items()
+        for copy, spec in policy.copies.items()
+    ]
     problems = []
     for path, ref in refs:
         try:

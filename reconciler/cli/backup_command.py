@@ -112,22 +112,39 @@ def _event_bus(args: argparse.Namespace) -> EventBus:
 
 
 def _rotate(args: argparse.Namespace, loaded: LoadedFleet) -> int:
+    import re
+
     from reconciler.backup.operations import require_policy
     from reconciler.backup.rotate import rotate_key
+    from state.types import SECRET_REF_PATTERN
 
     require_policy(loaded, args.policy)
     policy = loaded.fleet.backups[args.policy]
+    old_password = args.old_password
+    if old_password is not None and not re.fullmatch(SECRET_REF_PATTERN, old_password):
+        raise UsageError("--old-password: expected a reference, env:NAME or file:/absolute/path")
+    restic = (
+        f"\n  ~ add a restic key for the state file's password ({policy.password}), give it to "
+        f"{policy.host}, and remove the key {old_password} opens"
+        if old_password
+        else "\n    (the restic password is kept: rotate it with --old-password REF)"
+    )
     print(
         f"Rotate plan:\n  ~ replace the key {policy.host} uses for backup {args.policy}, and "
-        f"revoke the old one on its repository host\n    (snapshots are not touched)",
+        f"revoke the old one on its repository host{restic}\n    (snapshots are not touched)",
         flush=True,
     )
     confirm(args.yes)
-    done = rotate_key(loaded, args.policy, args.journal.parent, report)
+    done = rotate_key(loaded, args.policy, args.journal.parent, report, old_password)
     print(
         f"backup {args.policy}: key rotated: {done.new} deployed to {policy.host}; "
         f"{done.old or 'no earlier key'} revoked"
     )
+    if done.restic_new is not None:
+        print(
+            f"backup {args.policy}: restic key {done.restic_new} opens the repository; "
+            f"{done.restic_old or 'no older key'} removed"
+        )
     return EXIT_OK
 
 

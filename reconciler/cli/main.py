@@ -210,6 +210,12 @@ def _backup_parser(backup: argparse.ArgumentParser) -> None:
     backup.add_argument("--snapshot", help="restore: snapshot id (default: the latest)")
     backup.add_argument("--yes", action="store_true", help="restore or rotate without asking")
     backup.add_argument("--subset", help="check: --read-data-subset, default a rotating n/7")
+    backup.add_argument(
+        "--old-password",
+        metavar="REF",
+        help="rotate-key: also rotate the restic key; REF (env:NAME or file:/path) refers to "
+        "the password the host held, the state file's `password` to the new one",
+    )
     backup.add_argument("policy", nargs="?", help="policy name (all policies for list)")
     backup.add_argument("--state", default=DEFAULT_STATE, help="state file (YAML)")
     _journal_option(backup)

@@ -21,10 +21,20 @@ from state.load import LoadedFleet
 CHECK_KINDS: tuple[EventKind, ...] = ("backup_check_passed", "backup_check_failed")
 DRILL_KINDS: tuple[EventKind, ...] = ("drill_passed", "drill_failed")
 COPY_KINDS: tuple[EventKind, ...] = ("backup_copied", "backup_copy_failed")
+COPY_RETRY = timedelta(minutes=15)
+"""A copy that failed is tried again this soon, not a whole `every` later."""
 
 
 def is_due(last_at: float | None, every: timedelta, now: float) -> bool:
     return last_at is None or now - last_at >= every.total_seconds()
+
+
+def copy_is_due(last: EventRecord | None, every: timedelta, now: float) -> bool:
+    """A copy is filled `every` after the last fill, or `COPY_RETRY` after a failed one."""
+    if last is None:
+        return True
+    failed = last.kind == "backup_copy_failed"
+    return is_due(last.at, min(every, COPY_RETRY) if failed else every, now)
 
 
 def last_event(
@@ -136,8 +146,7 @@ def _copy_verifications(
 ) -> list[str]:
     """The copy filled, checked and drilled, each when due, each from its own record."""
     spec, done = loaded.fleet.backups[name].copies[copy], []
-    last = last_event(journal, COPY_KINDS, name, copy)
-    if is_due(last.at if last else None, spec.every, now):
+    if copy_is_due(last_event(journal, COPY_KINDS, name, copy), spec.every, now):
         done.append(copied(loaded, name, copy, bus, Ledger(journal))[0])
     last = last_event(journal, CHECK_KINDS, name, copy)
     if is_due(last.at if last else None, spec.check_every, now):

@@ -124,6 +124,15 @@ def diff_backup(
     return [*changes, *_copies(loaded, name, inputs.copies_taken, now)]
 
 
+def copy_subject(copy: str, policy: str) -> str:
+    """The subject of a `copy_now` change; `copy_named` reads the copy back from it."""
+    return f"copy {copy} of backup {policy}"
+
+
+def copy_named(subject: str) -> str:
+    return subject.split()[1]
+
+
 def _copies(
     loaded: LoadedFleet, name: str, taken: Mapping[str, datetime | None], now: datetime | None
 ) -> list[Change]:
@@ -147,7 +156,7 @@ def _copies(
                 Phase.BACKUP,
                 "copy_now",
                 "alert",
-                f"copy {copy} of backup {name}",
+                copy_subject(copy, name),
                 f"{reason}; the controller copies the recorded snapshots to {spec.repository}",
             )
         )

@@ -34,6 +34,7 @@ from reconciler.backup.rebuild import rebuild_data
 from reconciler.backup.secrets import backup_inputs, backup_secrets
 from reconciler.engine.changes import Phase
 from reconciler.engine.diff import diff
+from reconciler.engine.diff_backups import copy_named
 from reconciler.engine.plan import Plan, exclude_from_plan, filter_plan, make_plan, pure_starts
 from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.observe.observation import FleetState
@@ -209,7 +210,7 @@ def _run_copies(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> None:
         name = backup_policy_of(action.service)
         if action.kind != "copy_now" or name is None:
             continue
-        copy = action.subject.split()[1]  # "copy COPY of backup POLICY"
+        copy = copy_named(action.subject)
         try:
             done = copy_now(loaded, name, copy, ledger, ctx.report)
         except BackupFailed as exc:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from backups.repository import open_copy, open_repository
+from backups.restic_repo import WrongPassword
 from reconciler.store.journal import Journal
 from state.layout import backup_path
 from state.load import load_fleet
@@ -547,6 +548,55 @@ def test_rotate_key_revokes_the_old_key_and_keeps_every_snapshot(
     assert again.returncode == 0, again.stdout + again.stderr
     new = again.stdout.split()[3]
     assert any(s.id.startswith(new) for s in repository.snapshots(tag="db"))
+
+
+NEW_PASSWORD = "test-only-rotated-password-9d2e"
+
+
+def test_rotate_key_with_the_old_password_replaces_the_restic_key_too(
+    lab: fleet_lab.Lab, base: Path
+) -> None:
+    """The restic key: the state file's reference now holds a new password, and
+    `--old-password` names the one h1 held. After the rotation the old password opens
+    nothing, h1 holds only the new one, and every snapshot is still there and restorable.
+    Uses the provenance test's repository, after the SSH key's rotation."""
+    spec = base / "rotated.yaml"
+    old_ref = "env:FLEET_TEST_RESTIC_PASSWORD"
+    spec.write_text(
+        (base / "provenance.yaml").read_text().replace(old_ref, "env:FLEET_TEST_NEW_PASSWORD")
+    )
+    state, journal = ("--state", str(spec)), ("--journal", str(base / "provenance.db"))
+    env = {**ENV, "FLEET_TEST_NEW_PASSWORD": NEW_PASSWORD}
+    os.environ["FLEET_TEST_RESTIC_PASSWORD"] = PASSWORD
+    old = open_repository(load_fleet(base / "provenance.yaml").fleet, "db")
+    before = {s.id for s in old.snapshots(tag="db")}
+    refused = run_reconcile(
+        "backup", "rotate-key", "db", "--old-password", "$(id)", "--yes", *state, *journal, env=env
+    )
+    assert refused.returncode == 1 and "expected a reference" in refused.stderr, refused.stderr
+    done = run_reconcile(
+        "backup", "rotate-key", "db", "--old-password", old_ref, "--yes", *state, *journal, env=env
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = re.search(r"restic key (\w+) opens the repository; (\w+) removed", done.stdout)
+    assert said and said[1] != said[2], done.stdout
+    for output in (done.stdout, done.stderr, refused.stdout, refused.stderr):
+        assert PASSWORD not in output and NEW_PASSWORD not in output
+    with pytest.raises(WrongPassword):
+        old.snapshots(tag="db")
+    os.environ["FLEET_TEST_NEW_PASSWORD"] = NEW_PASSWORD
+    new = open_repository(load_fleet(spec).fleet, "db")
+    assert {s.id for s in new.snapshots(tag="db")} == before  # every snapshot kept
+    held = fleet_lab.ssh(lab, "h1", f"cat {backup_path('db', 'env')}")
+    assert NEW_PASSWORD in held and PASSWORD not in held
+    again = run_reconcile("backup", "now", "db", *state, *journal, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    drill = run_reconcile("backup", "drill", "db", *state, *journal, env=env)
+    assert drill.returncode == 0 and "drill passed" in drill.stdout, drill.stdout + drill.stderr
+    rerun = run_reconcile(
+        "backup", "rotate-key", "db", "--old-password", old_ref, "--yes", *state, *journal, env=env
+    )  # a rotation run again finds the new key there and the old one gone
+    assert rerun.returncode == 0 and "no older key removed" in rerun.stdout, rerun.stdout
 
 
 def test_a_blank_primary_is_rebuilt_from_its_recorded_snapshot_before_its_service_starts(

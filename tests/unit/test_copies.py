@@ -12,10 +12,11 @@ from backups.restic_repo import Snapshot
 from reconciler.backup.copies import record_copies
 from reconciler.backup.provenance import copies_taken, rebuild_source
 from reconciler.backup.rebuild import rebuild_sources
+from reconciler.daemon.verifications import copy_is_due
 from reconciler.engine.diff import diff
 from reconciler.engine.diff_backups import BackupInputs, RestoreSource
 from reconciler.observe.observation import BackupState
-from reconciler.store.journal import Journal
+from reconciler.store.journal import EventRecord, Journal
 from reconciler.store.ledger import Entry, Ledger
 from state.load import LoadedFleet
 from tests.unit.helpers import ideal_observation, load_text
@@ -138,3 +139,15 @@ def test_a_rebuild_tries_the_repository_then_the_newest_copy(ledger: Ledger) -> 
     lost = rebuild_source(loaded, ledger, "db", repository_lost=True)
     assert readable is not None and readable.copy is None and readable.snapshot_id[0] == "a"
     assert lost is not None and lost.copy == "offsite" and lost.snapshot_id[0] == "c"
+
+
+def test_watch_fills_a_copy_every_period_and_retries_a_failed_one_sooner() -> None:
+    def last(kind: str, minutes_ago: float) -> EventRecord:
+        return EventRecord(1000.0 - minutes_ago * 60, "P3", kind, "kimi", "copy:db:off", "", {})
+
+    week = timedelta(days=7)
+    assert copy_is_due(None, week, 1000.0)
+    assert not copy_is_due(last("backup_copied", 60), week, 1000.0)
+    assert copy_is_due(last("backup_copied", 7 * 24 * 60), week, 1000.0)
+    assert not copy_is_due(last("backup_copy_failed", 10), week, 1000.0)
+    assert copy_is_due(last("backup_copy_failed", 16), week, 1000.0)

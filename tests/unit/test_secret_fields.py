@@ -49,11 +49,14 @@ backups:
     rpo: 1h
     repository: /srv/restic
     password: env:X
+    copies:
+      offsite: {repository: "local:/srv/copies", password: env:Y, rpo: 8d}
 """
 PLACES = [
     ("notifications", "channels", "tg", "token"),
     ("notifications", "channels", "forge", "token"),
     ("backups", "db", "password"),
+    ("backups", "db", "copies", "offsite", "password"),
 ]
 
 

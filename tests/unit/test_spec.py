@@ -256,6 +256,7 @@ def test_validate_warns_about_a_secret_it_cannot_resolve(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("RESTIC_PASSWORD", raising=False)
+    monkeypatch.delenv("OFFSITE_PASSWORD", raising=False)
     assert main(["validate", str(ROOT / "state" / "demo.yaml")]) == 0
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("warning: ")
@@ -263,7 +264,15 @@ def test_validate_warns_about_a_secret_it_cannot_resolve(
         "backups.metrics-db.password: secret env:RESTIC_PASSWORD: "
         "environment variable RESTIC_PASSWORD is not set"
     )
+    assert any(
+        line.endswith(
+            "backups.metrics-db.copies.offsite.password: secret env:OFFSITE_PASSWORD: "
+            "environment variable OFFSITE_PASSWORD is not set"
+        )
+        for line in err
+    ), err
     monkeypatch.setenv("RESTIC_PASSWORD", "x")
+    monkeypatch.setenv("OFFSITE_PASSWORD", "y")
     assert main(["validate", str(ROOT / "state" / "demo.yaml")]) == 0
     # The demo runs its Gitea and Telegram stand-ins on hermes, as the seed runs Gitea:
     # validate says that the pager lives on the fleet it pages about.
