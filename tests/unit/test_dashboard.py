@@ -126,6 +126,38 @@ def test_backups_show_their_age_against_the_rpo_on_the_page_and_in_metrics(
     assert families["fleet_reconciler_backup_rpo_seconds"].samples[0].value == 3600
 
 
+def test_a_copy_has_its_row_and_its_metrics(tmp_path: Path) -> None:
+    """Each copy (`copies:`): its newest recorded snapshot's age against its own RPO, on
+    the page and in /metrics, with its last check."""
+    from reconciler.events.sinks import journal_sink
+    from reconciler.store.ledger import Entry, Ledger
+    from tests.unit.helpers import load_text
+    from tests.unit.test_copies import with_copy
+
+    journal_path, state = journal_with_a_degraded_service(tmp_path)
+    loaded = load_text(with_copy())
+    journal = Journal(journal_path)
+    now = time.time()
+    entry = Entry("c" * 64, "recorded", "kimi", 0, now - 3 * 86400, now, "copy of " + "a" * 64)
+    Ledger(journal).add(loaded.fleet, "db", entry, "offsite")
+    journal_sink(journal)(
+        Event("P3", "backup_check_passed", "ok", "kimi", "copy:db:offsite", at=now - 120)
+    )
+    journal.close()
+    client = TestClient(make_app(journal_path, state, lambda: loaded, CollectorRegistry()))
+    page = client.get("/").text
+    assert "<td>db → copy offsite</td>" in page and "passed 2m ago" in page
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    [age] = families["fleet_reconciler_backup_copy_age_seconds"].samples
+    assert (
+        age.labels == {"policy": "db", "copy": "offsite"}
+        and 3 * 86400 <= age.value < 3 * 86400 + 60
+    )
+    [rpo] = families["fleet_reconciler_backup_copy_rpo_seconds"].samples
+    assert rpo.value == 86400
+    assert len(families["fleet_reconciler_backup_age_seconds"].samples) == 0  # never listed
+
+
 def test_a_service_with_no_checks_is_healthy_on_the_page() -> None:
     """Tools a host needs (installed, no unit, no checks) have nothing that can fail; the
     page said Degraded for ever, where `status` says '-' and the gate does not wait."""
