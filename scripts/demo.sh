@@ -15,13 +15,16 @@ export TELEGRAM_TOKEN="${TELEGRAM_TOKEN:-0:demo-fleet-only-token}"
 export GITEA_TOKEN="${GITEA_TOKEN:-demo-fleet-only-token}"
 echo "==> booting the demo fleet (fresh hosts)"
 .venv/bin/python -m tests.fleet up kimi hermes --prefix demo || exit 1
-echo "==> reconcile --dry-run state/demo.yaml"
-.venv/bin/reconcile --dry-run state/demo.yaml
+# The hosts are fresh, so their data starts fresh: --fresh-data says so. It matters when
+# this machine ran the demo before (its journal recorded backups of the earlier fleet,
+# whose repository went with it); on a first run it changes nothing.
+echo "==> reconcile --dry-run --fresh-data state/demo.yaml"
+.venv/bin/reconcile --dry-run --fresh-data state/demo.yaml
 code=$?
 echo "==> exit code $code (0 converged, 2 changes pending, 1 error)"
 [[ $code == 0 || $code == 2 ]] || exit 1
-echo "==> reconcile --yes state/demo.yaml"
-.venv/bin/reconcile --yes state/demo.yaml || exit 1
+echo "==> reconcile --yes --fresh-data state/demo.yaml"
+.venv/bin/reconcile --yes --fresh-data state/demo.yaml || exit 1
 echo "==> reconcile status state/demo.yaml"
 .venv/bin/reconcile status state/demo.yaml || exit 1
 echo

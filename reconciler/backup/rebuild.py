@@ -47,7 +47,8 @@ def rebuild_data(
         except BackupFailed as exc:
             failed[action.host] = (
                 f"backup {name}: rebuild failed: {exc}; nothing else is done on "
-                f"{action.host} in this run, so its services do not start without their data"
+                f"{action.host} in this run, so its services do not start without their data "
+                "(--fresh-data starts them without it)"
             )
             continue
         detail = (

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from backups.restic_repo import Snapshot
+from reconciler.observe.observation import BackupState, FleetState
 from reconciler.store.ledger import Entry, Ledger
 from reconciler.untrusted import shown
 from state.load import LoadedFleet
@@ -56,10 +57,13 @@ def standing(
     entries: list[Entry],
     now: float,
     copies: Mapping[str, list[Entry]] | None = None,
+    state: BackupState | None = None,
 ) -> list[str]:
     """Where a policy stands, for `reconcile status` and the plan: its repository's
     confinement and credential, what the ledger recorded and found forged, what a rebuild
-    restores, and each copy (`copies`: its recorded entries by name)."""
+    restores, and each copy (`copies`: its recorded entries by name). With the pass's
+    observation of the repository (`state`), only recorded snapshots it still lists
+    count, and a lost repository says so."""
     policy = loaded.fleet.backups[name]
     target = resolve_repository(loaded.fleet, policy)
     if pins_repository_host(policy, target):
@@ -73,7 +77,30 @@ def standing(
         where = f"off the fleet ({target.url}): confined only by that service's own rules"
     recorded = [e for e in entries if e.verdict == "recorded"]
     forged = len(entries) - len(recorded)
-    if recorded:
+    lost = ""
+    if state is not None and state.error:
+        lost = (
+            "the repository is not initialised: its recorded snapshots are gone"
+            if state.missing_repository
+            else "the repository cannot be read now"
+        )
+    elif state is not None and state.listed:
+        there = {c.id for c in state.claims}
+        recorded = [e for e in recorded if e.snapshot_id in there]
+    newest_copies = [
+        (copy, max(found, key=lambda e: e.snapshot_time))
+        for copy, found in (copies or {}).items()
+        if found
+    ]
+    spare = max(newest_copies, key=lambda pair: pair[1].snapshot_time, default=None)
+    if lost:
+        kept = lost
+        rebuild = (
+            f"a blank host is rebuilt from copy {spare[0]} ({spare[1].short_id})"
+            if spare and policy.restore != "never"
+            else "a blank host is held (or started fresh with --fresh-data)"
+        )
+    elif recorded:
         newest = recorded[-1]
         age = int((now - newest.snapshot_time) // 60)
         kept = f"{len(recorded)} recorded, newest {newest.short_id} ({age}m ago)"
@@ -106,7 +133,7 @@ def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)}m"
 
 
-def standings(loaded: LoadedFleet, ledger: Ledger, now: float) -> str:
+def standings(loaded: LoadedFleet, ledger: Ledger, now: float, observed: FleetState) -> str:
     """Where every backup policy stands, after a text plan (empty with no policy)."""
     if not loaded.fleet.backups:
         return ""
@@ -114,5 +141,7 @@ def standings(loaded: LoadedFleet, ledger: Ledger, now: float) -> str:
     for name, policy in sorted(loaded.fleet.backups.items()):
         copies = {c: ledger.recorded(loaded.fleet, name, c) for c in policy.copies}
         lines.append(f"backup {name} on {policy.host}")
-        lines.extend(standing(loaded, name, ledger.entries(loaded.fleet, name), now, copies))
+        state = observed.backups.get(name)
+        entries = ledger.entries(loaded.fleet, name)
+        lines.extend(standing(loaded, name, entries, now, copies, state))
     return "\n".join(lines) + "\n"

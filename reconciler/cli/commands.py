@@ -85,7 +85,7 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) 
             print(render_failover(loaded.written.failover, *failover))
         print(render_plan(plan), end="")
         if ledger is not None:
-            print(standings(loaded, ledger, time.time()), end="")
+            print(standings(loaded, ledger, time.time(), result.observed), end="")
     return EXIT_PENDING if plan.summary.pending else EXIT_OK
 
 
@@ -128,7 +128,7 @@ def _apply_leading(
             report(LEASE_NOTE)
         loaded = placed(loaded, journal)
         confirmations, ledger = Confirmations(journal), Ledger(journal)
-        plan = plan_once(
+        planned = plan_once(
             loaded,
             client,
             worker=worker,
@@ -136,9 +136,10 @@ def _apply_leading(
             confirmations=confirmations,
             ledger=ledger,
             fresh_data=args.fresh_data,
-        ).plan
+        )
+        plan = planned.plan
         print(render_plan(plan), end="", flush=True)
-        print(standings(loaded, ledger, time.time()), end="", flush=True)
+        print(standings(loaded, ledger, time.time(), planned.observed), end="", flush=True)
         guard = apply_guard(leadership, loaded)
         runner = Runner(
             client,

@@ -157,7 +157,7 @@ def backup_lines(loaded: LoadedFleet, observed: FleetState, journal: Journal) ->
         lines.append(f"backup {name} on {policy.host}: {seen} (RPO {rpo}m); {verdict}")
         copies = {c: ledger.recorded(loaded.fleet, name, c) for c in policy.copies}
         lines.extend(
-            standing(loaded, name, ledger.entries(loaded.fleet, name), time.time(), copies)
+            standing(loaded, name, ledger.entries(loaded.fleet, name), time.time(), copies, state)
         )
     return lines
 

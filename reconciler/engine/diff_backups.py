@@ -117,9 +117,14 @@ def diff_backup(
     missing = [p for p in policy.data_paths if host.present.get(p) is False]
     source = inputs.restore_from
     if missing and source is not None:  # a backup never runs over missing data
-        return [*changes, *_missing_data(loaded, name, missing, source, inputs.fresh_data, now)]
-    # Nothing recorded: a first deployment, whose services create the data before the
-    # apply's backup runs (and the script refuses to back up a missing path).
+        gone = state is not None and state.missing_repository and source.copy is None
+        changes.extend(_missing_data(loaded, name, missing, source, inputs.fresh_data, now, gone))
+        blank = len(missing) == len(policy.data_paths)
+        if not (blank and (policy.restore == "never" or inputs.fresh_data)):
+            return changes
+    # Nothing recorded (a first deployment), or a blank host started fresh: its services
+    # create the data before the apply's backup runs (and the script refuses to back up
+    # a missing path).
     changes.extend(_rpo(loaded, name, state, now))
     return [*changes, *_copies(loaded, name, inputs.copies_taken, now)]
 
@@ -170,11 +175,13 @@ def _missing_data(
     source: RestoreSource,
     fresh_data: bool,
     now: datetime | None,
+    repository_gone: bool = False,
 ) -> list[Change]:
     """A host whose policy data is gone while the policy has a recorded snapshot: every
     path (a blank host) is rebuilt from the newest before its services start; some paths
     are held for a person (restoring over data that is there is their call). Backups are
-    held either way."""
+    held either way. When the repository is gone too (not initialised) and no copy holds
+    the snapshot, the plan says that the apply holds the host, and how to go on."""
     policy = loaded.fleet.backups[name]
     key = backup_service_id(name)
 
@@ -199,19 +206,27 @@ def _missing_data(
                 "data_missing",
                 "alert",
                 f"backup {name}",
-                f"every data path missing; {why}: its services start without it; {held}",
+                f"every data path missing; {why}: its services start without it, and its "
+                "backups resume once they have written it",
             )
         ]
     age = f" (taken {_short((now - source.taken).total_seconds())} ago)" if now else ""
     where = f"copy {source.copy} " if source.copy else ""
     lost = ", the repository being unreadable" if source.copy else ""
+    then = "restored and verified before the host's services start"
+    if repository_gone:
+        then = (
+            "but the repository is not initialised and no copy holds a recorded snapshot: "
+            f"the apply holds {policy.host} (restore the repository, or start its services "
+            "without the data: --fresh-data)"
+        )
     return [
         change(
             "data_restore",
             "create",
             f"restore {name}",
             f"from {where}snapshot {source.snapshot_id[:8]}{age}: every data path is "
-            f"missing{lost}; restored and verified before the host's services start",
+            f"missing{lost}; {then}",
         )
     ]
 

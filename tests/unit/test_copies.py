@@ -92,6 +92,30 @@ def test_a_lost_repository_is_rebuilt_from_the_copy_and_the_plan_says_so() -> No
     ]
 
 
+def test_a_repository_gone_with_no_copy_holds_the_blank_host_and_says_how_to_go_on() -> None:
+    """The whole fleet rebuilt, the repository with it: the recorded snapshot cannot come
+    back. The plan says so before the apply holds the host (never an empty start
+    unasked)."""
+    loaded = load_text(BASE + POLICY)
+    ideal = ideal_observation(loaded)
+    hosts = dict(ideal.hosts)
+    hosts["kimi"] = hosts["kimi"].model_copy(update={"present": {"/root/db.sqlite": False}})
+    gone = BackupState(error="repository does not exist", missing_repository=True)
+    observed = ideal.model_copy(update={"hosts": hosts, "backups": {"db": gone}})
+    source = RestoreSource("3f9a2b1c" + "0" * 56, NOW - timedelta(hours=5))
+    changes = diff(
+        loaded,
+        observed.model_copy(update={"observed_at": NOW}),
+        {"db": BackupInputs(restore_from=source)},
+    )
+    [restore] = [c for c in changes if c.kind == "data_restore"]
+    assert restore.reason.endswith(
+        "but the repository is not initialised and no copy holds a recorded snapshot: the "
+        "apply holds kimi (restore the repository, or start its services without the data: "
+        "--fresh-data)"
+    ), restore.reason
+
+
 @pytest.fixture
 def ledger(tmp_path: Path) -> Ledger:
     return Ledger(Journal(tmp_path / "journal.db"))
@@ -151,3 +175,33 @@ def test_watch_fills_a_copy_every_period_and_retries_a_failed_one_sooner() -> No
     assert copy_is_due(last("backup_copied", 7 * 24 * 60), week, 1000.0)
     assert not copy_is_due(last("backup_copy_failed", 10), week, 1000.0)
     assert copy_is_due(last("backup_copy_failed", 16), week, 1000.0)
+
+
+def test_where_a_policy_stands_counts_what_the_repository_still_lists_and_its_copies() -> None:
+    from reconciler.cli.backup_text import standing
+    from reconciler.observe.observation import SnapshotClaim
+
+    loaded = load_text(with_copy())
+    entries = [
+        Entry("a" * 64, "recorded", "kimi", 0, 1000.0, 1000.0),
+        Entry("b" * 64, "recorded", "kimi", 0, 2000.0, 2000.0),  # forgotten since
+    ]
+    copies = {"offsite": [Entry("c" * 64, "recorded", "kimi", 0, 1000.0, 1.0, "copy of a")]}
+    claim = SnapshotClaim(id="a" * 64, host="kimi", time=NOW)
+    listed = BackupState(snapshots=1, claims=(claim,))
+    lines = standing(loaded, "db", entries, 1000.0 + 3600, copies, listed)
+    assert lines[1:] == [
+        "  snapshots: 1 recorded, newest aaaaaaaa (60m ago); a blank host is rebuilt from aaaaaaaa",
+        "  copy offsite: local:/srv/copies/kimi, filled by the controller only (its password is "
+        "on no host); 1 recorded, newest cccccccc (60m old) (RPO 1440m)",
+    ]
+    gone = BackupState(error="repository does not exist", missing_repository=True)
+    assert standing(loaded, "db", entries, 5000.0, copies, gone)[1] == (
+        "  snapshots: the repository is not initialised: its recorded snapshots are gone; "
+        "a blank host is rebuilt from copy offsite (cccccccc)"
+    )
+    unreadable = BackupState(error="connection refused")
+    assert standing(loaded, "db", entries, 5000.0, {}, unreadable)[1] == (
+        "  snapshots: the repository cannot be read now; a blank host is held (or started "
+        "fresh with --fresh-data)"
+    )

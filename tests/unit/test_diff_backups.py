@@ -176,7 +176,7 @@ def test_a_blank_host_is_rebuilt_from_the_newest_recorded_snapshot_and_never_bac
     ]
 
 
-def test_missing_data_not_rebuilt_is_said_and_holds_backups() -> None:
+def test_missing_data_not_rebuilt_is_said_and_backs_up_only_what_is_written_fresh() -> None:
     first = data_changes({"/root/db.sqlite": False}, BackupInputs())  # nothing recorded yet:
     assert first == [  # a first deployment, its services create the data before the backup
         ("backup_now", "alert", "backup db", "last snapshot 3h ago, RPO 1h")
@@ -184,10 +184,14 @@ def test_missing_data_not_rebuilt_is_said_and_holds_backups() -> None:
     fresh = data_changes(
         {"/root/db.sqlite": False}, BackupInputs(restore_from=SOURCE, fresh_data=True)
     )
-    assert [c[3].split(";")[1] for c in fresh] == [" --fresh-data: its services start without it"]
+    started = " its services start without it, and its backups resume once they have written it"
+    assert [(c[0], c[3].split(":", 1)[-1]) for c in fresh] == [
+        ("data_missing", started),  # the backup runs after the services (the script
+        ("backup_now", "last snapshot 3h ago, RPO 1h"),  # refuses a missing path)
+    ]
     never = POLICY.replace("    init: true\n", "    init: true\n    restore: never\n")
     cache = data_changes({"/root/db.sqlite": False}, BackupInputs(restore_from=SOURCE), never)
-    assert [c[3].split(";")[1] for c in cache] == [" restore: never: its services start without it"]
+    assert cache[0][3] == f"every data path missing; restore: never:{started}"
     two = POLICY.replace(
         "sqlite: [/root/db.sqlite]", "sqlite: [/root/db.sqlite]\n    paths: [/etc/app]"
     )
