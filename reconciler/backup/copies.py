@@ -50,7 +50,8 @@ def copy_now(loaded: LoadedFleet, name: str, copy: str, ledger: Ledger, report: 
         if todo:
             report(f"backup {name}: copying {len(todo)} recorded snapshot(s) to copy {copy}")
         target.copy_from(source, [s.id for s in todo])
-        new = record_copies(loaded, name, copy, ledger, recorded, target.snapshots(tag=name))
+        listed = target.snapshots(tag=name)
+        new = record_copies(loaded, name, copy, ledger, recorded, listed)
         held = _held_copies(loaded, name, copy, ledger)
         target.forget(
             spec.retention or policy.retention,
@@ -59,7 +60,9 @@ def copy_now(loaded: LoadedFleet, name: str, copy: str, ledger: Ledger, report: 
             on_locked=lambda waiting: report(f"backup {name}: copy {copy}: {waiting}"),
             keep=frozenset(held),
         )
-        kept = len(target.snapshots(tag=name))
+        still = target.snapshots(tag=name)
+        ledger.gone(loaded.fleet, name, {s.id for s in still}, copy)
+        kept = len(still)
     except (SecretUnavailable, ResticError, ProvenanceError) as exc:
         raise BackupFailed(f"backup {name}: copy {copy} failed: {exc}") from None
     return Copied(name, copy, new, kept, time.monotonic() - started)

@@ -16,7 +16,7 @@ from backups.restic_repo import ResticError, Snapshot
 from reconciler.engine.diff_backups import RestoreSource
 from reconciler.engine.provenance import holder, judge
 from reconciler.events.bus import Event, EventBus
-from reconciler.observe.backups import claim_of, reported_id
+from reconciler.observe.backups import MAX_CLAIMS, claim_of, reported_id
 from reconciler.observe.observation import FleetState, SnapshotClaim
 from reconciler.store.ledger import Entry, Ledger
 from reconciler.untrusted import shown
@@ -41,6 +41,8 @@ def record_observed(
         host = observed.hosts.get(loaded.fleet.backups[name].host)
         reported = reported_id(host, name) if host is not None else None
         new += _judge(loaded, ledger, name, list(state.claims), reported, now, keep)
+        if keep and len(state.claims) < MAX_CLAIMS:  # listed in full
+            ledger.gone(loaded.fleet, name, {c.id for c in state.claims})
     return new
 
 

@@ -218,6 +218,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         from reconciler.run.once import plan_once
         from reconciler.store.incidents import IncidentStore
         from reconciler.store.journal import Journal
+        from reconciler.store.ledger import Ledger
         from state.load import load_fleet
         from state.models import EtcdCoordination
 
@@ -229,8 +230,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("\n".join(loop_lines(journal, Path(args.state))))
             raise
         loaded = placed(loaded, journal)
-        with bounded_client() as client:
-            result = plan_once(loaded, client, worker=worker)
+        with bounded_client() as client:  # the ledger read as a dry run reads it, never written
+            ledger = Ledger(journal)
+            result = plan_once(loaded, client, worker=worker, ledger=ledger, record=False)
             failover = review(loaded, journal, client, result.observed)
         print(render_status(loaded, result.observed, result.plan, journal), end="")
         if failover is not None and loaded.written.failover is not None:

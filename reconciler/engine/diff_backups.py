@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from reconciler.engine.changes import Action, Change, ChangeKind, Phase
@@ -53,8 +53,9 @@ class BackupInputs:
     repository_known_hosts: str | None = None
     restore_from: RestoreSource | None = None
     fresh_data: bool = False
-    copies_taken: Mapping[str, datetime | None] = field(default_factory=dict)
-    """When the newest snapshot recorded in each copy was taken (None: nothing yet)."""
+    copies_taken: Mapping[str, datetime | None] | None = None
+    """When the newest snapshot recorded in each copy was taken (None: nothing yet); the
+    whole None when the caller has no ledger (the copies are then not planned)."""
 
 
 def diff_backup(
@@ -139,11 +140,16 @@ def copy_named(subject: str) -> str:
 
 
 def _copies(
-    loaded: LoadedFleet, name: str, taken: Mapping[str, datetime | None], now: datetime | None
+    loaded: LoadedFleet,
+    name: str,
+    taken: Mapping[str, datetime | None] | None,
+    now: datetime | None,
 ) -> list[Change]:
     """A copy whose newest recorded snapshot is older than its RPO: copy now (the
     controller's `restic copy` of the recorded snapshots it lacks)."""
     policy = loaded.fleet.backups[name]
+    if taken is None:
+        return []
     out = []
     for copy, spec in policy.copies.items():
         newest = taken.get(copy)

@@ -107,7 +107,7 @@ def plan_once(
                 else None
             ),
             fresh_data=fresh_data,
-            copies_taken=copies_taken(loaded, ledger, name) if ledger is not None else {},
+            copies_taken=copies_taken(loaded, ledger, name) if ledger is not None else None,
         )
         for name, found in backup_inputs(loaded.fleet).items()
     }

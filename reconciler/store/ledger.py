@@ -118,6 +118,21 @@ class Ledger:
         )
         return cursor.rowcount == 1
 
+    def gone(self, fleet: Fleet, policy: str, listed: set[str], copy: str | None = None) -> int:
+        """Drop recorded entries the repository (or copy) no longer lists in full: what
+        retention forgot, or a repository lost and begun again. Forged entries stay (their
+        P1 is raised once). How many were dropped."""
+        gone = [
+            e.snapshot_id for e in self.recorded(fleet, policy, copy) if e.snapshot_id not in listed
+        ]
+        for snapshot_id in gone:
+            self.db.execute(
+                "DELETE FROM snapshot_ledger"
+                " WHERE policy = ? AND repository = ? AND snapshot_id = ?",
+                (policy, repository_of(fleet, policy, copy), snapshot_id),
+            )
+        return len(gone)
+
     def hold(self, fleet: Fleet, policy: str, snapshot_id: str, why: str, at: float) -> None:
         """Keep `snapshot_id` from retention: the newest of a generation (what a rebuild
         or a failover restored), until a snapshot recorded after it passes a drill."""

@@ -205,3 +205,16 @@ def test_where_a_policy_stands_counts_what_the_repository_still_lists_and_its_co
         "  snapshots: the repository cannot be read now; a blank host is held (or started "
         "fresh with --fresh-data)"
     )
+
+
+def test_the_ledger_drops_what_a_full_listing_no_longer_has(ledger: Ledger) -> None:
+    """Retention forgot it, or the repository was lost and begun again: a recorded entry
+    that is no longer there is dropped (a rebuild never reaches for it); forged ones stay."""
+    loaded = load_text(with_copy())
+    record(loaded, ledger, snap("a", "t1", 0))
+    record(loaded, ledger, snap("b", "t2", 1))
+    forged = Entry("f" * 64, "forged", "kimi", 9, 5.0, 5.0, "tagged epoch-9")
+    ledger.add(loaded.fleet, "db", forged)
+    assert ledger.gone(loaded.fleet, "db", {"b" * 64}) == 1
+    assert [e.snapshot_id[0] for e in ledger.entries(loaded.fleet, "db")] == ["b", "f"]
+    assert ledger.gone(loaded.fleet, "db", set(), "offsite") == 0  # nothing in the copy
