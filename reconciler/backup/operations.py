@@ -19,6 +19,7 @@ from reconciler.apply.deploys import run_deploys
 from reconciler.backup.provenance import (
     ProvenanceError,
     copy_restorable,
+    newest_copy,
     record_reported,
     restorable,
 )
@@ -159,10 +160,11 @@ def apply_retention(
 
 def pick_snapshot(
     loaded: LoadedFleet, name: str, snapshot: str | None, ledger: Ledger, copy: str | None = None
-) -> Snapshot:
-    """The recorded snapshot to restore (from the copy `copy`): the newest, or the one
-    named by an ID prefix. A snapshot the controller did not record is refused,
-    whatever its tags say."""
+) -> tuple[Snapshot, str | None]:
+    """The recorded snapshot to restore, and the copy it is in (None: the repository):
+    the newest, or the one named by an ID prefix, from the copy `copy` when given. When
+    the repository cannot be listed and no snapshot is named, the newest recorded in a
+    copy. A snapshot the controller did not record is refused, whatever its tags say."""
     require_policy(loaded, name)
     try:
         if copy is None:
@@ -170,16 +172,19 @@ def pick_snapshot(
         else:
             snapshots = copy_restorable(loaded, name, copy, ledger)
     except ProvenanceError as exc:
+        spare = newest_copy(loaded, ledger, name) if copy is None and not snapshot else None
+        if spare is not None:
+            return pick_snapshot(loaded, name, None, ledger, spare[0])
         copies = ", ".join(sorted(loaded.fleet.backups[name].copies))
         hint = f" (restore from a copy with --copy NAME: {copies})" if copies and not copy else ""
         raise BackupFailed(f"{exc}{hint}") from None
     if not snapshots:
         raise BackupFailed(f"backup {name}: no recorded snapshot to restore")
     if snapshot is None:
-        return snapshots[-1]
+        return snapshots[-1], copy
     for snap in snapshots:
         if snap.id.startswith(snapshot):
-            return snap
+            return snap, copy
     raise UnknownPolicy(
         f"backup {name}: no recorded snapshot {shown(snapshot)!r}; recorded: "
         f"{', '.join(s.short_id for s in snapshots)} (`reconcile backup list` shows the rest)"

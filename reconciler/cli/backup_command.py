@@ -32,6 +32,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if journal is not None:  # failed over, a moved policy runs on the backup
         loaded = placed(loaded, journal)
     ledger = Ledger(journal) if journal is not None else None
+    if args.action == "list" and args.copy is not None:
+        return _list_copy(args, loaded, ledger)
     if args.action == "list":
         names = [args.policy] if args.policy else sorted(loaded.fleet.backups)
         rows = {n: list_snapshots(loaded, n) for n in names}
@@ -71,6 +73,30 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _list_copy(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger | None) -> int:
+    """`backup list POLICY --copy NAME`: the copy's snapshots, with the ledger's word."""
+    from backups.repository import open_copy
+    from backups.restic_repo import ResticError
+    from reconciler.backup.operations import BackupFailed
+    from reconciler.cli.backup_text import render_snapshots
+    from state.secrets import SecretUnavailable
+
+    if not args.policy:
+        raise UsageError("reconcile backup list --copy NAME needs a POLICY")
+    _require_copy(loaded, args)
+
+    try:
+        listed = open_copy(loaded.fleet, args.policy, args.copy).snapshots(tag=args.policy)
+    except (SecretUnavailable, ResticError) as exc:
+        raise BackupFailed(f"backup {args.policy}: copy {args.copy}: {exc}") from None
+    verdicts: dict[str, dict[str, str]] | None = None
+    if ledger is not None:
+        entries = ledger.entries(loaded.fleet, args.policy, args.copy)
+        verdicts = {args.policy: {e.snapshot_id: e.verdict for e in entries}}
+    print(render_snapshots(loaded, {args.policy: listed}, verdicts, args.copy), end="")
+    return EXIT_OK
+
+
 def _require_copy(loaded: LoadedFleet, args: argparse.Namespace) -> None:
     from reconciler.backup.operations import UnknownPolicy, require_policy
 
@@ -79,7 +105,7 @@ def _require_copy(loaded: LoadedFleet, args: argparse.Namespace) -> None:
     if args.copy is not None and args.copy not in copies:
         known = ", ".join(sorted(copies)) or "none"
         raise UnknownPolicy(f"backup {args.policy} has no copy {args.copy!r}; its copies: {known}")
-    if args.copy is not None and args.action not in {"copy", "check", "drill", "restore"}:
+    if args.copy is not None and args.action not in {"list", "copy", "check", "drill", "restore"}:
         raise UsageError(f"reconcile backup {args.action} takes no --copy")
     if args.action == "copy" and not copies:
         raise UsageError(f"backup {args.policy} has no copies: add `copies:` to the policy")
@@ -160,11 +186,11 @@ def _restore(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger) -> i
         raise UsageError(f"reconcile backup restore --to HOST:/absolute/path: {exc}") from None
     if not host:
         raise UsageError("reconcile backup restore needs --to HOST:/absolute/path")
-    snap = pick_snapshot(loaded, args.policy, args.snapshot, ledger, args.copy)
-    print(restore_plan(args.policy, snap, host, path, args.copy), end="", flush=True)
+    snap, copy = pick_snapshot(loaded, args.policy, args.snapshot, ledger, args.copy)
+    print(restore_plan(args.policy, snap, host, path, copy, args.copy), end="", flush=True)
     confirm(args.yes)
     started = time.monotonic()
-    count = restore_to_host(loaded, args.policy, snap, host, path, report, args.copy)
+    count = restore_to_host(loaded, args.policy, snap, host, path, report, copy)
     print(
         f"Restored {count} files of snapshot {snap.short_id} into {host}:{path} "
         f"in {time.monotonic() - started:.1f}s."

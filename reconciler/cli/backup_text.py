@@ -18,16 +18,19 @@ def render_snapshots(
     loaded: LoadedFleet,
     rows: dict[str, list[Snapshot]],
     verdicts: dict[str, dict[str, str]] | None = None,
+    copy: str | None = None,
 ) -> str:
     """One line per snapshot; PROVENANCE is the ledger's verdict (`recorded`: restorable,
-    `forged`, or `unrecorded`: never restored), when the journal could be read."""
+    `forged`, or `unrecorded`: never restored), when the journal could be read. With
+    `copy`, the rows are that copy's, against its RPO."""
     now = datetime.now(UTC)
     out = [
         f"{'POLICY':<14} {'SNAPSHOT':<9} {'TIME (UTC)':<20} {'AGE':>8}  HOST      RPO       "
         "PROVENANCE"
     ]
     for name, snapshots in rows.items():
-        rpo = loaded.fleet.backups[name].rpo
+        policy = loaded.fleet.backups[name]
+        rpo = policy.rpo if copy is None else policy.copies[copy].rpo
         if not snapshots:
             out.append(f"{name:<14} {'-':<9} {'-':<20} {'-':>8}  -         no snapshot yet")
         for snap in snapshots:
@@ -42,8 +45,19 @@ def render_snapshots(
     return "\n".join(out) + "\n"
 
 
-def restore_plan(name: str, snap: Snapshot, host: str, path: str, copy: str | None = None) -> str:
+def restore_plan(
+    name: str,
+    snap: Snapshot,
+    host: str,
+    path: str,
+    copy: str | None = None,
+    asked: str | None = None,
+) -> str:
+    """What `backup restore` is about to do; a copy it fell back to (not `asked` for:
+    the repository could not be listed) is said."""
     where = f" from copy {copy}" if copy else ""
+    if copy and asked is None:
+        where += " (the repository cannot be listed: its newest recorded copy)"
     return (
         f"Restore plan:\n  ~ restore snapshot {snap.short_id} of backup {name}{where} "
         f"({snap.time.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC, recorded from {shown(snap.host)})\n"

@@ -696,6 +696,8 @@ def test_the_repository_host_is_destroyed_and_a_blank_primary_is_rebuilt_from_th
     filled = run_reconcile("backup", "copy", "db", *state, *journal, env=env)
     assert filled.returncode == 0, filled.stdout + filled.stderr
     assert "backup db: copy offsite: 1 snapshot(s) copied, 2 kept" in filled.stdout, filled.stdout
+    listed = run_reconcile("backup", "list", "db", "--copy", "offsite", *state, *journal, env=env)
+    assert listed.returncode == 0 and listed.stdout.count("recorded") == 2, listed.stdout
     drill = run_reconcile("backup", "drill", "db", "--copy", "offsite", *state, *journal, env=env)
     assert drill.returncode == 0, drill.stdout + drill.stderr
     assert "backup db copy offsite: drill passed" in drill.stdout, drill.stdout
@@ -728,6 +730,15 @@ def test_the_repository_host_is_destroyed_and_a_blank_primary_is_rebuilt_from_th
         rf"\+ restore db +from copy offsite snapshot {copied.short_id} \(taken \d+[sm]",
         plan.stdout,
     ), plan.stdout
+    by_hand = run_reconcile(
+        "backup", "restore", "db", "--to", "h1:/tmp/from-copy", "--yes", *state, *journal, env=env
+    )  # the repository cannot be listed: the newest recorded copy, and the plan says so
+    assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
+    assert (
+        f"restore snapshot {copied.short_id} of backup db from copy offsite (the repository "
+        "cannot be listed: its newest recorded copy)" in by_hand.stdout
+    ), by_hand.stdout
+    assert fleet_lab.ssh(lab, "h1", "cat /tmp/from-copy/etc/agent/agent.conf") == "mode = test\n"
     applied = run_reconcile(str(spec), "--yes", *journal, env=env)
     assert f"h1: restored db from snapshot {copied.short_id} in copy offsite" in applied.stderr, (
         applied.stdout + applied.stderr
