@@ -52,7 +52,7 @@ def children() -> list[int]:
 
 def main(argv: list[str]) -> int:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
-    code = subprocess.call(argv, close_fds=False)  # the caller's pass_fds reach the command
+    code = subprocess.call(argv)
     reap_all(time.monotonic() + LINGER_S)
     return code
 

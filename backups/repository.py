@@ -23,6 +23,11 @@ def open_repository(fleet: Fleet, name: str, password: str | None = None) -> Res
     return ResticRepo(controller_url(fleet, target), secret, sftp)
 
 
+def open_store(fleet: Fleet, name: str, copy: str | None = None) -> ResticRepo:
+    """The policy's repository, or its copy `copy` when given."""
+    return open_repository(fleet, name) if copy is None else open_copy(fleet, name, copy)
+
+
 def open_copy(fleet: Fleet, name: str, copy: str) -> ResticRepo:
     """Copy `copy` of policy `name` as the controller reaches it (only the controller
     does: no host holds its password). Raises SecretUnavailable."""

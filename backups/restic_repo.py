@@ -103,7 +103,7 @@ class ResticRepo:
         args: list[str],
         timeout: float | None = None,
         source: ResticRepo | None = None,
-        fds: tuple[int, ...] = (),
+        stdin: str | None = None,
     ) -> str:
         # resticpy gap: no env, no timeout and no `-o sftp.command`; run restic directly.
         command = ["restic", "--repo", self.url, "--json", "--quiet"]
@@ -121,14 +121,13 @@ class ResticRepo:
             [sys.executable, "-m", "backups.reap", *command, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
             text=True,
             env=env,
             start_new_session=True,
-            pass_fds=fds,
         )
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout or self.timeout)
+        try:  # the input, however long, is written within the same deadline
+            stdout, stderr = proc.communicate(stdin, timeout=timeout or self.timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # restic, its ssh and the reaper
             proc.communicate()
@@ -163,16 +162,8 @@ class ResticRepo:
         return found[0]
 
     def add_key(self, new_password: Secret) -> None:
-        """Add a key for `new_password` (it reaches restic through a pipe, never a file)."""
-        read, write = os.pipe()
-        try:
-            os.write(write, new_password.reveal().encode())
-        finally:
-            os.close(write)
-        try:
-            self._run(["key", "add", "--new-password-file", f"/dev/fd/{read}"], fds=(read,))
-        finally:
-            os.close(read)
+        """Add a key for `new_password` (on restic's stdin: never a file or an argument)."""
+        self._run(["key", "add", "--new-password-file", "/dev/stdin"], stdin=new_password.reveal())
 
     def remove_key(self, key_id: str) -> None:
         self._run(["key", "remove", key_id])

@@ -12,13 +12,12 @@ import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
-from backups.repository import open_copy, open_repository
+from backups.repository import open_repository, open_store
 from backups.restic_repo import RepositoryMissing, ResticError, Snapshot
 from reconciler.apply.context import Report
 from reconciler.apply.deploys import run_deploys
 from reconciler.backup.provenance import (
     ProvenanceError,
-    copy_restorable,
     newest_copy,
     record_reported,
     restorable,
@@ -167,10 +166,7 @@ def pick_snapshot(
     copy. A snapshot the controller did not record is refused, whatever its tags say."""
     require_policy(loaded, name)
     try:
-        if copy is None:
-            snapshots = restorable(loaded, name, ledger)
-        else:
-            snapshots = copy_restorable(loaded, name, copy, ledger)
+        snapshots = restorable(loaded, name, ledger, copy)
     except ProvenanceError as exc:
         spare = newest_copy(loaded, ledger, name) if copy is None and not snapshot else None
         if spare is not None:
@@ -209,12 +205,7 @@ def restore_to_host(
     with tempfile.TemporaryDirectory(prefix=f"restore-{name}-") as scratch:
         report(f"backup {name}: restoring snapshot {snap.short_id} (verified by restic)")
         try:
-            repository = (
-                open_repository(loaded.fleet, name)
-                if copy is None
-                else open_copy(loaded.fleet, name, copy)
-            )
-            repository.restore(snap.id, Path(scratch))
+            open_store(loaded.fleet, name, copy).restore(snap.id, Path(scratch))
         except (ResticError, SecretUnavailable) as exc:
             raise BackupFailed(f"backup {name}: restore failed: {exc}") from None
         for change in confine(Path(scratch)):

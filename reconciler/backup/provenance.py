@@ -89,9 +89,14 @@ def record_reported(loaded: LoadedFleet, name: str, reported: str, ledger: Ledge
     )
 
 
-def restorable(loaded: LoadedFleet, name: str, ledger: Ledger) -> list[Snapshot]:
+def restorable(
+    loaded: LoadedFleet, name: str, ledger: Ledger, copy: str | None = None
+) -> list[Snapshot]:
     """The policy's recorded snapshots still in the repository, the most recently
-    recorded last. Raises ProvenanceError when the repository cannot be listed."""
+    recorded last (or, of its copy `copy`, the oldest first). Raises ProvenanceError
+    when the repository cannot be listed."""
+    if copy is not None:
+        return _copy_restorable(loaded, name, copy, ledger)
     listed = {s.id: s for s in _listed(loaded, name)}
     return [
         listed[e.snapshot_id]
@@ -100,7 +105,7 @@ def restorable(loaded: LoadedFleet, name: str, ledger: Ledger) -> list[Snapshot]
     ]
 
 
-def copy_restorable(loaded: LoadedFleet, name: str, copy: str, ledger: Ledger) -> list[Snapshot]:
+def _copy_restorable(loaded: LoadedFleet, name: str, copy: str, ledger: Ledger) -> list[Snapshot]:
     """The copy's recorded snapshots still in it, oldest first. Raises ProvenanceError."""
     try:
         listed = {s.id: s for s in open_copy(loaded.fleet, name, copy).snapshots(tag=name)}
@@ -127,24 +132,29 @@ def rebuild_source(
     return RestoreSource(recorded[-1].snapshot_id, _taken(recorded[-1]))
 
 
-def newest_copy(loaded: LoadedFleet, ledger: Ledger, name: str) -> tuple[str, Entry] | None:
-    """The newest snapshot recorded in any of the policy's copies, with its copy's name
-    (from the ledger alone: the plan asks on every pass)."""
-    found = [
-        (copy, max(entries, key=lambda e: e.snapshot_time))
+def newest_copies(loaded: LoadedFleet, ledger: Ledger, name: str) -> dict[str, Entry]:
+    """The newest snapshot recorded in each of the policy's copies that holds one, the
+    newest first (from the ledger alone: the plan asks on every pass)."""
+    found = {
+        copy: max(entries, key=lambda e: e.snapshot_time)
         for copy in loaded.fleet.backups[name].copies
         if (entries := ledger.recorded(loaded.fleet, name, copy))
-    ]
-    return max(found, key=lambda pair: pair[1].snapshot_time, default=None)
+    }
+    return dict(sorted(found.items(), key=lambda pair: -pair[1].snapshot_time))
+
+
+def newest_copy(loaded: LoadedFleet, ledger: Ledger, name: str) -> tuple[str, Entry] | None:
+    """The newest snapshot recorded in any of the policy's copies, with its copy's name."""
+    return next(iter(newest_copies(loaded, ledger, name).items()), None)
 
 
 def copies_taken(loaded: LoadedFleet, ledger: Ledger, name: str) -> dict[str, datetime | None]:
     """When the newest snapshot recorded in each of the policy's copies was taken."""
-    out: dict[str, datetime | None] = {}
-    for copy in loaded.fleet.backups[name].copies:
-        entries = ledger.recorded(loaded.fleet, name, copy)
-        out[copy] = max((_taken(e) for e in entries), default=None)
-    return out
+    newest = newest_copies(loaded, ledger, name)
+    return {
+        copy: _taken(newest[copy]) if copy in newest else None
+        for copy in loaded.fleet.backups[name].copies
+    }
 
 
 def _taken(entry: Entry) -> datetime:

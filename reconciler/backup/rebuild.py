@@ -22,6 +22,7 @@ from backups.restic_repo import ResticRepo, Snapshot
 from reconciler.apply.context import Report
 from reconciler.backup.in_place import Restored, restore_in_place
 from reconciler.backup.operations import BackupFailed
+from reconciler.backup.provenance import newest_copies
 from reconciler.engine.plan import Plan
 from reconciler.store.ledger import Entry, Ledger
 from state.layout import backup_policy_of
@@ -68,13 +69,9 @@ def rebuild_sources(loaded: LoadedFleet, name: str, ledger: Ledger) -> list[Sour
     recorded = ledger.recorded(loaded.fleet, name)
     if recorded:
         sources.append(("", recorded[-1], lambda: None))
-    copies = []
-    for copy in loaded.fleet.backups[name].copies:
-        entries = ledger.recorded(loaded.fleet, name, copy)
-        if entries:
-            newest = max(entries, key=lambda e: e.snapshot_time)
-            copies.append((f" in copy {copy}", newest, _opener(loaded, name, copy)))
-    return sources + sorted(copies, key=lambda s: -s[1].snapshot_time)
+    for copy, newest in newest_copies(loaded, ledger, name).items():
+        sources.append((f" in copy {copy}", newest, _opener(loaded, name, copy)))
+    return sources
 
 
 def _opener(loaded: LoadedFleet, name: str, copy: str) -> Callable[[], ResticRepo | None]:

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from backups.repository import open_copy, open_repository
+from backups.repository import open_store
 from backups.restic_repo import ResticError
-from reconciler.backup.provenance import ProvenanceError, copy_restorable, restorable
+from reconciler.backup.provenance import ProvenanceError, restorable
 from reconciler.store.ledger import Ledger
 from reconciler.untrusted import shown
 from state.load import LoadedFleet
@@ -54,12 +54,8 @@ def run_drill(
     rtos = [s.rto.total_seconds() for s in loaded.fleet.services.values() if s.host == policy.host]
     result = DrillResult(name, rto_seconds=min(rtos) if rtos else None)
     try:
-        if copy is None:
-            repository = open_repository(loaded.fleet, name)
-            snapshots = restorable(loaded, name, ledger)
-        else:
-            repository = open_copy(loaded.fleet, name, copy)
-            snapshots = copy_restorable(loaded, name, copy, ledger)
+        repository = open_store(loaded.fleet, name, copy)
+        snapshots = restorable(loaded, name, ledger, copy)
         if not snapshots:
             result.problems.append("no recorded snapshot to restore")
             return result
@@ -194,10 +190,7 @@ def check_repository(
     """Run `restic check` on the policy's repository (or its copy `copy`); the error
     text, or None when clean."""
     try:
-        if copy is None:
-            open_repository(loaded.fleet, name).check(subset)
-        else:
-            open_copy(loaded.fleet, name, copy).check(subset)
+        open_store(loaded.fleet, name, copy).check(subset)
     except (SecretUnavailable, ResticError) as exc:
         return str(exc)
     return None

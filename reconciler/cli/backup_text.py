@@ -101,12 +101,12 @@ def standing(
     elif state is not None and state.listed:
         there = {c.id for c in state.claims}
         recorded = [e for e in recorded if e.snapshot_id in there]
-    newest_copies = [
-        (copy, max(found, key=lambda e: e.snapshot_time))
+    last_copied = {
+        copy: max(found, key=lambda e: e.snapshot_time)
         for copy, found in (copies or {}).items()
         if found
-    ]
-    spare = max(newest_copies, key=lambda pair: pair[1].snapshot_time, default=None)
+    }
+    spare = max(last_copied.items(), key=lambda pair: pair[1].snapshot_time, default=None)
     if lost:
         kept = lost
         rebuild = (
@@ -129,7 +129,7 @@ def standing(
     lines = [f"  repository: {where}", f"  snapshots: {kept}{tail}; {rebuild}"]
     for copy, copied in sorted((copies or {}).items()):
         spec = policy.copies[copy]
-        last = max(copied, key=lambda e: e.snapshot_time, default=None)
+        last = last_copied.get(copy)
         held = (
             f"{len(copied)} recorded, newest {last.short_id} "
             f"({int((now - last.snapshot_time) // 60)}m old)"
@@ -147,15 +147,20 @@ def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)}m"
 
 
+def policy_standing(
+    loaded: LoadedFleet, ledger: Ledger, name: str, now: float, state: BackupState | None
+) -> list[str]:
+    """`standing` of one policy, from the ledger: its entries and each copy's."""
+    copies = {c: ledger.recorded(loaded.fleet, name, c) for c in loaded.fleet.backups[name].copies}
+    return standing(loaded, name, ledger.entries(loaded.fleet, name), now, copies, state)
+
+
 def standings(loaded: LoadedFleet, ledger: Ledger, now: float, observed: FleetState) -> str:
     """Where every backup policy stands, after a text plan (empty with no policy)."""
     if not loaded.fleet.backups:
         return ""
     lines = ["", "Backups (where each policy stands; the ledger as of this run):"]
     for name, policy in sorted(loaded.fleet.backups.items()):
-        copies = {c: ledger.recorded(loaded.fleet, name, c) for c in policy.copies}
         lines.append(f"backup {name} on {policy.host}")
-        state = observed.backups.get(name)
-        entries = ledger.entries(loaded.fleet, name)
-        lines.extend(standing(loaded, name, entries, now, copies, state))
+        lines.extend(policy_standing(loaded, ledger, name, now, observed.backups.get(name)))
     return "\n".join(lines) + "\n"

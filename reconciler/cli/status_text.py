@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from backups.restic_repo import restic_version
-from reconciler.cli.backup_text import standing
+from reconciler.cli.backup_text import policy_standing
 from reconciler.cli.plan_text import summary_line
 from reconciler.coordination.leader import LeaderView
 from reconciler.daemon.verifications import DRILL_KINDS, last_event
@@ -155,10 +155,7 @@ def backup_lines(loaded: LoadedFleet, observed: FleetState, journal: Journal) ->
             else "no drill yet"
         )
         lines.append(f"backup {name} on {policy.host}: {seen} (RPO {rpo}m); {verdict}")
-        copies = {c: ledger.recorded(loaded.fleet, name, c) for c in policy.copies}
-        lines.extend(
-            standing(loaded, name, ledger.entries(loaded.fleet, name), time.time(), copies, state)
-        )
+        lines.extend(policy_standing(loaded, ledger, name, time.time(), state))
     return lines
 
 
