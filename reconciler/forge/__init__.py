@@ -1,0 +1,1 @@
+"""The desired state from the forge: a git source (more to come: webhooks, signatures, reviews)."""

@@ -1,0 +1,187 @@
+"""The desired state's git source, as the controller holds it: a bare mirror of one branch.
+
+`reconcile watch` applies exactly one commit, never a working tree: the branch is
+fetched into a bare repository in the controller's state directory, resolved to a
+commit, and files are read from that commit's tree (`read`), each within a size cap.
+
+Everything the forge sends is untrusted. git runs with no user or system config, no
+prompts, no hooks (a bare mirror that only fetches runs none), only the transports the
+URL names, a deadline on every command, and a cap on what is read back. A branch whose
+new tip does not descend from the old one was rewritten (a force-push): `fetch` says so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.errors import PermanentError, TemporaryError
+
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
+READ_LIMIT = 1 << 20  # a state file or a template larger than 1 MiB is refused
+TIMEOUT_S = 60.0
+
+
+class SourceUnavailable(TemporaryError, ConnectionError):
+    """The forge could not be reached or did not answer within the deadline."""
+
+
+class SourceRefused(PermanentError, ValueError):
+    """The source answered, but with something the controller will not use."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The branch's tip after a fetch, the tip before it, and whether the branch was
+    rewritten in between (the old tip is not an ancestor of the new one)."""
+
+    commit: str
+    previous: str | None
+    rewritten: bool
+
+    @property
+    def moved(self) -> bool:
+        return self.commit != self.previous
+
+
+class GitMirror:
+    """A bare mirror of `branch` of `url` in `directory`."""
+
+    def __init__(
+        self,
+        url: str,
+        branch: str,
+        directory: Path,
+        ssh_command: str | None = None,
+        timeout: float = TIMEOUT_S,
+    ) -> None:
+        if not BRANCH.fullmatch(branch) or ".." in branch or branch.startswith("-"):
+            raise SourceRefused(f"branch {branch!r}: expected a plain branch name")
+        self.url, self.branch, self.directory = url, branch, directory
+        self.ssh_command, self.timeout = ssh_command, timeout
+
+    @property
+    def ref(self) -> str:
+        return f"refs/heads/{self.branch}"
+
+    def fetch(self) -> Fetched:
+        """Fetch the branch (following a force-push) and return where it now points."""
+        if not (self.directory / "HEAD").exists():
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._git("init", "--quiet", "--bare", str(self.directory), inside=False)
+        previous = self.tip()
+        refspec = f"+{self.ref}:{self.ref}"
+        self._git("fetch", "--quiet", "--no-tags", "--prune", "--", self.url, refspec)
+        commit = self.tip()
+        if commit is None:
+            raise SourceRefused(f"{self.url} has no branch {self.branch!r}")
+        rewritten = previous is not None and not self.is_ancestor(previous, commit)
+        return Fetched(commit, previous, rewritten)
+
+    def tip(self) -> str | None:
+        """The branch's commit in the mirror, or None before the first fetch."""
+        done = self._run("rev-parse", "--verify", "--quiet", f"{self.ref}^{{commit}}")
+        commit = done.stdout.strip()
+        return commit if done.returncode == 0 and COMMIT.fullmatch(commit) else None
+
+    def has(self, commit: str) -> bool:
+        """Whether the mirror holds `commit` (a full ID) as a commit."""
+        if not COMMIT.fullmatch(commit):
+            return False
+        return self._run("cat-file", "-e", f"{commit}^{{commit}}").returncode == 0
+
+    def is_ancestor(self, old: str, new: str) -> bool:
+        return self._run("merge-base", "--is-ancestor", old, new).returncode == 0
+
+    def commits_between(self, old: str | None, new: str) -> list[str]:
+        """Every commit reachable from `new` and not from `old`, oldest first (all of
+        `new`'s history when `old` is None): what `verify: {mode: all}` checks."""
+        span = [new] if old is None else [new, f"^{old}"]
+        out = self._git("rev-list", "--reverse", *span)
+        return [line for line in out.splitlines() if COMMIT.fullmatch(line)]
+
+    def read(self, commit: str, path: str, limit: int = READ_LIMIT) -> bytes:
+        """The file at `path` in `commit`'s tree (a regular blob, at most `limit` bytes).
+        Raises SourceRefused for a missing path, a link, a tree or a file too large."""
+        if not COMMIT.fullmatch(commit):
+            raise SourceRefused(f"commit {commit!r}: expected a full commit ID")
+        if path.startswith("/") or ".." in Path(path).parts or not path:
+            raise SourceRefused(f"{path!r}: expected a path inside the repository")
+        listed = self._run("ls-tree", "-z", "--full-tree", commit, "--", path)
+        entry = listed.stdout.split("\0", 1)[0] if listed.returncode == 0 else ""
+        if not entry:
+            raise SourceRefused(f"{path} is not in commit {commit[:12]}")
+        mode, kind, blob = entry.split("\t", 1)[0].split()
+        if kind != "blob" or mode not in ("100644", "100755"):
+            raise SourceRefused(f"{path} in commit {commit[:12]} is not a regular file")
+        size = int(self._git("cat-file", "-s", blob).strip() or "0")
+        if size > limit:
+            raise SourceRefused(f"{path} in commit {commit[:12]} is {size} bytes, over {limit}")
+        return self._run_bytes("cat-file", "blob", blob)
+
+    def _env(self) -> dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.directory),  # no user config: ~/.gitconfig is not read
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "/bin/false",
+            "SSH_ASKPASS": "/bin/false",
+            "LC_ALL": "C",
+        }
+        if self.ssh_command:
+            env["GIT_SSH_COMMAND"] = self.ssh_command
+        return env
+
+    def _argv(self, args: tuple[str, ...], inside: bool) -> list[str]:
+        where = ["--git-dir", str(self.directory)] if inside else []
+        # Only the transports a source may name; never ext:: (it runs a program) or fd::.
+        allowed = [f"protocol.{p}.allow=always" for p in ("https", "http", "ssh", "file")]
+        config = [part for c in ["protocol.allow=never", *allowed] for part in ("-c", c)]
+        return ["git", *where, *config, *args]
+
+    def _exec(
+        self, args: tuple[str, ...], inside: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
+        """One git command, within the deadline; its output as bytes."""
+        try:
+            return subprocess.run(
+                self._argv(args, inside),
+                capture_output=True,
+                env=self._env(),
+                timeout=self.timeout,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            raise SourceUnavailable(
+                f"git {args[0]} gave no answer within {self.timeout:g}s"
+            ) from None
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = self._exec(args)
+        return subprocess.CompletedProcess(
+            done.args, done.returncode, done.stdout.decode(errors="replace"), ""
+        )
+
+    def _run_bytes(self, *args: str) -> bytes:
+        done = self._exec(args)
+        if done.returncode != 0:
+            raise SourceRefused(f"git {args[0]} failed: {_tail(done.stderr)}")
+        return done.stdout
+
+    def _git(self, *args: str, inside: bool = True) -> str:
+        done = self._exec(args, inside)
+        if done.returncode != 0:
+            raise SourceUnavailable(
+                f"git {args[0]} failed (exit {done.returncode}): {_tail(done.stderr)}"
+            )
+        return done.stdout.decode(errors="replace")
+
+
+def _tail(stderr: bytes) -> str:
+    return " ".join(stderr.decode(errors="replace").strip().splitlines()[-2:])[-300:]
