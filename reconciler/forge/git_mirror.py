@@ -23,6 +23,8 @@ from reconciler.errors import PermanentError, TemporaryError
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
 READ_LIMIT = 1 << 20  # a state file or a template larger than 1 MiB is refused
+TREE_FILES = 5000  # an exported commit holds at most this many files
+TREE_BYTES = 64 << 20  # and this many bytes
 TIMEOUT_S = 60.0
 
 
@@ -122,6 +124,37 @@ class GitMirror:
         if size > limit:
             raise SourceRefused(f"{path} in commit {commit[:12]} is {size} bytes, over {limit}")
         return self._run_bytes("cat-file", "blob", blob)
+
+    def export(self, commit: str, dest: Path) -> Path:
+        """Write `commit`'s tree into `dest` (made, private): regular files and
+        directories only (a link or a submodule is left out), within TREE_FILES and
+        TREE_BYTES. What the controller loads a spec from; never a working tree."""
+        if not COMMIT.fullmatch(commit) or not self.has(commit):
+            raise SourceRefused(f"commit {commit!r} is not in the mirror")
+        listed = self._run_bytes("ls-tree", "-r", "-z", "-l", "--full-tree", commit)
+        files: list[tuple[str, str, int]] = []
+        for entry in filter(None, listed.split(b"\0")):
+            meta, _, raw = entry.partition(b"\t")
+            mode, kind, blob, size = meta.decode().split()
+            path = raw.decode(errors="replace")
+            if kind == "blob" and mode in ("100644", "100755"):
+                files.append((path, blob, int(size)))
+        total = sum(size for _, _, size in files)
+        if len(files) > TREE_FILES or total > TREE_BYTES:
+            raise SourceRefused(
+                f"commit {commit[:12]} holds {len(files)} files, {total} bytes; "
+                f"the limit is {TREE_FILES} files, {TREE_BYTES} bytes"
+            )
+        dest.mkdir(parents=True, exist_ok=False, mode=0o700)
+        root = dest.resolve()
+        for path, blob, _ in files:
+            target = (root / path).resolve()
+            if root not in target.parents:  # git never stores such a path; a forge might
+                raise SourceRefused(f"commit {commit[:12]}: {path!r} leads out of its tree")
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            target.write_bytes(self._run_bytes("cat-file", "blob", blob))
+            target.chmod(0o600)
+        return dest
 
     def _env(self) -> dict[str, str]:
         env = {

@@ -122,3 +122,23 @@ def test_nothing_the_source_names_runs_a_program(tmp_path: Path) -> None:
     for branch in ("-upload-pack=x", "a..b", "main;id", ""):
         with pytest.raises(SourceRefused, match="expected a plain branch name"):
             GitMirror("file:///nowhere", branch, tmp_path / "m2")
+
+
+def test_a_commit_is_exported_as_regular_files_only(
+    forge: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bare, work = forge
+    commit(work, "state/fleet.yaml", "version: 1\n")
+    commit(work, "state/templates/a.toml", "a = 1\n")
+    (work / "state" / "link").symlink_to("/etc/shadow")
+    head = commit(work, "README", "hello")
+    git(work, "push", "-q", "origin", "main")
+    mirror = GitMirror(str(bare), "main", tmp_path / "mirror")
+    mirror.fetch()
+    tree = mirror.export(head, tmp_path / "tree")
+    found = sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if p.is_file())
+    assert found == ["README", "state/fleet.yaml", "state/templates/a.toml"]
+    assert not (tree / "state" / "link").exists() and not (tree / "state" / "link").is_symlink()
+    assert (tree / "state" / "templates" / "a.toml").read_text() == "a = 1\n"
+    with pytest.raises(SourceRefused, match="is not in the mirror"):
+        mirror.export("1" * 40, tmp_path / "other")
