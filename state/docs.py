@@ -40,6 +40,7 @@ ORDER: list[type[BaseModel]] = [
     models.GiteaIssueChannel,
     models.LogChannel,
     models.ReconcilerSettings,
+    models.GitSource,
 ]
 
 

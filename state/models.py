@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 from state.fence import default_fence_after
 from state.types import (
+    GIT_BRANCH,
     AbsPath,
     AptPackage,
     CalendarSpec,
@@ -23,12 +24,14 @@ from state.types import (
     EnvName,
     FileMode,
     FineDuration,
+    GitUrl,
     HostAddress,
     HttpUrl,
     LoginName,
     Name,
     OllamaModelName,
     Port,
+    RepoPath,
     RepositoryUrl,
     SecretRef,
     Sha256,
@@ -635,6 +638,46 @@ class ReconcilerSettings(Spec):
         return self
 
 
+class GitSource(Spec):
+    """Where `reconcile watch` fetches the desired state: one branch of a git repository.
+    It applies exactly the fetched commit, read from that commit's tree."""
+
+    url: GitUrl = Field(
+        description="The repository.", examples=["https://198.18.0.12:3000/ops/fleet.git"]
+    )
+    branch: str = Field("main", pattern=GIT_BRANCH, description="The branch followed.")
+    path: RepoPath = Field(
+        "state/fleet.yaml", description="The state file's path in the repository."
+    )
+    interval: Duration = Field(
+        timedelta(minutes=1), description="How often the branch is fetched.", examples=["1m"]
+    )
+    ssh_key: SecretRef | None = Field(
+        None,
+        description="ssh:// only: the private key's reference (file:/path).",
+        examples=["file:/etc/fleet-reconciler/forge_ed25519"],
+    )
+    token: SecretRef | None = Field(
+        None,
+        description="http(s):// only: an access token's reference.",
+        examples=["env:GITEA_TOKEN"],
+    )
+    known_hosts: AbsPath | None = Field(
+        None, description="ssh:// only, and needed: the forge's host keys (no trust on first use)."
+    )
+
+    @model_validator(mode="after")
+    def _credentials_fit(self) -> GitSource:
+        ssh = self.url.startswith("ssh://")
+        if self.ssh_key is not None and not ssh:
+            raise ValueError("ssh_key: expected only with an ssh:// url")
+        if self.token is not None and not self.url.startswith(("https://", "http://")):
+            raise ValueError("token: expected only with an http(s):// url")
+        if ssh and self.known_hosts is None:
+            raise ValueError("known_hosts: expected with an ssh:// url (no trust on first use)")
+        return self
+
+
 class Fleet(Spec):
     """The whole desired state: one file, in git."""
 
@@ -655,4 +698,7 @@ class Fleet(Spec):
     )
     reconciler: ReconcilerSettings = Field(
         default_factory=ReconcilerSettings, description="How `reconcile watch` runs."
+    )
+    source: GitSource | None = Field(
+        None, description="Fetch the desired state from git (unset: this file is the state)."
     )

@@ -349,6 +349,54 @@ HttpUrl = Annotated[
 ]
 
 
+def check_git_url(value: str) -> str:
+    """Where the desired state's repository is: https://, http://, ssh:// or file:///,
+    with no credentials in it (they are references: `token`, `ssh_key`) and no other
+    git transport (`ext::` runs a program)."""
+    check_line(value)
+    parts = urlsplit(value)
+    if parts.scheme == "file":
+        if parts.netloc or not parts.path.startswith("/"):
+            raise ValueError("expected file:///absolute/path")
+        return value
+    if parts.scheme not in {"https", "http", "ssh"} or not parts.hostname:
+        raise ValueError("expected an https://, http://, ssh:// or file:/// URL")
+    if parts.password is not None or (parts.scheme != "ssh" and "@" in parts.netloc):
+        raise ValueError(CREDENTIAL_IN_URL.format(where="credentials in it"))
+    if parts.query or parts.fragment:
+        raise ValueError("expected a URL without a query or a fragment")
+    return value
+
+
+GitUrl = Annotated[
+    str,
+    AfterValidator(check_git_url),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "git URL: https://, http://, ssh:// or file:///.",
+            "examples": ["ssh://git@198.18.0.12:2222/ops/fleet.git"],
+        }
+    ),
+]
+
+
+def check_repo_path(value: str) -> str:
+    """A file's path inside a repository: relative, without `..`."""
+    check_line(value)
+    parts = value.split("/")
+    if value.startswith(("/", "-")) or ".." in parts or "" in parts or "." in parts:
+        raise ValueError("expected a relative path inside the repository, without '..'")
+    return value
+
+
+RepoPath = Annotated[
+    str, AfterValidator(check_repo_path), WithJsonSchema(string_schema("state/fleet.yaml"))
+]
+GIT_BRANCH = r"^[A-Za-z0-9_][A-Za-z0-9_/-]*(\.[A-Za-z0-9_/-]+)*$"
+"""A plain branch name: no leading dash, no `..` (git's own rules forbid more)."""
+
+
 def check_source(value: str) -> str:
     """A local file relative to the state file (or absolute), or an http(s) URL."""
     check_line(value)

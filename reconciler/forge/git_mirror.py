@@ -60,11 +60,13 @@ class GitMirror:
         directory: Path,
         ssh_command: str | None = None,
         timeout: float = TIMEOUT_S,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         if not BRANCH.fullmatch(branch) or ".." in branch or branch.startswith("-"):
             raise SourceRefused(f"branch {branch!r}: expected a plain branch name")
         self.url, self.branch, self.directory = url, branch, directory
         self.ssh_command, self.timeout = ssh_command, timeout
+        self.extra_env = dict(extra_env or {})  # a token's header: never on a command line
 
     @property
     def ref(self) -> str:
@@ -169,7 +171,7 @@ class GitMirror:
         }
         if self.ssh_command:
             env["GIT_SSH_COMMAND"] = self.ssh_command
-        return env
+        return {**env, **self.extra_env}
 
     def _argv(self, args: tuple[str, ...], inside: bool) -> list[str]:
         where = ["--git-dir", str(self.directory)] if inside else []

@@ -1,0 +1,99 @@
+"""The desired state fetched from its git source (`source:` in the state file).
+
+The state file on the controller is the bootstrap: it says where the desired state
+lives. `fetch_state` fetches that branch, exports the tip's tree (regular files only)
+and loads the state file from it, with its templates and install sources, exactly as
+committed. The fetched state may not point elsewhere: its own `source:` is either
+absent or the bootstrap's, so a commit cannot move the controller to another forge.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.forge.git_mirror import Fetched, GitMirror
+from state.errors import SpecError, SpecProblem
+from state.load import LoadedFleet, load_fleet
+from state.models import GitSource
+from state.secrets import resolve_secret
+from state.yaml_lines import line_for
+
+
+@dataclass(frozen=True)
+class FetchedState:
+    loaded: LoadedFleet
+    fetched: Fetched
+
+
+def open_mirror(source: GitSource, state_dir: Path) -> GitMirror:
+    """The source's mirror under `state_dir` (the journal's directory). Raises
+    SecretUnavailable when its token or key reference does not resolve."""
+    extra: dict[str, str] = {}
+    if source.token is not None:  # as an HTTP header, through git's environment config
+        token = resolve_secret(source.token).reveal()
+        extra = {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "http.extraHeader",
+            "GIT_CONFIG_VALUE_0": f"Authorization: token {token}",
+        }
+    ssh = None
+    if source.url.startswith("ssh://"):
+        options = [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={source.known_hosts}",
+            "-o",
+            "IdentitiesOnly=yes",
+        ]
+        if source.ssh_key is not None:
+            if not source.ssh_key.startswith("file:"):
+                raise SpecError(
+                    [SpecProblem("", None, "source.ssh_key", "expected file:/path of a key")]
+                )
+            options += ["-i", source.ssh_key.removeprefix("file:")]
+        ssh = shlex.join(options)
+    return GitMirror(source.url, source.branch, state_dir / "source.git", ssh, extra_env=extra)
+
+
+def fetch_state(source: GitSource, state_dir: Path) -> FetchedState:
+    """Fetch the branch and load the state file from its tip's tree. Raises
+    SourceUnavailable, SourceRefused or SpecError (the commit's own problems, located
+    in its file)."""
+    mirror = open_mirror(source, state_dir)
+    fetched = mirror.fetch()
+    return FetchedState(load_commit(mirror, fetched.commit, source, state_dir), fetched)
+
+
+def load_commit(mirror: GitMirror, commit: str, source: GitSource, state_dir: Path) -> LoadedFleet:
+    """The state file of `commit`, loaded from its exported tree (kept per commit, so a
+    plan made from it is applied from the same files)."""
+    trees = state_dir / "trees"
+    tree = trees / commit
+    if not tree.exists():
+        partial = trees / f"{commit}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        mirror.export(commit, partial)
+        partial.rename(tree)
+    loaded = load_fleet(tree / source.path)
+    fetched_source = loaded.fleet.source
+    if fetched_source is not None and fetched_source != source:
+        line = line_for(loaded.lines, ("source",))
+        raise SpecError(
+            [
+                SpecProblem(
+                    f"{source.path}@{commit[:12]}",
+                    line,
+                    "source",
+                    "expected no source, or the controller's own: a commit cannot move the "
+                    "controller to another repository or branch",
+                )
+            ]
+        )
+    return loaded

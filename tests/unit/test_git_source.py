@@ -1,0 +1,45 @@
+"""The desired state loaded from a commit of its git source, never from a working tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.forge.source import fetch_state
+from state.errors import SpecError
+from state.models import GitSource
+from tests.unit.test_git_mirror import commit, forge, git  # noqa: F401 (the fixture)
+from tests.unit.test_spec import BASE
+
+
+def test_the_state_is_the_fetched_commit_with_its_templates(
+    forge: tuple[Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    bare, work = forge
+    source = GitSource(url=f"file://{bare}", path="state/fleet.yaml")
+    commit(work, "state/templates/agent.toml", "interval = {{ interval }}\n")
+    first = commit(work, "state/fleet.yaml", BASE)
+    git(work, "push", "-q", "origin", "main")
+    (work / "state" / "fleet.yaml").write_text("not: [valid")  # a working tree, unsaved
+    got = fetch_state(source, tmp_path / "controller")
+    assert got.fetched.commit == first
+    assert set(got.loaded.fleet.hosts) == {"kimi", "hermes"}
+    assert got.loaded.text == BASE  # the commit's file, byte for byte
+
+
+def test_a_commit_cannot_move_the_controller_to_another_source(
+    forge: tuple[Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    bare, work = forge
+    source = GitSource(url=f"file://{bare}")
+    moved = BASE + "source: {url: 'https://198.18.0.99/evil.git'}\n"
+    commit(work, "state/fleet.yaml", moved)
+    git(work, "push", "-q", "origin", "main")
+    with pytest.raises(SpecError) as info:
+        fetch_state(source, tmp_path / "controller")
+    [problem] = info.value.problems
+    assert problem.path == "source" and "cannot move the controller" in problem.message
+    assert problem.line is not None
