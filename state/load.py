@@ -43,6 +43,8 @@ class LoadedFleet:
     spec: Fleet | None = None
     """The fleet as written; `fleet` is it placed (state.placement). None: not placed yet."""
     placement: Placement = HOME
+    commit: str | None = None
+    """The git commit this was loaded from, when it came from its git source."""
 
     @property
     def written(self) -> Fleet:

@@ -103,6 +103,7 @@ class WatchLoop:
         self.status = LoopStatus()
         self.next_passes = (0.0, 0.0)  # (next full, next probe) on the loop's clock
         self.last_beat = clock()
+        self.last_fetch = clock()  # the spec was just loaded (and its source fetched)
         assert spec.loaded is not None, "load the spec before starting the loop"
         self.backoffs = Backoffs(spec.loaded.fleet.reconciler)
         self.ssh: WarmWorker | None = None  # one SSH worker, connections kept across passes
@@ -143,10 +144,14 @@ class WatchLoop:
                 break
             if max_seconds is not None and self.clock() - started >= max_seconds:
                 break
-            self.wake.wait(max(0.0, min(next_full, next_probe) - self.clock()))
+            next_fetch = self._next_fetch()
+            self.wake.wait(max(0.0, min(next_full, next_probe, next_fetch) - self.clock()))
             self.wake.clear()
             if self.stop.is_set():
                 break
+            if self.clock() >= next_fetch:  # the git source's interval: fetch the branch
+                self.last_fetch = self.clock()
+                self.reload_requested.set()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 if self.spec.reload():
@@ -170,6 +175,13 @@ class WatchLoop:
             self._save_status(next_full, next_probe)
         sd_notify("STOPPING=1")
         return 0
+
+    def _next_fetch(self) -> float:
+        """When the git source is fetched next (never, without one)."""
+        source = self.spec.source
+        if source is None:
+            return float("inf")
+        return self.last_fetch + source.interval.total_seconds()
 
     def _lead(self) -> bool:
         """Whether this controller may act now; a new leader first takes the shared state."""

@@ -15,10 +15,14 @@ from pathlib import Path
 import watchfiles
 
 from reconciler.events.bus import Event, EventBus
+from reconciler.forge.git_mirror import SourceRefused, SourceUnavailable
+from reconciler.forge.source import fetch_state
 from reconciler.store.journal import Journal
 from reconciler.store.provenance import git_provenance
 from state.errors import SpecError, SpecProblem
 from state.load import LoadedFleet, load_fleet
+from state.models import GitSource
+from state.secrets import SecretUnavailable
 
 MAX_GROUPING_MS = 2000  # a file rewritten without pause is still read every 2 s
 
@@ -52,13 +56,18 @@ class SpecSource:
     def __init__(self, path: Path, bus: EventBus, journal: Journal) -> None:
         self.path, self.bus, self.journal = path, bus, journal
         self.loaded: LoadedFleet | None = None
+        self.source: GitSource | None = None  # the bootstrap file's, when it names one
         self.error: str | None = None
         self.exception: SpecError | None = None
 
     def reload(self) -> bool:
-        """Re-read the file; True when a new valid spec is now in force."""
+        """Re-read the file (and fetch its git source, when it names one); True when a
+        new valid spec is now in force."""
         try:
             loaded = load_fleet(self.path)
+            if loaded.fleet.source is not None:
+                return self._from_source(loaded)
+            self.source = None
             commit, dirty = git_provenance(loaded.file)
             _, file_dirty = git_provenance(loaded.file, whole_tree=False)
             if loaded.fleet.reconciler.require_committed and file_dirty is not False:
@@ -70,20 +79,51 @@ class SpecSource:
                 )
                 raise SpecError([problem])
         except SpecError as exc:
-            self.exception = exc
-            message = str(exc)
-            if message != self.error:  # log each distinct error once, not every pass
-                self.error = message
-                self.bus.emit(
-                    Event(
-                        "P2",
-                        "spec_rejected",
-                        f"state file rejected, last good spec stays in force: {message}",
-                    )
+            return self._rejected(exc)
+        return self._in_force(loaded, commit, dirty)
+
+    def _from_source(self, bootstrap: LoadedFleet) -> bool:
+        """The state from the bootstrap file's `source:`: the fetched branch's tip."""
+        source = self.source = bootstrap.fleet.source
+        assert source is not None
+        try:
+            got = fetch_state(source, self.journal.path.parent)
+        except SpecError as exc:
+            return self._rejected(exc)
+        except (SourceUnavailable, SourceRefused, SecretUnavailable) as exc:
+            problem = SpecProblem(source.url, None, "source", str(exc))
+            return self._rejected(SpecError([problem]))
+        if got.fetched.rewritten:
+            self.bus.emit(
+                Event(
+                    "P2",
+                    "history_rewritten",
+                    f"{source.url} {source.branch} was rewritten: {got.fetched.previous} -> "
+                    f"{got.fetched.commit}; following it",
+                    context={"old": got.fetched.previous, "new": got.fetched.commit},
                 )
-            return False
+            )
+        return self._in_force(got.loaded, got.fetched.commit, False)
+
+    def _rejected(self, exc: SpecError) -> bool:
+        """Report a refused spec once; the last good stays in force."""
+        self.exception = exc
+        message = str(exc)
+        if message != self.error:  # log each distinct error once, not every pass
+            self.error = message
+            self.bus.emit(
+                Event(
+                    "P2",
+                    "spec_rejected",
+                    f"state file rejected, last good spec stays in force: {message}",
+                )
+            )
+        return False
+
+    def _in_force(self, loaded: LoadedFleet, commit: str | None, dirty: bool | None) -> bool:
         self.error, self.exception = None, None
-        if self.loaded is not None and loaded.sha256 == self.loaded.sha256:
+        same_commit = self.loaded is not None and loaded.commit == self.loaded.commit
+        if self.loaded is not None and loaded.sha256 == self.loaded.sha256 and same_commit:
             return False
         self.loaded = loaded
         self.journal.record_spec(str(loaded.file), loaded.sha256, commit, dirty)

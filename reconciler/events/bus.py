@@ -22,6 +22,7 @@ EventKind = Literal[
     "escalation",
     "spec_applied",
     "spec_rejected",
+    "history_rewritten",
     "pass_crashed",
     "backup_check_passed",
     "backup_check_failed",

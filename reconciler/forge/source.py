@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reconciler.forge.git_mirror import Fetched, GitMirror
@@ -81,7 +81,7 @@ def load_commit(mirror: GitMirror, commit: str, source: GitSource, state_dir: Pa
         shutil.rmtree(partial, ignore_errors=True)
         mirror.export(commit, partial)
         partial.rename(tree)
-    loaded = load_fleet(tree / source.path)
+    loaded = replace(load_fleet(tree / source.path), commit=commit)
     fetched_source = loaded.fleet.source
     if fetched_source is not None and fetched_source != source:
         line = line_for(loaded.lines, ("source",))

@@ -53,7 +53,7 @@ def execute_plan(
     `before_apply` runs after the plan is known to be pending and before anything
     changes (the CLI asks for confirmation there); an exception from it stops the run.
     """
-    commit, dirty = git_provenance(loaded.file)
+    commit, dirty = (loaded.commit, False) if loaded.commit else git_provenance(loaded.file)
     plan_json = plan_to_json(plan)
     journal = runner.journal
     for run_id in journal.mark_abandoned():

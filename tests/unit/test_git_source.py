@@ -43,3 +43,37 @@ def test_a_commit_cannot_move_the_controller_to_another_source(
     [problem] = info.value.problems
     assert problem.path == "source" and "cannot move the controller" in problem.message
     assert problem.line is not None
+
+
+def test_watch_follows_the_branch_keeps_the_last_good_and_says_a_rewrite(
+    forge: tuple[Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from reconciler.daemon.spec_source import SpecSource
+    from reconciler.events.bus import Event, EventBus
+    from reconciler.store.journal import Journal
+
+    bare, work = forge
+    bootstrap = tmp_path / "bootstrap.yaml"
+    bootstrap.write_text(BASE + f"source: {{url: 'file://{bare}', interval: 5s}}\n")
+    events: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(events.append)
+    journal = Journal(tmp_path / "controller" / "journal.db")
+    spec = SpecSource(bootstrap, bus, journal)
+    first = commit(work, "state/fleet.yaml", BASE)
+    git(work, "push", "-q", "origin", "main")
+    assert spec.reload() and spec.loaded is not None and spec.loaded.commit == first
+    assert spec.source is not None and spec.source.interval.total_seconds() == 5
+    assert not spec.reload()  # the same commit: nothing new in force
+    commit(work, "state/fleet.yaml", "version: [broken")
+    git(work, "push", "-q", "origin", "main")
+    assert not spec.reload() and spec.loaded.commit == first  # the last good stays
+    assert events[-1].kind == "spec_rejected"
+    git(work, "reset", "-q", "--hard", first)
+    fixed = commit(work, "state/fleet.yaml", BASE.replace("version: 1", "version: 1  # fixed"))
+    git(work, "push", "-q", "--force", "origin", "main")
+    assert spec.reload() and spec.loaded is not None and spec.loaded.commit == fixed
+    kinds = [e.kind for e in events]
+    assert kinds[-2:] == ["history_rewritten", "spec_applied"], kinds
+    assert events[-1].context["git_commit"] == fixed
