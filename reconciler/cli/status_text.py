@@ -122,6 +122,9 @@ def loop_lines(journal: Journal, state_file: Path) -> list[str]:
         lines.append(
             f"loop: backoff {key}: {backoff['failures']} failures, retry in {backoff['retry_in']}s"
         )
+    if data.get("source"):
+        commit = str(data.get("spec_commit") or "none yet")
+        lines.append(f"loop: spec in force: commit {commit[:12]} of {data['source']}")
     if data.get("spec_error"):
         lines.append("loop: state file REJECTED, last good spec in force:")
         lines.extend(f"  {line}" for line in str(data["spec_error"]).splitlines())

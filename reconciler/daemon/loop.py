@@ -453,6 +453,12 @@ class WatchLoop:
                 "next_probe": self.status.next_probe,
                 "passes": self.status.passes,
                 "spec_error": self.status.spec_error,
+                "spec_commit": self.spec.loaded.commit if self.spec.loaded else None,
+                "source": (
+                    f"{self.spec.source.url} {self.spec.source.branch}"
+                    if self.spec.source
+                    else None
+                ),
                 "backoffs": self.status.backoffs,
                 "services": self.status.services,
                 "pending": self.status.pending,

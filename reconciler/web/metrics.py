@@ -78,6 +78,14 @@ class JournalCollector(Collector):
             )
             incidents.add_metric([severity], float(count))
         yield incidents
+        if snap.source:
+            spec = GaugeMetricFamily(
+                f"{PREFIX}_spec_commit_info",
+                "1 for the git source's commit in force (`source:`).",
+                labels=["source", "commit"],
+            )
+            spec.add_metric([snap.source, snap.spec_commit or ""], 1.0)
+            yield spec
         yield GaugeMetricFamily(
             f"{PREFIX}_notifications_unsent",
             "Notifications in the outbox not yet accepted.",

@@ -69,6 +69,8 @@ class Snapshot:
     epoch: int = 0
     heal_chart: str = ""  # SVG: each incident's time to heal over the last days
     heal_trend: str = ""
+    spec_commit: str | None = None  # the git source's commit in force (`source:`)
+    source: str | None = None
 
 
 def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snapshot:
@@ -112,6 +114,8 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         plan_text=str(loop.get("plan_text", "")),
         last_pass=loop.get("last_pass"),
         spec_error=loop.get("spec_error"),
+        spec_commit=loop.get("spec_commit"),
+        source=loop.get("source"),
         incidents=store.recent(20),
         runs=journal.runs(10),
         placement=placement,

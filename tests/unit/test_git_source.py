@@ -77,3 +77,32 @@ def test_watch_follows_the_branch_keeps_the_last_good_and_says_a_rewrite(
     kinds = [e.kind for e in events]
     assert kinds[-2:] == ["history_rewritten", "spec_applied"], kinds
     assert events[-1].context["git_commit"] == fixed
+
+
+def test_status_the_page_and_metrics_name_the_commit_in_force(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.parser import text_string_to_metric_families
+    from starlette.testclient import TestClient
+
+    from reconciler.cli.status_text import loop_lines
+    from reconciler.store.journal import Journal
+    from reconciler.web.app import make_app
+
+    state = tmp_path / "bootstrap.yaml"
+    journal = Journal(tmp_path / "journal.db")
+    commit_id = "4f" * 20
+    journal.save_loop_state(
+        str(state.resolve()),
+        {"last_pass": 1.0, "spec_commit": commit_id, "source": "file:///srv/fleet.git main"},
+    )
+    assert f"loop: spec in force: commit {commit_id[:12]} of file:///srv/fleet.git main" in (
+        loop_lines(journal, state)
+    )
+    journal.close()
+    client = TestClient(
+        make_app(tmp_path / "journal.db", state.resolve(), lambda: None, CollectorRegistry())
+    )
+    assert f"<code>{commit_id[:12]}</code> of file:///srv/fleet.git main" in client.get("/").text
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    [sample] = families["fleet_reconciler_spec_commit_info"].samples
+    assert sample.labels == {"source": "file:///srv/fleet.git main", "commit": commit_id}
