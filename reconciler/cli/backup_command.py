@@ -22,12 +22,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from reconciler.backup.provenance import announce_forged
     from reconciler.cli.backup_text import render_snapshots
     from reconciler.cli.one_shot import one_shot_bus
+    from reconciler.forge.source import desired_state
     from reconciler.run.failover import placed
     from reconciler.store.journal import Journal
     from reconciler.store.ledger import Ledger
-    from state.load import load_fleet
 
-    loaded = load_fleet(args.state)
+    loaded = desired_state(args.state, args.journal)
     journal = readable_journal(args.journal)
     if journal is not None:  # failed over, a moved policy runs on the backup
         loaded = placed(loaded, journal)

@@ -36,12 +36,12 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     # plan, the deploys, the health gate and verification share its SSH connections.
     worker = WarmWorker()
     try:
+        from reconciler.forge.source import desired_state
         from state.load import load_fleet
 
-        loaded = load_fleet(args.state)
-        if args.dry_run:
-            return _dry_run(args, loaded, worker)
-        return _apply(args, loaded, worker)
+        if args.dry_run:  # a review plans the file it is given, as written
+            return _dry_run(args, load_fleet(args.state), worker)
+        return _apply(args, desired_state(args.state, args.journal), worker)
     finally:
         worker.close(wait=False)  # about to exit: no need to watch it hang up
 
@@ -213,18 +213,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         from reconciler.cli.incidents_command import incident_lines
         from reconciler.cli.status_text import leader_lines, loop_lines, render_status
         from reconciler.coordination.leader import who_leads
+        from reconciler.forge.source import desired_state
         from reconciler.run.drill import last_dr_drill, steps_of
         from reconciler.run.failover import placed, review
         from reconciler.run.once import plan_once
         from reconciler.store.incidents import IncidentStore
         from reconciler.store.journal import Journal
         from reconciler.store.ledger import Ledger
-        from state.load import load_fleet
         from state.models import EtcdCoordination
 
         journal = Journal(args.journal)
         try:
-            loaded = load_fleet(args.state)
+            loaded = desired_state(args.state, args.journal)
         except SpecError:
             # The loop keeps the last good spec; show its state, then the file's errors.
             print("\n".join(loop_lines(journal, Path(args.state))))

@@ -16,14 +16,14 @@ def cmd_drill(args: argparse.Namespace) -> int:
     from reconciler.bounded_http import bounded_client
     from reconciler.cli.one_shot import drain_outbox, one_shot_bus
     from reconciler.coordination.guard import apply_guard, leading
+    from reconciler.forge.source import desired_state
     from reconciler.run.drill import Drill
     from reconciler.run.failover import placed
     from reconciler.run.leases import leases_kept
     from reconciler.store.journal import Journal
     from reconciler.store.lock import hosts_lock
-    from state.load import load_fleet
 
-    loaded = load_fleet(args.state)
+    loaded = desired_state(args.state, args.journal)
     if args.failover and loaded.written.failover is None:
         raise UsageError(f"--failover: {args.state} has no failover section to drill")
     journal = Journal(args.journal)

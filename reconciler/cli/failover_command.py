@@ -27,13 +27,13 @@ def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = F
     from reconciler.cli.failover_text import render_failover
     from reconciler.cli.one_shot import drain_outbox, one_shot_bus
     from reconciler.coordination.guard import leading
+    from reconciler.forge.source import desired_state
     from reconciler.run.failover import MoveFailed, Mover, promote, review, switchover
     from reconciler.run.leases import leases_kept
     from reconciler.store.journal import Journal
     from reconciler.store.lock import hosts_lock
-    from state.load import load_fleet
 
-    loaded = load_fleet(args.state)
+    loaded = desired_state(args.state, args.journal)
     failover = loaded.written.failover
     if failover is None:
         raise MoveFailed(f"{args.state} has no failover section")

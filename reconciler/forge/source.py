@@ -97,3 +97,13 @@ def load_commit(mirror: GitMirror, commit: str, source: GitSource, state_dir: Pa
             ]
         )
     return loaded
+
+
+def desired_state(state_file: str | Path, journal: Path) -> LoadedFleet:
+    """What a command plans and applies: the state file, or, when it names a `source:`,
+    the fetched branch's tip (the mirror is kept next to `journal`)."""
+    bootstrap = load_fleet(state_file)
+    source = bootstrap.fleet.source
+    if source is None:
+        return bootstrap
+    return fetch_state(source, journal.parent).loaded

@@ -106,3 +106,21 @@ def test_status_the_page_and_metrics_name_the_commit_in_force(tmp_path: Path) ->
     families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
     [sample] = families["fleet_reconciler_spec_commit_info"].samples
     assert sample.labels == {"source": "file:///srv/fleet.git main", "commit": commit_id}
+
+
+def test_commands_use_the_fetched_commit_and_a_review_the_file_given(
+    forge: tuple[Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from reconciler.forge.source import desired_state
+
+    bare, work = forge
+    head = commit(work, "state/fleet.yaml", BASE.replace("version: 1", "version: 1  # fetched"))
+    git(work, "push", "-q", "origin", "main")
+    bootstrap = tmp_path / "bootstrap.yaml"
+    bootstrap.write_text(BASE + f"source: {{url: 'file://{bare}'}}\n")
+    loaded = desired_state(bootstrap, tmp_path / "controller" / "journal.db")
+    assert loaded.commit == head and "# fetched" in loaded.text
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(BASE)
+    assert desired_state(plain, tmp_path / "controller" / "journal.db").commit is None
