@@ -665,6 +665,13 @@ class GitSource(Spec):
     known_hosts: AbsPath | None = Field(
         None, description="ssh:// only, and needed: the forge's host keys (no trust on first use)."
     )
+    webhook_secret: SecretRef | None = Field(
+        None,
+        description="The secret of Gitea's push webhook (`POST /hooks/gitea` on `--http`): "
+        "a delivery signed with it makes `watch` fetch at once; unset, the endpoint "
+        "accepts nothing and polling alone fetches.",
+        examples=["env:GITEA_WEBHOOK_SECRET"],
+    )
 
     @model_validator(mode="after")
     def _credentials_fit(self) -> GitSource:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from reconciler.daemon.loop import WatchLoop
     from reconciler.run.failover import Mover
     from reconciler.store.journal import Journal
+    from reconciler.web.app import Hook
     from state.load import LoadedFleet
     from state.models import Notifications
 
@@ -322,6 +323,33 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return code
 
 
+def _gitea_hook(loop: WatchLoop) -> Hook:
+    """Gitea's push webhook for `watch`: a delivery signed with the source's secret
+    makes the loop fetch now (the payload is never believed); anything else, nothing."""
+    from reconciler.forge.webhook import Deliveries, judge
+    from state.secrets import SecretUnavailable, resolve_secret
+
+    seen = Deliveries()
+
+    def handle(body: bytes, signature: str | None, delivery: str | None) -> tuple[int, str]:
+        source = loop.spec.source
+        if source is None or source.webhook_secret is None:
+            return 404, "no webhook is configured (source.webhook_secret)"
+        try:
+            secret = resolve_secret(source.webhook_secret).reveal().encode()
+        except SecretUnavailable:
+            return 503, "the webhook secret cannot be read on the controller"
+        verdict = judge(secret, body, signature, delivery, seen)
+        if verdict == "fetch":
+            loop.request_reload()
+            return 202, "fetching"
+        if verdict == "duplicate":
+            return 200, "delivery seen already"
+        return (413 if verdict == "too large" else 401), verdict
+
+    return handle
+
+
 def _dashboard(args: argparse.Namespace, loop: WatchLoop, journal: Journal) -> uvicorn.Server:
     """`--http ADDR`: the dashboard and /metrics, served from a thread of the daemon."""
     from prometheus_client import CollectorRegistry
@@ -331,7 +359,9 @@ def _dashboard(args: argparse.Namespace, loop: WatchLoop, journal: Journal) -> u
 
     registry = CollectorRegistry()
     loop.measure = PassMetrics(registry).observe
-    app = make_app(journal.path, Path(args.state), lambda: loop.spec.loaded, registry)
+    app = make_app(
+        journal.path, Path(args.state), lambda: loop.spec.loaded, registry, _gitea_hook(loop)
+    )
     server = serve_in_background(app, args.http)
     report(f"dashboard on http://{args.http}/ (metrics at /metrics)")
     if not is_loopback(args.http):

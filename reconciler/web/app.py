@@ -3,7 +3,9 @@
 Why this stack: Starlette and Jinja2 are small, well kept and typed; the page is
 rendered on the server and a 3-line EventSource swaps the live part, so there is no
 JavaScript to build or vendor. Read-only: it offers no actions, so it needs no token.
-It binds where `--http ADDR` says (loopback in every example)."""
+It binds where `--http ADDR` says (loopback in every example). The one thing it takes
+is Gitea's signed push webhook (`POST /hooks/gitea`, reconciler.forge.webhook), which
+can only make the controller fetch its git source sooner."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from reconciler.engine.plan_text import MARKS
+from reconciler.forge.webhook import MAX_BODY
 from reconciler.store.journal import Journal
 from reconciler.web.charts import short
 from reconciler.web.metrics import JournalCollector
@@ -52,11 +55,16 @@ def plan_summary(snap: Snapshot) -> str:
     return summary[-1] if summary else f"Out of sync: {len(snap.pending)} pending"
 
 
+Hook = Callable[[bytes, str | None, str | None], tuple[int, str]]
+"""A webhook's handler: (body, signature header, delivery ID) -> (status, one line)."""
+
+
 def make_app(
     journal_path: Path,
     state_file: Path,
     loaded: Callable[[], LoadedFleet | None],
     registry: CollectorRegistry,
+    gitea_hook: Hook | None = None,
 ) -> Starlette:
     templates = Environment(
         loader=PackageLoader("reconciler.web", "templates"), autoescape=select_autoescape()
@@ -93,8 +101,29 @@ def make_app(
         data = await run_in_threadpool(generate_latest, registry)
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
+    async def hook(request: Request) -> Response:
+        if gitea_hook is None:
+            return Response("no webhook is configured (source.webhook_secret)\n", 404)
+        body = bytearray()
+        async for chunk in request.stream():  # read no more than a delivery may hold
+            body += chunk
+            if len(body) > MAX_BODY:
+                return Response("too large\n", 413)
+        status, line = await run_in_threadpool(
+            gitea_hook,
+            bytes(body),
+            request.headers.get("x-gitea-signature"),
+            request.headers.get("x-gitea-delivery"),
+        )
+        return Response(line + "\n", status)
+
     return Starlette(
-        routes=[Route("/", page), Route("/events", events), Route("/metrics", metrics)]
+        routes=[
+            Route("/", page),
+            Route("/events", events),
+            Route("/metrics", metrics),
+            Route("/hooks/gitea", hook, methods=["POST"]),
+        ]
     )
 
 

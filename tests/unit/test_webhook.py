@@ -1,0 +1,92 @@
+"""Gitea's webhook: only an exact HMAC-SHA256 of the body under the secret triggers a
+fetch, once per delivery; the payload itself is never believed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from reconciler.forge.webhook import MAX_BODY, Deliveries, judge, signature_ok
+
+SECRET = b"test-only-webhook-secret"
+BODY = b'{"ref": "refs/heads/main", "after": "' + b"a" * 40 + b'"}'
+
+
+def sign(body: bytes, secret: bytes = SECRET) -> str:
+    return hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def test_only_the_exact_signature_is_believed() -> None:
+    assert signature_ok(SECRET, BODY, sign(BODY))
+    assert signature_ok(SECRET, BODY, sign(BODY).upper())  # hex is hex
+    assert not signature_ok(SECRET, BODY + b" ", sign(BODY))  # one byte more
+    assert not signature_ok(SECRET, BODY, sign(BODY, b"another secret"))
+    assert not signature_ok(SECRET, BODY, "sha256=" + sign(BODY))  # GitHub's form, not Gitea's
+    assert not signature_ok(SECRET, BODY, "")
+    assert not signature_ok(b"", BODY, sign(BODY, b""))  # no secret: nothing is believed
+
+
+def test_a_delivery_triggers_one_fetch_and_bad_ones_none() -> None:
+    seen = Deliveries(memory=2)
+    assert judge(SECRET, BODY, sign(BODY), "d1", seen) == "fetch"
+    assert judge(SECRET, BODY, sign(BODY), "d1", seen) == "duplicate"
+    assert judge(SECRET, BODY, None, "d2", seen) == "unsigned"
+    assert judge(SECRET, BODY, sign(b"other"), "d3", seen) == "bad signature"
+    assert judge(SECRET, BODY, sign(BODY), "d3", seen) == "fetch"  # d3 was never believed
+    big = b"x" * (MAX_BODY + 1)
+    assert judge(SECRET, big, sign(big), "d4", seen) == "too large"
+    assert judge(SECRET, BODY, sign(BODY), "d5", seen) == "fetch"
+    assert judge(SECRET, BODY, sign(BODY), "d1", seen) == "fetch"  # forgotten after 2
+
+
+def test_the_endpoint_fetches_on_a_signed_delivery_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`POST /hooks/gitea` through the real app, headers as Gitea sends them."""
+    from prometheus_client import CollectorRegistry
+    from starlette.testclient import TestClient
+
+    from reconciler.cli.commands import _gitea_hook
+    from reconciler.store.journal import Journal
+    from reconciler.web.app import make_app
+    from state.models import GitSource
+
+    monkeypatch.setenv("FLEET_TEST_WEBHOOK", SECRET.decode())
+    reloads: list[bool] = []
+    source = GitSource(url="file:///srv/fleet.git", webhook_secret="env:FLEET_TEST_WEBHOOK")
+    loop = SimpleNamespace(
+        spec=SimpleNamespace(source=source), request_reload=lambda: reloads.append(True)
+    )
+    Journal(tmp_path / "journal.db").close()
+    app = make_app(
+        tmp_path / "journal.db",
+        tmp_path / "state.yaml",
+        lambda: None,
+        CollectorRegistry(),
+        _gitea_hook(loop),  # type: ignore[arg-type]
+    )
+    client = TestClient(app)
+
+    def deliver(body: bytes, signature: str | None, delivery: str) -> tuple[int, str]:
+        headers = {"X-Gitea-Delivery": delivery, "X-Gitea-Event": "push"}
+        if signature is not None:
+            headers["X-Gitea-Signature"] = signature
+        answer = client.post("/hooks/gitea", content=body, headers=headers)
+        return answer.status_code, answer.text.strip()
+
+    assert deliver(BODY, sign(b"forged"), "a") == (401, "bad signature")
+    assert deliver(BODY, None, "b") == (401, "unsigned")
+    assert reloads == []
+    assert deliver(BODY, sign(BODY), "c") == (202, "fetching")
+    assert deliver(BODY, sign(BODY), "c") == (200, "delivery seen already")
+    assert reloads == [True]
+    big = b"x" * (MAX_BODY + 1)
+    assert deliver(big, sign(big), "d")[0] == 413
+    assert client.get("/hooks/gitea").status_code == 405
+    loop.spec.source = GitSource(url="file:///srv/fleet.git")  # no secret: nothing believed
+    assert deliver(BODY, sign(BODY), "e")[0] == 404
+    assert reloads == [True]
