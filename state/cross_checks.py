@@ -41,11 +41,13 @@ def check_references(
     state_dir: Path,
     templates: Mapping[str, str],
     refused: Mapping[str, str],
+    root: Path | None = None,
 ) -> list[SpecProblem]:
     """Every cross-reference problem in `fleet`, each located by `lines`.
 
     `templates`, when given, are the templates already read (their names are checked
-    against it instead of the disk)."""
+    against it instead of the disk). `root`: the git commit's tree every install source
+    must lie in, for a state fetched from its source."""
     found = [
         *_unknown_hosts(fleet),
         *_model_services(fleet),
@@ -56,7 +58,7 @@ def check_references(
         *_repository_hosts(fleet),
         *_copies_apart(fleet),
         *_probes_reach_their_own_host(fleet),
-        *_local_sources(fleet, state_dir, templates, refused),
+        *_local_sources(fleet, state_dir, templates, refused, root),
     ]
     return [SpecProblem(file, line_for(lines, path), dotted(path), msg) for path, msg in found]
 
@@ -318,7 +320,11 @@ def _service_names(fleet: Fleet) -> Iterator[Found]:
 
 
 def _local_sources(
-    fleet: Fleet, state_dir: Path, templates: Mapping[str, str], refused: Mapping[str, str]
+    fleet: Fleet,
+    state_dir: Path,
+    templates: Mapping[str, str],
+    refused: Mapping[str, str],
+    root: Path | None,
 ) -> Iterator[Found]:
     """Install sources, found where state.local_files allows and with the sha256 pinned;
     templates, as read (or refused) by state.local_files. A source outside the state
@@ -328,7 +334,7 @@ def _local_sources(
         install = service.install
         if isinstance(install, FileInstall) and "://" not in install.source:
             path: tuple[str | int, ...] = ("services", name, "install", "source")
-            if problem := _source_problem(state_dir, install.source, install.sha256):
+            if problem := _source_problem(state_dir, install.source, install.sha256, root):
                 yield path, problem
         for i, config in enumerate(service.config_files):
             if config.template is None or config.template in templates:
@@ -340,9 +346,9 @@ def _local_sources(
             )
 
 
-def _source_problem(state_dir: Path, source: str, sha256: str) -> str | None:
+def _source_problem(state_dir: Path, source: str, sha256: str, root: Path | None) -> str | None:
     try:
-        real = local_file(state_dir, source, inside_only=False)
+        real = local_file(state_dir, source, inside_only=False, root=root)
     except LocalFileRefused as exc:
         return f"{source}: {exc}"
     actual: str | None = None

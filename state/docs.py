@@ -41,6 +41,7 @@ ORDER: list[type[BaseModel]] = [
     models.LogChannel,
     models.ReconcilerSettings,
     models.GitSource,
+    models.CommitVerification,
 ]
 
 

@@ -45,6 +45,9 @@ class LoadedFleet:
     placement: Placement = HOME
     commit: str | None = None
     """The git commit this was loaded from, when it came from its git source."""
+    root: Path | None = None
+    """The commit's exported tree, when it came from its git source: every file the
+    spec names lies in it (state.local_files)."""
 
     @property
     def written(self) -> Fleet:
@@ -60,20 +63,23 @@ class LoadedFleet:
     def resolve(self, relative: str) -> Path:
         """A file named in the spec (an install source), resolved against the state
         file's directory as state.local_files allows. Raises LocalFileRefused."""
-        return local_file(self.file.parent, relative, inside_only=False)
+        return local_file(self.file.parent, relative, inside_only=False, root=self.root)
 
 
-def load_fleet(file: str | Path) -> LoadedFleet:
-    """Read and validate `file`. Raises SpecError (a ValueError) listing every problem."""
+def load_fleet(file: str | Path, root: Path | None = None) -> LoadedFleet:
+    """Read and validate `file`. Raises SpecError (a ValueError) listing every problem.
+    `root`: the git commit's tree that every file it names must lie in."""
     path = Path(file)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([SpecProblem(str(path), None, "", f"cannot read: {exc}")]) from None
-    return parse_fleet(text, path)
+    return parse_fleet(text, path, root=root)
 
 
-def parse_fleet(text: str, path: Path, templates: Mapping[str, str] | None = None) -> LoadedFleet:
+def parse_fleet(
+    text: str, path: Path, templates: Mapping[str, str] | None = None, root: Path | None = None
+) -> LoadedFleet:
     """Validate YAML `text` that was read from `path` (used in messages and to resolve paths).
 
     `templates` (as named in the spec, with their text) replaces reading them from disk:
@@ -94,10 +100,11 @@ def parse_fleet(text: str, path: Path, templates: Mapping[str, str] | None = Non
     refused: dict[str, str] = {}
     if templates is None:  # read once: what is checked is what is rendered
         templates, refused = read_templates(path.parent, _template_names(fleet))
-    problems = check_references(fleet, lines, name, path.parent, templates, refused)
+    problems = check_references(fleet, lines, name, path.parent, templates, refused, root)
     if problems:
         raise SpecError(problems)
-    return LoadedFleet(fleet, path, sha256, lines, text, dict(templates)).placed(HOME)
+    loaded = LoadedFleet(fleet, path, sha256, lines, text, dict(templates), root=root)
+    return loaded.placed(HOME)
 
 
 def _template_names(fleet: Fleet) -> set[str]:

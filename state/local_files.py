@@ -10,6 +10,8 @@ host. So every named file is resolved here, once, and:
   that stays inside is fine);
 - an install source may be written as a path outside it (`../bin/agent`, visible in the
   review), but no symlink on its way may lead out of the state directory;
+- a state file loaded from a git commit (`root` is the commit's exported tree) names
+  only files of that commit: nothing outside the tree, written or through a link;
 - a refusal says which rule, never what the file holds, its hash, or whether a file
   exists at the link's target.
 """
@@ -25,11 +27,13 @@ class LocalFileRefused(ValueError):
     """A named file the controller will not read; the message is safe to show."""
 
 
-def local_file(state_dir: Path, named: str, *, inside_only: bool) -> Path:
+def local_file(state_dir: Path, named: str, *, inside_only: bool, root: Path | None = None) -> Path:
     """The real path of `named` (relative to `state_dir`, or absolute), checked as the
     module says. Raises LocalFileRefused."""
     lexical = Path(os.path.normpath(state_dir.absolute() / named))
     real = Path(os.path.realpath(lexical))
+    if root is not None and not real.is_relative_to(Path(os.path.realpath(root))):
+        raise LocalFileRefused("not in the commit's tree (a fetched state names its own files)")
     root = Path(os.path.realpath(state_dir))
     if real.is_relative_to(root):
         return real

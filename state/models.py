@@ -35,6 +35,7 @@ from state.types import (
     RepositoryUrl,
     SecretRef,
     Sha256,
+    SigningKey,
     SourceRef,
     TemplateRef,
     UnitLine,
@@ -638,6 +639,24 @@ class ReconcilerSettings(Spec):
         return self
 
 
+class CommitVerification(Spec):
+    """Which commits of the source may be applied: those signed by one of `keys`."""
+
+    keys: list[SigningKey] = Field(
+        min_length=1,
+        description="The signers' public keys: SSH public key lines, or ASCII-armored PGP "
+        "public keys. These live in the controller's own state file: a commit cannot add "
+        "its own (it may not change `source`).",
+    )
+    mode: Literal["head", "all"] = Field(
+        "all",
+        description="`all`: every commit since the one last in force must be signed, not "
+        "only the tip (an unsigned commit under a signed merge is refused); `head`: only "
+        "the tip, as Argo CD and Flux do. The first fetch, with nothing in force yet, "
+        "checks the tip.",
+    )
+
+
 class GitSource(Spec):
     """Where `reconcile watch` fetches the desired state: one branch of a git repository.
     It applies exactly the fetched commit, read from that commit's tree."""
@@ -671,6 +690,10 @@ class GitSource(Spec):
         "a delivery signed with it makes `watch` fetch at once; unset, the endpoint "
         "accepts nothing and polling alone fetches.",
         examples=["env:GITEA_WEBHOOK_SECRET"],
+    )
+    verify: CommitVerification | None = Field(
+        None,
+        description="Apply only signed commits. Unset, any commit on the branch is applied.",
     )
 
     @model_validator(mode="after")

@@ -397,6 +397,51 @@ GIT_BRANCH = r"^[A-Za-z0-9_][A-Za-z0-9_/-]*(\.[A-Za-z0-9_/-]+)*$"
 """A plain branch name: no leading dash, no `..` (git's own rules forbid more)."""
 
 
+SSH_KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
+PGP_BEGIN, PGP_END = "-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----END PGP PUBLIC KEY BLOCK-----"
+PGP_BLOCK = re.compile(f"{PGP_BEGIN}\n[\\x20-\\x7e\n]*?\n{PGP_END}\n")
+
+
+def check_signing_key(value: str) -> str:
+    """A commit signer's public key: one SSH public key line (`TYPE BASE64 [comment]`), or
+    one ASCII-armored OpenPGP public key block. Nothing else reaches ssh-keygen or gpg."""
+    text = value.strip() + "\n"
+    if text.startswith("-----BEGIN PGP"):
+        if not PGP_BLOCK.fullmatch(text) or text.count("-----BEGIN") != 1:
+            raise ValueError("expected one ASCII-armored PGP PUBLIC KEY BLOCK")
+        return text
+    parts = value.split()
+    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES or "\n" in value.strip():
+        raise ValueError(
+            "expected an SSH public key line (ssh-ed25519 AAAA... [comment]) or an "
+            "ASCII-armored PGP public key block"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9+/]+={0,3}", parts[1]):
+        raise ValueError("expected the key's base64 after its type")
+    return " ".join(parts[:2])
+
+
+SigningKey = Annotated[
+    str,
+    AfterValidator(check_signing_key),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "An SSH public key line, or an ASCII-armored PGP public key.",
+            "examples": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... release@ops"],
+        }
+    ),
+]
+
+
 def check_source(value: str) -> str:
     """A local file relative to the state file (or absolute), or an http(s) URL."""
     check_line(value)

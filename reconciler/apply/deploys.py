@@ -165,6 +165,7 @@ def apply_request(
         state_file=str(loaded.file),
         state_text=loaded.text,
         templates=dict(loaded.templates),
+        root=str(loaded.root) if loaded.root else None,
         placement=loaded.placement,
         work=work,
         backup_passwords=secrets.passwords if secrets else {},

@@ -42,7 +42,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
         if args.dry_run:  # a review plans the file it is given, as written
             return _dry_run(args, load_fleet(args.state), worker)
-        return _apply(args, desired_state(args.state, args.journal), worker)
+        return _apply(args, desired_state(args.state, args.journal, applying=True), worker)
     finally:
         worker.close(wait=False)  # about to exit: no need to watch it hang up
 
@@ -235,7 +235,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             ledger = Ledger(journal)
             result = plan_once(loaded, client, worker=worker, ledger=ledger, record=False)
             failover = review(loaded, journal, client, result.observed)
-        print(render_status(loaded, result.observed, result.plan, journal), end="")
+        status = render_status(loaded, result.observed, result.plan, journal, Path(args.state))
+        print(status, end="")
         if failover is not None and loaded.written.failover is not None:
             print("\n" + render_failover(loaded.written.failover, *failover), end="")
         if (drilled := last_dr_drill(journal)) is not None:

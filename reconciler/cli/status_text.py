@@ -27,8 +27,11 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
-def render_status(loaded: LoadedFleet, observed: FleetState, plan: Plan, journal: Journal) -> str:
-    """Per host and service: desired versus observed, health, pending, last change; last run."""
+def render_status(
+    loaded: LoadedFleet, observed: FleetState, plan: Plan, journal: Journal, state_file: Path
+) -> str:
+    """Per host and service: desired versus observed, health, pending, last change; last run.
+    `state_file` is the one `watch` was given (with a git source, not the commit's file)."""
     rows = [["HOST", "SERVICE", "DESIRED", "OBSERVED", "HEALTH", "PENDING", "LAST CHANGE"]]
     pending = {(a.host, a.service) for a in plan.actions}
     for name, service in loaded.fleet.services.items():
@@ -58,7 +61,7 @@ def render_status(loaded: LoadedFleet, observed: FleetState, plan: Plan, journal
         )
     out.extend(host_key_lines(loaded))
     out.extend(backup_lines(loaded, observed, journal))
-    out.extend(loop_lines(journal, loaded.file))
+    out.extend(loop_lines(journal, state_file))
     runs = journal.runs(1)
     if runs:
         run = runs[0]

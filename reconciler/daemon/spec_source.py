@@ -16,7 +16,7 @@ import watchfiles
 
 from reconciler.events.bus import Event, EventBus
 from reconciler.forge.git_mirror import SourceRefused, SourceUnavailable
-from reconciler.forge.source import fetch_state
+from reconciler.forge.source import fetch_state, put_in_force
 from reconciler.store.journal import Journal
 from reconciler.store.provenance import git_provenance
 from state.errors import SpecError, SpecProblem
@@ -103,7 +103,10 @@ class SpecSource:
                     context={"old": got.fetched.previous, "new": got.fetched.commit},
                 )
             )
-        return self._in_force(got.loaded, got.fetched.commit, False)
+        if self._in_force(got.loaded, got.fetched.commit, False, got.signer):
+            put_in_force(source, self.journal.path.parent, got.fetched.commit)
+            return True
+        return False
 
     def _rejected(self, exc: SpecError) -> bool:
         """Report a refused spec once; the last good stays in force."""
@@ -120,19 +123,23 @@ class SpecSource:
             )
         return False
 
-    def _in_force(self, loaded: LoadedFleet, commit: str | None, dirty: bool | None) -> bool:
+    def _in_force(
+        self, loaded: LoadedFleet, commit: str | None, dirty: bool | None, signer: str | None = None
+    ) -> bool:
         self.error, self.exception = None, None
         same_commit = self.loaded is not None and loaded.commit == self.loaded.commit
         if self.loaded is not None and loaded.sha256 == self.loaded.sha256 and same_commit:
             return False
         self.loaded = loaded
-        self.journal.record_spec(str(loaded.file), loaded.sha256, commit, dirty)
+        self.journal.record_spec(str(loaded.file), loaded.sha256, commit, dirty, signer)
+        signed = f", signed by {signer}" if signer else ""
         self.bus.emit(
             Event(
                 "P3",
                 "spec_applied",
-                f"spec {loaded.sha256[:12]} in force",
-                context={"git_commit": commit, "git_dirty": dirty},
+                f"spec {loaded.sha256[:12]} in force"
+                + (f" (commit {commit[:12]}{signed})" if loaded.commit and commit else ""),
+                context={"git_commit": commit, "git_dirty": dirty, "signer": signer},
             )
         )
         return True

@@ -50,6 +50,19 @@ class Fetched:
         return self.commit != self.previous
 
 
+@dataclass(frozen=True)
+class Signature:
+    """What git says of one commit's signature: `status` is git's %G? letter (G good
+    and from an allowed key; U good but from an unknown or untrusted key; N none; B
+    bad; E cannot be checked; X/Y expired; R revoked), `signer` its principal or user
+    ID, `key` the key's fingerprint."""
+
+    commit: str
+    status: str
+    signer: str
+    key: str
+
+
 class GitMirror:
     """A bare mirror of `branch` of `url` in `directory`."""
 
@@ -107,6 +120,47 @@ class GitMirror:
         span = [new] if old is None else [new, f"^{old}"]
         out = self._git("rev-list", "--reverse", *span)
         return [line for line in out.splitlines() if COMMIT.fullmatch(line)]
+
+    def held(self, name: str) -> str | None:
+        """The commit the controller holds as `name` (refs/fleet/NAME), if any."""
+        done = self._run("rev-parse", "--verify", "--quiet", f"refs/fleet/{name}^{{commit}}")
+        commit = done.stdout.strip()
+        return commit if done.returncode == 0 and COMMIT.fullmatch(commit) else None
+
+    def hold(self, name: str, commit: str | None) -> None:
+        """Hold `commit` as refs/fleet/NAME (kept from gc), or drop it (None)."""
+        if commit is None:
+            self._git("update-ref", "-d", f"refs/fleet/{name}")
+        elif COMMIT.fullmatch(commit):
+            self._git("update-ref", f"refs/fleet/{name}", commit)
+
+    def signatures(
+        self, commits: list[str], allowed_signers: Path, gnupghome: Path
+    ) -> list[Signature]:
+        """Each commit's signature, checked against these keys alone: SSH signatures
+        against `allowed_signers`, OpenPGP ones against the keyring in `gnupghome`."""
+        wanted = [c for c in commits if COMMIT.fullmatch(c)]
+        if not wanted:
+            return []
+        done = self._exec(
+            (
+                "-c",
+                f"gpg.ssh.allowedSignersFile={allowed_signers}",
+                "log",
+                "--no-walk=unsorted",
+                "--format=%H%x1f%G?%x1f%GS%x1f%GF%x1e",
+                *wanted,
+            ),
+            env={"GNUPGHOME": str(gnupghome)},
+        )
+        if done.returncode != 0:
+            raise SourceRefused(f"git log failed: {_tail(done.stderr)}")
+        found = []
+        for record in done.stdout.decode(errors="replace").split("\x1e"):
+            fields = record.strip("\n").split("\x1f")
+            if len(fields) == 4 and COMMIT.fullmatch(fields[0]):
+                found.append(Signature(fields[0], fields[1], fields[2][:200], fields[3][:100]))
+        return found
 
     def read(self, commit: str, path: str, limit: int = READ_LIMIT) -> bytes:
         """The file at `path` in `commit`'s tree (a regular blob, at most `limit` bytes).
@@ -181,14 +235,14 @@ class GitMirror:
         return ["git", *where, *config, *args]
 
     def _exec(
-        self, args: tuple[str, ...], inside: bool = True
+        self, args: tuple[str, ...], inside: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[bytes]:
         """One git command, within the deadline; its output as bytes."""
         try:
             return subprocess.run(
                 self._argv(args, inside),
                 capture_output=True,
-                env=self._env(),
+                env={**self._env(), **(env or {})},
                 timeout=self.timeout,
                 stdin=subprocess.DEVNULL,
             )

@@ -1,10 +1,14 @@
 """The desired state fetched from its git source (`source:` in the state file).
 
 The state file on the controller is the bootstrap: it says where the desired state
-lives. `fetch_state` fetches that branch, exports the tip's tree (regular files only)
-and loads the state file from it, with its templates and install sources, exactly as
-committed. The fetched state may not point elsewhere: its own `source:` is either
-absent or the bootstrap's, so a commit cannot move the controller to another forge.
+lives. `fetch_state` fetches that branch, checks the signatures `source.verify` asks
+for, exports the tip's tree (regular files only) and loads the state file from it,
+with its templates and install sources, exactly as committed. The fetched state may
+not point elsewhere: its own `source:` is either absent or the bootstrap's, so a
+commit can neither move the controller to another forge nor change who may sign.
+
+The mirror holds the commit in force as `refs/fleet/in-force`: `verify: {mode: all}`
+checks every commit since it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reconciler.forge.git_mirror import Fetched, GitMirror
+from reconciler.forge.signatures import verified_signer
 from state.errors import SpecError, SpecProblem
 from state.load import LoadedFleet, load_fleet
 from state.models import GitSource
@@ -26,6 +31,8 @@ from state.yaml_lines import line_for
 class FetchedState:
     loaded: LoadedFleet
     fetched: Fetched
+    signer: str | None
+    """Who signed the commit (`source.verify`), as git names them and their key."""
 
 
 def open_mirror(source: GitSource, state_dir: Path) -> GitMirror:
@@ -63,12 +70,21 @@ def open_mirror(source: GitSource, state_dir: Path) -> GitMirror:
 
 
 def fetch_state(source: GitSource, state_dir: Path) -> FetchedState:
-    """Fetch the branch and load the state file from its tip's tree. Raises
-    SourceUnavailable, SourceRefused or SpecError (the commit's own problems, located
-    in its file)."""
+    """Fetch the branch, verify its tip as `source.verify` asks, and load the state file
+    from the tip's tree. Raises SourceUnavailable, SourceRefused (CommitRefused for a
+    signature) or SpecError (the commit's own problems, located in its file)."""
     mirror = open_mirror(source, state_dir)
     fetched = mirror.fetch()
-    return FetchedState(load_commit(mirror, fetched.commit, source, state_dir), fetched)
+    signer = None
+    if source.verify is not None:
+        signer = verified_signer(mirror, source.verify, fetched.commit, state_dir)
+    loaded = load_commit(mirror, fetched.commit, source, state_dir)
+    return FetchedState(loaded, fetched, signer)
+
+
+def put_in_force(source: GitSource, state_dir: Path, commit: str) -> None:
+    """Record `commit` as the one in force: the next `verify: {mode: all}` starts here."""
+    open_mirror(source, state_dir).hold("in-force", commit)
 
 
 def load_commit(mirror: GitMirror, commit: str, source: GitSource, state_dir: Path) -> LoadedFleet:
@@ -81,14 +97,21 @@ def load_commit(mirror: GitMirror, commit: str, source: GitSource, state_dir: Pa
         shutil.rmtree(partial, ignore_errors=True)
         mirror.export(commit, partial)
         partial.rename(tree)
-    loaded = replace(load_fleet(tree / source.path), commit=commit)
+    where = f"{source.path}@{commit[:12]}"  # what the author knows it by, not our tree
+    try:
+        loaded = replace(load_fleet(tree / source.path, root=tree), commit=commit)
+    except SpecError as exc:
+        inside = f"{tree}/"
+        raise SpecError(
+            [replace(p, file=where, message=p.message.replace(inside, "")) for p in exc.problems]
+        ) from None
     fetched_source = loaded.fleet.source
     if fetched_source is not None and fetched_source != source:
         line = line_for(loaded.lines, ("source",))
         raise SpecError(
             [
                 SpecProblem(
-                    f"{source.path}@{commit[:12]}",
+                    where,
                     line,
                     "source",
                     "expected no source, or the controller's own: a commit cannot move the "
@@ -99,11 +122,15 @@ def load_commit(mirror: GitMirror, commit: str, source: GitSource, state_dir: Pa
     return loaded
 
 
-def desired_state(state_file: str | Path, journal: Path) -> LoadedFleet:
+def desired_state(state_file: str | Path, journal: Path, applying: bool = False) -> LoadedFleet:
     """What a command plans and applies: the state file, or, when it names a `source:`,
-    the fetched branch's tip (the mirror is kept next to `journal`)."""
+    the fetched branch's tip (the mirror is kept next to `journal`). `applying`: the
+    commit is put in force (what `mode: all` verifies from next)."""
     bootstrap = load_fleet(state_file)
     source = bootstrap.fleet.source
     if source is None:
         return bootstrap
-    return fetch_state(source, journal.parent).loaded
+    got = fetch_state(source, journal.parent)
+    if applying:
+        put_in_force(source, journal.parent, got.fetched.commit)
+    return got.loaded

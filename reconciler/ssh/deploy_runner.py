@@ -53,7 +53,8 @@ def run_deploys(request: ApplyRequest, kept: KeptConnections | None = None) -> A
     """Deploy `request.work` on its hosts, from exactly the planned state text; a fresh
     pyinfra State every time, over `kept` SSH connections when given."""
     logging.getLogger("pyinfra").setLevel(logging.WARNING)
-    loaded = parse_fleet(request.state_text, Path(request.state_file), request.templates)
+    root = Path(request.root) if request.root else None
+    loaded = parse_fleet(request.state_text, Path(request.state_file), request.templates, root)
     loaded = loaded.placed(request.placement)
     targets = [t for t in request.targets if t.name in request.work]
     started = time.monotonic()

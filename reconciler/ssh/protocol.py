@@ -196,6 +196,7 @@ class ApplyRequest(Message):
     state_file: str
     state_text: str
     templates: dict[str, str] = Field(default_factory=dict)
+    root: str | None = Field(None, description="The git commit's tree its files lie in.")
     placement: Placement = HOME
     work: Work
     backup_passwords: dict[str, str] = Field(default_factory=dict)

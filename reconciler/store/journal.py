@@ -127,6 +127,8 @@ class Journal:
         for column, kind in (("pid", "INTEGER"), ("hostname", "TEXT")):
             if column not in columns:  # a journal written by an older version
                 self.db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+        if "signer" not in {row[1] for row in self.db.execute("PRAGMA table_info(specs)")}:
+            self.db.execute("ALTER TABLE specs ADD COLUMN signer TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -281,20 +283,34 @@ class Journal:
         ]
 
     def record_spec(
-        self, state_file: str, sha256: str, git_commit: str | None, git_dirty: bool | None
+        self,
+        state_file: str,
+        sha256: str,
+        git_commit: str | None,
+        git_dirty: bool | None,
+        signer: str | None = None,
     ) -> None:
-        """A spec the loop started applying."""
+        """A spec the loop started applying (and, from a verified source, who signed it)."""
         self.db.execute(
-            "INSERT INTO specs (applied, state_file, state_sha256, git_commit, git_dirty)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO specs (applied, state_file, state_sha256, git_commit, git_dirty, signer)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             (
                 time.time(),
                 state_file,
                 sha256,
                 git_commit,
                 None if git_dirty is None else int(git_dirty),
+                signer,
             ),
         )
+
+    def specs(self, limit: int = 20) -> list[tuple[float, str | None, str | None]]:
+        """The specs put in force, newest first: (when, commit, signer)."""
+        rows = self.db.execute(
+            "SELECT applied, git_commit, signer FROM specs ORDER BY applied DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def save_loop_state(self, state_file: str, data: dict[str, Any]) -> None:
         self.db.execute(

@@ -24,6 +24,14 @@ Gitea (every repository has the labels P0..P3 and `incident`, ids 1-5; writes ne
   PATCH /api/v1/repos/OWNER/REPO/issues/N           {state}
   GET   /api/v1/repos/OWNER/REPO/issues/N/comments
   POST  /api/v1/repos/OWNER/REPO/issues/N/comments  {body}
+  POST  /api/v1/orgs/ORG/repos                      {name}   a bare git repository
+  POST  /api/v1/repos/OWNER/REPO/hooks              {type: gitea, config: {url, secret}}
+  /OWNER/REPO.git/...   git's smart HTTP, served by git's own `git http-backend`; every
+                        request needs an Authorization header (Basic, or `token ...`).
+                        A push runs the repository's post-receive hook, which is this
+                        file again (`http_standins.py post-receive`): it sends Gitea's
+                        push webhook to each hook, signed as Gitea signs it
+                        (X-Gitea-Signature: hex HMAC-SHA256 of the body).
 
 Telegram:
   POST /bot<TOKEN>/sendMessage   {chat_id, text, parse_mode}
@@ -40,11 +48,17 @@ Every stand-in:
 
 import argparse
 import hashlib
+import hmac
 import json
+import os
 import re
 import socketserver
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
+import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -199,7 +213,112 @@ KNOWN_LABELS = [
 ]
 
 
+GIT = re.compile(
+    r"^/([\w.-]+)/([\w.-]+?)(?:\.git)?/(info/refs|HEAD|git-upload-pack|git-receive-pack)$"
+)
+ORG_REPOS = re.compile(r"^/api/v1/orgs/([\w.-]+)/repos$")
+HOOKS = re.compile(REPO + r"/hooks$")
+NO_COMMIT = "0" * 40
+
+
 class Gitea(JsonHandler):
+    def _repos(self) -> Path:
+        return self.store.parent / "repos"
+
+    def _git(self, owner: str, name: str, rest: str, query: str) -> None:
+        """One smart-HTTP request, answered by `git http-backend` (a CGI program)."""
+        if not self.headers.get("Authorization"):  # every repository here is private
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="Gitea"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if not (self._repos() / owner / f"{name}.git").is_dir():
+            return self._json(404, {"message": "repository not found"})
+        body = self._raw_body()
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "GIT_PROJECT_ROOT": str(self._repos()),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": f"/{owner}/{name}.git/{rest}",
+            "QUERY_STRING": query,
+            "REQUEST_METHOD": self.command,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
+            "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
+            "REMOTE_USER": "standin",  # enables receive-pack, as a signed-in Gitea user
+            "REMOTE_ADDR": self.client_address[0],
+        }
+        done = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True)
+        sys.stderr.buffer.write(done.stderr)
+        ends = [
+            (i, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := done.stdout.find(sep)) >= 0
+        ]
+        end, gap = min(ends, default=(len(done.stdout), 0))
+        head, payload = done.stdout[:end], done.stdout[end + gap :]
+        status, headers = 200, []
+        for line in head.decode("latin-1").splitlines():
+            key, _, value = line.partition(":")
+            if key.lower() == "status":
+                status = int(value.split()[0])
+            elif key:
+                headers.append((key, value.strip()))
+        self.send_response(status)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _raw_body(self) -> bytes:
+        """The request body, with chunked transfer-encoding undone (git sends large
+        pushes chunked)."""
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+        self.rfile.readline()
+        return b"".join(chunks)
+
+    def _create_repo(self, org: str, body: dict[str, Any]) -> None:
+        name = str(body.get("name", ""))
+        if not re.fullmatch(r"[\w.-]+", name) or name.startswith("."):
+            return self._json(422, {"message": "name is invalid"})
+        repo = self._repos() / org / f"{name}.git"
+        if repo.exists():
+            return self._json(409, {"message": "repository already exists"})
+        branch = str(body.get("default_branch") or "main")
+        subprocess.run(["git", "init", "-q", "--bare", "-b", branch, str(repo)], check=True)
+        hook = repo / "hooks" / "post-receive"
+        hook.write_text(
+            f"#!/bin/sh\nexec /usr/bin/python3 {Path(__file__).resolve()} post-receive\n"
+        )
+        hook.chmod(0o755)
+        (repo / "webhooks.json").write_text("[]")
+        self._json(201, _repo_json(org, name, branch, self.headers.get("Host", "")))
+
+    def _add_hook(self, owner: str, name: str, body: dict[str, Any]) -> None:
+        repo = self._repos() / owner / f"{name}.git"
+        if not repo.is_dir():
+            return self._json(404, {"message": "repository not found"})
+        config = body.get("config") or {}
+        if not str(config.get("url", "")).startswith(("http://", "https://")):
+            return self._json(422, {"message": "config.url is required"})
+        hooks = json.loads((repo / "webhooks.json").read_text())
+        hook = {
+            "id": len(hooks) + 1,
+            "type": body.get("type", "gitea"),
+            "config": {"url": config["url"], "content_type": "json"},
+            "secret": str(config.get("secret", "")),
+            "events": body.get("events") or ["push"],
+            "active": bool(body.get("active", True)),
+        }
+        (repo / "webhooks.json").write_text(json.dumps([*hooks, hook]))
+        self._json(201, {k: v for k, v in hook.items() if k != "secret"})
+
     def _authorized(self) -> bool:
         if self.headers.get("Authorization", "").startswith("token "):
             return True
@@ -213,6 +332,8 @@ class Gitea(JsonHandler):
         if self._faulted():
             return None
         url = urlsplit(self.path)
+        if match := GIT.match(url.path):
+            return self._git(match[1], match[2], match[3], url.query)
         if url.path == "/api/v1/version":
             return self._json(200, {"version": "1.21.0+standin"})
         if LABELS.match(url.path):
@@ -248,9 +369,15 @@ class Gitea(JsonHandler):
         if self._faulted():
             return None
         url = urlsplit(self.path)
+        if match := GIT.match(url.path):
+            return self._git(match[1], match[2], match[3], url.query)
         if not self._authorized():
             return
         body = self._body()
+        if match := ORG_REPOS.match(url.path):
+            return self._create_repo(match[1], body)
+        if match := HOOKS.match(url.path):
+            return self._add_hook(match[1], match[2], body)
         with LOCK:
             issues = self._load([])
             if match := ISSUES.match(url.path):
@@ -294,6 +421,103 @@ class Gitea(JsonHandler):
                 found["state"] = body["state"]
             self._save(issues)
         self._json(201, {k: v for k, v in found.items() if k != "comments"})
+
+
+def _repo_json(owner: str, name: str, branch: str, host: str) -> dict[str, Any]:
+    return {
+        "id": int(hashlib.sha256(f"{owner}/{name}".encode()).hexdigest()[:6], 16),
+        "name": name,
+        "full_name": f"{owner}/{name}",
+        "owner": {"login": owner, "username": owner},
+        "clone_url": f"http://{host}/{owner}/{name}.git",
+        "default_branch": branch,
+        "private": True,
+    }
+
+
+def post_receive() -> None:
+    """The repository's post-receive hook: Gitea's push webhook for each pushed ref, to
+    every hook of the repository, signed with its secret. Run by git in the repository
+    (GIT_DIR), with `OLD NEW REF` lines on stdin; what each delivery got is printed, so
+    the pusher sees it as `remote:` lines."""
+    repo = Path(os.environ.get("GIT_DIR", ".")).resolve()
+    owner, name = repo.parent.name, repo.name.removesuffix(".git")
+    hooks = json.loads((repo / "webhooks.json").read_text())
+    for line in sys.stdin:
+        before, after, ref = line.split()
+        body = json.dumps(_push_payload(repo, owner, name, before, after, ref)).encode()
+        for hook in hooks:
+            if hook["active"] and "push" in hook["events"]:
+                print(f"webhook {hook['id']}: {_deliver(hook, 'push', body)}")
+
+
+def _push_payload(
+    repo: Path, owner: str, name: str, before: str, after: str, ref: str
+) -> dict[str, Any]:
+    commits = []
+    if after != NO_COMMIT:
+        span = after if before == NO_COMMIT else f"{before}..{after}"
+        log = subprocess.run(
+            ["git", "log", "-z", "--format=%H%x1f%s%x1f%an%x1f%ae%x1f%cI", span],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for entry in filter(None, log.split("\0")):
+            sha, message, author, email, when = entry.split("\x1f")
+            who = {"name": author, "email": email, "username": author}
+            commits.append(
+                {"id": sha, "message": message + "\n", "author": who, "committer": who,
+                 "timestamp": when, "added": [], "removed": [], "modified": []}
+            )  # fmt: skip
+    sender = {"id": 1, "login": "standin", "username": "standin"}
+    return {
+        "ref": ref,
+        "before": before,
+        "after": after,
+        "compare_url": "",
+        "commits": commits,
+        "total_commits": len(commits),
+        "head_commit": commits[0] if commits else None,
+        "repository": _repo_json(owner, name, "main", "localhost:3000"),
+        "pusher": sender,
+        "sender": sender,
+    }
+
+
+def _deliver(hook: dict[str, Any], event: str, body: bytes) -> str:
+    """One delivery with Gitea's headers; its HTTP status, or why there is none."""
+    secret = hook["secret"].encode()
+    sha256 = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    sha1 = hmac.new(secret, body, hashlib.sha1).hexdigest()
+    delivery = str(uuid.uuid4())
+    request = urllib.request.Request(
+        hook["config"]["url"],
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "Go-http-client/1.1",
+            "X-Gitea-Delivery": delivery,
+            "X-Gitea-Event": event,
+            "X-Gitea-Event-Type": event,
+            "X-Gitea-Signature": sha256,
+            "X-Gogs-Delivery": delivery,
+            "X-Gogs-Event": event,
+            "X-Gogs-Signature": sha256,
+            "X-GitHub-Delivery": delivery,
+            "X-GitHub-Event": event,
+            "X-Hub-Signature": f"sha1={sha1}",
+            "X-Hub-Signature-256": f"sha256={sha256}",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return str(answer.status)
+    except urllib.error.HTTPError as exc:
+        return str(exc.code)
+    except OSError as exc:
+        return f"not delivered: {exc}"
 
 
 # Telegram ----------------------------------------------------------------------------
@@ -366,6 +590,8 @@ class Server(ThreadingHTTPServer):
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["post-receive"]:
+        return post_receive()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("api", choices=sorted(APIS))
     parser.add_argument("--port", type=int, help="default: the real service's port")

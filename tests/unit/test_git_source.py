@@ -70,6 +70,9 @@ def test_watch_follows_the_branch_keeps_the_last_good_and_says_a_rewrite(
     git(work, "push", "-q", "origin", "main")
     assert not spec.reload() and spec.loaded.commit == first  # the last good stays
     assert events[-1].kind == "spec_rejected"
+    broken = git(work, "rev-parse", "HEAD")
+    assert f"state/fleet.yaml@{broken[:12]}:1: " in events[-1].message  # not our tree's path
+    assert str(tmp_path) not in events[-1].message
     git(work, "reset", "-q", "--hard", first)
     fixed = commit(work, "state/fleet.yaml", BASE.replace("version: 1", "version: 1  # fixed"))
     git(work, "push", "-q", "--force", "origin", "main")
@@ -124,3 +127,33 @@ def test_commands_use_the_fetched_commit_and_a_review_the_file_given(
     plain = tmp_path / "plain.yaml"
     plain.write_text(BASE)
     assert desired_state(plain, tmp_path / "controller" / "journal.db").commit is None
+
+
+def test_a_commit_names_only_its_own_files(
+    forge: tuple[Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """An install source outside the commit's tree (a path on the controller) is refused,
+    with the same words whether or not the file exists: the commit is the whole state."""
+    import hashlib
+
+    bare, work = forge
+    outside = tmp_path / "on-the-controller"
+    outside.write_bytes(b"#!/bin/sh\n")
+    digest = hashlib.sha256(b"#!/bin/sh\n").hexdigest()
+    install = "    install: {{kind: file, source: {src}, sha256: {sha}, dest: /usr/local/bin/x}}\n"
+    service = "  x:\n    host: kimi\n" + install  # after BASE's services
+    commit(work, "state/bin/x", "#!/bin/sh\n")
+    commit(work, "state/fleet.yaml", BASE + service.format(src=outside, sha=digest))
+    git(work, "push", "-q", "origin", "main")
+    source = GitSource(url=f"file://{bare}")
+    with pytest.raises(SpecError) as info:
+        fetch_state(source, tmp_path / "controller")
+    [problem] = info.value.problems
+    assert problem.path == "services.x.install.source"
+    assert "not in the commit's tree" in problem.message and digest not in problem.message
+    inside = commit(work, "state/fleet.yaml", BASE + service.format(src="bin/x", sha=digest))
+    git(work, "push", "-q", "origin", "main")
+    got = fetch_state(source, tmp_path / "controller")
+    assert got.fetched.commit == inside
+    assert got.loaded.resolve("bin/x").read_bytes() == b"#!/bin/sh\n"

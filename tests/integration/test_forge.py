@@ -1,0 +1,276 @@
+"""The desired state comes from the forge: a real git server on the lab, real pushes.
+
+h2 runs the Gitea stand-in as a service. Its git side is git's own `git http-backend`
+(smart HTTP, pushes with a token), and each push runs a real post-receive hook that
+sends Gitea's push webhook, signed as Gitea signs it, to the controller's `--http`.
+`reconcile watch` follows the branch: the source's interval is 10 minutes, so a change
+live within a minute was brought by the webhook.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.store.journal import Journal
+from tests.fleet import lab as fleet_lab
+from tests.integration.by_hand import wait_http
+from tests.integration.conftest import ROOT, STANDINS, lab_spec, run_reconcile
+from tests.integration.test_watch import wait_for
+
+TOKEN = "forge-test-token"
+SECRET = "forge-hook-secret"
+CONF = "/etc/agent/agent.conf"
+
+
+def git(work: Path, *args: str) -> str:
+    env = {
+        "GIT_AUTHOR_NAME": "op",
+        "GIT_AUTHOR_EMAIL": "op@example.invalid",
+        "GIT_COMMITTER_NAME": "op",
+        "GIT_COMMITTER_EMAIL": "op@example.invalid",
+        "HOME": str(work),
+        "PATH": "/usr/bin:/bin",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.extraHeader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: token {TOKEN}",
+    }
+    done = subprocess.run(
+        ["git", "-C", str(work), *args], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip() + done.stderr.strip()
+
+
+def free_port(address: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Forge:
+    """The repository on h2, a working clone the test pushes from, and `watch` on the
+    controller following it."""
+
+    def __init__(self, lab: fleet_lab.Lab, base: Path) -> None:
+        self.lab, self.base = lab, base
+        self.forge = f"http://{lab.host('h2').address}:3000"
+        self.url = f"{self.forge}/ops/fleet.git"
+        self.hook = f"{lab.gateway}:{free_port(lab.gateway)}"
+        self.journal_path = base / "controller" / "journal.db"
+        self.work = base / "work"
+        self.env = {**os.environ, "FORGE_TOKEN": TOKEN, "FORGE_HOOK_SECRET": SECRET}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def serve(self) -> None:
+        """The Gitea stand-in as a service on h2, with an empty repository and a hook."""
+        fleet_lab.ssh(
+            self.lab,
+            "h2",
+            "install -D -m 0755 /dev/stdin /usr/local/bin/gitea",
+            stdin=(STANDINS / "http_standins.py").read_bytes(),
+        )
+        fleet_lab.ssh(
+            self.lab,
+            "h2",
+            "systemd-run --unit=forge -p Restart=always "
+            "/usr/bin/python3 /usr/local/bin/gitea gitea --port 3000",
+        )
+        wait_http(f"{self.forge}/api/v1/version")
+        headers = {"Authorization": f"token {TOKEN}"}
+        created = httpx.post(
+            f"{self.forge}/api/v1/orgs/ops/repos", json={"name": "fleet"}, headers=headers
+        )
+        assert created.status_code == 201, created.text
+        hook = {
+            "type": "gitea",
+            "config": {"url": f"http://{self.hook}/hooks/gitea", "secret": SECRET},
+            "events": ["push"],
+        }
+        added = httpx.post(f"{self.forge}/api/v1/repos/ops/fleet/hooks", json=hook, headers=headers)
+        assert added.status_code == 201, added.text
+
+    def source_block(self) -> str:
+        return (
+            f"source: {{url: '{self.url}', branch: main, path: state/fleet.yaml, "
+            "interval: 10m, token: env:FORGE_TOKEN, webhook_secret: env:FORGE_HOOK_SECRET}\n"
+        )
+
+    def spec(self, mode: str) -> str:
+        """The lab's spec as committed: its install sources are files of the commit."""
+        text = lab_spec(self.lab).replace(f"{STANDINS}/", "bin/")
+        return text.replace("mode = test", f"mode = {mode}") + self.source_block()
+
+    def first_commit(self) -> str:
+        git(self.base, "init", "-q", "-b", "main", str(self.work))
+        (self.work / "state" / "bin").mkdir(parents=True)
+        for name in ("agent_standin.py", "http_standins.py"):
+            shutil.copy(STANDINS / name, self.work / "state" / "bin" / name)
+        return self.commit("mode = first", self.spec("first"))
+
+    def commit(self, message: str, text: str) -> str:
+        (self.work / "state" / "fleet.yaml").write_text(text)
+        git(self.work, "add", "-A")
+        git(self.work, "commit", "-q", "-m", message)
+        return git(self.work, "rev-parse", "HEAD")
+
+    def push(self, *flags: str) -> str:
+        return git(self.work, "push", *flags, self.url, "main")
+
+    def start_watch(self) -> None:
+        """`watch` on a clone of the repository (the bootstrap), serving the webhook."""
+        checkout = self.base / "controller" / "checkout"
+        git(self.base, "clone", "-q", self.url, str(checkout))
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "reconciler.cli",
+                "watch",
+                str(checkout / "state" / "fleet.yaml"),
+                "--journal",
+                str(self.journal_path),
+                "--http",
+                self.hook,
+                "--max-seconds",
+                "500",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.base / "watch.log").open("w"),
+            start_new_session=True,
+        )
+
+    def conf(self) -> str:
+        return fleet_lab.ssh(self.lab, "h1", f"cat {CONF}", check=False).strip()
+
+    def events(self, kind: str) -> list[str]:
+        journal = Journal(self.journal_path)
+        try:
+            return [e.message for e in journal.events(50, kind)]
+        finally:
+            journal.close()
+
+    def commits_run(self) -> list[str | None]:
+        journal = Journal(self.journal_path)
+        try:
+            return [run.git_commit for run in journal.runs(50)]
+        finally:
+            journal.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=120)
+
+
+@pytest.fixture(scope="module")
+def forge(lab: fleet_lab.Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forge]:
+    running = Forge(lab, tmp_path_factory.mktemp("forge"))
+    running.serve()
+    first = running.first_commit()
+    assert "remote: webhook 1: " in running.push()  # nobody listens yet: not delivered
+    running.start_watch()
+    try:
+        wait_for("the first commit applied", lambda: running.conf() == "mode = first", 180)
+        assert first in running.commits_run()
+        yield running
+    finally:
+        running.stop()
+        fleet_lab.ssh(lab, "h2", "systemctl stop forge", check=False)
+
+
+def test_a_push_is_live_through_the_webhook(forge: Forge) -> None:
+    """The source is fetched every 10 minutes; the webhook brings a push in seconds, and
+    the run that applied it is journaled with its commit."""
+    pushed = forge.commit("mode = pushed", forge.spec("pushed"))
+    started = time.monotonic()
+    said = forge.push()
+    assert "remote: webhook 1: 202" in said, said
+    wait_for("the pushed commit applied", lambda: forge.conf() == "mode = pushed", 60)
+    print(f"push to live through the webhook: {time.monotonic() - started:.2f} s")
+    assert pushed in forge.commits_run()
+    status = run_reconcile(
+        "status", str(forge.base / "controller" / "checkout" / "state" / "fleet.yaml"),
+        "--journal", str(forge.journal_path), env=forge.env,
+    )  # fmt: skip
+    assert f"spec in force: commit {pushed[:12]} of {forge.url} main" in status.stdout
+
+
+def test_a_broken_commit_is_refused_and_the_last_good_stays(forge: Forge) -> None:
+    broken = forge.commit("broken", forge.spec("broken").replace("rto: 30s", "rto: soon", 1))
+    assert "remote: webhook 1: 202" in forge.push()
+    wait_for("the commit refused", lambda: forge.events("spec_rejected"), 60)
+    [message, *_] = forge.events("spec_rejected")
+    assert f"state/fleet.yaml@{broken[:12]}:" in message and "rto" in message, message
+    assert "trees/" not in message  # where the controller keeps it is not the author's business
+    time.sleep(3)
+    assert forge.conf() == "mode = pushed"
+    assert broken not in forge.commits_run()
+
+
+def test_a_force_push_is_followed_and_said(forge: Forge) -> None:
+    old = git(forge.work, "rev-parse", "HEAD")
+    git(forge.work, "reset", "-q", "--hard", "HEAD~1")
+    rewritten = forge.commit("mode = rewritten", forge.spec("rewritten"))
+    assert "forced update" in forge.push("--force")
+    wait_for("the rewritten branch applied", lambda: forge.conf() == "mode = rewritten", 60)
+    [message, *_] = forge.events("history_rewritten")
+    assert old in message and rewritten in message, message
+
+
+def test_a_forged_delivery_changes_nothing(forge: Forge) -> None:
+    """Unsigned, or signed with another secret: 401 and no fetch. A good signature over a
+    payload that names some other commit only makes the controller fetch the branch."""
+    import hashlib
+    import hmac
+    import json
+
+    url = f"http://{forge.hook}/hooks/gitea"
+    body = json.dumps({"ref": "refs/heads/main", "after": "0" * 40}).encode()
+    fetched_before = forge.events("spec_applied")
+    assert httpx.post(url, content=body).status_code == 401
+    wrong = hmac.new(b"another secret", body, hashlib.sha256).hexdigest()
+    assert httpx.post(url, content=body, headers={"X-Gitea-Signature": wrong}).status_code == 401
+    right = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"X-Gitea-Signature": right, "X-Gitea-Delivery": "forged-1"}
+    assert httpx.post(url, content=body, headers=headers).status_code == 202
+    assert httpx.post(url, content=body, headers=headers).status_code == 200  # seen already
+    time.sleep(3)
+    assert forge.events("spec_applied") == fetched_before  # the branch did not move
+    assert forge.conf() == "mode = rewritten"
+
+
+def test_the_source_over_ssh_with_pinned_host_keys(forge: Forge, tmp_path: Path) -> None:
+    """The same repository over SSH, as Gitea serves it too: the lab's key, its
+    known_hosts (no trust on first use)."""
+    from reconciler.forge.git_mirror import SourceUnavailable
+    from reconciler.forge.source import open_mirror
+    from state.models import GitSource
+
+    head = git(forge.work, "rev-parse", "HEAD")
+    repo = "/var/lib/gitea-standin/repos/ops/fleet.git"
+    address = forge.lab.host("h2").address
+    source = GitSource(
+        url=f"ssh://root@{address}{repo}",
+        ssh_key=f"file:{forge.lab.ssh_key}",
+        known_hosts=forge.lab.known_hosts,
+    )
+    assert open_mirror(source, tmp_path).fetch().commit == head
+    stranger = tmp_path / "other_known_hosts"
+    stranger.write_text(f"{address} ssh-ed25519 {'A' * 68}\n")
+    unknown = source.model_copy(update={"known_hosts": str(stranger)})
+    with pytest.raises(SourceUnavailable):
+        open_mirror(unknown, tmp_path / "b").fetch()
