@@ -27,13 +27,15 @@ from tests.fleet import lab as fleet_lab
 from tests.integration.by_hand import wait_http
 from tests.integration.conftest import ROOT, STANDINS, lab_spec, run_reconcile
 from tests.integration.test_watch import wait_for
+from tests.signing import Signer, ssh_signer
 
 TOKEN = "forge-test-token"
 SECRET = "forge-hook-secret"
 CONF = "/etc/agent/agent.conf"
 
 
-def git(work: Path, *args: str) -> str:
+def git(work: Path, *args: str, signer: Signer | None = None) -> str:
+    config = [part for c in signer.config for part in ("-c", c)] if signer else []
     env = {
         "GIT_AUTHOR_NAME": "op",
         "GIT_AUTHOR_EMAIL": "op@example.invalid",
@@ -44,9 +46,14 @@ def git(work: Path, *args: str) -> str:
         "GIT_CONFIG_COUNT": "1",
         "GIT_CONFIG_KEY_0": "http.extraHeader",
         "GIT_CONFIG_VALUE_0": f"Authorization: token {TOKEN}",
+        **(signer.env if signer else {}),
     }
     done = subprocess.run(
-        ["git", "-C", str(work), *args], capture_output=True, text=True, env=env, timeout=60
+        ["git", "-C", str(work), *config, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip() + done.stderr.strip()
@@ -101,16 +108,17 @@ class Forge:
         added = httpx.post(f"{self.forge}/api/v1/repos/ops/fleet/hooks", json=hook, headers=headers)
         assert added.status_code == 201, added.text
 
-    def source_block(self) -> str:
+    def source_block(self, verify: str = "") -> str:
         return (
             f"source: {{url: '{self.url}', branch: main, path: state/fleet.yaml, "
-            "interval: 10m, token: env:FORGE_TOKEN, webhook_secret: env:FORGE_HOOK_SECRET}\n"
+            "interval: 10m, token: env:FORGE_TOKEN, webhook_secret: env:FORGE_HOOK_SECRET"
+            f"{verify}}}\n"
         )
 
-    def spec(self, mode: str) -> str:
+    def spec(self, mode: str, verify: str = "") -> str:
         """The lab's spec as committed: its install sources are files of the commit."""
         text = lab_spec(self.lab).replace(f"{STANDINS}/", "bin/")
-        return text.replace("mode = test", f"mode = {mode}") + self.source_block()
+        return text.replace("mode = test", f"mode = {mode}") + self.source_block(verify)
 
     def first_commit(self) -> str:
         git(self.base, "init", "-q", "-b", "main", str(self.work))
@@ -119,14 +127,18 @@ class Forge:
             shutil.copy(STANDINS / name, self.work / "state" / "bin" / name)
         return self.commit("mode = first", self.spec("first"))
 
-    def commit(self, message: str, text: str) -> str:
+    def commit(self, message: str, text: str, signer: Signer | None = None) -> str:
         (self.work / "state" / "fleet.yaml").write_text(text)
         git(self.work, "add", "-A")
-        git(self.work, "commit", "-q", "-m", message)
+        git(self.work, "commit", "-q", "-m", message, signer=signer)
         return git(self.work, "rev-parse", "HEAD")
 
     def push(self, *flags: str) -> str:
         return git(self.work, "push", *flags, self.url, "main")
+
+    @property
+    def bootstrap(self) -> Path:
+        return self.base / "controller" / "checkout" / "state" / "fleet.yaml"
 
     def start_watch(self) -> None:
         """`watch` on a clone of the repository (the bootstrap), serving the webhook."""
@@ -138,7 +150,7 @@ class Forge:
                 "-m",
                 "reconciler.cli",
                 "watch",
-                str(checkout / "state" / "fleet.yaml"),
+                str(self.bootstrap),
                 "--journal",
                 str(self.journal_path),
                 "--http",
@@ -160,6 +172,13 @@ class Forge:
         journal = Journal(self.journal_path)
         try:
             return [e.message for e in journal.events(50, kind)]
+        finally:
+            journal.close()
+
+    def signers(self) -> dict[str | None, str | None]:
+        journal = Journal(self.journal_path)
+        try:
+            return {commit: signer for _, commit, signer in journal.specs(50)}
         finally:
             journal.close()
 
@@ -203,9 +222,8 @@ def test_a_push_is_live_through_the_webhook(forge: Forge) -> None:
     print(f"push to live through the webhook: {time.monotonic() - started:.2f} s")
     assert pushed in forge.commits_run()
     status = run_reconcile(
-        "status", str(forge.base / "controller" / "checkout" / "state" / "fleet.yaml"),
-        "--journal", str(forge.journal_path), env=forge.env,
-    )  # fmt: skip
+        "status", str(forge.bootstrap), "--journal", str(forge.journal_path), env=forge.env
+    )
     assert f"spec in force: commit {pushed[:12]} of {forge.url} main" in status.stdout
 
 
@@ -274,3 +292,37 @@ def test_the_source_over_ssh_with_pinned_host_keys(forge: Forge, tmp_path: Path)
     unknown = source.model_copy(update={"known_hosts": str(stranger)})
     with pytest.raises(SourceUnavailable):
         open_mirror(unknown, tmp_path / "b").fetch()
+
+
+def test_only_signed_commits_are_applied_every_one_since_the_last(
+    forge: Forge, tmp_path: Path
+) -> None:
+    """The controller's state file turns `verify` on (mode all, one SSH key). A signed
+    commit is applied and its signer journaled; an unsigned one, and a signed merge of an
+    unsigned branch, are refused and said; the fleet stays as it was."""
+    ops = ssh_signer(tmp_path, "ops")
+    verify = f", verify: {{mode: all, keys: ['{ops.public}']}}"
+    rejected_before = len(forge.events("spec_rejected"))
+    forge.bootstrap.write_text(forge.spec("rewritten", verify))  # the operator's own file
+    good = forge.commit("signed", forge.spec("signed", verify), ops)
+    assert "remote: webhook 1: 202" in forge.push()
+    wait_for("the signed commit applied", lambda: forge.conf() == "mode = signed", 60)
+    assert str(forge.signers()[good]).startswith("key1 (SHA256:")
+
+    unsigned = forge.commit("unsigned", forge.spec("unsigned", verify))
+    forge.push()
+    wait_for("the unsigned commit refused", lambda: f"commit {unsigned[:12]} is not signed" in "".join(forge.events("spec_rejected")), 60)  # fmt: skip
+    git(forge.work, "reset", "-q", "--hard", good)
+
+    git(forge.work, "checkout", "-q", "-b", "feature")
+    sneaked = forge.commit("sneaked", forge.spec("sneaked", verify))
+    git(forge.work, "checkout", "-q", "main")
+    git(forge.work, "merge", "-q", "--no-ff", "--no-edit", "-S", "feature", signer=ops)
+    merge = git(forge.work, "rev-parse", "HEAD")
+    forge.push("--force")
+    said = f"commit {sneaked[:12]} is not signed (under the tip {merge[:12]}; verify mode: all)"
+    wait_for("the signed merge refused", lambda: said in "".join(forge.events("spec_rejected")), 60)
+    time.sleep(2)
+    assert forge.conf() == "mode = signed"
+    assert len(forge.events("spec_rejected")) > rejected_before
+    assert unsigned not in forge.commits_run() and merge not in forge.commits_run()
