@@ -269,7 +269,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     journal = Journal(args.journal)
     bus = EventBus()
-    spec = SpecSource(Path(args.state), bus, journal)
+    spec = SpecSource(Path(args.state).resolve(), bus, journal)  # status finds it by that
     bus.subscribe(journal_sink(journal))
     bus.subscribe(log_sink())
     desk = IncidentDesk(journal, lambda: _notifications(spec.loaded))

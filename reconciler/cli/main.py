@@ -27,6 +27,7 @@ from reconciler.cli.commands import (
 from reconciler.cli.drill_command import cmd_drill
 from reconciler.cli.failover_command import cmd_failback, cmd_failover
 from reconciler.cli.incidents_command import cmd_incidents, cmd_notify
+from reconciler.cli.source_command import cmd_pin, cmd_resume, cmd_suspend, cmd_unpin
 from reconciler.cli.terminal import escaped_terminal
 from reconciler.errors import ReconcileError, write_traceback
 from state.errors import SpecError
@@ -44,6 +45,10 @@ SUBCOMMANDS = {
     "incidents",
     "notify",
     "drill",
+    "pin",
+    "unpin",
+    "suspend",
+    "resume",
 }
 
 
@@ -141,11 +146,32 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     drill.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS")
     _journal_option(drill)
     drill.set_defaults(func=cmd_drill)
+    _steering_parsers(sub)
     history = sub.add_parser("history", help="list recorded runs")
     history.add_argument("--limit", type=int, default=20)
     _journal_option(history)
     history.set_defaults(func=cmd_history)
     return main, subs
+
+
+def _steering_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pin = sub.add_parser("pin", help="hold one commit of the git source as the desired state")
+    pin.add_argument("commit", help="the commit's ID (abbreviated or full)")
+    unpin = sub.add_parser("unpin", help="follow the git source's branch again")
+    suspend = sub.add_parser(
+        "suspend", help="stop applying; observing, probing, paging and failover go on"
+    )
+    suspend.add_argument("--reason", default="suspended by hand", help="said in status and logs")
+    resume = sub.add_parser("resume", help="apply again after `reconcile suspend`")
+    for parser, func in (
+        (pin, cmd_pin),
+        (unpin, cmd_unpin),
+        (suspend, cmd_suspend),
+        (resume, cmd_resume),
+    ):
+        parser.add_argument("--state", default=DEFAULT_STATE, help="state file (YAML)")
+        _journal_option(parser)
+        parser.set_defaults(func=func)
 
 
 def _watch_parser(watch: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from reconciler.engine.plan import Plan
 from reconciler.observe.observation import FleetState
 from reconciler.store.journal import Journal, RunRecord
 from reconciler.store.ledger import Ledger
+from reconciler.store.suspension import Suspension
 from state.load import LoadedFleet
 from state.ssh import known_hosts_file
 
@@ -113,7 +114,7 @@ def loop_lines(journal: Journal, state_file: Path) -> list[str]:
     """The watch loop's own health, as it last recorded it."""
     saved = journal.loop_state(str(state_file.resolve()))
     if saved is None:
-        return ["loop: reconcile watch has not run against this state file"]
+        return ["loop: reconcile watch has not run against this state file", *_suspended(journal)]
     updated, data = saved
     lines = [
         f"loop: pid {data.get('pid')}, {data.get('passes', 0)} passes, last pass "
@@ -127,11 +128,26 @@ def loop_lines(journal: Journal, state_file: Path) -> list[str]:
         )
     if data.get("source"):
         commit = str(data.get("spec_commit") or "none yet")
-        lines.append(f"loop: spec in force: commit {commit[:12]} of {data['source']}")
+        pinned = ""
+        if data.get("pinned"):
+            tip = str(data.get("branch_tip") or "?")[:12]
+            pinned = f" (PINNED by `reconcile pin`; the branch is at {tip}; `reconcile unpin`)"
+        lines.append(f"loop: spec in force: commit {commit[:12]} of {data['source']}{pinned}")
+    lines.extend(_suspended(journal))
     if data.get("spec_error"):
         lines.append("loop: state file REJECTED, last good spec in force:")
         lines.extend(f"  {line}" for line in str(data["spec_error"]).splitlines())
     return lines
+
+
+def _suspended(journal: Journal) -> list[str]:
+    suspended = Suspension(journal).get()
+    if suspended is None:
+        return []
+    return [
+        f"loop: applying SUSPENDED since {_when(suspended.since)} ({suspended.reason}): "
+        "observing, probing, paging and failover go on; `reconcile resume`"
+    ]
 
 
 def backup_lines(loaded: LoadedFleet, observed: FleetState, journal: Journal) -> list[str]:

@@ -46,6 +46,7 @@ from reconciler.store.confirmations import Confirmations
 from reconciler.store.journal import Journal
 from reconciler.store.ledger import Ledger
 from reconciler.store.lock import LockHeld, hosts_lock
+from reconciler.store.suspension import Suspension
 from state.load import LoadedFleet
 from state.models import ReconcilerSettings
 from state.placement import without_host
@@ -107,6 +108,7 @@ class WatchLoop:
         assert spec.loaded is not None, "load the spec before starting the loop"
         self.backoffs = Backoffs(spec.loaded.fleet.reconciler)
         self.ssh: WarmWorker | None = None  # one SSH worker, connections kept across passes
+        self.suspended_said = ""  # what was last said of a plan held by `reconcile suspend`
 
     # -- signals and wake-ups -------------------------------------------------------
     def request_stop(self) -> None:
@@ -157,6 +159,8 @@ class WatchLoop:
                 if self.spec.reload():
                     self.backoffs.settings = self._settings()
                     next_full = self.clock()
+                elif self.suspended_said and Suspension(self.journal).get() is None:
+                    next_full = self.clock()  # resumed: the plan held is applied now
             now = self.clock()
             if now >= min(next_full, next_probe) and not self._lead():
                 next_probe = self.clock() + self._probe_interval()  # stand by, campaign again
@@ -370,6 +374,16 @@ class WatchLoop:
         plan = exclude_from_plan(plan, blocked)
         if not plan.summary.pending:
             return  # a pass with nothing to do is not journaled as a run
+        if (suspended := Suspension(self.journal).get()) is not None:
+            said = (
+                f"suspended ({suspended.reason}): {plan.summary.pending} change(s) planned, "
+                "none applied; `reconcile resume` applies again"
+            )
+            if said != self.suspended_said:  # once per plan, not once per probe
+                self.report(said)
+            self.suspended_said = said
+            return
+        self.suspended_said = ""
         guard = apply_guard(self.leadership, loaded)
         runner = Runner(
             self.client, self.journal, self.report, self.progress, guard=guard, ssh=self.ssh
@@ -454,6 +468,8 @@ class WatchLoop:
                 "passes": self.status.passes,
                 "spec_error": self.status.spec_error,
                 "spec_commit": self.spec.loaded.commit if self.spec.loaded else None,
+                "pinned": self.spec.pinned,
+                "branch_tip": self.spec.branch_tip,
                 "source": (
                     f"{self.spec.source.url} {self.spec.source.branch}"
                     if self.spec.source

@@ -57,6 +57,8 @@ class SpecSource:
         self.path, self.bus, self.journal = path, bus, journal
         self.loaded: LoadedFleet | None = None
         self.source: GitSource | None = None  # the bootstrap file's, when it names one
+        self.pinned = False  # the commit in force is the one `reconcile pin` holds
+        self.branch_tip: str | None = None  # the source branch's tip at the last fetch
         self.error: str | None = None
         self.exception: SpecError | None = None
 
@@ -67,7 +69,7 @@ class SpecSource:
             loaded = load_fleet(self.path)
             if loaded.fleet.source is not None:
                 return self._from_source(loaded)
-            self.source = None
+            self.source, self.pinned, self.branch_tip = None, False, None
             commit, dirty = git_provenance(loaded.file)
             _, file_dirty = git_provenance(loaded.file, whole_tree=False)
             if loaded.fleet.reconciler.require_committed and file_dirty is not False:
@@ -103,8 +105,9 @@ class SpecSource:
                     context={"old": got.fetched.previous, "new": got.fetched.commit},
                 )
             )
-        if self._in_force(got.loaded, got.fetched.commit, False, got.signer):
-            put_in_force(source, self.journal.path.parent, got.fetched.commit)
+        self.pinned, self.branch_tip = got.pinned, got.fetched.commit
+        if self._in_force(got.loaded, got.commit, False, got.signer):
+            put_in_force(source, self.journal.path.parent, got.commit)
             return True
         return False
 

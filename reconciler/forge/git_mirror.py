@@ -121,6 +121,15 @@ class GitMirror:
         out = self._git("rev-list", "--reverse", *span)
         return [line for line in out.splitlines() if COMMIT.fullmatch(line)]
 
+    def resolve(self, name: str) -> str | None:
+        """The full ID of the commit `name` abbreviates (4 to 40 hex digits), if the mirror
+        holds exactly one."""
+        if not re.fullmatch(r"[0-9a-f]{4,40}", name):
+            return None
+        done = self._run("rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
+        commit = done.stdout.strip()
+        return commit if done.returncode == 0 and COMMIT.fullmatch(commit) else None
+
     def held(self, name: str) -> str | None:
         """The commit the controller holds as `name` (refs/fleet/NAME), if any."""
         done = self._run("rev-parse", "--verify", "--quiet", f"refs/fleet/{name}^{{commit}}")

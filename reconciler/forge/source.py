@@ -8,7 +8,9 @@ not point elsewhere: its own `source:` is either absent or the bootstrap's, so a
 commit can neither move the controller to another forge nor change who may sign.
 
 The mirror holds the commit in force as `refs/fleet/in-force`: `verify: {mode: all}`
-checks every commit since it.
+checks every commit since it. `reconcile pin` holds a commit as `refs/fleet/pinned`:
+while it is there, that commit is the desired state whatever the branch does (a
+rollback the next fetch cannot undo), until `reconcile unpin`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reconciler.forge.git_mirror import Fetched, GitMirror
+from reconciler.forge.git_mirror import Fetched, GitMirror, SourceRefused
 from reconciler.forge.signatures import verified_signer
 from state.errors import SpecError, SpecProblem
 from state.load import LoadedFleet, load_fleet
@@ -33,6 +35,14 @@ class FetchedState:
     fetched: Fetched
     signer: str | None
     """Who signed the commit (`source.verify`), as git names them and their key."""
+    pinned: bool = False
+    """The commit is the one `reconcile pin` holds, not the branch's tip."""
+
+    @property
+    def commit(self) -> str:
+        """The commit the state was loaded from."""
+        assert self.loaded.commit is not None
+        return self.loaded.commit
 
 
 def open_mirror(source: GitSource, state_dir: Path) -> GitMirror:
@@ -75,16 +85,47 @@ def fetch_state(source: GitSource, state_dir: Path) -> FetchedState:
     signature) or SpecError (the commit's own problems, located in its file)."""
     mirror = open_mirror(source, state_dir)
     fetched = mirror.fetch()
+    pinned = mirror.held("pinned")
+    commit = pinned or fetched.commit
     signer = None
     if source.verify is not None:
-        signer = verified_signer(mirror, source.verify, fetched.commit, state_dir)
-    loaded = load_commit(mirror, fetched.commit, source, state_dir)
-    return FetchedState(loaded, fetched, signer)
+        signer = verified_signer(mirror, source.verify, commit, state_dir)
+    loaded = load_commit(mirror, commit, source, state_dir)
+    return FetchedState(loaded, fetched, signer, pinned is not None)
 
 
 def put_in_force(source: GitSource, state_dir: Path, commit: str) -> None:
     """Record `commit` as the one in force: the next `verify: {mode: all}` starts here."""
     open_mirror(source, state_dir).hold("in-force", commit)
+
+
+def pin(source: GitSource, state_dir: Path, name: str) -> FetchedState:
+    """Hold the commit `name` (a full or abbreviated ID, fetched if need be) as the
+    desired state. It must pass `source.verify` and load; else nothing is pinned
+    (CommitRefused, SourceRefused or SpecError)."""
+    mirror = open_mirror(source, state_dir)
+    commit = mirror.resolve(name)
+    if commit is None:
+        mirror.fetch()
+        commit = mirror.resolve(name)
+    if commit is None:
+        raise SourceRefused(f"{name!r}: expected the ID of a commit of {source.url}")
+    signer = None
+    if source.verify is not None:
+        signer = verified_signer(mirror, source.verify, commit, state_dir)
+    loaded = load_commit(mirror, commit, source, state_dir)
+    mirror.hold("pinned", commit)
+    tip = mirror.tip() or commit
+    return FetchedState(loaded, Fetched(tip, tip, False), signer, True)
+
+
+def unpin(source: GitSource, state_dir: Path) -> str | None:
+    """Let the branch's tip be the desired state again; the commit that was pinned."""
+    mirror = open_mirror(source, state_dir)
+    was = mirror.held("pinned")
+    if was is not None:
+        mirror.hold("pinned", None)
+    return was
 
 
 def load_commit(mirror: GitMirror, commit: str, source: GitSource, state_dir: Path) -> LoadedFleet:
@@ -132,5 +173,5 @@ def desired_state(state_file: str | Path, journal: Path, applying: bool = False)
         return bootstrap
     got = fetch_state(source, journal.parent)
     if applying:
-        put_in_force(source, journal.parent, got.fetched.commit)
+        put_in_force(source, journal.parent, got.commit)
     return got.loaded

@@ -16,6 +16,7 @@ from reconciler.store.failover import FailoverStore
 from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import EventRecord, Journal, RunRecord
 from reconciler.store.ledger import Ledger
+from reconciler.store.suspension import Suspended, Suspension
 from reconciler.web.charts import HealPoint, backup_age_chart, heal_chart, heal_trend
 from state.load import LoadedFleet
 from state.models import EtcdCoordination
@@ -71,6 +72,9 @@ class Snapshot:
     heal_trend: str = ""
     spec_commit: str | None = None  # the git source's commit in force (`source:`)
     source: str | None = None
+    pinned: bool = False  # `reconcile pin` holds the commit in force
+    branch_tip: str | None = None
+    suspended: Suspended | None = None  # `reconcile suspend`
 
 
 def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snapshot:
@@ -116,6 +120,9 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         spec_error=loop.get("spec_error"),
         spec_commit=loop.get("spec_commit"),
         source=loop.get("source"),
+        pinned=bool(loop.get("pinned")),
+        branch_tip=loop.get("branch_tip"),
+        suspended=Suspension(journal).get(),
         incidents=store.recent(20),
         runs=journal.runs(10),
         placement=placement,

@@ -79,6 +79,9 @@ class Forge:
         self.work = base / "work"
         self.env = {**os.environ, "FORGE_TOKEN": TOKEN, "FORGE_HOOK_SECRET": SECRET}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.ops: Signer | None = None  # set once verify is on: the signer and its block
+        self.verify = ""
+        self.good: str | None = None
 
     def serve(self) -> None:
         """The Gitea stand-in as a service on h2, with an empty repository and a hook."""
@@ -164,6 +167,12 @@ class Forge:
             stderr=(self.base / "watch.log").open("w"),
             start_new_session=True,
         )
+
+    def log(self) -> str:
+        return (self.base / "watch.log").read_text()
+
+    def active(self, host: str, unit: str) -> str:
+        return fleet_lab.ssh(self.lab, host, f"systemctl is-active {unit}", check=False).strip()
 
     def conf(self) -> str:
         return fleet_lab.ssh(self.lab, "h1", f"cat {CONF}", check=False).strip()
@@ -308,6 +317,7 @@ def test_only_signed_commits_are_applied_every_one_since_the_last(
     assert "remote: webhook 1: 202" in forge.push()
     wait_for("the signed commit applied", lambda: forge.conf() == "mode = signed", 60)
     assert str(forge.signers()[good]).startswith("key1 (SHA256:")
+    forge.ops, forge.verify, forge.good = ops, verify, good
 
     unsigned = forge.commit("unsigned", forge.spec("unsigned", verify))
     forge.push()
@@ -326,3 +336,49 @@ def test_only_signed_commits_are_applied_every_one_since_the_last(
     assert forge.conf() == "mode = signed"
     assert len(forge.events("spec_rejected")) > rejected_before
     assert unsigned not in forge.commits_run() and merge not in forge.commits_run()
+
+
+def test_pin_rolls_back_and_holds_until_unpin(forge: Forge) -> None:
+    """`reconcile pin` is a rollback the next fetch (or push) cannot undo; `unpin`
+    follows the branch again, verifying every commit since the pinned one."""
+    assert forge.ops is not None and forge.good is not None
+    git(forge.work, "reset", "-q", "--hard", forge.good)
+    forge.commit("moved on", forge.spec("moved-on", forge.verify), forge.ops)
+    forge.push("--force")
+    wait_for("the next commit applied", lambda: forge.conf() == "mode = moved-on", 60)
+    steer = ("--state", str(forge.bootstrap), "--journal", str(forge.journal_path))
+    pinned = run_reconcile("pin", forge.good[:10], *steer, env=forge.env)
+    assert pinned.returncode == 0, pinned.stderr
+    assert f"pinned commit {forge.good[:12]}, signed by key1 (SHA256:" in pinned.stdout
+    assert "reconcile watch (pid" in pinned.stdout, pinned.stdout
+    wait_for("the pinned commit applied", lambda: forge.conf() == "mode = signed", 60)
+    later = forge.commit("later", forge.spec("later", forge.verify), forge.ops)
+    assert "remote: webhook 1: 202" in forge.push()  # a fetch, and the pin stands
+    status = run_reconcile("status", str(forge.bootstrap), *steer[2:], env=forge.env)
+    assert f"commit {forge.good[:12]} of {forge.url} main (PINNED" in status.stdout
+    assert f"the branch is at {later[:12]}" in status.stdout, status.stdout
+    assert forge.conf() == "mode = signed"
+    refused = run_reconcile("pin", "0123456789", *steer, env=forge.env)
+    assert refused.returncode == 1 and "expected the ID of a commit" in refused.stderr
+    unpinned = run_reconcile("unpin", *steer, env=forge.env)
+    assert f"unpinned commit {forge.good[:12]}" in unpinned.stdout, unpinned.stderr
+    wait_for("the branch followed again", lambda: forge.conf() == "mode = later", 60)
+    kinds = [e for e in ("spec_pinned", "spec_unpinned") if forge.events(e)]
+    assert kinds == ["spec_pinned", "spec_unpinned"]
+
+
+def test_suspend_holds_the_plan_and_resume_applies_it(forge: Forge) -> None:
+    """Suspended, a stopped service is seen and planned, not healed; `status` says so;
+    `resume` applies the plan at once."""
+    journal = ("--journal", str(forge.journal_path))
+    suspended = run_reconcile("suspend", "--reason", "maintenance window", *journal)
+    assert "applying suspended (maintenance window)" in suspended.stdout, suspended.stderr
+    fleet_lab.ssh(forge.lab, "h1", "systemctl stop agent")
+    wait_for("the held plan said", lambda: "suspended (maintenance window)" in forge.log(), 30)
+    assert forge.active("h1", "agent") != "active"
+    status = run_reconcile("status", str(forge.bootstrap), *journal, env=forge.env)
+    assert "applying SUSPENDED since" in status.stdout, status.stdout
+    assert "(maintenance window)" in status.stdout
+    resumed = run_reconcile("resume", "--state", str(forge.bootstrap), *journal)
+    assert "applying resumed" in resumed.stdout and "(pid" in resumed.stdout, resumed.stdout
+    wait_for("the agent healed", lambda: forge.active("h1", "agent") == "active", 60)

@@ -157,3 +157,38 @@ def test_a_commit_names_only_its_own_files(
     got = fetch_state(source, tmp_path / "controller")
     assert got.fetched.commit == inside
     assert got.loaded.resolve("bin/x").read_bytes() == b"#!/bin/sh\n"
+
+
+def test_a_pinned_commit_holds_whatever_the_branch_does_until_unpinned(
+    forge: tuple[Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from reconciler.forge.git_mirror import SourceRefused
+    from reconciler.forge.source import pin, unpin
+
+    bare, work = forge
+    source = GitSource(url=f"file://{bare}")
+    controller = tmp_path / "controller"
+    old = commit(work, "state/fleet.yaml", BASE.replace("version: 1", "version: 1  # old"))
+    git(work, "push", "-q", "origin", "main")
+    fetch_state(source, controller)
+    new = commit(work, "state/fleet.yaml", BASE.replace("version: 1", "version: 1  # new"))
+    git(work, "push", "-q", "origin", "main")
+    assert fetch_state(source, controller).commit == new
+    pinned = pin(source, controller, old[:8])
+    assert pinned.commit == old and pinned.fetched.commit == new
+    newer = commit(work, "state/fleet.yaml", BASE.replace("version: 1", "version: 1  # newer"))
+    git(work, "push", "-q", "origin", "main")
+    got = fetch_state(source, controller)
+    assert (got.commit, got.pinned, got.fetched.commit) == (old, True, newer)
+    assert "# old" in got.loaded.text
+    broken = commit(work, "state/fleet.yaml", "version: [broken")
+    git(work, "push", "-q", "origin", "main")
+    with pytest.raises(SpecError):
+        pin(source, controller, broken)  # a commit that does not load is never pinned
+    with pytest.raises(SourceRefused):
+        pin(source, controller, "0123456789abcdef")
+    assert fetch_state(source, controller).commit == old  # the pin stands
+    assert unpin(source, controller) == old and unpin(source, controller) is None
+    with pytest.raises(SpecError):
+        fetch_state(source, controller)  # the tip again, which is broken

@@ -1,0 +1,117 @@
+"""`reconcile pin SHA`, `unpin`, `suspend` and `resume`: steering what `watch` applies.
+
+`pin` holds one commit of the git source as the desired state (a rollback the next
+fetch cannot undo) until `unpin`. `suspend` stops applying while observing, probing,
+paging and failover go on, until `resume`. Each tells a running `watch` at once
+(SIGHUP), and is journaled as an event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import time
+from pathlib import Path
+
+from reconciler.cli.commands import EXIT_OK
+from reconciler.errors import PermanentError
+from reconciler.store.journal import Journal
+from state.load import load_fleet
+from state.models import GitSource
+
+
+class NoSource(PermanentError, ValueError):
+    """The state file names no `source:`: there is no commit to pin."""
+
+
+def _source(state: str, command: str) -> GitSource:
+    source = load_fleet(state).fleet.source
+    if source is None:
+        raise NoSource(
+            f"{command}: {state} names no source: (a git source's commit is what is pinned; "
+            "a local state file is held by not editing it)"
+        )
+    return source
+
+
+def _tell_watch(journal: Journal, state: str) -> str:
+    """SIGHUP the `watch` that runs on `state`, if one does; what was done, to say."""
+    found = journal.loop_state(str(Path(state).resolve()))
+    pid = int(found[1].get("pid") or 0) if found else 0
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if pid else []
+    except OSError:
+        command = []
+    if b"watch" not in command:  # not running, or the pid is another program's now
+        return "no reconcile watch runs on this state file: it takes effect when one starts"
+    os.kill(pid, signal.SIGHUP)
+    return f"reconcile watch (pid {pid}) was told, and takes it at once"
+
+
+def _event(journal: Journal, kind: str, message: str, context: dict[str, object]) -> None:
+    journal.record_event(time.time(), "P3", kind, None, None, message, context)
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    from reconciler.forge.source import pin
+
+    source = _source(args.state, "pin")
+    journal = Journal(args.journal)
+    got = pin(source, args.journal.parent, args.commit)
+    signed = f", signed by {got.signer}" if got.signer else ""
+    said = (
+        f"pinned commit {got.commit[:12]}{signed}: it stays the desired state whatever "
+        f"{source.branch} does (now at {got.fetched.commit[:12]}) until `reconcile unpin`"
+    )
+    _event(journal, "spec_pinned", said, {"commit": got.commit, "signer": got.signer})
+    print(said)
+    print(_tell_watch(journal, args.state))
+    return EXIT_OK
+
+
+def cmd_unpin(args: argparse.Namespace) -> int:
+    from reconciler.forge.source import unpin
+
+    source = _source(args.state, "unpin")
+    journal = Journal(args.journal)
+    was = unpin(source, args.journal.parent)
+    if was is None:
+        print("nothing was pinned")
+        return EXIT_OK
+    said = f"unpinned commit {was[:12]}: the tip of {source.branch} is the desired state again"
+    _event(journal, "spec_unpinned", said, {"commit": was})
+    print(said)
+    print(_tell_watch(journal, args.state))
+    return EXIT_OK
+
+
+def cmd_suspend(args: argparse.Namespace) -> int:
+    from reconciler.store.suspension import Suspension
+
+    journal = Journal(args.journal)
+    suspended = Suspension(journal).suspend(args.reason)
+    said = (
+        f"applying suspended ({suspended.reason}): reconcile watch goes on observing, probing, "
+        "paging and failing over, and plans every pass, but applies nothing until "
+        "`reconcile resume`"
+    )
+    _event(journal, "applying_suspended", said, {"reason": suspended.reason})
+    print(said)
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from reconciler.store.suspension import Suspension
+
+    journal = Journal(args.journal)
+    was = Suspension(journal).resume()
+    if was is None:
+        print("applying was not suspended")
+        return EXIT_OK
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(was.since))
+    said = f"applying resumed (suspended since {since}: {was.reason})"
+    _event(journal, "applying_resumed", said, {})
+    print(said)
+    print(_tell_watch(journal, args.state))
+    return EXIT_OK
