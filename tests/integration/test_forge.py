@@ -70,8 +70,8 @@ class Forge:
     """The repository on h2, a working clone the test pushes from, and `watch` on the
     controller following it."""
 
-    def __init__(self, lab: fleet_lab.Lab, base: Path) -> None:
-        self.lab, self.base = lab, base
+    def __init__(self, lab: fleet_lab.Lab, base: Path, interval: str = "10m") -> None:
+        self.lab, self.base, self.interval = lab, base, interval
         self.forge = f"http://{lab.host('h2').address}:3000"
         self.url = f"{self.forge}/ops/fleet.git"
         self.hook = f"{lab.gateway}:{free_port(lab.gateway)}"
@@ -114,7 +114,8 @@ class Forge:
     def source_block(self, verify: str = "") -> str:
         return (
             f"source: {{url: '{self.url}', branch: main, path: state/fleet.yaml, "
-            "interval: 10m, token: env:FORGE_TOKEN, webhook_secret: env:FORGE_HOOK_SECRET"
+            f"interval: {self.interval}, token: env:FORGE_TOKEN, "
+            "webhook_secret: env:FORGE_HOOK_SECRET"
             f"{verify}}}\n"
         )
 
@@ -143,10 +144,13 @@ class Forge:
     def bootstrap(self) -> Path:
         return self.base / "controller" / "checkout" / "state" / "fleet.yaml"
 
-    def start_watch(self) -> None:
-        """`watch` on a clone of the repository (the bootstrap), serving the webhook."""
+    def start_watch(self, http: bool = True) -> None:
+        """`watch` on a clone of the repository (the bootstrap), serving the webhook
+        unless `http` is False (then it polls alone)."""
         checkout = self.base / "controller" / "checkout"
-        git(self.base, "clone", "-q", self.url, str(checkout))
+        if not checkout.exists():
+            git(self.base, "clone", "-q", self.url, str(checkout))
+        git(checkout, "pull", "-q", "--ff-only", self.url, "main")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -156,10 +160,9 @@ class Forge:
                 str(self.bootstrap),
                 "--journal",
                 str(self.journal_path),
-                "--http",
-                self.hook,
+                *(("--http", self.hook) if http else ()),
                 "--max-seconds",
-                "500",
+                "900",
             ],
             cwd=ROOT,
             env=self.env,
