@@ -13,7 +13,8 @@ On 2 real hosts of the lab, h2 serving the repository (the Gitea stand-in: git's
   a probe pass of the same `watch` (its wall time from /metrics).
 
 Bounded: --pushes webhook pushes (default 5), --polls polled pushes (default 3, each
-up to a minute), --fetches no-change fetches (default 20).
+up to a minute), --fetches no-change fetches (default 20), --idle seconds of probe
+passes (default 20).
 
     .venv/bin/python -m bench.forge
 """
