@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
@@ -695,6 +696,15 @@ class GitSource(Spec):
         None,
         description="Apply only signed commits. Unset, any commit on the branch is applied.",
     )
+    reviews: bool = Field(
+        False,
+        description="Plan each pull request to `branch`, as Atlantis does, on Gitea: on its "
+        "`pull_request` webhook (`POST /hooks/gitea` on `--http`) or `reconcile review PR`, "
+        "one comment holds the plan as `--dry-run` renders it (updated in place) and the "
+        "head commit gets the status `fleet-reconciler/plan`; a commit `watch` applies gets "
+        "`fleet-reconciler/apply`. Needs an http(s) `url` of a Gitea repository "
+        "(`.../OWNER/REPO.git`) and `token`.",
+    )
 
     @model_validator(mode="after")
     def _credentials_fit(self) -> GitSource:
@@ -705,7 +715,19 @@ class GitSource(Spec):
             raise ValueError("token: expected only with an http(s):// url")
         if ssh and self.known_hosts is None:
             raise ValueError("known_hosts: expected with an ssh:// url (no trust on first use)")
+        if self.reviews:
+            if not self.url.startswith(("https://", "http://")) or self.token is None:
+                raise ValueError("reviews: expected an http(s) url of Gitea and a token")
+            if len(urlsplit(self.url).path.strip("/").split("/")) < 2:
+                raise ValueError("reviews: expected the url .../OWNER/REPO.git")
         return self
+
+    def gitea(self) -> tuple[str, str]:
+        """(Gitea's base URL, OWNER/REPO) of the http(s) `url`: what `reviews` talks to."""
+        parts = urlsplit(self.url)
+        segments = parts.path.strip("/").removesuffix(".git").split("/")
+        base = f"{parts.scheme}://{parts.netloc}" + "".join(f"/{s}" for s in segments[:-2])
+        return base, "/".join(segments[-2:])
 
 
 class Fleet(Spec):

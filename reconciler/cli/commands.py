@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import httpx
     import uvicorn
 
+    from reconciler.cli.forge_desk import ForgeDesk
     from reconciler.coordination.leader import Leadership
     from reconciler.daemon.loop import WatchLoop
     from reconciler.run.failover import Mover
@@ -48,46 +49,15 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) -> int:
-    from reconciler.bounded_http import bounded_client
-    from reconciler.cli.backup_text import standings
-    from reconciler.cli.failover_text import failover_json, render_failover
-    from reconciler.cli.plan_text import render_plan
-    from reconciler.engine.plan import plan_to_json
-    from reconciler.run.failover import placed, review
-    from reconciler.run.once import plan_once
-    from reconciler.store.confirmations import Confirmations
-    from reconciler.store.ledger import Ledger
+    from reconciler.cli.dry_run import dry_run
 
     journal = readable_journal(args.journal)
-    confirmations = Confirmations(journal) if journal is not None else None
-    ledger = Ledger(journal) if journal is not None else None  # read, never written
-    if journal is not None:
-        loaded = placed(loaded, journal)
-    with bounded_client() as client:
-        result = plan_once(
-            loaded,
-            client,
-            worker=worker,
-            targets=args.target,
-            confirmations=confirmations,
-            ledger=ledger,
-            record=False,
-            fresh_data=args.fresh_data,
-        )
-        plan = result.plan
-        failover = review(loaded, journal, client, result.observed)
+    planned = dry_run(loaded, journal, worker, args.target, args.fresh_data)
     if args.output == "json":
-        document = plan_to_json(plan)
-        if failover is not None and loaded.written.failover is not None:
-            document["failover"] = failover_json(loaded.written.failover, *failover)
-        print(json.dumps(document, indent=2))
+        print(json.dumps(planned.document, indent=2))
     else:
-        if failover is not None and loaded.written.failover is not None:
-            print(render_failover(loaded.written.failover, *failover))
-        print(render_plan(plan), end="")
-        if ledger is not None:
-            print(standings(loaded, ledger, time.time(), result.observed), end="")
-    return EXIT_PENDING if plan.summary.pending else EXIT_OK
+        print(planned.text, end="")
+    return EXIT_PENDING if planned.plan.summary.pending else EXIT_OK
 
 
 def _apply(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) -> int:
@@ -258,6 +228,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import threading
 
     from reconciler.bounded_http import bounded_client
+    from reconciler.cli.forge_desk import ForgeDesk
     from reconciler.coordination.leader import controller_name, leadership_for
     from reconciler.daemon.loop import WatchLoop, start_watchdog
     from reconciler.daemon.spec_source import SpecSource
@@ -293,7 +264,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
             sweep=desk.sweep,
             leadership=leadership,
         )
-        dashboard = _dashboard(args, loop, journal) if args.http else None
+        forge = ForgeDesk(lambda: spec.source, journal.path, report)
+        loop.on_applied = forge.applied
+        dashboard = _dashboard(args, loop, journal, forge) if args.http else None
 
         def beating_report(message: str) -> None:
             loop.beat()
@@ -319,20 +292,24 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 leadership.close()  # a clean exit hands leadership over at once
                 if dashboard is not None:
                     dashboard.should_exit = True
+                forge.close()
         watcher.join(timeout=3)
     report("stopped")
     return code
 
 
-def _gitea_hook(loop: WatchLoop) -> Hook:
-    """Gitea's push webhook for `watch`: a delivery signed with the source's secret
-    makes the loop fetch now (the payload is never believed); anything else, nothing."""
-    from reconciler.forge.webhook import Deliveries, judge
+def _gitea_hook(loop: WatchLoop, desk: ForgeDesk | None = None) -> Hook:
+    """Gitea's webhook for `watch`: a push signed with the source's secret makes the loop
+    fetch now; a signed `pull_request` (opened, synchronized) queues its review, with
+    `source.reviews`. The payload is never believed; anything else changes nothing."""
+    from reconciler.forge.webhook import Deliveries, judge, pull_to_review
     from state.secrets import SecretUnavailable, resolve_secret
 
     seen = Deliveries()
 
-    def handle(body: bytes, signature: str | None, delivery: str | None) -> tuple[int, str]:
+    def handle(
+        body: bytes, signature: str | None, delivery: str | None, event: str | None = None
+    ) -> tuple[int, str]:
         source = loop.spec.source
         if source is None or source.webhook_secret is None:
             return 404, "no webhook is configured (source.webhook_secret)"
@@ -341,6 +318,13 @@ def _gitea_hook(loop: WatchLoop) -> Hook:
         except SecretUnavailable:
             return 503, "the webhook secret cannot be read on the controller"
         verdict = judge(secret, body, signature, delivery, seen)
+        if verdict == "fetch" and event == "pull_request":
+            number = pull_to_review(event, body)
+            if number is None or desk is None or not source.reviews:
+                return 200, "not a pull request to review (source.reviews, action)"
+            if not desk.review(number):
+                return 503, "the review queue is full"
+            return 202, f"reviewing pull request {number}"
         if verdict == "fetch":
             loop.request_reload()
             return 202, "fetching"
@@ -351,7 +335,9 @@ def _gitea_hook(loop: WatchLoop) -> Hook:
     return handle
 
 
-def _dashboard(args: argparse.Namespace, loop: WatchLoop, journal: Journal) -> uvicorn.Server:
+def _dashboard(
+    args: argparse.Namespace, loop: WatchLoop, journal: Journal, desk: ForgeDesk
+) -> uvicorn.Server:
     """`--http ADDR`: the dashboard and /metrics, served from a thread of the daemon."""
     from prometheus_client import CollectorRegistry
 
@@ -361,7 +347,7 @@ def _dashboard(args: argparse.Namespace, loop: WatchLoop, journal: Journal) -> u
     registry = CollectorRegistry()
     loop.measure = PassMetrics(registry).observe
     app = make_app(
-        journal.path, Path(args.state), lambda: loop.spec.loaded, registry, _gitea_hook(loop)
+        journal.path, Path(args.state), lambda: loop.spec.loaded, registry, _gitea_hook(loop, desk)
     )
     server = serve_in_background(app, args.http)
     report(f"dashboard on http://{args.http}/ (metrics at /metrics)")

@@ -27,7 +27,13 @@ from reconciler.cli.commands import (
 from reconciler.cli.drill_command import cmd_drill
 from reconciler.cli.failover_command import cmd_failback, cmd_failover
 from reconciler.cli.incidents_command import cmd_incidents, cmd_notify
-from reconciler.cli.source_command import cmd_pin, cmd_resume, cmd_suspend, cmd_unpin
+from reconciler.cli.source_command import (
+    cmd_pin,
+    cmd_resume,
+    cmd_review,
+    cmd_suspend,
+    cmd_unpin,
+)
 from reconciler.cli.terminal import escaped_terminal
 from reconciler.errors import ReconcileError, write_traceback
 from state.errors import SpecError
@@ -49,6 +55,7 @@ SUBCOMMANDS = {
     "unpin",
     "suspend",
     "resume",
+    "review",
 }
 
 
@@ -163,7 +170,13 @@ def _steering_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     suspend.add_argument("--reason", default="suspended by hand", help="said in status and logs")
     resume = sub.add_parser("resume", help="apply again after `reconcile suspend`")
+    review = sub.add_parser(
+        "review", help="plan a Gitea pull request read-only; post the plan and its status"
+    )
+    review.add_argument("pull", type=int, metavar="PR", help="the pull request's number")
+    review.add_argument("--no-post", action="store_true", help="print the plan only")
     for parser, func in (
+        (review, cmd_review),
         (pin, cmd_pin),
         (unpin, cmd_unpin),
         (suspend, cmd_suspend),

@@ -13,12 +13,14 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.cli.commands import EXIT_OK
 from reconciler.errors import PermanentError
-from reconciler.store.journal import Journal
-from state.load import load_fleet
-from state.models import GitSource
+
+if TYPE_CHECKING:  # loaded by the commands, after `reconcile` started its SSH worker
+    from reconciler.store.journal import Journal
+    from state.models import GitSource
 
 
 class NoSource(PermanentError, ValueError):
@@ -26,6 +28,8 @@ class NoSource(PermanentError, ValueError):
 
 
 def _source(state: str, command: str) -> GitSource:
+    from state.load import load_fleet
+
     source = load_fleet(state).fleet.source
     if source is None:
         raise NoSource(
@@ -55,6 +59,7 @@ def _event(journal: Journal, kind: str, message: str, context: dict[str, object]
 
 def cmd_pin(args: argparse.Namespace) -> int:
     from reconciler.forge.source import pin
+    from reconciler.store.journal import Journal
 
     source = _source(args.state, "pin")
     journal = Journal(args.journal)
@@ -72,6 +77,7 @@ def cmd_pin(args: argparse.Namespace) -> int:
 
 def cmd_unpin(args: argparse.Namespace) -> int:
     from reconciler.forge.source import unpin
+    from reconciler.store.journal import Journal
 
     source = _source(args.state, "unpin")
     journal = Journal(args.journal)
@@ -87,6 +93,7 @@ def cmd_unpin(args: argparse.Namespace) -> int:
 
 
 def cmd_suspend(args: argparse.Namespace) -> int:
+    from reconciler.store.journal import Journal
     from reconciler.store.suspension import Suspension
 
     journal = Journal(args.journal)
@@ -102,6 +109,7 @@ def cmd_suspend(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from reconciler.store.journal import Journal
     from reconciler.store.suspension import Suspension
 
     journal = Journal(args.journal)
@@ -115,3 +123,34 @@ def cmd_resume(args: argparse.Namespace) -> int:
     print(said)
     print(_tell_watch(journal, args.state))
     return EXIT_OK
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """`reconcile review PR`: plan a pull request read-only, print it as `--dry-run`
+    does, and (unless --no-post) put it on the pull request with its status, as `watch`
+    does on the webhook. Exits as `--dry-run`: 0 no changes, 2 changes, 1 refused."""
+    import sys
+
+    from reconciler.bounded_http import bounded_client
+    from reconciler.cli.review import post_review, review_pull
+    from reconciler.ssh.client import WarmWorker
+    from reconciler.store.journal import Journal
+
+    source = _source(args.state, "review")
+    if not source.reviews:
+        raise NoSource(f"review: {args.state}: source.reviews is not set (where Gitea is)")
+    worker = WarmWorker()
+    try:
+        journal = Journal(args.journal)
+        with bounded_client() as client:
+            review = review_pull(source, args.pull, journal, worker, client)
+            print(
+                f"pull request #{review.number} at {review.commit[:12]}: {review.state}, "
+                f"{review.description}\n"
+            )
+            print(review.text, end="")
+            if not args.no_post:
+                print(post_review(source, review, client), file=sys.stderr)
+    finally:
+        worker.close(wait=False)
+    return review.exit_code

@@ -109,6 +109,8 @@ class WatchLoop:
         self.backoffs = Backoffs(spec.loaded.fleet.reconciler)
         self.ssh: WarmWorker | None = None  # one SSH worker, connections kept across passes
         self.suspended_said = ""  # what was last said of a plan held by `reconcile suspend`
+        self.on_applied: Callable[[str, bool, str], None] | None = None
+        """Told after each full pass from a git source: (commit, converged, one line)."""
 
     # -- signals and wake-ups -------------------------------------------------------
     def request_stop(self) -> None:
@@ -318,6 +320,11 @@ class WatchLoop:
                     tick(mover)
                     loaded = self._placed()
                 self._converge(loaded, targets)
+            held = bool(self.suspended_said)  # suspended: nothing was applied to report
+            if kind == "full" and loaded.commit and self.on_applied is not None and not held:
+                left = self.status.pending
+                said = "converged" if not left else f"not converged: {', '.join(left)}"
+                self.on_applied(loaded.commit, not left, said[:200])
             if kind == "full":  # scheduled backup checks and drills, outside the lock
                 for line in run_due_verifications(loaded, self.journal, self.bus, time.time()):
                     self.report(line)

@@ -104,14 +104,13 @@ def marker(fingerprint: str) -> str:
     return f"[fleet-reconciler {fingerprint}]"
 
 
-class _GiteaRepo:
-    """The repository's issue API, with the token kept out of every error."""
+class GiteaRepo:
+    """One repository's API (issues, comments, pull requests, statuses), with the token
+    kept out of every error. Raises ChannelError."""
 
-    def __init__(self, channel: GiteaIssueChannel, client: httpx.Client) -> None:
-        self.channel = channel
-        self.client = client
-        self.token = resolve_secret(channel.token)
-        self.base = f"{channel.url.rstrip('/')}/api/v1/repos/{channel.repo}"
+    def __init__(self, url: str, repo: str, token: Secret, client: httpx.Client) -> None:
+        self.client, self.token = client, token
+        self.base = f"{url.rstrip('/')}/api/v1/repos/{repo}"
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -148,11 +147,13 @@ class _GiteaRepo:
             raise ChannelError(f"gitea: GET {path}: the answer is not a list of objects")
         return found
 
-    def find(self, fingerprint: str, state: str = "open") -> dict[str, Any] | None:
+    def find(
+        self, fingerprint: str, labels: list[str], state: str = "open"
+    ) -> dict[str, Any] | None:
         """The incident's issue, by its label(s) and the marker in its title."""
         params: dict[str, str | int] = {"state": state, "type": "issues", "limit": 50}
-        if self.channel.labels:
-            params["labels"] = ",".join(self.channel.labels)
+        if labels:
+            params["labels"] = ",".join(labels)
         tag = marker(fingerprint)
         found = [
             i
@@ -165,11 +166,15 @@ class _GiteaRepo:
         return [str(c.get("body", "")) for c in self.listed(f"/issues/{number}/comments")]
 
 
+def _repo_of(channel: GiteaIssueChannel, client: httpx.Client) -> GiteaRepo:
+    return GiteaRepo(channel.url, channel.repo, resolve_secret(channel.token), client)
+
+
 def _gitea(
     channel: GiteaIssueChannel, key: str, message: dict[str, Any], client: httpx.Client
 ) -> str:
-    repo = _GiteaRepo(channel, client)
-    issue = repo.find(message["fingerprint"])
+    repo = _repo_of(channel, client)
+    issue = repo.find(message["fingerprint"], channel.labels)
     stamp = f"\n\n<!-- fleet-reconciler notification {key} -->"
     body = (
         f"**{message['severity']} {message['transition']}**\n\n"
@@ -200,8 +205,8 @@ def post_review(
     channel: GiteaIssueChannel, fingerprint: str, review: str, client: httpx.Client
 ) -> str:
     """Add a post-incident review as a comment on the incident's issue (open or closed)."""
-    repo = _GiteaRepo(channel, client)
-    issue = repo.find(fingerprint, state="all")
+    repo = _repo_of(channel, client)
+    issue = repo.find(fingerprint, channel.labels, state="all")
     if issue is None:
         raise ChannelError(f"gitea: no issue for {marker(fingerprint)} in {channel.repo}")
     number = int(issue["number"])

@@ -87,9 +87,7 @@ class GitMirror:
 
     def fetch(self) -> Fetched:
         """Fetch the branch (following a force-push) and return where it now points."""
-        if not (self.directory / "HEAD").exists():
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._git("init", "--quiet", "--bare", str(self.directory), inside=False)
+        self._exist()
         previous = self.tip()
         refspec = f"+{self.ref}:{self.ref}"
         self._git("fetch", "--quiet", "--no-tags", "--prune", "--", self.url, refspec)
@@ -98,6 +96,23 @@ class GitMirror:
             raise SourceRefused(f"{self.url} has no branch {self.branch!r}")
         rewritten = previous is not None and not self.is_ancestor(previous, commit)
         return Fetched(commit, previous, rewritten)
+
+    def fetch_pull(self, number: int) -> str:
+        """Fetch pull request `number`'s head (Gitea's `refs/pull/N/head`) as
+        refs/fleet/pull/N; its commit."""
+        self._exist()
+        ref = f"refs/fleet/pull/{int(number)}"
+        refspec = f"+refs/pull/{int(number)}/head:{ref}"
+        self._git("fetch", "--quiet", "--no-tags", "--", self.url, refspec)
+        commit = self.held(f"pull/{int(number)}")
+        if commit is None:
+            raise SourceRefused(f"{self.url} has no pull request {number}")
+        return commit
+
+    def _exist(self) -> None:
+        if not (self.directory / "HEAD").exists():
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._git("init", "--quiet", "--bare", str(self.directory), inside=False)
 
     def tip(self) -> str | None:
         """The branch's commit in the mirror, or None before the first fetch."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Literal
 
 MAX_BODY = 1 << 20  # Gitea's push payloads are far smaller; more is refused unread
 DELIVERY_MEMORY = 1000
+REVIEWED_ACTIONS = ("opened", "synchronized", "reopened")  # those that move the head
 
 Verdict = Literal["fetch", "duplicate", "unsigned", "bad signature", "too large"]
 
@@ -64,3 +66,21 @@ def judge(
     if delivery and not seen.first_time(delivery[:200]):
         return "duplicate"
     return "fetch"
+
+
+def pull_to_review(event: str | None, body: bytes) -> int | None:
+    """The pull request a signed `pull_request` delivery asks to plan: its number only
+    (its head is fetched from the forge, never taken from the payload), when the action
+    is one that gives it a new head."""
+    if event != "pull_request":
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("action") not in REVIEWED_ACTIONS:
+        return None
+    number = data.get("number")
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 10**9:
+        return None
+    return number

@@ -55,8 +55,8 @@ def plan_summary(snap: Snapshot) -> str:
     return summary[-1] if summary else f"Out of sync: {len(snap.pending)} pending"
 
 
-Hook = Callable[[bytes, str | None, str | None], tuple[int, str]]
-"""A webhook's handler: (body, signature header, delivery ID) -> (status, one line)."""
+Hook = Callable[[bytes, str | None, str | None, str | None], tuple[int, str]]
+"""A webhook's handler: (body, signature header, delivery ID, event) -> (status, one line)."""
 
 
 def make_app(
@@ -114,6 +114,7 @@ def make_app(
             bytes(body),
             request.headers.get("x-gitea-signature"),
             request.headers.get("x-gitea-delivery"),
+            request.headers.get("x-gitea-event"),
         )
         return Response(line + "\n", status)
 

@@ -26,12 +26,22 @@ Gitea (every repository has the labels P0..P3 and `incident`, ids 1-5; writes ne
   POST  /api/v1/repos/OWNER/REPO/issues/N/comments  {body}
   POST  /api/v1/orgs/ORG/repos                      {name}   a bare git repository
   POST  /api/v1/repos/OWNER/REPO/hooks              {type: gitea, config: {url, secret}}
+  POST  /api/v1/repos/OWNER/REPO/pulls              {head, base, title}  (an issue too)
+  GET   /api/v1/repos/OWNER/REPO/pulls/N
+  POST  /api/v1/repos/OWNER/REPO/pulls/N/merge      {Do: merge}  a merge commit, pushed
+  PATCH /api/v1/repos/OWNER/REPO/issues/comments/ID {body}
+  DELETE /api/v1/repos/OWNER/REPO/issues/comments/ID
+  POST  /api/v1/repos/OWNER/REPO/statuses/SHA       {state, context, description}
+  GET   /api/v1/repos/OWNER/REPO/commits/REF/statuses   newest first
   /OWNER/REPO.git/...   git's smart HTTP, served by git's own `git http-backend`; every
                         request needs an Authorization header (Basic, or `token ...`).
                         A push runs the repository's post-receive hook, which is this
                         file again (`http_standins.py post-receive`): it sends Gitea's
                         push webhook to each hook, signed as Gitea signs it
-                        (X-Gitea-Signature: hex HMAC-SHA256 of the body).
+                        (X-Gitea-Signature: hex HMAC-SHA256 of the body), and a
+                        `pull_request` webhook (synchronized) for each open pull
+                        request whose head branch moved; `refs/pull/N/head` follows
+                        it, as in Gitea. Opening one sends `opened`.
 
 Telegram:
   POST /bot<TOKEN>/sendMessage   {chat_id, text, parse_mode}
@@ -52,6 +62,7 @@ import hmac
 import json
 import os
 import re
+import shutil
 import socketserver
 import subprocess
 import sys
@@ -218,6 +229,12 @@ GIT = re.compile(
 )
 ORG_REPOS = re.compile(r"^/api/v1/orgs/([\w.-]+)/repos$")
 HOOKS = re.compile(REPO + r"/hooks$")
+PULLS = re.compile(REPO + r"/pulls$")
+PULL = re.compile(REPO + r"/pulls/(\d+)$")
+MERGE = re.compile(REPO + r"/pulls/(\d+)/merge$")
+COMMENT = re.compile(REPO + r"/issues/comments/(\d+)$")
+STATUSES = re.compile(REPO + r"/statuses/([0-9a-f]{40})$")
+COMMIT_STATUSES = re.compile(REPO + r"/commits/([\w./-]+)/statuses$")
 NO_COMMIT = "0" * 40
 
 
@@ -298,6 +315,7 @@ class Gitea(JsonHandler):
         )
         hook.chmod(0o755)
         (repo / "webhooks.json").write_text("[]")
+        (repo / "standin.json").write_text(json.dumps({"store": str(self.store.resolve())}))
         self._json(201, _repo_json(org, name, branch, self.headers.get("Host", "")))
 
     def _add_hook(self, owner: str, name: str, body: dict[str, Any]) -> None:
@@ -318,6 +336,89 @@ class Gitea(JsonHandler):
         }
         (repo / "webhooks.json").write_text(json.dumps([*hooks, hook]))
         self._json(201, {k: v for k, v in hook.items() if k != "secret"})
+
+    def _add_status(self, owner: str, name: str, sha: str, body: dict[str, Any]) -> None:
+        repo = self._repos() / owner / f"{name}.git"
+        if not repo.is_dir():
+            return self._json(404, {"message": "repository not found"})
+        if body.get("state") not in ("pending", "success", "error", "failure", "warning"):
+            return self._json(422, {"message": "state is invalid"})
+        path = repo / "statuses.json"
+        with LOCK:
+            statuses = json.loads(path.read_text()) if path.exists() else []
+            status = {
+                "id": len(statuses) + 1,
+                "sha": sha,
+                "status": body["state"],
+                "context": str(body.get("context", "default")),
+                "description": str(body.get("description", "")),
+                "target_url": str(body.get("target_url", "")),
+                "created_at": datetime.now(UTC).isoformat(),
+            }
+            path.write_text(json.dumps([*statuses, status]))
+        self._json(201, status)
+
+    def _open_pull(self, owner: str, name: str, body: dict[str, Any]) -> None:
+        repo = self._repos() / owner / f"{name}.git"
+        head, base = str(body.get("head", "")), str(body.get("base", "main"))
+        sha = _rev_parse(repo, f"refs/heads/{head}") if repo.is_dir() else None
+        if sha is None:
+            return self._json(422, {"message": "head branch not found"})
+        with LOCK:
+            issues = self._load([])
+            pull = {
+                "number": len(issues) + 1,
+                "repo": f"{owner}/{name}",
+                "title": str(body.get("title", head)),
+                "body": str(body.get("body", "")),
+                "state": "open",
+                "labels": [],
+                "comments": [],
+                "pull": {"head": head, "base": base, "merged": False},
+            }
+            issues.append(pull)
+            self._save(issues)
+        subprocess.run(
+            ["git", "-C", str(repo), "update-ref", f"refs/pull/{pull['number']}/head", sha],
+            check=True,
+        )
+        answer = _pull_json(self._repos(), pull)
+        _send_pull_hooks(repo, "opened", answer)
+        self._json(201, answer)
+
+    def _merge(self, owner: str, name: str, number: int) -> None:
+        """The merge button: a merge commit of the head into the base, pushed to the
+        repository (so its hooks run, as after any push)."""
+        repo = self._repos() / owner / f"{name}.git"
+        with LOCK:
+            issues = self._load([])
+            pull = self._find(issues, f"{owner}/{name}", str(number))
+        if pull is None or "pull" not in pull or pull["state"] != "open":
+            return self._json(404, {"message": "no open pull request"})
+        work = repo.parent / f".merge-{number}"
+        shutil.rmtree(work, ignore_errors=True)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(repo.parent), "GIT_AUTHOR_NAME": "standin",
+               "GIT_AUTHOR_EMAIL": "standin@example.invalid", "GIT_COMMITTER_NAME": "standin",
+               "GIT_COMMITTER_EMAIL": "standin@example.invalid"}  # fmt: skip
+        base, head = pull["pull"]["base"], pull["pull"]["head"]
+        steps = [
+            ["git", "clone", "-q", "-b", base, str(repo), str(work)],
+            ["git", "-C", str(work), "merge", "-q", "--no-ff", "-m", f"Merge pull request #{number}", f"origin/{head}"],
+            ["git", "-C", str(work), "push", "-q", "origin", base],
+        ]  # fmt: skip
+        for step in steps:
+            done = subprocess.run(step, capture_output=True, text=True, env=env)
+            if done.returncode != 0:
+                shutil.rmtree(work, ignore_errors=True)
+                return self._json(409, {"message": f"merge failed: {done.stderr[-300:]}"})
+        shutil.rmtree(work, ignore_errors=True)
+        with LOCK:
+            issues = self._load([])
+            found = self._find(issues, f"{owner}/{name}", str(number))
+            assert found is not None
+            found["state"], found["pull"]["merged"] = "closed", True
+            self._save(issues)
+        self._json(200, {"merged": True})
 
     def _authorized(self) -> bool:
         if self.headers.get("Authorization", "").startswith("token "):
@@ -361,6 +462,17 @@ class Gitea(JsonHandler):
             if issue is None:
                 return self._json(404, {"message": "issue not found"})
             return self._json(200, issue["comments"])
+        if match := PULL.match(url.path):
+            pull = self._find(issues, f"{match[1]}/{match[2]}", match[3])
+            if pull is None or "pull" not in pull:
+                return self._json(404, {"message": "pull request not found"})
+            return self._json(200, _pull_json(self._repos(), pull))
+        if match := COMMIT_STATUSES.match(url.path):
+            bare = self._repos() / match[1] / f"{match[2]}.git"
+            sha = _rev_parse(bare, match[3]) if bare.is_dir() else None
+            kept = bare / "statuses.json"
+            statuses = json.loads(kept.read_text()) if sha and kept.exists() else []
+            return self._json(200, [x for x in reversed(statuses) if x["sha"] == sha])
         self._json(404, {"message": "not found"})
 
     def do_POST(self) -> None:
@@ -378,6 +490,12 @@ class Gitea(JsonHandler):
             return self._create_repo(match[1], body)
         if match := HOOKS.match(url.path):
             return self._add_hook(match[1], match[2], body)
+        if match := STATUSES.match(url.path):
+            return self._add_status(match[1], match[2], match[3], body)
+        if match := PULLS.match(url.path):
+            return self._open_pull(match[1], match[2], body)
+        if match := MERGE.match(url.path):
+            return self._merge(match[1], match[2], int(match[3]))
         with LOCK:
             issues = self._load([])
             if match := ISSUES.match(url.path):
@@ -399,15 +517,51 @@ class Gitea(JsonHandler):
                 found = self._find(issues, f"{match[1]}/{match[2]}", match[3])
                 if found is None:
                     return self._json(404, {"message": "issue not found"})
-                comment = {"id": len(found["comments"]) + 1, "body": body.get("body", "")}
+                ids = [c["id"] for i in issues for c in i["comments"]]  # global, as in Gitea
+                comment = {"id": max(ids, default=0) + 1, "body": body.get("body", "")}
                 found["comments"].append(comment)
                 self._save(issues)
                 return self._json(201, comment)
         self._json(404, {"message": "not found"})
 
+    def _comment(
+        self, issues: list[dict[str, Any]], repo: str, id: int
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        for issue in issues:
+            for comment in issue["comments"] if issue["repo"] == repo else []:
+                if comment["id"] == id:
+                    return issue, comment
+        return None
+
+    def do_DELETE(self) -> None:
+        if self._faulted() or not self._authorized():
+            return
+        match = COMMENT.match(urlsplit(self.path).path)
+        if not match:
+            return self._json(404, {"message": "not found"})
+        with LOCK:
+            issues = self._load([])
+            found = self._comment(issues, f"{match[1]}/{match[2]}", int(match[3]))
+            if found is None:
+                return self._json(404, {"message": "comment not found"})
+            found[0]["comments"].remove(found[1])
+            self._save(issues)
+        self.send_response(204)
+        self.end_headers()
+
     def do_PATCH(self) -> None:
         if self._faulted() or not self._authorized():
             return
+        if comment := COMMENT.match(urlsplit(self.path).path):
+            body = self._body()
+            with LOCK:
+                issues = self._load([])
+                hit = self._comment(issues, f"{comment[1]}/{comment[2]}", int(comment[3]))
+                if hit is None:
+                    return self._json(404, {"message": "comment not found"})
+                hit[1]["body"] = str(body.get("body", ""))
+                self._save(issues)
+            return self._json(200, hit[1])
         match = ISSUE.match(urlsplit(self.path).path)
         if not match:
             return self._json(404, {"message": "not found"})
@@ -435,6 +589,72 @@ def _repo_json(owner: str, name: str, branch: str, host: str) -> dict[str, Any]:
     }
 
 
+def _rev_parse(repo: Path, ref: str) -> str | None:
+    done = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _pull_json(repos: Path, pull: dict[str, Any]) -> dict[str, Any]:
+    owner, name = pull["repo"].split("/")
+    repo = repos / owner / f"{name}.git"
+    head, base = pull["pull"]["head"], pull["pull"]["base"]
+    sha = _rev_parse(repo, f"refs/pull/{pull['number']}/head")
+    return {
+        "id": pull["number"],
+        "number": pull["number"],
+        "title": pull["title"],
+        "state": pull["state"],
+        "merged": pull["pull"]["merged"],
+        "head": {"ref": head, "sha": sha, "label": head},
+        "base": {"ref": base, "sha": _rev_parse(repo, f"refs/heads/{base}"), "label": base},
+        "html_url": f"/{owner}/{name}/pulls/{pull['number']}",
+    }
+
+
+def _send_pull_hooks(repo: Path, action: str, pull: dict[str, Any]) -> None:
+    owner, name = repo.parent.name, repo.name.removesuffix(".git")
+    sender = {"id": 1, "login": "standin", "username": "standin"}
+    body = json.dumps(
+        {
+            "action": action,
+            "number": pull["number"],
+            "pull_request": pull,
+            "repository": _repo_json(owner, name, "main", "localhost:3000"),
+            "sender": sender,
+        }
+    ).encode()
+    for hook in json.loads((repo / "webhooks.json").read_text()):
+        if hook["active"] and "pull_request" in hook["events"]:
+            print(
+                f"webhook {hook['id']} (pull_request {action}): {_deliver(hook, 'pull_request', body)}"
+            )
+
+
+def _synchronize_pulls(repo: Path, ref: str) -> None:
+    """A pushed branch that heads open pull requests: their refs/pull/N/head follow it,
+    and each sends `synchronized`."""
+    store = Path(json.loads((repo / "standin.json").read_text())["store"])
+    issues = json.loads(store.read_text()) if store.exists() else []
+    full = f"{repo.parent.name}/{repo.name.removesuffix('.git')}"
+    for pull in issues:
+        if pull["repo"] != full or "pull" not in pull or pull["state"] != "open":
+            continue
+        if ref != f"refs/heads/{pull['pull']['head']}":
+            continue
+        sha = _rev_parse(repo, ref)
+        if sha is None:
+            continue
+        subprocess.run(
+            ["git", "-C", str(repo), "update-ref", f"refs/pull/{pull['number']}/head", sha],
+            check=True,
+        )
+        _send_pull_hooks(repo, "synchronized", _pull_json(repo.parent.parent, pull))
+
+
 def post_receive() -> None:
     """The repository's post-receive hook: Gitea's push webhook for each pushed ref, to
     every hook of the repository, signed with its secret. Run by git in the repository
@@ -449,6 +669,7 @@ def post_receive() -> None:
         for hook in hooks:
             if hook["active"] and "push" in hook["events"]:
                 print(f"webhook {hook['id']}: {_deliver(hook, 'push', body)}")
+        _synchronize_pulls(repo, ref)
 
 
 def _push_payload(

@@ -1,0 +1,184 @@
+"""Plan reviews on Gitea pull requests, as Atlantis does (`source.reviews`).
+
+A pull request to the source's branch is planned read-only, from its head commit's
+tree (fetched as `refs/pull/N/head`, never taken from the webhook's payload), exactly as
+`reconcile --dry-run` plans a file. The plan is posted as **one** comment, found again
+by a hidden marker and edited in place (split in parts when too long), and the head
+commit gets the status `fleet-reconciler/plan`:
+
+- success: no changes;
+- pending: changes planned (they wait for review);
+- failure: the state file is refused (its `file:line` errors are in the comment);
+- error: a host is unreachable (the plan is incomplete).
+
+The comment is public and its input hostile: it holds only what `--dry-run` prints,
+which never shows a secret nor a file from outside the state directory, and it is set
+in a code block that nothing in it can close.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+
+from reconciler.cli.dry_run import dry_run
+from reconciler.events.channels import ChannelError, GiteaRepo, code_block
+from reconciler.forge.git_mirror import SourceRefused
+from reconciler.forge.signatures import CommitRefused, verified_signer
+from reconciler.forge.source import load_commit, open_mirror
+from reconciler.ssh.client import WarmWorker
+from reconciler.store.journal import Journal
+from state.errors import SpecError
+from state.models import CommitVerification, GitSource
+from state.secrets import resolve_secret
+
+MARKER = "<!-- fleet-reconciler:plan"
+PART_LIMIT = 60_000  # characters of one comment (Gitea stores more; browsers show less)
+MAX_PARTS = 10
+PLAN_CONTEXT, APPLY_CONTEXT = "fleet-reconciler/plan", "fleet-reconciler/apply"
+StatusState = Literal["success", "pending", "failure", "error"]
+
+
+class NotReviewed(SourceRefused):
+    """The pull request is not one to review (closed, or to another branch)."""
+
+
+@dataclass(frozen=True)
+class Review:
+    number: int
+    commit: str
+    state: StatusState
+    description: str
+    text: str
+    """What the comment holds: the plan as `--dry-run` prints it, or the refusal."""
+
+    @property
+    def exit_code(self) -> int:
+        """As `--dry-run`'s: 0 no changes, 2 changes pending, 1 refused or incomplete."""
+        return {"success": 0, "pending": 2}.get(self.state, 1)
+
+
+def gitea(source: GitSource, client: httpx.Client) -> GiteaRepo:
+    assert source.token is not None, "reviews need a token (GitSource checks it)"
+    url, repo = source.gitea()
+    return GiteaRepo(url, repo, resolve_secret(source.token), client)
+
+
+def review_pull(
+    source: GitSource,
+    number: int,
+    journal: Journal,
+    worker: WarmWorker,
+    client: httpx.Client,
+) -> Review:
+    """Plan pull request `number` read-only. Raises NotReviewed, ChannelError (the API),
+    or SourceUnavailable/SourceRefused (git)."""
+    pull = gitea(source, client).call("GET", f"/pulls/{int(number)}")
+    base = pull.get("base") if isinstance(pull, dict) else None
+    if not isinstance(base, dict) or base.get("ref") != source.branch:
+        raise NotReviewed(f"pull request {number} is not to {source.branch}")
+    if pull.get("state") != "open":
+        raise NotReviewed(f"pull request {number} is not open")
+    state_dir = journal.path.parent
+    mirror = open_mirror(source, state_dir)
+    commit = mirror.fetch_pull(number)
+    signed = _signature_note(source, mirror, commit, state_dir)
+    try:
+        loaded = load_commit(mirror, commit, source, state_dir)
+    except SpecError as exc:
+        return Review(number, commit, "failure", "the state file is refused", str(exc) + "\n")
+    planned = dry_run(loaded, journal, worker)
+    text = signed + planned.text
+    if planned.unreachable:
+        hosts = ", ".join(planned.unreachable)
+        return Review(number, commit, "error", f"unreachable: {hosts}; the plan is partial", text)
+    pending = planned.plan.summary.pending
+    if pending:
+        return Review(number, commit, "pending", f"{pending} change(s) planned: review", text)
+    return Review(number, commit, "success", "no changes", text)
+
+
+def _signature_note(source: GitSource, mirror: Any, commit: str, state_dir: Path) -> str:
+    """A line on whether the head commit's signature would let it be applied."""
+    if source.verify is None:
+        return ""
+    head = CommitVerification(keys=source.verify.keys, mode="head")
+    try:
+        return f"signed by {verified_signer(mirror, head, commit, state_dir)}\n\n"
+    except CommitRefused as exc:
+        return f"NOT APPLICABLE AS IT IS: {exc}; source.verify refuses it\n\n"
+
+
+def comment_parts(review: Review) -> list[str]:
+    """The comment's body, split in parts when it is too long, each with its marker."""
+    head = (
+        f"**fleet-reconciler plan** for `{review.commit[:12]}`: {review.state}, "
+        f"{review.description}"
+    )
+    lines, size = review.text.splitlines(keepends=True), 0
+    chunks: list[list[str]] = [[]]
+    chunk: list[str] = chunks[0]
+    for line in lines:
+        line = line[: PART_LIMIT // 2]  # one line longer than a part is cut, not split
+        if size + len(line) > PART_LIMIT - 2000 and chunk:
+            chunk, size = [], 0
+            chunks.append(chunk)
+        chunk.append(line)
+        size += len(line)
+    if len(chunks) > MAX_PARTS:
+        chunks = [*chunks[: MAX_PARTS - 1], ["(the rest is cut: run reconcile review)\n"]]
+    total = len(chunks)
+    return [
+        f"{MARKER} part {i + 1}/{total} -->\n{head}"
+        + (f" (part {i + 1} of {total})" if total > 1 else "")
+        + "\n\n"
+        + code_block("".join(part).rstrip("\n"), "text")
+        for i, part in enumerate(chunks)
+    ]
+
+
+def post_review(source: GitSource, review: Review, client: httpx.Client) -> str:
+    """Put the review on the pull request (its one comment, edited in place) and the
+    status on its head commit; what was done."""
+    repo = gitea(source, client)
+    ours = [
+        c
+        for c in repo.listed(f"/issues/{review.number}/comments")
+        if str(c.get("body", "")).startswith(MARKER) and isinstance(c.get("id"), int)
+    ]
+    ours.sort(key=lambda c: int(c["id"]))
+    parts = comment_parts(review)
+    for i, body in enumerate(parts):
+        if i < len(ours):
+            repo.call("PATCH", f"/issues/comments/{int(ours[i]['id'])}", json={"body": body})
+        else:
+            repo.call("POST", f"/issues/{review.number}/comments", json={"body": body})
+    for surplus in ours[len(parts) :]:
+        repo.call("DELETE", f"/issues/comments/{int(surplus['id'])}")
+    set_status(source, review.commit, PLAN_CONTEXT, review.state, review.description, client)
+    verb = "updated" if ours else "posted"
+    return (
+        f"pull request #{review.number}: plan comment {verb} ({len(parts)} part(s)), "
+        f"status {PLAN_CONTEXT} {review.state} on {review.commit[:12]}"
+    )
+
+
+def set_status(
+    source: GitSource,
+    commit: str,
+    context: str,
+    state: StatusState,
+    description: str,
+    client: httpx.Client,
+) -> None:
+    gitea(source, client).call(
+        "POST",
+        f"/statuses/{commit}",
+        json={"state": state, "context": context, "description": description[:250]},
+    )
+
+
+__all__ = ["ChannelError", "NotReviewed", "Review", "post_review", "review_pull", "set_status"]
