@@ -9,6 +9,7 @@ live within a minute was brought by the webhook.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -106,7 +107,7 @@ class Forge:
         hook = {
             "type": "gitea",
             "config": {"url": f"http://{self.hook}/hooks/gitea", "secret": SECRET},
-            "events": ["push"],
+            "events": ["push", "pull_request"],
         }
         added = httpx.post(f"{self.forge}/api/v1/repos/ops/fleet/hooks", json=hook, headers=headers)
         assert added.status_code == 201, added.text
@@ -176,6 +177,19 @@ class Forge:
 
     def active(self, host: str, unit: str) -> str:
         return fleet_lab.ssh(self.lab, host, f"systemctl is-active {unit}", check=False).strip()
+
+    def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        headers = {"Authorization": f"token {TOKEN}"}
+        url = f"{self.forge}/api/v1/repos/ops/fleet{path}"
+        return httpx.request(method, url, headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def plan_comments(self, number: int) -> list[str]:
+        found = self.api("GET", f"/issues/{number}/comments").json()
+        return [c["body"] for c in found if c["body"].startswith("<!-- fleet-reconciler:plan")]
+
+    def statuses(self, commit: str, context: str) -> list[str]:
+        found = self.api("GET", f"/commits/{commit}/statuses").json()
+        return [x["status"] for x in found if x["context"] == context]
 
     def conf(self) -> str:
         return fleet_lab.ssh(self.lab, "h1", f"cat {CONF}", check=False).strip()
@@ -385,3 +399,108 @@ def test_suspend_holds_the_plan_and_resume_applies_it(forge: Forge) -> None:
     resumed = run_reconcile("resume", "--state", str(forge.bootstrap), *journal)
     assert "applying resumed" in resumed.stdout and "(pid" in resumed.stdout, resumed.stdout
     wait_for("the agent healed", lambda: forge.active("h1", "agent") == "active", 60)
+
+
+REVIEWS = ", reviews: true"
+LEAKY_BACKUP = """\
+backups:
+  leak:
+    host: h1
+    paths: [/etc/agent]
+    schedule: hourly
+    retention: {keep_within: 30d}
+    rpo: 1h
+    repository: sftp:root@h2:/srv/restic/leak
+    password: env:FORGE_TOKEN
+    init: true
+"""
+
+
+def test_a_pull_request_gets_its_plan_and_status_and_its_merge_is_applied(
+    forge: Forge,
+) -> None:
+    """Reviews on (and verify off: Gitea's merge button makes an unsigned merge commit).
+    Opening a pull request posts one plan comment and a pending status; a push to its
+    branch edits that comment; the merge is applied and gets fleet-reconciler/apply."""
+    forge.bootstrap.write_text(forge.spec("later", REVIEWS))  # the operator's file first
+    git(forge.work, "checkout", "-q", "main")
+    forge.commit("reviews on", forge.spec("reviews-on", REVIEWS))
+    forge.push("--force")
+    wait_for("reviews on applied", lambda: forge.conf() == "mode = reviews-on", 60)
+
+    git(forge.work, "checkout", "-q", "-b", "change")
+    first = forge.commit("from a pr", forge.spec("from-pr", REVIEWS))
+    git(forge.work, "push", "-q", forge.url, "change")
+    opened = forge.api("POST", "/pulls", json={"head": "change", "base": "main", "title": "t"})
+    assert opened.status_code == 201, opened.text
+    number = opened.json()["number"]
+    wait_for("the pending status", lambda: forge.statuses(first, "fleet-reconciler/plan"), 60)
+    assert forge.statuses(first, "fleet-reconciler/plan") == ["pending"]
+    [comment] = forge.plan_comments(number)
+    assert f"for `{first[:12]}`: pending" in comment and "mode = from-pr" in comment, comment
+
+    second = forge.commit("again", forge.spec("from-pr-2", REVIEWS))
+    said = git(forge.work, "push", forge.url, "change")
+    assert "(pull_request synchronized): 202" in said, said
+    wait_for("the second review", lambda: forge.statuses(second, "fleet-reconciler/plan"), 60)
+    [comment] = forge.plan_comments(number)  # the same comment, edited in place
+    assert f"for `{second[:12]}`" in comment and "mode = from-pr-2" in comment
+    assert forge.conf() == "mode = reviews-on"  # a review applies nothing
+
+    merged = forge.api("POST", f"/pulls/{number}/merge", json={"Do": "merge"})
+    assert merged.status_code == 200, merged.text
+    wait_for("the merge applied", lambda: forge.conf() == "mode = from-pr-2", 60)
+    merge = forge.api("GET", f"/pulls/{number}").json()["base"]["sha"]
+    wait_for("the apply status", lambda: forge.statuses(merge, "fleet-reconciler/apply"), 60)
+    assert forge.statuses(merge, "fleet-reconciler/apply") == ["success"]
+    git(forge.work, "checkout", "-q", "main")
+    git(forge.work, "pull", "-q", forge.url, "main")
+
+
+def test_a_hostile_pull_request_is_planned_in_public_without_a_secret_or_a_file(
+    forge: Forge, tmp_path: Path
+) -> None:
+    """A pull request names the controller's forge token as a backup password, a
+    template that is a link to the controller's /etc/shadow, and /etc/passwd as an
+    install source. The comment and the status are public: neither holds the token,
+    the webhook secret, nor a line of either file."""
+    reviewed = run_reconcile(
+        "review", "1", "--no-post", "--state", str(forge.bootstrap),
+        "--journal", str(forge.journal_path), env=forge.env,
+    )  # fmt: skip
+    assert reviewed.returncode == 1 and "not open" in reviewed.stderr  # merged already
+    git(forge.work, "checkout", "-q", "-b", "hostile")
+    (forge.work / "state" / "templates").mkdir(exist_ok=True)
+    (forge.work / "state" / "templates" / "agent.conf").symlink_to("/etc/shadow")
+    text = forge.spec("hostile", REVIEWS) + LEAKY_BACKUP
+    leaky = forge.commit("leak", text)
+    git(forge.work, "push", "-q", forge.url, "hostile")
+    opened = forge.api("POST", "/pulls", json={"head": "hostile", "base": "main", "title": "x"})
+    number = opened.json()["number"]
+    wait_for("the plan status", lambda: forge.statuses(leaky, "fleet-reconciler/plan"), 90)
+    assert forge.statuses(leaky, "fleet-reconciler/plan") == ["pending"]
+    text = text.replace(
+        '{path: /etc/agent/agent.conf, content: "mode = hostile\\n", mode: "0640"}',
+        "{path: /etc/agent/agent.conf, template: templates/agent.conf, mode: '0640'}",
+    ).replace("source: bin/agent_standin.py", "source: /etc/passwd")
+    refused = forge.commit("refused", text)
+    git(forge.work, "push", "-q", forge.url, "hostile")
+    wait_for("the failure", lambda: forge.statuses(refused, "fleet-reconciler/plan"), 90)
+    assert forge.statuses(refused, "fleet-reconciler/plan") == ["failure"]
+    [comment] = forge.plan_comments(number)
+    assert f"state/fleet.yaml@{refused[:12]}:" in comment, comment
+    assert "template templates/agent.conf: not a readable file" in comment  # a link: left out
+    assert "not in the commit's tree" in comment
+    by_hand = run_reconcile(
+        "review", str(number), "--no-post", "--state", str(forge.bootstrap),
+        "--journal", str(forge.journal_path), env=forge.env,
+    )  # fmt: skip
+    assert by_hand.returncode == 1 and "failure, the state file is refused" in by_hand.stdout
+    shown = comment + by_hand.stdout + by_hand.stderr + forge.log()
+    shown += json.dumps(forge.api("GET", f"/commits/{leaky}/statuses").json())
+    for secret in (TOKEN, SECRET):
+        assert secret not in shown
+    for path in ("/etc/shadow", "/etc/passwd"):
+        for line in Path(path).read_text().splitlines():
+            assert line not in shown or line == "", (path, line)
+    git(forge.work, "checkout", "-q", "main")
