@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=(systemd-container debootstrap restic iproute2 openssh-client sqlite3 git gnupg python3-venv curl etcd-server chromium)
+need=(systemd-container debootstrap restic iproute2 openssh-client sqlite3 git gnupg age python3-venv curl etcd-server chromium)
 missing=()
 for pkg in "${need[@]}"; do
     dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -q '^installed$' || missing+=("$pkg")

@@ -1,12 +1,22 @@
-"""Resolve a secret reference (`env:NAME` or `file:/path`) to its value, on the controller.
+"""Resolve a secret reference (`env:NAME`, `file:/path` or `age:BASE64`) to its value,
+on the controller.
 
 The value is returned to the caller and nothing else: it never appears in an error
 message, a plan, a log line or a unit file.
+
+`age:` holds the value in the state file itself (so in git), encrypted to the
+controller's age identity (`$FLEET_RECONCILER_AGE_IDENTITY`, by default
+/etc/fleet-reconciler/age-identity.txt): only a machine holding that identity can read
+it. It is decrypted by Debian's `age` (the reference implementation, packaged and
+maintained by Debian, and no new Python dependency), the ciphertext on its stdin.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import subprocess
 from pathlib import Path
 
 from state.errors import SpecProblem, dotted
@@ -59,7 +69,51 @@ def resolve_secret(ref: str) -> Secret:
             return Secret(Path(name).read_text(encoding="utf-8").rstrip("\n"))
         except OSError as exc:
             raise SecretUnavailable(f"secret {ref}: cannot read {name}: {exc.strerror}") from None
-    raise SecretUnavailable(f"secret {ref}: expected 'env:NAME' or 'file:/path'")
+    if kind == "age":
+        return _decrypted(name)
+    raise SecretUnavailable(f"secret {ref}: expected 'env:NAME', 'file:/path' or 'age:BASE64'")
+
+
+AGE_IDENTITY_ENV = "FLEET_RECONCILER_AGE_IDENTITY"
+DEFAULT_AGE_IDENTITY = "/etc/fleet-reconciler/age-identity.txt"
+AGE_TIMEOUT_S = 10.0
+
+
+def age_identity() -> Path:
+    """The controller's age identity (its private key file)."""
+    return Path(os.environ.get(AGE_IDENTITY_ENV) or DEFAULT_AGE_IDENTITY)
+
+
+def _decrypted(encoded: str) -> Secret:
+    shown = f"secret age:{encoded[:12]}…"
+    try:
+        ciphertext = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise SecretUnavailable(f"{shown}: expected the base64 of an age file") from None
+    identity = age_identity()
+    if not identity.is_file():
+        raise SecretUnavailable(
+            f"{shown}: no age identity at {identity} (${AGE_IDENTITY_ENV}): only the "
+            "controller can decrypt it"
+        )
+    try:
+        done = subprocess.run(
+            ["age", "--decrypt", "--identity", str(identity)],
+            input=ciphertext,
+            capture_output=True,
+            timeout=AGE_TIMEOUT_S,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SecretUnavailable(f"{shown}: age did not run: {type(exc).__name__}") from None
+    if done.returncode != 0:
+        raise SecretUnavailable(
+            f"{shown}: not decryptable with the identity at {identity} (encrypted to "
+            "another controller, or damaged)"
+        )
+    try:
+        return Secret(done.stdout.decode("utf-8").rstrip("\n"))
+    except UnicodeDecodeError:
+        raise SecretUnavailable(f"{shown}: the value is not UTF-8 text") from None
 
 
 def unresolved_secrets(fleet: Fleet, lines: LineMap, file: str) -> list[SpecProblem]:

@@ -131,7 +131,10 @@ FineDuration = Annotated[
     WithJsonSchema({"type": "string", "pattern": FINE_DURATION_PATTERN, "examples": ["50ms"]}),
 ]
 
-SECRET_REF_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/[A-Za-z0-9._+@=,:~/-]+)$"  # noqa: S105 (a pattern, not a secret)
+SECRET_REF_PATTERN = (
+    r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/[A-Za-z0-9._+@=,:~/-]+"  # noqa: S105 (a pattern)
+    r"|age:[A-Za-z0-9+/]{20,65536}={0,2})$"
+)
 SecretRef = Annotated[
     str,
     StringConstraints(pattern=SECRET_REF_PATTERN),
@@ -140,7 +143,8 @@ SecretRef = Annotated[
             "type": "string",
             "pattern": SECRET_REF_PATTERN,
             "description": "A reference to a secret, never the secret itself: "
-            "'env:NAME' or 'file:/absolute/path'.",
+            "'env:NAME', 'file:/absolute/path', or 'age:BASE64' (the value encrypted to the "
+            "controller's age identity: `reconcile secret encrypt`).",
             "examples": ["env:RESTIC_PASSWORD"],
         }
     ),

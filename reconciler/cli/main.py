@@ -27,6 +27,7 @@ from reconciler.cli.commands import (
 from reconciler.cli.drill_command import cmd_drill
 from reconciler.cli.failover_command import cmd_failback, cmd_failover
 from reconciler.cli.incidents_command import cmd_incidents, cmd_notify
+from reconciler.cli.secret_command import cmd_secret
 from reconciler.cli.source_command import (
     cmd_pin,
     cmd_resume,
@@ -56,6 +57,7 @@ SUBCOMMANDS = {
     "suspend",
     "resume",
     "review",
+    "secret",
 }
 
 
@@ -154,6 +156,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     _journal_option(drill)
     drill.set_defaults(func=cmd_drill)
     _steering_parsers(sub)
+    secret = sub.add_parser(
+        "secret", help="age: references: init (the controller's identity), encrypt (stdin)"
+    )
+    secret.add_argument("action", choices=["init", "encrypt"])
+    secret.add_argument(
+        "--recipient", help="encrypt: to this age recipient (default: this controller's)"
+    )
+    secret.set_defaults(func=cmd_secret)
     history = sub.add_parser("history", help="list recorded runs")
     history.add_argument("--limit", type=int, default=20)
     _journal_option(history)
