@@ -11,7 +11,8 @@ import pytest
 
 from reconciler.cli.main import main
 from state.secrets import AGE_IDENTITY_ENV, SecretUnavailable, resolve_secret
-from tests.unit.test_spec import BASE, load_text
+from tests.unit.helpers import load_text
+from tests.unit.test_spec import BASE
 
 ROOT = Path(__file__).resolve().parents[2]
 
