@@ -138,6 +138,7 @@ def load_commit(mirror: GitMirror, commit: str, source: GitSource, state_dir: Pa
         shutil.rmtree(partial, ignore_errors=True)
         mirror.export(commit, partial)
         partial.rename(tree)
+        _prune_trees(trees, keep={commit, *filter(None, (mirror.held("in-force"),))})
     where = f"{source.path}@{commit[:12]}"  # what the author knows it by, not our tree
     try:
         loaded = replace(load_fleet(tree / source.path, root=tree), commit=commit)
@@ -161,6 +162,20 @@ def load_commit(mirror: GitMirror, commit: str, source: GitSource, state_dir: Pa
             ]
         )
     return loaded
+
+
+KEPT_TREES = 20  # exported commits kept (the one in force always is)
+
+
+def _prune_trees(trees: Path, keep: set[str]) -> None:
+    """Drop all but the newest KEPT_TREES exported commits (pull requests add one each)."""
+    found = sorted(
+        (t for t in trees.iterdir() if t.is_dir() and t.name not in keep),
+        key=lambda t: t.stat().st_mtime,
+        reverse=True,
+    )
+    for old in found[KEPT_TREES:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def desired_state(state_file: str | Path, journal: Path, applying: bool = False) -> LoadedFleet:

@@ -192,3 +192,51 @@ def test_a_pinned_commit_holds_whatever_the_branch_does_until_unpinned(
     assert unpin(source, controller) == old and unpin(source, controller) is None
     with pytest.raises(SpecError):
         fetch_state(source, controller)  # the tip again, which is broken
+
+
+def test_a_long_plan_is_split_in_marked_parts_each_an_inert_code_block() -> None:
+    from reconciler.cli.review import MARKER, PART_LIMIT, Review, comment_parts
+
+    text = "".join(
+        f"+ config /etc/x{i} ```](http://198.18.0.99/steal) @admin\n" for i in range(3000)
+    )
+    parts = comment_parts(Review(7, "ab" * 20, "pending", "3000 change(s) planned", text))
+    assert len(parts) > 1 and all(len(p) <= PART_LIMIT for p in parts)
+    for i, part in enumerate(parts):
+        assert part.startswith(f"{MARKER} part {i + 1}/{len(parts)} -->\n")
+        assert "````text\n" in part and part.endswith("\n````")  # longer than any run inside
+    assert sum(p.count("+ config /etc/x") for p in parts) == 3000  # nothing lost
+    [one] = comment_parts(Review(7, "ab" * 20, "success", "no changes", "No changes.\n"))
+    assert "(part" not in one and "`abababababab`: success, no changes" in one
+
+
+def test_the_page_says_pinned_and_suspended(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+    from starlette.testclient import TestClient
+
+    from reconciler.cli.status_text import loop_lines
+    from reconciler.store.journal import Journal
+    from reconciler.store.suspension import Suspension
+    from reconciler.web.app import make_app
+
+    state = tmp_path / "bootstrap.yaml"
+    journal = Journal(tmp_path / "journal.db")
+    journal.save_loop_state(
+        str(state.resolve()),
+        {"spec_commit": "4f" * 20, "source": "file:///srv/fleet.git main", "pinned": True,
+         "branch_tip": "9e" * 20},
+    )  # fmt: skip
+    Suspension(journal).suspend("maintenance")
+    lines = "\n".join(loop_lines(journal, state))
+    assert "(PINNED by `reconcile pin`; the branch is at 9e9e9e9e9e9e" in lines
+    assert "applying SUSPENDED since" in lines and "(maintenance)" in lines
+    journal.close()
+    page = (
+        TestClient(
+            make_app(tmp_path / "journal.db", state.resolve(), lambda: None, CollectorRegistry())
+        )
+        .get("/")
+        .text
+    )
+    assert 'id="pinned">PINNED' in page and 'id="suspended">applying SUSPENDED' in page
+    assert Suspension(Journal(tmp_path / "journal.db")).resume() is not None
