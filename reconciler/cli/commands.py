@@ -43,7 +43,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
         if args.dry_run:  # a review plans the file it is given, as written
             return _dry_run(args, load_fleet(args.state), worker)
-        return _apply(args, desired_state(args.state, args.journal, applying=True), worker)
+        return _apply(args, desired_state(args.state, args.journal), worker)
     finally:
         worker.close(wait=False)  # about to exit: no need to watch it hang up
 
@@ -124,6 +124,10 @@ def _apply_leading(
         result = execute_plan(
             loaded, plan, runner, "apply", args.target, before_apply=lambda: confirm(args.yes)
         )
+        if loaded.commit is not None:  # applied, or nothing to apply (a refusal raised)
+            from reconciler.forge.source import commit_in_force
+
+            commit_in_force(args.state, journal.path, loaded.commit)  # `verify: all` from here
         announce_forged(ledger, one_shot_bus(loaded, journal))
         if loaded.written.failover is not None or loaded.written.notifications is not None:
             drain_outbox(loaded, journal)

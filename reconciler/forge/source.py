@@ -178,15 +178,19 @@ def _prune_trees(trees: Path, keep: set[str]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def desired_state(state_file: str | Path, journal: Path, applying: bool = False) -> LoadedFleet:
+def desired_state(state_file: str | Path, journal: Path) -> LoadedFleet:
     """What a command plans and applies: the state file, or, when it names a `source:`,
-    the fetched branch's tip (the mirror is kept next to `journal`). `applying`: the
-    commit is put in force (what `mode: all` verifies from next)."""
+    the fetched branch's tip (the mirror is kept next to `journal`)."""
     bootstrap = load_fleet(state_file)
     source = bootstrap.fleet.source
     if source is None:
         return bootstrap
-    got = fetch_state(source, journal.parent)
-    if applying:
-        put_in_force(source, journal.parent, got.commit)
-    return got.loaded
+    return fetch_state(source, journal.parent).loaded
+
+
+def commit_in_force(state_file: str | Path, journal: Path, commit: str) -> None:
+    """A one-shot apply of `commit` (from the source `state_file` names) went ahead:
+    `verify: {mode: all}` checks from it next."""
+    source = load_fleet(state_file).fleet.source
+    if source is not None:
+        put_in_force(source, journal.parent, commit)
