@@ -251,6 +251,12 @@ def test_a_push_is_live_through_the_webhook(forge: Forge) -> None:
         "status", str(forge.bootstrap), "--journal", str(forge.journal_path), env=forge.env
     )
     assert f"spec in force: commit {pushed[:12]} of {forge.url} main" in status.stdout
+    once = run_reconcile(
+        str(forge.bootstrap), "--yes", "--journal", str(forge.journal_path), env=forge.env
+    )  # a one-shot apply, beside watch, of the same fetched commit
+    assert once.returncode == 0 and "No changes" in once.stdout, once.stdout + once.stderr
+    mirror = forge.journal_path.parent / "source.git"
+    assert git(mirror, "rev-parse", "refs/fleet/in-force") == pushed
 
 
 def test_a_broken_commit_is_refused_and_the_last_good_stays(forge: Forge) -> None:
