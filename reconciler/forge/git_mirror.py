@@ -227,14 +227,44 @@ class GitMirror:
             )
         dest.mkdir(parents=True, exist_ok=False, mode=0o700)
         root = dest.resolve()
+        contents = self._blobs([blob for _, blob, _ in files])
         for path, blob, _ in files:
             target = (root / path).resolve()
             if root not in target.parents:  # git never stores such a path; a forge might
                 raise SourceRefused(f"commit {commit[:12]}: {path!r} leads out of its tree")
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            target.write_bytes(self._run_bytes("cat-file", "blob", blob))
+            target.write_bytes(contents[blob])
             target.chmod(0o600)
         return dest
+
+    def _blobs(self, blobs: list[str]) -> dict[str, bytes]:
+        """Each blob's content, read by one `git cat-file --batch` (not a process each)."""
+        wanted = sorted(set(blobs))
+        if not wanted:
+            return {}
+        try:
+            done = subprocess.run(
+                self._argv(("cat-file", "--batch"), True),
+                input="".join(f"{b}\n" for b in wanted).encode(),
+                capture_output=True,
+                env=self._env(),
+                timeout=self.timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise SourceUnavailable(
+                f"git cat-file gave no answer within {self.timeout:g}s"
+            ) from None
+        if done.returncode != 0:
+            raise SourceRefused(f"git cat-file failed: {_tail(done.stderr)}")
+        out, at, found = done.stdout, 0, {}
+        for blob in wanted:
+            end = out.index(b"\n", at)
+            name, kind, size = out[at:end].decode().split()
+            if name != blob or kind != "blob":
+                raise SourceRefused(f"git cat-file: expected blob {blob}, got {kind} {name}")
+            found[blob] = out[end + 1 : end + 1 + int(size)]
+            at = end + 1 + int(size) + 1  # the content, then a newline
+        return found
 
     def _env(self) -> dict[str, str]:
         env = {
