@@ -268,7 +268,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             sweep=desk.sweep,
             leadership=leadership,
         )
-        forge = ForgeDesk(lambda: spec.source, journal.path, report)
+        forge = ForgeDesk(lambda: spec.source, journal.path, report, lambda: loop.leading)
         loop.on_applied = forge.applied
         dashboard = _dashboard(args, loop, journal, forge) if args.http else None
 

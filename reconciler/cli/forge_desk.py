@@ -4,7 +4,8 @@
 A webhook or a pass only queues work here, and returns: Gitea being slow or down never
 stalls the loop or the webhook's answer. The queue is bounded and a pull request is
 queued once however often it is asked for (its newest head is planned when its turn
-comes). Reviews plan with their own SSH worker and their own journal connection.
+comes). Reviews plan with their own SSH worker and their own journal connection. With
+several controllers, only the leader reviews and posts (one comment, not one each).
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ class ForgeDesk:
         source: Callable[[], GitSource | None],
         journal_path: Path,
         report: Callable[[str], None],
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
         self.source, self.journal_path, self.report = source, journal_path, report
+        self.leading = leading  # with several controllers, the leader alone posts
         self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=QUEUE_SIZE)
         self.queued: set[int] = set()
         self.lock = threading.Lock()
@@ -96,7 +99,10 @@ class ForgeDesk:
         try:
             while (job := self.jobs.get()) is not None:
                 source = self.source()
-                if source is None or not source.reviews:
+                if isinstance(job, int):
+                    with self.lock:  # from here, a new request for it is queued again
+                        self.queued.discard(job)
+                if source is None or not source.reviews or not self.leading():
                     continue
                 try:
                     with bounded_client() as client:
@@ -107,8 +113,6 @@ class ForgeDesk:
                             )  # fmt: skip
                             self.report(f"forge: {APPLY_CONTEXT} {job.state} on {job.commit[:12]}")
                             continue
-                        with self.lock:
-                            self.queued.discard(job)
                         worker = worker or WarmWorker()
                         review = review_pull(source, job, journal, worker, client)
                         self.report(f"forge: {post_review(source, review, client)}")
