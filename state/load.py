@@ -50,6 +50,14 @@ class LoadedFleet:
     spec names lies in it (state.local_files)."""
 
     @property
+    def shown(self) -> str:
+        """The state file as people know it: `state/fleet.yaml@COMMIT` for a fetched
+        commit (not where the controller keeps its tree), else its path."""
+        if self.root is not None and self.commit is not None:
+            return f"{self.file.relative_to(self.root)}@{self.commit[:12]}"
+        return str(self.file)
+
+    @property
     def written(self) -> Fleet:
         """The fleet as the state file says, before placement."""
         return self.spec or self.fleet

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import httpx
 
 from reconciler.cli.dry_run import dry_run
+from reconciler.engine.plan_text import summary_line
 from reconciler.events.channels import ChannelError, GiteaRepo, code_block
 from reconciler.forge.git_mirror import SourceRefused
 from reconciler.forge.signatures import CommitRefused, verified_signer
@@ -95,9 +96,10 @@ def review_pull(
     if planned.unreachable:
         hosts = ", ".join(planned.unreachable)
         return Review(number, commit, "error", f"unreachable: {hosts}; the plan is partial", text)
-    pending = planned.plan.summary.pending
-    if pending:
-        return Review(number, commit, "pending", f"{pending} change(s) planned: review", text)
+    summary = planned.plan.summary
+    if summary.pending:
+        said = summary_line(summary).removeprefix("Plan: ").rstrip(".")
+        return Review(number, commit, "pending", f"{said}: waiting for review", text)
     return Review(number, commit, "success", "no changes", text)
 
 

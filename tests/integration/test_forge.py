@@ -443,7 +443,10 @@ def test_a_pull_request_gets_its_plan_and_status_and_its_merge_is_applied(
     wait_for("the pending status", lambda: forge.statuses(first, "fleet-reconciler/plan"), 60)
     assert forge.statuses(first, "fleet-reconciler/plan") == ["pending"]
     [comment] = forge.plan_comments(number)
-    assert f"for `{first[:12]}`: pending" in comment and "mode = from-pr" in comment, comment
+    assert f"for `{first[:12]}`: pending, 0 to add, 2 to change" in comment, comment
+    assert f"Plan for state/fleet.yaml@{first[:12]} (sha256" in comment  # not our tree's path
+    assert "mode = from-pr" in comment
+    print(f"the plan comment, as posted:\n{comment}")
 
     second = forge.commit("again", forge.spec("from-pr-2", REVIEWS))
     said = git(forge.work, "push", forge.url, "change")
