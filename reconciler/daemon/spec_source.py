@@ -16,7 +16,7 @@ import watchfiles
 
 from reconciler.events.bus import Event, EventBus
 from reconciler.forge.git_mirror import SourceRefused, SourceUnavailable
-from reconciler.forge.source import fetch_state, put_in_force
+from reconciler.forge.source import fetch_state, last_in_force, put_in_force
 from reconciler.store.journal import Journal
 from reconciler.store.provenance import git_provenance
 from state.errors import SpecError, SpecProblem
@@ -94,7 +94,10 @@ class SpecSource:
             return self._rejected(exc)
         except (SourceUnavailable, SourceRefused, SecretUnavailable) as exc:
             problem = SpecProblem(source.url, None, "source", str(exc))
-            return self._rejected(SpecError([problem]))
+            self._rejected(SpecError([problem]))
+            if self.loaded is None and isinstance(exc, SourceUnavailable):
+                return self._last_in_force(source)  # a restart while the forge is down
+            return False
         if got.fetched.rewritten:
             self.bus.emit(
                 Event(
@@ -110,6 +113,18 @@ class SpecSource:
             put_in_force(source, self.journal.path.parent, got.commit)
             return True
         return False
+
+    def _last_in_force(self, source: GitSource) -> bool:
+        try:
+            last = last_in_force(source, self.journal.path.parent)
+        except (SpecError, SourceRefused):
+            return False
+        if last is None or last.commit is None:
+            return False
+        error, exception = self.error, self.exception
+        in_force = self._in_force(last, last.commit, False)
+        self.error, self.exception = error, exception  # the fetch still failed: say so
+        return in_force
 
     def _rejected(self, exc: SpecError) -> bool:
         """Report a refused spec once; the last good stays in force."""

@@ -94,6 +94,16 @@ def fetch_state(source: GitSource, state_dir: Path) -> FetchedState:
     return FetchedState(loaded, fetched, signer, pinned is not None)
 
 
+def last_in_force(source: GitSource, state_dir: Path) -> LoadedFleet | None:
+    """The commit last in force, from the mirror alone (no fetch): what a restarted
+    `watch` runs on while the forge cannot be reached."""
+    if not (state_dir / "source.git" / "HEAD").exists():
+        return None
+    mirror = open_mirror(source, state_dir)
+    commit = mirror.held("in-force")
+    return load_commit(mirror, commit, source, state_dir) if commit else None
+
+
 def put_in_force(source: GitSource, state_dir: Path, commit: str) -> None:
     """Record `commit` as the one in force: the next `verify: {mode: all}` starts here."""
     open_mirror(source, state_dir).hold("in-force", commit)

@@ -240,3 +240,25 @@ def test_the_page_says_pinned_and_suspended(tmp_path: Path) -> None:
     )
     assert 'id="pinned">PINNED' in page and 'id="suspended">applying SUSPENDED' in page
     assert Suspension(Journal(tmp_path / "journal.db")).resume() is not None
+
+
+def test_a_restart_while_the_forge_is_down_runs_on_the_commit_last_in_force(
+    forge: tuple[Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from reconciler.daemon.spec_source import SpecSource
+    from reconciler.events.bus import EventBus
+    from reconciler.store.journal import Journal
+
+    bare, work = forge
+    bootstrap = tmp_path / "bootstrap.yaml"
+    bootstrap.write_text(BASE + f"source: {{url: 'file://{bare}'}}\n")
+    journal = Journal(tmp_path / "controller" / "journal.db")
+    first = commit(work, "state/fleet.yaml", BASE)
+    git(work, "push", "-q", "origin", "main")
+    assert SpecSource(bootstrap, EventBus(), journal).reload()
+    bare.rename(tmp_path / "gone.git")  # the forge is down
+    restarted = SpecSource(bootstrap, EventBus(), journal)
+    assert restarted.reload() and restarted.loaded is not None
+    assert restarted.loaded.commit == first
+    assert restarted.error is not None and "source" in restarted.error  # and it says so
