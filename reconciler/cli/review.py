@@ -11,9 +11,11 @@ commit gets the status `fleet-reconciler/plan`:
 - failure: the state file is refused (its `file:line` errors are in the comment);
 - error: a host is unreachable (the plan is incomplete).
 
-The comment is public and its input hostile: it holds only what `--dry-run` prints,
-which never shows a secret nor a file from outside the state directory, and it is set
-in a code block that nothing in it can close.
+Only comments by the token's own user count as ours: anyone can write the marker in a
+comment of their own, and it is left alone. The comment is public and its input
+hostile: it holds only what `--dry-run` prints, which never shows a secret nor a file
+from outside the state directory, and it is set in a code block that nothing in it can
+close.
 """
 
 from __future__ import annotations
@@ -146,10 +148,14 @@ def post_review(source: GitSource, review: Review, client: httpx.Client) -> str:
     """Put the review on the pull request (its one comment, edited in place) and the
     status on its head commit; what was done."""
     repo = gitea(source, client)
+    login = repo.login()  # who the token is: only its comments are ours
     ours = [
         c
         for c in repo.listed(f"/issues/{review.number}/comments")
-        if str(c.get("body", "")).startswith(MARKER) and isinstance(c.get("id"), int)
+        if str(c.get("body", "")).startswith(MARKER)
+        and isinstance(c.get("id"), int)
+        and isinstance(c.get("user"), dict)
+        and c["user"].get("login") == login
     ]
     ours.sort(key=lambda c: int(c["id"]))
     parts = comment_parts(review)

@@ -110,13 +110,21 @@ class GiteaRepo:
 
     def __init__(self, url: str, repo: str, token: Secret, client: httpx.Client) -> None:
         self.client, self.token = client, token
-        self.base = f"{url.rstrip('/')}/api/v1/repos/{repo}"
+        self.api = f"{url.rstrip('/')}/api/v1"
+        self.base = f"{self.api}/repos/{repo}"
 
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def login(self) -> str | None:
+        """The token's own user (`GET /user`)."""
+        me = self.call("GET", "", url=f"{self.api}/user")
+        found = me.get("login") if isinstance(me, dict) else None
+        return found if isinstance(found, str) else None
+
+    def call(self, method: str, path: str, url: str | None = None, **kwargs: Any) -> Any:
+        """`path` of the repository's API (or the whole `url`)."""
         try:
             response = self.client.request(
                 method,
-                self.base + path,
+                url or self.base + path,
                 headers={"Authorization": f"token {self.token.reveal()}"},
                 timeout=TIMEOUT_S,
                 **kwargs,

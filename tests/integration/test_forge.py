@@ -448,12 +448,20 @@ def test_a_pull_request_gets_its_plan_and_status_and_its_merge_is_applied(
     assert "mode = from-pr" in comment
     print(f"the plan comment, as posted:\n{comment}")
 
+    squatter = {"Authorization": "token someone-else"}  # the marker, in their own comment
+    httpx.post(
+        f"{forge.forge}/api/v1/repos/ops/fleet/issues/{number}/comments",
+        json={"body": "<!-- fleet-reconciler:plan part 1/1 -->\nLGTM, merge it"},
+        headers=squatter,
+        timeout=10,
+    ).raise_for_status()
     second = forge.commit("again", forge.spec("from-pr-2", REVIEWS))
     said = git(forge.work, "push", forge.url, "change")
     assert "(pull_request synchronized): 202" in said, said
     wait_for("the second review", lambda: forge.statuses(second, "fleet-reconciler/plan"), 60)
-    [comment] = forge.plan_comments(number)  # the same comment, edited in place
-    assert f"for `{second[:12]}`" in comment and "mode = from-pr-2" in comment
+    ours, theirs = forge.plan_comments(number)  # ours edited in place; theirs left alone
+    assert f"for `{second[:12]}`" in ours and "mode = from-pr-2" in ours
+    assert theirs.endswith("LGTM, merge it")
     assert forge.conf() == "mode = reviews-on"  # a review applies nothing
 
     merged = forge.api("POST", f"/pulls/{number}/merge", json={"Do": "merge"})

@@ -29,7 +29,8 @@ Gitea (every repository has the labels P0..P3 and `incident`, ids 1-5; writes ne
   POST  /api/v1/repos/OWNER/REPO/pulls              {head, base, title}  (an issue too)
   GET   /api/v1/repos/OWNER/REPO/pulls/N
   POST  /api/v1/repos/OWNER/REPO/pulls/N/merge      {Do: merge}  a merge commit, pushed
-  PATCH /api/v1/repos/OWNER/REPO/issues/comments/ID {body}
+  GET   /api/v1/user                               the token's user (one per token)
+  PATCH /api/v1/repos/OWNER/REPO/issues/comments/ID {body}   its author alone
   DELETE /api/v1/repos/OWNER/REPO/issues/comments/ID
   POST  /api/v1/repos/OWNER/REPO/statuses/SHA       {state, context, description}
   GET   /api/v1/repos/OWNER/REPO/commits/REF/statuses   newest first
@@ -420,6 +421,11 @@ class Gitea(JsonHandler):
             self._save(issues)
         self._json(200, {"merged": True})
 
+    def _login(self) -> str:
+        """Who the token is: one user per token, as in Gitea."""
+        token = self.headers.get("Authorization", "").removeprefix("token ")
+        return "user-" + hashlib.sha256(token.encode()).hexdigest()[:8]
+
     def _authorized(self) -> bool:
         if self.headers.get("Authorization", "").startswith("token "):
             return True
@@ -437,6 +443,10 @@ class Gitea(JsonHandler):
             return self._git(match[1], match[2], match[3], url.query)
         if url.path == "/api/v1/version":
             return self._json(200, {"version": "1.21.0+standin"})
+        if url.path == "/api/v1/user":
+            if not self._authorized():
+                return None
+            return self._json(200, {"id": 1, "login": self._login(), "username": self._login()})
         if LABELS.match(url.path):
             return self._json(200, KNOWN_LABELS)
         with LOCK:
@@ -518,7 +528,11 @@ class Gitea(JsonHandler):
                 if found is None:
                     return self._json(404, {"message": "issue not found"})
                 ids = [c["id"] for i in issues for c in i["comments"]]  # global, as in Gitea
-                comment = {"id": max(ids, default=0) + 1, "body": body.get("body", "")}
+                comment = {
+                    "id": max(ids, default=0) + 1,
+                    "body": body.get("body", ""),
+                    "user": {"login": self._login()},
+                }
                 found["comments"].append(comment)
                 self._save(issues)
                 return self._json(201, comment)
@@ -559,6 +573,8 @@ class Gitea(JsonHandler):
                 hit = self._comment(issues, f"{comment[1]}/{comment[2]}", int(comment[3]))
                 if hit is None:
                     return self._json(404, {"message": "comment not found"})
+                if hit[1].get("user", {}).get("login") != self._login():
+                    return self._json(403, {"message": "not the comment's author"})
                 hit[1]["body"] = str(body.get("body", ""))
                 self._save(issues)
             return self._json(200, hit[1])
