@@ -6,9 +6,10 @@ cross-reference checks in `state.cross_checks`. Each problem names file, line an
 
 from __future__ import annotations
 
+import base64
 import difflib
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from state import models
 from state.cross_checks import check_references
 from state.errors import SpecError, SpecProblem, dotted
-from state.local_files import local_file, read_templates
+from state.local_files import LocalFileRefused, local_file, read_local, read_templates
 from state.models import Fleet
 from state.placement import HOME, Placement, place
 from state.types import NAME_PATTERN, SECRET_REF_PATTERN
@@ -100,6 +101,10 @@ def parse_fleet(
         raise SpecError([SpecProblem(name, exc.line, exc.path, str(exc))]) from None
     if not isinstance(data, dict):
         raise SpecError([SpecProblem(name, 1, "", "expected a mapping with 'version' and 'hosts'")])
+    if age_files := list(_age_files(data, (), path.parent, root)):
+        raise SpecError(
+            [SpecProblem(name, line_for(lines, at), dotted(at), why) for at, why in age_files]
+        )
     try:
         fleet = Fleet.model_validate(data)
     except ValidationError as exc:
@@ -113,6 +118,40 @@ def parse_fleet(
         raise SpecError(problems)
     loaded = LoadedFleet(fleet, path, sha256, lines, text, dict(templates), root=root)
     return loaded.placed(HOME)
+
+
+AGE_FILE = "age-file:"
+AGE_FILE_LIMIT = 48 << 10  # its base64 must fit an `age:` reference
+
+
+def _age_files(
+    node: Any, at: tuple[str | int, ...], state_dir: Path, root: Path | None
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Replace each `age-file:PATH` in a secret field by the `age:` reference of that
+    file (an age file next to the state file, inside the state directory, or the
+    commit's tree); yield (where, why) for each one refused."""
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for key, value in list(items):
+        here = (*at, key)
+        if isinstance(value, (dict, list)):
+            yield from _age_files(value, here, state_dir, root)
+        elif isinstance(value, str) and value.startswith(AGE_FILE) and secret_field(here):
+            named = value.removeprefix(AGE_FILE)
+            try:
+                data = read_local(local_file(state_dir, named, inside_only=True, root=root))
+            except LocalFileRefused as exc:
+                yield here, f"{value}: {exc}"
+                continue
+            if len(data) > AGE_FILE_LIMIT:
+                yield here, f"{value}: larger than {AGE_FILE_LIMIT} bytes"
+                continue
+            node[key] = "age:" + base64.b64encode(data).decode()
 
 
 def _template_names(fleet: Fleet) -> set[str]:

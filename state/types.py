@@ -143,8 +143,9 @@ SecretRef = Annotated[
             "type": "string",
             "pattern": SECRET_REF_PATTERN,
             "description": "A reference to a secret, never the secret itself: "
-            "'env:NAME', 'file:/absolute/path', or 'age:BASE64' (the value encrypted to the "
-            "controller's age identity: `reconcile secret encrypt`).",
+            "'env:NAME', 'file:/absolute/path', 'age:BASE64' (the value encrypted to the "
+            "controller's age identity: `reconcile secret encrypt`), or 'age-file:PATH' (an "
+            "age file next to the state file).",
             "examples": ["env:RESTIC_PASSWORD"],
         }
     ),

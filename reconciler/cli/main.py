@@ -163,6 +163,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     secret.add_argument(
         "--recipient", help="encrypt: to this age recipient (default: this controller's)"
     )
+    secret.add_argument(
+        "--file", type=Path, help="encrypt: write an age file there (for age-file:PATH)"
+    )
     secret.set_defaults(func=cmd_secret)
     history = sub.add_parser("history", help="list recorded runs")
     history.add_argument("--limit", type=int, default=20)

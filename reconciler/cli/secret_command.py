@@ -3,7 +3,8 @@
 `init` makes the controller's age identity (once; mode 0600) and prints its recipient.
 `encrypt` reads a value on stdin and prints the `age:` reference to put in the state
 file: the value encrypted to that recipient (or to `--recipient`, to write a reference
-for another controller), which only the identity decrypts.
+for another controller), which only the identity decrypts. With `--file PATH` it writes
+an (armored) age file instead, next to the state file, named as `age-file:PATH`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ def cmd_secret(args: argparse.Namespace) -> int:
         value = value[:-1]  # `echo secret |` and a file saved by an editor
     if not value:
         raise AgeFailed("encrypt: expected the value on stdin")
+    if args.file is not None:
+        armored = _run(["age", "--encrypt", "--armor", "--recipient", recipient], stdin=value)
+        args.file.write_bytes(armored)
+        print(f"wrote {args.file}; name it in the state file as age-file:PATH (relative to it)")
+        return EXIT_OK
     ciphertext = _run(["age", "--encrypt", "--recipient", recipient], stdin=value)
     print(f"age:{base64.b64encode(ciphertext).decode()}")
     return EXIT_OK

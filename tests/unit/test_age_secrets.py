@@ -87,3 +87,41 @@ def test_validate_warns_when_it_cannot_decrypt_and_the_ref_is_checked(
     state.write_text(bad)
     assert main(["validate", str(state)]) == 1
     assert "backups.db.password" in capsys.readouterr().err
+
+
+def test_an_age_file_next_to_the_state_file_is_read_as_its_reference(
+    controller: Path, tmp_path: Path
+) -> None:
+    """`age-file:secrets/db.age` in a secret field: the file, inside the state directory,
+    becomes the `age:` reference; a path leading out is refused with its line."""
+    state_dir = tmp_path / "state"
+    (state_dir / "secrets").mkdir(parents=True)
+    wrote = reconcile(
+        "secret", "encrypt", "--file", str(state_dir / "secrets" / "db.age"),
+        identity=controller, stdin="from-a-file\n",
+    )  # fmt: skip
+    assert wrote.returncode == 0, wrote.stderr
+    assert (
+        (state_dir / "secrets" / "db.age")
+        .read_text()
+        .startswith("-----BEGIN AGE ENCRYPTED FILE-----")
+    )
+    policy = (
+        "backups:\n  db:\n    host: kimi\n    paths: [/etc/agent]\n    schedule: hourly\n"
+        "    retention: {keep_last: 3}\n    rpo: 1h\n    repository: /srv/restic\n"
+        "    password: age-file:secrets/db.age\n"
+    )
+    from state.load import load_fleet
+
+    state = state_dir / "fleet.yaml"
+    state.write_text(BASE + policy)
+    ref = load_fleet(state).fleet.backups["db"].password
+    assert ref.startswith("age:") and resolve_secret(ref).reveal() == "from-a-file"
+    state.write_text(BASE + policy.replace("secrets/db.age", "../../etc/shadow"))
+    from state.errors import SpecError
+
+    with pytest.raises(SpecError) as info:
+        load_fleet(state)
+    [problem] = info.value.problems
+    assert problem.path == "backups.db.password" and problem.line is not None
+    assert "leads out of the state directory" in problem.message
