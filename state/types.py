@@ -141,7 +141,7 @@ SecretRef = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": SECRET_REF_PATTERN,
+            "pattern": SECRET_REF_PATTERN[:-2] + r"|age-file:[A-Za-z0-9._/-]+)$",  # as written
             "description": "A reference to a secret, never the secret itself: "
             "'env:NAME', 'file:/absolute/path', 'age:BASE64' (the value encrypted to the "
             "controller's age identity: `reconcile secret encrypt`), or 'age-file:PATH' (an "
