@@ -69,6 +69,8 @@ class ForgeDesk:
         source = self.source()
         if source is None or not source.reviews or self.posted.get(commit) == state:
             return
+        if len(self.posted) > 100:  # the newest commits are the ones that change state
+            self.posted.clear()
         self.posted[commit] = state
         try:
             self.jobs.put_nowait(ApplyStatus(commit, state, description))
@@ -90,7 +92,7 @@ class ForgeDesk:
             review_pull,
             set_status,
         )
-        from reconciler.errors import ReconcileError
+        from reconciler.errors import ReconcileError, write_traceback
         from reconciler.ssh.client import WarmWorker
         from state.errors import SpecError
 
@@ -120,6 +122,8 @@ class ForgeDesk:
                     self.report(f"forge: not reviewed: {exc}")
                 except (ChannelError, ReconcileError, SpecError, OSError) as exc:
                     self.report(f"forge: {type(exc).__name__}: {exc}")
+                except Exception as exc:  # the thread outlives one bad review
+                    self.report(f"forge: crashed: {exc!r}; traceback in {write_traceback()}")
         finally:
             journal.close()
             if worker is not None:
