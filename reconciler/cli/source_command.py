@@ -33,8 +33,8 @@ def _source(state: str, command: str) -> GitSource:
     source = load_fleet(state).fleet.source
     if source is None:
         raise NoSource(
-            f"{command}: {state} names no source: (a git source's commit is what is pinned; "
-            "a local state file is held by not editing it)"
+            f"{command}: {state} names no source: (expected a git source, see the README's "
+            "'The desired state from git'; a local state file is steered by editing it)"
         )
     return source
 
