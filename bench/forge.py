@@ -7,7 +7,8 @@ On 2 real hosts of the lab, h2 serving the repository (the Gitea stand-in: git's
   the new file is on h1 (polled over a kept SSH connection every 20 ms); the source's
   interval is 10 minutes, so only the webhook brings it.
 - **push-to-live, polling**: the same with no webhook and `interval: 1m`, Flux's default
-  (`spec.interval` of a GitRepository): the peer's figure, measured with our fetch.
+  (`spec.interval` of a GitRepository), each push at a random moment of the interval:
+  the peer's figure, measured with our fetch.
 - **a fetch that finds nothing new** (`fetch_state`: fetch over HTTP, resolve, read the
   state from the commit already exported): wall time and CPU (ours and git's), against
   a probe pass of the same `watch` (its wall time from /metrics).
@@ -22,6 +23,7 @@ passes (default 20).
 from __future__ import annotations
 
 import os
+import random
 import resource
 import statistics
 import sys
@@ -42,11 +44,15 @@ from tests.integration.test_forge import Forge
 PREFIX = "bforge"
 
 
-def push_to_live(forge: Forge, kept: Kept, label: str, count: int) -> list[float]:
-    """`count` pushes, each editing the agent's config; seconds from the push until the
-    new file is on h1."""
+def push_to_live(
+    forge: Forge, kept: Kept, label: str, count: int, phase: float = 0.0
+) -> list[float]:
+    """`count` pushes, each editing the agent's config, each after a random wait of up
+    to `phase` seconds (a push lands anywhere in a poll's interval); seconds from the
+    push until the new file is on h1."""
     latencies = []
     for i in range(count):
+        time.sleep(random.uniform(0, phase))
         mode = f"{label}{i}"
         forge.commit(mode, forge.spec(mode))
         started = time.perf_counter()
@@ -124,7 +130,7 @@ def main() -> int:
                 forge.push()
                 forge.start_watch(http=False)
                 wait(lambda: forge.conf() == "mode = poll", timeout=180)
-                polled = push_to_live(forge, kept, "poll", args.polls)
+                polled = push_to_live(forge, kept, "poll", args.polls, phase=60.0)
                 forge.stop()
                 fetches, fetch_cpu = no_change_fetches(forge, args.fetches)
             finally:
