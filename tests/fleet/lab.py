@@ -102,6 +102,7 @@ def up(names: list[str], prefix: str = "test", persistent: bool = False) -> Lab:
     instead of nspawn's volatile one, so `reboot` keeps what was written to them."""
     down(prefix)
     image = ensure_image()
+    _room_for(len(names))
     net = subnet(prefix)
     _refuse_taken(prefix, f"198.18.{net}.1")
     bridge, gateway = f"{prefix}-br", f"198.18.{net}.1"
@@ -131,6 +132,19 @@ def up(names: list[str], prefix: str = "test", persistent: bool = False) -> Lab:
         down(prefix)
         raise
     return lab
+
+
+INOTIFY_PER_HOST = 16  # each container's systemd, journald and udev take a few
+
+
+def _room_for(hosts: int) -> None:
+    """Raise (never lower) the inotify instances a user may hold: every container runs
+    as root, and its systemd takes several, so the default of 128 is reached near 30
+    hosts and a further host's systemd fails to start."""
+    limit = Path("/proc/sys/fs/inotify/max_user_instances")
+    need = 128 + INOTIFY_PER_HOST * hosts
+    if int(limit.read_text()) < need:
+        limit.write_text(f"{need}\n")
 
 
 def _boot(

@@ -1,0 +1,222 @@
+"""Benchmark how every cost grows with the fleet: 8, 32 and 64 real hosts in one run.
+
+Each host runs one web service: a binary, a config file and a unit, with an HTTP and a
+systemd health check (the Ollama stand-in on port 8080, with no model). Per fleet size,
+on the lab (prefix "scale"), all against their peers measured on the same hosts:
+- **first converge** on freshly booted hosts, and a **no-op converge**: `reconcile
+  --yes` against `pyinfra -y` over our own deploys (hosts booted fresh before each
+  tool's first converge);
+- **converged dry run**: `reconcile --dry-run` against `pyinfra --dry`;
+- under `reconcile watch` at its defaults (`--http` on loopback):
+  - **probe passes per minute** against the setting, and their **CPU per host**, on
+    the controller (the daemon and its SSH worker) over --idle seconds;
+  - **controller RSS** (the daemon and its children);
+  - **heal**: `systemctl stop` of a random host's service until its HTTP check answers
+    again, median and p95 of --trials;
+  - **edit-to-live**: a config edit saved to the state file until it is on its host.
+
+Bounded: --sizes (default 8,32,64), --trials heals (default 5), --edits (default 3),
+--idle seconds (default 30), each command with a deadline; the lab is torn down.
+
+    .venv/bin/python -m bench.scale [--sizes 8,32,64]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.timing import options, timed
+from bench.watch import cpu_seconds, descendants, healthy, machine, p95, pass_finished, wait
+from state.models import ReconcilerSettings
+from tests.fleet import lab as fleet_lab
+from tests.fleet.scrape import probe_passes
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WEB = ROOT / "tests" / "standins" / "http_standins.py"
+PREFIX = "scale"
+METRICS = "127.0.0.1:9319"
+PORT = 8080
+
+
+def write_spec(lab: fleet_lab.Lab, path: Path, mode: dict[str, str] | None = None) -> None:
+    sha = hashlib.sha256(WEB.read_bytes()).hexdigest()
+    lines = ["version: 1", "hosts:"]
+    for host in lab.hosts:
+        lines.append(
+            f"  {host.name}: {{address: {host.address}, ssh_key: {lab.ssh_key}, "
+            f"ssh_known_hosts: {lab.known_hosts}}}"
+        )
+    lines.append("services:")
+    for host in lab.hosts:
+        content = json.dumps(f"mode = {(mode or {}).get(host.name, 'scale')}\n")
+        exec_start = f"/usr/bin/python3 /usr/local/bin/web ollama --port {PORT} --store /var/lib/web/models.json"
+        lines += [
+            f"  web-{host.name}:",
+            f"    host: {host.name}",
+            f"    install: {{kind: file, source: {WEB}, sha256: {sha}, dest: /usr/local/bin/web}}",
+            f"    unit: {{description: web, exec_start: '{exec_start}'}}",
+            f"    config_files: [{{path: /etc/web/web.conf, content: {content}, mode: '0640'}}]",
+            f"    health: [{{kind: http, url: 'http://{{address}}:{PORT}/api/tags', json_key: models}}, {{kind: systemd}}]",
+            "    rto: 30s",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@dataclass
+class Row:
+    hosts: int
+    figures: dict[str, float] = field(default_factory=dict)
+    lists: dict[str, list[float]] = field(default_factory=dict)
+
+
+def boot(size: int) -> fleet_lab.Lab:
+    return fleet_lab.up([f"s{i}" for i in range(1, size + 1)], prefix=PREFIX)
+
+
+def converges(size: int, tmp: Path, row: Row) -> fleet_lab.Lab:
+    """First and no-op converges of both tools, each first on fresh hosts; then the dry
+    runs on the converged hosts. Returns the lab, converged by reconcile."""
+    spec, journal = tmp / "fleet.yaml", tmp / "journal.db"
+    env = {**os.environ, "FLEET_STATE": str(spec)}
+    pyinfra = [str(BIN / "pyinfra"), "-y", "deploys/inventory.py", "deploys/fleet.py"]
+    reconcile = [str(BIN / "reconcile"), "--yes", "--journal", str(journal), str(spec)]
+    lab = boot(size)
+    write_spec(lab, spec)
+    row.figures["pyinfra first"] = timed(pyinfra, env)
+    row.figures["pyinfra no-op"] = timed(pyinfra, env)
+    lab = boot(size)
+    write_spec(lab, spec)
+    journal.unlink(missing_ok=True)
+    row.figures["reconcile first"] = timed(reconcile)
+    row.figures["reconcile no-op"] = timed(reconcile)
+    dry = [str(BIN / "reconcile"), "--dry-run", "--journal", str(journal), str(spec)]
+    peer = [str(BIN / "pyinfra"), "--dry", "deploys/inventory.py", "deploys/fleet.py"]
+    row.figures["reconcile dry"] = statistics.median(timed(dry) for _ in range(3))
+    row.figures["pyinfra dry"] = statistics.median(timed(peer, env) for _ in range(3))
+    return lab
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS")), 0)
+    return total / 1024
+
+
+def under_watch(
+    lab: fleet_lab.Lab, tmp: Path, row: Row, idle: float, trials: int, edit_count: int
+) -> None:
+    spec, journal = tmp / "fleet.yaml", tmp / "journal.db"
+    watch = subprocess.Popen(
+        [str(BIN / "reconcile"), "watch", str(spec), "--journal", str(journal),
+         "--http", METRICS, "--max-seconds", "1800"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(tmp / "watch.log").open("w"),
+    )  # fmt: skip
+    try:
+        wait(lambda: healthy(f"http://{METRICS}/metrics"), timeout=60)
+        wait(lambda: probe_passes(METRICS) >= 2, timeout=120)
+        pids = descendants(watch.pid)
+        cpu, passes, started = cpu_seconds(pids), probe_passes(METRICS), time.monotonic()
+        time.sleep(idle)
+        elapsed = time.monotonic() - started
+        used, probes = cpu_seconds(pids) - cpu, probe_passes(METRICS) - passes
+        row.figures["probes/min"] = 60 * probes / elapsed
+        row.figures["probe cpu/host ms"] = 1000 * used / max(probes, 1) / len(lab.hosts)
+        row.figures["rss MB"] = rss_mb(descendants(watch.pid))
+        heals = []
+        for _ in range(trials):
+            host = random.choice(lab.hosts)
+            url = f"http://{host.address}:{PORT}/api/tags"
+
+            def settled(url: str = url) -> bool:
+                return healthy(url) and pass_finished(journal)
+
+            def answers(url: str = url) -> bool:
+                return healthy(url)
+
+            wait(settled, timeout=120)
+            time.sleep(1 + random.uniform(0, 2))
+            fleet_lab.ssh(lab, host.name, f"systemctl stop web-{host.name}")
+            heals.append(wait(answers, timeout=180))
+        row.lists["heal"] = heals
+        edits = []
+        for i in range(edit_count):
+            host = random.choice(lab.hosts)
+            wait(lambda: pass_finished(journal), timeout=120)
+            time.sleep(1)
+            temp = spec.with_name(".fleet.yaml.swp")
+            write_spec(lab, temp, {host.name: f"edit{i}"})
+            saved = time.perf_counter()
+            os.rename(temp, spec)
+            wanted = f"grep -qx 'mode = edit{i}' /etc/web/web.conf"
+
+            def live(name: str = host.name, wanted: str = wanted) -> bool:
+                done = fleet_lab.ssh(lab, name, f"{wanted} && echo yes", check=False)
+                return done.strip() == "yes"
+
+            wait(live, timeout=180, step=0.05)
+            edits.append(time.perf_counter() - saved)
+        row.lists["edit"] = edits
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        watch.wait(timeout=120)
+
+
+def main() -> int:
+    args = options(__doc__, sizes="8,32,64", trials=5, edits=3, idle=30.0)
+    sizes = [int(s) for s in str(args.sizes).split(",")]
+    setting = ReconcilerSettings().probe_interval.total_seconds()
+    rows = []
+    try:
+        for size in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                row = Row(size)
+                lab = converges(size, Path(tmp), row)
+                under_watch(lab, Path(tmp), row, args.idle, args.trials, args.edits)
+                rows.append(row)
+                print(f"{size} hosts: {row.figures} {row.lists}", file=sys.stderr, flush=True)
+    finally:
+        fleet_lab.down(PREFIX)
+    print(f"machine: {machine()}")
+    print(f"probe interval {setting:g}s ({60 / setting:g} probe passes/min set)")
+    head = (
+        f"{'hosts':>5} {'dry-run vs pyinfra --dry':>26} {'first converge vs -y':>24} "
+        f"{'no-op vs -y':>20} {'heal median/p95':>16} {'edit-to-live':>13} "
+        f"{'probes/min':>10} {'cpu/host/probe':>15} {'RSS':>7}"
+    )
+    print(head)
+    for row in rows:
+        f = row.figures
+        dry = f"{f['reconcile dry']:.2f}/{f['pyinfra dry']:.2f}s {f['reconcile dry'] / f['pyinfra dry']:.2f}x"
+        first = f"{f['reconcile first']:.1f}/{f['pyinfra first']:.1f}s {f['reconcile first'] / f['pyinfra first']:.2f}x"
+        noop = f"{f['reconcile no-op']:.1f}/{f['pyinfra no-op']:.1f}s {f['reconcile no-op'] / f['pyinfra no-op']:.2f}x"
+        heal = f"{statistics.median(row.lists['heal']):.2f}/{p95(row.lists['heal']):.2f}s"
+        edit = f"{statistics.median(row.lists['edit']):.2f}s"
+        print(
+            f"{row.hosts:>5} {dry:>26} {first:>24} {noop:>20} {heal:>16} {edit:>13} "
+            f"{f['probes/min']:>10.1f} {f['probe cpu/host ms']:>12.1f}ms {f['rss MB']:>5.0f}MB"
+        )
+    print("dry-run, converges: reconcile/pyinfra seconds and their ratio; heal: a stopped")
+    print("service until its HTTP check answers; cpu/host/probe: the controller's CPU per")
+    print("probe pass divided by the host count")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
