@@ -103,7 +103,8 @@ def converges(size: int, tmp: Path, row: Row) -> fleet_lab.Lab:
     row.figures["reconcile no-op"] = timed(reconcile)
     dry = [str(BIN / "reconcile"), "--dry-run", "--journal", str(journal), str(spec)]
     peer = [str(BIN / "pyinfra"), "--dry", "deploys/inventory.py", "deploys/fleet.py"]
-    row.figures["reconcile dry"] = statistics.median(timed(dry) for _ in range(3))
+    # 2: changes pending; on a loaded 2-core machine a probe may time out (it is counted)
+    row.figures["reconcile dry"] = statistics.median(timed(dry, allowed=(0, 2)) for _ in range(3))
     row.figures["pyinfra dry"] = statistics.median(timed(peer, env) for _ in range(3))
     return lab
 
