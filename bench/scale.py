@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import random
+import shlex
 import signal
 import statistics
 import subprocess
@@ -153,7 +154,7 @@ def under_watch(
 
             wait(settled, timeout=120)
             time.sleep(1 + random.uniform(0, 2))
-            fleet_lab.ssh(lab, host.name, f"systemctl stop web-{host.name}")
+            fleet_lab.ssh(lab, host.name, f"systemctl stop -- {shlex.quote('web-' + host.name)}")
             heals.append(wait(answers, timeout=180))
         row.lists["heal"] = heals
         edits = []

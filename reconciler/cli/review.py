@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 
 from reconciler.cli.dry_run import dry_run
 from reconciler.engine.plan_text import summary_line
 from reconciler.events.channels import ChannelError, GiteaRepo, code_block
-from reconciler.forge.git_mirror import SourceRefused
+from reconciler.forge.git_mirror import GitMirror, SourceRefused
 from reconciler.forge.signatures import CommitRefused, verified_signer
 from reconciler.forge.source import load_commit, open_mirror
 from reconciler.ssh.client import WarmWorker
@@ -105,7 +105,7 @@ def review_pull(
     return Review(number, commit, "success", "no changes", text)
 
 
-def _signature_note(source: GitSource, mirror: Any, commit: str, state_dir: Path) -> str:
+def _signature_note(source: GitSource, mirror: GitMirror, commit: str, state_dir: Path) -> str:
     """A line on whether the head commit's signature would let it be applied."""
     if source.verify is None:
         return ""

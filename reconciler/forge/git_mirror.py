@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import PermanentError, TemporaryError
+from reconciler.untrusted import shown
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
@@ -183,7 +184,10 @@ class GitMirror:
         for record in done.stdout.decode(errors="replace").split("\x1e"):
             fields = record.strip("\n").split("\x1f")
             if len(fields) == 4 and COMMIT.fullmatch(fields[0]):
-                found.append(Signature(fields[0], fields[1], fields[2][:200], fields[3][:100]))
+                # The signer's name is the commit author's text: escaped before anyone sees it.
+                found.append(
+                    Signature(fields[0], fields[1], shown(fields[2][:200]), shown(fields[3][:100]))
+                )
         return found
 
     def read(self, commit: str, path: str, limit: int = READ_LIMIT) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -176,7 +177,9 @@ class Forge:
         return (self.base / "watch.log").read_text()
 
     def active(self, host: str, unit: str) -> str:
-        return fleet_lab.ssh(self.lab, host, f"systemctl is-active {unit}", check=False).strip()
+        return fleet_lab.ssh(
+            self.lab, host, f"systemctl is-active -- {shlex.quote(unit)}", check=False
+        ).strip()
 
     def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
         headers = {"Authorization": f"token {TOKEN}"}
