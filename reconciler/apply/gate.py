@@ -9,7 +9,8 @@ from reconciler.apply.context import Report
 from reconciler.observe.observation import FleetState
 from state.load import LoadedFleet
 
-Observe = Callable[[], FleetState]
+Observe = Callable[[set[str]], FleetState]
+"""Observe the health of these hosts (and of what runs on them)."""
 FIRST_POLL_S = 0.1  # services here start in tenths of a second: look again soon,
 HEALTH_POLL_S = 1.0  # then back off, doubling, to one poll a second
 
@@ -34,7 +35,7 @@ def health_gate(
     failed: dict[str, str] = {}
     poll = FIRST_POLL_S
     while pending:
-        observed = observe()
+        observed = observe({host for host, _ in pending})
         for host, name in sorted(pending):
             state = observed.hosts.get(host)
             if state is not None and not state.reachable:  # no point waiting out the RTO

@@ -67,6 +67,12 @@ class ObserveSettings:
 
     timeouts: Timeouts = field(default_factory=Timeouts)
     health_only: bool = False  # only what health checks need (the watch loop's probe pass)
+    hosts: frozenset[str] | None = None
+    """Only these hosts and what runs on them (a heal, a gate, `--target`); None: all."""
+
+    def scope(self, fleet: Fleet) -> set[str]:
+        """The names of the hosts of `fleet` this observation reads."""
+        return set(fleet.hosts) if self.hosts is None else set(fleet.hosts) & self.hosts
 
 
 def snapshot_requests(fleet: Fleet, health_only: bool = False) -> dict[str, SnapshotRequest]:
@@ -130,19 +136,25 @@ def _health_reads(name: str, service: Service, wanted: dict[str, list[str]]) -> 
             wanted["files"].append(check.path)
 
 
-def ssh_targets(fleet: Fleet) -> list[SshTarget]:
-    """How the SSH worker reaches every host of `fleet`."""
+def ssh_targets(fleet: Fleet, scope: set[str] | None = None) -> list[SshTarget]:
+    """How the SSH worker reaches every host of `fleet` (or of `scope`)."""
     return [
-        SshTarget(name=name, data=pyinfra_host_data(host)) for name, host in fleet.hosts.items()
+        SshTarget(name=name, data=pyinfra_host_data(host))
+        for name, host in fleet.hosts.items()
+        if scope is None or name in scope
     ]
 
 
 def observe_request(fleet: Fleet, settings: ObserveSettings) -> ObserveRequest:
+    scope = settings.scope(fleet)
+    reads = snapshot_requests(fleet, settings.health_only)
     return ObserveRequest(
-        targets=ssh_targets(fleet),
-        reads=snapshot_requests(fleet, settings.health_only),
+        targets=ssh_targets(fleet, scope),
+        reads={name: wanted for name, wanted in reads.items() if name in scope},
         timeouts=settings.timeouts,
-        whole_fleet=not settings.health_only,  # a probe pass may leave a lost primary out
+        # only a full read of every host says which hosts left the fleet (a probe pass
+        # may leave a lost primary out, a heal reads its own hosts)
+        whole_fleet=not settings.health_only and settings.hosts is None,
     )
 
 
@@ -173,7 +185,8 @@ def observe(
     confirmations: Confirmations | None = None,
     ledger: Ledger | None = None,
 ) -> FleetState:
-    """Observe every host and service of `loaded`. Changes nothing anywhere.
+    """Observe every host and service of `loaded` (those of `settings.hosts` alone, when
+    it is set: hosts left out are absent from the answer). Changes nothing anywhere.
 
     `worker` is an already started SSH worker (see reconciler.ssh.client): a warm one
     keeps its connections for the next call; None starts a one-shot worker. With
@@ -185,18 +198,26 @@ def observe(
     fleet = loaded.fleet
     timeout = settings.timeouts.connect + settings.timeouts.command + 30
     request = observe_request(fleet, settings)
+    scope = settings.scope(fleet)
+    services = [name for name, service in fleet.services.items() if service.host in scope]
+    model_sets = [m for m in fleet.models if fleet.services[m.service].host in scope]
+    policies = (
+        []
+        if settings.health_only
+        else [name for name, policy in fleet.backups.items() if policy.host in scope]
+    )
     with ThreadPoolExecutor(max_workers=16) as pool:
         ssh = pool.submit(run_worker, request, ObserveAnswer, timeout, worker)
-        remote = _submit_probes(pool, fleet, client)
+        remote = _submit_probes(pool, fleet, services, client)
         models = {
             m.service: pool.submit(list_models, _endpoint(fleet, m.service, m.endpoint))
-            for m in fleet.models
+            for m in model_sets
         }
-        known = {} if settings.health_only else _confirmed(fleet, confirmations)
+        known = _confirmed(fleet, policies, confirmations)
         backups = {  # nothing confirmed yet: list at once, alongside the SSH work
             name: pool.submit(observe_backup, fleet, name)
-            for name in fleet.backups
-            if not settings.health_only and known.get(name) is None
+            for name in policies
+            if known.get(name) is None
         }
         hosts = host_states(ssh.result())
         reused: dict[str, BackupState] = {}
@@ -210,14 +231,14 @@ def observe(
             else:
                 reused[name] = state
         backup_states = {**reused, **{name: f.result() for name, f in backups.items()}}
-    health = {name: _service_health(fleet, name, hosts, remote) for name in fleet.services}
+    health = {name: _service_health(fleet, name, hosts, remote) for name in services}
     model_states = {
         name: (
             future.result()
             if hosts[fleet.services[name].host].reachable
             else ModelsState(endpoint=_endpoint(fleet, name, m.endpoint), error="host unreachable")
         )
-        for (name, future), m in zip(models.items(), fleet.models, strict=True)
+        for (name, future), m in zip(models.items(), model_sets, strict=True)
     }
     return FleetState(
         hosts=hosts,
@@ -228,11 +249,13 @@ def observe(
     )
 
 
-def _confirmed(fleet: Fleet, confirmations: Confirmations | None) -> dict[str, Confirmation | None]:
+def _confirmed(
+    fleet: Fleet, policies: list[str], confirmations: Confirmations | None
+) -> dict[str, Confirmation | None]:
     """Each policy's last confirmation by its repository (all None without a store)."""
     return {
         name: confirmations.of_policy(fleet, name) if confirmations is not None else None
-        for name in fleet.backups
+        for name in policies
     }
 
 
@@ -250,10 +273,11 @@ def _endpoint(fleet: Fleet, service: str, template: str) -> str:
 
 
 def _submit_probes(
-    pool: ThreadPoolExecutor, fleet: Fleet, client: httpx.Client
+    pool: ThreadPoolExecutor, fleet: Fleet, services: list[str], client: httpx.Client
 ) -> dict[tuple[str, int], Future[CheckResult]]:
     futures: dict[tuple[str, int], Future[CheckResult]] = {}
-    for name, service in fleet.services.items():
+    for name in services:
+        service = fleet.services[name]
         address = fleet.hosts[service.host].address
         for i, check in enumerate(service.health):
             if isinstance(check, HttpCheck):

@@ -35,7 +35,14 @@ from reconciler.backup.secrets import backup_inputs, backup_secrets
 from reconciler.engine.changes import Phase
 from reconciler.engine.diff import diff
 from reconciler.engine.diff_backups import copy_named
-from reconciler.engine.plan import Plan, exclude_from_plan, filter_plan, make_plan, pure_starts
+from reconciler.engine.plan import (
+    Plan,
+    exclude_from_plan,
+    filter_plan,
+    make_plan,
+    parse_target,
+    pure_starts,
+)
 from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.observe.observation import FleetState
 from reconciler.ssh.client import WarmWorker, WorkerProcess
@@ -91,7 +98,12 @@ def plan_once(
     and it shows what an apply would record).
     With `confirmations`, it remembers the newest snapshots the repositories listed.
     A policy whose data is gone from its host is rebuilt from the newest recorded
-    snapshot, unless `fresh_data` (or the policy's `restore: never`)."""
+    snapshot, unless `fresh_data` (or the policy's `restore: never`).
+    With `targets`, only the targeted hosts are observed: a heal of one host, or
+    `--target`, never waits for the rest of the fleet."""
+    settings = settings or ObserveSettings()
+    if targets:
+        settings = replace(settings, hosts=frozenset(parse_target(t)[0] for t in targets))
     observed = observe(loaded, client, settings, worker, confirmations, ledger)
     if ledger is not None:
         judged = record_observed(loaded, observed, ledger, keep=record)
@@ -170,10 +182,12 @@ def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
         for h, o in deployed.items()
         if o.error is None
     }
-    health_only = replace(ctx.settings, health_only=True)  # the gate polls: read only health
-    gate = health_gate(
-        loaded, gated, lambda: observe(loaded, ctx.client, health_only, ctx.ssh), ctx.report
-    )
+
+    def health_of(hosts: set[str]) -> FleetState:  # the gate polls the hosts it waits on
+        polled = replace(ctx.settings, health_only=True, hosts=frozenset(hosts))
+        return observe(loaded, ctx.client, polled, ctx.ssh)
+
+    gate = health_gate(loaded, gated, health_of, ctx.report)
     for host_name, reason in gate.items():
         result.hosts[host_name].error = reason
         ctx.record(host_name, reason.split()[0], "health", "error", reason)

@@ -79,14 +79,22 @@ def test_health_gate_fails_a_host_after_its_rto_with_the_last_answer() -> None:
         }
     )
     reports: list[str] = []
+    asked: list[set[str]] = []
+
+    def observe(hosts: set[str]) -> FleetState:
+        asked.append(hosts)
+        return sick
+
     failed = health_gate(
-        loaded, {"h1": ["a", "b"], "h2": ["c"]}, lambda: sick, reports.append, clock, clock.sleep
+        loaded, {"h1": ["a", "b"], "h2": ["c"]}, observe, reports.append, clock, clock.sleep
     )
     assert failed == {"h1": "a not healthy within its RTO (5s): systemd active: ActiveState=failed"}
     assert clock.now == 5.0  # until the 5 s RTO ran out, no longer
     # sub-second first polls (services start in tenths of a second), then once a second
     assert clock.sleeps == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 0.5]
     assert "h2: c healthy after 0.0s" in reports
+    # each poll reads only the hosts still waited on: h2 was healthy at the first
+    assert asked[0] == {"h1", "h2"} and all(hosts == {"h1"} for hosts in asked[1:])
 
 
 def test_health_gate_gives_up_at_once_on_a_host_that_became_unreachable() -> None:
@@ -98,7 +106,7 @@ def test_health_gate_gives_up_at_once_on_a_host_that_became_unreachable() -> Non
         update={"hosts": {**ideal.hosts, "h2": down}, "health": {"a": (healthy,)}}
     )
     failed = health_gate(
-        loaded, {"h1": ["a"], "h2": ["c"]}, lambda: cut, lambda _m: None, clock, clock.sleep
+        loaded, {"h1": ["a"], "h2": ["c"]}, lambda _hosts: cut, lambda _m: None, clock, clock.sleep
     )
     assert failed == {
         "h2": "c: host became unreachable during the health gate: no SSH answer within 5s"

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import httpx
 
-from reconciler.observe.fleet import snapshot_requests
+from reconciler.observe.fleet import ObserveSettings, observe_request, snapshot_requests
 from reconciler.observe.observation import FileState, HostState, UnitState
 from reconciler.observe.probes import evaluate_file_fresh, evaluate_systemd, list_models, probe_http
 from reconciler.ssh.protocol import SnapshotRequest
@@ -106,3 +106,26 @@ def test_snapshot_requests_cover_every_unit_file_and_package() -> None:
             packages=[],
         )
     }
+
+
+TWO_HOSTS = """\
+version: 1
+hosts:
+  h1: {address: 198.18.9.1}
+  h2: {address: 198.18.9.2}
+services:
+  a: {host: h1, unit: {description: a, exec_start: /bin/true}}
+  b: {host: h2, unit: {description: b, exec_start: /bin/true}}
+"""
+
+
+def test_a_scoped_observation_asks_only_its_hosts_and_closes_no_other_connection() -> None:
+    fleet = load_text(TWO_HOSTS).fleet
+    whole = observe_request(fleet, ObserveSettings())
+    assert [t.name for t in whole.targets] == ["h1", "h2"] and whole.whole_fleet
+    scoped = observe_request(fleet, ObserveSettings(hosts=frozenset({"h2", "gone"})))
+    assert [t.name for t in scoped.targets] == ["h2"]
+    assert set(scoped.reads) == {"h2"} and scoped.reads["h2"].units == ["b"]
+    # the worker closes kept connections to hosts a whole-fleet request leaves out:
+    # a heal of h2 must not close h1's
+    assert not scoped.whole_fleet
