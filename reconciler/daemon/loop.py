@@ -2,9 +2,11 @@
 
 Every pass observes the whole (targeted) fleet again and converges it; events only
 wake the loop early and are never acted upon themselves. Three wake-ups: a full pass
-every `interval`, a light probe pass every `probe_interval` (health checks and models
-only; drift wakes a pass for just the affected hosts), and state-file edits (watchfiles,
-debounced) or SIGHUP. SIGTERM lets the current pass finish, releases the lock, exits 0.
+every `interval`, light probes that read every host's health checks and models once
+per `probe_interval` (in slices spread over the interval, see probe_round; drift wakes
+a pass for just the affected hosts, right after their slice), and state-file edits
+(watchfiles, debounced) or SIGHUP. SIGTERM lets the current pass finish, releases the
+lock, exits 0.
 
 This process never applies gevent's monkey patching: SSH runs in child processes.
 """
@@ -26,6 +28,7 @@ from reconciler.backup.provenance import announce_forged
 from reconciler.coordination.guard import apply_guard, pull_shared, push_shared
 from reconciler.coordination.leader import Leadership, LocalLeadership
 from reconciler.daemon.backoff import Backoffs, Key
+from reconciler.daemon.probe_round import ProbeRound
 from reconciler.daemon.sdnotify import sd_notify, watchdog_interval
 from reconciler.daemon.spec_source import SpecSource, watch_spec_file
 from reconciler.daemon.verifications import run_due_verifications
@@ -109,6 +112,7 @@ class WatchLoop:
         self.backoffs = Backoffs(spec.loaded.fleet.reconciler)
         self.ssh: WarmWorker | None = None  # one SSH worker, connections kept across passes
         self.suspended_said = ""  # what was last said of a plan held by `reconcile suspend`
+        self.probes = ProbeRound()  # where the light probes stand in their round
         self.on_applied: Callable[[str, bool, str], None] | None = None
         """Told after each full pass from a git source: (commit, converged, one line)."""
 
@@ -166,6 +170,7 @@ class WatchLoop:
             now = self.clock()
             if now >= min(next_full, next_probe) and not self._lead():
                 next_probe = self.clock() + self._probe_interval()  # stand by, campaign again
+                self.probes.restart()
                 self._save_status(next_full, next_probe)
                 continue
             if self.just_elected:
@@ -173,10 +178,18 @@ class WatchLoop:
             if now >= next_full:
                 self._timed("full", lambda: self._pass("full", None))
                 next_full = self.clock() + self._settings().interval.total_seconds()
-                next_probe = self.clock() + self._probe_interval()
+                self.probes.restart()
+                next_probe = self.clock() + self.probes.step(self._probe_interval())
             elif now >= next_probe:
-                self._timed("probe", self._probe_pass)
-                next_probe = self.clock() + self._probe_interval()
+                worth_saving = self._probe_tick()
+                # at a fixed rate, so that rounds keep to probe_interval; one that ran
+                # late (a heal) moves the rest on, it never bunches slices to catch up
+                step = self.probes.step(self._probe_interval())
+                next_probe = max(next_probe + step, self.clock())
+                if not worth_saving:
+                    self.next_passes = (next_full, next_probe)
+                    self.beat()
+                    continue
             self._after_pass()
             self._save_status(next_full, next_probe)
         sd_notify("STOPPING=1")
@@ -255,25 +268,44 @@ class WatchLoop:
         guard = apply_guard(self.leadership, loaded)
         return Mover(loaded, self.journal, self.client, self.bus, self.report, self.progress, guard)
 
-    def _probe_pass(self) -> None:
-        """The failover pass first (leases, detection), then health checks and models;
-        wake a pass for the hosts that drifted. A primary the failover clock is counting
-        for is neither observed nor healed: its timeouts would slow the passes that count."""
-        skipped = self._failover_pass()
+    def _probe_tick(self) -> bool:
+        """Read the round's next slice; a new round first runs the failover pass (leases,
+        detection). True when the round ended or a heal ran: worth saving and sharing."""
+        probes = self.probes
+        started, errors = time.monotonic(), self.status.failed_passes
+        if probes.starting:
+            lost_primary = self._failover_pass()
+            probes.begin(self._placed().fleet.hosts, lost_primary)
+        healed = self._probe_slice(probes.current(), probes.lost_primary)
+        failed = self.status.failed_passes > errors
+        if not probes.advance(time.monotonic() - started, failed):
+            return healed
+        if self.sweep is not None:  # escalation of open incidents, once a round
+            self.sweep(time.time())
+        if self.measure is not None:  # a probe pass in /metrics: a round over every host
+            self.measure("probe", probes.seconds, "error" if probes.failed else "success")
+        return True
+
+    def _probe_slice(self, hosts: frozenset[str], lost_primary: str | None) -> bool:
+        """Health checks and models of `hosts`; heal the ones that drifted, at once (True
+        when a heal ran). A primary the failover clock is counting for is neither
+        observed nor healed: its timeouts would slow the passes that count."""
         loaded = self._placed()
         watched = loaded
-        if skipped is not None:
-            watched = replace(loaded, fleet=without_host(loaded.fleet, skipped))
+        if lost_primary is not None:
+            watched = replace(loaded, fleet=without_host(loaded.fleet, lost_primary))
         try:
-            observed = observe(watched, self.client, PROBE_SETTINGS, self.ssh)
+            observed = observe(watched, self.client, replace(PROBE_SETTINGS, hosts=hosts), self.ssh)
         except ReconcileError as exc:
             self.report(f"probe pass {'abandoned' if self.stop.is_set() else 'failed'}: {exc}")
-            return
+            return False
         self._remember(watched, observed)
         drifted = set()
         failover = watched.written.failover
         for name, service in watched.fleet.services.items():
-            host = observed.hosts[service.host]
+            host = observed.hosts.get(service.host)
+            if host is None:
+                continue  # in another slice
             if not host.reachable and failover is not None and service.host == failover.primary:
                 continue  # lost since the failover pass: its next pass pages and counts
             if not host.reachable or any(not r.healthy for r in observed.health.get(name, ())):
@@ -283,12 +315,12 @@ class WatchLoop:
             if state and not state.error and set(model_set.present) - set(state.present):
                 drifted.add(watched.fleet.services[model_set.service].host)
         self.status.last_pass, self.status.last_kind = time.time(), "probe"
-        if self.sweep is not None:
-            self.sweep(time.time())
-        if drifted:
-            self.report(f"probe: drift on {', '.join(sorted(drifted))}; reconciling")
-            self._save_status(*self.next_passes)  # the page shows the drift while it heals
-            self._pass("heal", sorted(drifted))
+        if not drifted:
+            return False
+        self.report(f"probe: drift on {', '.join(sorted(drifted))}; reconciling")
+        self._save_status(*self.next_passes)  # the page shows the drift while it heals
+        self._pass("heal", sorted(drifted))
+        return True
 
     def _failover_pass(self) -> str | None:
         """Renew the lease, detect, move if due; the primary when it is out of reach."""
