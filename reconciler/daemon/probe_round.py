@@ -1,11 +1,13 @@
 """Where the watch loop's light probes stand in their round over the fleet.
 
-A round reads every host's health once per `probe_interval`, in slices of at most
+A round reads every host's health once per `probe_interval`, in slices of
 SLICE_HOSTS hosts spread evenly over the interval (as Prometheus spreads its scrapes).
 Drift on a host is healed right after its slice is read, so a heal never waits for
 a read of the whole fleet, and the machine's load stays flat instead of coming in
 one burst per interval. A fleet of up to SLICE_HOSTS hosts has one slice: one light
-pass per interval, as before.
+pass per interval, as before. Past MOST_SLICES slices the slices grow instead, so that
+each slice keeps a fair share of the interval (a slice's SSH round trip and the loop's
+own work per slice do not shrink with it).
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 SLICE_HOSTS = 8
+MOST_SLICES = 8
 
 
-def probe_slices(hosts: Iterable[str], size: int = SLICE_HOSTS) -> list[frozenset[str]]:
-    """The hosts in ceil(n / size) slices of nearly equal size (never an empty list)."""
+def probe_slices(
+    hosts: Iterable[str], size: int = SLICE_HOSTS, most: int = MOST_SLICES
+) -> list[frozenset[str]]:
+    """The hosts in ceil(n / size) slices (at most `most`) of nearly equal size, each
+    host in one; never an empty list."""
     names = sorted(set(hosts))
-    count = max(1, math.ceil(len(names) / size))
+    count = min(most, max(1, math.ceil(len(names) / size)))
     return [frozenset(names[i::count]) for i in range(count)]
 
 

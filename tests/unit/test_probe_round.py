@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.daemon.probe_round import SLICE_HOSTS, ProbeRound, probe_slices
+from reconciler.daemon.probe_round import MOST_SLICES, SLICE_HOSTS, ProbeRound, probe_slices
 
 
 def test_a_small_fleet_is_one_slice_read_once_per_interval() -> None:
@@ -23,6 +23,8 @@ def test_a_large_fleet_is_cut_into_even_slices_that_cover_every_host_once() -> N
     assert sum(len(s) for s in slices) == len(hosts)
     uneven = probe_slices(hosts[:17])  # 3 slices of 6, 6 and 5: never 8, 8 and 1
     assert sorted(len(s) for s in uneven) == [5, 6, 6]
+    big = probe_slices([f"h{i}" for i in range(200)])  # past 64 hosts the slices grow
+    assert len(big) == MOST_SLICES and sorted({len(s) for s in big}) == [25]
 
 
 def test_a_round_takes_the_interval_and_counts_its_slices_time() -> None:
