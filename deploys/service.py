@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from io import StringIO
 from typing import Any, TypeVar, cast
 
 from pyinfra import host  # type: ignore[attr-defined]
@@ -18,6 +17,7 @@ from pyinfra.api.exceptions import OperationValueError
 from pyinfra.facts.server import Groups, Users
 from pyinfra.operations import apt, files, server, systemd
 
+from deploys.exact_file import exact_file
 from state.layout import unit_path
 from state.load import LoadedFleet
 from state.models import AptInstall, FileInstall
@@ -45,28 +45,12 @@ def _mode(mode: str) -> str:
 
 
 def put_file(name: str, content: str, dest: str, mode: str, user: str, group: str) -> Any:
-    """Write `content` to `dest` with its final mode and owner from the first byte.
-
-    An SFTP upload creates a new file world-readable and chmods it afterwards, so the
-    file is first created empty with its mode and owner (`files.file`); the upload
-    then writes into it and keeps them. An owner that does not exist fails the host
-    before any content is written, so a failed chown never leaves content behind.
-    """
-    files.file(
-        name=f"{name} (mode and owner first)",
-        path=dest,
-        mode=_mode(mode),
-        user=user,
-        group=group,
-        create_remote_dir=True,
-    )
-    return files.put(
-        name=name,
-        src=StringIO(content),
-        dest=dest,
-        mode=_mode(mode),
-        user=user,
-        group=group,
+    """Write `content` to `dest` with its final mode and owner from the first byte, and
+    replace the old file in one rename (see deploys.exact_file): never world-readable,
+    never half-written. An owner that does not exist fails the host before anything is
+    written (the new file is chowned before the upload)."""
+    return exact_file(
+        name=name, content=content, dest=dest, mode=_mode(mode), user=user, group=group
     )
 
 
@@ -151,13 +135,13 @@ def unit(
     spec = loaded.fleet.services[service_name].unit
     if spec is None:
         return
-    unit_file = files.put(
-        name=f"{service_name}: unit {unit_path(service_name)}",
-        src=StringIO(render_unit(spec, is_guarded(loaded.fleet, service_name))),
-        dest=unit_path(service_name),
-        mode="644",
-        user="root",
-        group="root",
+    unit_file = put_file(
+        f"{service_name}: unit {unit_path(service_name)}",
+        render_unit(spec, is_guarded(loaded.fleet, service_name)),
+        unit_path(service_name),
+        "644",
+        "root",
+        "root",
     )
     dropins = files.directory(  # the spec names no drop-in: any there is drift
         name=f"{service_name}: no drop-ins in {unit_path(service_name)}.d",

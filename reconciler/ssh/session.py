@@ -176,7 +176,10 @@ def open_session(
     config = Config(  # type: ignore[no-untyped-call]
         CONNECT_TIMEOUT=max(1, int(connect_timeout)), FAIL_PERCENT=None
     )
-    state = State(inventory, config)
+    # As `pyinfra -y` does: no dry evaluation of each operation while deploys are added
+    # (it reads every fact once more). Our plan already says what changes; operations
+    # read their facts when they run, and `_if=` conditions see what really ran.
+    state = State(inventory, config, check_for_changes=False)
     session = Session(state)
     reach = {t.name: _reach(t) for t in targets}
 
