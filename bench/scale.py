@@ -41,7 +41,7 @@ from bench.timing import options, timed
 from bench.watch import cpu_seconds, descendants, healthy, machine, p95, pass_finished, wait
 from state.models import ReconcilerSettings
 from tests.fleet import lab as fleet_lab
-from tests.fleet.scrape import probe_passes
+from tests.fleet.scrape import pass_seconds, probe_passes
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -141,6 +141,9 @@ def under_watch(
         row.figures["probes/min"] = 60 * probes / elapsed
         row.figures["probe cpu/host ms"] = 1000 * used / max(probes, 1) / len(lab.hosts)
         row.figures["rss MB"] = rss_mb(descendants(watch.pid))
+        for kind in ("probe", "full"):  # the loop's own time: a round, and a full pass
+            seconds, count = pass_seconds(METRICS, kind)
+            row.figures[f"{kind} pass s"] = seconds / max(count, 1)
         heals = []
         for _ in range(trials):
             host = random.choice(lab.hosts)
@@ -217,6 +220,27 @@ def main() -> int:
     print("dry-run, converges: reconcile/pyinfra seconds and their ratio; heal: a stopped")
     print("service until its HTTP check answers; cpu/host/probe: the controller's CPU per")
     print("probe pass divided by the host count")
+    full_every = ReconcilerSettings().interval.total_seconds()
+    print(
+        f"\nwhere one controller ends, at the defaults (probe round {setting:g}s, full pass "
+        f"every {full_every:g}s), from each row's per-host costs:"
+    )
+    print(
+        f"{'hosts':>5} {'round':>8} {'full pass':>10} {'loop busy':>10} {'hosts at 100%':>14} "
+        f"{'CPU ms/host/s':>14} {'hosts per core':>15}"
+    )
+    for row in rows:
+        f = row.figures
+        busy = f["probe pass s"] / setting + f["full pass s"] / full_every  # of the loop's time
+        cpu = f["probe cpu/host ms"] / setting  # the controller's CPU per host per second
+        print(
+            f"{row.hosts:>5} {f['probe pass s']:>7.2f}s {f['full pass s']:>9.2f}s "
+            f"{100 * busy:>9.0f}% {row.hosts / busy:>14.0f} {cpu:>14.2f} {1000 / cpu:>15.0f}"
+        )
+    print("loop busy: the share of its time the loop spends in probe rounds and full passes")
+    print("(it must stay under 100% for the rounds to keep to the interval); hosts at 100%:")
+    print("the host count at which it would not, growing linearly; hosts per core: the")
+    print("controller's CPU (daemon and SSH worker) between passes, per host")
     return 0
 
 

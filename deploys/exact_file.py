@@ -9,7 +9,8 @@ over the old one (`mv -T`: a symlink at the path is replaced, never followed):
 
 - unchanged: 1 command;
 - mode or owner differ: 2;
-- content differs or the file is missing: 3 commands and the upload.
+- content differs or the file is missing: 3 commands and the upload; 2 and the upload
+  when the caller already knows (`stale`: `reconcile`'s plan read the file moments ago).
 """
 
 from __future__ import annotations
@@ -72,19 +73,23 @@ def _chown_chmod(path: str, user: str, group: str, mode: int) -> str:
 
 @operation()
 def exact_file(
-    content: str | bytes, dest: str, mode: str, user: str, group: str
+    content: str | bytes, dest: str, mode: str, user: str, group: str, stale: bool = False
 ) -> Generator[Any, None, None]:
     """`dest` holds `content` with `mode` (octal text) and `user`:`group`. A missing
-    parent directory is made and given the same owner, as `files.file` does."""
+    parent directory is made and given the same owner, as `files.file` does. `stale`:
+    the caller's plan just found the file missing or different, so it is written
+    without being read again (the verification after the apply reads it)."""
     data = content.encode() if isinstance(content, str) else content
     wanted_mode = int(mode, 8)
-    found: FoundFile = host.get_fact(FileDigest, path=dest)
-    same_content = found.kind == "file" and found.sha256 == hashlib.sha256(data).hexdigest()
-    if same_content and (found.user, found.group, found.mode) == (user, group, wanted_mode):
-        return
-    if same_content:
-        yield _chown_chmod(dest, user, group, wanted_mode)
-        return
+    if not stale:
+        found: FoundFile = host.get_fact(FileDigest, path=dest)
+        digest = hashlib.sha256(data).hexdigest()
+        same_content = found.kind == "file" and found.sha256 == digest
+        if same_content and (found.user, found.group, found.mode) == (user, group, wanted_mode):
+            return
+        if same_content:
+            yield _chown_chmod(dest, user, group, wanted_mode)
+            return
     new, parent = dest + NEW_SUFFIX, posixpath.dirname(dest) or "/"
     q_new, q_parent = shlex.quote(new), shlex.quote(parent)
     owner = f"{shlex.quote(user)}:{shlex.quote(group)}"

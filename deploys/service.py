@@ -44,13 +44,22 @@ def _mode(mode: str) -> str:
     return mode.lstrip("0") or "0"
 
 
-def put_file(name: str, content: str, dest: str, mode: str, user: str, group: str) -> Any:
+def put_file(
+    name: str, content: str, dest: str, mode: str, user: str, group: str, stale: bool = False
+) -> Any:
     """Write `content` to `dest` with its final mode and owner from the first byte, and
     replace the old file in one rename (see deploys.exact_file): never world-readable,
     never half-written. An owner that does not exist fails the host before anything is
-    written (the new file is chowned before the upload)."""
+    written (the new file is chowned before the upload). `stale`: the plan found the
+    file missing or different, so it is written without being read first."""
     return exact_file(
-        name=name, content=content, dest=dest, mode=_mode(mode), user=user, group=group
+        name=name,
+        content=content,
+        dest=dest,
+        mode=_mode(mode),
+        user=user,
+        group=group,
+        stale=stale,
     )
 
 
@@ -111,7 +120,9 @@ def require_accounts(users: set[str], groups: set[str]) -> None:
 
 
 @typed_deploy("Config files")
-def config_files(loaded: LoadedFleet, service_name: str) -> list[Any]:
+def config_files(
+    loaded: LoadedFleet, service_name: str, stale: frozenset[str] = frozenset()
+) -> list[Any]:
     """Every config file with explicit content, mode and owner."""
     ops = []
     configs = loaded.fleet.services[service_name].config_files
@@ -119,13 +130,22 @@ def config_files(loaded: LoadedFleet, service_name: str) -> list[Any]:
     for config in configs:
         content = render_config(loaded, service_name, config)
         name = f"{service_name}: file {config.path}"
-        ops.append(put_file(name, content, config.path, config.mode, config.owner, config.group))
+        stale_file = config.path in stale
+        ops.append(
+            put_file(
+                name, content, config.path, config.mode, config.owner, config.group, stale_file
+            )
+        )
     return ops
 
 
 @typed_deploy("Systemd unit")
 def unit(
-    loaded: LoadedFleet, service_name: str, restart_when: list[Any], force_restart: bool = False
+    loaded: LoadedFleet,
+    service_name: str,
+    restart_when: list[Any],
+    force_restart: bool = False,
+    stale: frozenset[str] = frozenset(),
 ) -> None:
     """Unit file, daemon-reload if it changed, enabled, running; restart if anything changed.
 
@@ -142,6 +162,7 @@ def unit(
         "644",
         "root",
         "root",
+        unit_path(service_name) in stale,
     )
     dropins = files.directory(  # the spec names no drop-in: any there is drift
         name=f"{service_name}: no drop-ins in {unit_path(service_name)}.d",
@@ -179,11 +200,17 @@ def unit(
 
 
 @typed_deploy("Service")
-def service(loaded: LoadedFleet, service_name: str, force_restart: bool = False) -> None:
-    """The whole service, in apply order: install, files, unit, enabled and running."""
+def service(
+    loaded: LoadedFleet,
+    service_name: str,
+    force_restart: bool = False,
+    stale: frozenset[str] = frozenset(),
+) -> None:
+    """The whole service, in apply order: install, files, unit, enabled and running.
+    `stale`: the files the plan found missing or different (written without a read)."""
     installed = install(loaded, service_name)
-    configured = config_files(loaded, service_name)
-    unit(loaded, service_name, [*installed, *configured], force_restart)
+    configured = config_files(loaded, service_name, stale)
+    unit(loaded, service_name, [*installed, *configured], force_restart, stale)
 
 
 @typed_deploy("Remove service")

@@ -31,7 +31,7 @@ from reconciler.ssh.protocol import (
     Work,
     WorkItem,
 )
-from state.layout import backup_policy_of
+from state.layout import backup_policy_of, unit_path
 from state.load import LoadedFleet
 from state.managed import Managed, managed_by_spec
 from state.placement import guard_service
@@ -72,6 +72,7 @@ class BackupSecrets:
 def deploy_work(loaded: LoadedFleet, plan: Plan) -> Work:
     """Per host, what the deploy cycle converges: services, backup policies, repo access."""
     work: Work = {}
+    stale = _stale_files(loaded, plan)
 
     def add(host: str, item: WorkItem) -> None:
         items = work.setdefault(host, [])
@@ -95,7 +96,8 @@ def deploy_work(loaded: LoadedFleet, plan: Plan) -> Work:
                 add(target.sftp_host, RepoAccessWork())
         elif action.phase != Phase.HEALTH or action.kind == "restart":
             restart = action.phase == Phase.HEALTH
-            add(action.host, ServiceWork(name=action.service, restart=restart))
+            paths = stale.get((action.host, action.service), [])
+            add(action.host, ServiceWork(name=action.service, restart=restart, stale=paths))
     for host, items in work.items():  # a service planned for a restart is deployed once
         restarted = {i.name for i in items if isinstance(i, ServiceWork) and i.restart}
         items[:] = [
@@ -107,6 +109,24 @@ def deploy_work(loaded: LoadedFleet, plan: Plan) -> Work:
         items.sort(key=lambda i: not (isinstance(i, ServiceWork) and i.name == guard_service(host)))
         items[:] = _recorded(loaded, host, items)
     return work
+
+
+def _stale_files(loaded: LoadedFleet, plan: Plan) -> dict[tuple[str, str], list[str]]:
+    """Per (host, service), the config and unit files the plan found missing or
+    different: the deploy writes them without reading them first."""
+    stale: dict[tuple[str, str], list[str]] = {}
+    for action in plan.actions:
+        service = loaded.fleet.services.get(action.service or "")
+        if service is None or action.service is None:
+            continue
+        if action.kind == "config":
+            configs = {f"file {c.path}": c.path for c in service.config_files}
+            path = configs.get(action.subject)
+        else:
+            path = unit_path(action.service) if action.kind == "unit_file" else None
+        if path is not None:
+            stale.setdefault((action.host, action.service), []).append(path)
+    return {key: sorted(set(paths)) for key, paths in stale.items()}
 
 
 def _recorded(loaded: LoadedFleet, host: str, items: list[WorkItem]) -> list[WorkItem]:

@@ -129,7 +129,8 @@ def _add(
     state: State, host: PyinfraHost, loaded: LoadedFleet, item: WorkItem, request: ApplyRequest
 ) -> None:
     if isinstance(item, ServiceWork):
-        add_deploy(state, service, loaded, item.name, item.restart, host=host)
+        stale = frozenset(item.stale)
+        add_deploy(state, service, loaded, item.name, item.restart, stale, host=host)
     elif isinstance(item, BackupPolicyWork):
         password = request.backup_passwords[item.name]
         pair = request.backup_keys.get(item.name)

@@ -128,6 +128,9 @@ class ServiceWork(NamedWork):
 
     kind: Literal["service"] = "service"
     restart: bool = False
+    stale: list[str] = Field(default_factory=list)
+    """Its files (config files, the unit file) the plan found missing or different:
+    written without being read again first."""
 
 
 class BackupPolicyWork(NamedWork):

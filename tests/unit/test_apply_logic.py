@@ -44,9 +44,16 @@ def test_deploy_work_lists_only_planned_services() -> None:
     loaded, plan = fresh_plan()
     work = deploy_work(loaded, filter_plan(plan, ["h1/a", "h2"]))
     assert work == {
-        "h1": [RecordWork(services=["a", "b"], backups=[]), ServiceWork(name="a", restart=False)],
-        "h2": [RecordWork(services=["c"], backups=[]), ServiceWork(name="c", restart=False)],
-    }  # the record is written once: nothing is being removed
+        "h1": [
+            RecordWork(services=["a", "b"], backups=[]),
+            ServiceWork(name="a", restart=False, stale=["/etc/systemd/system/a.service"]),
+        ],
+        "h2": [
+            RecordWork(services=["c"], backups=[]),
+            ServiceWork(name="c", restart=False, stale=["/etc/systemd/system/c.service"]),
+        ],
+    }  # the record is written once: nothing is being removed; the missing unit files
+    # are written without being read again
 
 
 class FakeClock:
@@ -112,3 +119,19 @@ def test_health_gate_gives_up_at_once_on_a_host_that_became_unreachable() -> Non
         "h2": "c: host became unreachable during the health gate: no SSH answer within 5s"
     }
     assert clock.now == 0.0  # not the 60 s RTO of c: no wait at all
+
+
+def test_deploy_work_names_the_files_the_plan_found_missing_or_different() -> None:
+    loaded = load_text(
+        SPEC.replace(
+            "  b: {host: h1, unit: {description: b, exec_start: /bin/b}}",
+            "  b: {host: h1, unit: {description: b, exec_start: /bin/b},"
+            " config_files: [{path: /etc/b.conf, content: x}]}",
+        )
+    )
+    empty = FleetState(hosts={h: HostState(name=h, reachable=True, now=1) for h in ("h1", "h2")})
+    work = deploy_work(loaded, make_plan(loaded, empty, diff(loaded, empty)))
+    b = next(i for i in work["h1"] if isinstance(i, ServiceWork) and i.name == "b")
+    assert b.stale == ["/etc/b.conf", "/etc/systemd/system/b.service"]
+    converged = ideal_observation(loaded)  # nothing differs: nothing is taken as stale
+    assert deploy_work(loaded, make_plan(loaded, converged, diff(loaded, converged))) == {}
