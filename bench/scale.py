@@ -17,8 +17,10 @@ on the lab (prefix "scale"), all against their peers measured on the same hosts:
 
 Bounded: --sizes (default 8,32,64), --trials heals (default 5), --edits (default 3),
 --idle seconds (default 30), each command with a deadline; the lab is torn down.
+--watch-sizes (default none) adds fleets measured under `watch` only (one converge by
+`reconcile`, no peer): where one controller ends, measured rather than extrapolated.
 
-    .venv/bin/python -m bench.scale [--sizes 8,32,64]
+    .venv/bin/python -m bench.scale [--sizes 8,32,64] [--watch-sizes 200]
 """
 
 from __future__ import annotations
@@ -110,6 +112,16 @@ def converges(size: int, tmp: Path, row: Row) -> fleet_lab.Lab:
     return lab
 
 
+def converge_once(size: int, tmp: Path, row: Row) -> fleet_lab.Lab:
+    """A fleet for --watch-sizes: booted and converged by `reconcile` alone."""
+    spec, journal = tmp / "fleet.yaml", tmp / "journal.db"
+    lab = boot(size)
+    write_spec(lab, spec)
+    reconcile = [str(BIN / "reconcile"), "--yes", "--journal", str(journal), str(spec)]
+    row.figures["reconcile first"] = timed(reconcile)
+    return lab
+
+
 def rss_mb(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -184,17 +196,23 @@ def under_watch(
 
 
 def main() -> int:
-    args = options(__doc__, sizes="8,32,64", trials=5, edits=3, idle=30.0)
-    sizes = [int(s) for s in str(args.sizes).split(",")]
+    args = options(__doc__, sizes="8,32,64", watch_sizes="", trials=5, edits=3, idle=30.0)
+    sizes = [int(s) for s in str(args.sizes).split(",") if s]
+    watch_sizes = [int(s) for s in str(args.watch_sizes).split(",") if s]
     setting = ReconcilerSettings().probe_interval.total_seconds()
-    rows = []
+    rows: list[Row] = []
+    watched: list[Row] = []  # --watch-sizes: no peer
     try:
-        for size in sizes:
+        for size, watch_only in [(s, False) for s in sizes] + [(s, True) for s in watch_sizes]:
             with tempfile.TemporaryDirectory() as tmp:
                 row = Row(size)
-                lab = converges(size, Path(tmp), row)
+                if watch_only:
+                    lab = converge_once(size, Path(tmp), row)
+                    watched.append(row)
+                else:
+                    lab = converges(size, Path(tmp), row)
+                    rows.append(row)
                 under_watch(lab, Path(tmp), row, args.idle, args.trials, args.edits)
-                rows.append(row)
                 print(f"{size} hosts: {row.figures} {row.lists}", file=sys.stderr, flush=True)
     finally:
         fleet_lab.down(PREFIX)
@@ -217,6 +235,15 @@ def main() -> int:
             f"{row.hosts:>5} {dry:>26} {first:>24} {noop:>20} {heal:>16} {edit:>13} "
             f"{f['probes/min']:>10.1f} {f['probe cpu/host ms']:>12.1f}ms {f['rss MB']:>5.0f}MB"
         )
+    for row in watched:
+        f = row.figures
+        heal = f"{statistics.median(row.lists['heal']):.2f}/{p95(row.lists['heal']):.2f}s"
+        edit = f"{statistics.median(row.lists['edit']):.2f}s"
+        first = f"{f['reconcile first']:.1f}s (no peer)"
+        print(
+            f"{row.hosts:>5} {'(watch only)':>26} {first:>24} {'-':>20} {heal:>16} {edit:>13} "
+            f"{f['probes/min']:>10.1f} {f['probe cpu/host ms']:>12.1f}ms {f['rss MB']:>5.0f}MB"
+        )
     print("dry-run, converges: reconcile/pyinfra seconds and their ratio; heal: a stopped")
     print("service until its HTTP check answers; cpu/host/probe: the controller's CPU per")
     print("probe pass divided by the host count")
@@ -229,7 +256,7 @@ def main() -> int:
         f"{'hosts':>5} {'round':>8} {'full pass':>10} {'loop busy':>10} {'hosts at 100%':>14} "
         f"{'CPU ms/host/s':>14} {'hosts per core':>15}"
     )
-    for row in rows:
+    for row in rows + watched:
         f = row.figures
         busy = f["probe pass s"] / setting + f["full pass s"] / full_every  # of the loop's time
         cpu = f["probe cpu/host ms"] / setting  # the controller's CPU per host per second
