@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import gevent
+import gevent.pool
 import pyinfra.api.connectors
 import pyinfra.api.inventory
 from pyinfra.api.config import Config
@@ -42,6 +43,10 @@ from pyinfra.connectors.ssh import SSHConnector
 from reconciler.ssh.protocol import SshTarget
 
 T = TypeVar("T")
+# New SSH handshakes under way at once. Each costs both ends a key exchange; 200 started
+# together on a small controller take longer than the connect timeout, and hosts that
+# answer are then reported unreachable. A fleet of up to 64 hosts connects all at once.
+CONNECTS_AT_ONCE = 64
 KEEPALIVE_S = 3
 DEAD_LINK_S = 15.0
 CHANNELS_REMEMBERED = 256
@@ -191,7 +196,8 @@ def open_session(
             kept.keep(host, reach[host.name])
         return error
 
-    jobs = {host.name: gevent.spawn(connect, host) for host in inventory}
+    handshakes = gevent.pool.Pool(CONNECTS_AT_ONCE)  # kept connections pass at once
+    jobs = {host.name: handshakes.spawn(connect, host) for host in inventory}
     gevent.joinall(list(jobs.values()))
     for host in inventory:
         error = jobs[host.name].value
