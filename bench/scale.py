@@ -40,7 +40,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.timing import options, timed
-from bench.watch import cpu_seconds, descendants, healthy, machine, p95, pass_finished, wait
+from bench.watch import (
+    Kept,
+    cpu_seconds,
+    descendants,
+    healthy,
+    host_cpu,
+    machine,
+    p95,
+    pass_finished,
+    wait,
+)
 from state.models import ReconcilerSettings
 from tests.fleet import lab as fleet_lab
 from tests.fleet.scrape import pass_seconds, probe_passes
@@ -142,14 +152,17 @@ def under_watch(
          "--http", METRICS, "--max-seconds", "1800"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(tmp / "watch.log").open("w"),
     )  # fmt: skip
+    kept = Kept(lab, lab.hosts[0].name, tmp / "control")  # one host's CPU, over one link
     try:
         wait(lambda: healthy(f"http://{METRICS}/metrics"), timeout=60)
         wait(lambda: probe_passes(METRICS) >= 2, timeout=120)
         pids = descendants(watch.pid)
         cpu, passes, started = cpu_seconds(pids), probe_passes(METRICS), time.monotonic()
+        on_host = host_cpu(kept)
         time.sleep(idle)
         elapsed = time.monotonic() - started
         used, probes = cpu_seconds(pids) - cpu, probe_passes(METRICS) - passes
+        row.figures["host cpu s/s"] = (host_cpu(kept) - on_host) / elapsed
         row.figures["probes/min"] = 60 * probes / elapsed
         row.figures["probe cpu/host ms"] = 1000 * used / max(probes, 1) / len(lab.hosts)
         row.figures["rss MB"] = rss_mb(descendants(watch.pid))
@@ -193,6 +206,15 @@ def under_watch(
     finally:
         watch.send_signal(signal.SIGTERM)
         watch.wait(timeout=120)
+        try:  # the same host with nothing probing it: its own idle CPU, to subtract
+            quiet, started = host_cpu(kept), time.monotonic()
+            time.sleep(idle / 2)
+            idle_rate = (host_cpu(kept) - quiet) / (time.monotonic() - started)
+            busy_rate = row.figures.get("host cpu s/s", idle_rate)
+            rounds_per_s = row.figures.get("probes/min", 0) / 60
+            row.figures["host ms/probe"] = 1000 * (busy_rate - idle_rate) / max(rounds_per_s, 1e-9)
+        finally:
+            kept.close()
 
 
 def main() -> int:
@@ -267,7 +289,8 @@ def main() -> int:
     print("loop busy: the share of its time the loop spends in probe rounds and full passes")
     print("(it must stay under 100% for the rounds to keep to the interval); hosts at 100%:")
     print("the host count at which it would not, growing linearly; hosts per core: the")
-    print("controller's CPU (daemon and SSH worker) between passes, per host")
+    print("controller's CPU (daemon and SSH worker) between passes, per host; host ms/probe:")
+    print("one host's CPU (all its processes) per probe round, less its own idle CPU")
     return 0
 
 
