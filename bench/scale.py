@@ -276,7 +276,7 @@ def main() -> int:
     )
     print(
         f"{'hosts':>5} {'round':>8} {'full pass':>10} {'loop busy':>10} {'hosts at 100%':>14} "
-        f"{'CPU ms/host/s':>14} {'hosts per core':>15}"
+        f"{'CPU ms/host/s':>14} {'hosts per core':>15} {'host ms/probe':>14}"
     )
     for row in rows + watched:
         f = row.figures
@@ -284,7 +284,8 @@ def main() -> int:
         cpu = f["probe cpu/host ms"] / setting  # the controller's CPU per host per second
         print(
             f"{row.hosts:>5} {f['probe pass s']:>7.2f}s {f['full pass s']:>9.2f}s "
-            f"{100 * busy:>9.0f}% {row.hosts / busy:>14.0f} {cpu:>14.2f} {1000 / cpu:>15.0f}"
+            f"{100 * busy:>9.0f}% {row.hosts / busy:>14.0f} {cpu:>14.2f} {1000 / cpu:>15.0f} "
+            f"{f.get('host ms/probe', float('nan')):>14.1f}"
         )
     print("loop busy: the share of its time the loop spends in probe rounds and full passes")
     print("(it must stay under 100% for the rounds to keep to the interval); hosts at 100%:")
