@@ -104,16 +104,13 @@ def converges(size: int, tmp: Path, row: Row) -> fleet_lab.Lab:
     spec, journal = tmp / "fleet.yaml", tmp / "journal.db"
     env = {**os.environ, "FLEET_STATE": str(spec)}
     pyinfra = [str(BIN / "pyinfra"), "-y", "deploys/inventory.py", "deploys/fleet.py"]
-    reconcile = [str(BIN / "reconcile"), "--yes", "--journal", str(journal), str(spec)]
     lab = boot(size)
     write_spec(lab, spec)
     row.figures["pyinfra first"] = timed(pyinfra, env)
     row.figures["pyinfra no-op"] = timed(pyinfra, env)
-    lab = boot(size)
-    write_spec(lab, spec)
     journal.unlink(missing_ok=True)
-    row.figures["reconcile first"] = timed(reconcile)
-    row.figures["reconcile no-op"] = timed(reconcile)
+    lab = converge_once(size, tmp, row)  # fresh hosts again
+    row.figures["reconcile no-op"] = timed(_reconcile_yes(tmp))
     dry = [str(BIN / "reconcile"), "--dry-run", "--journal", str(journal), str(spec)]
     peer = [str(BIN / "pyinfra"), "--dry", "deploys/inventory.py", "deploys/fleet.py"]
     # 2: changes pending; on a loaded 2-core machine a probe may time out (it is counted)
@@ -124,12 +121,15 @@ def converges(size: int, tmp: Path, row: Row) -> fleet_lab.Lab:
 
 def converge_once(size: int, tmp: Path, row: Row) -> fleet_lab.Lab:
     """A fleet for --watch-sizes: booted and converged by `reconcile` alone."""
-    spec, journal = tmp / "fleet.yaml", tmp / "journal.db"
     lab = boot(size)
-    write_spec(lab, spec)
-    reconcile = [str(BIN / "reconcile"), "--yes", "--journal", str(journal), str(spec)]
-    row.figures["reconcile first"] = timed(reconcile)
+    write_spec(lab, tmp / "fleet.yaml")
+    row.figures["reconcile first"] = timed(_reconcile_yes(tmp))
     return lab
+
+
+def _reconcile_yes(tmp: Path) -> list[str]:
+    journal, spec = tmp / "journal.db", tmp / "fleet.yaml"
+    return [str(BIN / "reconcile"), "--yes", "--journal", str(journal), str(spec)]
 
 
 def rss_mb(pids: list[int]) -> float:

@@ -16,6 +16,7 @@ what a spec never needs and bounds what it costs before building Python objects:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -130,11 +131,11 @@ def _compose(text: str) -> yaml.Node | None:
         return yaml.compose(text, Loader=yaml.SafeLoader)  # its error, with its line
 
 
-def _tokens(text: str) -> list[yaml.Token]:
+def _tokens(text: str) -> Iterable[yaml.Token]:
     try:
         return list(yaml.scan(text, Loader=_FAST))
-    except yaml.YAMLError:
-        return list(yaml.scan(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:  # lazily, as before: nesting too deep is named before a later error
+        return yaml.scan(text, Loader=yaml.SafeLoader)
 
 
 def _check_depth(text: str) -> None:

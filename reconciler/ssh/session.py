@@ -196,7 +196,7 @@ def open_session(
             kept.keep(host, reach[host.name])
         return error
 
-    handshakes = gevent.pool.Pool(CONNECTS_AT_ONCE)  # kept connections pass at once
+    handshakes = gevent.pool.Pool(CONNECTS_AT_ONCE)  # a kept connection's check is quick
     jobs = {host.name: handshakes.spawn(connect, host) for host in inventory}
     gevent.joinall(list(jobs.values()))
     for host in inventory:
