@@ -20,6 +20,17 @@ from tests.fleet import lab as fleet_lab
 ROOT = Path(__file__).resolve().parents[2]
 STANDINS = ROOT / "tests" / "standins"
 DB = "/root/agent/metrics.db"  # the failover agent's SQLite rows
+# A service healthy only 3 s after it starts: a run that deploys it is under way for
+# at least that long (its health gate), so a test can act on it mid-run.
+SLOW_TO_START = """\
+  slow:
+    host: h1
+    unit:
+      description: ready 3 s after it starts
+      exec_start: /bin/sh -c 'rm -f /run/slow-ready; sleep 3; touch /run/slow-ready; exec sleep infinity'
+    health: [{kind: file_fresh, path: /run/slow-ready, max_age: 1h}]
+    rto: 30s
+"""
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from reconciler.store.journal import Journal
 from reconciler.store.lock import host_lock_path, state_lock
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import (
+    SLOW_TO_START,
     lab_spec,
     run_pyinfra,
     run_reconcile,
@@ -187,17 +188,6 @@ def test_lock_waits_names_the_holder_and_takes_over_stale_locks(
     done = reconcile(str(spec), "--yes", "--journal", str(journal), "--lock-timeout", "1")
     assert "took over a stale lock from ghost (pid 999999 on gone" in done.stderr
     assert done.returncode in (0, 1)  # the fleet's own state does not matter here
-
-
-SLOW_TO_START = """\
-  slow:
-    host: h1
-    unit:
-      description: ready 3 s after it starts
-      exec_start: /bin/sh -c 'rm -f /run/slow-ready; sleep 3; touch /run/slow-ready; exec sleep infinity'
-    health: [{kind: file_fresh, path: /run/slow-ready, max_age: 1h}]
-    rto: 30s
-"""
 
 
 def test_two_state_files_naming_the_same_hosts_never_deploy_together(

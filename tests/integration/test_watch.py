@@ -22,7 +22,7 @@ from state.layout import unit_path
 from state.load import load_fleet
 from state.render import render_unit
 from tests.fleet import lab as fleet_lab
-from tests.integration.conftest import ROOT, lab_spec, workers_of
+from tests.integration.conftest import ROOT, SLOW_TO_START, lab_spec, workers_of
 
 SETTINGS = """\
 reconciler:
@@ -221,11 +221,18 @@ def test_failing_service_backs_off_with_growing_intervals_and_escalates(watch: W
     assert "crashy not healthy within its RTO (3s)" in failures[0].message
 
 
-def test_sigterm_to_the_process_group_mid_deploy_lets_the_deploy_finish(watch: Watch) -> None:
-    """What a service manager's stop does (SIGTERM to the whole group): the deploy under
-    way completes, the run is journaled as finished, and the daemon exits 0."""
+def test_sigterm_to_the_process_group_mid_run_lets_the_run_finish(watch: Watch) -> None:
+    """What a service manager's stop does (SIGTERM to the whole group, the SSH worker
+    included): the run under way completes, its health gate too, the run is journaled as
+    finished, and the daemon exits 0.
+
+    The edit adds a service healthy only 3 s after it starts, so the run is surely under
+    way when the signal lands: a config edit alone is deployed in under half a second,
+    quicker than this test looks."""
     spec = re.sub(r"mode = \w+", "mode = stopping", watch.spec.read_text())
-    watch.spec.write_text(spec.replace(CRASHY, ""))  # earlier tests' crashing service goes
+    spec = spec.replace(CRASHY, "")  # earlier tests' crashing service goes
+    edited = time.time()  # a run started before (a retry of the crashing service) is not it
+    watch.spec.write_text(spec.replace("services:\n", "services:\n" + SLOW_TO_START, 1))
 
     def deploying() -> bool:
         journal = Journal(watch.journal_path)
@@ -233,9 +240,14 @@ def test_sigterm_to_the_process_group_mid_deploy_lets_the_deploy_finish(watch: W
             runs = journal.runs(1)
         finally:
             journal.close()
-        return bool(runs and runs[0].outcome is None and workers_of(watch.proc.pid))
+        return bool(
+            runs
+            and runs[0].started >= edited
+            and runs[0].outcome is None
+            and workers_of(watch.proc.pid)
+        )
 
-    wait_for("a deploy under way", deploying, 30)
+    wait_for("a run under way", deploying, 30)
     os.killpg(watch.proc.pid, signal.SIGTERM)
     assert watch.proc.wait(timeout=120) == 0
     assert "stopped" in watch.log.read_text().splitlines()[-1]
@@ -244,3 +256,4 @@ def test_sigterm_to_the_process_group_mid_deploy_lets_the_deploy_finish(watch: W
     journal.close()
     assert last.outcome == "converged", (last.outcome, last.error)
     assert watch.ssh("h1", "cat /etc/agent/agent.conf") == "mode = stopping\n"
+    assert watch.ssh("h1", "systemctl is-active slow.service").strip() == "active"
