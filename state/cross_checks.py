@@ -58,6 +58,7 @@ def check_references(
         *_repository_hosts(fleet),
         *_copies_apart(fleet),
         *_probes_reach_their_own_host(fleet),
+        *_shards_and_reviews(fleet),
         *_local_sources(fleet, state_dir, templates, refused, root),
     ]
     return [SpecProblem(file, line_for(lines, path), dotted(path), msg) for path, msg in found]
@@ -73,6 +74,19 @@ def _unknown_hosts(fleet: Fleet) -> Iterator[Found]:
         yield from _host_problem(fleet, ("services", name, "host"), service.host)
     for name, policy in fleet.backups.items():
         yield from _host_problem(fleet, ("backups", name, "host"), policy.host)
+
+
+def _shards_and_reviews(fleet: Fleet) -> Iterator[Found]:
+    """The apply status of a commit speaks for the whole fleet; sharded, each controller
+    applies only its share, and none of them can say the commit converged."""
+    coordination = fleet.reconciler.coordination
+    shards = getattr(coordination, "shards", 1)
+    if shards > 1 and fleet.source is not None and fleet.source.reviews:
+        yield (
+            ("reconciler", "coordination", "shards"),
+            "expected 1 with source.reviews: each controller of a sharded fleet applies "
+            "its share alone, and none can post the apply status of a whole commit",
+        )
 
 
 def _model_services(fleet: Fleet) -> Iterator[Found]:

@@ -571,6 +571,17 @@ class EtcdCoordination(Spec):
         description="Timeout of one etcd call; a leader stops acting once its last renewal "
         "is older than ttl - retry_timeout.",
     )
+    shards: int = Field(
+        1,
+        ge=1,
+        le=64,
+        strict=True,
+        description="Cut the fleet into this many shards, each led by one controller: "
+        'the controllers share them out (see the README\'s "Where one controller ends"). '
+        "Hosts that act on each other (a failover pair, a backup's host and its sftp "
+        "repository and copies) always share a shard. 1: one leader for the whole fleet.",
+        examples=[4],
+    )
 
 
 Coordination = Annotated[LocalCoordination | EtcdCoordination, Field(discriminator="kind")]

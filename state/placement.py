@@ -107,12 +107,22 @@ def _guard(failover: Failover, host: str, units: list[str]) -> Service:
 def without_host(fleet: Fleet, host: str) -> Fleet:
     """`fleet` without `host` and what runs on it: what a probe pass observes while the
     failover clock counts for an unreachable primary (its timeouts would slow the pass)."""
-    services = {n: s for n, s in fleet.services.items() if s.host != host}
+    return only_hosts(fleet, set(fleet.hosts) - {host}, keep_failover=True)
+
+
+def only_hosts(fleet: Fleet, keep: set[str], keep_failover: bool = False) -> Fleet:
+    """`fleet` with only the hosts `keep` and what runs on them. Its failover goes too
+    when its primary does, unless `keep_failover`."""
+    services = {n: s for n, s in fleet.services.items() if s.host in keep}
+    failover = fleet.failover
+    if failover is not None and failover.primary not in keep and not keep_failover:
+        failover = None
     return fleet.model_copy(
         update={
-            "hosts": {n: h for n, h in fleet.hosts.items() if n != host},
+            "hosts": {n: h for n, h in fleet.hosts.items() if n in keep},
             "services": services,
-            "backups": {n: p for n, p in fleet.backups.items() if p.host != host},
+            "backups": {n: p for n, p in fleet.backups.items() if p.host in keep},
             "models": [m for m in fleet.models if m.service in services],
+            "failover": failover,
         }
     )

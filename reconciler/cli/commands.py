@@ -196,6 +196,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         from reconciler.store.journal import Journal
         from reconciler.store.ledger import Ledger
         from state.models import EtcdCoordination
+        from state.shards import shard_map
 
         journal = Journal(args.journal)
         try:
@@ -218,7 +219,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"\nlast DR drill, {when}:\n" + drill_table(steps_of(drilled)), end="")
         coordination = loaded.fleet.reconciler.coordination
         if isinstance(coordination, EtcdCoordination):
-            print("\n" + "\n".join(leader_lines(who_leads(coordination), time.time())))
+            shards = shard_map(loaded.written, coordination.shards)
+            print("\n" + "\n".join(leader_lines(who_leads(coordination), time.time(), shards)))
         open_incidents = [i for i in IncidentStore(journal).recent() if i["status"] == "open"]
         print(f"\nopen incidents: {len(open_incidents)}")
         print("".join(f"  {line}\n" for line in incident_lines(open_incidents)), end="")
@@ -233,7 +235,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     from reconciler.bounded_http import bounded_client
     from reconciler.cli.forge_desk import ForgeDesk
-    from reconciler.coordination.leader import controller_name, leadership_for
+    from reconciler.coordination.choice import leadership_for
+    from reconciler.coordination.leader import controller_name
     from reconciler.daemon.loop import WatchLoop, start_watchdog
     from reconciler.daemon.spec_source import SpecSource
     from reconciler.events.bus import EventBus

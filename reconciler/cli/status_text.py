@@ -8,7 +8,7 @@ from pathlib import Path
 from backups.restic_repo import restic_version
 from reconciler.cli.backup_text import policy_standing
 from reconciler.cli.plan_text import summary_line
-from reconciler.coordination.leader import LeaderView
+from reconciler.coordination.leader import LeaderView, ShardView
 from reconciler.daemon.verifications import DRILL_KINDS, last_event
 from reconciler.engine.plan import Plan
 from reconciler.observe.observation import FleetState
@@ -181,22 +181,40 @@ def backup_lines(loaded: LoadedFleet, observed: FleetState, journal: Journal) ->
     return lines
 
 
-def leader_lines(view: LeaderView, now: float) -> list[str]:
-    """`status` with etcd coordination: who leads, since when, the token, each controller."""
+def leader_lines(view: LeaderView, now: float, shards: dict[str, int] | None = None) -> list[str]:
+    """`status` with etcd coordination: who leads, since when, the token, each controller;
+    for a sharded fleet, each shard's leader and hosts (`shards`: each host's shard)."""
     if view.error:
         return [f"coordination: etcd unreachable, nobody applies: {view.error}"]
-    if view.holder is None:
-        head = "coordination: etcd; no leader (nobody applies until one is elected)"
+    if view.shards:
+        lines = [f"coordination: etcd; {len(view.shards)} shards"]
+        for shard in view.shards:
+            hosts = sorted(h for h, k in (shards or {}).items() if k == shard.shard)
+            lines.append(f"  {_shard_line(shard, hosts)}")
+    elif view.holder is None:
+        lines = ["coordination: etcd; no leader (nobody applies until one is elected)"]
     else:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(view.holder.since))
         head = (
             f"coordination: etcd; leader {view.holder.name} since {since}, "
             f"fencing token {view.holder.token}"
         )
-    lines = [head]
-    if view.spec_sha:
+        lines = [head]
+    if view.spec_sha and not view.shards:
         lines.append(f"  spec in force (the leader's last pass): {view.spec_sha[:12]}")
     for name, last in sorted(view.controllers):
         seen = f"last pass {now - last:.0f}s ago" if last else "no pass yet"
         lines.append(f"  controller {name}: {seen}")
     return lines
+
+
+def _shard_line(shard: ShardView, hosts: list[str]) -> str:
+    on = f" ({', '.join(hosts)})" if hosts else " (no hosts)"
+    if shard.holder is None:
+        return f"shard {shard.shard}{on}: no leader (its hosts are not watched)"
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(shard.holder.since))
+    spec = f", spec in force {shard.spec_sha[:12]}" if shard.spec_sha else ""
+    return (
+        f"shard {shard.shard}{on}: leader {shard.holder.name} since {since}, "
+        f"fencing token {shard.holder.token}{spec}"
+    )

@@ -8,13 +8,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 from reconciler.apply.fencing_token import claim_token, refused
-from reconciler.coordination.leader import (
-    Leadership,
-    NotLeader,
-    controller_name,
-    leadership_for,
-    wait_to_lead,
-)
+from reconciler.coordination.choice import leadership_for
+from reconciler.coordination.leader import Leadership, NotLeader, controller_name, wait_to_lead
 from reconciler.store.failover import FailoverState, FailoverStore, pair_key
 from reconciler.store.journal import Journal
 from state.load import LoadedFleet
@@ -26,16 +21,15 @@ def apply_guard(leadership: Leadership, loaded: LoadedFleet) -> Callable[[list[s
     def guard(hosts: list[str]) -> None:
         if not leadership.acting():
             raise NotLeader(f"not applying: {leadership.why_not() or 'not the leader'}")
-        token = leadership.token
-        if token is None:
-            return  # one local controller: nothing to fence
         fleet = loaded.fleet
-        answers = claim_token({h: fleet.hosts[h] for h in hosts}, token, leadership.name)
-        lost = sorted(h for h, answer in answers.items() if refused(answer))
-        if lost:
-            why = f"{', '.join(lost)} refused fencing token {token}: a newer leader wrote there"
-            leadership.step_down(why)
-            raise NotLeader(f"not applying: {why}")
+        # one token per shard (one local controller: none, nothing to fence)
+        for token, group in leadership.tokens_for(loaded, hosts).items():
+            answers = claim_token({h: fleet.hosts[h] for h in group}, token, leadership.name)
+            lost = sorted(h for h, answer in answers.items() if refused(answer))
+            if lost:
+                why = f"{', '.join(lost)} refused fencing token {token}: a newer leader wrote there"
+                leadership.step_down(why)
+                raise NotLeader(f"not applying: {why}")
 
     return guard
 
@@ -52,7 +46,8 @@ def pull_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -
     failover = loaded.written.failover
     if key is None or failover is None:
         return None
-    raw = leadership.shared_get(key)
+    leadership.follow(loaded)  # a sharded fleet keeps it under the pair's shard
+    raw = leadership.shared_get(key, failover.primary)
     if raw is None:
         return None
     state = FailoverState.model_validate_json(raw)
@@ -64,12 +59,14 @@ def pull_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -
 def push_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -> None:
     """After a pass: the spec in force (its sha) and the failover state, written only
     while this controller's token holds."""
+    leadership.follow(loaded)
     if leadership.token is None or not leadership.shared_put("spec", loaded.sha256):
         return
     key = _failover_key(loaded)
     failover = loaded.written.failover
     if key is not None and failover is not None:
-        leadership.shared_put(key, FailoverStore(journal, failover).get().model_dump_json())
+        state = FailoverStore(journal, failover).get().model_dump_json()
+        leadership.shared_put(key, state, failover.primary)
 
 
 @contextlib.contextmanager
@@ -79,7 +76,7 @@ def leading(
     """A one-shot command as the leader: wait up to `timeout` for the leadership (or raise
     NotLeader naming the holder), take the shared state, give both back at the end."""
     leadership = leadership_for(
-        loaded.fleet.reconciler.coordination, controller_name(None, role), report
+        loaded.fleet.reconciler.coordination, controller_name(None, role), report, every=True
     )
     try:
         wait_to_lead(leadership, timeout)

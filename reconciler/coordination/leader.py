@@ -22,11 +22,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.coordination.etcd import EtcdClient, EtcdUnavailable, KeyValue
 from reconciler.errors import TemporaryError
-from state.models import Coordination, EtcdCoordination
+from state.load import LoadedFleet
+from state.models import EtcdCoordination
 
 
 class NotLeader(TemporaryError):
@@ -53,11 +54,23 @@ class LocalLeadership:
     def why_not(self) -> str:
         return ""
 
-    def shared_put(self, key: str, value: str) -> bool:
+    def shared_put(self, key: str, value: str, host: str | None = None) -> bool:
         return True
 
-    def shared_get(self, key: str) -> str | None:
+    def shared_get(self, key: str, host: str | None = None) -> str | None:
         return None
+
+    def follow(self, loaded: LoadedFleet) -> dict[str, int]:
+        return {}
+
+    def scope(self, loaded: LoadedFleet) -> LoadedFleet:
+        return loaded
+
+    def tokens_for(self, loaded: LoadedFleet, hosts: list[str]) -> dict[int, list[str]]:
+        return {}
+
+    def regrouped(self) -> bool:
+        return False
 
     def note_pass(self, at: float) -> None:
         pass
@@ -91,6 +104,7 @@ class EtcdLeadership:
         self.renewing = threading.RLock()  # the loop and the keep-alive thread
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
+        self.registers = True  # keeps PREFIX/controllers/NAME: counted among the controllers
 
     @property
     def leader_key(self) -> str:
@@ -126,7 +140,8 @@ class EtcdLeadership:
     def _renew_held(self, started: float) -> None:
         if not self.lease:
             self.lease = self.client.grant(self.ttl)
-            self.client.put(self._controller_key(), self._controller_value(None), self.lease)
+            if self.registers:
+                self.client.put(self._controller_key(), self._controller_value(None), self.lease)
             with self.lock:
                 self.renewed = started
             return
@@ -183,7 +198,24 @@ class EtcdLeadership:
         self.thread = threading.Thread(target=loop, name="etcd-keepalive", daemon=True)
         self.thread.start()
 
-    def shared_put(self, key: str, value: str) -> bool:
+    def follow(self, loaded: LoadedFleet) -> dict[str, int]:
+        """Each host's shard in `loaded`: none, with one leader for the whole fleet."""
+        return {}
+
+    def scope(self, loaded: LoadedFleet) -> LoadedFleet:
+        """What this controller acts on: the whole fleet (one leader)."""
+        return loaded
+
+    def tokens_for(self, loaded: LoadedFleet, hosts: list[str]) -> dict[int, list[str]]:
+        """The fencing token to claim on each of `hosts`, grouped by token."""
+        return {self.token: hosts} if self.token is not None else {}
+
+    def regrouped(self) -> bool:
+        """Whether what this controller leads changed since the last call (never here:
+        becoming the leader is told by `campaign`)."""
+        return False
+
+    def shared_put(self, key: str, value: str, host: str | None = None) -> bool:
         """Write shared state, only while this controller's token still holds."""
         token = self.token
         if token is None or not self.acting():
@@ -198,12 +230,12 @@ class EtcdLeadership:
             self.step_down("the etcd transaction refused its token (another controller leads)")
         return done
 
-    def shared_get(self, key: str) -> str | None:
+    def shared_get(self, key: str, host: str | None = None) -> str | None:
         found = self.client.get(f"{self.prefix}/shared/{key}")
         return found.value.decode() if found else None
 
     def note_pass(self, at: float) -> None:
-        if self.lease:
+        if self.lease and self.registers:
             with contextlib.suppress(EtcdUnavailable):
                 self.client.put(self._controller_key(), self._controller_value(at), self.lease)
 
@@ -239,14 +271,6 @@ def _at(at: float) -> str:
 Leadership = LocalLeadership | EtcdLeadership
 
 
-def leadership_for(
-    coordination: Coordination, name: str, report: Callable[[str], None]
-) -> Leadership:
-    if isinstance(coordination, EtcdCoordination):
-        return EtcdLeadership(coordination, name, report)
-    return LocalLeadership()
-
-
 def controller_name(given: str | None, role: str) -> str:
     """This controller's name in etcd and in the hosts' logs: a plain word."""
     name = given or f"{socket.gethostname()}-{role}-{os.getpid()}"
@@ -270,6 +294,17 @@ class LeaderView:
     controllers: list[tuple[str, float | None]]
     error: str = ""
     spec_sha: str | None = None  # the spec the leader last had in force
+    shards: list[ShardView] = field(default_factory=list)  # a sharded fleet: each shard
+
+
+@dataclass(frozen=True)
+class ShardView:
+    """One shard of a sharded fleet: its leader (None: nobody leads it) and the spec that
+    leader last had in force."""
+
+    shard: int
+    holder: Holder | None
+    spec_sha: str | None
 
 
 def who_leads(settings: EtcdCoordination) -> LeaderView:
@@ -284,8 +319,20 @@ def who_leads(settings: EtcdCoordination) -> LeaderView:
             last = data.get("last_pass")
             controllers.append((str(data.get("name", "?")), float(last) if last else None))
         spec = client.get(f"{prefix}/shared/spec")
-        return LeaderView(holder, controllers, spec_sha=spec.value.decode() if spec else None)
+        shards = [_shard_view(client, prefix, k) for k in range(settings.shards)]
+        return LeaderView(
+            holder,
+            controllers,
+            spec_sha=spec.value.decode() if spec else None,
+            shards=shards if settings.shards > 1 else [],
+        )
     except EtcdUnavailable as exc:
         return LeaderView(None, [], str(exc))
     finally:
         client.close()
+
+
+def _shard_view(client: EtcdClient, prefix: str, shard: int) -> ShardView:
+    spec = client.get(f"{prefix}/shards/{shard}/shared/spec")
+    holder = describe(client.get(f"{prefix}/shards/{shard}/leader"))
+    return ShardView(shard, holder, spec.value.decode() if spec else None)

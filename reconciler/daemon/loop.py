@@ -134,7 +134,7 @@ class WatchLoop:
         """Loop until SIGTERM (or the optional bounds, for tests and benchmarks). Returns 0."""
 
         def in_force() -> LoadedFleet | None:  # only a leader keeps the hosts' leases
-            return self.spec.loaded if self.leading and self.leadership.acting() else None
+            return self._scoped() if self.leading and self.leadership.acting() else None
 
         self.ssh = WarmWorker(cancel=self.stop)
         try:
@@ -205,10 +205,10 @@ class WatchLoop:
     def _lead(self) -> bool:
         """Whether this controller may act now; a new leader first takes the shared state."""
         was, self.leading = self.leading, self.leadership.campaign()
-        if self.leading and not was:
-            assert self.spec.loaded is not None
+        regrouped = self.leadership.regrouped()  # another share of a sharded fleet
+        if self.leading and (not was or regrouped):
             try:
-                pulled = pull_shared(self.leadership, self.journal, self.spec.loaded)
+                pulled = pull_shared(self.leadership, self.journal, self._scoped())
             except ReconcileError as exc:  # etcd went away again: not leading yet
                 self.leading = False
                 self.report(f"standing by: shared state not read: {exc}")
@@ -223,7 +223,7 @@ class WatchLoop:
 
     def _after_pass(self) -> None:
         if self.leading and self.spec.loaded is not None:
-            push_shared(self.leadership, self.journal, self.spec.loaded)
+            push_shared(self.leadership, self.journal, self._scoped())
             self.leadership.note_pass(time.time())
 
     def _dr_drill_if_due(self, loaded: LoadedFleet) -> None:
@@ -255,14 +255,19 @@ class WatchLoop:
     def beat(self) -> None:
         self.last_beat = self.clock()
 
-    def _placed(self) -> LoadedFleet:
-        """The last good spec, with the failover services where they run now."""
+    def _scoped(self) -> LoadedFleet:
+        """The last good spec, cut to the hosts this controller leads: all of them, unless
+        the fleet is sharded between controllers (coordination.shards)."""
         assert self.spec.loaded is not None
-        return placed(self.spec.loaded, self.journal)
+        return self.leadership.scope(self.spec.loaded)
+
+    def _placed(self) -> LoadedFleet:
+        """The last good spec (this controller's share), with the failover services where
+        they run now."""
+        return placed(self._scoped(), self.journal)
 
     def _mover(self) -> Mover | None:
-        loaded = self.spec.loaded
-        assert loaded is not None
+        loaded = self._scoped()
         if loaded.written.failover is None:
             return None
         guard = apply_guard(self.leadership, loaded)

@@ -125,12 +125,12 @@ def test_a_host_refuses_a_lower_fencing_token_and_logs_each_accepted_one(
     ]
 
 
-def coordinated_spec(lab: fleet_lab.Lab, cluster: Cluster, prefix: str) -> str:
+def coordinated_spec(lab: fleet_lab.Lab, cluster: Cluster, prefix: str, shards: int = 1) -> str:
     endpoints = ", ".join(cluster.endpoints)
     return lab_spec(lab) + (
         "reconciler:\n  interval: 30s\n  probe_interval: 1s\n  backoff_initial: 1s\n"
         f"  coordination: {{kind: etcd, endpoints: [{endpoints}], prefix: {prefix}, "
-        f"ttl: {TTL}s, retry_timeout: {RETRY}s}}\n"
+        f"ttl: {TTL}s, retry_timeout: {RETRY}s, shards: {shards}}}\n"
     )
 
 
@@ -262,6 +262,87 @@ def test_the_failover_state_a_leader_leaves_is_the_next_leaders(
     finally:
         for each in (b, c):
             each.close()
+
+
+def shard_leaders(settings: EtcdCoordination) -> list[str | None]:
+    return [s.holder.name if s.holder else None for s in who_leads(settings).shards]
+
+
+def agent_healthy(lab: fleet_lab.Lab) -> bool:
+    return fleet_lab.ssh(lab, "h1", "systemctl is-active agent.service", check=False).strip() == (
+        "active"
+    )
+
+
+def test_sharded_controllers_share_the_hosts_and_a_dead_ones_shard_is_taken_over(
+    lab: fleet_lab.Lab, cluster: Cluster, tmp_path: Path
+) -> None:
+    """`shards: 2` puts h1 in shard 1 and h2 in shard 0 (state.shards; the unit tests pin
+    it). c1 alone leads both; c2 joins and c1 gives one up; each heals only its own
+    host; c1 SIGKILLed, c2 takes its shard within the ttl and heals there too."""
+    from state.shards import shard_map
+
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(coordinated_spec(lab, cluster, "/sharded", shards=2))
+    loaded = parse_fleet(spec.read_text(), spec)
+    settings = loaded.fleet.reconciler.coordination
+    assert isinstance(settings, EtcdCoordination)
+    assert shard_map(loaded.fleet, 2) == {"h1": 1, "h2": 0}
+    for host in ("h1", "h2"):
+        fleet_lab.ssh(lab, host, "rm -f /var/lib/fleet-reconciler/fence/controller*")
+    procs = {"c1": controller("c1", spec, tmp_path)}
+    logs = {name: tmp_path / f"{name}.log" for name in ("c1", "c2")}
+    try:
+        until(lambda: shard_leaders(settings) == ["c1", "c1"], 30)
+        procs["c2"] = controller("c2", spec, tmp_path)
+        until(lambda: sorted(map(str, shard_leaders(settings))) == ["c1", "c2"], 30)
+        owner = dict(enumerate(shard_leaders(settings)))
+        of_h1, of_h2 = owner[1], owner[0]
+        assert "c1 gives up shard" in logs["c1"].read_text()  # it led both
+
+        # A one-shot apply needs every shard: it waits, then refuses, naming the holders.
+        refused_run = run_reconcile(
+            "--yes", str(spec), "--journal", str(tmp_path / "cli" / "j.db"), "--lock-timeout", "2"
+        )
+        assert refused_run.returncode == 1, refused_run.stdout + refused_run.stderr
+        assert "led by others (shard 0:" in refused_run.stderr, refused_run.stderr
+
+        # Each controller heals the host of its own shard, and only that one.
+        fleet_lab.ssh(lab, "h1", "systemctl stop agent.service")
+        fleet_lab.ssh(lab, "h2", "systemctl stop ollama.service")
+        until(lambda: agent_healthy(lab) and ollama_healthy(lab), 60)
+        assert "drift on h1" in logs[str(of_h1)].read_text()
+        assert "drift on h2" in logs[str(of_h2)].read_text()
+        for name, host in ((of_h1, "h2"), (of_h2, "h1")):
+            assert f"drift on {host}" not in logs[str(name)].read_text(), name
+        status = run_reconcile("status", str(spec), "--journal", str(tmp_path / "c1/journal.db"))
+        assert f"shard 1 (h1): leader {of_h1} since" in status.stdout, status.stdout
+        assert f"shard 0 (h2): leader {of_h2} since" in status.stdout, status.stdout
+
+        # c1 dies without a word: c2 takes its shard once c1's lease runs out, and heals
+        # the host there.
+        procs["c1"].kill()
+        killed = time.monotonic()
+        until(lambda: shard_leaders(settings) == ["c2", "c2"], TTL + 5)
+        assert time.monotonic() - killed <= TTL + 3
+        lost = "h1" if of_h1 == "c1" else "h2"
+        if lost == "h1":
+            fleet_lab.ssh(lab, "h1", "systemctl stop agent.service")
+            until(lambda: agent_healthy(lab), 60)
+        else:
+            fleet_lab.ssh(lab, "h2", "systemctl stop ollama.service")
+            until(lambda: ollama_healthy(lab), 60)
+        assert f"drift on {lost}" in logs["c2"].read_text()
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            proc.wait(timeout=60)
+    # The hosts' logs: tokens never went down; h of c1's shard saw c2's newer token.
+    for host in ("h1", "h2"):
+        accepted = tokens(lab, host)
+        assert accepted and accepted == sorted(accepted), (host, accepted)
+    assert len(set(tokens(lab, lost))) >= 2
 
 
 def host_log(lab: fleet_lab.Lab, host: str) -> list[tuple[float, int, str]]:
