@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,6 +144,24 @@ def rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def heal_times(lab: fleet_lab.Lab, trials: int, settled: Callable[[], bool]) -> list[float]:
+    """`systemctl stop` of a random host's web service, at a random moment once the fleet
+    has `settled`, until its HTTP check answers again: seconds, per trial."""
+    heals = []
+    for _ in range(trials):
+        host = random.choice(lab.hosts)
+        url = f"http://{host.address}:{PORT}/api/tags"
+
+        def answers(url: str = url) -> bool:
+            return healthy(url)
+
+        wait(lambda: answers() and settled(), timeout=120)
+        time.sleep(1 + random.uniform(0, 2))
+        fleet_lab.ssh(lab, host.name, f"systemctl stop -- {shlex.quote('web-' + host.name)}")
+        heals.append(wait(answers, timeout=180))
+    return heals
+
+
 def under_watch(
     lab: fleet_lab.Lab, tmp: Path, row: Row, idle: float, trials: int, edit_count: int
 ) -> None:
@@ -169,21 +188,7 @@ def under_watch(
         for kind in ("probe", "full"):  # the loop's own time: a round, and a full pass
             seconds, count = pass_seconds(METRICS, kind)
             row.figures[f"{kind} pass s"] = seconds / max(count, 1)
-        heals = []
-        for _ in range(trials):
-            host = random.choice(lab.hosts)
-            url = f"http://{host.address}:{PORT}/api/tags"
-
-            def settled(url: str = url) -> bool:
-                return healthy(url) and pass_finished(journal)
-
-            def answers(url: str = url) -> bool:
-                return healthy(url)
-
-            wait(settled, timeout=120)
-            time.sleep(1 + random.uniform(0, 2))
-            fleet_lab.ssh(lab, host.name, f"systemctl stop -- {shlex.quote('web-' + host.name)}")
-            heals.append(wait(answers, timeout=180))
+        heals = heal_times(lab, trials, lambda: pass_finished(journal))
         row.lists["heal"] = heals
         edits = []
         for i in range(edit_count):
