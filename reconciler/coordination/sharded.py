@@ -45,6 +45,7 @@ class ShardedLeadership(EtcdLeadership):
         self.registers = not every
         self.held: dict[int, int] = {}  # shard -> its fencing token
         self.told: frozenset[int] = frozenset()  # what `regrouped` last reported
+        self.kept: frozenset[int] = frozenset()  # led before that report and after it
         self._map: tuple[str, dict[str, int]] = ("", {})
 
     def shard_key(self, shard: int) -> str:
@@ -153,8 +154,9 @@ class ShardedLeadership(EtcdLeadership):
         return grouped
 
     def regrouped(self) -> bool:
+        """Whether the shards led changed since the last call (and some are led)."""
         now = frozenset(self.held)
-        changed, self.told = now != self.told, now
+        changed, self.kept, self.told = now != self.told, now & self.told, now
         return changed and bool(now)
 
     # -- shared state, per shard -----------------------------------------------------
@@ -183,9 +185,12 @@ class ShardedLeadership(EtcdLeadership):
         return True
 
     def shared_get(self, key: str, host: str | None = None) -> str | None:
+        """What the shard of `host` (or the first shard led) holds; None for a shard led
+        here since before the last regrouping: this controller's journal is newer than
+        what it last wrote there (a probe tick's failover timers are not all shared)."""
         shards = self._map[1]
         shard = shards.get(host, -1) if host is not None else min(self.held, default=-1)
-        if shard < 0:
+        if shard < 0 or shard in self.kept:
             return None
         found = self.client.get(f"{self.prefix}/shards/{shard}/shared/{key}")
         return found.value.decode() if found else None

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from reconciler.apply.fencing_token import claim_token, refused
-from reconciler.coordination.leader import EtcdLeadership, who_leads
+from reconciler.coordination.leader import EtcdLeadership, NotLeader, who_leads
 from state.load import parse_fleet
 from state.models import EtcdCoordination
 from tests.fleet import lab as fleet_lab
@@ -261,6 +261,58 @@ def test_the_failover_state_a_leader_leaves_is_the_next_leaders(
         assert b.shared_get("failover/h1->h2") == moved.model_dump_json()
     finally:
         for each in (b, c):
+            each.close()
+
+
+def test_shards_are_shared_out_fairly_and_a_one_shot_run_needs_every_one(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Leadership objects alone on the real cluster: each controller takes up to its fair
+    share, one with more gives the extra up, shared state is written per shard with its
+    token, a dead controller's shards go to the living, and a one-shot run takes all the
+    shards or none without being counted among the controllers."""
+    from reconciler.coordination.sharded import ShardedLeadership
+    from tests.unit.test_shards import fleet_text
+
+    settings = EtcdCoordination(
+        kind="etcd", endpoints=cluster.endpoints, prefix="/t5", shards=4,
+        ttl=timedelta(seconds=TTL), retry_timeout=timedelta(seconds=RETRY),
+    )  # fmt: skip
+    said: list[str] = []
+    a, b = (ShardedLeadership(settings, n, said.append) for n in ("a", "b"))
+    one = ShardedLeadership(settings, "one", said.append, every=True)
+    loaded = parse_fleet(fleet_text(8), tmp_path / "fleet.yaml")
+    shards = a.follow(loaded)
+    b.follow(loaded)
+    still_open = [b, one]
+    try:
+        assert a.campaign() and sorted(a.held) == [0, 1, 2, 3]  # alone: every shard
+        assert a.regrouped() and not a.kept
+        assert not b.campaign() and b.why_not().startswith("led by others (shard ")
+        assert not one.campaign() and not one.held  # all or none
+        assert a.campaign() and sorted(a.held) == [0, 1]  # two controllers: two each
+        assert a.regrouped() and a.kept == {0, 1}
+        assert "a gives up shard 3" in " ".join(said)
+        assert b.campaign() and sorted(b.held) == [2, 3]
+        assert min(b.held.values()) > max(a.held.values())  # etcd revisions only grow
+        assert a.campaign() and b.campaign() and len(a.held) == len(b.held) == 2  # stable
+        host_a = next(h for h, k in shards.items() if k in a.held)
+        host_b = next(h for h, k in shards.items() if k in b.held)
+        assert a.shared_put("x", "from a", host_a) and not a.shared_put("x", "no", host_b)
+        assert b.shared_get("x", host_a) == "from a"
+        assert a.shared_get("x", host_a) is None  # led all along: a's journal is newer
+        assert a.tokens_for(loaded, [host_a]) == {a.held[shards[host_a]]: [host_a]}
+        with pytest.raises(NotLeader, match="another controller leads"):
+            a.tokens_for(loaded, [host_b])
+        a.stop.set()  # a dies without a word: its lease runs out, b takes its shards
+        until(lambda: b.campaign() and len(b.held) == 4, TTL + 3)
+        b.close()  # a clean exit frees its shards at once
+        still_open.remove(b)
+        assert one.campaign() and sorted(one.held) == [0, 1, 2, 3]
+        assert one.tokens_for(loaded, sorted(shards))  # a token for every host
+    finally:
+        a.client.close()
+        for each in still_open:
             each.close()
 
 
