@@ -36,7 +36,9 @@ def test_cut_restore_poweroff_and_clean_teardown() -> None:
         assert not reachable(lab.host("l1").address)
         assert reachable(lab.host("l2").address)
         fleet_lab.restore_link(lab, "l1")
-        assert fleet_lab.ssh(lab, "l1", "systemctl is-system-running").strip() == "running"
+        # --wait: a host that booted a second ago may still be "starting" (CI saw it)
+        state = fleet_lab.ssh(lab, "l1", "systemctl is-system-running --wait", check=False)
+        assert state.strip() == "running", state
         fleet_lab.power_off(lab, "l2")
         assert not reachable(lab.host("l2").address)
         with pytest.raises(ProcessLookupError):
