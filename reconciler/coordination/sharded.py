@@ -88,7 +88,7 @@ class ShardedLeadership(EtcdLeadership):
                 self._give_up(shard, "a one-shot run needs every shard")
         with self.lock:  # what `acting` and the base class's renewal look at
             self.token = min(self.held.values()) if self.held else None
-        if self.held and not self.every:
+        if self.held and (not self.every or len(self.held) == self.count):
             self.problem = ""
         elif others:
             said = ", ".join(f"shard {k}: {n}" for k, n in sorted(others.items()))
