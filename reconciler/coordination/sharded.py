@@ -133,10 +133,16 @@ class ShardedLeadership(EtcdLeadership):
 
     # -- what the controller acts on ------------------------------------------------
     def follow(self, loaded: LoadedFleet) -> dict[str, int]:
-        """Each host's shard in the spec `loaded` (kept for the shared state's keys)."""
-        if self._map[0] != loaded.sha256:
-            self._map = (loaded.sha256, shard_map(loaded.written, self.count))
-        return self._map[1]
+        """Each host's shard in the spec `loaded` (kept for the shared state's keys).
+        `loaded` may be a share already cut (shard_view): shards hold whole units, so a
+        share maps its hosts as the whole fleet does, and what it lacks is kept."""
+        sha, known = self._map
+        if sha != loaded.sha256:
+            known = {}
+        if not loaded.written.hosts.keys() <= known.keys():
+            known = {**known, **shard_map(loaded.written, self.count)}
+        self._map = (loaded.sha256, known)
+        return known
 
     def scope(self, loaded: LoadedFleet) -> LoadedFleet:
         """The hosts of the shards this controller leads, and what runs on them."""

@@ -272,6 +272,7 @@ def test_shards_are_shared_out_fairly_and_a_one_shot_run_needs_every_one(
     token, a dead controller's shards go to the living, and a one-shot run takes all the
     shards or none without being counted among the controllers."""
     from reconciler.coordination.sharded import ShardedLeadership
+    from state.shards import shard_view
     from tests.unit.test_shards import fleet_text
 
     settings = EtcdCoordination(
@@ -282,7 +283,9 @@ def test_shards_are_shared_out_fairly_and_a_one_shot_run_needs_every_one(
     a, b = (ShardedLeadership(settings, n, said.append) for n in ("a", "b"))
     one = ShardedLeadership(settings, "one", said.append, every=True)
     loaded = parse_fleet(fleet_text(8), tmp_path / "fleet.yaml")
+    a.follow(shard_view(loaded, {"h1"}))  # a share first: the whole fleet still counts
     shards = a.follow(loaded)
+    assert sorted(shards) == sorted(loaded.fleet.hosts)
     b.follow(loaded)
     still_open = [b, one]
     try:
