@@ -271,7 +271,10 @@ def _snapshot(raw: dict[str, Any]) -> Snapshot:
 
 
 def _classify(command: str, code: int, stderr: str) -> ResticError:
-    tail = " ".join(stderr.strip().splitlines()[-3:])
+    lines = stderr.strip().splitlines()
+    # restic's own verdict, not whatever its sftp ssh printed around it (in any order)
+    fatal = [line for line in lines if line.startswith("Fatal:")]
+    tail = " ".join(fatal[-1:] or lines[-3:])
     message = f"restic {command} failed (exit {code}): {tail}"
     lowered = stderr.lower()
     if "wrong password" in lowered:

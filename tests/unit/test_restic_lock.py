@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backups.restic_repo import RepositoryLocked, ResticRepo
+from backups.restic_repo import RepositoryLocked, ResticRepo, WrongPassword, _classify
 from state.models import Retention
 from state.secrets import Secret
 
@@ -87,3 +87,16 @@ def test_a_lock_that_outlasts_the_wait_fails_and_says_how_long_it_waited(
     with pytest.raises(RepositoryLocked, match=r"after waiting 1s"):
         repo.forget(Retention(), tag="agentdata", host="h1", lock_wait=1.0)
     assert time.monotonic() - started < 10
+
+
+def test_an_error_names_restics_fatal_line_whatever_ssh_printed_around_it() -> None:
+    """The sftp backend's ssh may write to the same stderr before restic's verdict."""
+    stderr = (
+        "subprocess ssh: Connection to 198.18.1.12 closed by remote host.\n"
+        "Fatal: wrong password or no key found\n"
+    )
+    error = _classify("snapshots", 1, stderr)
+    assert isinstance(error, WrongPassword)
+    assert str(error) == "restic snapshots failed (exit 1): Fatal: wrong password or no key found"
+    plain = _classify("check", 1, "a\nb\nc\nd\n")
+    assert str(plain) == "restic check failed (exit 1): b c d"
