@@ -319,12 +319,10 @@ def who_leads(settings: EtcdCoordination) -> LeaderView:
             last = data.get("last_pass")
             controllers.append((str(data.get("name", "?")), float(last) if last else None))
         spec = client.get(f"{prefix}/shared/spec")
-        shards = [_shard_view(client, prefix, k) for k in range(settings.shards)]
+        count = settings.shards if settings.shards > 1 else 0  # one leader: no shard keys
+        shards = [_shard_view(client, prefix, k) for k in range(count)]
         return LeaderView(
-            holder,
-            controllers,
-            spec_sha=spec.value.decode() if spec else None,
-            shards=shards if settings.shards > 1 else [],
+            holder, controllers, spec_sha=spec.value.decode() if spec else None, shards=shards
         )
     except EtcdUnavailable as exc:
         return LeaderView(None, [], str(exc))

@@ -106,7 +106,6 @@ class ShardedLeadership(EtcdLeadership):
         created, revision, holder = self.client.create(self.shard_key(shard), value, self.lease)
         if created:
             self.held[shard] = revision
-            self.since = time.time()
             self.report(f"leader: {self.name} leads shard {shard} (fencing token {revision})")
             return None
         if holder is not None and holder.lease == self.lease:  # ours, across an etcd outage
