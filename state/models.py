@@ -669,6 +669,23 @@ class CommitVerification(Spec):
     )
 
 
+class ReviewPolicy(Spec):
+    """Whose pull requests are planned (`source.reviews`). A review runs with the authority
+    of the commit in force whoever wrote the pull request; this says whose are planned at
+    all. The others get the status `fleet-reconciler/plan` error saying why, and nothing
+    is fetched or observed."""
+
+    authors: Literal["writers", "anyone"] = Field(
+        "writers",
+        description="`writers`: only authors who can write to the repository (Gitea's "
+        "collaborator permission: write, admin or owner); `anyone`: every author.",
+        examples=["writers"],
+    )
+    forks: bool = Field(
+        False, description="Also plan pull requests whose head is in another repository."
+    )
+
+
 class GitSource(Spec):
     """Where `reconcile watch` fetches the desired state: one branch of a git repository.
     It applies exactly the fetched commit, read from that commit's tree."""
@@ -707,9 +724,10 @@ class GitSource(Spec):
         None,
         description="Apply only signed commits. Unset, any commit on the branch is applied.",
     )
-    reviews: bool = Field(
+    reviews: bool | ReviewPolicy = Field(
         False,
-        description="Plan each pull request to `branch`, as Atlantis does, on Gitea: on its "
+        description="Plan each pull request to `branch`, as Atlantis does, on Gitea (`true`: "
+        "with the default author policy, only writers' and never forks'): on its "
         "`pull_request` webhook (`POST /hooks/gitea` on `--http`) or `reconcile review PR`, "
         "one comment holds the plan as `--dry-run` renders it (updated in place) and the "
         "head commit gets the status `fleet-reconciler/plan`; a commit `watch` applies gets "
@@ -732,6 +750,13 @@ class GitSource(Spec):
             if len(urlsplit(self.url).path.strip("/").split("/")) < 2:
                 raise ValueError("reviews: expected the url .../OWNER/REPO.git")
         return self
+
+    @property
+    def review_policy(self) -> ReviewPolicy | None:
+        """Whose pull requests are planned; None when `reviews` is off."""
+        if self.reviews is True:
+            return ReviewPolicy()
+        return self.reviews or None
 
     def gitea(self) -> tuple[str, str]:
         """(Gitea's base URL, OWNER/REPO) of the http(s) `url`: what `reviews` talks to."""

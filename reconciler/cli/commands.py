@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.cli.one_shot import drain_outbox, one_shot_bus
 from reconciler.cli.terminal import confirm, report, show_progress
+from reconciler.errors import UsageError
 from reconciler.ssh.client import WarmWorker, WorkerProcess
 from state.errors import SpecError
 
@@ -24,9 +25,9 @@ if TYPE_CHECKING:
     from reconciler.cli.forge_desk import ForgeDesk
     from reconciler.coordination.leader import Leadership
     from reconciler.daemon.loop import WatchLoop
+    from reconciler.forge.webhook import Hook
     from reconciler.run.failover import Mover
     from reconciler.store.journal import Journal
-    from reconciler.web.app import Hook
     from state.load import LoadedFleet
     from state.models import Notifications
 
@@ -41,6 +42,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         from reconciler.forge.source import desired_state
         from state.load import load_fleet
 
+        if args.review is not None and not args.dry_run:
+            raise UsageError("--review BASE_STATE: expected with --dry-run (reviews apply nothing)")
         if args.dry_run:  # a review plans the file it is given, as written
             return _dry_run(args, load_fleet(args.state), worker)
         return _apply(args, desired_state(args.state, args.journal), worker)
@@ -49,10 +52,14 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) -> int:
-    from reconciler.cli.dry_run import dry_run
+    from reconciler.cli.dry_run import Authority, dry_run
+    from state.load import load_fleet
 
-    journal = readable_journal(args.journal)
-    planned = dry_run(loaded, journal, worker, args.target, args.fresh_data)
+    review = None
+    if args.review is not None:  # the base is loaded first: a proposal never outranks it
+        review = Authority(load_fleet(args.review))
+    journal = readable_journal(args.journal, read_only=review is not None)
+    planned = dry_run(loaded, journal, worker, args.target, args.fresh_data, review)
     if args.output == "json":
         print(json.dumps(planned.document, indent=2))
     else:
@@ -153,7 +160,7 @@ def _notifications(loaded: LoadedFleet | None) -> Notifications | None:
     return loaded.written.notifications if loaded is not None else None
 
 
-def readable_journal(journal_path: Path) -> Journal | None:
+def readable_journal(journal_path: Path, read_only: bool = False) -> Journal | None:
     """The journal, when this user may open it: a reviewer's dry run works without it
     (it then lists every repository, and shows the failover state as home)."""
     import sqlite3
@@ -161,7 +168,7 @@ def readable_journal(journal_path: Path) -> Journal | None:
     from reconciler.store.journal import Journal
 
     try:
-        return Journal(journal_path)
+        return Journal(journal_path, read_only=read_only)
     except (OSError, sqlite3.Error):
         return None
 
@@ -274,6 +281,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         forge = ForgeDesk(lambda: spec.source, journal.path, report, lambda: loop.leading)
         loop.on_applied = forge.applied
         dashboard = _dashboard(args, loop, journal, forge) if args.http else None
+        hooks = _hooks(args.hooks, _gitea_hook(loop, forge)) if args.hooks else None
 
         def beating_report(message: str) -> None:
             loop.beat()
@@ -297,8 +305,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 code = loop.run(max_passes=args.max_passes, max_seconds=args.max_seconds)
             finally:
                 leadership.close()  # a clean exit hands leadership over at once
-                if dashboard is not None:
-                    dashboard.should_exit = True
+                for server in (dashboard, hooks):
+                    if server is not None:
+                        server.should_exit = True
                 forge.close()
         watcher.join(timeout=3)
     report("stopped")
@@ -306,40 +315,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def _gitea_hook(loop: WatchLoop, desk: ForgeDesk | None = None) -> Hook:
-    """Gitea's webhook for `watch`: a push signed with the source's secret makes the loop
-    fetch now; a signed `pull_request` (opened, synchronized) queues its review, with
-    `source.reviews`. The payload is never believed; anything else changes nothing."""
-    from reconciler.forge.webhook import Deliveries, judge, pull_to_review
-    from state.secrets import SecretUnavailable, resolve_secret
+    """Gitea's webhook for `watch` (reconciler.forge.webhook): a signed push makes the
+    loop fetch now; a signed `pull_request` queues its review on the forge desk."""
+    from reconciler.forge.webhook import gitea_hook
 
-    seen = Deliveries()
-
-    def handle(
-        body: bytes, signature: str | None, delivery: str | None, event: str | None = None
-    ) -> tuple[int, str]:
-        source = loop.spec.source
-        if source is None or source.webhook_secret is None:
-            return 404, "no webhook is configured (source.webhook_secret)"
-        try:
-            secret = resolve_secret(source.webhook_secret).reveal().encode()
-        except SecretUnavailable:
-            return 503, "the webhook secret cannot be read on the controller"
-        verdict = judge(secret, body, signature, delivery, seen)
-        if verdict == "fetch" and event == "pull_request":
-            number = pull_to_review(event, body)
-            if number is None or desk is None or not source.reviews:
-                return 200, "not a pull request to review (source.reviews, action)"
-            if not desk.review(number):
-                return 503, "the review queue is full"
-            return 202, f"reviewing pull request {number}"
-        if verdict == "fetch":
-            loop.request_reload()
-            return 202, "fetching"
-        if verdict == "duplicate":
-            return 200, "delivery seen already"
-        return (413 if verdict == "too large" else 401), verdict
-
-    return handle
+    return gitea_hook(
+        lambda: loop.spec.source, loop.request_reload, desk.review if desk is not None else None
+    )
 
 
 def _dashboard(
@@ -353,9 +335,8 @@ def _dashboard(
 
     registry = CollectorRegistry()
     loop.measure = PassMetrics(registry).observe
-    app = make_app(
-        journal.path, Path(args.state), lambda: loop.spec.loaded, registry, _gitea_hook(loop, desk)
-    )
+    hook = None if args.hooks else _gitea_hook(loop, desk)  # --hooks: on its own listener
+    app = make_app(journal.path, Path(args.state), lambda: loop.spec.loaded, registry, hook)
     server = serve_in_background(app, args.http)
     report(f"dashboard on http://{args.http}/ (metrics at /metrics)")
     if not is_loopback(args.http):
@@ -364,6 +345,15 @@ def _dashboard(
             "no authentication: anyone who reaches it sees the fleet's addresses, the state "
             "file's path and the plans; serve it on 127.0.0.1 behind an authenticating proxy"
         )
+    return server
+
+
+def _hooks(address: str, hook: Hook) -> uvicorn.Server:
+    """`--hooks ADDR`: Gitea's webhook alone on its own listener."""
+    from reconciler.web.app import make_hooks_app, serve_in_background
+
+    server = serve_in_background(make_hooks_app(hook), address)
+    report(f"Gitea's webhook on http://{address}/hooks/gitea")
     return server
 
 

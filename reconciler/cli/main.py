@@ -29,6 +29,7 @@ from reconciler.cli.failover_command import cmd_failback, cmd_failover
 from reconciler.cli.incidents_command import cmd_incidents, cmd_notify
 from reconciler.cli.secret_command import cmd_secret
 from reconciler.cli.source_command import (
+    cmd_accept,
     cmd_pin,
     cmd_resume,
     cmd_review,
@@ -54,6 +55,7 @@ SUBCOMMANDS = {
     "drill",
     "pin",
     "unpin",
+    "accept",
     "suspend",
     "resume",
     "review",
@@ -92,6 +94,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     main.add_argument(
         "--output", choices=["text", "json"], default="text", help="plan format for --dry-run"
+    )
+    main.add_argument(
+        "--review",
+        metavar="BASE_STATE",
+        help="with --dry-run: STATE is a stranger's proposal (a pull request), planned with "
+        "the authority of BASE_STATE (the state in force): only its hosts are contacted, "
+        "with its connection fields; only what it manages is shown; only its checks run",
     )
     main.add_argument(
         "--fresh-data",
@@ -178,6 +187,11 @@ def _steering_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     pin = sub.add_parser("pin", help="hold one commit of the git source as the desired state")
     pin.add_argument("commit", help="the commit's ID (abbreviated or full)")
     unpin = sub.add_parser("unpin", help="follow the git source's branch again")
+    accept = sub.add_parser(
+        "accept",
+        help="take the git source's held tip, which does not descend from the commit in force",
+    )
+    accept.add_argument("commit", help="the held tip's ID (abbreviated or full)")
     suspend = sub.add_parser(
         "suspend", help="stop applying; observing, probing, paging and failover go on"
     )
@@ -192,6 +206,7 @@ def _steering_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         (review, cmd_review),
         (pin, cmd_pin),
         (unpin, cmd_unpin),
+        (accept, cmd_accept),
         (suspend, cmd_suspend),
         (resume, cmd_resume),
     ):
@@ -217,7 +232,14 @@ def _watch_parser(watch: argparse.ArgumentParser) -> None:
     watch.add_argument(
         "--http",
         metavar="HOST:PORT",
-        help="serve the dashboard and /metrics there (off by default; e.g. 127.0.0.1:9300)",
+        help="serve the dashboard and /metrics there (off by default; e.g. 127.0.0.1:9300); "
+        "also Gitea's webhook, unless --hooks is given",
+    )
+    watch.add_argument(
+        "--hooks",
+        metavar="HOST:PORT",
+        help="serve Gitea's webhook (POST /hooks/gitea) there alone, on its own listener, so "
+        "that the dashboard can stay on loopback (e.g. 0.0.0.0:9301)",
     )
     watch.add_argument(
         "--controller",

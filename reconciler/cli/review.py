@@ -20,22 +20,27 @@ close.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 
-from reconciler.cli.dry_run import dry_run
+from reconciler.cli.dry_run import Authority, dry_run
 from reconciler.engine.plan_text import summary_line
 from reconciler.events.channels import ChannelError, GiteaRepo, code_block
-from reconciler.forge.git_mirror import GitMirror, SourceRefused
+from reconciler.forge.git_mirror import GC_EVERY_S, GitMirror, SourceRefused
 from reconciler.forge.signatures import CommitRefused, verified_signer
 from reconciler.forge.source import load_commit, open_mirror
 from reconciler.ssh.client import WarmWorker
 from reconciler.store.journal import Journal
+from reconciler.untrusted import shown
 from state.errors import SpecError
-from state.models import CommitVerification, GitSource
+from state.load import LoadedFleet
+from state.models import CommitVerification, GitSource, ReviewPolicy
 from state.secrets import resolve_secret
 
 MARKER = "<!-- fleet-reconciler:plan"
@@ -77,23 +82,39 @@ def review_pull(
     worker: WarmWorker,
     client: httpx.Client,
 ) -> Review:
-    """Plan pull request `number` read-only. Raises NotReviewed, ChannelError (the API),
-    or SourceUnavailable/SourceRefused (git)."""
-    pull = gitea(source, client).call("GET", f"/pulls/{int(number)}")
+    """Plan pull request `number` read-only, with the authority of the commit in force
+    (see reconciler.observe.review_scope). An author the review policy does not admit
+    gets an `error` review saying why, and nothing is fetched or observed. Raises
+    NotReviewed, ChannelError (the API), or SourceUnavailable/SourceRefused (git)."""
+    repo = gitea(source, client)
+    pull = repo.call("GET", f"/pulls/{int(number)}")
     base = pull.get("base") if isinstance(pull, dict) else None
     if not isinstance(base, dict) or base.get("ref") != source.branch:
         raise NotReviewed(f"pull request {number} is not to {source.branch}")
     if pull.get("state") != "open":
         raise NotReviewed(f"pull request {number} is not open")
+    head = pull.get("head") if isinstance(pull.get("head"), dict) else {}
+    policy = source.review_policy or ReviewPolicy()
+    refused = author_refusal(policy, pull, lambda login: _permission(repo, login))
+    if refused is not None:
+        sha = head.get("sha") if isinstance(head, dict) else None
+        if not isinstance(sha, str) or not _is_sha(sha):
+            raise NotReviewed(f"pull request {number}: {refused}")
+        return Review(number, sha, "error", f"not planned: {refused}", f"Not planned: {refused}.\n")
     state_dir = journal.path.parent
     mirror = open_mirror(source, state_dir)
     commit = mirror.fetch_pull(number)
-    signed = _signature_note(source, mirror, commit, state_dir)
     try:
-        loaded = load_commit(mirror, commit, source, state_dir)
-    except SpecError as exc:
-        return Review(number, commit, "failure", "the state file is refused", str(exc) + "\n")
-    planned = dry_run(loaded, journal, worker)
+        signed = _signature_note(source, mirror, commit, state_dir)
+        try:
+            loaded = load_commit(mirror, commit, source, state_dir)
+        except SpecError as exc:
+            return Review(number, commit, "failure", "the state file is refused", f"{exc}\n")
+        planned = dry_run(
+            loaded, journal, worker, review=Authority(base_in_force(source, mirror, state_dir))
+        )
+    finally:
+        forget_pull(mirror, number, commit, state_dir)
     text = signed + planned.text
     if planned.unreachable:
         hosts = ", ".join(planned.unreachable)
@@ -103,6 +124,77 @@ def review_pull(
         said = summary_line(summary).removeprefix("Plan: ").rstrip(".")
         return Review(number, commit, "pending", f"{said}: waiting for review", text)
     return Review(number, commit, "success", "no changes", text)
+
+
+WRITERS = frozenset({"write", "admin", "owner"})
+
+
+def author_refusal(
+    policy: ReviewPolicy, pull: dict[str, Any], permission: Callable[[str], str | None]
+) -> str | None:
+    """Why the review policy does not admit pull request `pull` (Gitea's JSON), or None.
+    Fails closed: a head repository or author the forge does not name is refused.
+    `permission(login)` asks the forge what the author may do to the repository."""
+    head, base = pull.get("head"), pull.get("base")
+    head_repo = head.get("repo") if isinstance(head, dict) else None
+    base_repo = base.get("repo") if isinstance(base, dict) else None
+    same = (
+        isinstance(head_repo, dict)
+        and isinstance(base_repo, dict)
+        and head_repo.get("full_name") is not None
+        and head_repo.get("full_name") == base_repo.get("full_name")
+    )
+    if not same and not policy.forks:
+        return "its head is in another repository (a fork); source.reviews.forks is off"
+    if policy.authors == "anyone":
+        return None
+    user = pull.get("user")
+    login = user.get("login") if isinstance(user, dict) else None
+    if not isinstance(login, str) or not login:
+        return "the forge does not name its author"
+    found = permission(login)
+    if found not in WRITERS:
+        return (
+            f"its author {shown(login)[:64]} cannot write to the repository "
+            f"(permission {shown(found or 'unknown')[:16]}); source.reviews.authors is writers"
+        )
+    return None
+
+
+def _permission(repo: GiteaRepo, login: str) -> str | None:
+    """`login`'s permission on the repository, as Gitea's collaborator API says (None
+    when it will not say: not a collaborator, or the API refused)."""
+    try:
+        found = repo.call("GET", f"/collaborators/{quote(login, safe='')}/permission")
+    except ChannelError:
+        return None
+    permission = found.get("permission") if isinstance(found, dict) else None
+    return permission if isinstance(permission, str) else None
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
+def base_in_force(source: GitSource, mirror: GitMirror, state_dir: Path) -> LoadedFleet | None:
+    """The commit whose authority a review has: the pinned one, else the one in force
+    (None: nothing was ever applied from the source, and a review contacts nothing)."""
+    commit = mirror.held("pinned") or mirror.held("in-force")
+    if commit is None:
+        return None
+    try:
+        return load_commit(mirror, commit, source, state_dir)
+    except SpecError:
+        return None
+
+
+def forget_pull(mirror: GitMirror, number: int, commit: str, state_dir: Path) -> None:
+    """Drop what a review fetched and exported (its ref and tree): the next review fetches
+    again, and `git gc` collects the objects."""
+    mirror.drop_pull(number)
+    if commit not in {mirror.held("pinned"), mirror.held("in-force"), mirror.tip()}:
+        shutil.rmtree(state_dir / "trees" / commit, ignore_errors=True)
+    mirror.collect(every=GC_EVERY_S)
 
 
 def _signature_note(source: GitSource, mirror: GitMirror, commit: str, state_dir: Path) -> str:

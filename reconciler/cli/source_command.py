@@ -92,6 +92,26 @@ def cmd_unpin(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_accept(args: argparse.Namespace) -> int:
+    """`reconcile accept SHA`: take the held tip, which does not descend from the commit
+    in force (a force-push), verified and loaded first; journaled."""
+    from reconciler.forge.source import accept
+    from reconciler.store.journal import Journal
+
+    source = _source(args.state, "accept")
+    journal = Journal(args.journal)
+    got = accept(source, args.journal.parent, args.commit)
+    signed = f", signed by {got.signer}" if got.signer else ""
+    said = (
+        f"accepted commit {got.commit[:12]}{signed} as the tip of {source.branch}, though it "
+        "does not descend from the commit in force: reconcile watch applies it"
+    )
+    _event(journal, "spec_accepted", said, {"commit": got.commit, "signer": got.signer})
+    print(said)
+    print(_tell_watch(journal, args.state))
+    return EXIT_OK
+
+
 def cmd_suspend(args: argparse.Namespace) -> int:
     from reconciler.store.journal import Journal
     from reconciler.store.suspension import Suspension

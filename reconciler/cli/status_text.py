@@ -133,6 +133,12 @@ def loop_lines(journal: Journal, state_file: Path) -> list[str]:
             tip = str(data.get("branch_tip") or "?")[:12]
             pinned = f" (PINNED by `reconcile pin`; the branch is at {tip}; `reconcile unpin`)"
         lines.append(f"loop: spec in force: commit {commit[:12]} of {data['source']}{pinned}")
+        if data.get("held"):
+            held = str(data["held"])[:12]
+            lines.append(
+                f"loop: HELD: the branch is at {held}, which does not descend from the commit "
+                f"in force; the fleet stays on {commit[:12]} until `reconcile accept {held}`"
+            )
     lines.extend(_suspended(journal))
     if data.get("spec_error"):
         lines.append("loop: state file REJECTED, last good spec in force:")

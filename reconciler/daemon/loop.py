@@ -514,6 +514,7 @@ class WatchLoop:
                 "spec_commit": self.spec.loaded.commit if self.spec.loaded else None,
                 "pinned": self.spec.pinned,
                 "branch_tip": self.spec.branch_tip,
+                "held": self.spec.held,
                 "source": (
                     f"{self.spec.source.url} {self.spec.source.branch}"
                     if self.spec.source

@@ -59,6 +59,7 @@ class SpecSource:
         self.source: GitSource | None = None  # the bootstrap file's, when it names one
         self.pinned = False  # the commit in force is the one `reconcile pin` holds
         self.branch_tip: str | None = None  # the source branch's tip at the last fetch
+        self.held: str | None = None  # a tip that does not descend from the commit in force
         self.error: str | None = None
         self.exception: SpecError | None = None
 
@@ -69,7 +70,7 @@ class SpecSource:
             loaded = load_fleet(self.path)
             if loaded.fleet.source is not None:
                 return self._from_source(loaded)
-            self.source, self.pinned, self.branch_tip = None, False, None
+            self.source, self.pinned, self.branch_tip, self.held = None, False, None, None
             commit, dirty = git_provenance(loaded.file)
             _, file_dirty = git_provenance(loaded.file, whole_tree=False)
             if loaded.fleet.reconciler.require_committed and file_dirty is not False:
@@ -98,17 +99,29 @@ class SpecSource:
             if self.loaded is None and isinstance(exc, SourceUnavailable):
                 return self._last_in_force(source)  # a restart while the forge is down
             return False
-        if got.fetched.rewritten:
+        if got.held is not None and got.held != self.held:
+            self.bus.emit(
+                Event(
+                    "P1",
+                    "history_rewritten",
+                    f"{source.url} {source.branch} is at {got.held}, which does not descend "
+                    f"from the commit in force {got.commit}: held, the fleet stays on "
+                    f"{got.commit[:12]} until `reconcile accept {got.held[:12]}` (or a pin)",
+                    context={"held": got.held, "in_force": got.commit},
+                )
+            )
+        elif got.held is None and got.fetched.rewritten:
             self.bus.emit(
                 Event(
                     "P2",
                     "history_rewritten",
                     f"{source.url} {source.branch} was rewritten: {got.fetched.previous} -> "
-                    f"{got.fetched.commit}; following it",
+                    f"{got.fetched.commit}; following it (it descends from the commit in "
+                    "force, or an operator accepted it)",
                     context={"old": got.fetched.previous, "new": got.fetched.commit},
                 )
             )
-        self.pinned, self.branch_tip = got.pinned, got.fetched.commit
+        self.pinned, self.branch_tip, self.held = got.pinned, got.fetched.commit, got.held
         if self._in_force(got.loaded, got.commit, False, got.signer):
             put_in_force(source, self.journal.path.parent, got.commit)
             return True

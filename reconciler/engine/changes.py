@@ -12,6 +12,7 @@ ChangeKind = Literal[
     # hosts
     "unreachable",
     "observe_failed",
+    "not_contacted",
     # services
     "packages",
     "binary",

@@ -21,6 +21,8 @@ from state.models import AptInstall, ConfigFile, FileInstall, Service
 from state.placement import is_guarded
 from state.render import render_config, render_unit
 
+WITHHELD = "not shown in a review: the commit in force does not manage it"
+
 
 def diff(
     loaded: LoadedFleet,
@@ -37,7 +39,19 @@ def diff(
     changes: list[Change] = []
     for host_name in fleet.hosts:
         host = observed.hosts.get(host_name)
-        if host is None or not host.reachable:
+        if host is not None and not host.contacted:
+            changes.append(
+                Change(
+                    host_name,
+                    None,
+                    Phase.HOST,
+                    "not_contacted",
+                    "create",
+                    f"host {host_name}",
+                    host.error or "not contacted in a review",
+                )
+            )
+        elif host is None or not host.reachable:
             error = host.error if host else "not observed"
             changes.append(
                 Change(
@@ -145,7 +159,9 @@ def _diff_install(name: str, service: Service, host: HostState) -> list[Change]:
                 Change(service.host, name, Phase.INSTALL, "binary", "create", subject, "missing")
             ]
         reasons = []
-        if current.sha256 != install.sha256:
+        if current.withheld:
+            reasons.append(f"a file of {current.size} bytes is there ({WITHHELD})")
+        elif current.sha256 != install.sha256:
             reasons.append(f"sha256 {current.sha256[:12]} → {install.sha256[:12]}")
         if current.mode != install.mode.zfill(4):
             reasons.append(f"mode {current.mode} → {install.mode.zfill(4)}")
@@ -193,7 +209,10 @@ def _diff_file(
             _shown(config, "", want),
         )
     reasons, text = [], None
-    if current.sha256 != hashlib.sha256(want.encode()).hexdigest():
+    if current.withheld:
+        reasons.append(f"a file of {current.size} bytes is there ({WITHHELD})")
+        text = "(the host's copy is not shown)\n" + _shown(config, "", want)
+    elif current.sha256 != hashlib.sha256(want.encode()).hexdigest():
         reasons.append("content differs")
         text = _shown(config, current.content or "", want)
     if current.mode != config.mode.zfill(4):
@@ -224,7 +243,11 @@ def _diff_unit(
     changes = []
     current_file = state.file if state else None
     exists = current_file is not None or (state is not None and state.file_cut is not None)
-    if state is not None and state.file_cut is not None:  # too large to read: never shown
+    if state is not None and state.withheld_size is not None:
+        exists = True
+        reason = f"a unit file of {state.withheld_size} bytes is there ({WITHHELD})"
+        shown = "(the host's copy is not shown)\n" + unified_diff("", want, unit_path(name))
+    elif state is not None and state.file_cut is not None:  # too large to read: never shown
         size, _, digest = state.file_cut.partition(" ")
         reason = f"unit file differs: {size} bytes on the host, larger than a unit file is read"
         shown = f"(unit file of {size} bytes, sha256 {digest[:16]}…: not read, not shown)\n"

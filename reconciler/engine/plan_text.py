@@ -14,6 +14,8 @@ def render_plan(plan: Plan, show_diffs: bool = True) -> str:
     out = [f"Plan for {plan.state_file} (sha256 {plan.state_sha256[:12]})", ""]
     for host in plan.hosts:
         status = "" if host.reachable else "  [unreachable]"
+        if any(a.kind == "not_contacted" for a in host.actions):
+            status = "  [not contacted]"
         out.append(f"host {host.name} ({host.address}){status}")
         if not host.actions:
             out.append("    (no changes)")

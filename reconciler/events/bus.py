@@ -24,6 +24,7 @@ EventKind = Literal[
     "spec_rejected",
     "history_rewritten",
     "spec_pinned",
+    "spec_accepted",
     "spec_unpinned",
     "applying_suspended",
     "applying_resumed",

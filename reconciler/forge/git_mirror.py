@@ -12,9 +12,13 @@ new tip does not descend from the old one was rewritten (a force-push): `fetch` 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +31,9 @@ READ_LIMIT = 1 << 20  # a state file or a template larger than 1 MiB is refused
 TREE_FILES = 5000  # an exported commit holds at most this many files
 TREE_BYTES = 64 << 20  # and this many bytes
 TIMEOUT_S = 60.0
+PULL_BYTES = 32 << 20  # what fetching one pull request may add to the mirror
+PULL_OBJECTS = 20_000  # and how many objects it may bring that the branch does not have
+GC_EVERY_S = 3600.0  # the mirror is collected at most this often (after a review)
 
 
 class SourceUnavailable(TemporaryError, ConnectionError):
@@ -91,24 +98,94 @@ class GitMirror:
         self._exist()
         previous = self.tip()
         refspec = f"+{self.ref}:{self.ref}"
-        self._git("fetch", "--quiet", "--no-tags", "--prune", "--", self.url, refspec)
+        with self._locked():  # never beside a collection, which would drop its new objects
+            self._git("fetch", "--quiet", "--no-tags", "--prune", "--", self.url, refspec)
         commit = self.tip()
         if commit is None:
             raise SourceRefused(f"{self.url} has no branch {self.branch!r}")
         rewritten = previous is not None and not self.is_ancestor(previous, commit)
         return Fetched(commit, previous, rewritten)
 
-    def fetch_pull(self, number: int) -> str:
+    def fetch_pull(
+        self, number: int, max_bytes: int = PULL_BYTES, max_objects: int = PULL_OBJECTS
+    ) -> str:
         """Fetch pull request `number`'s head (Gitea's `refs/pull/N/head`) as
-        refs/fleet/pull/N; its commit."""
+        refs/fleet/pull/N; its commit. A pull request may bring at most `max_bytes` to
+        the mirror and `max_objects` objects the branch does not have: past either, the
+        fetch is stopped or undone, its objects collected, and SourceRefused raised."""
         self._exist()
         ref = f"refs/fleet/pull/{int(number)}"
         refspec = f"+refs/pull/{int(number)}/head:{ref}"
-        self._git("fetch", "--quiet", "--no-tags", "--", self.url, refspec)
+        args = ("fetch", "--quiet", "--no-tags", "--", self.url, refspec)
+        with self._locked():
+            fitted = self._fetch_within(args, _size(self.directory / "objects") + max_bytes)
+        if not fitted:
+            self.drop_pull(number)
+            self.collect()
+            raise SourceRefused(f"pull request {number} brings more than {max_bytes} bytes")
         commit = self.held(f"pull/{int(number)}")
         if commit is None:
             raise SourceRefused(f"{self.url} has no pull request {number}")
+        new = self._run("rev-list", "--objects", commit, "--not", f"--branches={self.branch}")
+        if new.stdout.count("\n") > max_objects:
+            self.drop_pull(number)
+            self.collect()
+            raise SourceRefused(f"pull request {number} brings more than {max_objects} objects")
         return commit
+
+    def drop_pull(self, number: int) -> None:
+        """Forget pull request `number`'s head (its objects go at the next `collect`)."""
+        self._run("update-ref", "-d", f"refs/fleet/pull/{int(number)}")
+
+    def collect(self, every: float = 0.0) -> bool:
+        """`git gc --prune=now`: what no ref holds (a reviewed pull request, an old tip)
+        leaves the mirror. With `every`, only when the last collection is that old;
+        whether it ran."""
+        stamp = self.directory / "fleet-gc"
+        if every and stamp.exists() and time.time() - stamp.stat().st_mtime < every:
+            return False
+        with self._locked():
+            self._git("gc", "--quiet", "--prune=now")
+        stamp.touch()
+        return True
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The mirror's lock: fetches and collections one at a time (watch's loop and its
+        forge thread share the mirror)."""
+        with open(self.directory / "fleet.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _fetch_within(self, args: tuple[str, ...], limit: int) -> bool:
+        """Run a fetch, stopped when the mirror's objects grow past `limit` bytes."""
+        started = time.monotonic()
+        with subprocess.Popen(
+            self._argv(args, True),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=self._env(),
+        ) as process:
+            while process.poll() is None:
+                if _size(self.directory / "objects") > limit:
+                    process.kill()
+                    process.wait()
+                    return False
+                if time.monotonic() - started > self.timeout:
+                    process.kill()
+                    process.wait()
+                    raise SourceUnavailable(f"git fetch gave no answer within {self.timeout:g}s")
+                time.sleep(0.05)
+            stderr = process.stderr.read() if process.stderr is not None else b""
+        if process.returncode != 0:
+            raise SourceUnavailable(
+                f"git fetch failed (exit {process.returncode}): {_tail(stderr)}"
+            )
+        return _size(self.directory / "objects") <= limit
 
     def _exist(self) -> None:
         if not (self.directory / "HEAD").exists():
@@ -221,6 +298,11 @@ class GitMirror:
             meta, _, raw = entry.partition(b"\t")
             mode, kind, blob, size = meta.decode().split()
             path = raw.decode(errors="replace")
+            if any(part.lower() == ".git" for part in path.split("/")):
+                raise SourceRefused(
+                    f"commit {commit[:12]}: {shown(path)[:200]!r}: a .git directory is refused "
+                    "in the desired state's tree"
+                )
             if kind == "blob" and mode in ("100644", "100755"):
                 files.append((path, blob, int(size)))
         total = sum(size for _, _, size in files)
@@ -289,7 +371,9 @@ class GitMirror:
         where = ["--git-dir", str(self.directory)] if inside else []
         # Only the transports a source may name; never ext:: (it runs a program) or fd::.
         allowed = [f"protocol.{p}.allow=always" for p in ("https", "http", "ssh", "file")]
-        config = [part for c in ["protocol.allow=never", *allowed] for part in ("-c", c)]
+        checked = ["transfer.fsckObjects=true", "fetch.fsckObjects=true", "gc.auto=0"]
+        settings = ["protocol.allow=never", *allowed, *checked]
+        config = [part for c in settings for part in ("-c", c)]
         return ["git", *where, *config, *args]
 
     def _exec(
@@ -328,6 +412,16 @@ class GitMirror:
                 f"git {args[0]} failed (exit {done.returncode}): {_tail(done.stderr)}"
             )
         return done.stdout.decode(errors="replace")
+
+
+def _size(folder: Path) -> int:
+    """The bytes of the files under `folder` (0 when it is not there)."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
 
 
 def _tail(stderr: bytes) -> str:

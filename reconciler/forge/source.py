@@ -11,6 +11,13 @@ The mirror holds the commit in force as `refs/fleet/in-force`: `verify: {mode: a
 checks every commit since it. `reconcile pin` holds a commit as `refs/fleet/pinned`:
 while it is there, that commit is the desired state whatever the branch does (a
 rollback the next fetch cannot undo), until `reconcile unpin`.
+
+The branch never moves the fleet backward by itself. A fetched tip that does not
+descend from the commit in force (a force-push to an older commit, even a signed one,
+or to a commit of another branch) is **held**: the commit in force stays, and the tip
+waits until an operator accepts it (`reconcile accept SHA`, kept as
+`refs/fleet/accepted`) or pins a commit. TUF and in-toto refuse such rollbacks the
+same way; Flux and Argo CD follow them.
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ class FetchedState:
     """Who signed the commit (`source.verify`), as git names them and their key."""
     pinned: bool = False
     """The commit is the one `reconcile pin` holds, not the branch's tip."""
+    held: str | None = None
+    """The branch's tip, when it does not descend from the commit in force and no
+    operator accepted it: the commit in force stays (`loaded`), the tip waits."""
 
     @property
     def commit(self) -> str:
@@ -87,11 +97,44 @@ def fetch_state(source: GitSource, state_dir: Path) -> FetchedState:
     fetched = mirror.fetch()
     pinned = mirror.held("pinned")
     commit = pinned or fetched.commit
+    held = None if pinned else backward(mirror, fetched.commit)
+    if held is not None:
+        commit = mirror.held("in-force") or commit
     signer = None
     if source.verify is not None:
         signer = verified_signer(mirror, source.verify, commit, state_dir)
     loaded = load_commit(mirror, commit, source, state_dir)
-    return FetchedState(loaded, fetched, signer, pinned is not None)
+    return FetchedState(loaded, fetched, signer, pinned is not None, held)
+
+
+def backward(mirror: GitMirror, tip: str) -> str | None:
+    """`tip`, when taking it would not move forward from the commit in force (it does
+    not descend from it) and no operator accepted it; else None."""
+    in_force = mirror.held("in-force")
+    if in_force is None or tip == in_force or mirror.is_ancestor(in_force, tip):
+        return None
+    return None if mirror.held("accepted") == tip else tip
+
+
+def accept(source: GitSource, state_dir: Path, name: str) -> FetchedState:
+    """Accept the held tip `name` (a full or abbreviated ID): the next fetch takes it even
+    though it does not descend from the commit in force. It must be the branch's tip, pass
+    `source.verify` and load; else nothing is accepted (SourceRefused, CommitRefused or
+    SpecError)."""
+    mirror = open_mirror(source, state_dir)
+    fetched = mirror.fetch()
+    commit = mirror.resolve(name)
+    if commit is None or commit != fetched.commit:
+        raise SourceRefused(
+            f"{name!r}: expected the branch's tip {fetched.commit[:12]} (only the tip is "
+            "accepted; to run another commit, pin it)"
+        )
+    signer = None
+    if source.verify is not None:
+        signer = verified_signer(mirror, source.verify, commit, state_dir)
+    loaded = load_commit(mirror, commit, source, state_dir)
+    mirror.hold("accepted", commit)
+    return FetchedState(loaded, fetched, signer)
 
 
 def last_in_force(source: GitSource, state_dir: Path) -> LoadedFleet | None:
@@ -105,8 +148,12 @@ def last_in_force(source: GitSource, state_dir: Path) -> LoadedFleet | None:
 
 
 def put_in_force(source: GitSource, state_dir: Path, commit: str) -> None:
-    """Record `commit` as the one in force: the next `verify: {mode: all}` starts here."""
-    open_mirror(source, state_dir).hold("in-force", commit)
+    """Record `commit` as the one in force: the next `verify: {mode: all}` starts here,
+    and the branch may only move forward from it."""
+    mirror = open_mirror(source, state_dir)
+    mirror.hold("in-force", commit)
+    if mirror.held("accepted") == commit:
+        mirror.hold("accepted", None)
 
 
 def pin(source: GitSource, state_dir: Path, name: str) -> FetchedState:

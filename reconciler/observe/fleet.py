@@ -29,6 +29,7 @@ from reconciler.observe.probes import (
     probe_http,
     probe_tcp,
 )
+from reconciler.observe.review_scope import NOT_ASKED, NOT_RUN, ReviewScope, withhold
 from reconciler.ssh.client import WarmWorker, WorkerProcess, run_worker
 from reconciler.ssh.protocol import (
     ObserveAnswer,
@@ -54,6 +55,7 @@ from state.models import (
     FileInstall,
     Fleet,
     HttpCheck,
+    ModelSet,
     Service,
     SystemdCheck,
     TcpCheck,
@@ -69,10 +71,13 @@ class ObserveSettings:
     health_only: bool = False  # only what health checks need (the watch loop's probe pass)
     hosts: frozenset[str] | None = None
     """Only these hosts and what runs on them (a heal, a gate, `--target`); None: all."""
+    review: ReviewScope | None = None
+    """A review: only what the commit in force allows is contacted, run and shown."""
 
     def scope(self, fleet: Fleet) -> set[str]:
         """The names of the hosts of `fleet` this observation reads."""
-        return set(fleet.hosts) if self.hosts is None else set(fleet.hosts) & self.hosts
+        scope = set(fleet.hosts) if self.hosts is None else set(fleet.hosts) & self.hosts
+        return scope if self.review is None else scope & self.review.contacted
 
 
 def snapshot_requests(fleet: Fleet, health_only: bool = False) -> dict[str, SnapshotRequest]:
@@ -136,10 +141,18 @@ def _health_reads(name: str, service: Service, wanted: dict[str, list[str]]) -> 
             wanted["files"].append(check.path)
 
 
-def ssh_targets(fleet: Fleet, scope: set[str] | None = None) -> list[SshTarget]:
-    """How the SSH worker reaches every host of `fleet` (or of `scope`)."""
+def ssh_targets(
+    fleet: Fleet, scope: set[str] | None = None, strict: bool = False
+) -> list[SshTarget]:
+    """How the SSH worker reaches every host of `fleet` (or of `scope`); with `strict`
+    (a review), a host key is never trusted on first use."""
     return [
-        SshTarget(name=name, data=pyinfra_host_data(host))
+        SshTarget(
+            name=name,
+            data=pyinfra_host_data(
+                host.model_copy(update={"host_key_policy": "strict"}) if strict else host
+            ),
+        )
         for name, host in fleet.hosts.items()
         if scope is None or name in scope
     ]
@@ -149,12 +162,12 @@ def observe_request(fleet: Fleet, settings: ObserveSettings) -> ObserveRequest:
     scope = settings.scope(fleet)
     reads = snapshot_requests(fleet, settings.health_only)
     return ObserveRequest(
-        targets=ssh_targets(fleet, scope),
+        targets=ssh_targets(fleet, scope, strict=settings.review is not None),
         reads={name: wanted for name, wanted in reads.items() if name in scope},
         timeouts=settings.timeouts,
         # only a full read of every host says which hosts left the fleet (a probe pass
         # may leave a lost primary out, a heal reads its own hosts)
-        whole_fleet=not settings.health_only and settings.hosts is None,
+        whole_fleet=not settings.health_only and settings.hosts is None and not settings.review,
     )
 
 
@@ -200,18 +213,24 @@ def observe(
     request = observe_request(fleet, settings)
     scope = settings.scope(fleet)
     services = [name for name, service in fleet.services.items() if service.host in scope]
+    review = settings.review
     model_sets = [m for m in fleet.models if fleet.services[m.service].host in scope]
-    policies = (
-        []
-        if settings.health_only
-        else [name for name, policy in fleet.backups.items() if policy.host in scope]
-    )
+    asked = [
+        m for m in model_sets if review is None or review.may_ask(_host_of(fleet, m), m.endpoint)
+    ]
+    policies = [
+        name
+        for name, policy in fleet.backups.items()
+        if not settings.health_only
+        and policy.host in scope
+        and (review is None or name in review.backups)
+    ]
     with ThreadPoolExecutor(max_workers=16) as pool:
         ssh = pool.submit(run_worker, request, ObserveAnswer, timeout, worker)
-        remote = _submit_probes(pool, fleet, services, client)
+        remote = _submit_probes(pool, fleet, services, client, review)
         models = {
             m.service: pool.submit(list_models, _endpoint(fleet, m.service, m.endpoint))
-            for m in model_sets
+            for m in asked
         }
         known = _confirmed(fleet, policies, confirmations)
         backups = {  # nothing confirmed yet: list at once, alongside the SSH work
@@ -238,15 +257,37 @@ def observe(
             if hosts[fleet.services[name].host].reachable
             else ModelsState(endpoint=_endpoint(fleet, name, m.endpoint), error="host unreachable")
         )
-        for (name, future), m in zip(models.items(), model_sets, strict=True)
+        for (name, future), m in zip(models.items(), asked, strict=True)
     }
-    return FleetState(
+    for m in model_sets:
+        if m not in asked:
+            model_states[m.service] = ModelsState(
+                endpoint=_endpoint(fleet, m.service, m.endpoint), error=NOT_ASKED
+            )
+    if review is not None:
+        hosts = {**_left_alone(review), **hosts}
+    observed = FleetState(
         hosts=hosts,
         health=health,
         models=model_states,
         backups=backup_states,
         observed_at=datetime.now(UTC),
     )
+    return observed if review is None else withhold(observed, review)
+
+
+def _host_of(fleet: Fleet, model_set: ModelSet) -> str:
+    return fleet.services[model_set.service].host
+
+
+def _left_alone(review: ReviewScope) -> dict[str, HostState]:
+    """The hosts a review does not contact, as the plan shows them."""
+    return {
+        name: HostState(
+            name=name, reachable=False, contacted=False, error=f"not contacted in a review: {why}"
+        )
+        for name, why in review.not_contacted.items()
+    }
 
 
 def _confirmed(
@@ -273,13 +314,25 @@ def _endpoint(fleet: Fleet, service: str, template: str) -> str:
 
 
 def _submit_probes(
-    pool: ThreadPoolExecutor, fleet: Fleet, services: list[str], client: httpx.Client
+    pool: ThreadPoolExecutor,
+    fleet: Fleet,
+    services: list[str],
+    client: httpx.Client,
+    review: ReviewScope | None = None,
 ) -> dict[tuple[str, int], Future[CheckResult]]:
+    """The HTTP and TCP checks of `services`, started; in a review, only those the commit
+    in force runs on the same host (the others are not run: see `_service_health`)."""
     futures: dict[tuple[str, int], Future[CheckResult]] = {}
     for name in services:
         service = fleet.services[name]
         address = fleet.hosts[service.host].address
         for i, check in enumerate(service.health):
+            if (
+                review is not None
+                and isinstance(check, HttpCheck | TcpCheck)
+                and not review.may_probe(service.host, check)
+            ):
+                continue
             if isinstance(check, HttpCheck):
                 futures[(name, i)] = pool.submit(probe_http, client, check, address)
             elif isinstance(check, TcpCheck):
@@ -303,6 +356,8 @@ def _service_health(
             results.append(evaluate_systemd(check, name, host))
         elif isinstance(check, FileFreshCheck):
             results.append(evaluate_file_fresh(check, host))
-        else:
+        elif (name, i) in remote:
             results.append(remote[(name, i)].result())
+        else:  # a review's check the commit in force does not have: not run, not judged
+            results.append(CheckResult(check=f"{check.kind} check", healthy=True, detail=NOT_RUN))
     return tuple(results)

@@ -86,6 +86,9 @@ class HostState(Observed):
         default_factory=dict, description="Whether each backup data path exists."
     )
     seconds: float = Field(0.0, description="How long observing the host took.")
+    contacted: bool = Field(
+        True, description="False: a review left the host alone (`error` says why)."
+    )
 
 
 class FleetState(Observed):

@@ -68,6 +68,9 @@ class UnitState(Message):
     file_cut: str | None = Field(
         None, description="'SIZE SHA256' of a unit file too large to read; `file` is then None."
     )
+    withheld_size: int | None = Field(
+        None, description="A review withheld the unit file: its size alone (None: not withheld)."
+    )
 
 
 class FileState(Message):
@@ -80,6 +83,9 @@ class FileState(Message):
     mtime: int
     sha256: str
     content: str | None = None
+    withheld: bool = Field(
+        False, description="A review withheld its content and hash: `size` alone is said."
+    )
 
 
 class Snapshot(Message):

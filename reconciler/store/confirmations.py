@@ -43,7 +43,7 @@ class Confirmations:
 
     def __init__(self, journal: Journal) -> None:
         self.db = journal.db
-        self.db.executescript(SCHEMA)
+        journal.ensure(SCHEMA)
 
     def get(self, policy: str, repository: str) -> Confirmation | None:
         row = self.db.execute(

@@ -44,7 +44,7 @@ class Queued:
 class IncidentStore:
     def __init__(self, journal: Journal) -> None:
         self.db = journal.db
-        self.db.executescript(SCHEMA)
+        journal.ensure(SCHEMA)
 
     # -- incidents ------------------------------------------------------------------
     def open_for(self, fingerprint: str) -> dict[str, Any] | None:

@@ -113,7 +113,9 @@ class RunRecord:
 class Journal:
     """Append-only record of runs and their per-action results."""
 
-    def __init__(self, path: Path = DEFAULT_PATH) -> None:
+    def __init__(self, path: Path = DEFAULT_PATH, read_only: bool = False) -> None:
+        """Open (and create) the journal at `path`. `read_only`: every write through this
+        connection fails (SQLite's query_only), as a review's must."""
         # Plans and results name hosts, paths and errors: readable by root alone.
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
@@ -129,6 +131,20 @@ class Journal:
                 self.db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
         if "signer" not in {row[1] for row in self.db.execute("PRAGMA table_info(specs)")}:
             self.db.execute("ALTER TABLE specs ADD COLUMN signer TEXT")
+        self.read_only = read_only
+        if read_only:
+            self.db.execute("PRAGMA query_only = ON")
+
+    def ensure(self, schema: str) -> None:
+        """Create a store's tables when they are missing: the one write a read-only
+        journal allows (fixed definitions, no data), so that its readers find them."""
+        if self.read_only:
+            self.db.execute("PRAGMA query_only = OFF")
+        try:
+            self.db.executescript(schema)
+        finally:
+            if self.read_only:
+                self.db.execute("PRAGMA query_only = ON")
 
     def close(self) -> None:
         self.db.close()

@@ -69,7 +69,7 @@ class Ledger:
 
     def __init__(self, journal: Journal) -> None:
         self.journal, self.db = journal, journal.db
-        self.db.executescript(SCHEMA)
+        journal.ensure(SCHEMA)
 
     def entries(self, fleet: Fleet, policy: str, copy: str | None = None) -> list[Entry]:
         """Every judged snapshot of `policy` at the repository it resolves to in `fleet`

@@ -28,7 +28,7 @@ class Suspended:
 class Suspension:
     def __init__(self, journal: Journal) -> None:
         self.db, self.journal = journal.db, journal
-        self.db.executescript(SCHEMA)
+        journal.ensure(SCHEMA)
 
     def get(self) -> Suspended | None:
         row = self.db.execute("SELECT since, reason FROM suspension WHERE id = 1").fetchone()

@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from reconciler.engine.plan_text import MARKS
-from reconciler.forge.webhook import MAX_BODY
+from reconciler.forge.webhook import MAX_BODY, Hook
 from reconciler.store.journal import Journal
 from reconciler.web.charts import short
 from reconciler.web.metrics import JournalCollector
@@ -53,10 +53,6 @@ def plan_summary(snap: Snapshot) -> str:
         return "In sync: the fleet matches the desired state."
     summary = [line for line in snap.plan_text.splitlines() if line.startswith("Plan: ")]
     return summary[-1] if summary else f"Out of sync: {len(snap.pending)} pending"
-
-
-Hook = Callable[[bytes, str | None, str | None, str | None], tuple[int, str]]
-"""A webhook's handler: (body, signature header, delivery ID, event) -> (status, one line)."""
 
 
 def make_app(
@@ -101,9 +97,23 @@ def make_app(
         data = await run_in_threadpool(generate_latest, registry)
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/events", events),
+            Route("/metrics", metrics),
+            hook_route(gitea_hook),
+        ]
+    )
+
+
+def hook_route(gitea_hook: Hook | None) -> Route:
+    """`POST /hooks/gitea`: at most MAX_BODY bytes read, then judged by `gitea_hook`
+    (404 when there is none here)."""
+
     async def hook(request: Request) -> Response:
         if gitea_hook is None:
-            return Response("no webhook is configured (source.webhook_secret)\n", 404)
+            return Response("no webhook is served here (source.webhook_secret, --hooks)\n", 404)
         body = bytearray()
         async for chunk in request.stream():  # read no more than a delivery may hold
             body += chunk
@@ -118,14 +128,12 @@ def make_app(
         )
         return Response(line + "\n", status)
 
-    return Starlette(
-        routes=[
-            Route("/", page),
-            Route("/events", events),
-            Route("/metrics", metrics),
-            Route("/hooks/gitea", hook, methods=["POST"]),
-        ]
-    )
+    return Route("/hooks/gitea", hook, methods=["POST"])
+
+
+def make_hooks_app(gitea_hook: Hook) -> Starlette:
+    """The webhook's own listener (`watch --hooks`): nothing else is served there."""
+    return Starlette(routes=[hook_route(gitea_hook)])
 
 
 def serve_in_background(app: Starlette, address: str) -> uvicorn.Server:

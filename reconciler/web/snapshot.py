@@ -74,6 +74,7 @@ class Snapshot:
     source: str | None = None
     pinned: bool = False  # `reconcile pin` holds the commit in force
     branch_tip: str | None = None
+    held: str | None = None  # a tip that does not descend from the commit in force
     suspended: Suspended | None = None  # `reconcile suspend`
 
 
@@ -122,6 +123,7 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         source=loop.get("source"),
         pinned=bool(loop.get("pinned")),
         branch_tip=loop.get("branch_tip"),
+        held=loop.get("held"),
         suspended=Suspension(journal).get(),
         incidents=store.recent(20),
         runs=journal.runs(10),

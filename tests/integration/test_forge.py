@@ -274,14 +274,29 @@ def test_a_broken_commit_is_refused_and_the_last_good_stays(forge: Forge) -> Non
     assert broken not in forge.commits_run()
 
 
-def test_a_force_push_is_followed_and_said(forge: Forge) -> None:
-    old = git(forge.work, "rev-parse", "HEAD")
-    git(forge.work, "reset", "-q", "--hard", "HEAD~1")
+def test_a_force_push_is_held_until_accepted(forge: Forge) -> None:
+    """A tip that does not descend from the commit in force is held (P1): the fleet
+    stays as it is, status says what is held, and `reconcile accept` takes it."""
+    mirror = forge.journal_path.parent / "source.git"
+    in_force = git(mirror, "rev-parse", "refs/fleet/in-force")  # mode = pushed
+    git(forge.work, "reset", "-q", "--hard", f"{in_force}~1")  # a branch from before it
     rewritten = forge.commit("mode = rewritten", forge.spec("rewritten"))
     assert "forced update" in forge.push("--force")
-    wait_for("the rewritten branch applied", lambda: forge.conf() == "mode = rewritten", 60)
+    wait_for("the rewrite held", lambda: forge.events("history_rewritten"), 60)
     [message, *_] = forge.events("history_rewritten")
-    assert old in message and rewritten in message, message
+    assert in_force in message and rewritten in message and "held" in message, message
+    time.sleep(2)
+    assert forge.conf() == "mode = pushed"  # the commit in force stays
+    steer = ("--state", str(forge.bootstrap), "--journal", str(forge.journal_path))
+    status = run_reconcile("status", str(forge.bootstrap), *steer[2:], env=forge.env)
+    assert f"loop: HELD: the branch is at {rewritten[:12]}" in status.stdout, status.stdout
+    wrong = run_reconcile("accept", in_force[:10], *steer, env=forge.env)
+    assert wrong.returncode == 1 and "expected the branch's tip" in wrong.stderr
+    accepted = run_reconcile("accept", rewritten[:10], *steer, env=forge.env)
+    assert accepted.returncode == 0, accepted.stderr
+    assert f"accepted commit {rewritten[:12]}" in accepted.stdout
+    wait_for("the accepted tip applied", lambda: forge.conf() == "mode = rewritten", 60)
+    assert forge.events("spec_accepted")
 
 
 def test_a_forged_delivery_changes_nothing(forge: Forge) -> None:
@@ -391,6 +406,23 @@ def test_pin_rolls_back_and_holds_until_unpin(forge: Forge) -> None:
     wait_for("the branch followed again", lambda: forge.conf() == "mode = later", 60)
     kinds = [e for e in ("spec_pinned", "spec_unpinned") if forge.events(e)]
     assert kinds == ["spec_pinned", "spec_unpinned"]
+
+
+def test_a_force_push_to_an_older_signed_commit_is_held(forge: Forge) -> None:
+    """Every commit ever signed by a current key passes `verify`; the one before a fix
+    is still not taken by itself: held until an operator accepts it."""
+    assert forge.ops is not None and forge.good is not None
+    before = git(forge.work, "rev-parse", "HEAD")
+    held_before = len(forge.events("history_rewritten"))
+    git(forge.work, "push", "-q", "--force", forge.url, f"{forge.good}:main")
+    wait_for("the rollback held", lambda: len(forge.events("history_rewritten")) > held_before, 60)
+    time.sleep(2)
+    assert forge.conf() == "mode = later"
+    steer = ("--state", str(forge.bootstrap), "--journal", str(forge.journal_path))
+    assert run_reconcile("accept", forge.good, *steer, env=forge.env).returncode == 0
+    wait_for("the accepted rollback applied", lambda: forge.conf() == "mode = signed", 60)
+    git(forge.work, "push", "-q", "--force", forge.url, f"{before}:main")  # forward again
+    wait_for("forward again", lambda: forge.conf() == "mode = later", 60)
 
 
 def test_suspend_holds_the_plan_and_resume_applies_it(forge: Forge) -> None:
@@ -523,4 +555,69 @@ def test_a_hostile_pull_request_is_planned_in_public_without_a_secret_or_a_file(
     for path in ("/etc/shadow", "/etc/passwd"):
         for line in Path(path).read_text().splitlines():
             assert line not in shown or line == "", (path, line)
+    git(forge.work, "checkout", "-q", "main")
+
+
+FORGE_SECRET = "forge-review-secret-5b7d"
+
+
+def test_a_fork_and_a_stranger_are_not_planned(forge: Forge) -> None:
+    """A fork's pull request and a non-collaborator's get the status error saying why;
+    nothing of theirs is fetched or observed."""
+    git(forge.work, "checkout", "-q", "main")
+    git(forge.work, "pull", "-q", forge.url, "main")
+    git(forge.work, "checkout", "-q", "-b", "outside")
+    head = forge.commit("from outside", forge.spec("outside", REVIEWS))
+    git(forge.work, "push", "-q", forge.url, "outside")
+    fork = forge.api("POST", "/pulls", json={"head": "mallory:outside", "base": "main"})
+    assert fork.status_code == 201, fork.text
+    stranger = httpx.post(
+        f"{forge.forge}/api/v1/repos/ops/fleet/pulls",
+        json={"head": "outside", "base": "main", "title": "s"},
+        headers={"Authorization": "token a-stranger-s-token"},
+        timeout=10,
+    )
+    assert stranger.status_code == 201, stranger.text
+    wait_for("both refused", lambda: len(forge.statuses(head, "fleet-reconciler/plan")) >= 2, 60)
+    assert forge.statuses(head, "fleet-reconciler/plan") == ["error", "error"]
+    [fork_comment] = forge.plan_comments(fork.json()["number"])
+    assert "a fork" in fork_comment and "Plan for" not in fork_comment
+    [stranger_comment] = forge.plan_comments(stranger.json()["number"])
+    assert "cannot write to the repository" in stranger_comment
+    assert "Plan for" not in stranger_comment
+    mirror = forge.journal_path.parent / "source.git"
+    refs = git(mirror, "for-each-ref", "refs/fleet/pull")
+    assert refs == "", refs  # nothing of theirs was fetched
+    git(forge.work, "checkout", "-q", "main")
+
+
+def test_a_collaborator_s_pull_request_shows_no_file_the_base_does_not_manage(
+    forge: Forge,
+) -> None:
+    """A writer's pull request adds a service on h1 naming a secret file of the host: the
+    comment says a file is there and its size, never a line of it."""
+    fleet_lab.ssh(forge.lab, "h1", f"umask 077; echo {FORGE_SECRET} > /root/forge-secret")
+    git(forge.work, "checkout", "-q", "main")
+    git(forge.work, "checkout", "-q", "-b", "curious")
+    stealer = """\
+  curious:
+    host: h1
+    unit: {description: x, exec_start: /bin/true}
+    config_files:
+      - {path: /root/forge-secret, content: "x\\n"}
+"""
+    text = forge.spec("reviews-on", REVIEWS).replace("models:\n", stealer + "models:\n", 1)
+    head = forge.commit("curious", text)
+    git(forge.work, "push", "-q", forge.url, "curious")
+    opened = forge.api("POST", "/pulls", json={"head": "curious", "base": "main", "title": "c"})
+    number = opened.json()["number"]
+    wait_for("the plan status", lambda: forge.statuses(head, "fleet-reconciler/plan"), 90)
+    [comment] = forge.plan_comments(number)
+    assert f"a file of {len(FORGE_SECRET) + 1} bytes is there (not shown in a review" in comment
+    assert FORGE_SECRET not in comment and FORGE_SECRET not in forge.log()
+    assert "Review with the authority of state/fleet.yaml@" in comment, comment
+    mirror = forge.journal_path.parent / "source.git"
+    assert git(mirror, "for-each-ref", "refs/fleet/pull") == ""  # dropped after its review
+    assert not (forge.journal_path.parent / "trees" / head).exists()
+    fleet_lab.ssh(forge.lab, "h1", "rm -f /root/forge-secret")
     git(forge.work, "checkout", "-q", "main")

@@ -30,6 +30,12 @@ Gitea (every repository has the labels P0..P3 and `incident`, ids 1-5; writes ne
   GET   /api/v1/repos/OWNER/REPO/pulls/N
   POST  /api/v1/repos/OWNER/REPO/pulls/N/merge      {Do: merge}  a merge commit, pushed
   GET   /api/v1/user                               the token's user (one per token)
+  PUT   /api/v1/repos/OWNER/REPO/collaborators/USER {permission}  (read, write, admin)
+  GET   /api/v1/repos/OWNER/REPO/collaborators/USER/permission    {permission}: owner
+                                                   for the repository's creator, none
+                                                   for a stranger
+  A pull request's `head` may be `OTHER:BRANCH`: a fork's (its head.repo is OTHER/REPO;
+  the branch is read from the same repository, as the stand-in keeps one).
   PATCH /api/v1/repos/OWNER/REPO/issues/comments/ID {body}   its author alone
   DELETE /api/v1/repos/OWNER/REPO/issues/comments/ID
   POST  /api/v1/repos/OWNER/REPO/statuses/SHA       {state, context, description}
@@ -234,6 +240,8 @@ PULLS = re.compile(REPO + r"/pulls$")
 PULL = re.compile(REPO + r"/pulls/(\d+)$")
 MERGE = re.compile(REPO + r"/pulls/(\d+)/merge$")
 COMMENT = re.compile(REPO + r"/issues/comments/(\d+)$")
+COLLABORATOR = re.compile(REPO + r"/collaborators/([\w.-]+)$")
+PERMISSION = re.compile(REPO + r"/collaborators/([\w.-]+)/permission$")
 STATUSES = re.compile(REPO + r"/statuses/([0-9a-f]{40})$")
 COMMIT_STATUSES = re.compile(REPO + r"/commits/([\w./-]+)/statuses$")
 NO_COMMIT = "0" * 40
@@ -316,6 +324,7 @@ class Gitea(JsonHandler):
         )
         hook.chmod(0o755)
         (repo / "webhooks.json").write_text("[]")
+        (repo / "collaborators.json").write_text(json.dumps({self._login(): "owner"}))
         (repo / "standin.json").write_text(json.dumps({"store": str(self.store.resolve())}))
         self._json(201, _repo_json(org, name, branch, self.headers.get("Host", "")))
 
@@ -362,6 +371,8 @@ class Gitea(JsonHandler):
     def _open_pull(self, owner: str, name: str, body: dict[str, Any]) -> None:
         repo = self._repos() / owner / f"{name}.git"
         head, base = str(body.get("head", "")), str(body.get("base", "main"))
+        fork, _, branch = head.rpartition(":")
+        head = branch
         sha = _rev_parse(repo, f"refs/heads/{head}") if repo.is_dir() else None
         if sha is None:
             return self._json(422, {"message": "head branch not found"})
@@ -375,7 +386,8 @@ class Gitea(JsonHandler):
                 "state": "open",
                 "labels": [],
                 "comments": [],
-                "pull": {"head": head, "base": base, "merged": False},
+                "pull": {"head": head, "base": base, "merged": False, "fork": fork or None},
+                "user": {"login": self._login(), "username": self._login()},
             }
             issues.append(pull)
             self._save(issues)
@@ -449,6 +461,14 @@ class Gitea(JsonHandler):
             return self._json(200, {"id": 1, "login": self._login(), "username": self._login()})
         if LABELS.match(url.path):
             return self._json(200, KNOWN_LABELS)
+        if match := PERMISSION.match(url.path):
+            if not self._authorized():
+                return None
+            kept = self._repos() / match[1] / f"{match[2]}.git" / "collaborators.json"
+            if not kept.exists():
+                return self._json(404, {"message": "repository not found"})
+            permission = json.loads(kept.read_text()).get(match[3], "none")
+            return self._json(200, {"permission": permission, "role_name": permission})
         with LOCK:
             issues = self._load([])
         if match := ISSUES.match(url.path):
@@ -563,6 +583,28 @@ class Gitea(JsonHandler):
         self.send_response(204)
         self.end_headers()
 
+    def do_PUT(self) -> None:
+        if self._faulted():
+            return None
+        url = urlsplit(self.path)
+        if not self._authorized():
+            return None
+        match = COLLABORATOR.match(url.path)
+        kept = (
+            self._repos() / match[1] / f"{match[2]}.git" / "collaborators.json" if match else None
+        )
+        if match is None or kept is None or not kept.exists():
+            return self._json(404, {"message": "not found"})
+        with LOCK:
+            found = json.loads(kept.read_text())
+            if found.get(self._login()) not in ("owner", "admin"):
+                return self._json(403, {"message": "only an admin adds collaborators"})
+            found[match[3]] = str(self._body().get("permission", "write"))
+            kept.write_text(json.dumps(found))
+        self.send_response(204)
+        self.end_headers()
+        return None
+
     def do_PATCH(self) -> None:
         if self._faulted() or not self._authorized():
             return
@@ -619,14 +661,30 @@ def _pull_json(repos: Path, pull: dict[str, Any]) -> dict[str, Any]:
     repo = repos / owner / f"{name}.git"
     head, base = pull["pull"]["head"], pull["pull"]["base"]
     sha = _rev_parse(repo, f"refs/pull/{pull['number']}/head")
+    fork = pull["pull"].get("fork")
+    head_repo = _repo_json(fork or owner, name, head, "localhost:3000")
+    base_repo = _repo_json(owner, name, base, "localhost:3000")
     return {
         "id": pull["number"],
         "number": pull["number"],
         "title": pull["title"],
         "state": pull["state"],
         "merged": pull["pull"]["merged"],
-        "head": {"ref": head, "sha": sha, "label": head},
-        "base": {"ref": base, "sha": _rev_parse(repo, f"refs/heads/{base}"), "label": base},
+        "user": pull.get("user") or {"login": "standin"},
+        "head": {
+            "ref": head,
+            "sha": sha,
+            "label": head,
+            "repo_id": head_repo["id"],
+            "repo": head_repo,
+        },
+        "base": {
+            "ref": base,
+            "sha": _rev_parse(repo, f"refs/heads/{base}"),
+            "label": base,
+            "repo_id": base_repo["id"],
+            "repo": base_repo,
+        },
         "html_url": f"/{owner}/{name}/pulls/{pull['number']}",
     }
 

@@ -12,7 +12,7 @@ import pytest
 from reconciler.forge.git_mirror import GitMirror, SourceRefused, SourceUnavailable
 
 
-def git(repo: Path, *args: str) -> str:
+def git(repo: Path, *args: str, stdin: str | None = None) -> str:
     env = {
         "GIT_AUTHOR_NAME": "t",
         "GIT_AUTHOR_EMAIL": "t@t",
@@ -21,7 +21,9 @@ def git(repo: Path, *args: str) -> str:
         "HOME": str(repo),
         "PATH": "/usr/bin:/bin",
     }
-    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, input=stdin
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 

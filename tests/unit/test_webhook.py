@@ -30,17 +30,40 @@ def test_only_the_exact_signature_is_believed() -> None:
     assert not signature_ok(b"", BODY, sign(BODY, b""))  # no secret: nothing is believed
 
 
-def test_a_delivery_triggers_one_fetch_and_bad_ones_none() -> None:
-    seen = Deliveries(memory=2)
-    assert judge(SECRET, BODY, sign(BODY), "d1", seen) == "fetch"
-    assert judge(SECRET, BODY, sign(BODY), "d1", seen) == "duplicate"
-    assert judge(SECRET, BODY, None, "d2", seen) == "unsigned"
-    assert judge(SECRET, BODY, sign(b"other"), "d3", seen) == "bad signature"
-    assert judge(SECRET, BODY, sign(BODY), "d3", seen) == "fetch"  # d3 was never believed
+def test_a_body_triggers_one_fetch_and_bad_ones_none() -> None:
+    now = [0.0]
+    seen = Deliveries(memory=2, window=60.0, clock=lambda: now[0])
+    other = BODY.replace(b"a", b"b")
+
+    def secret() -> bytes:
+        return SECRET
+
+    assert judge(secret, BODY, sign(BODY), seen) == "fetch"
+    assert judge(secret, BODY, sign(BODY), seen) == "duplicate"  # a replay, whatever its ID
+    assert judge(secret, other, None, seen) == "unsigned"
+    assert judge(secret, other, sign(b"forged"), seen) == "bad signature"
+    assert judge(secret, other, sign(other), seen) == "fetch"  # never believed before
     big = b"x" * (MAX_BODY + 1)
-    assert judge(SECRET, big, sign(big), "d4", seen) == "too large"
-    assert judge(SECRET, BODY, sign(BODY), "d5", seen) == "fetch"
-    assert judge(SECRET, BODY, sign(BODY), "d1", seen) == "fetch"  # forgotten after 2
+    assert judge(secret, big, sign(big), seen) == "too large"
+    now[0] = 61.0  # past the window, the same body is a new delivery
+    assert judge(secret, BODY, sign(BODY), seen) == "fetch"
+
+
+def test_the_secret_is_resolved_only_for_a_signed_delivery() -> None:
+    """An unsigned or oversized body never costs a secret's resolution (an age process)."""
+    asked: list[bool] = []
+
+    def secret() -> bytes:
+        asked.append(True)
+        return SECRET
+
+    seen = Deliveries()
+    assert judge(secret, BODY, None, seen) == "unsigned"
+    assert judge(secret, BODY, "", seen) == "unsigned"
+    assert judge(secret, b"x" * (MAX_BODY + 1), sign(BODY), seen) == "too large"
+    assert asked == []
+    assert judge(secret, BODY, sign(BODY), seen) == "fetch"
+    assert asked == [True]
 
 
 def test_the_endpoint_fetches_on_a_signed_delivery_only(
@@ -82,7 +105,8 @@ def test_the_endpoint_fetches_on_a_signed_delivery_only(
     assert deliver(BODY, None, "b") == (401, "unsigned")
     assert reloads == []
     assert deliver(BODY, sign(BODY), "c") == (202, "fetching")
-    assert deliver(BODY, sign(BODY), "c") == (200, "delivery seen already")
+    assert deliver(BODY, sign(BODY), "c") == (200, "this body was delivered already")
+    assert deliver(BODY, sign(BODY), "new-id") == (200, "this body was delivered already")
     assert reloads == [True]
     big = b"x" * (MAX_BODY + 1)
     assert deliver(big, sign(big), "d")[0] == 413
