@@ -28,6 +28,7 @@ from state.owners import (
     reserved,
     spec_paths,
 )
+from state.promises import broken_promises
 from state.repository import is_ip, repository_host_name
 from state.yaml_lines import LineMap, line_for
 
@@ -59,6 +60,7 @@ def check_references(
         *_copies_apart(fleet),
         *_probes_reach_their_own_host(fleet),
         *_shards_and_reviews(fleet),
+        *broken_promises(fleet),
         *_local_sources(fleet, state_dir, templates, refused, root),
     ]
     return [SpecProblem(file, line_for(lines, path), dotted(path), msg) for path, msg in found]

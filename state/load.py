@@ -189,6 +189,9 @@ def _data_path(loc: tuple[int | str, ...], data: Any) -> tuple[str | int, ...]:
     return tuple(path)
 
 
+MAPPING_EXPECTED = frozenset({"model_type", "model_attributes_type", "dict_type"})
+
+
 def _explain(error: Any, data_path: tuple[str | int, ...]) -> str:
     kind, loc = error["type"], error["loc"]
     if secret_field(data_path) or secret_field(tuple(p for p in loc if isinstance(p, str))):
@@ -209,7 +212,10 @@ def _explain(error: Any, data_path: tuple[str | int, ...]) -> str:
     if kind == "union_tag_invalid":
         return f"{error['msg']}"
     message = _lower(str(error["msg"]))
-    if kind not in {"value_error", "assertion_error"}:
+    if kind in MAPPING_EXPECTED and isinstance(error.get("input"), str):
+        # A block written as one string (`pager: "123456:AAE..."`) is likely a secret.
+        message += ", got a string (not shown: where a block is expected, it may be a secret)"
+    elif kind not in {"value_error", "assertion_error"}:
         message += f", got {_echo(error['input'])}"
     return message.removeprefix("value error, ").replace("input should be", "expected")
 

@@ -31,6 +31,7 @@ from state.types import (
     LoginName,
     Name,
     OllamaModelName,
+    OwnerRepo,
     Port,
     RepoPath,
     RepositoryUrl,
@@ -454,7 +455,12 @@ class TelegramChannel(Spec):
     kind: Literal["telegram"] = Field(description="Telegram bot API.", examples=["telegram"])
     api_url: HttpUrl = Field("https://api.telegram.org", description="Bot API base URL.")
     token: SecretRef = Field(description="Bot token reference.", examples=["env:TELEGRAM_TOKEN"])
-    chat_id: UnitLine = Field(description="Chat to post to.", examples=["123456"])
+    chat_id: str = Field(
+        pattern=r"^(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$",
+        description="Chat to post to: its numeric ID (negative for a group) or "
+        "@channelusername, as the Bot API takes it.",
+        examples=["123456"],
+    )
 
 
 class GiteaIssueChannel(Spec):
@@ -462,7 +468,7 @@ class GiteaIssueChannel(Spec):
 
     kind: Literal["gitea_issue"] = Field(description="Gitea issue.", examples=["gitea_issue"])
     url: HttpUrl = Field(description="Gitea base URL.", examples=["http://198.18.0.12:3000"])
-    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/name.")
+    repo: OwnerRepo = Field(description="owner/name.", examples=["ops/fleet"])
     token: SecretRef = Field(description="API token reference.", examples=["env:GITEA_TOKEN"])
     labels: list[UnitLine] = Field(
         default_factory=list,

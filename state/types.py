@@ -38,7 +38,7 @@ def string_schema(example: str, **extra: str) -> dict[str, object]:
     return {"type": "string", **extra, "examples": [example]}
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$", re.ASCII)  # ASCII digits alone
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DURATION_PATTERN = r"^\d+(s|m|h|d)$"
 MAX_DURATION = timedelta(days=3650)
@@ -102,7 +102,7 @@ Delay = Annotated[
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["0s", "5m"]}),
 ]
 
-_FINE_DURATION = re.compile(r"^\s*(\d+)\s*ms\s*$")
+_FINE_DURATION = re.compile(r"^\s*(\d+)\s*ms\s*$", re.ASCII)
 FINE_DURATION_PATTERN = r"^\d+(ms|s|m|h|d)$"
 
 
@@ -212,17 +212,59 @@ _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
 def check_address(value: str) -> str:
-    """An IP address or a DNS name (RFC 1123): never an option, a word with `;` or `$`."""
+    """An IP address or a DNS name (RFC 1123) of a host: never an option, a word with
+    `;` or `$`, an impossible IPv4 address, nor an address that is no host's (the
+    unspecified address, link-local ones such as the cloud metadata service, multicast,
+    broadcast)."""
     try:
-        ipaddress.ip_address(value)
-        return value
+        ip = ipaddress.ip_address(value)
     except ValueError:
-        pass
+        ip = None
+    if ip is not None:
+        if why := _not_a_host(ip):
+            raise ValueError(f"expected the address of a host, not {why}")
+        return value
     labels = value.rstrip(".").split(".")
     if len(value) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
         raise ValueError("expected an IP address or a DNS name (letters, digits, '-', '.')")
+    if labels[-1].isdigit():  # all digits: meant as an IPv4 address, and not one
+        raise ValueError(
+            "expected an IP address (four numbers of 0 to 255) or a DNS name (whose last "
+            "label is not all digits)"
+        )
     return value
 
+
+def _not_a_host(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if ip.is_unspecified:
+        return "the unspecified address (it means every interface)"
+    if ip.is_link_local:
+        return "a link-local address (169.254.0.0/16, fe80::/10: cloud metadata lives there)"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip == ipaddress.IPv4Address("255.255.255.255"):
+        return "the broadcast address"
+    return None
+
+
+_OWNER_REPO = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
+
+
+def check_owner_repo(value: str) -> str:
+    """A forge's `owner/name`: two plain names, so that it stays two path segments of
+    the API's URL (no `..`, no third segment, no leading `.` or `-`)."""
+    if not re.fullmatch(_OWNER_REPO, value, re.ASCII) or ".." in value:
+        raise ValueError(
+            "expected owner/name: two names of letters, digits, '_', '.', '-' (no '..')"
+        )
+    return value
+
+
+OwnerRepo = Annotated[
+    str,
+    AfterValidator(check_owner_repo),
+    WithJsonSchema({"type": "string", "pattern": _OWNER_REPO, "examples": ["ops/fleet"]}),
+]
 
 HostAddress = Annotated[
     str,
@@ -333,7 +375,7 @@ CREDENTIAL_IN_URL = (
     "no secret; give it as a token reference (env:NAME or file:/path)"
 )
 _CREDENTIAL_NAME = re.compile(r"(?i)token|secret|passw|key|auth|sig|credential")
-_BOT_TOKEN = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
+_BOT_TOKEN = re.compile(r"/bot\d+:[A-Za-z0-9_-]+", re.ASCII)
 
 
 UrlTemplate = Annotated[

@@ -229,6 +229,16 @@ class GitMirror:
         commit = done.stdout.strip()
         return commit if done.returncode == 0 and COMMIT.fullmatch(commit) else None
 
+    def holds(self) -> dict[str, str]:
+        """Every commit the controller holds (refs/fleet/NAME), by NAME, in one read."""
+        listed = self._run("for-each-ref", "--format=%(refname) %(objectname)", "refs/fleet/")
+        found = {}
+        for line in listed.stdout.splitlines():
+            ref, _, commit = line.partition(" ")
+            if COMMIT.fullmatch(commit):
+                found[ref.removeprefix("refs/fleet/")] = commit
+        return found
+
     def hold(self, name: str, commit: str | None) -> None:
         """Hold `commit` as refs/fleet/NAME (kept from gc), or drop it (None)."""
         if commit is None:

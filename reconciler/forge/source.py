@@ -95,11 +95,12 @@ def fetch_state(source: GitSource, state_dir: Path) -> FetchedState:
     signature) or SpecError (the commit's own problems, located in its file)."""
     mirror = open_mirror(source, state_dir)
     fetched = mirror.fetch()
-    pinned = mirror.held("pinned")
+    holds = mirror.holds()  # one read: pinned, in force, accepted
+    pinned = holds.get("pinned")
     commit = pinned or fetched.commit
-    held = None if pinned else backward(mirror, fetched.commit)
+    held = None if pinned else backward(mirror, fetched.commit, holds)
     if held is not None:
-        commit = mirror.held("in-force") or commit
+        commit = holds["in-force"]
     signer = None
     if source.verify is not None:
         signer = verified_signer(mirror, source.verify, commit, state_dir)
@@ -107,13 +108,14 @@ def fetch_state(source: GitSource, state_dir: Path) -> FetchedState:
     return FetchedState(loaded, fetched, signer, pinned is not None, held)
 
 
-def backward(mirror: GitMirror, tip: str) -> str | None:
+def backward(mirror: GitMirror, tip: str, holds: dict[str, str]) -> str | None:
     """`tip`, when taking it would not move forward from the commit in force (it does
-    not descend from it) and no operator accepted it; else None."""
-    in_force = mirror.held("in-force")
-    if in_force is None or tip == in_force or mirror.is_ancestor(in_force, tip):
+    not descend from it) and no operator accepted it; else None. `holds`: the mirror's
+    held commits (GitMirror.holds)."""
+    in_force = holds.get("in-force")
+    if in_force is None or tip == in_force or holds.get("accepted") == tip:
         return None
-    return None if mirror.held("accepted") == tip else tip
+    return None if mirror.is_ancestor(in_force, tip) else tip
 
 
 def accept(source: GitSource, state_dir: Path, name: str) -> FetchedState:

@@ -132,7 +132,7 @@ def test_watch_runs_the_drill_when_due_and_status_shows_its_table(
     lab: fleet_lab.Lab, tmp_path: Path
 ) -> None:
     spec, journal = tmp_path / "fleet.yaml", tmp_path / "journal.db"
-    loop = "reconciler: {interval: 5s, probe_interval: 1s, drill_every: 3s}\n"
+    loop = "reconciler: {interval: 5s, probe_interval: 1s, drill_every: 5s}\n"
     converge(spec, journal, roomy(lab_spec(lab)) + loop)
     # Counted from the watch's first start: not at once, at the first full pass after.
     watch = start_reconcile("watch", str(spec), "--journal", str(journal), "--max-seconds", "60")

@@ -114,3 +114,25 @@ def test_the_endpoint_fetches_on_a_signed_delivery_only(
     loop.spec.source = GitSource(url="file:///srv/fleet.git")  # no secret: nothing believed
     assert deliver(BODY, sign(BODY), "e")[0] == 404
     assert reloads == [True]
+
+
+def test_the_hooks_listener_serves_the_webhook_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`watch --hooks ADDR`: the forge reaches the webhook there, and nothing else (the
+    dashboard and /metrics stay on --http, which can stay on loopback)."""
+    import os
+
+    from starlette.testclient import TestClient
+
+    from reconciler.forge.webhook import gitea_hook
+    from reconciler.web.app import make_hooks_app
+    from state.models import GitSource
+
+    os.environ["FLEET_TEST_HOOKS_SECRET"] = SECRET.decode()
+    fetched: list[bool] = []
+    source = GitSource(url="file:///srv/fleet.git", webhook_secret="env:FLEET_TEST_HOOKS_SECRET")
+    client = TestClient(make_hooks_app(gitea_hook(lambda: source, lambda: fetched.append(True))))
+    for path in ("/", "/events", "/metrics"):
+        assert client.get(path).status_code == 404
+    headers = {"X-Gitea-Signature": sign(BODY), "X-Gitea-Event": "push"}
+    assert client.post("/hooks/gitea", content=BODY, headers=headers).status_code == 202
+    assert fetched == [True]
