@@ -9,13 +9,17 @@ On 2 real hosts of the lab, h2 serving the repository (the Gitea stand-in: git's
 - **push-to-live, polling**: the same with no webhook and `interval: 1m`, Flux's default
   (`spec.interval` of a GitRepository), each push at a random moment of the interval:
   the peer's figure, measured with our fetch.
-- **a fetch that finds nothing new** (`fetch_state`: fetch over HTTP, resolve, read the
-  state from the commit already exported): wall time and CPU (ours and git's), against
-  a probe pass of the same `watch` (its wall time from /metrics).
+- **review latency**: a pull request opened (Gitea sends `pull_request` opened) until
+  its head commit has the status `fleet-reconciler/plan`: the author's check, the
+  fetch of its head, the plan with the authority of the commit in force, the comment.
+- **a fetch that finds nothing new** (`fetch_state`: fetch over HTTP, resolve, check
+  that the tip does not move backward from the commit in force, read the state from
+  the commit already exported): wall time and CPU (ours and git's), against a probe
+  pass of the same `watch` (its wall time from /metrics).
 
 Bounded: --pushes webhook pushes (default 5), --polls polled pushes (default 3, each
-up to a minute), --fetches no-change fetches (default 20), --idle seconds of probe
-passes (default 20).
+up to a minute), --reviews pull requests (default 5), --fetches no-change fetches
+(default 20), --idle seconds of probe passes (default 20).
 
     .venv/bin/python -m bench.forge
 """
@@ -36,12 +40,21 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.timing import options
 from bench.watch import Kept, machine, p95, wait
-from reconciler.forge.source import fetch_state
+from reconciler.forge.source import fetch_state, put_in_force
 from state.load import load_fleet
 from tests.fleet import lab as fleet_lab
-from tests.integration.test_forge import Forge
+from tests.integration.test_forge import REVIEWS, Forge, git
 
 PREFIX = "bforge"
+PLAN = "fleet-reconciler/plan"
+
+
+class ReviewedForge(Forge):
+    """The lab's forge with `source.reviews` on in every commit (a commit keeps the
+    bootstrap's `source:`)."""
+
+    def spec(self, mode: str, verify: str = REVIEWS) -> str:
+        return super().spec(mode, verify)
 
 
 def push_to_live(
@@ -83,14 +96,36 @@ def probe_seconds(address: str) -> tuple[float, float]:
     return count, total
 
 
+def review_latency(forge: Forge, count: int) -> list[float]:
+    """`count` pull requests, each editing the agent's config on a branch of its own:
+    seconds from opening it until its head has the status fleet-reconciler/plan."""
+    latencies = []
+    for i in range(count):
+        git(forge.work, "checkout", "-q", "-b", f"review{i}", "main")
+        head = forge.commit(f"review {i}", forge.spec(f"review{i}"))
+        git(forge.work, "push", "-q", forge.url, f"review{i}")
+        started = time.perf_counter()
+        opened = forge.api("POST", "/pulls", json={"head": f"review{i}", "base": "main"})
+        assert opened.status_code == 201, opened.text
+
+        def planned(head: str = head) -> bool:
+            return bool(forge.statuses(head, PLAN))
+
+        wait(planned, timeout=120, step=0.05)
+        latencies.append(time.perf_counter() - started)
+        git(forge.work, "checkout", "-q", "main")
+    return latencies
+
+
 def no_change_fetches(forge: Forge, count: int) -> tuple[list[float], float]:
-    """`fetch_state` `count` times with nothing new (after a first one): wall times, and
-    the CPU seconds of each (this process and the git processes it ran)."""
+    """`fetch_state` `count` times with nothing new (after a first one, put in force as
+    `watch` does): wall times, and the CPU seconds of each (this process and the git
+    processes it ran)."""
     source = load_fleet(forge.bootstrap).fleet.source
     assert source is not None
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.update(forge.env)
-        fetch_state(source, Path(tmp))
+        put_in_force(source, Path(tmp), fetch_state(source, Path(tmp)).commit)
         cpu = _cpu()
         walls = []
         for _ in range(count):
@@ -109,11 +144,11 @@ def _cpu() -> float:
 
 
 def main() -> int:
-    args = options(__doc__, pushes=5, polls=3, fetches=20, idle=20.0)
+    args = options(__doc__, pushes=5, polls=3, reviews=5, fetches=20, idle=20.0)
     lab = fleet_lab.up(["h1", "h2"], prefix=PREFIX)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            forge = Forge(lab, Path(tmp))
+            forge = ReviewedForge(lab, Path(tmp))
             forge.serve()
             forge.first_commit()
             forge.push()
@@ -122,6 +157,7 @@ def main() -> int:
                 forge.start_watch()
                 wait(lambda: forge.conf() == "mode = first", timeout=180)
                 hooked = push_to_live(forge, kept, "hook", args.pushes)
+                reviewed = review_latency(forge, args.reviews)
                 time.sleep(args.idle)  # probe passes, with nothing to do
                 probes, probe_total = probe_seconds(forge.hook)
                 forge.stop()
@@ -150,6 +186,12 @@ def main() -> int:
         f"max {max(polled):.2f}s"
     )
     print(f"  ratio webhook / polling: {hook / poll:.3f}")
+    review = statistics.median(reviewed)
+    print(f"review latency: pull request opened until its plan status (n={len(reviewed)})")
+    print(
+        f"  median {review:.2f}s, p95 {p95(reviewed):.2f}s, max {max(reviewed):.2f}s "
+        "(author checked, head fetched, planned with the base's authority, posted)"
+    )
     probe = probe_total / probes if probes else float("nan")
     fetch = statistics.median(fetches)
     print(f"a fetch that finds nothing new (n={len(fetches)}) against a probe pass")

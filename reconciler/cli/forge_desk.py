@@ -97,7 +97,7 @@ class ForgeDesk:
         from state.errors import SpecError
 
         worker: WarmWorker | None = None
-        journal = Journal(self.journal_path)
+        journal = Journal(self.journal_path, read_only=True)  # reviews write nothing
         try:
             while (job := self.jobs.get()) is not None:
                 source = self.source()

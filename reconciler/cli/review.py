@@ -179,20 +179,31 @@ def _is_sha(text: str) -> bool:
 def base_in_force(source: GitSource, mirror: GitMirror, state_dir: Path) -> LoadedFleet | None:
     """The commit whose authority a review has: the pinned one, else the one in force
     (None: nothing was ever applied from the source, and a review contacts nothing)."""
-    commit = mirror.held("pinned") or mirror.held("in-force")
+    holds = mirror.holds()
+    commit = holds.get("pinned") or holds.get("in-force")
     if commit is None:
         return None
-    try:
-        return load_commit(mirror, commit, source, state_dir)
-    except SpecError:
-        return None
+    key = (str(state_dir), commit, source.model_dump_json())
+    if key not in _BASES:  # reviews come in bursts against one commit in force
+        try:
+            loaded = load_commit(mirror, commit, source, state_dir)
+        except SpecError:
+            return None
+        _BASES.clear()
+        _BASES[key] = loaded
+    return _BASES[key]
+
+
+_BASES: dict[tuple[str, str, str], LoadedFleet] = {}
+"""The last commit in force a review loaded (a commit's tree never changes)."""
 
 
 def forget_pull(mirror: GitMirror, number: int, commit: str, state_dir: Path) -> None:
     """Drop what a review fetched and exported (its ref and tree): the next review fetches
     again, and `git gc` collects the objects."""
     mirror.drop_pull(number)
-    if commit not in {mirror.held("pinned"), mirror.held("in-force"), mirror.tip()}:
+    holds = mirror.holds()
+    if commit not in {holds.get("pinned"), holds.get("in-force"), mirror.tip()}:
         shutil.rmtree(state_dir / "trees" / commit, ignore_errors=True)
     mirror.collect(every=GC_EVERY_S)
 

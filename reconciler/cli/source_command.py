@@ -161,7 +161,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         raise NoSource(f"review: {args.state}: source.reviews is not set (where Gitea is)")
     worker = WarmWorker()
     try:
-        journal = Journal(args.journal)
+        journal = Journal(args.journal, read_only=True)  # a review writes nothing
         with bounded_client() as client:
             review = review_pull(source, args.pull, journal, worker, client)
             print(
