@@ -169,7 +169,10 @@ class ResticRepo:
         self._run(["key", "remove", key_id])
 
     def snapshots(self, tag: str | None = None, host: str | None = None) -> list[Snapshot]:
-        args = ["snapshots"]
+        """The repository's snapshots (of `tag`, of `host`), oldest first. Lock-free
+        (`--no-lock`): a lock a backed-up host left (a `forget` killed, a crash) never
+        stops the controller's listing, which only reads snapshot files."""
+        args = ["snapshots", "--no-lock"]
         if tag:
             args += ["--tag", tag]
         if host:
@@ -237,7 +240,9 @@ class ResticRepo:
                 pause = min(pause * 2, 5.0)
 
     def restore(self, snapshot_id: str, target: Path) -> None:
-        self._run(["restore", snapshot_id, "--target", str(target), "--verify"])
+        """Restore `snapshot_id` into `target`, every file verified. Lock-free, as the
+        listing: a restore only reads, and a pack pruned under it fails the verify."""
+        self._run(["restore", "--no-lock", snapshot_id, "--target", str(target), "--verify"])
 
     def check(self, read_data_subset: str | None = None) -> str:
         args = ["check"] + ([f"--read-data-subset={read_data_subset}"] if read_data_subset else [])

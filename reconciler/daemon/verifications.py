@@ -98,10 +98,15 @@ def drilled(
     verdict = "passed" if result.ok else "FAILED"
     rto = f", RTO {result.rto_seconds:g}s" if result.rto_seconds is not None else ""
     what = f"backup {name}" + (f" copy {copy}" if copy else "")
-    message = (
-        f"{what}: drill {verdict}: restored snapshot {result.snapshot} "
-        f"({result.files} files) in {result.seconds:.1f}s{rto}"
-    )
+    if result.snapshot:
+        message = (
+            f"{what}: drill {verdict}: restored snapshot {result.snapshot} "
+            f"({result.files} files) in {result.seconds:.1f}s{rto}"
+        )
+    else:  # it never restored: the listing, the ledger or the secret failed
+        message = f"{what}: drill {verdict}: no snapshot restored"
+    if result.problems:
+        message += ": " + "; ".join(result.problems)
     bus.emit(
         Event(
             "P3" if result.ok else "P1",

@@ -100,3 +100,35 @@ def test_an_error_names_restics_fatal_line_whatever_ssh_printed_around_it() -> N
     assert str(error) == "restic snapshots failed (exit 1): Fatal: wrong password or no key found"
     plain = _classify("check", 1, "a\nb\nc\nd\n")
     assert str(plain) == "restic check failed (exit 1): b c d"
+
+
+def test_a_lock_left_by_a_killed_forget_never_blocks_listing_or_restoring(
+    repo: ResticRepo, tmp_path: Path
+) -> None:
+    """A restic command that takes the exclusive lock (a host's `forget`; here `key
+    passwd`, which waits on its stdin holding it) killed with -9 leaves that lock, which
+    restic treats as live for 30 minutes. The controller's reads take no lock."""
+    source = tmp_path / "data"
+    source.mkdir()
+    (source / "rows.txt").write_text("row 1\n")
+    env = {**os.environ, "RESTIC_PASSWORD": PASSWORD}
+    backup = ["restic", "--repo", repo.url, "--quiet", "backup", "--tag", "agentdata"]
+    subprocess.run([*backup, str(source)], env=env, check=True, capture_output=True)
+    exclusive = subprocess.Popen(  # takes the exclusive lock, then waits for its stdin
+        ["restic", "--repo", repo.url, "key", "passwd", "--new-password-file", "/dev/stdin"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    locks = Path(repo.url) / "locks"
+    deadline = time.monotonic() + 30
+    while not any(locks.iterdir()):
+        assert time.monotonic() < deadline, "restic never took its lock"
+        time.sleep(0.05)
+    exclusive.kill()  # -9: the lock stays
+    exclusive.wait()
+    assert any(locks.iterdir())
+    with pytest.raises(RepositoryLocked):
+        repo.forget(Retention(keep_last=1), "agentdata", "x", lock_wait=0)
+    [snapshot] = repo.snapshots(tag="agentdata")
+    repo.restore(snapshot.id, tmp_path / "restored")
+    restored = next((tmp_path / "restored").rglob("rows.txt"))
+    assert restored.read_text() == "row 1\n"
