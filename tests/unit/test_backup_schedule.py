@@ -35,3 +35,34 @@ def test_rotating_subset_reads_every_seventh_over_a_week() -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     subsets = {rotating_subset(start + timedelta(days=d)) for d in range(7)}
     assert subsets == {f"{n}/7" for n in range(1, 8)}
+
+
+def test_a_drill_that_cannot_list_says_so(tmp_path: Path) -> None:
+    """A drill whose repository cannot be read fails naming why, not as an empty restore
+    (`restored snapshot  (0 files)`)."""
+    from reconciler.daemon.verifications import drilled
+    from reconciler.events.bus import Event, EventBus
+    from reconciler.store.ledger import Ledger
+    from tests.unit.helpers import load_text
+    from tests.unit.test_spec import BASE
+
+    policy = f"""\
+backups:
+  agentdata:
+    host: kimi
+    paths: [/srv/data]
+    schedule: hourly
+    retention: {{keep_last: 3}}
+    rpo: 1h
+    repository: {tmp_path / "nowhere"}
+    password: env:FLEET_TEST_UNSET_RESTIC_PASSWORD
+"""
+    events: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(events.append)
+    journal = Journal(tmp_path / "journal.db")
+    result, line = drilled(load_text(BASE + policy), "agentdata", bus, Ledger(journal))
+    assert not result.ok
+    assert line.startswith("backup agentdata: drill FAILED: no snapshot restored: ")
+    assert "FLEET_TEST_UNSET_RESTIC_PASSWORD" in line and "(0 files)" not in line
+    assert events[-1].kind == "drill_failed" and events[-1].message == line
