@@ -32,7 +32,7 @@ import httpx
 from backups.restic_repo import Snapshot
 from reconciler.apply.context import ProgressReport, Report, no_progress
 from reconciler.apply.failover_steps import final_backup, set_lease, stop_units
-from reconciler.backup.in_place import Restored, newest_snapshot, restore_in_place
+from reconciler.backup.in_place import Restored, restore_in_place
 from reconciler.backup.operations import BackupFailed
 from reconciler.backup.provenance import ProvenanceError, record_reported
 from reconciler.engine.failover import Alarm, Sighting, Verdict, alarm, assess, duration
@@ -40,6 +40,7 @@ from reconciler.errors import PermanentError
 from reconciler.events.bus import Event, EventBus, EventKind
 from reconciler.observe.observation import FleetState
 from reconciler.observe.witness import ask_backup, primary_answers
+from reconciler.run.failover_data import Candidate, data_plan, restore_best, unrestorable
 from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import plan_once
 from reconciler.ssh.remote import run_remote
@@ -210,7 +211,10 @@ def promote(mover: Mover, accept_data_loss: bool = False) -> FailoverState:
     move = _begin(mover, state, "failover", failover.primary, failover.backup, "restore", down)
     run_id = _start_run(mover, move)
     try:
-        plan = _data_plan(mover, lost_at)
+        plan = data_plan(mover.loaded, Ledger(mover.journal), lost_at)
+        unlisted = [why for loss in plan.values() if loss.snapshot is None for why in loss.unlisted]
+        if unlisted:  # not known to be lost: tried again on the next pass
+            raise BackupFailed("; ".join(unlisted))
         over = [loss.statement for loss in plan.values() if not loss.within_rpo]
         if over and not accept_data_loss:
             held = "; ".join(over) + ": `reconcile failover --accept-data-loss` proceeds"
@@ -227,12 +231,18 @@ def promote(mover: Mover, accept_data_loss: bool = False) -> FailoverState:
                 )
             )
             raise MoveFailed(f"held: {held}")
-        restored = [
-            _restore(mover, run_id, name, loss.snapshot, failover.backup)
-            for name, loss in plan.items()
-            if loss.snapshot is not None
-        ]
+        restored = []
+        for name, loss in list(plan.items()):
+            if loss.snapshot is None:
+                continue
+            done, plan[name] = restore_best(
+                mover.loaded, name, loss, failover.backup, Ledger(mover.journal), mover.bus,
+                mover.report, lost_at,
+            )  # fmt: skip
+            _restored(mover, run_id, done, failover.backup)
+            restored.append(done)
         failpoint("failover:restored")
+        move = _advance(mover, move, "lease")  # from here the target may know the epoch
         _lease_target(mover, run_id, move)
         failpoint("failover:leased")
         statement = "; ".join(loss.statement for loss in plan.values()) or "no data policies"
@@ -293,7 +303,7 @@ def switchover(mover: Mover, to: str, reason: str) -> FailoverState:
             raise MoveFailed(f"could not fence {source}: {revoked.error}")
         failpoint("switchover:revoked")
         move = _advance(mover, move, "restore")
-        restored = [_restore(mover, run_id, name, snap, to) for name, snap in finals.items()]
+        restored = [_restore_final(mover, run_id, name, snap, to) for name, snap in finals.items()]
         failpoint("switchover:restored")
         _lease_target(mover, run_id, move)
         statement = (
@@ -380,67 +390,30 @@ def _step(mover: Mover, run_id: str, host: str, step: str, ok: bool, detail: str
     mover.report(f"{host}: {step}: {'ok' if ok else detail}")
 
 
-@dataclass(frozen=True)
-class DataLoss:
-    """What a promotion restores for one data policy, and the loss it states."""
-
-    snapshot: Snapshot | None
-    statement: str
-    within_rpo: bool
-    seconds: float | None = None  # the snapshot's age when the primary was lost
-
-
-def _data_plan(mover: Mover, lost_at: float) -> dict[str, DataLoss]:
-    """Per data policy: the snapshot to restore, the stated data loss, and the RPO."""
-    plan = {}
-    for name in data_policies(mover.loaded.written):
-        rpo = mover.loaded.written.backups[name].rpo.total_seconds()
-        snapshot = newest_snapshot(mover.loaded, name, Ledger(mover.journal))
-        if snapshot is None:
-            line = f"{name}: no snapshot to restore; RPO {duration(rpo)}: all data lost"
-            plan[name] = DataLoss(None, line, False)
-            continue
-        age = max(0.0, lost_at - snapshot.time.timestamp())
-        within = age <= rpo
-        line = (
-            f"{name}: data from snapshot {snapshot.short_id} taken {duration(age)} before the "
-            f"primary was lost; RPO {duration(rpo)}: "
-            + ("within objective" if within else "OVER objective")
-        )
-        plan[name] = DataLoss(snapshot, line, within, age)
-    return plan
-
-
-def _restore(mover: Mover, run_id: str, name: str, snapshot: Snapshot, host: str) -> Restored:
-    """Restore one policy onto `host`. A snapshot that does not restore is that policy's
-    failure, raised as a P1 on its backups (the incident a failed drill opens), and the
-    move is rolled back whole by its caller."""
+def _restore_final(mover: Mover, run_id: str, name: str, snapshot: Snapshot, host: str) -> Restored:
+    """Restore a switchover's final snapshot onto `host`: that one or none (zero loss);
+    one that does not restore is a P1 on its backups, and the move is rolled back."""
     try:
-        restored = restore_in_place(mover.loaded, name, snapshot, host, mover.report)
+        done = restore_in_place(mover.loaded, name, snapshot, host, mover.report)
     except BackupFailed as exc:
-        policy = mover.loaded.written.backups[name]
-        mover.bus.emit(
-            Event(
-                "P1",
-                "drill_failed",
-                f"backup {name}: snapshot {snapshot.short_id} does not restore: {exc}",
-                policy.host,
-                f"backup:{name}",
-                {"snapshot": snapshot.short_id, "during": "failover restore"},
-            )
-        )
+        unrestorable(mover.loaded, name, Candidate(snapshot), str(exc), mover.bus)
         raise
+    _restored(mover, run_id, done, host)
+    return done
+
+
+def _restored(mover: Mover, run_id: str, done: Restored, host: str) -> None:
+    """Journal a restore of a move, and hold its snapshot from retention (a generation)."""
     _step(
         mover,
         run_id,
         host,
-        f"restore {name} {snapshot.short_id}",
+        f"restore {done.policy} {done.snapshot.short_id}",
         True,
-        f"{restored.files} file(s) in {restored.seconds:.1f}s",
+        f"{done.files} file(s) in {done.seconds:.1f}s",
     )
-    why = f"restored onto {host} by a move (run {run_id})"  # a generation: kept by retention
-    Ledger(mover.journal).hold(mover.loaded.fleet, name, snapshot.id, why, time.time())
-    return restored
+    why = f"restored onto {host} by a move (run {run_id})"
+    Ledger(mover.journal).hold(mover.loaded.fleet, done.policy, done.snapshot.id, why, time.time())
 
 
 def _final_backup(mover: Mover, run_id: str, host: str, name: str) -> Snapshot:
@@ -528,10 +501,13 @@ def _finish(
 def _roll_back(
     mover: Mover, move: Move, run_id: str, why: str, kind: EventKind | None = "failover_aborted"
 ) -> None:
-    """Undo a move whose placement was not recorded: the services stay at the source,
-    under the raised epoch (the source may have seen it already)."""
+    """Undo a move whose placement was not recorded: the services stay at the source.
+    Under the raised epoch when a host may have seen it (a switchover revokes the source
+    first; a promotion leases the target last); a promotion rolled back before its
+    lease leaves the epoch as it was, so hosts' epochs count moves, not attempts."""
     state = mover.store.get()
-    epoch = max(state.placement.epoch, move.epoch)
+    unseen = move.kind == "failover" and move.step == "restore"
+    epoch = state.placement.epoch if unseen else max(state.placement.epoch, move.epoch)
     placement = state.placement.model_copy(update={"epoch": epoch})
     mover.store.put(state.model_copy(update={"move": None, "placement": placement}))
     mover.journal.record(run_id, move.source, None, "rolled back", "error", why)

@@ -375,11 +375,12 @@ def test_a_command_after_the_primary_fenced_itself_renews_its_lease_first(
     assert active(lab, "h1", "agent")
 
 
-def test_a_snapshot_with_a_fifo_holds_the_failover_with_a_p1(
-    lab: fleet_lab.Lab, pair: Path
-) -> None:
+def test_a_snapshot_with_a_fifo_is_passed_over_with_a_p1(lab: fleet_lab.Lab, pair: Path) -> None:
     """Before: a FIFO in the newest snapshot's sqlite/ raised an uncaught OperationalError
-    at the restore; the watch exited with "internal error", stuck at the restore step."""
+    at the restore; the watch exited with "internal error", stuck at the restore step.
+    Then: the move was rolled back and tried again every pass, never serving. Now the
+    promotion restores the next recorded snapshot (the one the converge took), says so,
+    and raises the P1 on the FIFO's; the hosts' epoch counts one move."""
     spec = pair
     script, env = backup_path("agentdata", "script"), backup_path("agentdata", "env")
     fleet_lab.ssh(  # the primary's own backup, with a FIFO where a copy belongs
@@ -392,16 +393,51 @@ def test_a_snapshot_with_a_fifo_holds_the_failover_with_a_p1(
     time.sleep(4)
     fleet_lab.cut_link(lab, "h1")
     journal = Journal(journal_path(spec))
-    wait_for(lambda: bool(journal.events(kind="failover_aborted")), 75, "an aborted failover")
+    wait_for(lambda: bool(journal.events(kind="failover")), 75, "a failover")
     output = stop(loop)
     assert "internal error" not in output and "Traceback" not in output, output
     (failed, *_) = journal.events(kind="drill_failed")
     assert failed.severity == "P1" and failed.service == "backup:agentdata", failed
     assert "sqlite/fifo.db is a FIFO: refused" in failed.message
-    assert "sqlite/fifo.db is a FIFO" in journal.events(kind="failover_aborted")[0].message
-    state = json.loads(journal.db.execute("SELECT data FROM failover").fetchone()[0])
-    assert state["move"] is None and state["placement"]["active"] in (None, "h1"), state
-    assert not active(lab, "h2", "agent")
+    [moved] = journal.events(kind="failover")
+    assert "did not restore" in moved.message and "sqlite/fifo.db is a FIFO" in moved.message
+    assert not journal.events(kind="failover_aborted")
+    assert placement(spec) == {"active": "h2", "epoch": 1}, output
+    assert active(lab, "h2", "agent")
+    fleet_lab.restore_link(lab, "h1")
+
+
+def test_a_lock_the_primary_leaves_does_not_stop_its_failover(
+    lab: fleet_lab.Lab, pair: Path
+) -> None:
+    """Root on the primary, with its own backup key, takes the repository's exclusive
+    lock and is killed with -9 (restic treats the lock as live for 30 minutes); then its
+    link is cut. The controller lists and restores without a lock: the backup serves
+    with the snapshot's rows, and the hosts' epoch went up by one."""
+    spec = pair
+    rows_before = agent_rows(lab, "h1")
+    script, env = backup_path("agentdata", "script"), backup_path("agentdata", "env")
+    # The host's own transport to its repository (its confined key), as its script has it.
+    transport = f'$(grep -o "rclone.program=[^\']*" {script} | head -1)'
+    fleet_lab.ssh(
+        lab,
+        "h1",
+        f"set -a && . {env} && set +a && (sleep 600 | setsid restic --option "
+        f'"{transport}" key passwd --new-password-file /dev/stdin >/dev/null 2>&1 &) '
+        "&& sleep 5 && pkill -9 -f 'restic --option'; true",
+    )
+    repository = "/srv/restic/h1/locks"
+    locks = fleet_lab.ssh(lab, "h2", f"ls {repository} | wc -l").strip()
+    assert locks != "0", "the primary left no lock"
+    loop = watch(spec, 90)
+    time.sleep(4)
+    fleet_lab.cut_link(lab, "h1")
+    wait_for(lambda: active(lab, "h2", "agent"), 75, "agent active on h2")
+    output = stop(loop)
+    assert placement(spec) == {"active": "h2", "epoch": 1}, output
+    restored = agent_rows(lab, "h2")
+    assert restored and restored[0] == rows_before[0], (rows_before[:3], restored[:3])
+    assert fleet_lab.ssh(lab, "h2", f"ls {repository} | wc -l").strip() == locks  # still there
     fleet_lab.restore_link(lab, "h1")
 
 
