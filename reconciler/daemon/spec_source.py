@@ -16,7 +16,7 @@ import watchfiles
 
 from reconciler.events.bus import Event, EventBus
 from reconciler.forge.git_mirror import SourceRefused, SourceUnavailable
-from reconciler.forge.source import fetch_state, last_in_force, put_in_force
+from reconciler.forge.source import collect_mirror, fetch_state, last_in_force, put_in_force
 from reconciler.store.journal import Journal
 from reconciler.store.provenance import git_provenance
 from state.errors import SpecError, SpecProblem
@@ -122,6 +122,7 @@ class SpecSource:
                 )
             )
         self.pinned, self.branch_tip, self.held = got.pinned, got.fetched.commit, got.held
+        collect_mirror(source, self.journal.path.parent)  # hourly, on a schedule of its own
         if self._in_force(got.loaded, got.commit, False, got.signer):
             put_in_force(source, self.journal.path.parent, got.commit)
             return True

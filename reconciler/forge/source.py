@@ -27,7 +27,7 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reconciler.forge.git_mirror import Fetched, GitMirror, SourceRefused
+from reconciler.forge.git_mirror import GC_EVERY_S, Fetched, GitMirror, SourceRefused
 from reconciler.forge.signatures import verified_signer
 from state.errors import SpecError, SpecProblem
 from state.load import LoadedFleet, load_fleet
@@ -147,6 +147,13 @@ def last_in_force(source: GitSource, state_dir: Path) -> LoadedFleet | None:
     mirror = open_mirror(source, state_dir)
     commit = mirror.held("in-force")
     return load_commit(mirror, commit, source, state_dir) if commit else None
+
+
+def collect_mirror(source: GitSource, state_dir: Path) -> bool:
+    """`git gc --prune=now` of the mirror when its last collection is an hour old (old
+    tips, reviewed pull requests); whether it ran. No network, no secret resolved."""
+    mirror = GitMirror(source.url, source.branch, state_dir / "source.git")
+    return (state_dir / "source.git" / "HEAD").exists() and mirror.collect(every=GC_EVERY_S)
 
 
 def put_in_force(source: GitSource, state_dir: Path, commit: str) -> None:

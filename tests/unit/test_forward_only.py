@@ -129,3 +129,27 @@ def test_a_pull_request_over_its_cap_is_refused_and_its_objects_collected(
     assert mirror.held("pull/8") is None
     assert mirror.collect() and not mirror.has(many)
     assert not mirror.collect(every=3600)  # collected just now
+
+
+def test_the_watch_collects_its_mirror_hourly(
+    forge: tuple[Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A force-push leaves the old tip's objects in the mirror: the next collection, on
+    its own hourly schedule, drops them."""
+    from reconciler.forge.source import collect_mirror
+
+    bare, work = forge
+    source = GitSource(url=f"file://{bare}")
+    controller = tmp_path / "controller"
+    commit(work, "state/fleet.yaml", version("1"))
+    dropped = commit(work, "state/fleet.yaml", version("dropped"))
+    git(work, "push", "-q", "origin", "main")
+    fetch_state(source, controller)
+    git(work, "reset", "-q", "--hard", "HEAD~1")
+    git(work, "push", "-q", "--force", "origin", "main")
+    fetch_state(source, controller)
+    mirror = GitMirror(f"file://{bare}", "main", controller / "source.git")
+    assert mirror.has(dropped)
+    assert collect_mirror(source, controller) and not mirror.has(dropped)
+    assert not collect_mirror(source, controller)  # within the hour: not again
