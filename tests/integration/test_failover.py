@@ -422,9 +422,9 @@ def test_a_lock_the_primary_leaves_does_not_stop_its_failover(
     fleet_lab.ssh(
         lab,
         "h1",
-        f"set -a && . {env} && set +a && (sleep 600 | setsid restic --option "
-        f'"{transport}" key passwd --new-password-file /dev/stdin >/dev/null 2>&1 &) '
-        "&& sleep 5 && pkill -9 -f 'restic --option'; true",
+        f"set -a && . {env} && set +a && ((sleep 60 | setsid restic --option "
+        f'"{transport}" key passwd --new-password-file /dev/stdin) </dev/null >/dev/null '
+        "2>&1 &) && sleep 5 && pkill -9 -x restic; pkill -x sleep; true",
     )
     repository = "/srv/restic/h1/locks"
     locks = fleet_lab.ssh(lab, "h2", f"ls {repository} | wc -l").strip()
