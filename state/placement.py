@@ -27,6 +27,9 @@ class Placement(BaseModel):
 
     active: str | None = Field(None, description="Host running them; None: the primary.")
     epoch: int = Field(0, ge=0, description="Goes up at every failover, failback and switchover.")
+    since: float = Field(
+        0.0, ge=0, description="When the move to this placement committed (controller clock)."
+    )
 
 
 HOME = Placement()

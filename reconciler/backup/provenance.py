@@ -198,6 +198,6 @@ def _judge(
 ) -> list[Entry]:
     """Judge `claims` against the policy's holder now; the new verdicts, kept in the
     ledger when `keep`."""
-    who = holder(loaded.written, loaded.fleet, loaded.placement.epoch, name)
+    who = holder(loaded.written, loaded.fleet, loaded.placement, name)
     entries = judge(claims, who, reported, ledger.judged(loaded.fleet, name), now)
     return [e for e in entries if not keep or ledger.add(loaded.fleet, name, e)]

@@ -12,7 +12,11 @@ true whoever reported it:
 - an epoch above the fleet's (`epoch-999`): no host was ever told that epoch;
 - a host that never held the policy (another host's name);
 - in the current epoch, a host other than the one holding the policy: a fenced primary
-  writing after the move, under its own name or not.
+  writing after the move, under its own name or not;
+- a host other than the one holding the policy, claiming a time after the move to the
+  current placement committed: a fenced host that was never told the new epoch (its
+  tags carry the old one) writing after the move. A host that backdates its write is
+  left unjudged (never restored), as any unreported snapshot.
 Anything else not reported (a backup a host's timer took between two looks) is left
 unjudged: it is never restored, and a later report records that snapshot's successor.
 """
@@ -26,25 +30,29 @@ from reconciler.observe.observation import SnapshotClaim
 from reconciler.store.ledger import Entry
 from state.fence import snapshot_epoch
 from state.models import Fleet
-from state.placement import data_policies
+from state.placement import Placement, data_policies
 
 
 @dataclass(frozen=True)
 class Holder:
     """Who may write a policy's snapshots: `host` holds it now (in epoch `epoch`), and
-    `allowed` are every host that may ever have held it."""
+    `allowed` are every host that may ever have held it; `since`, when the placement in
+    force committed (0: never moved)."""
 
     host: str
     epoch: int
     allowed: frozenset[str]
+    since: float = 0.0
 
 
-def holder(written: Fleet, placed: Fleet, epoch: int, policy: str) -> Holder:
-    """The policy's holder under the current placement (`placed`, in `epoch`)."""
+def holder(written: Fleet, placed: Fleet, placement: Placement, policy: str) -> Holder:
+    """The policy's holder under `placement` (`placed` is the fleet placed by it)."""
     allowed = {written.backups[policy].host, placed.backups[policy].host}
-    if written.failover is not None and policy in data_policies(written):
+    moves = policy in data_policies(written)  # none without failover
+    if written.failover is not None and moves:
         allowed |= {written.failover.primary, written.failover.backup}
-    return Holder(placed.backups[policy].host, epoch, frozenset(allowed))
+    since = placement.since if moves else 0.0
+    return Holder(placed.backups[policy].host, placement.epoch, frozenset(allowed), since)
 
 
 def forged_reason(claim: SnapshotClaim, who: Holder) -> str | None:
@@ -57,6 +65,13 @@ def forged_reason(claim: SnapshotClaim, who: Holder) -> str | None:
     if claim.host != who.host and epoch == who.epoch:
         return (
             f"claims host {claim.host!r} in epoch {epoch}, when {who.host} holds the policy "
+            "(a fenced host's write)"
+        )
+    if claim.host != who.host and who.since and claim.time.timestamp() > who.since:
+        written = claim.time.isoformat(timespec="seconds")
+        return (
+            f"claims host {claim.host!r} at {written}, after the move "
+            f"that gave the policy to {who.host} (epoch {who.epoch}) committed "
             "(a fenced host's write)"
         )
     return None

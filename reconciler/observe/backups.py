@@ -1,9 +1,12 @@
 """Observe backup policies from the controller: the newest snapshot of each, through restic.
 
-Read-only (`restic snapshots`). A missing secret, an unreachable or uninitialised
-repository becomes a `BackupState.error`, which the plan shows as RPO drift. The
-repository is not asked again when the host reports the very snapshot it confirmed
-lately (see `reconciler.store.confirmations`).
+Read-only (`restic snapshots --no-lock`). A missing secret, an unreachable or
+uninitialised repository becomes a `BackupState.error`, which the plan shows as RPO
+drift. The repository is not asked again when the host reports the very snapshot it
+confirmed lately (see `reconciler.store.confirmations`), and lately is at most
+`LISTING_INTERVAL`: every repository is listed on that schedule whatever its host
+reports, so a snapshot someone else wrote there (a fenced primary's) is judged within
+it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from state.secrets import SecretUnavailable
 MAX_CLAIMS = 1000
 """The newest snapshots of a policy's tag kept for the provenance check (retention keeps
 far fewer; a repository flooded by a host is read no further)."""
+
+LISTING_INTERVAL = 120.0
+"""Seconds a repository's listing is trusted without listing again (or its RPO, when
+shorter). Not tied to the host's reports: the host may be the one hiding a write."""
 
 
 def observe_backup(fleet: Fleet, name: str) -> BackupState:
@@ -63,7 +70,7 @@ def reuse_confirmation(
     if known is None or reported is None:
         return None
     same = known.snapshot_id.startswith(reported) or reported.startswith(known.snapshot_id)
-    if not same or now - known.confirmed > rpo_seconds:
+    if not same or now - known.confirmed > min(rpo_seconds, LISTING_INTERVAL):
         return None
     return BackupState(
         last_snapshot=datetime.fromtimestamp(known.snapshot_time, UTC),

@@ -14,7 +14,12 @@ from datetime import UTC, datetime
 
 import httpx
 
-from reconciler.observe.backups import observe_backup, reported_id, reuse_confirmation
+from reconciler.observe.backups import (
+    LISTING_INTERVAL,
+    observe_backup,
+    reported_id,
+    reuse_confirmation,
+)
 from reconciler.observe.observation import (
     BackupState,
     CheckResult,
@@ -233,10 +238,11 @@ def observe(
             for m in asked
         }
         known = _confirmed(fleet, policies, confirmations)
-        backups = {  # nothing confirmed yet: list at once, alongside the SSH work
+        now = time.time()
+        backups = {  # nothing confirmed lately: list at once, alongside the SSH work
             name: pool.submit(observe_backup, fleet, name)
             for name in policies
-            if known.get(name) is None
+            if (seen := known.get(name)) is None or now - seen.confirmed > LISTING_INTERVAL
         }
         hosts = host_states(ssh.result())
         reused: dict[str, BackupState] = {}

@@ -440,10 +440,11 @@ def _lease_target(mover: Mover, run_id: str, move: Move) -> None:
 def _commit(mover: Mover, state: FailoverState, move: Move, run_id: str, statement: str) -> None:
     """The decisive write: the new placement and epoch, in one commit."""
     target = None if move.target == mover.failover.primary else move.target
+    now = time.time()
     mover.store.put(
         FailoverState(
-            placement=Placement(active=target, epoch=move.epoch),
-            since=time.time(),
+            placement=Placement(active=target, epoch=move.epoch, since=now),
+            since=now,
             reason=move.reason,
             last_contact=state.last_contact,
             data_loss=statement,

@@ -20,7 +20,7 @@ from typing import Literal
 
 from reconciler.store.journal import Journal
 from state.models import Fleet
-from state.repository import copy_url, resolve_repository
+from state.repository import controller_url, copy_url, resolve_repository
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshot_ledger (
@@ -184,8 +184,10 @@ class Ledger:
 
 
 def repository_of(fleet: Fleet, policy: str, copy: str | None = None) -> str:
-    """The ledger's key of the policy's repository, or of its copy `copy`."""
+    """The ledger's key of the policy's repository, or of its copy `copy`: the URL the
+    controller reaches it by, which does not change when a failover moves the policy to
+    another host (the URL the host uses does: a path on its own disk, or sftp)."""
     spec = fleet.backups[policy]
     if copy is not None:
         return copy_url(fleet, spec.copies[copy].repository)[0]
-    return resolve_repository(fleet, spec).url
+    return controller_url(fleet, resolve_repository(fleet, spec))

@@ -111,7 +111,7 @@ def test_env_file_is_compared_by_digest_and_never_shown() -> None:
 
 
 def test_a_confirmed_snapshot_is_reused_only_while_the_host_reports_it_and_it_is_fresh() -> None:
-    from reconciler.observe.backups import reuse_confirmation
+    from reconciler.observe.backups import LISTING_INTERVAL, reuse_confirmation
     from reconciler.observe.observation import HostState
     from reconciler.store.confirmations import Confirmation
     from state.layout import backup_path
@@ -134,6 +134,10 @@ def test_a_confirmed_snapshot_is_reused_only_while_the_host_reports_it_and_it_is
     assert reuse_confirmation("db", 3600, known, host("aaaaaaaa 2000"), 5100.0) is None
     assert reuse_confirmation("db", 3600, known, host(f"{known.snapshot_id} 1000"), 9000.0) is None
     assert reuse_confirmation("db", 3600, known, host(None), 5100.0) is None
+    # listed again on a schedule of its own, whatever the host reports (a fenced host's
+    # write is found though the holder reports the same snapshot all along)
+    late = 5000.0 + LISTING_INTERVAL + 1
+    assert reuse_confirmation("db", 3600, known, host(f"{known.snapshot_id} 1000"), late) is None
     assert reuse_confirmation("db", 3600, None, host(f"{known.snapshot_id} 1"), 5100.0) is None
 
 

@@ -10,7 +10,7 @@ from reconciler.cli.backup_text import standing
 from reconciler.engine.provenance import Holder, forged_reason, holder, judge
 from reconciler.observe.observation import SnapshotClaim
 from reconciler.store.journal import Journal
-from reconciler.store.ledger import Entry, Ledger
+from reconciler.store.ledger import Entry, Ledger, repository_of
 from state.load import LoadedFleet, load_fleet
 from state.placement import Placement
 
@@ -32,7 +32,7 @@ def claim(sid: str, host: str, epoch: int, minutes: int = 0) -> SnapshotClaim:
 
 
 def who(loaded: LoadedFleet, policy: str = "metrics-db") -> Holder:
-    return holder(loaded.written, loaded.fleet, loaded.placement.epoch, policy)
+    return holder(loaded.written, loaded.fleet, loaded.placement, policy)
 
 
 def test_only_the_reported_snapshot_of_the_holder_is_recorded() -> None:
@@ -70,6 +70,33 @@ def test_a_fenced_primary_cannot_pass_for_the_holder_without_its_report() -> Non
     reported it, so it stays unjudged and is never restored."""
     entries = judge([claim("f", "hermes", 1, 11)], who(demo("hermes", 1)), "hhhhhhhh", set(), T0)
     assert entries == []
+
+
+def test_a_fenced_primary_never_told_the_epoch_is_forged_for_what_it_writes_after_the_move() -> (
+    None
+):
+    """kimi, cut off when the move committed, still tags epoch 0; what it claims to have
+    written after the commit is a fenced host's write. Before it, it stays unjudged."""
+    moved_at = (T0 + timedelta(minutes=5)).timestamp()
+    holder_now = who(load_fleet(DEMO).placed(Placement(active="hermes", epoch=1, since=moved_at)))
+    after, before = claim("a", "kimi", 0, 6), claim("b", "kimi", 0, 4)
+    entries = judge([after, before], holder_now, None, set(), T0)
+    assert [(e.snapshot_id[0], e.verdict) for e in entries] == [("a", "forged")]
+    assert "after the move that gave the policy to hermes (epoch 1)" in entries[0].reason
+    # the holder's own write after the move is not touched by the rule
+    assert forged_reason(claim("h", "hermes", 1, 6), holder_now) is None
+
+
+def test_the_ledger_keeps_one_repository_whichever_host_holds_the_policy(tmp_path: Path) -> None:
+    """The repository is on hermes: seen from kimi it is an sftp URL, from hermes (after
+    a failover) a path on its own disk. The ledger's key is the controller's URL, the
+    same for both, so what was recorded before a failover is restorable after it."""
+    home, moved = demo(), demo("hermes", 1)
+    assert home.fleet.backups["metrics-db"].host != moved.fleet.backups["metrics-db"].host
+    assert repository_of(home.fleet, "metrics-db") == repository_of(moved.fleet, "metrics-db")
+    ledger = Ledger(Journal(tmp_path / "j.db"))
+    ledger.add(home.fleet, "metrics-db", Entry("r" * 64, "recorded", "kimi", 0, 1.0, 2.0))
+    assert [e.host for e in ledger.recorded(moved.fleet, "metrics-db")] == ["kimi"]
 
 
 def test_an_older_epoch_of_the_primary_is_neither_recorded_nor_forged() -> None:
