@@ -8,12 +8,16 @@ the child's environment only, never on a command line or in a message.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,6 +67,36 @@ class Snapshot:
     def short_id(self) -> str:
         return self.id[:8]
 
+
+@dataclass(frozen=True)
+class Lock:
+    """A lock file in a repository, as it claims to be: any host that writes to the
+    repository can write one, so `hostname` is a host's word (reduced to the characters
+    a host name has) and only ever shown, never trusted."""
+
+    id: str
+    hostname: str
+    pid: int
+    time: datetime | None
+    exclusive: bool
+
+    def described(self) -> str:
+        kind = "exclusive" if self.exclusive else "shared"
+        since = f", since {self.time:%Y-%m-%d %H:%M:%SZ}" if self.time else ""
+        return (
+            f"{kind} lock {self.id[:8]} claimed by host {self.hostname!r} (pid {self.pid}{since})"
+        )
+
+
+_PRUNES: Counter[str] = Counter()
+"""Per repository URL, prunes this process started and ended (odd: one is running)."""
+
+LOCKS_SHOWN = 8
+"""At most this many of a repository's locks are read and named (a host can write many)."""
+
+LOCK_READ_TIMEOUT = 15.0
+"""restic retries reading a lock that vanished for most of a minute; a lock is named
+within this, or not at all."""
 
 LOCK_WAIT = 120.0
 """How long a command that needs the repository to itself waits out another restic's lock.
@@ -126,18 +160,7 @@ class ResticRepo:
             env=env,
             start_new_session=True,
         )
-        try:  # the input, however long, is written within the same deadline
-            stdout, stderr = proc.communicate(stdin, timeout=timeout or self.timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # restic, its ssh and the reaper
-            proc.communicate()
-            raise ResticError(
-                f"restic {args[0]} gave no answer within {timeout or self.timeout:g}s"
-            ) from None
-        done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-        if done.returncode != 0:
-            raise _classify(args[0], done.returncode, done.stderr)
-        return done.stdout
+        return _finish(proc, args[0], stdin, timeout or self.timeout)
 
     def init(self) -> None:
         self._run(["init"])
@@ -149,9 +172,13 @@ class ResticRepo:
 
     def copy_from(self, source: ResticRepo, snapshot_ids: list[str]) -> None:
         """`restic copy` exactly these snapshots of `source` here (restic skips the ones
-        copied before); their copies carry `original`."""
+        copied before); their copies carry `original`. The source is read lock-free
+        (`--no-lock` leaves only this side locked): a lock a backed-up host left in its
+        repository never stops its copy. Only the controller prunes either side."""
         if snapshot_ids:
-            self._run(["copy", *snapshot_ids], source=source)
+            source._beside_prunes(
+                lambda: self._run(["copy", "--no-lock", *snapshot_ids], source=source)
+            )
 
     def current_key(self) -> str:
         """The ID of the repository key this password opens. Raises WrongPassword."""
@@ -214,7 +241,11 @@ class ResticRepo:
             )
             removed = sum(len(g.get("remove") or []) for g in groups or [])
         if removed:
-            self._exclusive(["prune"], lock_wait, on_locked)
+            _PRUNES[self.url] += 1  # odd while pruning: lock-free reads beside it retry
+            try:
+                self._exclusive(["prune"], lock_wait, on_locked)
+            finally:
+                _PRUNES[self.url] += 1
         return removed
 
     def _exclusive(
@@ -223,19 +254,26 @@ class ResticRepo:
         """`_run` a command that takes restic's exclusive lock, retrying while it is held."""
         deadline = time.monotonic() + lock_wait
         pause = 0.25
+        cleared = False
         while True:
             try:
                 return self._run(args)
             except RepositoryLocked as exc:
-                if time.monotonic() + pause > deadline:
-                    waited = f" (after waiting {lock_wait:g}s)" if lock_wait else ""
-                    raise RepositoryLocked(f"{exc}{waited}") from None
                 if on_locked is not None:
                     on_locked(
                         f"restic {args[0]}: the repository is locked by another restic; "
                         f"waiting up to {lock_wait:g}s"
                     )
                     on_locked = None
+                if not cleared:  # restic removes only the locks it proves stale
+                    cleared = True
+                    self.unlock()
+                    continue
+                if time.monotonic() + pause > deadline:
+                    waited = f" (after waiting {lock_wait:g}s)" if lock_wait else ""
+                    holders = "; ".join(lock.described() for lock in self.locks())
+                    held = f"; held by: {holders}" if holders else ""
+                    raise RepositoryLocked(f"{exc}{waited}{held}") from None
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
 
@@ -244,12 +282,49 @@ class ResticRepo:
         listing: a restore only reads, and a pack pruned under it fails the verify."""
         self._run(["restore", "--no-lock", snapshot_id, "--target", str(target), "--verify"])
 
-    def check(self, read_data_subset: str | None = None) -> str:
-        args = ["check"] + ([f"--read-data-subset={read_data_subset}"] if read_data_subset else [])
-        return self._run(args)
+    def check(
+        self, read_data_subset: str | None = None, on_locked: Callable[[str], None] | None = None
+    ) -> str:
+        """`restic check`, lock-free (`--no-lock`): it never waits on a lock a backed-up
+        host holds, and never holds one that the controller's retention would wait on.
+        Hosts only add to a repository; only the controller prunes, and a check that
+        failed while this controller pruned the repository is run again. `on_locked`
+        hears who claims the locks present, if any."""
+        args = ["check", "--no-lock"]
+        args += [f"--read-data-subset={read_data_subset}"] if read_data_subset else []
+        if on_locked is not None and (held := self.locks()):
+            on_locked(f"checked lock-free past {'; '.join(lock.described() for lock in held)}")
+        return self._beside_prunes(lambda: self._run(args))
+
+    def _beside_prunes(self, read: Callable[[], str]) -> str:
+        """Run a lock-free `read` of this repository; once more if it failed while this
+        process pruned it (a pack it was reading may have gone)."""
+        before = _PRUNES[self.url]
+        try:
+            return read()
+        except ResticError:
+            if _PRUNES[self.url] == before and before % 2 == 0:
+                raise
+            return read()
 
     def unlock(self, remove_all: bool = False) -> None:
+        """Remove the locks restic proves stale (unrefreshed for 30 minutes, or of a
+        process of this machine that is gone); with `remove_all`, every lock."""
         self._run(["unlock", *(["--remove-all"] if remove_all else [])])
+
+    def locks(self) -> list[Lock]:
+        """The repository's locks as they claim to be (the first LOCKS_SHOWN, read
+        lock-free); one that vanishes or does not parse while read is left out."""
+        found = []
+        for lock_id in self._run(["list", "locks", "--no-lock"]).split()[:LOCKS_SHOWN]:
+            try:
+                raw = json.loads(
+                    self._run(["cat", "lock", lock_id, "--no-lock"], LOCK_READ_TIMEOUT)
+                )
+                found.append(_lock(lock_id, raw))
+            except (ResticError, ValueError, TypeError, AttributeError, OverflowError):
+                continue
+        return found
 
 
 def retention_flags(retention: Retention) -> list[str]:
@@ -272,6 +347,77 @@ def _snapshot(raw: dict[str, Any]) -> Snapshot:
         tuple(raw.get("paths") or ()),
         raw.get("original"),
         str(raw.get("tree") or ""),
+    )
+
+
+MISSING_FILE = re.compile(r"returned error, retrying after .*(no such file|does not exist)", re.I)
+"""restic's backend retries a file that is not there for up to 15 minutes; the files it
+loads are named by the repository's own index, written after them, so one that is
+missing is lost, not late (a pack deleted on the repository's host)."""
+
+
+def _finish(proc: subprocess.Popen[str], command: str, stdin: str | None, timeout: float) -> str:
+    """restic's output, once it ended within `timeout`; a file it found missing ends it
+    at once (see MISSING_FILE). Raises the classified ResticError."""
+    out: list[str] = []
+    err: list[str] = []
+    missing: list[str] = []
+
+    def kill() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # restic, its ssh and the reaper
+
+    def read_err() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            err.append(line)
+            if not missing and MISSING_FILE.search(line):
+                missing.append(line.strip()[-300:])
+                kill()
+
+    def feed() -> None:  # the input, however long, is written within the same deadline
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(stdin or "")
+            proc.stdin.close()
+
+    stdout = proc.stdout
+    assert stdout is not None
+    threads = [
+        threading.Thread(target=read_err, daemon=True),
+        threading.Thread(target=lambda: out.append(stdout.read()), daemon=True),
+    ]
+    if stdin is not None:
+        threads.append(threading.Thread(target=feed, daemon=True))
+    for thread in threads:
+        thread.start()
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        kill()
+        proc.wait()
+        raise ResticError(f"restic {command} gave no answer within {timeout:g}s") from None
+    finally:
+        for thread in threads:
+            thread.join(30)
+    if missing:
+        raise ResticError(
+            f"restic {command} failed: a file the repository's index names is missing: {missing[0]}"
+        )
+    if code != 0:
+        raise _classify(command, code, "".join(err))
+    return "".join(out)
+
+
+def _lock(lock_id: str, raw: dict[str, Any]) -> Lock:
+    claimed = str(raw.get("hostname", ""))
+    hostname = "".join(c for c in claimed if c.isascii() and (c.isalnum() or c in ".-_"))[:64]
+    try:
+        when: datetime | None = datetime.fromisoformat(str(raw.get("time", ""))[:26])
+    except ValueError:
+        when = None
+    return Lock(
+        lock_id[:64], hostname or "?", int(raw.get("pid", 0)), when, bool(raw.get("exclusive"))
     )
 
 

@@ -425,6 +425,13 @@ class Failover(Spec):
         description="Hold-down before an automatic failback.",
         examples=["10m"],
     )
+    data_loss: Literal["hold", "allow"] = Field(
+        "hold",
+        description="'hold': a promotion that would lose more than a data policy's RPO, "
+        "or whose data nothing restores, waits for `reconcile failover --accept-data-loss` "
+        "(paged once, retried with backoff). 'allow': it promotes anyway, with what "
+        "restores or with no data, and states the loss in its P0.",
+    )
 
     @model_validator(mode="before")
     @classmethod

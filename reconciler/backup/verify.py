@@ -16,6 +16,7 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -185,12 +186,16 @@ def rotating_subset(now: datetime | None = None) -> str:
 
 
 def check_repository(
-    loaded: LoadedFleet, name: str, subset: str | None, copy: str | None = None
+    loaded: LoadedFleet,
+    name: str,
+    subset: str | None,
+    copy: str | None = None,
+    on_locked: Callable[[str], None] | None = None,
 ) -> str | None:
-    """Run `restic check` on the policy's repository (or its copy `copy`); the error
-    text, or None when clean."""
+    """Run `restic check` on the policy's repository (or its copy `copy`), lock-free
+    past another's lock (`on_locked` names it); the error text, or None when clean."""
     try:
-        open_store(loaded.fleet, name, copy).check(subset)
+        open_store(loaded.fleet, name, copy).check(subset, on_locked)
     except (SecretUnavailable, ResticError) as exc:
         return str(exc)
     return None

@@ -34,6 +34,8 @@ def failover_json(failover: Failover, state: FailoverState, verdict: Verdict) ->
         "line": verdict.line,
         "epoch": state.placement.epoch,
         "held": state.held,
+        "promotion_attempts": state.attempts,
+        "retry_at": state.retry_at,
         "data_loss": state.data_loss,
         "move_in_progress": state.move.model_dump() if state.move else None,
         "services": placement_rows(failover, state),

@@ -6,7 +6,8 @@ every `interval`, light probes that read every host's health checks and models o
 per `probe_interval` (in slices spread over the interval, see probe_round; drift wakes
 a pass for just the affected hosts, right after their slice), and state-file edits
 (watchfiles, debounced) or SIGHUP. SIGTERM lets the current pass finish, releases the
-lock, exits 0.
+lock, exits 0. The backups' scheduled checks, drills and copies run beside the loop
+(daemon.verifier), so a slow one never holds back a probe or a failover.
 
 This process never applies gevent's monkey patching: SSH runs in child processes.
 """
@@ -31,7 +32,7 @@ from reconciler.daemon.backoff import Backoffs, Key
 from reconciler.daemon.probe_round import ProbeRound
 from reconciler.daemon.sdnotify import sd_notify, watchdog_interval
 from reconciler.daemon.spec_source import SpecSource, watch_spec_file
-from reconciler.daemon.verifications import run_due_verifications
+from reconciler.daemon.verifier import Verifier
 from reconciler.engine.plan import Plan, exclude_from_plan
 from reconciler.engine.plan_text import render_plan
 from reconciler.errors import ReconcileError, write_traceback
@@ -55,6 +56,8 @@ from state.models import ReconcilerSettings
 from state.placement import without_host
 
 PASS_LOCK_TIMEOUT_S = 5.0
+VERIFICATIONS_AT_EXIT_S = 600.0
+"""A run bounded by --max-passes or --max-seconds waits this long for its verifications."""
 # A probe pass reads a few unit states: a host that takes longer is one observed fact
 # ("no answer within 5s"), and the other hosts' drift is acted on in the same pass.
 PROBE_SETTINGS = ObserveSettings(timeouts=Timeouts(connect=5.0, command=5.0), health_only=True)
@@ -113,6 +116,7 @@ class WatchLoop:
         self.ssh: WarmWorker | None = None  # one SSH worker, connections kept across passes
         self.suspended_said = ""  # what was last said of a plan held by `reconcile suspend`
         self.probes = ProbeRound()  # where the light probes stand in their round
+        self.verifier = Verifier(journal.path)  # backup checks, drills, copies: beside the loop
         self.on_applied: Callable[[str, bool, str], None] | None = None
         """Told after each full pass from a git source: (commit, converged, one line)."""
 
@@ -155,6 +159,7 @@ class WatchLoop:
             next_fetch = self._next_fetch()
             self.wake.wait(max(0.0, min(next_full, next_probe, next_fetch) - self.clock()))
             self.wake.clear()
+            self.verifier.drain(self.bus, self.report)
             if self.stop.is_set():
                 break
             if self.clock() >= next_fetch:  # the git source's interval: fetch the branch
@@ -193,6 +198,10 @@ class WatchLoop:
             self._after_pass()
             self._save_status(next_full, next_probe)
         sd_notify("STOPPING=1")
+        # bounded runs (tests, benchmarks) see their verifications end; SIGTERM does not wait
+        if not self.verifier.wait(0.0 if self.stop.is_set() else VERIFICATIONS_AT_EXIT_S):
+            self.report("backup verifications still running: left to end with the process")
+        self.verifier.drain(self.bus, self.report)
         return 0
 
     def _next_fetch(self) -> float:
@@ -340,7 +349,7 @@ class WatchLoop:
         except LockHeld as exc:
             self.report(f"failover pass skipped: {exc}")
             return None
-        lost = verdict.action in ("countdown", "blocked", "held") or (
+        lost = verdict.action in ("countdown", "blocked", "held", "retrying") or (
             verdict.action == "failed_over" and verdict.state.healthy_since is None
         )
         return mover.failover.primary if lost else None
@@ -362,9 +371,8 @@ class WatchLoop:
                 left = self.status.pending
                 said = "converged" if not left else f"not converged: {', '.join(left)}"
                 self.on_applied(loaded.commit, not left, said[:200])
-            if kind == "full":  # scheduled backup checks and drills, outside the lock
-                for line in run_due_verifications(loaded, self.journal, self.bus, time.time()):
-                    self.report(line)
+            if kind == "full":  # scheduled backup checks, drills and copies, beside the loop
+                self.verifier.start_due(loaded, self.bus, self.report)
                 self._dr_drill_if_due(loaded)
         except LockHeld as exc:
             self.report(f"pass skipped: {exc}")

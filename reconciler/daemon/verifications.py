@@ -52,12 +52,13 @@ def checked(
     """Run `restic check` on `subset` (of the copy `copy`); emit the verdict; return the
     error or None."""
     policy = loaded.fleet.backups[name]
-    error = check_repository(loaded, name, subset, copy)
+    notes: list[str] = []
+    error = check_repository(loaded, name, subset, copy, notes.append)
     service = backup_service_id(name) if copy is None else copy_service_id(name, copy)
     context = {"subset": subset, "copy": copy}
     what = f"backup {name}" + (f" copy {copy}" if copy else "")
     if error is None:
-        message = f"{what}: check {subset} ok"
+        message = f"{what}: check {subset} ok" + "".join(f" ({note})" for note in notes)
         bus.emit(Event("P3", "backup_check_passed", message, policy.host, service, context))
     else:
         message = f"{what}: repository check failed: {error}"

@@ -15,7 +15,19 @@ from typing import Literal
 from reconciler.store.failover import FailoverState
 from state.models import Failover
 
-Action = Literal["steady", "countdown", "blocked", "held", "promote", "failed_over", "failback"]
+Action = Literal[
+    "steady", "countdown", "blocked", "held", "retrying", "promote", "failed_over", "failback"
+]
+
+RETRY_FIRST_S = 5.0
+RETRY_MAX_S = 300.0
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next promotion after `attempts` rolled-back ones: 5s, doubling,
+    at most 5 minutes. A cause that clears (a lock, a repository back) is retried soon;
+    one that does not is not retried, journaled and reported on every probe pass."""
+    return min(RETRY_MAX_S, RETRY_FIRST_S * float(2 ** max(0, attempts - 1)))
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,16 @@ def assess(failover: Failover, state: FailoverState, seen: Sighting, now: float)
         return _failed_over(failover, state, seen, now)
     moving = ", ".join(failover.services)
     if seen.primary_reached:
-        fresh = state.model_copy(update={"down_since": None, "last_contact": now, "held": None})
+        fresh = state.model_copy(
+            update={
+                "down_since": None,
+                "last_contact": now,
+                "held": None,
+                "attempts": 0,
+                "retry_at": None,
+                "failure": "",
+            }
+        )
         return Verdict("steady", "", fresh)
     if not seen.backup_reached:
         return _blocked(
@@ -73,6 +94,14 @@ def assess(failover: Failover, state: FailoverState, seen: Sighting, now: float)
     down = now - down_since
     if state.held:
         return Verdict("held", f"! failover held: {state.held}", fresh)
+    if state.retry_at is not None and now < state.retry_at:
+        return Verdict(
+            "retrying",
+            f"! failover {failover.primary} unreachable for {duration(down)}; promotion "
+            f"{state.attempts} rolled back ({state.failure}); next try in "
+            f"{duration(state.retry_at - now)}",
+            fresh,
+        )
     left = failover.grace.total_seconds() - down
     if left > 0:
         return Verdict(
@@ -145,7 +174,7 @@ def alarm(before: FailoverState, verdict: Verdict, seen: Sighting) -> Alarm | No
     """Page at once when both sides confirm the primary is down (the seed's P0: "primary
     VPS down", immediate), not only when the grace ends and it moves; clear the page
     when the primary is reached again, before or after a move."""
-    if not before.alarmed and verdict.action in ("countdown", "promote", "held"):
+    if not before.alarmed and verdict.action in ("countdown", "promote", "held", "retrying"):
         return "raise"
     if before.alarmed and seen.primary_reached:
         return "clear"

@@ -35,12 +35,26 @@ from reconciler.apply.failover_steps import final_backup, set_lease, stop_units
 from reconciler.backup.in_place import Restored, restore_in_place
 from reconciler.backup.operations import BackupFailed
 from reconciler.backup.provenance import ProvenanceError, record_reported
-from reconciler.engine.failover import Alarm, Sighting, Verdict, alarm, assess, duration
+from reconciler.engine.failover import (
+    Alarm,
+    Sighting,
+    Verdict,
+    alarm,
+    assess,
+    duration,
+    retry_delay,
+)
 from reconciler.errors import PermanentError
 from reconciler.events.bus import Event, EventBus, EventKind
 from reconciler.observe.observation import FleetState
 from reconciler.observe.witness import ask_backup, primary_answers
-from reconciler.run.failover_data import Candidate, data_plan, restore_best, unrestorable
+from reconciler.run.failover_data import (
+    Candidate,
+    data_plan,
+    nothing_restored,
+    restore_best,
+    unrestorable,
+)
 from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import plan_once
 from reconciler.ssh.remote import run_remote
@@ -215,8 +229,9 @@ def promote(mover: Mover, accept_data_loss: bool = False) -> FailoverState:
         unlisted = [why for loss in plan.values() if loss.snapshot is None for why in loss.unlisted]
         if unlisted:  # not known to be lost: tried again on the next pass
             raise BackupFailed("; ".join(unlisted))
+        accept = accept_data_loss or failover.data_loss == "allow"
         over = [loss.statement for loss in plan.values() if not loss.within_rpo]
-        if over and not accept_data_loss:
+        if over and not accept:
             held = "; ".join(over) + ": `reconcile failover --accept-data-loss` proceeds"
             _roll_back(mover, move, run_id, held, kind=None)
             store.put(store.get().model_copy(update={"held": held}))
@@ -235,10 +250,18 @@ def promote(mover: Mover, accept_data_loss: bool = False) -> FailoverState:
         for name, loss in list(plan.items()):
             if loss.snapshot is None:
                 continue
-            done, plan[name] = restore_best(
-                mover.loaded, name, loss, failover.backup, Ledger(mover.journal), mover.bus,
-                mover.report, lost_at,
-            )  # fmt: skip
+            try:
+                done, plan[name] = restore_best(
+                    mover.loaded, name, loss, failover.backup, Ledger(mover.journal), mover.bus,
+                    mover.report, lost_at,
+                )  # fmt: skip
+            except BackupFailed as exc:
+                if not accept:
+                    raise BackupFailed(f"{exc} (data_loss: hold)") from None
+                plan[name] = nothing_restored(mover.loaded, name, str(exc))
+                said = plan[name].statement
+                _step(mover, run_id, failover.backup, f"restore {name}", False, said)
+                continue
             _restored(mover, run_id, done, failover.backup)
             restored.append(done)
         failpoint("failover:restored")
@@ -261,7 +284,8 @@ def promote(mover: Mover, accept_data_loss: bool = False) -> FailoverState:
         _commit(mover, state, move, run_id, statement)
         failpoint("failover:committed")
     except (BackupFailed, OSError) as exc:
-        _roll_back(mover, move, run_id, str(exc))
+        _roll_back(mover, move, run_id, str(exc), page=state.attempts == 0)
+        _back_off(mover, str(exc))
         raise MoveFailed(str(exc)) from None
     figures_context = {"lost_at": lost_at, "losses": figures}
     return _finish(mover, move, run_id, "failover", statement, restored, figures_context)
@@ -499,8 +523,23 @@ def _finish(
     return state
 
 
+def _back_off(mover: Mover, why: str) -> None:
+    """Count a rolled-back promotion and put off the next one (`retry_delay`)."""
+    state = mover.store.get()
+    attempts = state.attempts + 1
+    retry_at = time.time() + retry_delay(attempts)
+    mover.store.put(
+        state.model_copy(update={"attempts": attempts, "retry_at": retry_at, "failure": why})
+    )
+
+
 def _roll_back(
-    mover: Mover, move: Move, run_id: str, why: str, kind: EventKind | None = "failover_aborted"
+    mover: Mover,
+    move: Move,
+    run_id: str,
+    why: str,
+    kind: EventKind | None = "failover_aborted",
+    page: bool = True,
 ) -> None:
     """Undo a move whose placement was not recorded: the services stay at the source.
     Under the raised epoch when a host may have seen it (a switchover revokes the source
@@ -515,11 +554,14 @@ def _roll_back(
     mover.journal.finish_run(run_id, "failed", why)
     if kind is not None:
         mover.report(f"{move.kind} {move.source} -> {move.target} rolled back: {why}")
+    if kind is not None and page:  # a promotion pages once an outage; retries are journaled
+        retried = " (retried with backoff; further attempts are journaled, not paged)"
         mover.bus.emit(
             Event(
                 "P0",
                 kind,
-                f"{move.kind} {move.source} -> {move.target} did not happen: {why}",
+                f"{move.kind} {move.source} -> {move.target} did not happen: {why}"
+                + (retried if move.kind == "failover" else ""),
                 move.source,
                 None,
                 {"epoch": epoch, "step": move.step},

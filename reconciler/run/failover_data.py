@@ -137,6 +137,14 @@ def restore_best(
     raise BackupFailed(f"backup {name}: nothing restores: {tried}")
 
 
+def nothing_restored(loaded: LoadedFleet, name: str, why: str) -> DataLoss:
+    """The loss a promotion states when it goes ahead (`data_loss: allow`, or the
+    operator's `--accept-data-loss`) though no snapshot of `name` restored."""
+    rpo = loaded.written.backups[name].rpo.total_seconds()
+    line = f"{name}: nothing restored; RPO {duration(rpo)}: all data lost ({why})"
+    return DataLoss(None, line, False)
+
+
 def unrestorable(
     loaded: LoadedFleet, name: str, candidate: Candidate, why: str, bus: EventBus
 ) -> None:

@@ -53,6 +53,13 @@ class FailoverState(BaseModel):
     alarmed: bool = Field(
         False, description="A P0 `primary_down` was raised for the current outage."
     )
+    attempts: int = Field(
+        0, ge=0, description="Promotions tried and rolled back in the current outage."
+    )
+    retry_at: float | None = Field(
+        None, description="After a rolled-back promotion: not tried again before this."
+    )
+    failure: str = Field("", description="Why the last promotion was rolled back.")
     move: Move | None = None
 
 

@@ -94,7 +94,11 @@ models:
 
 
 def failover_spec(
-    lab: fleet_lab.Lab, rpo: str = "1h", interval: str = "60s", paths: str = "[]"
+    lab: fleet_lab.Lab,
+    rpo: str = "1h",
+    interval: str = "60s",
+    paths: str = "[]",
+    data_loss: str = "hold",
 ) -> str:
     """h1 (primary) runs an agent writing SQLite rows every 0.5 s, backed up to h2, which
     takes over after a 20 s grace; the lease lapses after 14 s."""
@@ -125,6 +129,7 @@ failover:
   services: [agent]
   grace: 20s
   fence_after: 14s
+  data_loss: {data_loss}
 reconciler:
   interval: {interval}
   probe_interval: 2s

@@ -87,6 +87,23 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> float:
     raise AssertionError(f"not within {seconds:g}s: {what}")
 
 
+def watched_until(
+    loop: subprocess.Popen[str],
+    condition: Callable[[], bool],
+    seconds: float,
+    what: str,
+    then: float = 0.0,
+) -> str:
+    """Wait for `condition` while `loop` runs, let it run `then` seconds more, then stop
+    it; its output is in the failure."""
+    try:
+        wait_for(condition, seconds, what)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{stop(loop)}") from None
+    time.sleep(then)
+    return stop(loop)
+
+
 def watch(spec: Path, seconds: float) -> subprocess.Popen[str]:
     return start_reconcile(
         "watch",
@@ -108,14 +125,20 @@ def finish(process: subprocess.Popen[str]) -> str:
 def stop(process: subprocess.Popen[str]) -> str:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=120)
+    try:
+        out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        raise AssertionError(f"the loop did not stop within 120s of SIGTERM:\n{out}{err}") from None
     return out + err
 
 
 def placement(spec: Path) -> dict[str, object]:
+    """Where the services run and in which epoch (not when the move committed)."""
     row = Journal(journal_path(spec)).db.execute("SELECT data FROM failover").fetchone()
     data: dict[str, object] = json.loads(row[0])["placement"]
-    return data
+    return {"active": data.get("active"), "epoch": data.get("epoch")}
 
 
 def test_cut_primary_fails_over_with_its_data_fenced_then_fails_back_with_zero_loss(
@@ -432,12 +455,51 @@ def test_a_lock_the_primary_leaves_does_not_stop_its_failover(
     loop = watch(spec, 90)
     time.sleep(4)
     fleet_lab.cut_link(lab, "h1")
-    wait_for(lambda: active(lab, "h2", "agent"), 75, "agent active on h2")
-    output = stop(loop)
+    output = watched_until(loop, lambda: active(lab, "h2", "agent"), 75, "agent active on h2")
     assert placement(spec) == {"active": "h2", "epoch": 1}, output
     restored = agent_rows(lab, "h2")
     assert restored and restored[0] == rows_before[0], (rows_before[:3], restored[:3])
     assert fleet_lab.ssh(lab, "h2", f"ls {repository} | wc -l").strip() == locks  # still there
+    fleet_lab.restore_link(lab, "h1")
+
+
+def test_when_nothing_restores_a_promotion_backs_off_paged_once_until_data_loss_allows_it(
+    lab: fleet_lab.Lab, pair: Path
+) -> None:
+    """The repository's packs are lost (its snapshots still list), so no recorded
+    snapshot restores. Under `data_loss: hold` each promotion is rolled back: the epoch
+    stays 0, one P0 pages, the attempts back off. Under `data_loss: allow` the backup
+    serves with no data, and the P0 says all data was lost."""
+    spec = pair
+    fleet_lab.ssh(lab, "h2", "rm -f /srv/restic/h1/data/*/*")
+    loop = watch(spec, 75)
+    time.sleep(4)
+    fleet_lab.cut_link(lab, "h1")
+    journal = Journal(journal_path(spec))
+
+    def attempts() -> int:
+        row = journal.db.execute("SELECT data FROM failover").fetchone()
+        return int(json.loads(row[0]).get("attempts", 0))
+
+    # the second attempt puts off the third by 10 s: a pass meanwhile says when
+    output = watched_until(loop, lambda: attempts() >= 2, 60, "two rolled-back promotions", 8)
+    assert placement(spec) == {"active": None, "epoch": 0}, output
+    assert not active(lab, "h2", "agent")
+    [aborted] = journal.events(kind="failover_aborted")  # paged once, not per attempt
+    assert "nothing restores" in aborted.message and "data_loss: hold" in aborted.message
+    assert "retried with backoff" in aborted.message
+    told = fleet_lab.ssh(lab, "h2", "cat /var/lib/fleet-reconciler/fence/epoch; true").strip()
+    assert told in ("", "0"), told  # no attempt raised the hosts' epoch
+    assert "next try in" in output, output
+
+    spec.write_text(failover_spec(lab, data_loss="allow"))
+    loop = watch(spec, 75)
+    output = watched_until(
+        loop, lambda: active(lab, "h2", "agent"), 70, "agent active on h2 without data"
+    )
+    assert placement(spec) == {"active": "h2", "epoch": 1}, output
+    [moved] = journal.events(kind="failover")
+    assert "agentdata: nothing restored" in moved.message and "all data lost" in moved.message
     fleet_lab.restore_link(lab, "h1")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from reconciler.engine.failover import Sighting, alarm, assess
+from reconciler.engine.failover import RETRY_MAX_S, Sighting, alarm, assess, retry_delay
 from reconciler.store.failover import FailoverState
 from state.models import Failover
 from state.placement import Placement
@@ -149,3 +149,23 @@ def test_a_confirmed_outage_pages_once_at_once_and_clears_when_the_primary_is_ba
     assert alarm(moved, still_down, LOST) is None
     back = assess(FAILOVER, moved, REACHED, 600.0)
     assert back.action == "failed_over" and alarm(moved, back, REACHED) == "clear"
+
+
+def test_a_rolled_back_promotion_is_retried_with_backoff_and_forgotten_when_the_primary_returns() -> (
+    None
+):
+    """Attempts back off 5s, 10s, 20s ... 5m; until then the pass says why and waits.
+    The primary answering again ends the outage, and its count."""
+    assert [retry_delay(n) for n in (1, 2, 3, 4)] == [5.0, 10.0, 20.0, 40.0]
+    assert retry_delay(30) == RETRY_MAX_S
+    failed = FailoverState(
+        down_since=1000.0, attempts=2, retry_at=1310.0, failure="backup db: nothing restores"
+    )
+    waiting = assess(FAILOVER, failed, LOST, 1305.0)
+    assert waiting.action == "retrying"
+    assert "promotion 2 rolled back (backup db: nothing restores); next try in 5s" in waiting.line
+    assert assess(FAILOVER, waiting.state, LOST, 1311.0).action == "promote"
+    back = assess(FAILOVER, waiting.state, REACHED, 1306.0)
+    assert back.action == "steady"
+    assert (back.state.attempts, back.state.retry_at, back.state.failure) == (0, None, "")
+    assert alarm(FailoverState(), waiting, LOST) == "raise"

@@ -4,6 +4,8 @@ runs `forget`. Real restic, a local repository, a real `restic backup` holding t
 from __future__ import annotations
 
 import os
+import re
+import socket
 import subprocess
 import threading
 import time
@@ -12,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from backups.restic_repo import RepositoryLocked, ResticRepo, WrongPassword, _classify
+from backups.restic_repo import (
+    RepositoryLocked,
+    ResticError,
+    ResticRepo,
+    WrongPassword,
+    _classify,
+)
 from state.models import Retention
 from state.secrets import Secret
 
@@ -126,9 +134,71 @@ def test_a_lock_left_by_a_killed_forget_never_blocks_listing_or_restoring(
     exclusive.kill()  # -9: the lock stays
     exclusive.wait()
     assert any(locks.iterdir())
-    with pytest.raises(RepositoryLocked):
-        repo.forget(Retention(keep_last=1), "agentdata", "x", lock_wait=0)
     [snapshot] = repo.snapshots(tag="agentdata")
     repo.restore(snapshot.id, tmp_path / "restored")
     restored = next((tmp_path / "restored").rglob("rows.txt"))
     assert restored.read_text() == "row 1\n"
+    # Left on this machine by a process that is gone: restic proves it stale, and
+    # retention removes it before it runs (one from another host waits 30 minutes).
+    assert repo.forget(Retention(keep_last=1), "agentdata", "x", lock_wait=0) == 0
+    assert not any(locks.iterdir())
+
+
+def test_a_live_lock_is_named_by_the_host_it_claims_when_retention_gives_up(
+    repo: ResticRepo, running_backup: subprocess.Popen[bytes]
+) -> None:
+    with pytest.raises(RepositoryLocked) as refused:
+        repo.forget(Retention(), tag="agentdata", host="h1", lock_wait=0)
+    claimed = f"shared lock .{{8}} claimed by host '{socket.gethostname()}' \\(pid {running_backup.pid}, since "
+    assert re.search(f"held by: {claimed}", str(refused.value)), refused.value
+
+
+def test_check_and_copy_read_past_a_live_lock(
+    repo: ResticRepo, running_backup: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    """A check waits on no lock a host holds: it runs again lock-free and says whose
+    lock it read past; a copy reads its source lock-free."""
+    target = ResticRepo(str(tmp_path / "copy"), Secret(PASSWORD), cache_dir=tmp_path / "cache2")
+    target.init_copy_of(repo)
+    heard: list[str] = []
+    repo.check(on_locked=heard.append)
+    assert len(heard) == 1 and "checked lock-free past shared lock" in heard[0], heard
+    assert socket.gethostname() in heard[0]
+    closing = finish(running_backup, after=0.0)
+    closing.join()
+    [snapshot] = repo.snapshots(tag="agentdata")
+    held = subprocess.Popen(  # another live lock on the source, and the copy goes on
+        ["restic", "--repo", repo.url, "--quiet", "backup", "--stdin"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "RESTIC_PASSWORD": PASSWORD},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not repo.locks():
+            assert time.monotonic() < deadline, "restic never took its lock"
+            time.sleep(0.05)
+        target.copy_from(repo, [snapshot.id])
+        assert [s.original for s in target.snapshots()] == [snapshot.id]
+    finally:
+        held.kill()
+        held.wait()
+
+
+def test_a_lost_pack_fails_a_restore_at_once_not_after_restics_retries(
+    repo: ResticRepo, tmp_path: Path
+) -> None:
+    """restic retries a missing file for up to 15 minutes; the file an index names is
+    lost, not late, so the restore (a failover's, a drill's) fails at once, saying so."""
+    source = tmp_path / "data"
+    source.mkdir()
+    (source / "rows.bin").write_bytes(os.urandom(3_000_000))
+    env = {**os.environ, "RESTIC_PASSWORD": PASSWORD}
+    backup = ["restic", "--repo", repo.url, "--quiet", "backup", "--tag", "agentdata"]
+    subprocess.run([*backup, str(source)], env=env, check=True, capture_output=True)
+    for pack in (Path(repo.url) / "data").glob("*/*"):
+        pack.unlink()
+    [snapshot] = repo.snapshots(tag="agentdata")
+    started = time.monotonic()
+    with pytest.raises(ResticError, match="a file the repository's index names is missing"):
+        repo.restore(snapshot.id, tmp_path / "restored")
+    assert time.monotonic() - started < 10
