@@ -33,6 +33,7 @@ from reconciler.daemon.probe_round import ProbeRound
 from reconciler.daemon.sdnotify import sd_notify, watchdog_interval
 from reconciler.daemon.spec_source import SpecSource, watch_spec_file
 from reconciler.daemon.verifier import Verifier
+from reconciler.engine.failover import Verdict, next_sighting
 from reconciler.engine.plan import Plan, exclude_from_plan
 from reconciler.engine.plan_text import render_plan
 from reconciler.errors import ReconcileError, write_traceback
@@ -52,10 +53,12 @@ from reconciler.store.ledger import Ledger
 from reconciler.store.lock import LockHeld, hosts_lock
 from reconciler.store.suspension import Suspension
 from state.load import LoadedFleet
-from state.models import ReconcilerSettings
+from state.models import Failover, ReconcilerSettings
 from state.placement import without_host
 
 PASS_LOCK_TIMEOUT_S = 5.0
+COUNTING_SIGHTING_S = 3.5
+"""A sighting of a lost primary, until one is measured: the lease's connect timeout."""
 VERIFICATIONS_AT_EXIT_S = 600.0
 """A run bounded by --max-passes or --max-seconds waits this long for its verifications."""
 # A probe pass reads a few unit states: a host that takes longer is one observed fact
@@ -116,6 +119,9 @@ class WatchLoop:
         self.ssh: WarmWorker | None = None  # one SSH worker, connections kept across passes
         self.suspended_said = ""  # what was last said of a plan held by `reconcile suspend`
         self.probes = ProbeRound()  # where the light probes stand in their round
+        self.next_failover = float("inf")  # a pass timed to the failover clock's deadline
+        self.sighting_s = COUNTING_SIGHTING_S  # how long a counting sighting takes
+        self.counting = False  # the last failover pass counted down the grace
         self.verifier = Verifier(journal.path)  # backup checks, drills, copies: beside the loop
         self.on_applied: Callable[[str, bool, str], None] | None = None
         """Told after each full pass from a git source: (commit, converged, one line)."""
@@ -157,7 +163,8 @@ class WatchLoop:
             if max_seconds is not None and self.clock() - started >= max_seconds:
                 break
             next_fetch = self._next_fetch()
-            self.wake.wait(max(0.0, min(next_full, next_probe, next_fetch) - self.clock()))
+            due = min(next_full, next_probe, next_fetch, self.next_failover)
+            self.wake.wait(max(0.0, due - self.clock()))
             self.wake.clear()
             self.verifier.drain(self.bus, self.report)
             if self.stop.is_set():
@@ -173,14 +180,17 @@ class WatchLoop:
                 elif self.suspended_said and Suspension(self.journal).get() is None:
                     next_full = self.clock()  # resumed: the plan held is applied now
             now = self.clock()
-            if now >= min(next_full, next_probe) and not self._lead():
+            if now >= min(next_full, next_probe, self.next_failover) and not self._lead():
                 next_probe = self.clock() + self._probe_interval()  # stand by, campaign again
+                self.next_failover = float("inf")
                 self.probes.restart()
                 self._save_status(next_full, next_probe)
                 continue
             if self.just_elected:
                 self.just_elected, next_full = False, now  # a new leader looks at everything
-            if now >= next_full:
+            if now >= self.next_failover and now < next_full:
+                self._failover_pass()  # the grace ends: sight the pair at that moment
+            elif now >= next_full:
                 self._timed("full", lambda: self._pass("full", None))
                 next_full = self.clock() + self._settings().interval.total_seconds()
                 self.probes.restart()
@@ -288,7 +298,9 @@ class WatchLoop:
         probes = self.probes
         started, errors = time.monotonic(), self.status.failed_passes
         if probes.starting:
-            lost_primary = self._failover_pass()
+            # a pass timed to the deadline is due before this one would end: leave it to that
+            timed = self.clock() > self.next_failover - self.sighting_s
+            lost_primary = probes.lost_primary if timed else self._failover_pass()
             probes.begin(self._placed().fleet.hosts, lost_primary)
         healed = self._probe_slice(probes.current(), probes.lost_primary)
         failed = self.status.failed_passes > errors
@@ -338,9 +350,11 @@ class WatchLoop:
 
     def _failover_pass(self) -> str | None:
         """Renew the lease, detect, move if due; the primary when it is out of reach."""
+        self.next_failover = float("inf")
         mover = self._mover()
         if mover is None:
             return None
+        started = time.time()
         try:
             with hosts_lock(
                 self.journal.path.parent, self._placed().fleet, PASS_LOCK_TIMEOUT_S, self.report
@@ -349,10 +363,21 @@ class WatchLoop:
         except LockHeld as exc:
             self.report(f"failover pass skipped: {exc}")
             return None
+        self._time_next_sighting(mover.failover, verdict, time.time() - started)
         lost = verdict.action in ("countdown", "blocked", "held", "retrying") or (
             verdict.action == "failed_over" and verdict.state.healthy_since is None
         )
         return mover.failover.primary if lost else None
+
+    def _time_next_sighting(self, failover: Failover, verdict: Verdict, took: float) -> None:
+        """While the failover clock counts, the next sighting is timed to end as the grace
+        does, not whenever the next probe round starts: detection lands within a second
+        of the grace's end, not a probe round plus a connect timeout after it."""
+        counted, self.counting = self.counting, verdict.action == "countdown"
+        if counted and self.counting:  # a counting sighting (run.failover.sight): its length
+            self.sighting_s = took
+        wait = next_sighting(failover, verdict, self.sighting_s, time.time())
+        self.next_failover = self.clock() + wait
 
     def _pass(self, kind: str, targets: list[str] | None) -> None:
         loaded = self._placed()

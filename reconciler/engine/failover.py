@@ -167,6 +167,20 @@ def _failed_over(failover: Failover, state: FailoverState, seen: Sighting, now: 
     return Verdict("failback", f"{head}; {failover.primary} back: failing back now", fresh)
 
 
+def next_sighting(failover: Failover, verdict: Verdict, sighting_s: float, now: float) -> float:
+    """Seconds from `now` until the next sighting should start, so that it ends as the
+    grace (or a rolled-back promotion's backoff) does: a sighting of a lost primary takes
+    `sighting_s` (a connect timeout) to fail. Infinite when no clock counts."""
+    state = verdict.state
+    if verdict.action == "countdown" and state.down_since is not None:
+        ends = state.down_since + failover.grace.total_seconds()
+    elif verdict.action == "retrying" and state.retry_at is not None:
+        ends = state.retry_at
+    else:
+        return float("inf")
+    return max(0.0, ends - now - sighting_s)
+
+
 Alarm = Literal["raise", "clear"]
 
 

@@ -32,6 +32,7 @@ EventKind = Literal[
     "backup_check_passed",
     "backup_check_failed",
     "backup_forged",
+    "backup_locked",
     "backup_copied",
     "backup_copy_failed",
     "drill_passed",

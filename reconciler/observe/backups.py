@@ -30,6 +30,14 @@ LISTING_INTERVAL = 120.0
 shorter). Not tied to the host's reports: the host may be the one hiding a write."""
 
 
+def listing_due(confirmed: float | None, now: float, pass_interval: float) -> bool:
+    """Whether a repository last listed at `confirmed` is listed in this pass: when the
+    next full pass (`pass_interval` on) would come after LISTING_INTERVAL has run out, so
+    that a write is judged within the interval of it (every pass, when passes are
+    further apart than the interval). Pure."""
+    return confirmed is None or now - confirmed + pass_interval > LISTING_INTERVAL
+
+
 def observe_backup(fleet: Fleet, name: str) -> BackupState:
     """The policy's snapshots: its host's newest (the RPO), and every snapshot of its tag
     whoever wrote it (`claims`, judged by `reconciler.engine.provenance`)."""

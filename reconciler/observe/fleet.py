@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import httpx
 
 from reconciler.observe.backups import (
-    LISTING_INTERVAL,
+    listing_due,
     observe_backup,
     reported_id,
     reuse_confirmation,
@@ -239,10 +239,11 @@ def observe(
         }
         known = _confirmed(fleet, policies, confirmations)
         now = time.time()
+        every = fleet.reconciler.interval.total_seconds()
         backups = {  # nothing confirmed lately: list at once, alongside the SSH work
             name: pool.submit(observe_backup, fleet, name)
             for name in policies
-            if (seen := known.get(name)) is None or now - seen.confirmed > LISTING_INTERVAL
+            if listing_due(_confirmed_at(known.get(name)), now, every)
         }
         hosts = host_states(ssh.result())
         reused: dict[str, BackupState] = {}
@@ -304,6 +305,10 @@ def _confirmed(
         name: confirmations.of_policy(fleet, name) if confirmations is not None else None
         for name in policies
     }
+
+
+def _confirmed_at(confirmation: Confirmation | None) -> float | None:
+    return confirmation.confirmed if confirmation is not None else None
 
 
 def _judged(ledger: Ledger | None, fleet: Fleet, name: str, host: HostState) -> bool:

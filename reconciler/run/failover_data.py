@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from backups.repository import open_copy
-from backups.restic_repo import ResticError, Snapshot
+from backups.repository import open_copy, open_repository
+from backups.restic_repo import ResticError, ResticRepo, Snapshot
 from reconciler.apply.context import Report
 from reconciler.backup.in_place import Restored, restore_in_place
 from reconciler.backup.operations import BackupFailed
@@ -162,5 +162,32 @@ def unrestorable(
                 "during": "failover restore",
                 "at": time.time(),
             },
+        )
+    )
+
+
+def name_locks(
+    loaded: LoadedFleet, name: str, bus: EventBus, repository: ResticRepo | None = None
+) -> None:
+    """After a promotion read policy `name`'s repository lock-free: a P1 naming each
+    lock left in it (the lost primary's, typically), since retention will wait on them
+    until restic proves them stale. Nothing when it holds none or cannot be read."""
+    try:
+        held = (repository or open_repository(loaded.fleet, name)).locks()
+    except (ResticError, SecretUnavailable):
+        return
+    if not held:
+        return
+    bus.emit(
+        Event(
+            "P1",
+            "backup_locked",
+            f"backup {name}: the repository holds "
+            + "; ".join(lock.described() for lock in held)
+            + ": the failover read past it lock-free; retention waits until restic proves "
+            "it stale (30 minutes unrefreshed by a live process)",
+            loaded.written.backups[name].host,
+            f"backup:{name}",
+            {"locks": [lock.id[:8] for lock in held]},
         )
     )

@@ -99,6 +99,8 @@ def failover_spec(
     interval: str = "60s",
     paths: str = "[]",
     data_loss: str = "hold",
+    grace: str = "20s",
+    fence_after: str = "14s",
 ) -> str:
     """h1 (primary) runs an agent writing SQLite rows every 0.5 s, backed up to h2, which
     takes over after a 20 s grace; the lease lapses after 14 s."""
@@ -127,8 +129,8 @@ failover:
   primary: h1
   backup: h2
   services: [agent]
-  grace: 20s
-  fence_after: 14s
+  grace: {grace}
+  fence_after: {fence_after}
   data_loss: {data_loss}
 reconciler:
   interval: {interval}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.observe.backups import LISTING_INTERVAL
 from reconciler.run.leases import leases_kept
 from reconciler.store.failover import FailoverStore
 from reconciler.store.journal import Journal
@@ -145,6 +146,7 @@ def test_cut_primary_fails_over_with_its_data_fenced_then_fails_back_with_zero_l
     lab: fleet_lab.Lab, pair: Path
 ) -> None:
     spec = pair
+    recorded_before = fleet_lab.ssh(lab, "h1", f"cat {backup_path('agentdata', 'last')}").split()[0]
     time.sleep(3)  # rows after the snapshot the apply took: the stated loss
     loop = watch(spec, 150)
     time.sleep(5)  # a few probe passes renew the lease
@@ -194,15 +196,22 @@ def test_cut_primary_fails_over_with_its_data_fenced_then_fails_back_with_zero_l
     assert placement(spec) == {"active": "h2", "epoch": 1}
 
     # The fenced primary's root runs its backup by hand, tagged the epoch it was told:
-    # never recorded, and a P1 names it once the repository is listed (h2's backup now).
+    # never recorded, and the loop names it in a P1 within one listing interval, though
+    # h2, which holds the policy now, reports its own snapshot all along.
     script, env = backup_path("agentdata", "script"), backup_path("agentdata", "env")
     assert fleet_lab.ssh(lab, "h1", "cat /var/lib/fleet-reconciler/fence/epoch").strip() == "1"
+    loop = watch(spec, LISTING_INTERVAL + 60)
+    time.sleep(5)  # its first pass has run
     fleet_lab.ssh(lab, "h1", f"set -a && . {env} && set +a && sh {script}")
+    written = time.monotonic()
     fenced_write = fleet_lab.ssh(lab, "h1", f"cat {backup_path('agentdata', 'last')}").split()[0]
-    now = run_reconcile(
-        "backup", "now", "agentdata", "--state", str(spec), "--journal", str(journal_path(spec))
+    watched_until(
+        loop,
+        lambda: bool(Journal(journal_path(spec)).events(kind="backup_forged")),
+        LISTING_INTERVAL + 15,  # a full pass's own time on top of the interval
+        "a P1 names the fenced primary's snapshot",
     )
-    assert now.returncode == 0, now.stdout + now.stderr
+    print(f"the fenced primary's snapshot was judged forged {time.monotonic() - written:.0f}s on")
     (forged,) = Journal(journal_path(spec)).events(kind="backup_forged")
     assert forged.severity == "P1" and fenced_write[:8] in forged.message, forged
     assert "claims host 'h1' in epoch 1, when h2 holds the policy" in forged.message
@@ -221,6 +230,21 @@ def test_cut_primary_fails_over_with_its_data_fenced_then_fails_back_with_zero_l
         == "1"
     )
     assert placement(spec) == {"active": None, "epoch": 2}
+    (back,) = Journal(journal_path(spec)).events(kind="failback")
+    assert not fenced_write.startswith(back.context["restored"]["agentdata"]), back.context
+
+    # The ledger followed the data through both moves: the snapshot recorded before the
+    # failover is still recorded (restorable), whichever host held the policy since.
+    journal = ("--state", str(spec), "--journal", str(journal_path(spec)))
+    listed = run_reconcile("backup", "list", "agentdata", *journal)
+    (row,) = [line for line in listed.stdout.splitlines() if recorded_before[:8] in line]
+    assert row.split()[-1] == "recorded", listed.stdout
+    again = run_reconcile(
+        "backup", "restore", "agentdata", "--snapshot", recorded_before[:8],
+        "--to", "h1:/tmp/before-failover", "--yes", *journal,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"of snapshot {recorded_before[:8]}" in again.stdout
 
 
 def test_partial_partitions_and_flapping_move_nothing(lab: fleet_lab.Lab, pair: Path) -> None:
@@ -436,7 +460,7 @@ def test_a_lock_the_primary_leaves_does_not_stop_its_failover(
     """Root on the primary, with its own backup key, takes the repository's exclusive
     lock and is killed with -9 (restic treats the lock as live for 30 minutes); then its
     link is cut. The controller lists and restores without a lock: the backup serves
-    with the snapshot's rows, and the hosts' epoch went up by one."""
+    with the snapshot's rows, the hosts' epoch went up by one, and a P1 names the lock."""
     spec = pair
     rows_before = agent_rows(lab, "h1")
     script, env = backup_path("agentdata", "script"), backup_path("agentdata", "env")
@@ -460,6 +484,40 @@ def test_a_lock_the_primary_leaves_does_not_stop_its_failover(
     restored = agent_rows(lab, "h2")
     assert restored and restored[0] == rows_before[0], (rows_before[:3], restored[:3])
     assert fleet_lab.ssh(lab, "h2", f"ls {repository} | wc -l").strip() == locks  # still there
+    (named,) = Journal(journal_path(spec)).events(kind="backup_locked")
+    assert named.severity == "P1" and "claimed by host 'h1'" in named.message, named
+    fleet_lab.restore_link(lab, "h1")
+
+
+def test_a_lost_repository_fails_over_from_the_copy_and_says_so(
+    lab: fleet_lab.Lab, pair: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The policy keeps a copy on the controller's disk (its own password, no host holds
+    it). The primary is cut and its repository deleted on h2 meanwhile: the promotion
+    restores the copy's recorded snapshot, and the P0 says the data came from the copy."""
+    spec = pair
+    monkeypatch.setenv("FLEET_TEST_COPY_PASSWORD", "test-only-copy-password-5d21")
+    copy = f"{{repository: 'local:{spec.parent / 'offsite'}', "
+    copy += "password: env:FLEET_TEST_COPY_PASSWORD, rpo: 1d, init: true}"
+    spec.write_text(
+        spec.read_text().replace(
+            "    init: true\n", f"    init: true\n    copies:\n      offsite: {copy}\n"
+        )
+    )
+    filled = run_reconcile("--yes", str(spec), "--journal", str(journal_path(spec)))
+    assert filled.returncode == 0, filled.stdout + filled.stderr
+    assert "backup agentdata: copy offsite: 1 new" in filled.stderr, filled.stderr
+    rows_before = agent_rows(lab, "h1")
+    loop = watch(spec, 120)
+    time.sleep(4)
+    fleet_lab.cut_link(lab, "h1")
+    fleet_lab.ssh(lab, "h2", "rm -rf /srv/restic/h1")  # the repository, lost with it
+    output = watched_until(loop, lambda: active(lab, "h2", "agent"), 90, "agent active on h2")
+    (event,) = Journal(journal_path(spec)).events(kind="failover")
+    assert "of copy offsite" in event.message, (event.message, output)
+    restored = agent_rows(lab, "h2")
+    assert restored and restored[0] == rows_before[0], (rows_before[:3], restored[:3])
+    assert placement(spec) == {"active": "h2", "epoch": 1}
     fleet_lab.restore_link(lab, "h1")
 
 

@@ -141,6 +141,17 @@ def test_a_confirmed_snapshot_is_reused_only_while_the_host_reports_it_and_it_is
     assert reuse_confirmation("db", 3600, None, host(f"{known.snapshot_id} 1"), 5100.0) is None
 
 
+def test_a_repository_is_listed_by_the_last_full_pass_before_its_interval_runs_out() -> None:
+    """A fenced host's write, hidden by every report, is judged within LISTING_INTERVAL:
+    the pass that lists is the last one before the interval ends, not the first after."""
+    from reconciler.observe.backups import LISTING_INTERVAL, listing_due
+
+    assert listing_due(None, 5000.0, 60.0)
+    assert not listing_due(5000.0, 5000.0 + 60.0, 60.0)  # the next pass still lists in time
+    assert listing_due(5000.0, 5000.0 + LISTING_INTERVAL - 59.0, 60.0)
+    assert listing_due(5000.0, 5001.0, LISTING_INTERVAL + 1)  # passes further apart: each
+
+
 def data_changes(
     present: dict[str, bool], inputs: BackupInputs, policy: str = POLICY
 ) -> list[tuple[str, str, str, str]]:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from reconciler.engine.failover import RETRY_MAX_S, Sighting, alarm, assess, retry_delay
+from reconciler.engine.failover import (
+    RETRY_MAX_S,
+    Sighting,
+    alarm,
+    assess,
+    next_sighting,
+    retry_delay,
+)
 from reconciler.store.failover import FailoverState
 from state.models import Failover
 from state.placement import Placement
@@ -169,3 +176,20 @@ def test_a_rolled_back_promotion_is_retried_with_backoff_and_forgotten_when_the_
     assert back.action == "steady"
     assert (back.state.attempts, back.state.retry_at, back.state.failure) == (0, None, "")
     assert alarm(FailoverState(), waiting, LOST) == "raise"
+
+
+def test_the_sighting_that_ends_the_grace_is_timed_to_end_with_it() -> None:
+    """A lost primary's sighting takes a connect timeout: the one that can promote starts
+    that long before the grace ends (at once when that is already past), and none is
+    timed while nothing counts."""
+    counting = assess(FAILOVER, FailoverState(last_contact=1000.0), LOST, 1003.0)
+    assert counting.action == "countdown" and counting.state.down_since == 1000.0
+    assert next_sighting(FAILOVER, counting, 3.0, 1003.0) == 1000.0 + 300 - 3.0 - 1003.0
+    # that sighting, started on time, ends at the grace's end and promotes
+    assert assess(FAILOVER, counting.state, LOST, 1300.0).action == "promote"
+    assert next_sighting(FAILOVER, counting, 3.0, 1299.0) == 0.0
+    failed = FailoverState(down_since=1000.0, attempts=1, retry_at=1310.0, failure="x")
+    retrying = assess(FAILOVER, failed, LOST, 1301.0)
+    assert next_sighting(FAILOVER, retrying, 3.0, 1301.0) == 6.0
+    steady = assess(FAILOVER, FailoverState(), REACHED, 1000.0)
+    assert next_sighting(FAILOVER, steady, 3.0, 1000.0) == float("inf")

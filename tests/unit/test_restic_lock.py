@@ -202,3 +202,40 @@ def test_a_lost_pack_fails_a_restore_at_once_not_after_restics_retries(
     with pytest.raises(ResticError, match="a file the repository's index names is missing"):
         repo.restore(snapshot.id, tmp_path / "restored")
     assert time.monotonic() - started < 10
+
+
+def test_a_failover_names_the_locks_it_read_past_and_is_silent_without_any(
+    repo: ResticRepo, running_backup: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.events.bus import Event, EventBus
+    from reconciler.run.failover_data import name_locks
+    from tests.unit.helpers import load_text
+    from tests.unit.test_spec import BASE
+
+    monkeypatch.setenv("FLEET_TEST_LOCK_PASSWORD", PASSWORD)
+    loaded = load_text(
+        BASE
+        + """\
+backups:
+  agentdata:
+    host: kimi
+    paths: [/srv/data]
+    schedule: hourly
+    retention: {keep_last: 3}
+    rpo: 1h
+    repository: /srv/restic/kimi
+    password: env:FLEET_TEST_LOCK_PASSWORD
+"""
+    )
+    events: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(events.append)
+    name_locks(loaded, "agentdata", bus, repo)
+    (named,) = events
+    assert (named.severity, named.kind, named.host) == ("P1", "backup_locked", "kimi")
+    assert "exclusive lock" not in named.message  # a backup's lock is shared
+    assert "shared lock" in named.message and "claimed by host" in named.message, named
+    finish(running_backup, 0).join()
+    events.clear()
+    name_locks(loaded, "agentdata", bus, repo)
+    assert events == []
