@@ -205,28 +205,15 @@ def test_a_lost_pack_fails_a_restore_at_once_not_after_restics_retries(
 
 
 def test_a_failover_names_the_locks_it_read_past_and_is_silent_without_any(
-    repo: ResticRepo, running_backup: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+    repo: ResticRepo, running_backup: subprocess.Popen[bytes]
 ) -> None:
     from reconciler.events.bus import Event, EventBus
     from reconciler.run.failover_data import name_locks
     from tests.unit.helpers import load_text
+    from tests.unit.test_failover_data import POLICY
     from tests.unit.test_spec import BASE
 
-    monkeypatch.setenv("FLEET_TEST_LOCK_PASSWORD", PASSWORD)
-    loaded = load_text(
-        BASE
-        + """\
-backups:
-  agentdata:
-    host: kimi
-    paths: [/srv/data]
-    schedule: hourly
-    retention: {keep_last: 3}
-    rpo: 1h
-    repository: /srv/restic/kimi
-    password: env:FLEET_TEST_LOCK_PASSWORD
-"""
-    )
+    loaded = load_text(BASE + POLICY)  # the repository itself is `repo`, passed in
     events: list[Event] = []
     bus = EventBus()
     bus.subscribe(events.append)
