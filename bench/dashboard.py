@@ -37,7 +37,7 @@ from reconciler.web.app import make_app, serve_in_background
 from state.load import load_fleet
 from tests.fleet import lab as fleet_lab
 from tests.fleet.dashboard_shot import seed
-from tests.fleet.etcd_cluster import free_port
+from tests.fleet.ports import free_port
 from tests.integration.conftest import lab_spec
 
 

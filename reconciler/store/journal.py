@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS specs (
     applied REAL NOT NULL, state_file TEXT NOT NULL, state_sha256 TEXT NOT NULL,
-    git_commit TEXT, git_dirty INTEGER
+    git_commit TEXT, git_dirty INTEGER, signer TEXT
 );
 CREATE TABLE IF NOT EXISTS loop_state (
     state_file TEXT PRIMARY KEY, updated REAL NOT NULL, data TEXT NOT NULL
@@ -110,6 +110,14 @@ class RunRecord:
     changes: int
 
 
+# Columns later versions added to a table, for journals written before them.
+_ADDED_COLUMNS = (
+    ("runs", "pid", "INTEGER"),
+    ("runs", "hostname", "TEXT"),
+    ("specs", "signer", "TEXT"),
+)
+
+
 class Journal:
     """Append-only record of runs and their per-action results."""
 
@@ -125,15 +133,23 @@ class Journal:
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
-        for column, kind in (("pid", "INTEGER"), ("hostname", "TEXT")):
-            if column not in columns:  # a journal written by an older version
-                self.db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
-        if "signer" not in {row[1] for row in self.db.execute("PRAGMA table_info(specs)")}:
-            self.db.execute("ALTER TABLE specs ADD COLUMN signer TEXT")
+        for table, column, kind in _ADDED_COLUMNS:
+            self._add_column(table, column, kind)
         self.read_only = read_only
         if read_only:
             self.db.execute("PRAGMA query_only = ON")
+
+    def _add_column(self, table: str, column: str, kind: str) -> None:
+        """Bring a journal written by an older version up to date. Two processes may
+        open the same old journal at once: the one that finds the column already
+        added (between its look and its ALTER) has nothing left to do."""
+        if column in {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}:
+            return
+        try:
+            self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column name" not in str(exc):
+                raise
 
     def ensure(self, schema: str) -> None:
         """Create a store's tables when they are missing: the one write a read-only

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import websocket
 
-from tests.fleet.etcd_cluster import free_port
+from tests.fleet.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 

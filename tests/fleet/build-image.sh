@@ -35,6 +35,14 @@ debian_mirror() {
 MIRROR="${FLEET_DEBIAN_MIRROR:-$(debian_mirror)}"
 
 mkdir -p "$CACHE_ROOT"
+# One build at a time (parallel test workers may all find the image missing); the
+# ones that waited find it built.
+exec 9>"$CACHE_ROOT/build.lock"
+flock 9
+if [[ -f "$IMAGE/.complete" ]]; then
+    echo "$IMAGE"
+    exit 0
+fi
 rm -rf "$IMAGE.tmp"
 echo "building test-host image $IMAGE (about 60-80 s)..." >&2
 debootstrap --variant=minbase --include="$PACKAGES" bookworm "$IMAGE.tmp" \

@@ -22,7 +22,7 @@ from reconciler.store.journal import Journal
 from reconciler.web.app import make_app, serve_in_background
 from state.load import load_fleet
 from tests.fleet.browser import chromium
-from tests.fleet.etcd_cluster import free_port
+from tests.fleet.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY, HOUR = 86400.0, 3600.0

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,13 +16,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.fleet.ports import free_port
+
 ETCD = "/usr/bin/etcd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

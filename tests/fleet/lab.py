@@ -26,8 +26,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("FLEET_CACHE", "/var/cache/fleet-reconciler"))
 RUN_DIR = Path("/run/fleet-reconciler")
-# One /24 per lab prefix, so a demo, the tests and a benchmark can run side by side.
+# One /24 per lab prefix, so a demo, the tests and a benchmark can run side by side;
+# the test suite's parallel workers take test0, test1, ... (see `test_prefix`).
 SUBNETS = {"demo": 0, "test": 1, "bench": 2, "soak": 3, "labtest": 4}
+SUBNETS |= {f"test{worker}": 40 + worker for worker in range(16)}
 BOOT_TIMEOUT_S = 30.0
 
 
@@ -77,6 +79,15 @@ def ensure_image() -> Path:
     if result.returncode != 0:
         raise LabError("building the test-host image failed (see stderr above)")
     return Path(result.stdout.strip().splitlines()[-1])
+
+
+def test_prefix() -> str:
+    """The lab prefix of this test process: FLEET_TEST_LAB (default "test"), and under
+    pytest-xdist the worker's number after it ("test0", "test1", ...), so that parallel
+    workers never share a host, a bridge, a subnet or a state file."""
+    base = os.environ.get("FLEET_TEST_LAB", "test")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under xdist
+    return f"{base}{worker.removeprefix('gw')}" if worker else base
 
 
 def subnet(prefix: str) -> int:
@@ -150,7 +161,7 @@ def _room_for(hosts: int) -> None:
 def _boot(
     prefix: str, name: str, address: str, bridge: str, gateway: str, image: Path, persistent: bool
 ) -> LabHost:
-    netns, veth = f"{prefix}-{name}", f"{prefix[:4]}-{name}"[:15]
+    netns, veth = f"{prefix}-{name}", _veth_name(prefix, name)
     _run("ip", "netns", "add", netns)
     _run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
     _run("ip", "link", "set", veth, "master", bridge, "up")
@@ -162,6 +173,13 @@ def _boot(
     ):
         _run("ip", "netns", "exec", netns, *cmd)
     return LabHost(name, address, netns, veth, _start(netns, name, image, persistent))
+
+
+def _veth_name(prefix: str, name: str) -> str:
+    """The host's root-side veth: `prefix-name`, or a digest of it when that is longer
+    than a link name may be (15): cut short, two labs' names could meet."""
+    full = f"{prefix}-{name}"
+    return full if len(full) <= 15 else f"v{hashlib.sha256(full.encode()).hexdigest()[:14]}"
 
 
 def _start(netns: str, name: str, image: Path, persistent: bool) -> int:

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fleet import lab as fleet_lab
 from tests.fleet.browser import chromium
-from tests.fleet.etcd_cluster import free_port
+from tests.fleet.ports import free_port
 from tests.integration.conftest import ROOT, lab_spec, run_reconcile, start_reconcile
 
 ARTIFACTS = ROOT / ".artifacts"

@@ -75,7 +75,7 @@ def test_dry_run_scenarios_on_real_hosts(lab: fleet_lab.Lab, spec_file: Path) ->
     finally:
         fleet_lab.restore_link(lab, "h1")
     assert code == 2
-    assert "host h1 (198.18.1.11)  [unreachable]" in text
+    assert f"host h1 ({lab.host('h1').address})  [unreachable]" in text
     assert "  ! host h1  unreachable: " in text
     assert "~ start ollama.service  ActiveState=inactive" in text
     assert text.rstrip().endswith("1 host unreachable.")
@@ -99,4 +99,4 @@ def test_a_hung_host_is_an_observed_fact_and_costs_one_timeout(
         and "no SSH answer within 5s (host slow or hung)" in hung["actions"][0]["reason"]
     )
     assert next(h for h in plan["hosts"] if h["name"] == "h1")["reachable"]
-    assert elapsed < 30  # bounded by the connect timeout, not by the hung host
+    assert elapsed < 90  # it ends (by the connect timeout): a hung host would hold it forever

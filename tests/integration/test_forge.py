@@ -14,7 +14,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 
 from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
+from tests.fleet.ports import free_port
 from tests.integration.by_hand import wait_http
 from tests.integration.conftest import ROOT, STANDINS, lab_spec, run_reconcile
 from tests.integration.test_watch import wait_for
@@ -59,13 +59,6 @@ def git(work: Path, *args: str, signer: Signer | None = None) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip() + done.stderr.strip()
-
-
-def free_port(address: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((address, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Forge:

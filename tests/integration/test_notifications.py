@@ -377,7 +377,7 @@ def test_telegram_down_two_minutes_the_loop_keeps_its_pace_and_all_arrive_once_i
     from reconciler.run.incident_desk import IncidentDesk
     from reconciler.store.journal import Journal
     from state.load import load_fleet
-    from tests.fleet.etcd_cluster import free_port
+    from tests.fleet.ports import free_port
 
     spec, journal_path = tmp_path / "fleet.yaml", tmp_path / "journal.db"
     spec.write_text(spec_text(lab, None))

@@ -90,7 +90,8 @@ def test_a_dripping_answer_ends_at_the_checks_deadline(answer: Answer) -> None:
         result = probe_http(client, check(port), "127.0.0.1")
         took = time.monotonic() - started
     assert not result.healthy and "Timeout" in result.detail
-    assert took < 1.5, f"{took:.2f}s for a 1s deadline"
+    # Ended by the 1 s deadline, not by the drip's 10 s (how fast is bench/bounds.py's).
+    assert took < 6, f"{took:.2f}s for a 1s deadline"
 
 
 def test_plain_httpx_does_not_bound_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,6 @@
 """A promotion degrades, never stalls: the first recorded snapshot that restores is the
 data, and the statement says what newer one did not (reconciler.run.failover_data).
-The restore itself is real on the lab (tests/integration/test_failover.py); here it is
+The restore itself is real on the lab (tests/integration/failover/); here it is
 a function that fails for the snapshots the test names."""
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from reconciler.run.outbox_sender import OutboxSender
 from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import Journal
 from state.models import DEFAULT_REPEAT, Notifications, Severity
+from tests.fleet.ports import free_port
 
 STANDINS = Path(__file__).resolve().parents[1] / "standins"
 # The seed's distress signal, key by key and in its order.
@@ -108,16 +109,10 @@ def test_telegram_text_is_escaped_and_bounded() -> None:
     assert text.startswith("<b>P0 opened</b>\n&lt;b&gt;&amp;") and len(text) == 4096
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def standins(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
     """The Telegram and Gitea stand-ins on loopback ports, stores in tmp_path."""
-    tg, gitea = _free_port(), _free_port()
+    tg, gitea = free_port(), free_port()
     procs = [
         subprocess.Popen(
             [

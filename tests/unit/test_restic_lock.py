@@ -94,7 +94,7 @@ def test_a_lock_that_outlasts_the_wait_fails_and_says_how_long_it_waited(
     started = time.monotonic()
     with pytest.raises(RepositoryLocked, match=r"after waiting 1s"):
         repo.forget(Retention(), tag="agentdata", host="h1", lock_wait=1.0)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 60  # not restic's own wait for a live lock (30 min)
 
 
 def test_an_error_names_restics_fatal_line_whatever_ssh_printed_around_it() -> None:
@@ -201,7 +201,7 @@ def test_a_lost_pack_fails_a_restore_at_once_not_after_restics_retries(
     started = time.monotonic()
     with pytest.raises(ResticError, match="a file the repository's index names is missing"):
         repo.restore(snapshot.id, tmp_path / "restored")
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 60  # not restic's 15 minutes of retries
 
 
 def test_a_failover_names_the_locks_it_read_past_and_is_silent_without_any(
