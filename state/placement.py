@@ -13,26 +13,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from state.fence import GUARD, GUARD_SCRIPT, guard_watch_command
 from state.layout import backup_unit
 from state.models import ConfigFile, Failover, Fleet, Service, SystemdCheck, Unit
-
-
-class Placement(BaseModel):
-    """Where the failover services run now, and the epoch (the fencing token)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    active: str | None = Field(None, description="Host running them; None: the primary.")
-    epoch: int = Field(0, ge=0, description="Goes up at every failover, failback and switchover.")
-    since: float = Field(
-        0.0, ge=0, description="When the move to this placement committed (controller clock)."
-    )
-
-
-HOME = Placement()
+from state.placement_record import HOME as HOME
+from state.placement_record import Placement as Placement
 
 
 def data_policies(fleet: Fleet) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from state.placement import HOME, Placement
+from state.placement_record import HOME, Placement
 
 
 class Message(BaseModel):

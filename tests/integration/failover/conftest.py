@@ -46,12 +46,24 @@ def pair(lab: fleet_lab.Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     spec = tmp_path / "fleet.yaml"
     spec.write_text(failover_spec(lab))
     done = run_reconcile("--yes", str(spec), "--journal", str(journal_path(spec)))
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr + _units_said(lab)
     assert active(lab, "h1", "agent")
     yield spec
     for host in ("h1", "h2"):
         fleet_lab.restore_link(lab, host)
         fleet_lab.restore_route(lab, host, lab.gateway)
+
+
+def _units_said(lab: fleet_lab.Lab) -> str:
+    """What h1's guarded units and its fence said: why a start there was refused."""
+    said = fleet_lab.ssh(
+        lab,
+        "h1",
+        "journalctl -u agent -u fleet-backup-agentdata -n 25 --no-pager -o cat; "
+        "ls -l /var/lib/fleet-reconciler/fence; cat /var/lib/fleet-reconciler/fence/*; date +%s",
+        check=False,
+    )
+    return f"\n--- h1 ---\n{said}"
 
 
 def journal_path(spec: Path) -> Path:
