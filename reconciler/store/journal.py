@@ -110,6 +110,8 @@ class RunRecord:
     changes: int
 
 
+BUSY_TIMEOUT_S = 30  # how long an open or a write waits for another process's lock
+
 # Columns later versions added to a table, for journals written before them.
 _ADDED_COLUMNS = (
     ("runs", "pid", "INTEGER"),
@@ -130,14 +132,29 @@ class Journal:
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self.path = path
         self.budget = TextBudget()
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._use_wal()
         self.db.executescript(SCHEMA)
         for table, column, kind in _ADDED_COLUMNS:
             self._add_column(table, column, kind)
         self.read_only = read_only
         if read_only:
             self.db.execute("PRAGMA query_only = ON")
+
+    def _use_wal(self) -> None:
+        """Switch to WAL (a no-op once it is). Switching needs the database to itself, and
+        SQLite answers "database is locked" at once, without its busy wait, when another
+        process opens the same new journal at that moment: so wait here, as long as the
+        busy wait would."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _add_column(self, table: str, column: str, kind: str) -> None:
         """Bring a journal written by an older version up to date. Two processes may
