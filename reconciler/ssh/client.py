@@ -205,6 +205,9 @@ class WarmWorker:
 
     def _retire(self, wait: bool = True) -> None:
         proc = self._proc
+        if proc is not None and self.served == 0:
+            self._stop()  # never asked anything (a spec error came first): nothing to close
+            return
         if proc is not None and proc.poll() is None and proc.stdin is not None:
             try:
                 proc.stdin.close()
