@@ -63,14 +63,16 @@ def fleet(lab: fleet_lab.Lab, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """The lab converged with a backup policy; the journal next to the spec."""
     base = tmp_path_factory.mktemp("hostile-answers")
     spec = base / "fleet.yaml"
-    # A heal waits for the healed service's health up to its RTO: short for Ollama here,
-    # which the dripping test keeps unhealthy through every restart.
-    text = lab_spec(lab, BACKUPS).replace("    rto: 30s\nmodels:", "    rto: 3s\nmodels:")
-    spec.write_text(
-        text.replace("--interval 1", "--interval 1 --metrics-db /var/lib/agent/metrics.db")
+    text = lab_spec(lab, BACKUPS).replace(
+        "--interval 1", "--interval 1 --metrics-db /var/lib/agent/metrics.db"
     )
+    spec.write_text(text)  # the first start of the stand-ins, with the usual RTO of 30 s
     done = reconcile("--yes", str(spec), "--journal", str(base / "journal.db"))
     assert done.returncode == 0, done.stdout + done.stderr
+    # A heal waits for the healed service's health up to its RTO: short for Ollama here,
+    # which the dripping test keeps unhealthy through every restart. (As the first RTO it
+    # failed a loaded machine's first start of the stand-in.)
+    spec.write_text(text.replace("    rto: 30s\nmodels:", "    rto: 3s\nmodels:"))
     yield spec
     ollama_mode(lab, "ok")
 
