@@ -60,7 +60,7 @@ from reconciler.run.failover_data import (
 from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import plan_once
 from reconciler.ssh.remote import run_remote
-from reconciler.store.failover import FailoverState, FailoverStore, Move
+from reconciler.store.failover import FailoverState, FailoverStore, Move, MoveStep
 from reconciler.store.journal import Journal
 from reconciler.store.ledger import Ledger
 from state.load import LoadedFleet
@@ -428,8 +428,10 @@ def _begin(
     return move
 
 
-def _advance(mover: Mover, move: Move, step: str) -> Move:
-    moved = move.model_copy(update={"step": step})
+def _advance(mover: Mover, move: Move, step: MoveStep) -> Move:
+    # Validated, not copied: a step the store cannot read back (CI saw "lease", before
+    # it was a MoveStep) crashed every reader of the state, the lease keeper among them.
+    moved = Move.model_validate({**move.model_dump(), "step": step})
     mover.store.put(mover.store.get().model_copy(update={"move": moved}))
     return moved
 

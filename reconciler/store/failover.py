@@ -15,7 +15,9 @@ from state.models import Failover
 from state.placement import HOME, Placement
 
 MoveKind = Literal["failover", "switchover"]
-MoveStep = Literal["stop", "backup", "restore", "deploy"]
+# A move's steps in order. "lease": the target may have been told the new epoch, so a
+# move rolled back from here on leaves the epoch raised.
+MoveStep = Literal["stop", "backup", "restore", "lease", "deploy"]
 
 
 class Move(BaseModel):
