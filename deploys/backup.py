@@ -20,6 +20,7 @@ from state.layout import (
     ETC,
     backup_path,
     backup_unit,
+    run_backup_command,
     unit_path,
 )
 from state.models import Fleet
@@ -121,16 +122,7 @@ def backup_policy(
 @typed_deploy("Backup now")
 def backup_now(name: str) -> None:
     """Run the policy's backup unit and wait for it (a oneshot `systemctl start` blocks)."""
-    unit = f"{backup_unit(name)}.service"
-    # On failure, surface the unit's own last lines (restic's error), not systemd's summary.
-    last_lines = (
-        "journalctl --no-pager -o cat -n 4 "
-        f"_SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value {unit})"
-    )
-    server.shell(
-        name=f"backup {name}: run now",
-        commands=[f"systemctl start {unit} || {{ {last_lines} >&2; exit 1; }}"],
-    )
+    server.shell(name=f"backup {name}: run now", commands=[run_backup_command(name)])
 
 
 def repository_entries(fleet: Fleet, host: str, public_keys: dict[str, str]) -> list[str]:

@@ -11,9 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Parallel labs: 3 on this 2-core machine; 4 was faster but oversubscribed it into
-# failures (docs/testing.md has the figures).
-workers=3
+# Parallel labs: 4 on this 2-core machine, once each test process used a fifth less CPU
+# (docs/testing.md has the figures for 2, 3 and 4).
+workers=4
 args=()
 while (($#)); do
     case "$1" in

@@ -28,6 +28,18 @@ def backup_unit(policy: str) -> str:
     return f"fleet-backup-{policy}"
 
 
+def run_backup_command(policy: str) -> str:
+    """Shell: run the policy's backup unit and wait (a oneshot `systemctl start` blocks);
+    on failure, print the unit's own last lines (restic's error, or systemd's reason the
+    start was refused) to stderr instead of systemd's "see systemctl status" summary."""
+    unit = f"{backup_unit(policy)}.service"
+    last_lines = (
+        "journalctl --no-pager -o cat -n 4 "
+        f"_SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value {unit})"
+    )
+    return f"systemctl start -- {unit} || {{ {last_lines} >&2; exit 1; }}"
+
+
 BackupFile = Literal["env", "key", "known_hosts", "last", "running", "script"]
 _BACKUP_FILES: dict[BackupFile, str] = {
     "env": f"{ETC}/backup-{{}}.env",  # the repository and its password (0600)

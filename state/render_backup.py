@@ -18,6 +18,7 @@ from state.layout import (
 from state.models import BackupPolicy
 from state.render import HEADER
 from state.repository import RepositoryTarget
+from state.ssh import KEX_ALGORITHMS
 
 CONFINED_URL = "rclone:confined"  # the forced command decides what is served, not this
 
@@ -79,7 +80,8 @@ def _transport_option(name: str, policy: BackupPolicy, target: RepositoryTarget)
         return ""
     destination = f"{target.sftp_user}@{target.url.split('@', 1)[1].rsplit(':', 1)[0]}"
     ssh = (
-        f"ssh -i {backup_path(name, 'key')} -o BatchMode=yes -o StrictHostKeyChecking=yes "
+        f"ssh -i {backup_path(name, 'key')} -o BatchMode=yes -o {KEX_ALGORITHMS} "
+        "-o StrictHostKeyChecking=yes "
         f"-o UserKnownHostsFile={backup_path(name, 'known_hosts')} -- {destination}"
     )
     return " --option " + shlex.quote(f"rclone.program={ssh}")

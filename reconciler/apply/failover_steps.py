@@ -7,7 +7,7 @@ import shlex
 
 from reconciler.ssh.remote import Remote, run_remote
 from state.fence import lease_command
-from state.layout import backup_path, backup_unit
+from state.layout import backup_path, run_backup_command
 from state.models import Host
 
 LEASE_TIMEOUT_S = 8.0
@@ -29,9 +29,5 @@ def stop_units(host: Host, units: list[str], timeout: float = 120.0) -> Remote:
 def final_backup(host: Host, policy: str, timeout: float) -> Remote:
     """Run `policy`'s backup unit on `host` and wait; stdout is its `.last` record
     (snapshot ID and time)."""
-    unit, last = (
-        shlex.quote(f"{backup_unit(policy)}.service"),
-        shlex.quote(backup_path(policy, "last")),
-    )
-    command = f"systemctl start -- {unit} && cat -- {last}"
+    command = f"{run_backup_command(policy)} && cat -- {shlex.quote(backup_path(policy, 'last'))}"
     return run_remote(host, command, timeout)

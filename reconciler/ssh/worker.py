@@ -59,6 +59,8 @@ from reconciler.ssh.session import KeptConnections, open_session  # noqa: E402
 from reconciler.untrusted import shown  # noqa: E402
 from state.layout import unit_file  # noqa: E402
 
+START_RETRY_S = 1.0
+
 
 def observe(request: ObserveRequest, kept: KeptConnections | None = None) -> ObserveAnswer:
     """Read a HostSnapshot from every target; unreachable hosts come back with an error."""
@@ -103,10 +105,17 @@ def start(request: StartRequest, kept: KeptConnections | None = None) -> ApplyAn
         results = []
         for name in request.units[host.name]:
             command = f"systemctl start -- {shlex.quote(unit_file(name))}"
+            label = f"fast start | {name}: {command}"
             ok, output = host.run_shell_command(command, _timeout=timeout)
+            if not ok:
+                # One more try a second later: a start right after a stop can fail while
+                # the old control group is still being torn down (status=219/CGROUP);
+                # the second start joins any restart systemd itself has scheduled.
+                time.sleep(START_RETRY_S)
+                ok, output = host.run_shell_command(command, _timeout=timeout)
+                label += " (second attempt)"
             status = "changed" if ok else "error"
             stderr = "" if ok else shown("\n".join(output.stderr_lines[-5:])[-2000:])
-            label = f"fast start | {name}: {command}"
             results.append(OpResult(name=label, status=status, stderr=stderr))
         return results
 

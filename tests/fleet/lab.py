@@ -23,6 +23,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from state.ssh import KEX_ALGORITHMS
+
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("FLEET_CACHE", "/var/cache/fleet-reconciler"))
 RUN_DIR = Path("/run/fleet-reconciler")
@@ -203,6 +205,7 @@ def _start(netns: str, name: str, image: Path, persistent: bool) -> int:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"},
     )
     return proc.pid
 
@@ -408,6 +411,7 @@ def ssh_options(lab: Lab) -> list[str]:
         "StrictHostKeyChecking=yes",
         "BatchMode=yes",
         "ConnectTimeout=5",
+        KEX_ALGORITHMS,
     ]
     return ["-i", lab.ssh_key, *(f"-o{o}" for o in options)]
 

@@ -380,7 +380,9 @@ def test_sharded_controllers_share_the_hosts_and_a_dead_ones_shard_is_taken_over
         else:
             fleet_lab.ssh(lab, "h2", "systemctl stop ollama.service")
             until(lambda: ollama_healthy(lab), 60)
-        assert f"drift on {lost}" in logs["c2"].read_text()
+        # Found by a probe ("drift on") or by the full pass c2 runs over its new shard.
+        healed = logs["c2"].read_text()
+        assert f"drift on {lost}" in healed or f"{lost}: starting " in healed, healed
     finally:
         for proc in procs.values():
             proc.terminate()

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
 from tests.fleet.scrape import probe_passes
 from tests.integration.conftest import STANDINS, _sha, lab_spec, run_reconcile, start_reconcile
@@ -85,6 +86,13 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def standin(lab: fleet_lab.Lab, port: int, path: str) -> Any:
     url = f"http://{lab.host('h2').address}:{port}{path}"
     return httpx.get(url, timeout=5).json()
+
+
+def passes_since(journal: Path, spec: Path, since: float) -> bool:
+    """Whether a watch started after `since` has finished its first full pass (its loop
+    state, saved in the journal after each pass, counts it)."""
+    saved = Journal(journal).loop_state(str(spec))
+    return saved is not None and saved[0] >= since and saved[1].get("passes", 0) >= 1
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
@@ -287,11 +295,14 @@ def test_a_p0_pages_every_channel_and_a_cut_host_is_one_incident(
     # P0 at once: the primary lost (controller and backup agree) pages before the grace
     # ends, on every P0 channel, and resolves when it is back within the grace.
     pages_before = len(standin(lab, 8081, "/test/messages"))
+    launched = time.time()
     watch = start_reconcile(
         "watch", str(spec), "--journal", str(journal), "--max-seconds", "120", capture=True
     )
     try:
-        time.sleep(3)
+        # Cut once the watch has passed over the fleet (so it is probing), not after a
+        # guessed sleep a loaded machine can outrun.
+        wait_for("the watch's first pass", lambda: passes_since(journal, spec, launched), 60)
         cut = time.time()
         fleet_lab.cut_link(lab, "h1")
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from backups.restic_repo import sftp_command
 from deploys.backup import repository_entries
 from reconciler.backup.fleet_key import ensure_policy_key
 from state.render_backup import CONFINED_URL, render_env, render_script
@@ -53,6 +54,8 @@ def test_the_host_reaches_its_repository_only_through_its_own_confined_key() -> 
         "-o",
         "BatchMode=yes",
         "-o",
+        "KexAlgorithms=-sntrup*",
+        "-o",
         "StrictHostKeyChecking=yes",
         "-o",
         "UserKnownHostsFile=/etc/fleet-reconciler/backup-db.known_hosts",
@@ -60,6 +63,12 @@ def test_the_host_reaches_its_repository_only_through_its_own_confined_key() -> 
         "root@198.18.0.12",
     ]
     assert "backup_ed25519" not in script and "sftp" not in script
+    assert "," not in program  # restic splits an --option value on commas
+
+
+def test_the_controllers_sftp_command_has_no_comma_restic_would_split_on() -> None:
+    command = sftp_command(load_text(SPEC).fleet.hosts["hermes"])
+    assert "KexAlgorithms=-sntrup*" in command and "," not in command
 
 
 def test_a_repository_host_authorizes_each_policy_once_confined_to_its_path(
