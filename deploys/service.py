@@ -146,11 +146,13 @@ def unit(
     restart_when: list[Any],
     force_restart: bool = False,
     stale: frozenset[str] = frozenset(),
+    start: bool = True,
 ) -> None:
     """Unit file, daemon-reload if it changed, enabled, running; restart if anything changed.
 
     `force_restart` restarts even when nothing changed: the reconciler's cure for a
-    service that is converged but unhealthy.
+    service that is converged but unhealthy. Without `start` (staged), the unit is
+    enabled but neither started nor stopped.
     """
     spec = loaded.fleet.services[service_name].unit
     if spec is None:
@@ -173,6 +175,14 @@ def unit(
         name=f"{service_name}: daemon-reload", _if=any_changed(unit_file, dropins)
     )
     changed = [unit_file, dropins, *restart_when]
+    if not start:
+        systemd.service(
+            name=f"{service_name}: enabled (staged: not started)",
+            service=f"{service_name}.service",
+            running=None,
+            enabled=spec.enabled,
+        )
+        return
     if force_restart:
         systemd.service(
             name=f"{service_name}: restart (unhealthy)",
@@ -205,12 +215,14 @@ def service(
     service_name: str,
     force_restart: bool = False,
     stale: frozenset[str] = frozenset(),
+    start: bool = True,
 ) -> None:
     """The whole service, in apply order: install, files, unit, enabled and running.
-    `stale`: the files the plan found missing or different (written without a read)."""
+    `stale`: the files the plan found missing or different (written without a read);
+    without `start`, everything but the start (see `unit`)."""
     installed = install(loaded, service_name)
     configured = config_files(loaded, service_name, stale)
-    unit(loaded, service_name, [*installed, *configured], force_restart, stale)
+    unit(loaded, service_name, [*installed, *configured], force_restart, stale, start)
 
 
 @typed_deploy("Remove service")

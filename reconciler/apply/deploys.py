@@ -111,6 +111,19 @@ def deploy_work(loaded: LoadedFleet, plan: Plan) -> Work:
     return work
 
 
+def staged(work: Work, held: list[str]) -> Work:
+    """`work` with the services in `held` deployed but not started (ServiceWork.start)."""
+    return {
+        host: [
+            i.model_copy(update={"start": False})
+            if isinstance(i, ServiceWork) and i.name in held
+            else i
+            for i in items
+        ]
+        for host, items in work.items()
+    }
+
+
 def _stale_files(loaded: LoadedFleet, plan: Plan) -> dict[tuple[str, str], list[str]]:
     """Per (host, service), the config and unit files the plan found missing or
     different: the deploy writes them without reading them first."""

@@ -167,10 +167,16 @@ def _failed_over(failover: Failover, state: FailoverState, seen: Sighting, now: 
     return Verdict("failback", f"{head}; {failover.primary} back: failing back now", fresh)
 
 
+SIGHTING_MARGIN_S = 0.5
+"""The timed sighting is planned to end this long after the grace: one that ends even
+slightly before it cannot promote, and the next one would end a whole sighting (a
+connect timeout, 3 s and more) after the grace."""
+
+
 def next_sighting(failover: Failover, verdict: Verdict, sighting_s: float, now: float) -> float:
-    """Seconds from `now` until the next sighting should start, so that it ends as the
-    grace (or a rolled-back promotion's backoff) does: a sighting of a lost primary takes
-    `sighting_s` (a connect timeout) to fail. Infinite when no clock counts."""
+    """Seconds from `now` until the next sighting should start, so that it ends just
+    after the grace (or a rolled-back promotion's backoff) does: a sighting of a lost
+    primary takes `sighting_s` (a connect timeout) to fail. Infinite when no clock counts."""
     state = verdict.state
     if verdict.action == "countdown" and state.down_since is not None:
         ends = state.down_since + failover.grace.total_seconds()
@@ -178,7 +184,7 @@ def next_sighting(failover: Failover, verdict: Verdict, sighting_s: float, now: 
         ends = state.retry_at
     else:
         return float("inf")
-    return max(0.0, ends - now - sighting_s)
+    return max(0.0, ends + SIGHTING_MARGIN_S - now - sighting_s)
 
 
 Alarm = Literal["raise", "clear"]

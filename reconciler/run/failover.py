@@ -20,22 +20,26 @@ snapshot at the target, lease, record, deploy. Zero data loss.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
 from backups.restic_repo import Snapshot
+from reconciler.apply.backups import without_failed
 from reconciler.apply.context import ProgressReport, Report, no_progress
+from reconciler.apply.deploys import deploy_work, run_deploys, staged
 from reconciler.apply.failover_steps import final_backup, set_lease, stop_units
 from reconciler.backup.in_place import Restored, restore_in_place
 from reconciler.backup.operations import BackupFailed
 from reconciler.backup.provenance import ProvenanceError, record_reported
+from reconciler.backup.secrets import backup_secrets
 from reconciler.engine.failover import (
     Alarm,
     Sighting,
@@ -59,6 +63,8 @@ from reconciler.run.failover_data import (
 )
 from reconciler.run.lifecycle import Runner, execute_plan
 from reconciler.run.once import plan_once
+from reconciler.ssh.client import WarmWorker
+from reconciler.ssh.protocol import Timeouts
 from reconciler.ssh.remote import run_remote
 from reconciler.store.failover import FailoverState, FailoverStore, Move, MoveStep
 from reconciler.store.journal import Journal
@@ -253,6 +259,20 @@ def promote(mover: Mover, accept_data_loss: bool = False) -> FailoverState:
     down = f"{failover.primary} unreachable for {down_for}"
     move = _begin(mover, state, "failover", failover.primary, failover.backup, "restore", down)
     run_id = _start_run(mover, move)
+    with contextlib.closing(WarmWorker()) as ssh:  # the staging's connections, kept
+        return _promote(mover, state, move, run_id, lost_at, accept_data_loss, ssh)
+
+
+def _promote(
+    mover: Mover,
+    state: FailoverState,
+    move: Move,
+    run_id: str,
+    lost_at: float,
+    accept_data_loss: bool,
+    ssh: WarmWorker,
+) -> FailoverState:
+    failover, store = mover.failover, mover.store
     try:
         plan = data_plan(mover.loaded, Ledger(mover.journal), lost_at)
         unlisted = [why for loss in plan.values() if loss.snapshot is None for why in loss.unlisted]
@@ -276,23 +296,28 @@ def promote(mover: Mover, accept_data_loss: bool = False) -> FailoverState:
             )
             raise MoveFailed(f"held: {held}")
         restored = []
-        for name, loss in list(plan.items()):
-            if loss.snapshot is None:
-                continue
+        with ThreadPoolExecutor(1, thread_name_prefix="stage") as pool:
+            staging = pool.submit(_stage, mover, move, ssh)
             try:
-                done, plan[name] = restore_best(
-                    mover.loaded, name, loss, failover.backup, Ledger(mover.journal), mover.bus,
-                    mover.report, lost_at,
-                )  # fmt: skip
-            except BackupFailed as exc:
-                if not accept:
-                    raise BackupFailed(f"{exc} (data_loss: hold)") from None
-                plan[name] = nothing_restored(mover.loaded, name, str(exc))
-                said = plan[name].statement
-                _step(mover, run_id, failover.backup, f"restore {name}", False, said)
-                continue
-            _restored(mover, run_id, done, failover.backup)
-            restored.append(done)
+                for name, loss in list(plan.items()):
+                    if loss.snapshot is None:
+                        continue
+                    try:
+                        done, plan[name] = restore_best(
+                            mover.loaded, name, loss, failover.backup, Ledger(mover.journal),
+                            mover.bus, mover.report, lost_at,
+                        )  # fmt: skip
+                    except BackupFailed as exc:
+                        if not accept:
+                            raise BackupFailed(f"{exc} (data_loss: hold)") from None
+                        plan[name] = nothing_restored(mover.loaded, name, str(exc))
+                        said = plan[name].statement
+                        _step(mover, run_id, failover.backup, f"restore {name}", False, said)
+                        continue
+                    _restored(mover, run_id, done, failover.backup)
+                    restored.append(done)
+            finally:  # a move never rolls back while the target is being deployed
+                _staged(mover, run_id, move, staging)
         failpoint("failover:restored")
         move = _advance(mover, move, "lease")  # from here the target may know the epoch
         _lease_target(mover, run_id, move)
@@ -317,7 +342,7 @@ def promote(mover: Mover, accept_data_loss: bool = False) -> FailoverState:
         _back_off(mover, str(exc))
         raise MoveFailed(str(exc)) from None
     figures_context = {"lost_at": lost_at, "losses": figures}
-    moved = _finish(mover, move, run_id, "failover", statement, restored, figures_context)
+    moved = _finish(mover, move, run_id, "failover", statement, restored, figures_context, ssh)
     for name in plan:  # served: now the locks the restore read past are named
         name_locks(mover.loaded, name, mover.bus)
     return moved
@@ -487,6 +512,34 @@ def _final_backup(mover: Mover, run_id: str, host: str, name: str) -> Snapshot:
         raise MoveFailed(str(exc)) from None
 
 
+def _stage(mover: Mover, move: Move, ssh: WarmWorker) -> list[str]:
+    """While the data is restored: deploy on the target everything it will run under the
+    new placement but the failover services' start (unit files, config, the data
+    policies' units, all guarded by the lease it does not hold yet), so that after the
+    commit what is left is `systemctl start`. The failed hosts' reasons."""
+    loaded = mover.loaded.placed(Placement(active=move.target, epoch=move.epoch))
+    if mover.guard is not None:
+        mover.guard([move.target])  # a deposed leader stages nothing either
+    plan = plan_once(loaded, mover.client, worker=ssh, targets=[move.target]).plan
+    work = staged(deploy_work(loaded, plan), mover.failover.services)
+    secrets, failed = backup_secrets(loaded.fleet, work, mover.journal.path.parent)
+    outcomes = run_deploys(
+        loaded, without_failed(work, failed), Timeouts(), mover.report, secrets, ssh
+    )
+    return [*failed.values(), *(o.error for o in outcomes.values() if o.error)]
+
+
+def _staged(mover: Mover, run_id: str, move: Move, staging: Future[list[str]]) -> None:
+    """Wait for the staging; a failed one is said, never fatal: the deploy after the
+    commit converges whatever it left."""
+    try:
+        errors = staging.result()
+    except Exception as exc:
+        errors = [f"{type(exc).__name__}: {exc}"]
+    detail = "; ".join(errors) or "deployed, not started"
+    _step(mover, run_id, move.target, "stage (all but the start)", not errors, detail)
+
+
 def _lease_target(mover: Mover, run_id: str, move: Move) -> None:
     seconds = int(mover.failover.fence_after.total_seconds())
     lease = set_lease(mover.loaded.written.hosts[move.target], move.epoch, seconds)
@@ -520,12 +573,15 @@ def _finish(
     statement: str,
     restored: list[Restored],
     figures: dict[str, Any] | None = None,
+    ssh: WarmWorker | None = None,
 ) -> FailoverState:
     loaded = placed(mover.loaded, mover.journal)
-    runner = Runner(mover.client, mover.journal, mover.report, mover.progress, guard=mover.guard)
+    runner = Runner(
+        mover.client, mover.journal, mover.report, mover.progress, guard=mover.guard, ssh=ssh
+    )
     # A promotion deploys on the backup alone: the primary is gone (and fenced).
     targets = [move.target] if move.kind == "failover" else [move.target, move.source]
-    plan = plan_once(loaded, mover.client, targets=targets).plan
+    plan = plan_once(loaded, mover.client, worker=ssh, targets=targets).plan
     result = execute_plan(loaded, plan, runner, "apply", targets)
     errors = result.errors if result is not None else None
     _step(mover, run_id, move.target, "deploy and health gate", errors is None, errors or "")

@@ -130,7 +130,7 @@ def _add(
 ) -> None:
     if isinstance(item, ServiceWork):
         stale = frozenset(item.stale)
-        add_deploy(state, service, loaded, item.name, item.restart, stale, host=host)
+        add_deploy(state, service, loaded, item.name, item.restart, stale, item.start, host=host)
     elif isinstance(item, BackupPolicyWork):
         password = request.backup_passwords[item.name]
         pair = request.backup_keys.get(item.name)

@@ -137,6 +137,9 @@ class ServiceWork(NamedWork):
     stale: list[str] = Field(default_factory=list)
     """Its files (config files, the unit file) the plan found missing or different:
     written without being read again first."""
+    start: bool = True
+    """False: staged, everything but the start (a promotion deploys the failover
+    services while their data is restored, and starts them once it is)."""
 
 
 class BackupPolicyWork(NamedWork):

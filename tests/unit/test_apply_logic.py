@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.apply.deploys import deploy_work
+from reconciler.apply.deploys import deploy_work, staged
 from reconciler.apply.gate import health_gate
 from reconciler.engine.diff import diff
 from reconciler.engine.plan import Plan, filter_plan, make_plan
@@ -54,6 +54,18 @@ def test_deploy_work_lists_only_planned_services() -> None:
         ],
     }  # the record is written once: nothing is being removed; the missing unit files
     # are written without being read again
+
+
+def test_staged_work_deploys_the_held_services_without_starting_them() -> None:
+    """A promotion stages the failover services while their data is restored: their
+    deploy runs with `start` off; everything else in the work is untouched."""
+    loaded, plan = fresh_plan()
+    work = staged(deploy_work(loaded, plan), ["a"])
+    starts = {
+        i.name: i.start for items in work.values() for i in items if isinstance(i, ServiceWork)
+    }
+    assert starts == {"a": False, "b": True, "c": True}
+    assert [type(i) for i in work["h1"]] == [type(i) for i in deploy_work(loaded, plan)["h1"]]
 
 
 class FakeClock:

@@ -180,16 +180,20 @@ def test_a_rolled_back_promotion_is_retried_with_backoff_and_forgotten_when_the_
 
 def test_the_sighting_that_ends_the_grace_is_timed_to_end_with_it() -> None:
     """A lost primary's sighting takes a connect timeout: the one that can promote starts
-    that long before the grace ends (at once when that is already past), and none is
+    that long before the grace ends, less a margin so that a sighting a little faster
+    than the last still ends after it (at once when that is already past), and none is
     timed while nothing counts."""
     counting = assess(FAILOVER, FailoverState(last_contact=1000.0), LOST, 1003.0)
     assert counting.action == "countdown" and counting.state.down_since == 1000.0
-    assert next_sighting(FAILOVER, counting, 3.0, 1003.0) == 1000.0 + 300 - 3.0 - 1003.0
+    assert next_sighting(FAILOVER, counting, 3.0, 1003.0) == 1000.0 + 300 + 0.5 - 3.0 - 1003.0
     # that sighting, started on time, ends at the grace's end and promotes
-    assert assess(FAILOVER, counting.state, LOST, 1300.0).action == "promote"
+    assert assess(FAILOVER, counting.state, LOST, 1300.5).action == "promote"
+    # and so does one 0.4 s faster than planned; one that ends before the grace does not
+    assert assess(FAILOVER, counting.state, LOST, 1300.1).action == "promote"
+    assert assess(FAILOVER, counting.state, LOST, 1299.9).action == "countdown"
     assert next_sighting(FAILOVER, counting, 3.0, 1299.0) == 0.0
     failed = FailoverState(down_since=1000.0, attempts=1, retry_at=1310.0, failure="x")
     retrying = assess(FAILOVER, failed, LOST, 1301.0)
-    assert next_sighting(FAILOVER, retrying, 3.0, 1301.0) == 6.0
+    assert next_sighting(FAILOVER, retrying, 3.0, 1301.0) == 6.5
     steady = assess(FAILOVER, FailoverState(), REACHED, 1000.0)
     assert next_sighting(FAILOVER, steady, 3.0, 1000.0) == float("inf")

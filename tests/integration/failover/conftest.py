@@ -105,8 +105,13 @@ def watched_until(
     return stop(loop)
 
 
+_WATCHES: list[subprocess.Popen[str]] = []
+
+
 def watch(spec: Path, seconds: float) -> subprocess.Popen[str]:
-    return start_reconcile(
+    """A bounded `reconcile watch` of the pair; stopped at the test's end if the test
+    did not stop it (a failed test's loop must not act on the next test's pair)."""
+    loop = start_reconcile(
         "watch",
         str(spec),
         "--journal",
@@ -115,6 +120,18 @@ def watch(spec: Path, seconds: float) -> subprocess.Popen[str]:
         str(seconds),
         capture=True,
     )
+    _WATCHES.append(loop)
+    return loop
+
+
+@pytest.fixture(autouse=True)
+def _no_watch_outlives_its_test() -> Iterator[None]:
+    yield
+    while _WATCHES:
+        loop = _WATCHES.pop()
+        if loop.poll() is None:
+            loop.kill()
+        loop.communicate()
 
 
 def finish(process: subprocess.Popen[str]) -> str:

@@ -13,9 +13,8 @@ from tests.integration.failover.conftest import (
     finish,
     journal_path,
     placement,
-    stop,
-    wait_for,
     watch,
+    watched_until,
 )
 
 
@@ -61,8 +60,9 @@ def test_backup_older_than_the_rpo_holds_the_failover_until_accepted(
     time.sleep(20)  # the newest snapshot is now older than the 15 s RPO
     fleet_lab.cut_link(lab, "h1")
     journal = Journal(journal_path(spec))
-    wait_for(lambda: bool(journal.events(kind="failover_held")), 50, "a held failover")
-    output = stop(loop)
+    output = watched_until(
+        loop, lambda: bool(journal.events(kind="failover_held")), 50, "a held failover"
+    )
     held = journal.events(kind="failover_held")[0]
     assert held.severity == "P0" and "OVER objective" in held.message, output
     assert not active(lab, "h2", "agent")
