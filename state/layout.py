@@ -33,9 +33,10 @@ def run_backup_command(policy: str) -> str:
     on failure, print the unit's own last lines (restic's error, or systemd's reason the
     start was refused) to stderr instead of systemd's "see systemctl status" summary."""
     unit = f"{backup_unit(policy)}.service"
+    # The run's own lines and systemd's about it (a start refused before the script ran).
     last_lines = (
-        "journalctl --no-pager -o cat -n 4 "
-        f"_SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value {unit})"
+        f"run=$(systemctl show -p InvocationID --value {unit}); "
+        'journalctl --no-pager -o cat -n 4 _SYSTEMD_INVOCATION_ID="$run" + INVOCATION_ID="$run"'
     )
     return f"systemctl start -- {unit} || {{ {last_lines} >&2; exit 1; }}"
 

@@ -190,8 +190,17 @@ def _start(netns: str, name: str, image: Path, persistent: bool) -> int:
     if persistent:
         root = [f"--directory={_persistent_root(netns, image)}"]
     log = (RUN_DIR / f"{netns}.log").open("a")
+    # In its own control group, entered before nspawn starts: outside a systemd unit,
+    # nspawn puts every container in the same `payload` group beside its own, so the
+    # hosts' systemds shared `payload/system.slice/UNIT` and removed each other's groups
+    # (starts failed with status=219/CGROUP, kills with "Input/output error").
+    enter = " && ".join(f"echo $$ > {g}/cgroup.procs" for g in _own_cgroups(netns))
     proc = subprocess.Popen(
         [
+            "sh",
+            "-c",
+            f'{enter} && exec "$@"',
+            "sh",
             "systemd-nspawn",
             "--boot",
             "--register=no",
@@ -208,6 +217,41 @@ def _start(netns: str, name: str, image: Path, persistent: bool) -> int:
         env={**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"},
     )
     return proc.pid
+
+
+def _own_cgroups(netns: str) -> list[Path]:
+    """A control group of the host's own beside this process's, in each hierarchy that
+    has one for it (cgroup v2, and v1's `name=systemd`), made empty and ready."""
+    groups = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        mount = {"": _cgroup2_mount(), "name=systemd": Path("/sys/fs/cgroup/systemd")}.get(
+            controllers
+        )
+        if mount is None or not (mount / "cgroup.procs").exists():
+            continue
+        group = mount / path.lstrip("/") / f"fleet-lab-{netns}"
+        _remove_cgroup(group)
+        group.mkdir(parents=True, exist_ok=True)
+        groups.append(group)
+    return groups
+
+
+def _cgroup2_mount() -> Path:
+    """Where cgroup v2 is mounted: /sys/fs/cgroup (unified) or /sys/fs/cgroup/unified (hybrid)."""
+    unified = Path("/sys/fs/cgroup/unified")
+    return unified if (unified / "cgroup.procs").exists() else Path("/sys/fs/cgroup")
+
+
+def _remove_cgroup(group: Path) -> None:
+    """Remove an emptied control group and the groups under it, deepest first."""
+    if not group.is_dir():
+        return
+    for child in sorted((p for p in group.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            child.rmdir()
+    with contextlib.suppress(OSError):
+        group.rmdir()
 
 
 def _persistent_root(netns: str, image: Path) -> Path:
@@ -323,6 +367,8 @@ def down(prefix: str = "test") -> None:
         _run("ip", "netns", "delete", netns, check=False)
     for host in hosts:
         _run("ip", "link", "delete", host.veth, check=False)
+        for group in _own_cgroups(host.netns):
+            _remove_cgroup(group)
         root = RUN_DIR / "roots" / host.netns
         if os.path.ismount(root / "merged"):
             _run("umount", str(root / "merged"), check=False)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -225,6 +226,13 @@ def run_reconcile(
     )
     assert "Traceback" not in done.stderr, done.stderr
     return done
+
+
+def watch_passed(journal: Path, spec: Path, since: float) -> bool:
+    """Whether a watch of `spec` started after `since` has finished its first full pass
+    (its loop state, saved in the journal after each pass, counts it)."""
+    saved = Journal(journal).loop_state(str(spec))
+    return saved is not None and saved[0] >= since and saved[1].get("passes", 0) >= 1
 
 
 def start_reconcile(

@@ -17,7 +17,14 @@ import pytest
 from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
 from tests.fleet.scrape import probe_passes
-from tests.integration.conftest import STANDINS, _sha, lab_spec, run_reconcile, start_reconcile
+from tests.integration.conftest import (
+    STANDINS,
+    _sha,
+    lab_spec,
+    run_reconcile,
+    start_reconcile,
+    watch_passed,
+)
 
 TG_TOKEN = "4242:notification-test-token"
 
@@ -86,13 +93,6 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def standin(lab: fleet_lab.Lab, port: int, path: str) -> Any:
     url = f"http://{lab.host('h2').address}:{port}{path}"
     return httpx.get(url, timeout=5).json()
-
-
-def passes_since(journal: Path, spec: Path, since: float) -> bool:
-    """Whether a watch started after `since` has finished its first full pass (its loop
-    state, saved in the journal after each pass, counts it)."""
-    saved = Journal(journal).loop_state(str(spec))
-    return saved is not None and saved[0] >= since and saved[1].get("passes", 0) >= 1
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
@@ -201,7 +201,6 @@ def test_telegram_down_then_back_and_a_killed_controller_deliver_once_in_order(
     once, in the order queued, and Gitea has one issue per incident."""
     from reconciler.events.bus import Event
     from reconciler.run.incident_desk import IncidentDesk
-    from reconciler.store.journal import Journal
     from state.load import load_fleet
 
     spec, journal_path = tmp_path / "fleet.yaml", tmp_path / "journal.db"
@@ -302,7 +301,7 @@ def test_a_p0_pages_every_channel_and_a_cut_host_is_one_incident(
     try:
         # Cut once the watch has passed over the fleet (so it is probing), not after a
         # guessed sleep a loaded machine can outrun.
-        wait_for("the watch's first pass", lambda: passes_since(journal, spec, launched), 60)
+        wait_for("the watch's first pass", lambda: watch_passed(journal, spec, launched), 60)
         cut = time.time()
         fleet_lab.cut_link(lab, "h1")
         try:
@@ -386,7 +385,6 @@ def test_telegram_down_two_minutes_the_loop_keeps_its_pace_and_all_arrive_once_i
 
     from reconciler.events.bus import Event
     from reconciler.run.incident_desk import IncidentDesk
-    from reconciler.store.journal import Journal
     from state.load import load_fleet
     from tests.fleet.ports import free_port
 
