@@ -1,5 +1,6 @@
 """Where managed things live on a host. Import-light on purpose: the SSH worker uses it."""
 
+import shlex
 from typing import Literal
 
 UNIT_DIR = "/etc/systemd/system"
@@ -32,7 +33,7 @@ def run_backup_command(policy: str) -> str:
     """Shell: run the policy's backup unit and wait (a oneshot `systemctl start` blocks);
     on failure, print the unit's own last lines (restic's error, or systemd's reason the
     start was refused) to stderr instead of systemd's "see systemctl status" summary."""
-    unit = f"{backup_unit(policy)}.service"
+    unit = shlex.quote(f"{backup_unit(policy)}.service")
     # The run's own lines and systemd's about it (a start refused before the script ran).
     last_lines = (
         f"run=$(systemctl show -p InvocationID --value {unit}); "

@@ -219,21 +219,26 @@ def _start(netns: str, name: str, image: Path, persistent: bool) -> int:
     return proc.pid
 
 
-def _own_cgroups(netns: str) -> list[Path]:
-    """A control group of the host's own beside this process's, in each hierarchy that
-    has one for it (cgroup v2, and v1's `name=systemd`), made empty and ready."""
+def _cgroup_paths(netns: str) -> list[Path]:
+    """The host's own control group beside this process's, in each hierarchy that has
+    one for it (cgroup v2, and v1's `name=systemd`)."""
     groups = []
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
         mount = {"": _cgroup2_mount(), "name=systemd": Path("/sys/fs/cgroup/systemd")}.get(
             controllers
         )
-        if mount is None or not (mount / "cgroup.procs").exists():
-            continue
-        group = mount / path.lstrip("/") / f"fleet-lab-{netns}"
+        if mount is not None and (mount / "cgroup.procs").exists():
+            groups.append(mount / path.lstrip("/") / f"fleet-lab-{netns}")
+    return groups
+
+
+def _own_cgroups(netns: str) -> list[Path]:
+    """The host's control groups (`_cgroup_paths`), made empty and ready."""
+    groups = _cgroup_paths(netns)
+    for group in groups:
         _remove_cgroup(group)
         group.mkdir(parents=True, exist_ok=True)
-        groups.append(group)
     return groups
 
 
@@ -367,7 +372,7 @@ def down(prefix: str = "test") -> None:
         _run("ip", "netns", "delete", netns, check=False)
     for host in hosts:
         _run("ip", "link", "delete", host.veth, check=False)
-        for group in _own_cgroups(host.netns):
+        for group in _cgroup_paths(host.netns):
             _remove_cgroup(group)
         root = RUN_DIR / "roots" / host.netns
         if os.path.ismount(root / "merged"):
