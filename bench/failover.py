@@ -13,7 +13,8 @@ run and as medians, all from the cut:
   monotonic clock), and fence margin: h1's stop to h2's start (must be positive);
 - restore: listing and restoring the data, with the plain `restic restore` CLI of the
   same snapshot on the controller as the peer (measured in the same run);
-- lease and commit, then deploy and health gate, as the move's journal timed them;
+- lease and commit, the start and health gate of the staged services, then the whole
+  deploy and health gate, as the move's journal timed them;
 - served: the agent active on h2, by h2's own systemd (its ActiveEnterTimestamp, on
   the clock the cut was taken on; goal: grace + 5 s);
 - data loss: stated (the snapshot's age at the loss) against measured (the SQLite rows
@@ -126,6 +127,7 @@ def one_run(lab: fleet_lab.Lab, tmp: Path, env: dict[str, str], grace: float) ->
     ).fetchone()[0]
     restored_at = step_at(journal, run_id, "restore agentdata")
     leased_at = step_at(journal, run_id, "lease (epoch")
+    started_at = step_at(journal, run_id, "start and health gate")
     deployed_at = step_at(journal, run_id, "deploy and health gate")
     exited = monotonic_us(lab, "h1", "ActiveExitTimestampMonotonic")
     entered = monotonic_us(lab, "h2", "ActiveEnterTimestampMonotonic")
@@ -159,6 +161,7 @@ def one_run(lab: fleet_lab.Lab, tmp: Path, env: dict[str, str], grace: float) ->
         "restic_restore_in_s": float(restore.split(" in ")[-1].rstrip("s")),
         "restic_cli_restore_s": peer,
         "lease_commit_s": leased_at - restored_at,
+        "start_gate_s": started_at - leased_at,
         "deploy_gate_s": deployed_at - leased_at,
         "served_s": entered / 1e6 - cut_monotonic,
         "stated_loss_s": float(event.context["losses"]["agentdata"]["seconds"]),

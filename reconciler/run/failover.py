@@ -34,7 +34,7 @@ import httpx
 from backups.restic_repo import Snapshot
 from reconciler.apply.backups import without_failed
 from reconciler.apply.context import ProgressReport, Report, no_progress
-from reconciler.apply.deploys import deploy_work, run_deploys, staged
+from reconciler.apply.deploys import deploy_work, run_deploys, staged, start_units
 from reconciler.apply.failover_steps import final_backup, set_lease, stop_units
 from reconciler.backup.in_place import Restored, restore_in_place
 from reconciler.backup.operations import BackupFailed
@@ -51,6 +51,7 @@ from reconciler.engine.failover import (
 )
 from reconciler.errors import PermanentError
 from reconciler.events.bus import Event, EventBus, EventKind
+from reconciler.observe.fleet import ObserveSettings
 from reconciler.observe.observation import FleetState
 from reconciler.observe.witness import ask_backup, primary_answers
 from reconciler.run.failover_data import (
@@ -62,7 +63,7 @@ from reconciler.run.failover_data import (
     unrestorable,
 )
 from reconciler.run.lifecycle import Runner, execute_plan
-from reconciler.run.once import plan_once
+from reconciler.run.once import gate_health, plan_once
 from reconciler.ssh.client import WarmWorker
 from reconciler.ssh.protocol import Timeouts
 from reconciler.ssh.remote import run_remote
@@ -317,7 +318,7 @@ def _promote(
                     _restored(mover, run_id, done, failover.backup)
                     restored.append(done)
             finally:  # a move never rolls back while the target is being deployed
-                _staged(mover, run_id, move, staging)
+                staged_ok = _staged(mover, run_id, move, staging)
         failpoint("failover:restored")
         move = _advance(mover, move, "lease")  # from here the target may know the epoch
         _lease_target(mover, run_id, move)
@@ -342,7 +343,9 @@ def _promote(
         _back_off(mover, str(exc))
         raise MoveFailed(str(exc)) from None
     figures_context = {"lost_at": lost_at, "losses": figures}
-    moved = _finish(mover, move, run_id, "failover", statement, restored, figures_context, ssh)
+    moved = _finish(
+        mover, move, run_id, "failover", statement, restored, figures_context, ssh, staged_ok
+    )
     for name in plan:  # served: now the locks the restore read past are named
         name_locks(mover.loaded, name, mover.bus)
     return moved
@@ -529,15 +532,37 @@ def _stage(mover: Mover, move: Move, ssh: WarmWorker) -> list[str]:
     return [*failed.values(), *(o.error for o in outcomes.values() if o.error)]
 
 
-def _staged(mover: Mover, run_id: str, move: Move, staging: Future[list[str]]) -> None:
-    """Wait for the staging; a failed one is said, never fatal: the deploy after the
-    commit converges whatever it left."""
+def _staged(mover: Mover, run_id: str, move: Move, staging: Future[list[str]]) -> bool:
+    """Wait for the staging; whether it deployed everything. A failed one is said, never
+    fatal: the deploy after the commit converges whatever it left."""
     try:
         errors = staging.result()
     except Exception as exc:
         errors = [f"{type(exc).__name__}: {exc}"]
     detail = "; ".join(errors) or "deployed, not started"
     _step(mover, run_id, move.target, "stage (all but the start)", not errors, detail)
+    return not errors
+
+
+def _start_staged(mover: Mover, run_id: str, move: Move, ssh: WarmWorker) -> str | None:
+    """After the commit of a staged promotion: start the failover services at once (the
+    staging left nothing else for them) and hold them to the health gate; the errors.
+    Observing the target first, as the deploy after it does, cost a second of outage."""
+    if mover.guard is not None:
+        mover.guard([move.target])
+    services = mover.loaded.written.services
+    units = [n for n in mover.failover.services if services[n].unit is not None]
+    if not units:
+        return None
+    loaded = placed(mover.loaded, mover.journal)
+    started = start_units(loaded, {move.target: units}, Timeouts(), mover.report, ssh)
+    error = started[move.target].error if move.target in started else None
+    if error is None:
+        gated = {move.target: units}
+        failed = gate_health(loaded, gated, mover.client, ObserveSettings(), mover.report, ssh)
+        error = failed.get(move.target)
+    _step(mover, run_id, move.target, "start and health gate", error is None, error or "")
+    return error
 
 
 def _lease_target(mover: Mover, run_id: str, move: Move) -> None:
@@ -574,7 +599,9 @@ def _finish(
     restored: list[Restored],
     figures: dict[str, Any] | None = None,
     ssh: WarmWorker | None = None,
+    start_first: bool = False,
 ) -> FailoverState:
+    early = _start_staged(mover, run_id, move, ssh) if start_first and ssh else None
     loaded = placed(mover.loaded, mover.journal)
     runner = Runner(
         mover.client, mover.journal, mover.report, mover.progress, guard=mover.guard, ssh=ssh
@@ -583,7 +610,7 @@ def _finish(
     targets = [move.target] if move.kind == "failover" else [move.target, move.source]
     plan = plan_once(loaded, mover.client, worker=ssh, targets=targets).plan
     result = execute_plan(loaded, plan, runner, "apply", targets)
-    errors = result.errors if result is not None else None
+    errors = "; ".join(e for e in (early, result.errors if result else None) if e) or None
     _step(mover, run_id, move.target, "deploy and health gate", errors is None, errors or "")
     state = mover.store.get().model_copy(update={"move": None})
     mover.store.put(state)

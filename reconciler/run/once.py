@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 import httpx
 
 from reconciler.apply.backups import init_repositories, without_failed
-from reconciler.apply.context import RunContext
+from reconciler.apply.context import Report, RunContext
 from reconciler.apply.deploys import (
     HostOutcome,
     backup_now_work,
@@ -183,11 +183,7 @@ def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
         if o.error is None
     }
 
-    def health_of(hosts: set[str]) -> FleetState:  # the gate polls the hosts it waits on
-        polled = replace(ctx.settings, health_only=True, hosts=frozenset(hosts))
-        return observe(loaded, ctx.client, polled, ctx.ssh)
-
-    gate = health_gate(loaded, gated, health_of, ctx.report)
+    gate = gate_health(loaded, gated, ctx.client, ctx.settings, ctx.report, ctx.ssh)
     for host_name, reason in gate.items():
         result.hosts[host_name].error = reason
         ctx.record(host_name, reason.split()[0], "health", "error", reason)
@@ -208,6 +204,24 @@ def apply_plan(loaded: LoadedFleet, plan: Plan, ctx: RunContext) -> ApplyResult:
     )
     result.remaining, result.observed = verified.plan, verified.observed
     return result
+
+
+def gate_health(
+    loaded: LoadedFleet,
+    services: dict[str, list[str]],
+    client: httpx.Client,
+    settings: ObserveSettings,
+    report: Report,
+    ssh: WarmWorker | None,
+) -> dict[str, str]:
+    """The health gate over `services` ({host: names}), polling only the hosts it waits
+    on; {host: reason} for those with a service that never became healthy."""
+
+    def health_of(hosts: set[str]) -> FleetState:
+        polled = replace(settings, health_only=True, hosts=frozenset(hosts))
+        return observe(loaded, client, polled, ssh)
+
+    return health_gate(loaded, services, health_of, report)
 
 
 def _fail(result: ApplyResult, ctx: RunContext, failed: dict[str, str], step: str) -> None:

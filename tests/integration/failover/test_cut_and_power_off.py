@@ -39,6 +39,7 @@ def test_cut_primary_fails_over_with_its_data_fenced_then_fails_back_with_zero_l
     # Deployed while the data was restored; after the commit, the start alone.
     assert "h2: stage (all but the start): ok" in output, output
     assert "h2: starting agent (stopped; nothing else changed)" in output, output
+    assert "h2: start and health gate: ok" in output, output
     fleet_lab.restore_link(lab, "h1")
 
     # Fencing: h1's copy stopped (by itself, cut off) before h2's started.
