@@ -33,7 +33,12 @@ class ObserveError(TemporaryError, RuntimeError):
 
 
 class UsageError(PermanentError, ValueError):
-    """Bad command-line arguments."""
+    """Bad command-line arguments: the command cannot be read (exit 64)."""
+
+
+class Refused(PermanentError, ValueError):
+    """A well-formed command that the fleet or the journal cannot honour: an incident or
+    a copy that does not exist, a section the state file lacks, an apply cancelled."""
 
 
 def write_traceback() -> Path:

@@ -4,29 +4,49 @@ time (`--copy NAME`: one of its copies)."""
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import time
 from typing import TYPE_CHECKING
 
-from reconciler.cli.commands import EXIT_ERROR, EXIT_OK, readable_journal
+from backups.repository import open_copy
+from backups.restic_repo import ResticError, Snapshot
+from reconciler.backup.operations import (
+    BackupFailed,
+    UnknownPolicy,
+    apply_retention,
+    backup_now,
+    list_snapshots,
+    pick_snapshot,
+    require_policy,
+    restore_to_host,
+)
+from reconciler.backup.provenance import announce_forged
+from reconciler.backup.rotate import rotate_key
+from reconciler.backup.verify import rotating_subset
+from reconciler.cli import exit_codes
+from reconciler.cli.backup_text import render_snapshots, restore_plan, snapshots_json
+from reconciler.cli.one_shot import one_shot_bus, readable_journal
 from reconciler.cli.terminal import confirm, report
-from reconciler.errors import UsageError
+from reconciler.daemon.verifications import checked, copied, drilled
+from reconciler.errors import Refused, UsageError
+from reconciler.events.bus import EventBus
+from reconciler.events.sinks import journal_sink, log_sink
+from reconciler.forge.source import desired_state
+from reconciler.run.failover import placed
+from reconciler.store.journal import Journal
+from reconciler.store.ledger import Ledger
+from state.secrets import SecretUnavailable
+from state.types import SECRET_REF_PATTERN, check_path
 
 if TYPE_CHECKING:
-    from reconciler.events.bus import EventBus
-    from reconciler.store.ledger import Ledger
     from state.load import LoadedFleet
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from reconciler.backup.operations import apply_retention, backup_now, list_snapshots
-    from reconciler.backup.provenance import announce_forged
-    from reconciler.cli.backup_text import render_snapshots
-    from reconciler.cli.one_shot import one_shot_bus
-    from reconciler.forge.source import desired_state
-    from reconciler.run.failover import placed
-    from reconciler.store.journal import Journal
-    from reconciler.store.ledger import Ledger
 
+    if args.output == "json" and args.action != "list":
+        raise UsageError(f"reconcile backup {args.action}: --output json is for `list` only")
     loaded = desired_state(args.state, args.journal)
     journal = readable_journal(args.journal)
     if journal is not None:  # failed over, a moved policy runs on the backup
@@ -43,8 +63,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
                 n: {e.snapshot_id: e.verdict for e in ledger.entries(loaded.fleet, n)}
                 for n in names
             }
-        print(render_snapshots(loaded, rows, verdicts), end="")
-        return EXIT_OK
+        _print_snapshots(args, loaded, rows, verdicts)
+        return exit_codes.OK
     if not args.policy:
         raise UsageError(f"reconcile backup {args.action} needs a POLICY")
     _require_copy(loaded, args)
@@ -53,7 +73,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if args.action == "forget":
         kept = apply_retention(loaded, args.policy, report, Ledger(Journal(args.journal)))
         print(render_snapshots(loaded, {args.policy: kept}), end="")
-        return EXIT_OK
+        return exit_codes.OK
     if args.action == "rotate-key":
         return _rotate(args, loaded)
     if args.action in {"check", "drill"}:
@@ -70,16 +90,11 @@ def cmd_backup(args: argparse.Namespace) -> int:
         f"backup {args.policy}: snapshot {snapshot.short_id} at {snapshot.time:%Y-%m-%d %H:%M:%S} "
         f"({time.monotonic() - started:.1f}s)"
     )
-    return EXIT_OK
+    return exit_codes.OK
 
 
 def _list_copy(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger | None) -> int:
     """`backup list POLICY --copy NAME`: the copy's snapshots, with the ledger's word."""
-    from backups.repository import open_copy
-    from backups.restic_repo import ResticError
-    from reconciler.backup.operations import BackupFailed
-    from reconciler.cli.backup_text import render_snapshots
-    from state.secrets import SecretUnavailable
 
     if not args.policy:
         raise UsageError("reconcile backup list --copy NAME needs a POLICY")
@@ -93,13 +108,24 @@ def _list_copy(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger | N
     if ledger is not None:
         entries = ledger.entries(loaded.fleet, args.policy, args.copy)
         verdicts = {args.policy: {e.snapshot_id: e.verdict for e in entries}}
-    print(render_snapshots(loaded, {args.policy: listed}, verdicts, args.copy), end="")
-    return EXIT_OK
+    _print_snapshots(args, loaded, {args.policy: listed}, verdicts, args.copy)
+    return exit_codes.OK
+
+
+def _print_snapshots(
+    args: argparse.Namespace,
+    loaded: LoadedFleet,
+    rows: dict[str, list[Snapshot]],
+    verdicts: dict[str, dict[str, str]] | None,
+    copy: str | None = None,
+) -> None:
+    if args.output == "json":
+        print(json.dumps(snapshots_json(loaded, rows, verdicts, copy), indent=2))
+    else:
+        print(render_snapshots(loaded, rows, verdicts, copy), end="")
 
 
 def _require_copy(loaded: LoadedFleet, args: argparse.Namespace) -> None:
-    from reconciler.backup.operations import UnknownPolicy, require_policy
-
     require_policy(loaded, args.policy)
     copies = loaded.fleet.backups[args.policy].copies
     if args.copy is not None and args.copy not in copies:
@@ -108,12 +134,11 @@ def _require_copy(loaded: LoadedFleet, args: argparse.Namespace) -> None:
     if args.copy is not None and args.action not in {"list", "copy", "check", "drill", "restore"}:
         raise UsageError(f"reconcile backup {args.action} takes no --copy")
     if args.action == "copy" and not copies:
-        raise UsageError(f"backup {args.policy} has no copies: add `copies:` to the policy")
+        raise Refused(f"backup {args.policy} has no copies: add `copies:` to the policy")
 
 
 def _copy(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger) -> int:
     """Fill the policy's copies now, each a P3 `backup_copied` or a P1 when it failed."""
-    from reconciler.daemon.verifications import copied
 
     bus = _event_bus(args)
     names = [args.copy] if args.copy else sorted(loaded.fleet.backups[args.policy].copies)
@@ -123,14 +148,10 @@ def _copy(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger) -> int:
         message, ok = copied(loaded, args.policy, copy, bus, ledger)
         print(message)
         failed += not ok
-    return EXIT_ERROR if failed else EXIT_OK
+    return exit_codes.ERROR if failed else exit_codes.OK
 
 
 def _event_bus(args: argparse.Namespace) -> EventBus:
-    from reconciler.events.bus import EventBus
-    from reconciler.events.sinks import journal_sink, log_sink
-    from reconciler.store.journal import Journal
-
     bus = EventBus()
     bus.subscribe(journal_sink(Journal(args.journal)))
     bus.subscribe(log_sink())
@@ -138,11 +159,6 @@ def _event_bus(args: argparse.Namespace) -> EventBus:
 
 
 def _rotate(args: argparse.Namespace, loaded: LoadedFleet) -> int:
-    import re
-
-    from reconciler.backup.operations import require_policy
-    from reconciler.backup.rotate import rotate_key
-    from state.types import SECRET_REF_PATTERN
 
     require_policy(loaded, args.policy)
     policy = loaded.fleet.backups[args.policy]
@@ -171,14 +187,10 @@ def _rotate(args: argparse.Namespace, loaded: LoadedFleet) -> int:
             f"backup {args.policy}: restic key {done.restic_new} opens the repository; "
             f"{done.restic_old or 'no older key'} removed"
         )
-    return EXIT_OK
+    return exit_codes.OK
 
 
 def _restore(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger) -> int:
-    from reconciler.backup.operations import pick_snapshot, restore_to_host
-    from reconciler.cli.backup_text import restore_plan
-    from state.types import check_path
-
     host, _, path = (args.to or "").partition(":")
     try:
         check_path(path)
@@ -195,14 +207,11 @@ def _restore(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger) -> i
         f"Restored {count} files of snapshot {snap.short_id} into {host}:{path} "
         f"in {time.monotonic() - started:.1f}s."
     )
-    return EXIT_OK
+    return exit_codes.OK
 
 
 def _verify(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger) -> int:
     """`backup check` and `backup drill`: the verdict becomes an event (P1 when it fails)."""
-    from reconciler.backup.operations import require_policy
-    from reconciler.backup.verify import rotating_subset
-    from reconciler.daemon.verifications import checked, drilled
 
     require_policy(loaded, args.policy)
     bus = _event_bus(args)
@@ -213,11 +222,11 @@ def _verify(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger) -> in
         error = checked(loaded, args.policy, bus, subset, args.copy)
         if error is None:
             print(f"{what}: repository check ({subset} of the data) ok")
-            return EXIT_OK
+            return exit_codes.OK
         print(f"{what}: repository check FAILED: {error}")
-        return EXIT_ERROR
+        return exit_codes.ERROR
     result, message = drilled(loaded, args.policy, bus, ledger, args.copy)
     print(message)
     for problem in result.problems:
         print(f"  problem: {problem}")
-    return EXIT_OK if result.ok else EXIT_ERROR
+    return exit_codes.OK if result.ok else exit_codes.ERROR

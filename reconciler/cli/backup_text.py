@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from backups.restic_repo import Snapshot
 from reconciler.observe.observation import BackupState, FleetState
@@ -12,6 +13,44 @@ from reconciler.untrusted import shown
 from state.load import LoadedFleet
 from state.render_backup import pins_repository_host
 from state.repository import resolve_repository
+
+
+def snapshots_json(
+    loaded: LoadedFleet,
+    rows: dict[str, list[Snapshot]],
+    verdicts: dict[str, dict[str, str]] | None = None,
+    copy: str | None = None,
+) -> list[dict[str, Any]]:
+    """`backup list -o json`: one object per policy, its snapshots oldest first, each
+    with the ledger's verdict (None when the journal could not be read)."""
+    now = datetime.now(UTC)
+    out = []
+    for name, snapshots in rows.items():
+        policy = loaded.fleet.backups[name]
+        rpo = policy.rpo if copy is None else policy.copies[copy].rpo
+        newest = snapshots[-1] if snapshots else None
+        out.append(
+            {
+                "policy": name,
+                "copy": copy,
+                "rpo_seconds": rpo.total_seconds(),
+                "rpo_breached": newest is None or now - newest.time > rpo,
+                "snapshots": [
+                    {
+                        "id": snap.id,
+                        "time": snap.time.astimezone(UTC).isoformat(),
+                        "host": snap.host,
+                        "paths": list(snap.paths),
+                        "tags": list(snap.tags),
+                        "provenance": (
+                            None if verdicts is None else verdicts[name].get(snap.id, "unrecorded")
+                        ),
+                    }
+                    for snap in snapshots
+                ],
+            }
+        )
+    return out
 
 
 def render_snapshots(

@@ -5,27 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 
+from reconciler.bounded_http import bounded_client
+from reconciler.cli import exit_codes
 from reconciler.cli.drill_text import drill_table
+from reconciler.cli.one_shot import drain_outbox, one_shot_bus
 from reconciler.cli.terminal import report
-from reconciler.errors import UsageError
-
-EXIT_OK, EXIT_ERROR = 0, 1
+from reconciler.coordination.guard import apply_guard, leading
+from reconciler.errors import Refused
+from reconciler.forge.source import desired_state
+from reconciler.run.drill import Drill
+from reconciler.run.failover import placed
+from reconciler.run.leases import leases_kept
+from reconciler.store.journal import Journal
+from reconciler.store.lock import hosts_lock
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
-    from reconciler.bounded_http import bounded_client
-    from reconciler.cli.one_shot import drain_outbox, one_shot_bus
-    from reconciler.coordination.guard import apply_guard, leading
-    from reconciler.forge.source import desired_state
-    from reconciler.run.drill import Drill
-    from reconciler.run.failover import placed
-    from reconciler.run.leases import leases_kept
-    from reconciler.store.journal import Journal
-    from reconciler.store.lock import hosts_lock
-
     loaded = desired_state(args.state, args.journal)
     if args.failover and loaded.written.failover is None:
-        raise UsageError(f"--failover: {args.state} has no failover section to drill")
+        raise Refused(f"--failover: {args.state} has no failover section to drill")
     journal = Journal(args.journal)
     bus = one_shot_bus(loaded, journal)
     try:
@@ -46,4 +44,6 @@ def cmd_drill(args: argparse.Namespace) -> int:
         print(json.dumps([s.as_json() for s in steps], indent=2))
     else:
         print(drill_table(steps), end="")
-    return EXIT_ERROR if any(s.verdict in ("breach", "failed") for s in steps) else EXIT_OK
+    return (
+        exit_codes.ERROR if any(s.verdict in ("breach", "failed") for s in steps) else exit_codes.OK
+    )

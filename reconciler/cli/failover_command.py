@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import argparse
 
+from reconciler.bounded_http import bounded_client
+from reconciler.cli import exit_codes
+from reconciler.cli.failover_text import render_failover
+from reconciler.cli.one_shot import drain_outbox, one_shot_bus
 from reconciler.cli.terminal import confirm, report, show_progress
-
-EXIT_OK, EXIT_ERROR = 0, 1
+from reconciler.coordination.guard import leading
+from reconciler.forge.source import desired_state
+from reconciler.run.failover import MoveFailed, Mover, promote, review, switchover
+from reconciler.run.leases import leases_kept
+from reconciler.store.journal import Journal
+from reconciler.store.lock import hosts_lock
 
 
 def cmd_failover(args: argparse.Namespace) -> int:
@@ -23,16 +31,6 @@ def cmd_failback(args: argparse.Namespace) -> int:
 
 
 def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = False) -> int:
-    from reconciler.bounded_http import bounded_client
-    from reconciler.cli.failover_text import render_failover
-    from reconciler.cli.one_shot import drain_outbox, one_shot_bus
-    from reconciler.coordination.guard import leading
-    from reconciler.forge.source import desired_state
-    from reconciler.run.failover import MoveFailed, Mover, promote, review, switchover
-    from reconciler.run.leases import leases_kept
-    from reconciler.store.journal import Journal
-    from reconciler.store.lock import hosts_lock
-
     loaded = desired_state(args.state, args.journal)
     failover = loaded.written.failover
     if failover is None:
@@ -72,4 +70,4 @@ def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = F
         drain_outbox(loaded, journal)
     if after is not None:
         print(render_failover(failover, *after), end="")
-    return EXIT_OK
+    return exit_codes.OK

@@ -18,7 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from reconciler.bounded_http import bounded_client
+from reconciler.cli.review import (
+    APPLY_CONTEXT,
+    ChannelError,
+    NotReviewed,
+    post_review,
+    review_pull,
+    set_status,
+)
+from reconciler.errors import ReconcileError, write_traceback
+from reconciler.ssh.client import WarmWorker
 from reconciler.store.journal import Journal
+from state.errors import SpecError
 from state.models import GitSource
 
 QUEUE_SIZE = 64
@@ -83,19 +95,6 @@ class ForgeDesk:
         self.thread.join(timeout=5)
 
     def _run(self) -> None:
-        from reconciler.bounded_http import bounded_client
-        from reconciler.cli.review import (
-            APPLY_CONTEXT,
-            ChannelError,
-            NotReviewed,
-            post_review,
-            review_pull,
-            set_status,
-        )
-        from reconciler.errors import ReconcileError, write_traceback
-        from reconciler.ssh.client import WarmWorker
-        from state.errors import SpecError
-
         worker: WarmWorker | None = None
         journal = Journal(self.journal_path, read_only=True)  # reviews write nothing
         try:

@@ -5,34 +5,38 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from reconciler.bounded_http import bounded_client
+from reconciler.cli import exit_codes
+from reconciler.cli.pir_text import render_pir
 from reconciler.cli.terminal import report
-from reconciler.errors import UsageError
-
-if TYPE_CHECKING:
-    from reconciler.store.incidents import IncidentStore
-
-EXIT_OK, EXIT_ERROR = 0, 1
+from reconciler.errors import Refused, UsageError
+from reconciler.events.channels import ChannelError, post_review, send_test_messages
+from reconciler.store.incidents import IncidentStore
+from reconciler.store.journal import Journal
+from state.load import load_fleet
+from state.models import GiteaIssueChannel
+from state.secrets import SecretUnavailable
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
-    from reconciler.store.incidents import IncidentStore
-    from reconciler.store.journal import Journal
 
+    if args.output == "json" and args.action != "list":
+        raise UsageError(f"reconcile incidents {args.action}: --output json is for `list` only")
     store = IncidentStore(Journal(args.journal))
     if args.action == "ack":
         if not args.id:
             raise UsageError("reconcile incidents ack needs an incident ID")
         found = store.get(args.id)
         if found is None:
-            raise UsageError(f"no incident {args.id}")
+            raise Refused(f"no incident {args.id}")
         now = time.time()
         found["acked"] = True
         found["timeline"] = [*found["timeline"], {"at": now, "what": "acknowledged"}]
         store.put(found["id"], found["fingerprint"], found["status"], found)
         report(f"incident {args.id} acknowledged: no more repeats until it resolves")
-        return EXIT_OK
+        return exit_codes.OK
     if args.action == "pir":
         return _pir(args, store)
     incidents = store.recent(args.limit)
@@ -43,20 +47,17 @@ def cmd_incidents(args: argparse.Namespace) -> int:
                 for k, c, s, e in store.deliveries(incident["id"])
             ]
         print(json.dumps(incidents, indent=2))
-        return EXIT_OK
+        return exit_codes.OK
     print("\n".join(incident_lines(incidents)) if incidents else "no incidents")
-    return EXIT_OK
+    return exit_codes.OK
 
 
 def _pir(args: argparse.Namespace, store: IncidentStore) -> int:
-    from reconciler.cli.pir_text import render_pir
-    from reconciler.store.journal import Journal
-
     if not args.id:
         raise UsageError("reconcile incidents pir needs an incident ID")
     incident = store.get(args.id)
     if incident is None:
-        raise UsageError(f"no incident {args.id}")
+        raise Refused(f"no incident {args.id}")
     journal = Journal(args.journal)
     kind_events = [
         e
@@ -66,16 +67,11 @@ def _pir(args: argparse.Namespace, store: IncidentStore) -> int:
     ]
     draft = render_pir(incident, store.deliveries(args.id), journal.runs(200), kind_events)
     print(draft, end="")
-    return _post_review(args.state, incident, store, draft) if args.post else EXIT_OK
+    return _post_review(args.state, incident, store, draft) if args.post else exit_codes.OK
 
 
 def _post_review(state: str, incident: dict[str, Any], store: IncidentStore, draft: str) -> int:
     """`pir --post`: the draft as a comment on each Gitea issue the incident reached."""
-    from reconciler.bounded_http import bounded_client
-    from reconciler.events.channels import ChannelError, post_review
-    from state.load import load_fleet
-    from state.models import GiteaIssueChannel
-    from state.secrets import SecretUnavailable
 
     notifications = load_fleet(state).written.notifications
     channels = notifications.channels if notifications else {}
@@ -84,7 +80,7 @@ def _post_review(state: str, incident: dict[str, Any], store: IncidentStore, dra
         & {name for name, ch in channels.items() if isinstance(ch, GiteaIssueChannel)}
     )
     if not told:
-        raise UsageError(
+        raise Refused(
             f"incident {incident['id']} reached no Gitea issue channel of {state}: "
             "nothing to post the review to"
         )
@@ -98,7 +94,7 @@ def _post_review(state: str, incident: dict[str, Any], store: IncidentStore, dra
             except (ChannelError, SecretUnavailable) as exc:
                 failed += 1
                 report(f"{name}: FAILED to post the review: {exc}")
-    return EXIT_ERROR if failed else EXIT_OK
+    return exit_codes.ERROR if failed else exit_codes.OK
 
 
 def incident_lines(incidents: list[dict[str, Any]]) -> list[str]:
@@ -117,22 +113,17 @@ def incident_lines(incidents: list[dict[str, Any]]) -> list[str]:
 
 def cmd_notify(args: argparse.Namespace) -> int:
     """Send a test message through each channel (the seed's DR "Test 4")."""
-    from reconciler.bounded_http import bounded_client
-    from reconciler.events.channels import send_test_messages
-    from state.load import load_fleet
 
     notifications = load_fleet(args.state).written.notifications
     if notifications is None:
-        raise UsageError(f"{args.state} has no notifications section")
+        raise Refused(f"{args.state} has no notifications section")
     names = [args.channel] if args.channel else sorted(notifications.channels)
     unknown = [n for n in names if n not in notifications.channels]
     if unknown:
-        raise UsageError(
-            f"unknown channel {unknown[0]!r}; have {', '.join(notifications.channels)}"
-        )
+        raise Refused(f"unknown channel {unknown[0]!r}; have {', '.join(notifications.channels)}")
     with bounded_client() as client:
         results = send_test_messages(notifications, names, client)
     for name, ok, note in results:
         print(f"{name}: ok ({note})" if ok else f"{name}: FAILED: {note}")
     failed = sum(1 for _name, ok, _note in results if not ok)
-    return EXIT_ERROR if failed else EXIT_OK
+    return exit_codes.ERROR if failed else exit_codes.OK

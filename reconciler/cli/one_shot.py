@@ -3,22 +3,26 @@ them, open incidents, and send what it queued before it ends."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.bounded_http import bounded_client
 from reconciler.cli.terminal import report
+from reconciler.events.bus import EventBus
+from reconciler.events.sinks import journal_sink, log_sink
+from reconciler.run.incident_desk import IncidentDesk
+from reconciler.run.outbox_sender import OutboxSender
+from reconciler.store.journal import Journal
 
 if TYPE_CHECKING:
-    from reconciler.events.bus import EventBus
-    from reconciler.store.journal import Journal
     from state.load import LoadedFleet
 
 
 def one_shot_bus(loaded: LoadedFleet, journal: Journal) -> EventBus:
     """The event bus of a one-shot command: journal, log line, incidents (sent by
     `drain_outbox` before the command ends)."""
-    from reconciler.events.bus import EventBus
-    from reconciler.events.sinks import journal_sink, log_sink
-    from reconciler.run.incident_desk import IncidentDesk
 
     bus = EventBus()
     bus.subscribe(journal_sink(journal))
@@ -30,11 +34,6 @@ def one_shot_bus(loaded: LoadedFleet, journal: Journal) -> EventBus:
 def drain_outbox(loaded: LoadedFleet, journal: Journal, seconds: float = 15.0) -> None:
     """Send what a one-shot command queued; what is not accepted in time stays queued
     for the next run or `reconcile watch` (said so)."""
-    import time
-
-    from reconciler.bounded_http import bounded_client
-    from reconciler.run.incident_desk import IncidentDesk
-    from reconciler.run.outbox_sender import OutboxSender
 
     IncidentDesk(journal, lambda: loaded.written.notifications).sweep(time.time())
     with bounded_client() as client:
@@ -42,3 +41,13 @@ def drain_outbox(loaded: LoadedFleet, journal: Journal, seconds: float = 15.0) -
         sender.drain(loaded.written.notifications, seconds)
         if (left := sender.store.pending()) > 0:
             report(f"notify: {left} notification(s) not delivered yet; kept in the outbox")
+
+
+def readable_journal(journal_path: Path, read_only: bool = False) -> Journal | None:
+    """The journal, when this user may open it: a reviewer's dry run works without it
+    (it then lists every repository, and shows the failover state as home)."""
+
+    try:
+        return Journal(journal_path, read_only=read_only)
+    except (OSError, sqlite3.Error):
+        return None

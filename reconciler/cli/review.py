@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
+from reconciler.cli import exit_codes
 from reconciler.cli.dry_run import Authority, dry_run
 from reconciler.engine.plan_text import summary_line
 from reconciler.events.channels import ChannelError, GiteaRepo, code_block
@@ -62,11 +63,18 @@ class Review:
     description: str
     text: str
     """What the comment holds: the plan as `--dry-run` prints it, or the refusal."""
+    unobserved: bool = False
+    """A host could not be observed: the plan is partial."""
 
     @property
     def exit_code(self) -> int:
-        """As `--dry-run`'s: 0 no changes, 2 changes pending, 1 refused or incomplete."""
-        return {"success": 0, "pending": 2}.get(self.state, 1)
+        """As `--dry-run`'s: 0 no changes, 2 changes pending, 3 a host not observed,
+        1 refused."""
+        if self.unobserved:
+            return exit_codes.HOSTS_UNOBSERVED
+        return {"success": exit_codes.OK, "pending": exit_codes.CHANGES_PENDING}.get(
+            self.state, exit_codes.ERROR
+        )
 
 
 def gitea(source: GitSource, client: httpx.Client) -> GiteaRepo:
@@ -118,7 +126,8 @@ def review_pull(
     text = signed + planned.text
     if planned.unreachable:
         hosts = ", ".join(planned.unreachable)
-        return Review(number, commit, "error", f"unreachable: {hosts}; the plan is partial", text)
+        partial = f"unreachable: {hosts}; the plan is partial"
+        return Review(number, commit, "error", partial, text, unobserved=True)
     summary = planned.plan.summary
     if summary.pending:
         said = summary_line(summary).removeprefix("Plan: ").rstrip(".")

@@ -15,8 +15,9 @@ import os
 import subprocess
 import sys
 
-from reconciler.cli.commands import EXIT_OK
+from reconciler.cli import exit_codes
 from reconciler.errors import PermanentError
+from state.secrets import AGE_IDENTITY_ENV, age_identity
 
 
 class AgeFailed(PermanentError, RuntimeError):
@@ -38,8 +39,6 @@ def _recipient(identity: str) -> str:
 
 
 def cmd_secret(args: argparse.Namespace) -> int:
-    from state.secrets import AGE_IDENTITY_ENV, age_identity
-
     identity = age_identity()
     if args.action == "init":
         if identity.exists():
@@ -53,7 +52,7 @@ def cmd_secret(args: argparse.Namespace) -> int:
                 os.umask(old)
             print(f"made the controller's age identity {identity} (mode 0600)", file=sys.stderr)
         print(_recipient(str(identity)))
-        return EXIT_OK
+        return exit_codes.OK
     recipient = args.recipient
     if recipient is None:
         if not identity.is_file():
@@ -71,7 +70,7 @@ def cmd_secret(args: argparse.Namespace) -> int:
         armored = _run(["age", "--encrypt", "--armor", "--recipient", recipient], stdin=value)
         args.file.write_bytes(armored)
         print(f"wrote {args.file}; name it in the state file as age-file:PATH (relative to it)")
-        return EXIT_OK
+        return exit_codes.OK
     ciphertext = _run(["age", "--encrypt", "--recipient", recipient], stdin=value)
     print(f"age:{base64.b64encode(ciphertext).decode()}")
-    return EXIT_OK
+    return exit_codes.OK

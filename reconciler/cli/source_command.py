@@ -11,16 +11,20 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from reconciler.cli.commands import EXIT_OK
+from reconciler.bounded_http import bounded_client
+from reconciler.cli import exit_codes
+from reconciler.cli.review import post_review, review_pull
 from reconciler.errors import PermanentError
-
-if TYPE_CHECKING:  # loaded by the commands, after `reconcile` started its SSH worker
-    from reconciler.store.journal import Journal
-    from state.models import GitSource
+from reconciler.forge.source import accept, pin, unpin
+from reconciler.ssh.client import WarmWorker
+from reconciler.store.journal import Journal
+from reconciler.store.suspension import Suspension
+from state.load import load_fleet
+from state.models import GitSource
 
 
 class NoSource(PermanentError, ValueError):
@@ -28,7 +32,6 @@ class NoSource(PermanentError, ValueError):
 
 
 def _source(state: str, command: str) -> GitSource:
-    from state.load import load_fleet
 
     source = load_fleet(state).fleet.source
     if source is None:
@@ -58,9 +61,6 @@ def _event(journal: Journal, kind: str, message: str, context: dict[str, object]
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
-    from reconciler.forge.source import pin
-    from reconciler.store.journal import Journal
-
     source = _source(args.state, "pin")
     journal = Journal(args.journal)
     got = pin(source, args.journal.parent, args.commit)
@@ -72,31 +72,27 @@ def cmd_pin(args: argparse.Namespace) -> int:
     _event(journal, "spec_pinned", said, {"commit": got.commit, "signer": got.signer})
     print(said)
     print(_tell_watch(journal, args.state))
-    return EXIT_OK
+    return exit_codes.OK
 
 
 def cmd_unpin(args: argparse.Namespace) -> int:
-    from reconciler.forge.source import unpin
-    from reconciler.store.journal import Journal
 
     source = _source(args.state, "unpin")
     journal = Journal(args.journal)
     was = unpin(source, args.journal.parent)
     if was is None:
         print("nothing was pinned")
-        return EXIT_OK
+        return exit_codes.OK
     said = f"unpinned commit {was[:12]}: the tip of {source.branch} is the desired state again"
     _event(journal, "spec_unpinned", said, {"commit": was})
     print(said)
     print(_tell_watch(journal, args.state))
-    return EXIT_OK
+    return exit_codes.OK
 
 
 def cmd_accept(args: argparse.Namespace) -> int:
     """`reconcile accept SHA`: take the held tip, which does not descend from the commit
     in force (a force-push), verified and loaded first; journaled."""
-    from reconciler.forge.source import accept
-    from reconciler.store.journal import Journal
 
     source = _source(args.state, "accept")
     journal = Journal(args.journal)
@@ -109,13 +105,10 @@ def cmd_accept(args: argparse.Namespace) -> int:
     _event(journal, "spec_accepted", said, {"commit": got.commit, "signer": got.signer})
     print(said)
     print(_tell_watch(journal, args.state))
-    return EXIT_OK
+    return exit_codes.OK
 
 
 def cmd_suspend(args: argparse.Namespace) -> int:
-    from reconciler.store.journal import Journal
-    from reconciler.store.suspension import Suspension
-
     journal = Journal(args.journal)
     suspended = Suspension(journal).suspend(args.reason)
     said = (
@@ -125,52 +118,41 @@ def cmd_suspend(args: argparse.Namespace) -> int:
     )
     _event(journal, "applying_suspended", said, {"reason": suspended.reason})
     print(said)
-    return EXIT_OK
+    return exit_codes.OK
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from reconciler.store.journal import Journal
-    from reconciler.store.suspension import Suspension
-
     journal = Journal(args.journal)
     was = Suspension(journal).resume()
     if was is None:
         print("applying was not suspended")
-        return EXIT_OK
+        return exit_codes.OK
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(was.since))
     said = f"applying resumed (suspended since {since}: {was.reason})"
     _event(journal, "applying_resumed", said, {})
     print(said)
     print(_tell_watch(journal, args.state))
-    return EXIT_OK
+    return exit_codes.OK
 
 
 def cmd_review(args: argparse.Namespace) -> int:
     """`reconcile review PR`: plan a pull request read-only, print it as `--dry-run`
     does, and (unless --no-post) put it on the pull request with its status, as `watch`
-    does on the webhook. Exits as `--dry-run`: 0 no changes, 2 changes, 1 refused."""
-    import sys
-
-    from reconciler.bounded_http import bounded_client
-    from reconciler.cli.review import post_review, review_pull
-    from reconciler.ssh.client import WarmWorker
-    from reconciler.store.journal import Journal
+    does on the webhook. Exits as `--dry-run`: 0 no changes, 2 changes, 3 a host not
+    observed, 1 refused."""
 
     source = _source(args.state, "review")
     if not source.reviews:
         raise NoSource(f"review: {args.state}: source.reviews is not set (where Gitea is)")
-    worker = WarmWorker()
-    try:
-        journal = Journal(args.journal, read_only=True)  # a review writes nothing
-        with bounded_client() as client:
-            review = review_pull(source, args.pull, journal, worker, client)
-            print(
-                f"pull request #{review.number} at {review.commit[:12]}: {review.state}, "
-                f"{review.description}\n"
-            )
-            print(review.text, end="")
-            if not args.no_post:
-                print(post_review(source, review, client), file=sys.stderr)
-    finally:
-        worker.close(wait=False)
+    worker: WarmWorker = args.ssh_worker  # started first (reconciler.cli.main)
+    journal = Journal(args.journal, read_only=True)  # a review writes nothing
+    with bounded_client() as client:
+        review = review_pull(source, args.pull, journal, worker, client)
+        print(
+            f"pull request #{review.number} at {review.commit[:12]}: {review.state}, "
+            f"{review.description}\n"
+        )
+        print(review.text, end="")
+        if not args.no_post:
+            print(post_review(source, review, client), file=sys.stderr)
     return review.exit_code

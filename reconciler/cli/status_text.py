@@ -28,30 +28,54 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
+def service_rows(
+    loaded: LoadedFleet, observed: FleetState, plan: Plan, journal: Journal
+) -> list[dict[str, str | None]]:
+    """Per service: host, desired, observed, health, pending and the last change, as
+    `status` shows them (a table, or JSON)."""
+    rows: list[dict[str, str | None]] = []
+    pending = {(a.host, a.service) for a in plan.actions}
+    for name, service in loaded.fleet.services.items():
+        host = observed.hosts.get(service.host)
+        desired = None
+        if service.unit is not None:
+            desired = ("enabled" if service.unit.enabled else "disabled") + ",active"
+        seen: str | None
+        health: str | None
+        if host is None or not host.reachable:
+            seen, health = "unreachable", "?"
+        else:
+            unit = host.units.get(name)
+            seen = f"{unit.enabled},{unit.active}" if unit else None
+            results = observed.health.get(name, ())
+            sick = [r.check for r in results if not r.healthy]
+            health = "unhealthy: " + ", ".join(sick) if sick else ("healthy" if results else None)
+        change = journal.last_change(service.host, name)
+        rows.append(
+            {
+                "host": service.host,
+                "service": name,
+                "desired": desired,
+                "observed": seen,
+                "health": health,
+                "pending": "yes" if (service.host, name) in pending else "no",
+                "last_change_at": _when(change[0]) if change else None,
+                "last_change": change[1].split("| ")[-1] if change else None,
+            }
+        )
+    return rows
+
+
 def render_status(
     loaded: LoadedFleet, observed: FleetState, plan: Plan, journal: Journal, state_file: Path
 ) -> str:
     """Per host and service: desired versus observed, health, pending, last change; last run.
     `state_file` is the one `watch` was given (with a git source, not the commit's file)."""
     rows = [["HOST", "SERVICE", "DESIRED", "OBSERVED", "HEALTH", "PENDING", "LAST CHANGE"]]
-    pending = {(a.host, a.service) for a in plan.actions}
-    for name, service in loaded.fleet.services.items():
-        host = observed.hosts.get(service.host)
-        desired = "-"
-        if service.unit is not None:
-            desired = ("enabled" if service.unit.enabled else "disabled") + ",active"
-        if host is None or not host.reachable:
-            seen, health = "unreachable", "?"
-        else:
-            unit = host.units.get(name)
-            seen = f"{unit.enabled},{unit.active}" if unit else "-"
-            results = observed.health.get(name, ())
-            sick = [r.check for r in results if not r.healthy]
-            health = "unhealthy: " + ", ".join(sick) if sick else ("healthy" if results else "-")
-        change = journal.last_change(service.host, name)
-        last = f"{_when(change[0])} {change[1].split('| ')[-1]}" if change else "-"
-        todo = "yes" if (service.host, name) in pending else "no"
-        rows.append([service.host, name, desired, seen, health, todo, last])
+    for row in service_rows(loaded, observed, plan, journal):
+        change = f"{row['last_change_at']} {row['last_change']}" if row["last_change"] else None
+        cells = [row[k] for k in ("host", "service", "desired", "observed", "health", "pending")]
+        rows.append([c or "-" for c in [*cells, change]])
     out = _table(rows)
     for model_set in loaded.fleet.models:
         state = observed.models.get(model_set.service)

@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-from reconciler.errors import UsageError
+from reconciler.errors import Refused, UsageError
 from reconciler.untrusted import EscapedStream, shown
 
 
@@ -19,7 +19,7 @@ def confirm(assume_yes: bool) -> None:
         raise UsageError("refusing to apply without confirmation: no terminal; pass --yes")
     answer = input("\nApply these changes? Only 'yes' is accepted: ")
     if answer.strip() != "yes":
-        raise UsageError("apply cancelled")
+        raise Refused("apply cancelled")
 
 
 @contextlib.contextmanager

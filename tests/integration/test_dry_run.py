@@ -74,7 +74,7 @@ def test_dry_run_scenarios_on_real_hosts(lab: fleet_lab.Lab, spec_file: Path) ->
         code, text = dry_run(spec_file, "text")
     finally:
         fleet_lab.restore_link(lab, "h1")
-    assert code == 2
+    assert code == 3  # a host not observed: the plan is partial (3 wins over 2)
     assert f"host h1 ({lab.host('h1').address})  [unreachable]" in text
     assert "  ! host h1  unreachable: " in text
     assert "~ start ollama.service  ActiveState=inactive" in text
@@ -91,7 +91,7 @@ def test_a_hung_host_is_an_observed_fact_and_costs_one_timeout(
         elapsed = time.monotonic() - started
     finally:
         fleet_lab.thaw_ssh(lab, "h2")
-    assert code == 2
+    assert code == 3
     hung = next(h for h in plan["hosts"] if h["name"] == "h2")
     assert not hung["reachable"]
     assert (

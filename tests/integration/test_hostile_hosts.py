@@ -151,7 +151,7 @@ def test_an_unknown_host_key_is_refused_unless_the_spec_trusts_on_first_use(
     spec = tmp_path / "fleet.yaml"
     spec.write_text(lab_spec(lab).replace(lab.known_hosts, str(empty)))
     done = reconcile("--dry-run", str(spec))
-    assert done.returncode == 2
+    assert done.returncode == 3  # a host not observed: the plan is partial
     address = lab.host("h1").address
     assert f"host key of {address} is not in {empty}, so the host is refused" in done.stdout
     assert f"ssh-keyscan {address} >> {empty}" in done.stdout
@@ -204,8 +204,9 @@ def test_a_changed_host_key_is_refused_by_every_command(
     address = lab.host("h2").address
     line = f"host key of {address} has CHANGED since it was recorded in {lab.known_hosts}"
     plan = reconcile("--dry-run", str(spec))
-    assert plan.returncode == 2 and line in plan.stdout, plan.stdout
+    assert plan.returncode == 3 and line in plan.stdout, plan.stdout
     apply = reconcile(str(spec), "--yes", "--journal", str(tmp_path / "journal.db"))
     assert apply.returncode == 1 and line in apply.stdout
     status = reconcile("status", str(spec), "--journal", str(tmp_path / "journal.db"))
     assert "h2" in status.stdout and "unreachable" in status.stdout
+    assert status.returncode == 3, status.stderr

@@ -73,7 +73,7 @@ def test_the_endpoint_fetches_on_a_signed_delivery_only(
     from prometheus_client import CollectorRegistry
     from starlette.testclient import TestClient
 
-    from reconciler.cli.commands import _gitea_hook
+    from reconciler.cli.watch_command import _gitea_hook
     from reconciler.store.journal import Journal
     from reconciler.web.app import make_app
     from state.models import GitSource

@@ -1,0 +1,124 @@
+"""`reconcile status [STATE]` and `reconcile history`: what the fleet is, and what runs
+did to it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from reconciler.bounded_http import bounded_client
+from reconciler.cli import exit_codes
+from reconciler.cli.drill_text import drill_table
+from reconciler.cli.failover_text import failover_json, render_failover
+from reconciler.cli.incidents_command import incident_lines
+from reconciler.cli.status_text import (
+    leader_lines,
+    loop_lines,
+    render_history,
+    render_status,
+    service_rows,
+)
+from reconciler.coordination.leader import LeaderView, who_leads
+from reconciler.engine.failover import Verdict
+from reconciler.engine.plan import plan_to_json
+from reconciler.forge.source import desired_state
+from reconciler.run.drill import last_dr_drill, steps_of
+from reconciler.run.failover import placed, review
+from reconciler.run.once import PlanResult, plan_once
+from reconciler.ssh.client import WorkerProcess
+from reconciler.store.failover import FailoverState
+from reconciler.store.incidents import IncidentStore
+from reconciler.store.journal import EventRecord, Journal
+from reconciler.store.ledger import Ledger
+from reconciler.store.suspension import Suspension
+from state.errors import SpecError
+from state.load import LoadedFleet
+from state.models import EtcdCoordination
+from state.shards import shard_map
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Exit 0, or 3 when a host could not be observed (its rows say `unreachable`)."""
+    worker: WorkerProcess = args.ssh_worker  # started first (reconciler.cli.main)
+    journal = Journal(args.journal)
+    try:
+        loaded = desired_state(args.state, args.journal)
+    except SpecError:
+        # The loop keeps the last good spec; show its state, then the file's errors.
+        print("\n".join(loop_lines(journal, Path(args.state))))
+        raise
+    loaded = placed(loaded, journal)
+    with bounded_client() as client:  # the ledger read as a dry run reads it, never written
+        ledger = Ledger(journal)
+        result = plan_once(loaded, client, worker=worker, ledger=ledger, record=False)
+        failover = review(loaded, journal, client, result.observed)
+    drilled = last_dr_drill(journal)
+    coordination = loaded.fleet.reconciler.coordination
+    leaders = who_leads(coordination) if isinstance(coordination, EtcdCoordination) else None
+    open_incidents = [i for i in IncidentStore(journal).recent() if i["status"] == "open"]
+    if args.output == "json":
+        document = {
+            "state_file": args.state,
+            "services": service_rows(loaded, result.observed, result.plan, journal),
+            "plan": plan_to_json(result.plan),
+            "failover": (
+                failover_json(loaded.written.failover, *failover)
+                if failover is not None and loaded.written.failover is not None
+                else None
+            ),
+            "last_dr_drill": (
+                [step.as_json() for step in steps_of(drilled)] if drilled is not None else None
+            ),
+            "loop": loop_lines(journal, Path(args.state)),
+            "suspended": _suspension(journal),
+            "open_incidents": open_incidents,
+            "coordination": leader_lines(leaders, time.time()) if leaders is not None else None,
+        }
+        print(json.dumps(document, indent=2, default=str))
+    else:
+        _print_text(args, loaded, result, journal, failover, drilled, leaders, open_incidents)
+    unobserved = result.plan.summary.unreachable > 0
+    return exit_codes.HOSTS_UNOBSERVED if unobserved else exit_codes.OK
+
+
+def _print_text(
+    args: argparse.Namespace,
+    loaded: LoadedFleet,
+    result: PlanResult,
+    journal: Journal,
+    failover: tuple[FailoverState, Verdict] | None,
+    drilled: EventRecord | None,
+    leaders: LeaderView | None,
+    open_incidents: list[dict[str, Any]],
+) -> None:
+    status = render_status(loaded, result.observed, result.plan, journal, Path(args.state))
+    print(status, end="")
+    if failover is not None and loaded.written.failover is not None:
+        print("\n" + render_failover(loaded.written.failover, *failover), end="")
+    if drilled is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(drilled.at))
+        print(f"\nlast DR drill, {when}:\n" + drill_table(steps_of(drilled)), end="")
+    coordination = loaded.fleet.reconciler.coordination
+    if leaders is not None and isinstance(coordination, EtcdCoordination):
+        shards = shard_map(loaded.written, coordination.shards)
+        print("\n" + "\n".join(leader_lines(leaders, time.time(), shards)))
+    print(f"\nopen incidents: {len(open_incidents)}")
+    print("".join(f"  {line}\n" for line in incident_lines(open_incidents)), end="")
+
+
+def _suspension(journal: Journal) -> dict[str, Any] | None:
+    suspended = Suspension(journal).get()
+    return None if suspended is None else {"since": suspended.since, "reason": suspended.reason}
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    runs = Journal(args.journal).runs(args.limit)
+    if args.output == "json":
+        print(json.dumps([asdict(run) for run in runs], indent=2))
+    else:
+        print(render_history(runs), end="")
+    return exit_codes.OK
