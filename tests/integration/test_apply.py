@@ -166,7 +166,7 @@ def test_refuses_without_terminal_or_yes(files: dict[str, Path], lab: fleet_lab.
     spec = files["spec"].parent / "confirm.yaml"
     spec.write_text(lab_spec(lab).replace("mode = test", "mode = confirm"))
     done = reconcile(str(spec), "--journal", str(files["journal"]), stdin="")
-    assert done.returncode == 1
+    assert done.returncode == 64  # a usage error
     assert "error: refusing to apply without confirmation: no terminal; pass --yes" in done.stderr
     assert "mode = confirm" not in fleet_lab.ssh(lab, "h1", "cat /etc/agent/agent.conf")
 

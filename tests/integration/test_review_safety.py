@@ -156,7 +156,7 @@ def test_a_review_has_the_base_s_authority_and_learns_nothing_more(
     finally:
         fleet_lab.ssh(lab, "h1", "systemctl stop admin; rm -rf /root/admin /root/secret-marker")
     refused = run_reconcile("--review", str(base), str(pr), "--journal", str(journal))
-    assert refused.returncode == 1 and "expected with --dry-run" in refused.stderr
+    assert refused.returncode == 64 and "expected with --dry-run" in refused.stderr
 
 
 def _journal_rows(journal: Path) -> tuple[int, int]:

@@ -156,7 +156,7 @@ def test_rotate_key_revokes_the_old_key_and_keeps_every_snapshot(
     repository = open_repository(load_fleet(spec).fleet, "db")
     before = {s.id for s in repository.snapshots(tag="db")}
     asked = reconcile("backup", "rotate-key", "db", *state, *journal)
-    assert asked.returncode == 1 and "Rotate plan:" in asked.stdout  # no terminal, no --yes
+    assert asked.returncode == 64 and "Rotate plan:" in asked.stdout  # no terminal, no --yes
     assert (base / "backup-db_ed25519").read_text() == old_key  # nothing changed
     done = reconcile("backup", "rotate-key", "db", *state, *journal, "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -195,7 +195,7 @@ def test_rotate_key_with_the_old_password_replaces_the_restic_key_too(
     refused = run_reconcile(
         "backup", "rotate-key", "db", "--old-password", "$(id)", "--yes", *state, *journal, env=env
     )
-    assert refused.returncode == 1 and "expected a reference" in refused.stderr, refused.stderr
+    assert refused.returncode == 64 and "expected a reference" in refused.stderr, refused.stderr
     done = run_reconcile(
         "backup", "rotate-key", "db", "--old-password", old_ref, "--yes", *state, *journal, env=env
     )

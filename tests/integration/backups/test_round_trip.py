@@ -266,7 +266,7 @@ def test_restore_to_a_host_shows_a_plan_asks_and_copies(lab: fleet_lab.Lab, base
     refused = reconcile(
         "backup", "restore", "db", "--to", "h2:/tmp/restored", "--state", spec, *journal
     )
-    assert refused.returncode == 1
+    assert refused.returncode == 64  # a usage error: no terminal, no --yes
     assert "Restore plan:\n  ~ restore snapshot" in refused.stdout
     assert "refusing to apply without confirmation: no terminal; pass --yes" in refused.stderr
     done = reconcile(
