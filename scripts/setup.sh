@@ -27,4 +27,18 @@ if [[ ! -x .venv/bin/reconcile ]] || [[ pyproject.toml -nt .venv/.installed ]]; 
     touch .venv/.installed
 fi
 
+# promtool checks and tests the shipped alert rules (contrib/prometheus). Only the tool is
+# taken from Debian's prometheus package: installing the package would start a server.
+promtool=/var/cache/fleet-reconciler/promtool/promtool
+if [[ ! -x $promtool ]]; then
+    echo "setup: fetching promtool (from Debian's prometheus package)" >&2
+    work=$(mktemp -d)
+    chmod 755 "$work"
+    (cd "$work" && apt-get download -qq prometheus 2>/dev/null \
+        && dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool)
+    mkdir -p "$(dirname "$promtool")"
+    mv "$work/usr/bin/promtool" "$promtool"
+    rm -rf "$work"
+fi
+
 bash tests/fleet/build-image.sh >/dev/null

@@ -17,6 +17,7 @@ from reconciler.cli.forge_desk import ForgeDesk
 from reconciler.cli.terminal import report, show_progress
 from reconciler.coordination.choice import leadership_for
 from reconciler.coordination.leader import controller_name
+from reconciler.coordination.sharded import shares
 from reconciler.daemon.loop import WatchLoop, start_watchdog
 from reconciler.daemon.spec_source import SpecSource
 from reconciler.events.bus import EventBus
@@ -113,9 +114,18 @@ def _dashboard(
     """`--http ADDR`: the dashboard and /metrics, served from a thread of the daemon."""
 
     registry = CollectorRegistry()
-    loop.measure = PassMetrics(registry).observe
+    loaded = loop.spec.loaded
+    rtos = [s.rto.total_seconds() for s in loaded.fleet.services.values()] if loaded else []
+    loop.measure = PassMetrics(registry, max(rtos, default=0.0)).observe
     hook = None if args.hooks else _gitea_hook(loop, desk)  # --hooks: on its own listener
-    app = make_app(journal.path, Path(args.state), lambda: loop.spec.loaded, registry, hook)
+    app = make_app(
+        journal.path,
+        Path(args.state),
+        lambda: loop.spec.loaded,
+        registry,
+        hook,
+        lambda: shares(loop.leadership, loop.leading),
+    )
     server = serve_in_background(app, args.http)
     report(f"dashboard on http://{args.http}/ (metrics at /metrics)")
     if not is_loopback(args.http):

@@ -199,3 +199,11 @@ class ShardedLeadership(EtcdLeadership):
             return None
         found = self.client.get(f"{self.prefix}/shards/{shard}/shared/{key}")
         return found.value.decode() if found else None
+
+
+def shares(leadership: object, leading: bool) -> dict[str, bool]:
+    """Which shards this controller leads, for `/metrics`: {shard: leads}; a fleet
+    without shards is shard "0"."""
+    if isinstance(leadership, ShardedLeadership):
+        return {str(shard): shard in leadership.held for shard in range(leadership.count)}
+    return {"0": leading}

@@ -78,6 +78,7 @@ class LoopStatus:
     spec_error: str | None = None
     backoffs: dict[str, dict[str, float | int]] = field(default_factory=dict)
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hosts: dict[str, bool] = field(default_factory=dict)  # reachable, at the last look
     pending: list[str] = field(default_factory=list)  # HOST/SERVICE still out of sync
     failed_passes: int = 0
     plan_text: str = ""  # the pending plan, rendered as `--dry-run` renders it
@@ -475,6 +476,8 @@ class WatchLoop:
                 self._remember(loaded, result.observed)
                 self.status.last_pass = time.time()
             self._account(plan, result)
+            if not result.converged:  # as history records it: a failed pass
+                self.status.failed_passes += 1
             left = result.remaining.actions if result.remaining else []
             self.status.pending = sorted({f"{a.host}/{a.service or '*'}" for a in left})
             remaining = result.remaining
@@ -526,7 +529,12 @@ class WatchLoop:
 
     def _remember(self, loaded: LoadedFleet, observed: FleetState) -> None:
         """What the dashboard and metrics show of each service's health."""
-        self.status.services.update(services_seen(loaded, observed, time.time()))
+        seen = services_seen(loaded, observed, time.time())
+        for name, row in seen.items():  # for the alert "unhealthy for longer than its RTO"
+            before = self.status.services.get(name, {}).get("last_healthy", self.first_start)
+            row["last_healthy"] = row["seen"] if row["healthy"] else before
+        self.status.services.update(seen)
+        self.status.hosts.update({n: h.reachable for n, h in observed.hosts.items()})
 
     def _save_status(self, next_full: float, next_probe: float) -> None:
         self.next_passes = (next_full, next_probe)
@@ -555,6 +563,7 @@ class WatchLoop:
                 ),
                 "backoffs": self.status.backoffs,
                 "services": self.status.services,
+                "hosts": self.status.hosts,
                 "pending": self.status.pending,
                 "plan_text": self.status.plan_text,
                 "first_start": self.first_start,

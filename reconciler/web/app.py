@@ -27,10 +27,9 @@ from starlette.routing import Route
 
 from reconciler.engine.plan_text import MARKS
 from reconciler.forge.webhook import MAX_BODY, Hook
-from reconciler.store.journal import Journal
 from reconciler.web.charts import short
-from reconciler.web.metrics import JournalCollector
-from reconciler.web.snapshot import Snapshot, take
+from reconciler.web.metrics import FleetCollector, register_process_metrics
+from reconciler.web.snapshot import Snapshot, SnapshotCache
 from state.load import LoadedFleet
 
 LIVE_EVERY_S = 1.0
@@ -61,7 +60,10 @@ def make_app(
     loaded: Callable[[], LoadedFleet | None],
     registry: CollectorRegistry,
     gitea_hook: Hook | None = None,
+    leading: Callable[[], dict[str, bool]] | None = None,
 ) -> Starlette:
+    """The dashboard, its live updates, /metrics and the webhook. The page, every live
+    client and every scrape read one snapshot, taken again once per pass of the loop."""
     templates = Environment(
         loader=PackageLoader("reconciler.web", "templates"), autoescape=select_autoescape()
     )
@@ -69,15 +71,12 @@ def make_app(
     templates.globals["plan_mark"] = plan_mark
     templates.globals["plan_summary"] = plan_summary
     templates.globals["short"] = short
-    registry.register(JournalCollector(journal_path, state_file, loaded))
+    snapshots = SnapshotCache(journal_path, state_file, loaded)
+    registry.register(FleetCollector(snapshots.current, loaded, leading))
+    register_process_metrics(registry)
 
     def fragment() -> str:
-        journal = Journal(journal_path)
-        try:
-            snap = take(journal, state_file, loaded())
-        finally:
-            journal.close()
-        return templates.get_template("fragment.html").render(snap=snap)
+        return templates.get_template("fragment.html").render(snap=snapshots.current())
 
     async def page(_request: Request) -> HTMLResponse:
         body = await run_in_threadpool(fragment)

@@ -1,31 +1,53 @@
-"""`/metrics`: Prometheus exposition with controller-runtime's naming.
+"""`/metrics`: Prometheus exposition with controller-runtime's naming, for alerting.
 
 Pass counts and durations are observed in-process by the loop (`PassMetrics`); the
-rest is read from the journal at scrape time (`JournalCollector`), so a scrape always
-shows what the journal holds."""
+rest comes from the snapshot of the loop's last pass (`FleetCollector`, served from
+memory: reconciler.web.snapshot.SnapshotCache). Every host and service of the spec has
+a series from the first scrape (0 until a pass has seen it up or healthy), and every
+backup policy and copy a last-snapshot timestamp (0 before the first), so an alert on
+them fires on absence too. The alerts shipped in contrib/prometheus/ use these names;
+a unit test checks that they exist.
+"""
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from reconciler.store.journal import Journal
-from reconciler.web.snapshot import take
+from reconciler.web.snapshot import Snapshot
 from state.load import LoadedFleet
 
 PREFIX = "fleet_reconciler"
+BASE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+def buckets_to(largest_rto: float) -> tuple[float, ...]:
+    """The pass histogram's buckets: up to 2 min, then doubling until the largest RTO
+    (a heal may wait up to its service's RTO in the health gate)."""
+    buckets = list(BASE_BUCKETS)
+    while buckets[-1] < largest_rto:
+        buckets.append(min(buckets[-1] * 2, largest_rto))
+    return tuple(buckets)
 
 
 class PassMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, largest_rto: float = 0.0) -> None:
         self.total = Counter(
             f"{PREFIX}_reconcile",
-            "Reconcile passes by kind (full, heal, probe) and result.",
+            "Reconcile passes by kind (full, heal, probe) and result (error: the pass "
+            "failed or did not converge, as `reconcile history` records it).",
             ["kind", "result"],
             registry=registry,
         )
@@ -33,7 +55,7 @@ class PassMetrics:
             f"{PREFIX}_reconcile_time_seconds",
             "Duration of reconcile passes by kind.",
             ["kind"],
-            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            buckets=buckets_to(largest_rto),
             registry=registry,
         )
 
@@ -42,21 +64,97 @@ class PassMetrics:
         self.seconds.labels(kind).observe(seconds)
 
 
-class JournalCollector(Collector):
+def register_process_metrics(registry: CollectorRegistry) -> None:
+    """`process_*` (CPU, memory, open files) and `python_info`, as the default registry has."""
+    registry.register(PROCESS_COLLECTOR)
+    registry.register(PLATFORM_COLLECTOR)
+
+
+class FleetCollector(Collector):
+    """The fleet as the loop last saw it. `leading()` is this controller's leadership:
+    {shard: leads} ("0" without shards)."""
+
     def __init__(
-        self, journal_path: Path, state_file: Path, loaded: Callable[[], LoadedFleet | None]
+        self,
+        snapshot: Callable[[], Snapshot],
+        loaded: Callable[[], LoadedFleet | None],
+        leading: Callable[[], dict[str, bool]] | None = None,
     ) -> None:
-        self.journal_path, self.state_file, self.loaded = journal_path, state_file, loaded
+        self.snapshot, self.loaded, self.leading = snapshot, loaded, leading
+        self.build = build_labels()
 
     def collect(self) -> Iterator[Metric]:
-        journal = Journal(self.journal_path)
-        try:
-            snap = take(journal, self.state_file, self.loaded())
-        finally:
-            journal.close()
+        snap, loaded = self.snapshot(), self.loaded()
+        info = GaugeMetricFamily(
+            f"{PREFIX}_build_info",
+            "1, labelled with the versions this controller runs.",
+            labels=list(self.build),
+        )
+        info.add_metric(list(self.build.values()), 1.0)
+        yield info
+        yield from self._loop(snap)
+        yield from self._fleet(snap, loaded)
+        yield from self._backups(snap)
+        yield from self._incidents(snap)
+        yield from self._failover(snap)
+
+    def _loop(self, snap: Snapshot) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            f"{PREFIX}_last_pass_timestamp_seconds",
+            "When the loop last finished a pass (0 before the first).",
+            value=snap.last_pass or 0.0,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_suspended",
+            "1 while applying is suspended (`reconcile suspend`).",
+            value=1.0 if snap.suspended is not None else 0.0,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_pinned",
+            "1 while `reconcile pin` holds the git source's commit in force.",
+            value=1.0 if snap.pinned else 0.0,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_backoff_keys",
+            "(host, service) pairs whose healing is backing off.",
+            value=float(snap.backoffs),
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_spec_rejected",
+            "1 while the state file is refused and the last good one is in force.",
+            value=1.0 if snap.spec_error else 0.0,
+        )
+        leader = GaugeMetricFamily(
+            f"{PREFIX}_leader",
+            "1 while this controller leads (with etcd shards: per shard).",
+            labels=["shard"],
+        )
+        for shard, leads in sorted((self.leading() if self.leading else {"0": True}).items()):
+            leader.add_metric([shard], 1.0 if leads else 0.0)
+        yield leader
+        if snap.source:
+            spec = GaugeMetricFamily(
+                f"{PREFIX}_spec_commit_info",
+                "1 for the git source's commit in force (`source:`).",
+                labels=["source", "commit"],
+            )
+            spec.add_metric([snap.source, snap.spec_commit or ""], 1.0)
+            yield spec
+
+    def _fleet(self, snap: Snapshot, loaded: LoadedFleet | None) -> Iterator[Metric]:
+        """Every host and service of the spec (without one, those the loop saw)."""
+        up = GaugeMetricFamily(
+            f"{PREFIX}_host_up",
+            "1 if the host answered the loop's last look (0: unreachable, or not seen yet).",
+            labels=["host"],
+        )
+        for host in sorted(loaded.fleet.hosts if loaded else snap.hosts):
+            up.add_metric([host], 1.0 if snap.hosts.get(host) else 0.0)
+        yield up
         healthy = GaugeMetricFamily(
             f"{PREFIX}_service_healthy",
-            "1 if the service's health checks pass.",
+            "1 if the service's health checks pass (0: failing, its host unreachable, "
+            "or not seen yet).",
             labels=["host", "service"],
         )
         drift = GaugeMetricFamily(
@@ -64,11 +162,66 @@ class JournalCollector(Collector):
             "1 if the service is out of sync with the spec.",
             labels=["host", "service"],
         )
-        for row in snap.services:
-            healthy.add_metric([row.host, row.name], 1.0 if row.health == "Healthy" else 0.0)
-            drift.add_metric([row.host, row.name], 1.0 if row.sync == "OutOfSync" else 0.0)
+        last_healthy = GaugeMetricFamily(
+            f"{PREFIX}_service_last_healthy_timestamp_seconds",
+            "When the service last passed its checks (the loop's start if it has not since "
+            "then); none before the loop has looked at it.",
+            labels=["host", "service"],
+        )
+        rto = GaugeMetricFamily(
+            f"{PREFIX}_service_rto_seconds",
+            "The service's recovery time objective.",
+            labels=["host", "service"],
+        )
+        seen = {row.name: row for row in snap.services}
+        wanted = (
+            {name: (s.host, s.rto.total_seconds()) for name, s in loaded.fleet.services.items()}
+            if loaded
+            else {row.name: (row.host, None) for row in snap.services}
+        )
+        for name, (host, objective) in sorted(wanted.items()):
+            row = seen.get(name)
+            labels = [host, name]
+            healthy.add_metric(labels, 1.0 if row and row.health == "Healthy" else 0.0)
+            drift.add_metric(labels, 1.0 if row and row.sync == "OutOfSync" else 0.0)
+            if objective is not None:
+                rto.add_metric(labels, objective)
+            if row is not None and row.last_healthy is not None:
+                last_healthy.add_metric(labels, row.last_healthy)
         yield healthy
         yield drift
+        yield last_healthy
+        yield rto
+
+    def _backups(self, snap: Snapshot) -> Iterator[Metric]:
+        newest = GaugeMetricFamily(
+            f"{PREFIX}_backup_last_snapshot_timestamp_seconds",
+            "When the newest confirmed snapshot was taken, by policy and copy (copy='' "
+            "for the policy's repository; 0 before the first).",
+            labels=["policy", "copy"],
+        )
+        rpo = GaugeMetricFamily(
+            f"{PREFIX}_backup_rpo_seconds",
+            "The recovery point objective, by policy and copy (copy='' for the repository).",
+            labels=["policy", "copy"],
+        )
+        age = GaugeMetricFamily(
+            f"{PREFIX}_backup_age_seconds",
+            "Age of the newest snapshot the repository confirmed, by policy (none before "
+            "the first: alert on the timestamp instead).",
+            labels=["policy"],
+        )
+        for backup in snap.backups:
+            labels = [backup.policy, backup.copy or ""]
+            newest.add_metric(labels, backup.newest_at or 0.0)
+            rpo.add_metric(labels, backup.rpo)
+            if backup.copy is None and backup.age is not None:
+                age.add_metric([backup.policy], backup.age)
+        yield newest
+        yield rpo
+        yield age
+
+    def _incidents(self, snap: Snapshot) -> Iterator[Metric]:
         incidents = GaugeMetricFamily(
             f"{PREFIX}_incidents_open", "Open incidents by severity.", labels=["severity"]
         )
@@ -78,14 +231,6 @@ class JournalCollector(Collector):
             )
             incidents.add_metric([severity], float(count))
         yield incidents
-        if snap.source:
-            spec = GaugeMetricFamily(
-                f"{PREFIX}_spec_commit_info",
-                "1 for the git source's commit in force (`source:`).",
-                labels=["source", "commit"],
-            )
-            spec.add_metric([snap.source, snap.spec_commit or ""], 1.0)
-            yield spec
         yield GaugeMetricFamily(
             f"{PREFIX}_notifications_unsent",
             "Notifications in the outbox not yet accepted.",
@@ -102,43 +247,31 @@ class JournalCollector(Collector):
                     [step["kind"], step["subject"], step["verdict"]], float(step["measured_s"])
                 )
         yield drill
-        age = GaugeMetricFamily(
-            f"{PREFIX}_backup_age_seconds",
-            "Age of the newest snapshot the repository confirmed, by policy.",
-            labels=["policy"],
+
+    def _failover(self, snap: Snapshot) -> Iterator[Metric]:
+        if not snap.active:
+            return
+        yield GaugeMetricFamily(
+            f"{PREFIX}_failover_epoch", "The failover epoch.", value=float(snap.epoch)
         )
-        rpo = GaugeMetricFamily(
-            f"{PREFIX}_backup_rpo_seconds",
-            "The policy's recovery point objective.",
-            labels=["policy"],
+        active = GaugeMetricFamily(
+            f"{PREFIX}_failover_active",
+            "1 on the host running the failover services.",
+            labels=["host"],
         )
-        copy_age = GaugeMetricFamily(
-            f"{PREFIX}_backup_copy_age_seconds",
-            "Age of the newest snapshot the controller recorded in a policy's copy.",
-            labels=["policy", "copy"],
-        )
-        copy_rpo = GaugeMetricFamily(
-            f"{PREFIX}_backup_copy_rpo_seconds",
-            "The copy's recovery point objective.",
-            labels=["policy", "copy"],
-        )
-        for backup in snap.backups:
-            labels = [backup.policy] if backup.copy is None else [backup.policy, backup.copy]
-            if backup.age is not None:
-                (age if backup.copy is None else copy_age).add_metric(labels, backup.age)
-            (rpo if backup.copy is None else copy_rpo).add_metric(labels, backup.rpo)
-        yield age
-        yield rpo
-        yield copy_age
-        yield copy_rpo
-        if snap.active:
-            yield GaugeMetricFamily(
-                f"{PREFIX}_failover_epoch", "The failover epoch.", value=float(snap.epoch)
-            )
-            active = GaugeMetricFamily(
-                f"{PREFIX}_failover_active",
-                "1 on the host running the failover services.",
-                labels=["host"],
-            )
-            active.add_metric([snap.active], 1.0)
-            yield active
+        active.add_metric([snap.active], 1.0)
+        yield active
+
+
+def build_labels() -> dict[str, str]:
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    return {
+        "version": version("fleet-reconciler"),
+        "python": platform.python_version(),
+        "pyinfra": version("pyinfra"),
+    }

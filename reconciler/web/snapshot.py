@@ -1,8 +1,12 @@
-"""What the dashboard and the metrics show, read from the journal at request time."""
+"""What the dashboard and the metrics show, read from the journal: once per pass of the
+loop (`SnapshotCache`), then served from memory to the page, every live client and
+every scrape."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ class ServiceRow:
     sync: str  # Synced, OutOfSync
     detail: str
     seen: float | None
+    last_healthy: float | None = None  # when it last passed its checks (or the loop started)
 
 
 @dataclass
@@ -44,6 +49,7 @@ class BackupRow:
     last_drill: str
     chart: str = ""  # SVG: the newest snapshot's age over the last days, against the RPO
     copy: str | None = None  # a row of the policy's copy (`copies:`), its age from the ledger
+    newest_at: float | None = None  # when the newest snapshot was taken (epoch seconds)
 
     @property
     def within(self) -> bool:
@@ -76,6 +82,8 @@ class Snapshot:
     branch_tip: str | None = None
     held: str | None = None  # a tip that does not descend from the commit in force
     suspended: Suspended | None = None  # `reconcile suspend`
+    hosts: dict[str, bool] = field(default_factory=dict)  # reachable at the loop's last look
+    backoffs: int = 0  # (host, service) pairs whose healing is backing off
 
 
 def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snapshot:
@@ -94,6 +102,7 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
                 "OutOfSync" if out_of_sync else "Synced",
                 seen.get("detail", ""),
                 seen.get("seen"),
+                seen.get("last_healthy"),
             )
         )
     placement, leader, active, epoch = "", None, "", 0
@@ -125,6 +134,8 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         branch_tip=loop.get("branch_tip"),
         held=loop.get("held"),
         suspended=Suspension(journal).get(),
+        hosts={str(k): bool(v) for k, v in (loop.get("hosts") or {}).items()},
+        backoffs=len(loop.get("backoffs") or {}),
         incidents=store.recent(20),
         runs=journal.runs(10),
         placement=placement,
@@ -172,6 +183,7 @@ def _backups(journal: Journal, loaded: LoadedFleet) -> list[BackupRow]:
                     now,
                     CHART_WINDOW_S,
                 ),
+                newest_at=found.snapshot_time if found else None,
             )
         )
         rows += _copy_rows(journal, loaded, name, now)
@@ -198,6 +210,7 @@ def _copy_rows(journal: Journal, loaded: LoadedFleet, name: str, now: float) -> 
                 _last(check, "backup_check_", now),
                 _last(drill, "drill_", now),
                 copy=copy,
+                newest_at=newest.timestamp() if newest else None,
             )
         )
     return rows
@@ -209,3 +222,39 @@ def _last(event: EventRecord | None, prefix: str, now: float) -> str:
 
 def _ago(at: float, now: float) -> str:
     return f"{(now - at) / 3600:.1f}h ago" if now - at >= 3600 else f"{(now - at) / 60:.0f}m ago"
+
+
+class SnapshotCache:
+    """The snapshot, taken again only when the loop has recorded a pass since (its saved
+    state changed) or after `max_age` seconds (incidents and the outbox move between
+    passes); concurrent readers wait for one taker."""
+
+    def __init__(
+        self,
+        journal_path: Path,
+        state_file: Path,
+        loaded: Callable[[], LoadedFleet | None],
+        max_age: float = 30.0,
+    ) -> None:
+        self.journal_path, self.state_file, self.loaded = journal_path, state_file, loaded
+        self.max_age = max_age
+        self.lock = threading.Lock()
+        self.key: float | None = None
+        self.snapshot: Snapshot | None = None
+        self.taken = 0  # how many times it was taken (the tests count)
+
+    def current(self) -> Snapshot:
+        with self.lock:
+            journal = Journal(self.journal_path)
+            try:
+                found = journal.loop_state(str(self.state_file))
+                key = found[0] if found else None
+                snap = self.snapshot
+                fresh = snap is not None and time.time() - snap.taken < self.max_age
+                if snap is None or key != self.key or not fresh:
+                    snap, self.key = take(journal, self.state_file, self.loaded()), key
+                    self.snapshot = snap
+                    self.taken += 1
+                return snap
+            finally:
+                journal.close()

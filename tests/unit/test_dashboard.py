@@ -148,13 +148,16 @@ def test_a_copy_has_its_row_and_its_metrics(tmp_path: Path) -> None:
     page = client.get("/").text
     assert "<td>db → copy offsite</td>" in page and "passed 2m ago" in page
     families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
-    [age] = families["fleet_reconciler_backup_copy_age_seconds"].samples
-    assert (
-        age.labels == {"policy": "db", "copy": "offsite"}
-        and 3 * 86400 <= age.value < 3 * 86400 + 60
-    )
-    [rpo] = families["fleet_reconciler_backup_copy_rpo_seconds"].samples
-    assert rpo.value == 86400
+    newest = {
+        s.labels["copy"]: s.value
+        for s in families["fleet_reconciler_backup_last_snapshot_timestamp_seconds"].samples
+    }
+    assert newest[""] == 0  # the repository was never listed: 0, not absent
+    assert now - 3 * 86400 - 1 <= newest["offsite"] <= now - 3 * 86400 + 1
+    rpo = {
+        s.labels["copy"]: s.value for s in families["fleet_reconciler_backup_rpo_seconds"].samples
+    }
+    assert rpo == {"": 3600, "offsite": 86400}
     assert len(families["fleet_reconciler_backup_age_seconds"].samples) == 0  # never listed
 
 
@@ -193,3 +196,64 @@ def test_snapshot_history_keeps_its_days_and_always_the_newest(tmp_path: Path) -
     silent = Confirmations(Journal(tmp_path / "silent.db"))
     silent.put_policy(fleet, "db", Confirmation("old", now - 50 * day, 1, now))
     assert silent.history(fleet, "db", now - 7 * day) == [now - 50 * day]
+
+
+def test_every_host_and_service_of_the_spec_has_a_series_an_alert_can_fire_on(
+    tmp_path: Path,
+) -> None:
+    """A host the loop could not reach, or has not seen yet, is `host_up 0`; its
+    services are `service_healthy 0`, never absent (an alert on absence never fires)."""
+    from tests.unit.helpers import load_text
+    from tests.unit.test_spec import BASE
+
+    journal_path, state = journal_with_a_degraded_service(tmp_path)
+    journal = Journal(journal_path)
+    saved = journal.loop_state(str(state))
+    assert saved is not None
+    journal.save_loop_state(str(state), {**saved[1], "hosts": {"kimi": False}, "services": {}})
+    journal.close()
+    loaded = load_text(BASE)
+    registry = CollectorRegistry()
+    PassMetrics(registry, largest_rto=600)
+    client = TestClient(make_app(journal_path, state, lambda: loaded, registry))
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    up = {s.labels["host"]: s.value for s in families["fleet_reconciler_host_up"].samples}
+    assert up == {name: 0.0 for name in loaded.fleet.hosts}
+    healthy = families["fleet_reconciler_service_healthy"].samples
+    assert {s.labels["service"] for s in healthy} == set(loaded.fleet.services)
+    assert all(s.value == 0 for s in healthy)
+    assert families["fleet_reconciler_last_pass_timestamp_seconds"].samples[0].value > 0
+    assert families["fleet_reconciler_leader"].samples[0].labels == {"shard": "0"}
+    [info] = families["fleet_reconciler_build_info"].samples
+    assert {"version", "python", "pyinfra"} <= set(info.labels)
+    assert (
+        "process_cpu_seconds" in families
+        or "process_resident_memory_bytes" in families
+        or ("python_info" in families)
+    )
+    buckets = {
+        s.labels["le"]
+        for s in families["fleet_reconciler_reconcile_time_seconds"].samples
+        if "le" in s.labels
+    }
+    assert buckets == set()  # no pass observed yet: no bucket series
+    passes = PassMetrics(CollectorRegistry(), largest_rto=600)
+    assert passes.seconds._upper_bounds[-2] == 600  # the largest RTO is a bucket
+
+
+def test_one_snapshot_per_pass_serves_the_page_live_clients_and_scrapes(
+    tmp_path: Path,
+) -> None:
+    from reconciler.web.snapshot import SnapshotCache
+
+    journal_path, state = journal_with_a_degraded_service(tmp_path)
+    cache = SnapshotCache(journal_path, state, lambda: None)
+    first = cache.current()
+    assert cache.current() is first and cache.current() is first and cache.taken == 1
+    journal = Journal(journal_path)
+    saved = journal.loop_state(str(state))
+    assert saved is not None
+    time.sleep(0.01)
+    journal.save_loop_state(str(state), {**saved[1], "pending": []})  # the next pass
+    journal.close()
+    assert cache.current() is not first and cache.taken == 2
