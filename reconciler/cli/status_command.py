@@ -61,28 +61,41 @@ def cmd_status(args: argparse.Namespace) -> int:
     leaders = who_leads(coordination) if isinstance(coordination, EtcdCoordination) else None
     open_incidents = [i for i in IncidentStore(journal).recent() if i["status"] == "open"]
     if args.output == "json":
-        document = {
-            "state_file": args.state,
-            "services": service_rows(loaded, result.observed, result.plan, journal),
-            "plan": plan_to_json(result.plan),
-            "failover": (
-                failover_json(loaded.written.failover, *failover)
-                if failover is not None and loaded.written.failover is not None
-                else None
-            ),
-            "last_dr_drill": (
-                [step.as_json() for step in steps_of(drilled)] if drilled is not None else None
-            ),
-            "loop": loop_lines(journal, Path(args.state)),
-            "suspended": _suspension(journal),
-            "open_incidents": open_incidents,
-            "coordination": leader_lines(leaders, time.time()) if leaders is not None else None,
-        }
+        document = status_document(
+            args.state, loaded, result, journal, failover, drilled, leaders, open_incidents
+        )
         print(json.dumps(document, indent=2, default=str))
     else:
         _print_text(args, loaded, result, journal, failover, drilled, leaders, open_incidents)
     unobserved = result.plan.summary.unreachable > 0
     return exit_codes.HOSTS_UNOBSERVED if unobserved else exit_codes.OK
+
+
+def status_document(
+    state: str,
+    loaded: LoadedFleet,
+    result: PlanResult,
+    journal: Journal,
+    failover: tuple[FailoverState, Verdict] | None,
+    drilled: EventRecord | None,
+    leaders: LeaderView | None,
+    open_incidents: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """`status -o json` (reconciler/cli/schemas/status.schema.json)."""
+    written = loaded.written.failover
+    return {
+        "state_file": state,
+        "services": service_rows(loaded, result.observed, result.plan, journal),
+        "plan": plan_to_json(result.plan),
+        "failover": (
+            failover_json(written, *failover) if failover and written is not None else None
+        ),
+        "last_dr_drill": [s.as_json() for s in steps_of(drilled)] if drilled else None,
+        "loop": loop_lines(journal, Path(state)),
+        "suspended": _suspension(journal),
+        "open_incidents": open_incidents,
+        "coordination": leader_lines(leaders, time.time()) if leaders is not None else None,
+    }
 
 
 def _print_text(

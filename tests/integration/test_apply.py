@@ -24,6 +24,7 @@ from tests.integration.conftest import (
     start_reconcile,
     workers_of,
 )
+from tests.json_schemas import check
 
 UNITS = "/etc/systemd/system/agent.service /etc/systemd/system/ollama.service"
 
@@ -74,6 +75,14 @@ def test_apply_converges_fresh_hosts_and_is_idempotent(
         ("agent", "enabled,active", "healthy", "no"),
         ("ollama", "enabled,active", "healthy", "no"),
     ]
+    as_json = reconcile("status", spec, "--journal", journal, "-o", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    check("status", document)  # real hosts' status, against reconciler/cli/schemas
+    assert {(r["service"], r["health"]) for r in document["services"]} == {
+        ("agent", "healthy"),
+        ("ollama", "healthy"),
+    }
 
     before = host_marks(lab)
     second = reconcile(spec, "--yes", "--journal", journal)

@@ -12,6 +12,7 @@ from typing import Any
 from state.load import load_fleet
 from tests.fleet import lab as fleet_lab
 from tests.integration.by_hand import converge_by_hand, footprint
+from tests.json_schemas import check
 
 
 def dry_run(spec: Path, output: str = "json") -> tuple[int, Any]:
@@ -22,7 +23,11 @@ def dry_run(spec: Path, output: str = "json") -> tuple[int, Any]:
         timeout=120,
     )
     assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, json.loads(done.stdout) if output == "json" else done.stdout
+    if output != "json":
+        return done.returncode, done.stdout
+    plan = json.loads(done.stdout)
+    check("plan", plan)  # what real hosts gave, against reconciler/cli/schemas
+    return done.returncode, plan
 
 
 def actions(plan: dict[str, Any], host: str) -> list[tuple[str, str, str]]:
