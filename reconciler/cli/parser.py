@@ -112,6 +112,11 @@ VERBS = {
             ssh="warm",
         ),
         Verb(
+            "completion",
+            "print a shell completion script: bash or zsh",
+            "completion_command:cmd_completion",
+        ),
+        Verb(
             "secret",
             "age: references: init (the controller's identity), encrypt (stdin)",
             "secret_command:cmd_secret",
@@ -270,8 +275,20 @@ def build_verbs() -> Parser:
     secret.add_argument(
         "--file", type=Path, help="encrypt: write an age file there (for age-file:PATH)"
     )
+    completion = verb("completion", state=False, journal=False)
+    completion.add_argument("shell", choices=["bash", "zsh"])
     for made in stated:
         _state(made)
+    return parser
+
+
+def completion_parser() -> Parser:
+    """One parser of every verb and of the plan's own flags, for shell completion."""
+    parser = build_verbs()
+    plan = plan_parser()
+    for action in plan._actions:
+        if action.option_strings and action.dest != "help" and action.help != argparse.SUPPRESS:
+            parser._add_action(action)
     return parser
 
 

@@ -17,7 +17,7 @@ from reconciler.cli.backup_text import standings
 from reconciler.cli.dry_run import Authority, dry_run
 from reconciler.cli.one_shot import drain_outbox, one_shot_bus, readable_journal
 from reconciler.cli.plan_text import render_apply, render_plan
-from reconciler.cli.terminal import confirm, report, show_progress
+from reconciler.cli.terminal import confirm, print_plan, report, show_progress
 from reconciler.coordination.guard import apply_guard, leading
 from reconciler.coordination.leader import Leadership
 from reconciler.errors import UsageError
@@ -54,7 +54,7 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) 
     if args.output == "json":
         print(json.dumps(planned.document, indent=2))
     else:
-        print(planned.text, end="")
+        print_plan(planned.text)
     summary = planned.plan.summary
     return exit_codes.for_plan(summary.pending, summary.unreachable > 0)
 
@@ -93,7 +93,7 @@ def _apply_leading(
             fresh_data=args.fresh_data,
         )
         plan = planned.plan
-        print(render_plan(plan), end="", flush=True)
+        print_plan(render_plan(plan))
         print(standings(loaded, ledger, time.time(), planned.observed), end="", flush=True)
         guard = apply_guard(leadership, loaded)
         runner = Runner(

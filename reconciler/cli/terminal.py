@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Iterator
+from typing import IO
 
 from reconciler.errors import Refused, UsageError
 from reconciler.untrusted import EscapedStream, shown
@@ -52,3 +54,35 @@ def show_progress(model: str, done: int, total: int) -> None:
         end = "\n" if total and done >= total else ""
         raw = getattr(sys.stderr, "stream", sys.stderr)  # our own \r, past EscapedStream
         print("\r" + progress_bar(shown(model), done, total), end=end, file=raw, flush=True)
+
+
+PLAN_COLOURS = {"+": "32", "~": "33", "-": "31", "!": "1;31"}  # as Terraform colours them
+"""SGR colours of a plan line's mark: add green, change yellow, remove red, alert bold red."""
+
+
+def wants_colour(stream: IO[str]) -> bool:
+    """Colour on a terminal, unless NO_COLOR is set (no-color.org) or TERM is dumb."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return stream.isatty()
+
+
+def coloured_plan(text: str) -> str:
+    """`text` (a plan, already escaped) with each action line coloured by its mark."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        mark = line[2:3] if line.startswith("  ") and line[3:4] == " " else ""
+        colour = PLAN_COLOURS.get(mark)
+        out.append(f"\x1b[{colour}m{line.rstrip(chr(10))}\x1b[0m\n" if colour else line)
+    return "".join(out)
+
+
+def print_plan(text: str) -> None:
+    """Print a plan to stdout: coloured on a terminal (its text escaped first, then the
+    colours added past EscapedStream), plain otherwise."""
+    raw = getattr(sys.stdout, "stream", sys.stdout)
+    if not wants_colour(raw):
+        print(text, end="", flush=True)
+        return
+    raw.write(coloured_plan(shown(text, multiline=True)))
+    raw.flush()

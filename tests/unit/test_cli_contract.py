@@ -33,6 +33,7 @@ WORDS = {  # each verb's required words, so that the flag is what is wrong
     "backup": ["list"],
     "notify": ["test"],
     "secret": ["init"],
+    "completion": ["bash"],
     "pin": ["abc123"],
     "accept": ["abc123"],
     "review": ["7"],
@@ -159,3 +160,56 @@ def test_a_closed_pipe_is_not_a_crash(tmp_path: Path) -> None:
     assert done.returncode == exit_codes.BROKEN_PIPE, done.stderr
     assert "internal error" not in done.stderr and "Traceback" not in done.stderr
     assert not list(tmp_path.glob("reconcile-crash-*"))
+
+
+def test_bash_completion_completes_verbs_actions_and_the_plans_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert exit_code(["completion", "bash"]) == exit_codes.OK
+    script = tmp_path / "reconcile.bash"
+    script.write_text(capsys.readouterr().out)
+
+    def complete(*words: str) -> list[str]:
+        line = " ".join(words)
+        program = (
+            f"source {script}; COMP_WORDS=({' '.join(repr(w) for w in words)}); "
+            f"COMP_CWORD={len(words) - 1}; COMP_LINE={line!r}; COMP_POINT=${{#COMP_LINE}}; "
+            '_shtab_reconcile; echo "${COMPREPLY[@]}"'
+        )
+        done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, timeout=30)
+        return done.stdout.split()
+
+    assert complete("reconcile", "sta") == ["status"]
+    assert complete("reconcile", "backup", "")[:3] == ["list", "now", "copy"]
+    assert complete("reconcile", "--dr") == ["--dry-run"]
+    assert "--max-passes" not in complete("reconcile", "watch", "--")
+
+
+def test_zsh_completion_is_generated(capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_code(["completion", "zsh"]) == exit_codes.OK
+    script = capsys.readouterr().out
+    assert script.startswith("#compdef reconcile") and "status" in script
+
+
+def test_plan_marks_are_coloured_on_a_terminal_unless_no_color(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from reconciler.cli.terminal import coloured_plan, wants_colour
+
+    plan = "host h1\n  + unit agent.service  missing\n  ~ start agent  inactive\nPlan: 1 to add.\n"
+    shown = coloured_plan(plan)
+    assert "\x1b[32m  + unit agent.service  missing\x1b[0m\n" in shown
+    assert "\x1b[33m  ~ start agent  inactive\x1b[0m\n" in shown
+    assert shown.startswith("host h1\n") and shown.endswith("Plan: 1 to add.\n")
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert wants_colour(Terminal()) and not wants_colour(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not wants_colour(Terminal())
