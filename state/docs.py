@@ -1,7 +1,7 @@
-"""Generate the README's spec reference from the models' field descriptions.
+"""Generate the spec reference (docs/reference.md) from the models' field descriptions.
 
-`python -m state.docs` prints Markdown; `python -m state.docs --write README.md`
-replaces the text between the reference markers. A test checks the README is current.
+`python -m state.docs` prints Markdown; `python -m state.docs --write docs/reference.md`
+replaces the text between the reference markers. A test checks the file is current.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The desired state of a fleet, as pydantic models.
 
 Every field is documented here, once. The JSON Schema (`reconcile schema`) and the
-README's spec reference are generated from these descriptions.
+spec reference (docs/reference.md) are generated from these descriptions.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ class SystemdCheck(Spec):
 
 
 class FileFreshCheck(Spec):
-    """Healthy when a file was modified recently (the seed's 'no log entries for 30 minutes')."""
+    """Healthy when a file was modified recently (the runbook's 'no log entries for 30 minutes')."""
 
     kind: Literal["file_fresh"] = Field(description="File age probe.", examples=["file_fresh"])
     path: AbsPath = Field(description="File on the host.", examples=["/var/log/heartbeat.log"])
@@ -314,7 +314,7 @@ class BackupPolicy(Spec):
     excludes: list[UnitLine] = Field(default_factory=list, description="restic --exclude patterns.")
     max_file_age: Duration | None = Field(
         None,
-        description="Only files changed within this age (the seed's 'logs, last 7 days').",
+        description="Only files changed within this age (the runbook's 'logs, last 7 days').",
         examples=["7d"],
     )
     sqlite: list[AbsPath] = Field(
@@ -352,7 +352,7 @@ class BackupPolicy(Spec):
     )
     drill_every: Duration = Field(
         timedelta(days=30),
-        description="`reconcile watch` runs a restore drill this often (the seed's monthly "
+        description="`reconcile watch` runs a restore drill this often (the runbook's monthly "
         "DR test).",
     )
 
@@ -405,7 +405,7 @@ class Failover(Spec):
     grace: Duration = Field(
         DEFAULT_GRACE,
         description="How long the primary must be unreachable, from the controller and from "
-        "the backup, before the services move (the seed's 5 minutes).",
+        "the backup, before the services move (the runbook's 5 minutes).",
         examples=["5m"],
     )
     fence_after: Duration = Field(
@@ -495,7 +495,7 @@ Channel = Annotated[TelegramChannel | GiteaIssueChannel | LogChannel, Field(disc
 
 
 class EscalationLevel(Spec):
-    """One level of the escalation matrix (the seed: father at 5 minutes, grandfather at 30)."""
+    """One level of the escalation matrix (the runbook: father at 5 minutes, grandfather at 30)."""
 
     after: Duration = Field(
         description="An incident still open (and not acknowledged) this long after it "
@@ -520,7 +520,7 @@ class EscalationLevel(Spec):
 
 
 class Notifications(Spec):
-    """Where events of each severity go (the seed: Telegram for P0, Gitea for P1, log else)."""
+    """Where events of each severity go (the runbook: Telegram for P0, Gitea for P1, log else)."""
 
     channels: dict[Name, Channel] = Field(description="Named channels.")
     routes: dict[Severity, list[Name]] = Field(
@@ -545,7 +545,7 @@ class Notifications(Spec):
     )
     agent: UnitLine = Field(
         "fleet-reconciler",
-        description="The `agent` field of distress signals (the seed's format).",
+        description="The `agent` field of distress signals (the runbook's format).",
         examples=["allegro"],
     )
 
@@ -633,14 +633,14 @@ class ReconcilerSettings(Spec):
     )
     escalate_after: Duration = Field(
         timedelta(minutes=5),
-        description="Unresolved this long and it escalates (the seed's Level 1: 0-5 minutes).",
+        description="Unresolved this long and it escalates (the runbook's Level 1: 0-5 minutes).",
     )
     escalation_severity: Severity = Field("P1", description="Severity of escalation events.")
     drill_every: Duration | None = Field(
         timedelta(days=30),
         description="`reconcile watch` runs the DR drill (`reconcile drill`: it restarts and "
         "stops each service) this often, counted from the last drill or the watch's first "
-        "start (the seed's monthly DR test); unset, never.",
+        "start (the runbook's monthly DR test); unset, never.",
         examples=["30d"],
     )
     coordination: Coordination = Field(

@@ -1,7 +1,7 @@
 """Scalar types shared by the spec models: durations, names, addresses, paths, URLs.
 
 Each type validates its own syntax and carries its own JSON Schema, so the schema
-and the README reference explain the accepted forms without extra prose. The state
+and the spec reference (docs/reference.md) explain the accepted forms without extra prose. The state
 file is hostile input: every string that reaches a host (a unit file, a script, a
 command line) is checked here against the grammar of where it goes, so that nothing
 a reviewer approves can add a directive, a command or an option.

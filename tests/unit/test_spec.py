@@ -247,8 +247,8 @@ def test_schema_file_is_current() -> None:
 def test_readme_spec_reference_is_current() -> None:
     from state.docs import reference
 
-    assert reference() in (ROOT / "README.md").read_text(), (
-        "run: python -m state.docs --write README.md"
+    assert reference() in (ROOT / "docs/reference.md").read_text(), (
+        "run: python -m state.docs --write docs/reference.md"
     )
 
 
