@@ -27,17 +27,19 @@ if [[ ! -x .venv/bin/reconcile ]] || [[ pyproject.toml -nt .venv/.installed ]]; 
     touch .venv/.installed
 fi
 
-# promtool checks and tests the shipped alert rules (contrib/prometheus). Only the tool is
-# taken from Debian's prometheus package: installing the package would start a server.
-promtool=/var/cache/fleet-reconciler/promtool/promtool
-if [[ ! -x $promtool ]]; then
-    echo "setup: fetching promtool (from Debian's prometheus package)" >&2
+# promtool checks and tests the shipped alert rules (contrib/prometheus), and a real
+# Prometheus evaluates them against a watch on the lab (tests/integration/test_alerts.py).
+# Both binaries are taken from Debian's prometheus package without installing it:
+# installing would start a server.
+prometheus_dir=/var/cache/fleet-reconciler/prometheus
+if [[ ! -x $prometheus_dir/promtool || ! -x $prometheus_dir/prometheus ]]; then
+    echo "setup: fetching promtool and prometheus (from Debian's prometheus package)" >&2
     work=$(mktemp -d)
     chmod 755 "$work"
     (cd "$work" && apt-get download -qq prometheus 2>/dev/null \
-        && dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool)
-    mkdir -p "$(dirname "$promtool")"
-    mv "$work/usr/bin/promtool" "$promtool"
+        && dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool ./usr/bin/prometheus)
+    mkdir -p "$prometheus_dir"
+    mv "$work/usr/bin/promtool" "$work/usr/bin/prometheus" "$prometheus_dir/"
     rm -rf "$work"
 fi
 

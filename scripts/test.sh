@@ -35,7 +35,7 @@ stage "schema is current"
 .venv/bin/reconcile schema | diff -q - state/schema.json >/dev/null \
     || { echo "state/schema.json is stale: run 'reconcile schema > state/schema.json'"; exit 1; }
 stage "alert rules (promtool)"
-promtool=/var/cache/fleet-reconciler/promtool/promtool
+promtool=/var/cache/fleet-reconciler/prometheus/promtool
 "$promtool" check rules contrib/prometheus/alerts.yml >/dev/null
 (cd contrib/prometheus && "$promtool" test rules alerts_test.yml)
 # The unit suite is CPU-bound: one worker per core (about 3 minutes on 2 cores, 4 serially).

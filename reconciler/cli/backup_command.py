@@ -7,6 +7,7 @@ import argparse
 import json
 import re
 import time
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from backups.repository import open_copy
@@ -45,8 +46,10 @@ if TYPE_CHECKING:
 
 def cmd_backup(args: argparse.Namespace) -> int:
 
-    if args.output == "json" and args.action != "list":
-        raise UsageError(f"reconcile backup {args.action}: --output json is for `list` only")
+    if args.output == "json" and args.action not in {"list", "check", "drill"}:
+        raise UsageError(
+            f"reconcile backup {args.action}: --output json is for list, check and drill"
+        )
     loaded = desired_state(args.state, args.journal)
     journal = readable_journal(args.journal)
     if journal is not None:  # failed over, a moved policy runs on the backup
@@ -220,13 +223,19 @@ def _verify(args: argparse.Namespace, loaded: LoadedFleet, ledger: Ledger) -> in
         subset = args.subset or rotating_subset()
         report(f"{what}: restic check --read-data-subset={subset}")
         error = checked(loaded, args.policy, bus, subset, args.copy)
-        if error is None:
+        if args.output == "json":
+            verdict = {"ok": error is None, "subset": subset, "error": error}
+            print(json.dumps({"policy": args.policy, "copy": args.copy, **verdict}, indent=2))
+        elif error is None:
             print(f"{what}: repository check ({subset} of the data) ok")
-            return exit_codes.OK
-        print(f"{what}: repository check FAILED: {error}")
-        return exit_codes.ERROR
+        else:
+            print(f"{what}: repository check FAILED: {error}")
+        return exit_codes.OK if error is None else exit_codes.ERROR
     result, message = drilled(loaded, args.policy, bus, ledger, args.copy)
-    print(message)
-    for problem in result.problems:
-        print(f"  problem: {problem}")
+    if args.output == "json":
+        print(json.dumps({"copy": args.copy, "ok": result.ok, **asdict(result)}, indent=2))
+    else:
+        print(message)
+        for problem in result.problems:
+            print(f"  problem: {problem}")
     return exit_codes.OK if result.ok else exit_codes.ERROR

@@ -78,7 +78,7 @@ def test_json_where_it_does_not_apply_is_refused_not_ignored(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert exit_code(["backup", "now", "db", "-o", "json"]) == exit_codes.USAGE
-    assert "--output json is for `list` only" in capsys.readouterr().err
+    assert "--output json is for list, check and drill" in capsys.readouterr().err
     assert exit_code(["incidents", "ack", "x", "-o", "json"]) == exit_codes.USAGE
     assert "--output json is for `list` only" in capsys.readouterr().err
 

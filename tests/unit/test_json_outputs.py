@@ -45,7 +45,17 @@ def test_every_schema_is_a_valid_schema() -> None:
     names = sorted(p.name for p in SCHEMAS.glob("*.schema.json"))
     assert names == [
         f"{n}.schema.json"
-        for n in ("backup-list", "drill", "history", "incidents", "plan", "status", "validate")
+        for n in (
+            "backup-check",
+            "backup-drill",
+            "backup-list",
+            "drill",
+            "history",
+            "incidents",
+            "plan",
+            "status",
+            "validate",
+        )
     ]
     for path in SCHEMAS.glob("*.schema.json"):
         jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
@@ -121,3 +131,15 @@ def test_status_document(tmp_path: Path) -> None:
     assert document["suspended"]["reason"] == "maintenance"
     assert {row["service"] for row in document["services"]} == set(loaded.fleet.services)
     check("status", json.loads(json.dumps(document, default=str)))
+
+
+def test_backup_check_and_drill_documents() -> None:
+    from dataclasses import asdict
+
+    from reconciler.backup.verify import DrillResult
+
+    check(
+        "backup-check", {"policy": "db", "copy": None, "ok": True, "subset": "3/7", "error": None}
+    )
+    result = DrillResult("db", "a" * 64, 2.5, 12, 3600.0, [])
+    check("backup-drill", {"copy": "offsite", "ok": result.ok, **asdict(result)})

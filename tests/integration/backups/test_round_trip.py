@@ -30,6 +30,7 @@ from tests.integration.backups.conftest import (
     write_spec,
 )
 from tests.integration.conftest import lab_spec
+from tests.json_schemas import check
 
 
 def test_plan_shows_backup_files_timer_and_rpo_never_the_password(
@@ -231,6 +232,18 @@ def test_drill_restores_verifies_and_is_recorded(base: Path) -> None:
     )
     events = Journal(journal).events(10, "drill_passed")
     assert events and events[0].context["problems"] == []
+    as_json = reconcile(
+        "backup", "drill", "db", str(base / "fleet.yaml"), "--journal", str(journal), "-o", "json"
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    check("backup-drill", document)  # against reconciler/cli/schemas
+    assert document["ok"] and document["files"] > 0 and document["problems"] == []
+    listed = reconcile(
+        "backup", "list", str(base / "fleet.yaml"), "--journal", str(journal), "-o", "json"
+    )
+    assert listed.returncode == 0, listed.stderr
+    check("backup-list", json.loads(listed.stdout))
 
 
 def test_killed_backup_leaves_a_stale_lock_that_the_next_run_clears(
@@ -342,5 +355,13 @@ def test_corrupted_pack_is_found_by_check_and_escalated(lab: fleet_lab.Lab, base
     )
     assert done.returncode == 1
     assert "backup db: repository check FAILED: restic check failed" in done.stdout
+    state, journal_args = ("--state", str(base / "fleet.yaml")), ("--journal", str(journal))
+    as_json = reconcile(
+        "backup", "check", "db", "--subset", "1/1", *state, *journal_args, "-o", "json"
+    )
+    assert as_json.returncode == 1
+    document = json.loads(as_json.stdout)
+    check("backup-check", document)
+    assert not document["ok"] and "restic check failed" in document["error"]
     failures = Journal(journal).events(20, "backup_check_failed", service="backup:db")
     assert failures and failures[0].severity == "P1"
