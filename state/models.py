@@ -643,6 +643,14 @@ class ReconcilerSettings(Spec):
         "start (the runbook's monthly DR test); unset, never.",
         examples=["30d"],
     )
+    journal_retention: Duration = Field(
+        timedelta(days=90),
+        description="`reconcile watch` deletes the journal's runs, their results and events "
+        "older than this, once a day (the newest 100 runs and the newest event of each kind "
+        "stay; the snapshot ledger, the failover record, incidents and the loop's state are "
+        "never pruned). `reconcile journal prune` does it by hand.",
+        examples=["90d"],
+    )
     coordination: Coordination = Field(
         default_factory=lambda: LocalCoordination(kind="local"),
         description="How controllers coordinate: `local` (one controller) or `etcd` "

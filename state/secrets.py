@@ -69,9 +69,33 @@ def resolve_secret(ref: str) -> Secret:
             return Secret(Path(name).read_text(encoding="utf-8").rstrip("\n"))
         except OSError as exc:
             raise SecretUnavailable(f"secret {ref}: cannot read {name}: {exc.strerror}") from None
+    if kind == "cred":
+        return _credential(ref, name)
     if kind == "age":
         return _decrypted(name)
-    raise SecretUnavailable(f"secret {ref}: expected 'env:NAME', 'file:/path' or 'age:BASE64'")
+    raise SecretUnavailable(
+        f"secret {ref}: expected 'env:NAME', 'file:/path', 'cred:NAME' or 'age:BASE64'"
+    )
+
+
+def _credential(ref: str, name: str) -> Secret:
+    """A systemd credential of the controller's unit (LoadCredential=, SetCredential=,
+    LoadCredentialEncrypted=): the file NAME in $CREDENTIALS_DIRECTORY, which systemd
+    makes readable by the service alone."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise SecretUnavailable(
+            f"secret {ref}: $CREDENTIALS_DIRECTORY is not set (expected the controller to run "
+            f"as a systemd service with LoadCredential={name}:...)"
+        )
+    if "/" in name or name.startswith("."):
+        raise SecretUnavailable(f"secret {ref}: expected a credential name, not a path")
+    try:
+        return Secret((Path(directory) / name).read_text(encoding="utf-8").rstrip("\n"))
+    except OSError as exc:
+        raise SecretUnavailable(
+            f"secret {ref}: no credential {name} in $CREDENTIALS_DIRECTORY ({exc.strerror})"
+        ) from None
 
 
 AGE_IDENTITY_ENV = "FLEET_RECONCILER_AGE_IDENTITY"

@@ -133,6 +133,7 @@ FineDuration = Annotated[
 
 SECRET_REF_PATTERN = (
     r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/[A-Za-z0-9._+@=,:~/-]+"  # noqa: S105 (a pattern)
+    r"|cred:[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}"
     r"|age:[A-Za-z0-9+/]{20,65536}={0,2})$"
 )
 SecretRef = Annotated[
@@ -143,9 +144,10 @@ SecretRef = Annotated[
             "type": "string",
             "pattern": SECRET_REF_PATTERN[:-2] + r"|age-file:[A-Za-z0-9._/-]+)$",  # as written
             "description": "A reference to a secret, never the secret itself: "
-            "'env:NAME', 'file:/absolute/path', 'age:BASE64' (the value encrypted to the "
-            "controller's age identity: `reconcile secret encrypt`), or 'age-file:PATH' (an "
-            "age file next to the state file).",
+            "'env:NAME', 'file:/absolute/path', 'cred:NAME' (a systemd credential of the "
+            "controller's unit: LoadCredential=NAME, read from $CREDENTIALS_DIRECTORY), "
+            "'age:BASE64' (the value encrypted to the controller's age identity: `reconcile "
+            "secret encrypt`), or 'age-file:PATH' (an age file next to the state file).",
             "examples": ["env:RESTIC_PASSWORD"],
         }
     ),

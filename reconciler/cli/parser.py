@@ -112,6 +112,11 @@ VERBS = {
             ssh="warm",
         ),
         Verb(
+            "journal",
+            "the controller's own journal: backup PATH (online), prune (its retention)",
+            "journal_command:cmd_journal",
+        ),
+        Verb(
             "completion",
             "print a shell completion script: bash or zsh",
             "completion_command:cmd_completion",
@@ -168,9 +173,12 @@ OPTIONAL_WORDS = {"backup": "policy", "incidents": "id", "notify": "channel"}
 
 
 def _state_given_first(args: argparse.Namespace) -> None:
-    """`reconcile backup list fleet.yaml`: a verb's optional word (POLICY, ID, CHANNEL)
-    that names a file, with no STATE after it, is the state file."""
-    word = OPTIONAL_WORDS.get(getattr(args, "command", ""))
+    """`reconcile backup list fleet.yaml`: a verb's optional word (POLICY, ID, CHANNEL,
+    prune's PATH) that names a file, with no STATE after it, is the state file."""
+    command = getattr(args, "command", "")
+    word = OPTIONAL_WORDS.get(command)
+    if command == "journal" and args.action == "prune":  # backup's PATH is no state file
+        word = "path"
     value = getattr(args, word, None) if word else None
     if word and args.state is None and isinstance(value, str) and _looks_like_a_file(value):
         args.state, args.__dict__[word] = value, None
@@ -275,6 +283,9 @@ def build_verbs() -> Parser:
     secret.add_argument(
         "--file", type=Path, help="encrypt: write an age file there (for age-file:PATH)"
     )
+    journal = verb("journal")
+    journal.add_argument("action", choices=["backup", "prune"])
+    journal.add_argument("path", nargs="?", metavar="PATH", help="backup: where the copy goes")
     completion = verb("completion", state=False, journal=False)
     completion.add_argument("shell", choices=["bash", "zsh"])
     for made in stated:

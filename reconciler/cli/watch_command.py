@@ -18,7 +18,8 @@ from reconciler.cli.terminal import report, show_progress
 from reconciler.coordination.choice import leadership_for
 from reconciler.coordination.leader import controller_name
 from reconciler.coordination.sharded import shares
-from reconciler.daemon.loop import WatchLoop, start_watchdog
+from reconciler.daemon.health import readiness, stall_limit, start_watchdog
+from reconciler.daemon.loop import WatchLoop
 from reconciler.daemon.spec_source import SpecSource
 from reconciler.events.bus import EventBus
 from reconciler.events.sinks import journal_sink, log_sink
@@ -74,8 +75,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGHUP, lambda *_: loop.request_reload())
         watcher = threading.Thread(target=loop.watch_file, name="watchfiles", daemon=True)
         watcher.start()
-        rtos = [s.rto.total_seconds() for s in spec.loaded.fleet.services.values()]
-        start_watchdog(loop, stall_limit=2 * max(rtos, default=0) + 600)
+        start_watchdog(loop, stall_limit(spec.loaded))
         settings = spec.loaded.fleet.reconciler
         report(
             f"watching {args.state}: full pass every {settings.interval.total_seconds():g}s, "
@@ -111,12 +111,13 @@ def _gitea_hook(loop: WatchLoop, desk: ForgeDesk | None = None) -> Hook:
 def _dashboard(
     args: argparse.Namespace, loop: WatchLoop, journal: Journal, desk: ForgeDesk
 ) -> uvicorn.Server:
-    """`--http ADDR`: the dashboard and /metrics, served from a thread of the daemon."""
-
+    """`--http ADDR`: the dashboard, /metrics, /healthz and /readyz, served from a thread
+    of the daemon."""
     registry = CollectorRegistry()
     loaded = loop.spec.loaded
     rtos = [s.rto.total_seconds() for s in loaded.fleet.services.values()] if loaded else []
     loop.measure = PassMetrics(registry, max(rtos, default=0.0)).observe
+    limit = stall_limit(loaded)
     hook = None if args.hooks else _gitea_hook(loop, desk)  # --hooks: on its own listener
     app = make_app(
         journal.path,
@@ -125,9 +126,10 @@ def _dashboard(
         registry,
         hook,
         lambda: shares(loop.leadership, loop.leading),
+        lambda: readiness(loop, limit),
     )
     server = serve_in_background(app, args.http)
-    report(f"dashboard on http://{args.http}/ (metrics at /metrics)")
+    report(f"dashboard on http://{args.http}/ (/metrics, /healthz, /readyz)")
     if not is_loopback(args.http):
         report(
             f"warning: --http {args.http} is reachable from other machines, and the page has "

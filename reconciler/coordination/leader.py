@@ -100,6 +100,7 @@ class EtcdLeadership:
         self.renewed = float("-inf")  # monotonic start of the last confirmed renewal
         self.since = 0.0
         self.problem = "not elected yet"
+        self.etcd_error: str | None = None  # the last campaign's, for /readyz
         self.lock = threading.Lock()
         self.renewing = threading.RLock()  # the loop and the keep-alive thread
         self.stop = threading.Event()
@@ -126,7 +127,9 @@ class EtcdLeadership:
             self._renew(started)
             if self.token is None:
                 self._elect(started)
+            self.etcd_error = None
         except EtcdUnavailable as exc:
+            self.etcd_error = str(exc)
             self.problem = f"{exc} (not acting)"
             if self.token is not None and not self.acting():
                 self.step_down("leader key not renewed within ttl - retry_timeout")

@@ -29,8 +29,9 @@ from reconciler.backup.provenance import announce_forged
 from reconciler.coordination.guard import apply_guard, pull_shared, push_shared
 from reconciler.coordination.leader import Leadership, LocalLeadership
 from reconciler.daemon.backoff import Backoffs, Key
+from reconciler.daemon.health import status_line
 from reconciler.daemon.probe_round import ProbeRound
-from reconciler.daemon.sdnotify import sd_notify, watchdog_interval
+from reconciler.daemon.sdnotify import sd_notify
 from reconciler.daemon.spec_source import SpecSource, watch_spec_file
 from reconciler.daemon.verifier import Verifier
 from reconciler.engine.failover import Verdict, next_sighting
@@ -60,6 +61,7 @@ PASS_LOCK_TIMEOUT_S = 5.0
 COUNTING_SIGHTING_S = 3.5
 """A sighting of a lost primary, until one is measured: the lease's connect timeout."""
 VERIFICATIONS_AT_EXIT_S = 600.0
+PRUNE_EVERY_S = 86400.0  # the journal's retention, once a day
 """A run bounded by --max-passes or --max-seconds waits this long for its verifications."""
 # A probe pass reads a few unit states: a host that takes longer is one observed fact
 # ("no answer within 5s"), and the other hosts' drift is acted on in the same pass.
@@ -108,6 +110,7 @@ class WatchLoop:
         self.measure = measure  # (kind, seconds, result) of each pass, for /metrics
         found = journal.loop_state(str(spec.path))
         self.first_start = float((found[1] if found else {}).get("first_start") or time.time())
+        self.pruned_at = 0.0  # the journal's retention, applied on the first full pass
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
@@ -258,6 +261,19 @@ class WatchLoop:
             guard = apply_guard(self.leadership, loaded)
             Drill(loaded, self.journal, self.client, self.bus, self.report, guard).run()
 
+    def _prune_journal_if_due(self, loaded: LoadedFleet) -> None:
+        """Once a day: the journal's old runs and events (`journal_retention`)."""
+        if time.time() - self.pruned_at < PRUNE_EVERY_S:
+            return
+        self.pruned_at = time.time()
+        retention = loaded.fleet.reconciler.journal_retention.total_seconds()
+        pruned = self.journal.prune(retention)
+        if any(pruned.values()):
+            self.report(
+                f"journal: pruned {pruned['runs']} runs, {pruned['results']} results and "
+                f"{pruned['events']} events older than {retention / 86400:g} days"
+            )
+
     def _timed(self, kind: str, run: Callable[[], None]) -> None:
         started, errors = time.monotonic(), self.status.failed_passes
         run()
@@ -400,6 +416,7 @@ class WatchLoop:
             if kind == "full":  # scheduled backup checks, drills and copies, beside the loop
                 self.verifier.start_due(loaded, self.bus, self.report)
                 self._dr_drill_if_due(loaded)
+                self._prune_journal_if_due(loaded)
         except LockHeld as exc:
             self.report(f"pass skipped: {exc}")
         except ReconcileError as exc:
@@ -537,6 +554,7 @@ class WatchLoop:
         self.status.hosts.update({n: h.reachable for n, h in observed.hosts.items()})
 
     def _save_status(self, next_full: float, next_probe: float) -> None:
+        sd_notify(f"STATUS={status_line(self)}")
         self.next_passes = (next_full, next_probe)
         offset = time.time() - self.clock()
         self.status.next_full, self.status.next_probe = next_full + offset, next_probe + offset
@@ -597,19 +615,3 @@ def services_seen(
 
 def _label(key: Key) -> str:
     return f"{key[0]}/{key[1]}" if key[1] else f"host {key[0]}"
-
-
-def start_watchdog(loop: WatchLoop, stall_limit: float) -> threading.Thread | None:
-    """Ping systemd's watchdog while the loop keeps beating; a stalled loop gets restarted."""
-    interval = watchdog_interval()
-    if interval is None:
-        return None
-
-    def ping() -> None:
-        while not loop.stop.wait(interval):
-            if loop.clock() - loop.last_beat < stall_limit:
-                sd_notify("WATCHDOG=1")
-
-    thread = threading.Thread(target=ping, name="watchdog", daemon=True)
-    thread.start()
-    return thread

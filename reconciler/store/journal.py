@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from reconciler.errors import PermanentError
+
 HOME = Path(os.environ.get("FLEET_RECONCILER_HOME", "/var/lib/fleet-reconciler"))
 DEFAULT_PATH = HOME / "journal.db"
 
@@ -118,6 +120,25 @@ _ADDED_COLUMNS = (
     ("runs", "hostname", "TEXT"),
     ("specs", "signer", "TEXT"),
 )
+SCHEMA_VERSION = 2
+"""The journal's schema, in SQLite's `user_version`. 0: written before it was versioned
+(brought up to 2 by adding the columns above); 2: this one. A journal newer than this
+reconciler is refused: its meaning may have changed."""
+KEEP_NEWEST_RUNS = 100  # whatever their age: `history` always has the latest
+_OLD_RUNS = (
+    "SELECT id FROM runs WHERE started < ? AND ended IS NOT NULL "
+    "AND id NOT IN (SELECT id FROM runs ORDER BY started DESC LIMIT ?)"
+)
+PRUNE_RESULTS = "DELETE FROM results WHERE run_id IN (" + _OLD_RUNS + ")"  # noqa: S608
+PRUNE_RUNS = "DELETE FROM runs WHERE id IN (" + _OLD_RUNS + ")"  # noqa: S608
+PRUNE_EVENTS = (
+    "DELETE FROM events WHERE at < ? AND rowid NOT IN "
+    "(SELECT MAX(rowid) FROM events GROUP BY kind, host, service)"
+)
+
+
+class JournalTooNew(PermanentError, RuntimeError):
+    """The journal was written by a newer fleet-reconciler."""
 
 
 class Journal:
@@ -134,9 +155,18 @@ class Journal:
         self.budget = TextBudget()
         self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         self._use_wal()
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            self.db.close()
+            raise JournalTooNew(
+                f"{path}: journal schema version {version} is newer than this "
+                f"fleet-reconciler's ({SCHEMA_VERSION}): upgrade it, or open a backup"
+            )
         self.db.executescript(SCHEMA)
         for table, column, kind in _ADDED_COLUMNS:
             self._add_column(table, column, kind)
+        if version < SCHEMA_VERSION:
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self.read_only = read_only
         if read_only:
             self.db.execute("PRAGMA query_only = ON")
@@ -181,6 +211,35 @@ class Journal:
 
     def close(self) -> None:
         self.db.close()
+
+    def prune(self, older_than: float, now: float | None = None) -> dict[str, int]:
+        """Delete runs (with their results) and events older than `older_than` seconds:
+        never the newest KEEP_NEWEST_RUNS runs, nor the newest event of each kind and
+        subject (the last drill and check of each policy), nor a run under way. The
+        ledger, the confirmations, the failover record, incidents and the loop's state
+        are other tables, never pruned. How many rows of each went."""
+        cutoff = (time.time() if now is None else now) - older_than
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            results = self.db.execute(PRUNE_RESULTS, (cutoff, KEEP_NEWEST_RUNS)).rowcount
+            runs = self.db.execute(PRUNE_RUNS, (cutoff, KEEP_NEWEST_RUNS)).rowcount
+            events = self.db.execute(PRUNE_EVENTS, (cutoff,)).rowcount
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return {"runs": runs, "results": results, "events": events}
+
+    def backup(self, target: Path) -> None:
+        """An online copy of the whole journal at `target` (SQLite's backup API: a
+        consistent snapshot while the daemon keeps writing), readable by root alone."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
+        copy = sqlite3.connect(target)
+        try:
+            self.db.backup(copy)
+        finally:
+            copy.close()
 
     def fit(self, text: str, limit: int = MAX_TEXT) -> str:
         """`text` as stored: cut to `limit` characters (its size and hash kept), and only

@@ -61,9 +61,11 @@ def make_app(
     registry: CollectorRegistry,
     gitea_hook: Hook | None = None,
     leading: Callable[[], dict[str, bool]] | None = None,
+    ready: Callable[[], str | None] | None = None,
 ) -> Starlette:
-    """The dashboard, its live updates, /metrics and the webhook. The page, every live
-    client and every scrape read one snapshot, taken again once per pass of the loop."""
+    """The dashboard, its live updates, /metrics, /healthz and /readyz (`ready()`: why
+    the loop is not ready, or None), and the webhook. The page, every live client and
+    every scrape read one snapshot, taken again once per pass of the loop."""
     templates = Environment(
         loader=PackageLoader("reconciler.web", "templates"), autoescape=select_autoescape()
     )
@@ -92,6 +94,13 @@ def make_app(
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
+    async def healthz(_request: Request) -> Response:
+        return Response("ok\n")  # the process answers: alive
+
+    async def readyz(_request: Request) -> Response:
+        why = await run_in_threadpool(ready) if ready is not None else None
+        return Response("ready\n" if why is None else f"not ready: {why}\n", 503 if why else 200)
+
     async def metrics(_request: Request) -> Response:
         data = await run_in_threadpool(generate_latest, registry)
         return Response(data, media_type=CONTENT_TYPE_LATEST)
@@ -101,6 +110,8 @@ def make_app(
             Route("/", page),
             Route("/events", events),
             Route("/metrics", metrics),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
             hook_route(gitea_hook),
         ]
     )

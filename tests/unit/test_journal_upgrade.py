@@ -52,3 +52,71 @@ def test_an_old_journal_opened_by_many_processes_at_once_is_upgraded_once(
 def test_a_new_journal_has_every_column_without_an_upgrade(tmp_path: Path) -> None:
     Journal(tmp_path / "new.db").close()
     assert "signer" in columns(tmp_path / "new.db", "specs")
+
+
+def test_a_journal_is_versioned_and_a_newer_one_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from reconciler.store.journal import SCHEMA_VERSION, JournalTooNew
+
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as db:
+        db.executescript(OLD_TABLES)
+    Journal(old).close()  # migrated: columns added, version set
+    with sqlite3.connect(old) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert "signer" in columns(old, "specs")
+    newer = tmp_path / "newer.db"
+    Journal(newer).close()
+    with sqlite3.connect(newer) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(JournalTooNew, match=r"schema version 3 is newer than this"):
+        Journal(newer)
+
+
+def test_retention_prunes_old_runs_and_events_never_the_ledger_or_the_newest(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    from reconciler.events.bus import Event
+    from reconciler.events.sinks import journal_sink
+    from reconciler.store import journal as journal_module
+
+    journal = Journal(tmp_path / "journal.db")
+    now = time.time()
+    old_day = now - 200 * 86400
+    journal_module.KEEP_NEWEST_RUNS = 2
+    try:
+        ids = []
+        for started in (old_day, old_day + 1, old_day + 2, now - 60):
+            run = journal.start_run("f.yaml", "0" * 64, None, None, "apply", {})
+            journal.db.execute("UPDATE runs SET started = ? WHERE id = ?", (started, run))
+            journal.record(run, "h1", None, "deploy", "ok")
+            journal.finish_run(run, "converged")
+            ids.append(run)
+        sink = journal_sink(journal)
+        sink(Event("P3", "drill_passed", "db ok", "h1", "backup:db", at=old_day))
+        sink(Event("P3", "drill_passed", "db ok", "h1", "backup:db", at=old_day + 5))
+        sink(Event("P3", "healed", "old heal", "h1", "agent", at=old_day))
+        sink(Event("P3", "healed", "new heal", "h1", "agent", at=now))
+        ledger_rows = journal.db.execute("SELECT COUNT(*) FROM failover").fetchone()[0]
+        pruned = journal.prune(90 * 86400, now)
+        assert pruned == {"runs": 2, "results": 2, "events": 2}
+        assert [r.id for r in journal.runs(10)] == [ids[3], ids[2]]  # the newest two stay
+        kinds = [(e.kind, e.message) for e in journal.events(10)]
+        assert ("drill_passed", "db ok") in kinds  # the last drill of the policy stays
+        assert ("healed", "new heal") in kinds and ("healed", "old heal") not in kinds
+        assert journal.db.execute("SELECT COUNT(*) FROM failover").fetchone()[0] == ledger_rows
+    finally:
+        journal_module.KEEP_NEWEST_RUNS = 100
+
+
+def test_an_online_backup_is_a_whole_private_copy(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.db")
+    run = journal.start_run("f.yaml", "0" * 64, None, None, "apply", {})
+    journal.finish_run(run, "converged")
+    copy = tmp_path / "backups/journal-copy.db"
+    journal.backup(copy)
+    assert copy.stat().st_mode & 0o777 == 0o600
+    assert [r.id for r in Journal(copy).runs(5)] == [run]
