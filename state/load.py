@@ -23,7 +23,8 @@ from state.errors import SpecError, SpecProblem, dotted
 from state.local_files import LocalFileRefused, local_file, read_local, read_templates
 from state.models import Fleet
 from state.placement import HOME, Placement, place
-from state.types import NAME_PATTERN, SECRET_REF_PATTERN
+from state.secrets import secret_fields
+from state.types import NAME_PATTERN
 from state.yaml_lines import LineMap, YamlProblem, line_for, parse_with_lines
 
 BOM = "\ufeff"
@@ -237,18 +238,6 @@ def _shape(error: Any) -> str:
     if isinstance(value, int | float):
         return "a number"
     return _echo(value) if isinstance(value, dict | list) else "a value"
-
-
-@cache
-def secret_fields() -> frozenset[str]:
-    """Names of the spec's fields that hold a secret reference (typed SecretRef)."""
-    return frozenset(
-        name
-        for obj in vars(models).values()
-        if isinstance(obj, type) and issubclass(obj, BaseModel)
-        for name, info in obj.model_fields.items()
-        if any(getattr(m, "pattern", None) == SECRET_REF_PATTERN for m in info.metadata)
-    )
 
 
 def secret_field(path: tuple[str | int, ...]) -> bool:

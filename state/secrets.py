@@ -17,10 +17,16 @@ import base64
 import binascii
 import os
 import subprocess
+from functools import cache
 from pathlib import Path
+from typing import Any
 
+from pydantic import BaseModel
+
+from state import models
 from state.errors import SpecProblem, dotted
 from state.models import Fleet
+from state.types import SECRET_REF_PATTERN
 from state.yaml_lines import LineMap, line_for
 
 
@@ -140,21 +146,46 @@ def _decrypted(encoded: str) -> Secret:
         raise SecretUnavailable(f"{shown}: the value is not UTF-8 text") from None
 
 
+@cache
+def secret_fields() -> frozenset[str]:
+    """Names of the spec's fields that hold a secret reference (typed SecretRef)."""
+    return frozenset(
+        name
+        for obj in vars(models).values()
+        if isinstance(obj, type) and issubclass(obj, BaseModel)
+        for name, info in obj.model_fields.items()
+        if any(getattr(m, "pattern", None) == SECRET_REF_PATTERN for m in info.metadata)
+    )
+
+
+def secret_references(fleet: Fleet) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every secret reference of the spec, with its field path: backup and copy
+    passwords, channel tokens, the git source's token, wherever a SecretRef is."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    names = secret_fields()
+
+    def walk(value: Any, path: tuple[str | int, ...]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in names and isinstance(item, str):
+                    found.append(((*path, key), item))
+                else:
+                    walk(item, (*path, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, (*path, index))
+
+    walk(fleet.model_dump(mode="python"), ())
+    return found
+
+
 def unresolved_secrets(fleet: Fleet, lines: LineMap, file: str) -> list[SpecProblem]:
     """Every secret reference that does not resolve here and now, each located.
 
     `validate` reports these as warnings (a reviewer's machine need not hold the
     secrets); any command that needs a secret fails on it with the same line."""
-    refs: list[tuple[tuple[str | int, ...], str]] = [
-        (("backups", name, "password"), policy.password) for name, policy in fleet.backups.items()
-    ]
-    refs += [
-        (("backups", name, "copies", copy, "password"), spec.password)
-        for name, policy in fleet.backups.items()
-        for copy, spec in policy.copies.items()
-    ]
     problems = []
-    for path, ref in refs:
+    for path, ref in secret_references(fleet):
         try:
             resolve_secret(ref)
         except SecretUnavailable as exc:

@@ -112,6 +112,11 @@ VERBS = {
             ssh="warm",
         ),
         Verb(
+            "doctor",
+            "check what this controller needs: tools, modes, host keys, secrets, etcd, clock",
+            "doctor_command:cmd_doctor",
+        ),
+        Verb(
             "journal",
             "the controller's own journal: backup PATH (online), prune (its retention)",
             "journal_command:cmd_journal",
@@ -282,6 +287,11 @@ def build_verbs() -> Parser:
     )
     secret.add_argument(
         "--file", type=Path, help="encrypt: write an age file there (for age-file:PATH)"
+    )
+    doctor = verb("doctor")
+    _output(doctor, "the checks' format")
+    doctor.add_argument(
+        "--hooks", action="store_true", help="also check what `watch --hooks` needs"
     )
     journal = verb("journal")
     journal.add_argument("action", choices=["backup", "prune"])

@@ -374,6 +374,19 @@ class GitMirror:
             at = end + 1 + int(size) + 1  # the content, then a newline
         return found
 
+    def reachable(self) -> str | None:
+        """Why the branch cannot be listed at the source now (`git ls-remote`), or None.
+        Reads nothing into the mirror."""
+        try:
+            done = self._exec(("ls-remote", "--heads", self.url, self.branch), inside=False)
+        except SourceUnavailable as exc:
+            return str(exc)
+        if done.returncode != 0:
+            return f"git ls-remote failed (exit {done.returncode}): {_tail(done.stderr)}"
+        if not done.stdout.strip():
+            return f"the source has no branch {self.branch}"
+        return None
+
     def _env(self) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -34,6 +34,7 @@ WORDS = {  # each verb's required words, so that the flag is what is wrong
     "notify": ["test"],
     "secret": ["init"],
     "completion": ["bash"],
+    "journal": ["prune"],
     "pin": ["abc123"],
     "accept": ["abc123"],
     "review": ["7"],

@@ -120,3 +120,18 @@ def test_an_online_backup_is_a_whole_private_copy(tmp_path: Path) -> None:
     journal.backup(copy)
     assert copy.stat().st_mode & 0o777 == 0o600
     assert [r.id for r in Journal(copy).runs(5)] == [run]
+
+
+def test_the_journal_commands(tmp_path: Path, capsys: object) -> None:
+    from reconciler.cli.main import main
+    from tests.unit.test_spec import BASE
+
+    journal = tmp_path / "journal.db"
+    Journal(journal).close()
+    state = tmp_path / "fleet.yaml"
+    state.write_text(BASE)
+    copy = tmp_path / "copy" / "journal.db"
+    assert main(["journal", "backup", str(copy), "--journal", str(journal)]) == 0
+    assert copy.exists() and copy.stat().st_mode & 0o777 == 0o600
+    assert main(["journal", "backup", str(journal), "--journal", str(journal)]) == 64
+    assert main(["journal", "prune", str(state), "--journal", str(journal)]) == 0

@@ -49,6 +49,7 @@ def test_every_schema_is_a_valid_schema() -> None:
             "backup-check",
             "backup-drill",
             "backup-list",
+            "doctor",
             "drill",
             "history",
             "incidents",

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from state.errors import SpecError
-from state.load import secret_fields
+from state.secrets import secret_fields
 from tests.unit.helpers import load_text
 from tests.unit.test_spec import BASE
 

@@ -257,6 +257,7 @@ def test_validate_warns_about_a_secret_it_cannot_resolve(
 ) -> None:
     monkeypatch.delenv("RESTIC_PASSWORD", raising=False)
     monkeypatch.delenv("OFFSITE_PASSWORD", raising=False)
+    monkeypatch.delenv("TELEGRAM_TOKEN", raising=False)
     assert main(["validate", str(ROOT / "state" / "demo.yaml")]) == 0
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("warning: ")
@@ -271,8 +272,15 @@ def test_validate_warns_about_a_secret_it_cannot_resolve(
         )
         for line in err
     ), err
-    monkeypatch.setenv("RESTIC_PASSWORD", "x")
-    monkeypatch.setenv("OFFSITE_PASSWORD", "y")
+    assert any(  # every secret reference, the channels' tokens too
+        line.endswith(
+            "notifications.channels.operator-telegram.token: secret env:TELEGRAM_TOKEN: "
+            "environment variable TELEGRAM_TOKEN is not set"
+        )
+        for line in err
+    ), err
+    for name in ("RESTIC_PASSWORD", "OFFSITE_PASSWORD", "TELEGRAM_TOKEN", "GITEA_TOKEN"):
+        monkeypatch.setenv(name, "x")
     assert main(["validate", str(ROOT / "state" / "demo.yaml")]) == 0
     # The demo runs its Gitea and Telegram stand-ins on hermes, as the seed runs Gitea:
     # validate says that the pager lives on the fleet it pages about.
