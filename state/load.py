@@ -201,6 +201,8 @@ def _explain(error: Any, data_path: tuple[str | int, ...]) -> str:
         return f"expected a secret reference 'env:NAME' or 'file:/path', not {_shape(error)}"
     if kind == "extra_forbidden":
         key = str(loc[-1])
+        if key in _all_field_names():  # a field of another section: suggesting it says nothing
+            return "unknown key here"
         hint = difflib.get_close_matches(key, _all_field_names(), n=1)
         return "unknown key" + (f"; did you mean '{hint[0]}'?" if hint else "")
     if kind == "missing":

@@ -112,6 +112,11 @@ VERBS = {
             ssh="warm",
         ),
         Verb(
+            "enroll",
+            "a new host's cloud-init user-data: the controller's key, a host key it made",
+            "enroll_command:cmd_enroll",
+        ),
+        Verb(
             "doctor",
             "check what this controller needs: tools, modes, host keys, secrets, etcd, clock",
             "doctor_command:cmd_doctor",
@@ -287,6 +292,14 @@ def build_verbs() -> Parser:
     )
     secret.add_argument(
         "--file", type=Path, help="encrypt: write an age file there (for age-file:PATH)"
+    )
+    enroll = verb("enroll", journal=False)
+    enroll.add_argument("host", help="the host's name in the state file")
+    enroll.add_argument(
+        "--user-data", metavar="FILE", help="write the user-data there (0600), not to stdout"
+    )
+    enroll.add_argument(
+        "--replace", action="store_true", help="replace a key already known for its address"
     )
     doctor = verb("doctor")
     _output(doctor, "the checks' format")

@@ -127,6 +127,7 @@ def _dashboard(
         hook,
         lambda: shares(loop.leadership, loop.leading),
         lambda: readiness(loop, limit),
+        loop.share,
     )
     server = serve_in_background(app, args.http)
     report(f"dashboard on http://{args.http}/ (/metrics, /healthz, /readyz)")

@@ -297,6 +297,13 @@ class WatchLoop:
         assert self.spec.loaded is not None
         return self.leadership.scope(self.spec.loaded)
 
+    def share(self) -> LoadedFleet | None:
+        """What /metrics reports on: the spec cut to the hosts this controller leads, or
+        None on a standby (its last look is not the fleet's: the leader reports)."""
+        if self.spec.loaded is None or not self.leading:
+            return None
+        return self._scoped()
+
     def _placed(self) -> LoadedFleet:
         """The last good spec (this controller's share), with the failover services where
         they run now."""

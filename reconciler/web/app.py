@@ -62,6 +62,7 @@ def make_app(
     gitea_hook: Hook | None = None,
     leading: Callable[[], dict[str, bool]] | None = None,
     ready: Callable[[], str | None] | None = None,
+    share: Callable[[], LoadedFleet | None] | None = None,
 ) -> Starlette:
     """The dashboard, its live updates, /metrics, /healthz and /readyz (`ready()`: why
     the loop is not ready, or None), and the webhook. The page, every live client and
@@ -74,7 +75,7 @@ def make_app(
     templates.globals["plan_summary"] = plan_summary
     templates.globals["short"] = short
     snapshots = SnapshotCache(journal_path, state_file, loaded)
-    registry.register(FleetCollector(snapshots.current, loaded, leading))
+    registry.register(FleetCollector(snapshots.current, loaded, leading, share))
     register_process_metrics(registry)
 
     def fragment() -> str:

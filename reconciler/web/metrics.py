@@ -72,15 +72,19 @@ def register_process_metrics(registry: CollectorRegistry) -> None:
 
 class FleetCollector(Collector):
     """The fleet as the loop last saw it. `leading()` is this controller's leadership:
-    {shard: leads} ("0" without shards)."""
+    {shard: leads} ("0" without shards); `share()` the hosts it reports host_up and
+    service series for (its shards; none on a standby, whose last look is stale), so
+    that with several controllers each host has one series, from its leader."""
 
     def __init__(
         self,
         snapshot: Callable[[], Snapshot],
         loaded: Callable[[], LoadedFleet | None],
         leading: Callable[[], dict[str, bool]] | None = None,
+        share: Callable[[], LoadedFleet | None] | None = None,
     ) -> None:
         self.snapshot, self.loaded, self.leading = snapshot, loaded, leading
+        self.share = share  # the hosts this controller reports on (None: a standby, none)
         self.build = build_labels()
 
     def collect(self) -> Iterator[Metric]:
@@ -93,7 +97,10 @@ class FleetCollector(Collector):
         info.add_metric(list(self.build.values()), 1.0)
         yield info
         yield from self._loop(snap)
-        yield from self._fleet(snap, loaded)
+        if self.share is None:
+            yield from self._fleet(snap, loaded)
+        elif (share := self.share()) is not None:  # several controllers: each its share
+            yield from self._fleet(snap, share)
         yield from self._backups(snap)
         yield from self._incidents(snap)
         yield from self._failover(snap)

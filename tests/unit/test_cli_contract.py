@@ -35,6 +35,7 @@ WORDS = {  # each verb's required words, so that the flag is what is wrong
     "secret": ["init"],
     "completion": ["bash"],
     "journal": ["prune"],
+    "enroll": ["kimi"],
     "pin": ["abc123"],
     "accept": ["abc123"],
     "review": ["7"],

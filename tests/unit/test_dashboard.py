@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
@@ -257,3 +258,43 @@ def test_one_snapshot_per_pass_serves_the_page_live_clients_and_scrapes(
     journal.save_loop_state(str(state), {**saved[1], "pending": []})  # the next pass
     journal.close()
     assert cache.current() is not first and cache.taken == 2
+
+
+def test_with_several_controllers_each_host_has_one_series_from_its_leader(
+    tmp_path: Path,
+) -> None:
+    """A standby reports no host or service series (its last look is stale: its
+    host_up 0 would page for a host that is up); a leader of a share reports its share."""
+    from dataclasses import replace
+
+    from tests.unit.helpers import load_text
+    from tests.unit.test_spec import BASE
+
+    journal_path, state = journal_with_a_degraded_service(tmp_path)
+    loaded = load_text(BASE)
+
+    def exposed(share: Any) -> dict[str, set[str]]:
+        app = make_app(journal_path, state, lambda: loaded, CollectorRegistry(), share=share)
+        text = TestClient(app).get("/metrics").text
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        return {
+            name: {s.labels.get("host", "") for s in families[name].samples}
+            for name in ("fleet_reconciler_host_up", "fleet_reconciler_service_healthy")
+            if name in families
+        }
+
+    standby = exposed(lambda: None)
+    assert standby.get("fleet_reconciler_host_up", set()) == set()
+    assert standby.get("fleet_reconciler_service_healthy", set()) == set()
+    kimi_only = replace(
+        loaded,
+        fleet=loaded.fleet.model_copy(
+            update={
+                "hosts": {"kimi": loaded.fleet.hosts["kimi"]},
+                "services": {n: s for n, s in loaded.fleet.services.items() if s.host == "kimi"},
+            }
+        ),
+    )
+    share = exposed(lambda: kimi_only)
+    assert share["fleet_reconciler_host_up"] == {"kimi"}
+    assert share["fleet_reconciler_service_healthy"] == {"kimi"}
