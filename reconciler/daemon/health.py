@@ -10,13 +10,26 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from reconciler.daemon.sdnotify import sd_notify, watchdog_interval
+from state.load import LoadedFleet
 
-if TYPE_CHECKING:
-    from reconciler.daemon.loop import WatchLoop
-    from state.load import LoadedFleet
+
+class WatchLoop(Protocol):
+    """What this module reads of the loop (reconciler.daemon.loop.WatchLoop), without
+    importing it: the loop imports this module."""
+
+    spec: Any
+    status: Any
+    leadership: Any
+    leading: bool
+    last_beat: float
+    suspended_said: str
+    stop: threading.Event
+    clock: Callable[[], float]
+
 
 PING_EVERY_S = 10.0
 
