@@ -36,12 +36,22 @@ backups:
 """
 
 
-def firing(prometheus: str) -> list[dict[str, Any]]:
+def api(prometheus: str, path: str) -> dict[str, Any] | None:
+    """Prometheus's answer, or None while it is starting (503 "Service Unavailable"
+    until its storage is open) or not listening yet."""
     try:
-        answer = httpx.get(f"http://{prometheus}/api/v1/alerts", timeout=5).json()
+        response = httpx.get(f"http://{prometheus}/api/v1/{path}", timeout=5)
     except httpx.HTTPError:
-        return []
-    return [a for a in answer["data"]["alerts"] if a["state"] == "firing"]
+        return None
+    if response.status_code != 200:
+        return None
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def firing(prometheus: str) -> list[dict[str, Any]]:
+    answer = api(prometheus, "alerts")
+    return [a for a in answer["alerts"] if a["state"] == "firing"] if answer else []
 
 
 def fired(prometheus: str, name: str, **labels: str) -> bool:
@@ -54,11 +64,8 @@ def fired(prometheus: str, name: str, **labels: str) -> bool:
 
 def scraped(prometheus: str) -> bool:
     """Prometheus has scraped the watch's /metrics successfully."""
-    try:
-        answer = httpx.get(f"http://{prometheus}/api/v1/targets", timeout=5).json()
-    except httpx.HTTPError:
-        return False
-    return any(t["health"] == "up" for t in answer["data"]["activeTargets"])
+    answer = api(prometheus, "targets")
+    return answer is not None and any(t["health"] == "up" for t in answer["activeTargets"])
 
 
 def test_the_shipped_alerts_fire_on_a_real_fault(lab: fleet_lab.Lab, tmp_path: Path) -> None:
