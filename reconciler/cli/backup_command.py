@@ -34,7 +34,7 @@ from reconciler.errors import Refused, UsageError
 from reconciler.events.bus import EventBus
 from reconciler.events.sinks import journal_sink, log_sink
 from reconciler.forge.source import desired_state
-from reconciler.run.failover import placed
+from reconciler.run.mover import placed
 from reconciler.store.journal import Journal
 from reconciler.store.ledger import Ledger
 from state.secrets import SecretUnavailable

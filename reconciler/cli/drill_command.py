@@ -14,8 +14,8 @@ from reconciler.coordination.guard import apply_guard, leading
 from reconciler.errors import Refused
 from reconciler.forge.source import desired_state
 from reconciler.run.drill import Drill
-from reconciler.run.failover import placed
 from reconciler.run.leases import leases_kept
+from reconciler.run.mover import placed
 from reconciler.store.journal import Journal
 from reconciler.store.lock import hosts_lock
 

@@ -54,8 +54,8 @@ def dry_run(
     from reconciler.cli.failover_text import failover_json, render_failover
     from reconciler.cli.plan_text import render_plan
     from reconciler.engine.plan import plan_to_json
-    from reconciler.run.failover import placed
     from reconciler.run.failover import review as failover_review
+    from reconciler.run.mover import placed
     from reconciler.run.once import plan_once
     from reconciler.store.confirmations import Confirmations
     from reconciler.store.ledger import Ledger

@@ -16,8 +16,10 @@ from reconciler.cli.one_shot import drain_outbox, one_shot_bus
 from reconciler.cli.terminal import confirm, report, show_progress
 from reconciler.coordination.guard import leading
 from reconciler.forge.source import desired_state
-from reconciler.run.failover import MoveFailed, Mover, promote, review, switchover
+from reconciler.run.failover import review
 from reconciler.run.leases import leases_kept
+from reconciler.run.mover import MoveFailed, Mover
+from reconciler.run.moves import promote, switchover
 from reconciler.store.journal import Journal
 from reconciler.store.lock import hosts_lock
 

@@ -22,9 +22,10 @@ from reconciler.coordination.guard import apply_guard, leading
 from reconciler.coordination.leader import Leadership
 from reconciler.errors import UsageError
 from reconciler.forge.source import commit_in_force, desired_state
-from reconciler.run.failover import Mover, placed, tick
+from reconciler.run.failover import tick
 from reconciler.run.leases import leases_kept
 from reconciler.run.lifecycle import Runner, execute_plan
+from reconciler.run.mover import Mover, placed
 from reconciler.run.once import plan_once
 from reconciler.ssh.client import WarmWorker
 from reconciler.store.confirmations import Confirmations

@@ -27,7 +27,8 @@ from reconciler.engine.failover import Verdict
 from reconciler.engine.plan import plan_to_json
 from reconciler.forge.source import desired_state
 from reconciler.run.drill import last_dr_drill, steps_of
-from reconciler.run.failover import placed, review
+from reconciler.run.failover import review
+from reconciler.run.mover import placed
 from reconciler.run.once import PlanResult, plan_once
 from reconciler.ssh.client import WorkerProcess
 from reconciler.store.failover import FailoverState

@@ -42,9 +42,10 @@ from reconciler.events.bus import Event, EventBus
 from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.observe.observation import FleetState
 from reconciler.run.drill import Drill, last_dr_drill
-from reconciler.run.failover import Mover, placed, tick
+from reconciler.run.failover import tick
 from reconciler.run.leases import leases_kept
 from reconciler.run.lifecycle import Runner, execute_plan
+from reconciler.run.mover import Mover, placed
 from reconciler.run.once import ApplyResult, plan_once
 from reconciler.ssh.client import WarmWorker
 from reconciler.ssh.protocol import Timeouts

@@ -30,8 +30,9 @@ from reconciler.events.bus import Event, EventBus
 from reconciler.events.channels import send_test_messages
 from reconciler.observe.fleet import ObserveSettings, observe
 from reconciler.observe.probes import probe_http, probe_tcp
-from reconciler.run.failover import MoveFailed, Mover, placed, switchover
 from reconciler.run.lifecycle import Runner, execute_plan
+from reconciler.run.mover import MoveFailed, Mover, placed
+from reconciler.run.moves import switchover
 from reconciler.run.once import plan_once
 from reconciler.ssh.remote import run_remote
 from reconciler.store.journal import EventRecord, Journal

@@ -63,6 +63,12 @@ CONF
 chroot "$root" systemctl enable ssh.service >/dev/null 2>&1 || true
 chroot "$root" systemctl mask systemd-networkd-wait-online.service getty@tty1.service \
     console-getty.service systemd-resolved.service >/dev/null 2>&1 || true
+# A test host changes only when a test changes it: no housekeeping timers (tmpfiles-clean
+# fired 15 minutes after boot, between a dry run's before and after footprints; apt
+# would reach for a mirror the lab cannot reach).
+chroot "$root" systemctl mask systemd-tmpfiles-clean.timer apt-daily.timer \
+    apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer fstrim.timer \
+    >/dev/null 2>&1 || true
 rm -f "$root/etc/hostname"  # nspawn --machine= names each host
 rm -f "$root/etc/machine-id" && touch "$root/etc/machine-id"
 apt-get -o RootDir="$root" clean >/dev/null 2>&1 || true

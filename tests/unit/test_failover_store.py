@@ -33,7 +33,7 @@ def test_a_move_at_any_step_is_read_back(tmp_path: Path, step: str) -> None:
 
 
 def test_every_step_a_promotion_takes_is_a_move_step() -> None:
-    """The steps `run.failover` advances through, as written in its source."""
-    source = (Path(__file__).parents[2] / "reconciler/run/failover.py").read_text()
+    """The steps `run.moves` advances through, as written in its source."""
+    source = (Path(__file__).parents[2] / "reconciler/run/moves.py").read_text()
     taken = set(re.findall(r'_advance\(mover, move, "(\w+)"\)', source))
     assert taken and taken <= set(get_args(MoveStep)), taken
