@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from reconciler.cli import exit_codes
-from reconciler.cli.version import TOOLS, _tool
+from reconciler.cli.version import TOOLS, tool_version
 from reconciler.coordination.etcd import EtcdClient, EtcdUnavailable
 from reconciler.forge.source import open_mirror
 from reconciler.store.journal import SCHEMA_VERSION
@@ -86,7 +86,7 @@ def _tools() -> Iterator[Check]:
         if shutil.which(argv[0]) is None:
             yield Check(f"tool {name}", False, "not found on PATH (apt-get install it)")
         else:
-            yield Check(f"tool {name}", True, _tool(argv) if name in TOOLS else "found")
+            yield Check(f"tool {name}", True, tool_version(argv) if name in TOOLS else "found")
 
 
 def _state_directory(journal: Path) -> Iterator[Check]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,71 +57,76 @@ def cmd_status(args: argparse.Namespace) -> int:
         ledger = Ledger(journal)
         result = plan_once(loaded, client, worker=worker, ledger=ledger, record=False)
         failover = review(loaded, journal, client, result.observed)
-    drilled = last_dr_drill(journal)
     coordination = loaded.fleet.reconciler.coordination
-    leaders = who_leads(coordination) if isinstance(coordination, EtcdCoordination) else None
-    open_incidents = [i for i in IncidentStore(journal).recent() if i["status"] == "open"]
+    facts = StatusFacts(
+        args.state,
+        loaded,
+        result,
+        journal,
+        failover,
+        last_dr_drill(journal),
+        who_leads(coordination) if isinstance(coordination, EtcdCoordination) else None,
+        [i for i in IncidentStore(journal).recent() if i["status"] == "open"],
+    )
     if args.output == "json":
-        document = status_document(
-            args.state, loaded, result, journal, failover, drilled, leaders, open_incidents
-        )
-        print(json.dumps(document, indent=2, default=str))
+        print(json.dumps(status_document(facts), indent=2, default=str))
     else:
-        _print_text(args, loaded, result, journal, failover, drilled, leaders, open_incidents)
+        _print_text(facts)
     unobserved = result.plan.summary.unreachable > 0
     return exit_codes.HOSTS_UNOBSERVED if unobserved else exit_codes.OK
 
 
-def status_document(
-    state: str,
-    loaded: LoadedFleet,
-    result: PlanResult,
-    journal: Journal,
-    failover: tuple[FailoverState, Verdict] | None,
-    drilled: EventRecord | None,
-    leaders: LeaderView | None,
-    open_incidents: list[dict[str, Any]],
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StatusFacts:
+    """What `status` reports, gathered once: printed as text or as JSON."""
+
+    state: str
+    loaded: LoadedFleet
+    result: PlanResult
+    journal: Journal
+    failover: tuple[FailoverState, Verdict] | None
+    drilled: EventRecord | None
+    leaders: LeaderView | None
+    open_incidents: list[dict[str, Any]]
+
+
+def status_document(facts: StatusFacts) -> dict[str, Any]:
     """`status -o json` (reconciler/cli/schemas/status.schema.json)."""
-    written = loaded.written.failover
+    written, failover = facts.loaded.written.failover, facts.failover
+    leaders, drilled = facts.leaders, facts.drilled
     return {
-        "state_file": state,
-        "services": service_rows(loaded, result.observed, result.plan, journal),
-        "plan": plan_to_json(result.plan),
+        "state_file": facts.state,
+        "services": service_rows(
+            facts.loaded, facts.result.observed, facts.result.plan, facts.journal
+        ),
+        "plan": plan_to_json(facts.result.plan),
         "failover": (
             failover_json(written, *failover) if failover and written is not None else None
         ),
         "last_dr_drill": [s.as_json() for s in steps_of(drilled)] if drilled else None,
-        "loop": loop_lines(journal, Path(state)),
-        "suspended": _suspension(journal),
-        "open_incidents": open_incidents,
+        "loop": loop_lines(facts.journal, Path(facts.state)),
+        "suspended": _suspension(facts.journal),
+        "open_incidents": facts.open_incidents,
         "coordination": leader_lines(leaders, time.time()) if leaders is not None else None,
     }
 
 
-def _print_text(
-    args: argparse.Namespace,
-    loaded: LoadedFleet,
-    result: PlanResult,
-    journal: Journal,
-    failover: tuple[FailoverState, Verdict] | None,
-    drilled: EventRecord | None,
-    leaders: LeaderView | None,
-    open_incidents: list[dict[str, Any]],
-) -> None:
-    status = render_status(loaded, result.observed, result.plan, journal, Path(args.state))
+def _print_text(facts: StatusFacts) -> None:
+    loaded, result, journal = facts.loaded, facts.result, facts.journal
+    status = render_status(loaded, result.observed, result.plan, journal, Path(facts.state))
     print(status, end="")
-    if failover is not None and loaded.written.failover is not None:
-        print("\n" + render_failover(loaded.written.failover, *failover), end="")
-    if drilled is not None:
+    written = loaded.written.failover
+    if facts.failover is not None and written is not None:
+        print("\n" + render_failover(written, *facts.failover), end="")
+    if (drilled := facts.drilled) is not None:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(drilled.at))
         print(f"\nlast DR drill, {when}:\n" + drill_table(steps_of(drilled)), end="")
     coordination = loaded.fleet.reconciler.coordination
-    if leaders is not None and isinstance(coordination, EtcdCoordination):
+    if facts.leaders is not None and isinstance(coordination, EtcdCoordination):
         shards = shard_map(loaded.written, coordination.shards)
-        print("\n" + "\n".join(leader_lines(leaders, time.time(), shards)))
-    print(f"\nopen incidents: {len(open_incidents)}")
-    print("".join(f"  {line}\n" for line in incident_lines(open_incidents)), end="")
+        print("\n" + "\n".join(leader_lines(facts.leaders, time.time(), shards)))
+    print(f"\nopen incidents: {len(facts.open_incidents)}")
+    print("".join(f"  {line}\n" for line in incident_lines(facts.open_incidents)), end="")
 
 
 def _suspension(journal: Journal) -> dict[str, Any] | None:

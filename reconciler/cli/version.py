@@ -18,12 +18,13 @@ LIBRARIES = ("pyinfra", "pydantic", "resticpy", "httpx", "watchfiles")
 def version_lines() -> list[str]:
     """One line for us, then one per tool (`not found` when it is missing) and library."""
     lines = [f"fleet-reconciler {_distribution('fleet-reconciler')}"]
-    lines += [f"  {name:<10} {_tool(argv)}" for name, argv in TOOLS.items()]
+    lines += [f"  {name:<10} {tool_version(argv)}" for name, argv in TOOLS.items()]
     lines += [f"  {name:<10} {_distribution(name)}" for name in LIBRARIES]
     return lines
 
 
-def _tool(argv: list[str]) -> str:
+def tool_version(argv: list[str]) -> str:
+    """The version a tool prints first (`not found`, `unusable: ...`, `unknown`)."""
     if shutil.which(argv[0]) is None:
         return "not found"
     try:

@@ -18,7 +18,7 @@ from reconciler.cli.terminal import report, show_progress
 from reconciler.coordination.choice import leadership_for
 from reconciler.coordination.leader import controller_name
 from reconciler.coordination.sharded import shares
-from reconciler.daemon.health import readiness, stall_limit, start_watchdog
+from reconciler.daemon.health import largest_rto, readiness, stall_limit, start_watchdog
 from reconciler.daemon.loop import WatchLoop
 from reconciler.daemon.spec_source import SpecSource
 from reconciler.events.bus import EventBus
@@ -115,8 +115,7 @@ def _dashboard(
     of the daemon."""
     registry = CollectorRegistry()
     loaded = loop.spec.loaded
-    rtos = [s.rto.total_seconds() for s in loaded.fleet.services.values()] if loaded else []
-    loop.measure = PassMetrics(registry, max(rtos, default=0.0)).observe
+    loop.measure = PassMetrics(registry, largest_rto(loaded)).observe
     limit = stall_limit(loaded)
     hook = None if args.hooks else _gitea_hook(loop, desk)  # --hooks: on its own listener
     app = make_app(

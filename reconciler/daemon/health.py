@@ -34,10 +34,15 @@ class WatchLoop(Protocol):
 PING_EVERY_S = 10.0
 
 
+def largest_rto(loaded: LoadedFleet | None) -> float:
+    """The largest RTO of the fleet's services, in seconds (0 without any)."""
+    rtos = [s.rto.total_seconds() for s in loaded.fleet.services.values()] if loaded else []
+    return max(rtos, default=0.0)
+
+
 def stall_limit(loaded: LoadedFleet | None) -> float:
     """Twice the largest RTO of the fleet, plus 10 minutes."""
-    rtos = [s.rto.total_seconds() for s in loaded.fleet.services.values()] if loaded else []
-    return 2 * max(rtos, default=0.0) + 600.0
+    return 2 * largest_rto(loaded) + 600.0
 
 
 def start_watchdog(loop: WatchLoop, limit: float) -> threading.Thread | None:

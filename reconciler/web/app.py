@@ -22,17 +22,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from reconciler.engine.plan_text import MARKS
 from reconciler.forge.webhook import MAX_BODY, Hook
+from reconciler.untrusted import shown
 from reconciler.web.charts import short
 from reconciler.web.metrics import FleetCollector, register_process_metrics
 from reconciler.web.snapshot import Snapshot, SnapshotCache
 from state.load import LoadedFleet
 
 LIVE_EVERY_S = 1.0
+READY_REASON_MAX = 1024  # /readyz says why in one line, at most this long
 ACTION_OF_MARK = {mark: action for action, mark in MARKS.items()}
 
 
@@ -96,11 +98,14 @@ def make_app(
         return StreamingResponse(stream(), media_type="text/event-stream")
 
     async def healthz(_request: Request) -> Response:
-        return Response("ok\n")  # the process answers: alive
+        return PlainTextResponse("ok\n")  # the process answers: alive
 
     async def readyz(_request: Request) -> Response:
         why = await run_in_threadpool(ready) if ready is not None else None
-        return Response("ready\n" if why is None else f"not ready: {why}\n", 503 if why else 200)
+        if why is None:
+            return PlainTextResponse("ready\n")
+        # The reason may carry etcd's own words: one escaped, bounded line.
+        return PlainTextResponse(f"not ready: {shown(why)[:READY_REASON_MAX]}\n", 503)
 
     async def metrics(_request: Request) -> Response:
         data = await run_in_threadpool(generate_latest, registry)

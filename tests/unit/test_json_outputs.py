@@ -16,7 +16,7 @@ import pytest
 from backups.restic_repo import Snapshot
 from reconciler.cli.backup_text import snapshots_json
 from reconciler.cli.main import main
-from reconciler.cli.status_command import status_document
+from reconciler.cli.status_command import StatusFacts, status_document
 from reconciler.engine.changes import Action, ChangeKind
 from reconciler.engine.diff import diff
 from reconciler.engine.plan import make_plan, plan_to_json
@@ -126,9 +126,10 @@ def test_status_document(tmp_path: Path) -> None:
     plan = make_plan(loaded, observed, diff(loaded, observed))
     journal = Journal(tmp_path / "journal.db")
     Suspension(journal).suspend("maintenance")
-    document = status_document(
+    facts = StatusFacts(
         "fleet.yaml", loaded, PlanResult(observed, plan), journal, None, None, None, []
     )
+    document = status_document(facts)
     assert document["suspended"]["reason"] == "maintenance"
     assert {row["service"] for row in document["services"]} == set(loaded.fleet.services)
     check("status", json.loads(json.dumps(document, default=str)))
