@@ -8,9 +8,9 @@ its reference)."""
 from __future__ import annotations
 
 from backups.restic_repo import ResticRepo, sftp_command
-from state.models import Fleet
 from state.repository import controller_url, copy_url, resolve_repository
 from state.secrets import resolve_secret
+from state.spec.fleet import Fleet
 
 
 def open_repository(fleet: Fleet, name: str, password: str | None = None) -> ResticRepo:

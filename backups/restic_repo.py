@@ -26,8 +26,9 @@ from typing import Any
 
 import restic  # resticpy
 
-from state.models import Host, Retention
 from state.secrets import Secret
+from state.spec.backups import Retention
+from state.spec.hosts import Host
 from state.ssh import sftp_argv
 
 

@@ -33,11 +33,11 @@ CLI = [sys.executable, "-m", "reconciler.cli"]
 PROBE_PASSES = """
 import json, sys, time
 import httpx
-from reconciler.observe.fleet import ObserveSettings, observe
-from reconciler.ssh.client import WarmWorker
+from reconciler.hosts.observe import ObserveSettings, observe
+from reconciler.hosts.client import WarmWorker
 from state.load import load_fleet
 try:
-    from reconciler.bounded_http import bounded_client
+    from reconciler.untrusted.http import bounded_client
     client = bounded_client()
 except ImportError:  # the version before the bounds
     client = httpx.Client(trust_env=False)

@@ -31,7 +31,7 @@ from bench.watch import p95
 from reconciler.daemon.loop import WatchLoop
 from reconciler.daemon.spec_source import SpecSource
 from reconciler.events.bus import Event, EventBus
-from reconciler.run.incident_desk import IncidentDesk
+from reconciler.flows.incident_desk import IncidentDesk
 from reconciler.store.journal import Journal
 from reconciler.web.app import make_app, serve_in_background
 from state.load import load_fleet

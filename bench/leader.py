@@ -27,7 +27,7 @@ from pathlib import Path
 from bench.timing import options
 from bench.watch import CLI, ROOT, wait
 from reconciler.coordination.leader import EtcdLeadership, who_leads
-from state.models import EtcdCoordination
+from state.spec.controller import EtcdCoordination
 from tests.fleet import lab as fleet_lab
 from tests.fleet.etcd_cluster import Cluster, etcd_cluster
 from tests.integration.conftest import lab_spec

@@ -52,7 +52,7 @@ from bench.watch import (
     pass_finished,
     wait,
 )
-from state.models import ReconcilerSettings
+from state.spec.controller import ReconcilerSettings
 from tests.fleet import lab as fleet_lab
 from tests.fleet.scrape import pass_seconds, probe_passes
 

@@ -35,8 +35,8 @@ from bench.timing import options, timed
 from bench.watch import cpu_seconds, descendants, healthy, machine, p95, wait
 from reconciler.coordination.leader import who_leads
 from state.load import load_fleet
-from state.models import EtcdCoordination, ReconcilerSettings
 from state.shards import shard_map
+from state.spec.controller import EtcdCoordination, ReconcilerSettings
 from tests.fleet import lab as fleet_lab
 from tests.fleet.etcd_cluster import etcd_cluster
 from tests.fleet.scrape import pass_seconds, probe_passes

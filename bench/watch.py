@@ -38,7 +38,7 @@ import httpx
 
 from bench.timing import options
 from reconciler.store.journal import Journal
-from state.models import ReconcilerSettings
+from state.spec.controller import ReconcilerSettings
 from tests.fleet import lab as fleet_lab
 from tests.fleet.scrape import probe_passes
 from tests.integration.conftest import lab_spec

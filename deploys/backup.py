@@ -23,7 +23,6 @@ from state.layout import (
     run_backup_command,
     unit_path,
 )
-from state.models import Fleet
 from state.placement import is_guarded
 from state.render_backup import (
     authorized_entry,
@@ -34,6 +33,7 @@ from state.render_backup import (
     render_timer,
 )
 from state.repository import resolve_repository
+from state.spec.fleet import Fleet
 
 
 @typed_deploy("Backup policy")

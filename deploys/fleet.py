@@ -12,7 +12,7 @@ import os
 
 from pyinfra import host  # type: ignore[attr-defined]
 
-from deploys.models import ollama_models
+from deploys.ollama_models import ollama_models
 from deploys.service import service
 from state.load import load_fleet
 

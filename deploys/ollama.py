@@ -1,7 +1,7 @@
 """Ollama models through the official `ollama` client: list, pull (streamed progress), delete.
 
 The one adapter to the `ollama` package: nothing else imports it. Runs from the
-controller; `deploys/models.py` is the same step as a pyinfra deploy for the plain CLI.
+controller; `deploys/ollama_models.py` is the same step as a pyinfra deploy for the plain CLI.
 No pyinfra import here: the reconciler's own process uses this module.
 
 Each call makes its own client for the endpoint (the package builds its own httpx

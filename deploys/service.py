@@ -20,9 +20,9 @@ from pyinfra.operations import apt, files, server, systemd
 from deploys.exact_file import exact_file
 from state.layout import unit_path
 from state.load import LoadedFleet
-from state.models import AptInstall, FileInstall
 from state.placement import is_guarded
 from state.render import render_config, render_unit
+from state.spec.services import AptInstall, FileInstall
 
 F = TypeVar("F", bound=Callable[..., Any])
 

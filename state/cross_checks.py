@@ -18,7 +18,6 @@ from state.errors import SpecProblem, dotted
 from state.fence import FENCE_MARGIN
 from state.layout import unit_file
 from state.local_files import LocalFileRefused, local_file, read_local
-from state.models import Failover, FileInstall, Fleet, HttpCheck, Service
 from state.owners import (
     RESERVED_PREFIXES,
     RESERVED_TREES,
@@ -30,6 +29,9 @@ from state.owners import (
 )
 from state.promises import broken_promises
 from state.repository import is_ip, repository_host_name
+from state.spec.failover import Failover
+from state.spec.fleet import Fleet
+from state.spec.services import FileInstall, HttpCheck, Service
 from state.yaml_lines import LineMap, line_for
 
 Found = tuple[tuple[str | int, ...], str]

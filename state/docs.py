@@ -12,36 +12,61 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from state import models
 from state.schema import SpecSchema
+from state.spec.backups import BackupCopy, BackupPolicy, Retention
+from state.spec.controller import ReconcilerSettings
+from state.spec.failover import Failover
+from state.spec.fleet import Fleet
+from state.spec.hosts import Host
+from state.spec.notifications import (
+    EscalationLevel,
+    GiteaIssueChannel,
+    LogChannel,
+    Notifications,
+    TelegramChannel,
+)
+from state.spec.services import (
+    AptInstall,
+    ConfigFile,
+    FileFreshCheck,
+    FileInstall,
+    HttpCheck,
+    ModelSet,
+    NoInstall,
+    Service,
+    SystemdCheck,
+    TcpCheck,
+    Unit,
+)
+from state.spec.source import CommitVerification, GitSource
 
 BEGIN, END = "<!-- spec-reference:begin -->", "<!-- spec-reference:end -->"
 ORDER: list[type[BaseModel]] = [
-    models.Fleet,
-    models.Host,
-    models.Service,
-    models.AptInstall,
-    models.FileInstall,
-    models.NoInstall,
-    models.Unit,
-    models.ConfigFile,
-    models.HttpCheck,
-    models.TcpCheck,
-    models.SystemdCheck,
-    models.FileFreshCheck,
-    models.ModelSet,
-    models.BackupPolicy,
-    models.Retention,
-    models.BackupCopy,
-    models.Failover,
-    models.Notifications,
-    models.EscalationLevel,
-    models.TelegramChannel,
-    models.GiteaIssueChannel,
-    models.LogChannel,
-    models.ReconcilerSettings,
-    models.GitSource,
-    models.CommitVerification,
+    Fleet,
+    Host,
+    Service,
+    AptInstall,
+    FileInstall,
+    NoInstall,
+    Unit,
+    ConfigFile,
+    HttpCheck,
+    TcpCheck,
+    SystemdCheck,
+    FileFreshCheck,
+    ModelSet,
+    BackupPolicy,
+    Retention,
+    BackupCopy,
+    Failover,
+    Notifications,
+    EscalationLevel,
+    TelegramChannel,
+    GiteaIssueChannel,
+    LogChannel,
+    ReconcilerSettings,
+    GitSource,
+    CommitVerification,
 ]
 
 

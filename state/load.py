@@ -15,15 +15,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from state import models
 from state.cross_checks import check_references
 from state.errors import SpecError, SpecProblem, dotted
 from state.local_files import LocalFileRefused, local_file, read_local, read_templates
-from state.models import Fleet
 from state.placement import HOME, Placement, place
 from state.secrets import secret_fields
+from state.spec.fleet import Fleet, spec_models
 from state.types import NAME_PATTERN
 from state.yaml_lines import LineMap, YamlProblem, line_for, parse_with_lines
 
@@ -252,10 +251,5 @@ def _lower(message: str) -> str:
 
 @cache
 def _all_field_names() -> tuple[str, ...]:
-    names = {
-        field
-        for obj in vars(models).values()
-        if isinstance(obj, type) and issubclass(obj, BaseModel)
-        for field in obj.model_fields
-    }
+    names = {field for obj in spec_models() for field in obj.model_fields}
     return tuple(sorted(names))

@@ -12,8 +12,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from state.models import Fleet
 from state.placement import data_policies
+from state.spec.fleet import Fleet
 from state.types import NAME_PATTERN
 
 RECORD_FORMAT = 1

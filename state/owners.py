@@ -22,8 +22,9 @@ from state.layout import (
     backup_unit,
     unit_path,
 )
-from state.models import FileInstall, Fleet
 from state.placement import guard_service
+from state.spec.fleet import Fleet
+from state.spec.services import FileInstall
 
 FieldPath = tuple[str | int, ...]
 RESERVED_TREES = (

@@ -10,7 +10,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from state.errors import SpecProblem, dotted
-from state.models import Fleet, GiteaIssueChannel, TelegramChannel
+from state.spec.fleet import Fleet
+from state.spec.notifications import GiteaIssueChannel, TelegramChannel
 from state.yaml_lines import LineMap, line_for
 
 

@@ -15,9 +15,11 @@ from datetime import timedelta
 
 from state.fence import GUARD, GUARD_SCRIPT, guard_watch_command
 from state.layout import backup_unit
-from state.models import ConfigFile, Failover, Fleet, Service, SystemdCheck, Unit
 from state.placement_record import HOME as HOME
 from state.placement_record import Placement as Placement
+from state.spec.failover import Failover
+from state.spec.fleet import Fleet
+from state.spec.services import ConfigFile, Service, SystemdCheck, Unit
 
 
 def data_policies(fleet: Fleet) -> list[str]:

@@ -16,7 +16,8 @@ import ipaddress
 from collections.abc import Iterator
 from datetime import timedelta
 
-from state.models import Fleet, Host
+from state.spec.fleet import Fleet
+from state.spec.hosts import Host
 
 Found = tuple[tuple[str | int, ...], str]
 

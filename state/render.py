@@ -11,7 +11,7 @@ from string import Template
 
 from state.fence import GUARD_CHECK
 from state.load import LoadedFleet
-from state.models import ConfigFile, Service, Unit
+from state.spec.services import ConfigFile, Service, Unit
 
 HEADER = "# Managed by fleet-reconciler from the desired state; local edits are reverted.\n"
 

@@ -15,9 +15,9 @@ from state.layout import (
     BACKUP_STAGING,
     backup_path,
 )
-from state.models import BackupPolicy
 from state.render import HEADER
 from state.repository import RepositoryTarget
+from state.spec.backups import BackupPolicy
 from state.ssh import KEX_ALGORITHMS
 
 CONFINED_URL = "rclone:confined"  # the forced command decides what is served, not this

@@ -10,8 +10,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from state.models import BackupPolicy, Fleet, Host
-from state.types import SFTP_URL
+from state.spec.backups import BackupPolicy
+from state.spec.fleet import Fleet
+from state.spec.hosts import Host
+from state.url_types import SFTP_URL
 
 
 @dataclass(frozen=True)

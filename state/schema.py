@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema
 
-from state.models import Fleet
+from state.spec.fleet import Fleet
 from state.types import format_fine_duration
 
 SCHEMA_ID = "https://fleet-reconciler.invalid/schema/fleet-v1.json"

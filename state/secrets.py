@@ -21,11 +21,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
-from state import models
 from state.errors import SpecProblem, dotted
-from state.models import Fleet
+from state.spec.fleet import Fleet, spec_models
 from state.types import SECRET_REF_PATTERN
 from state.yaml_lines import LineMap, line_for
 
@@ -151,8 +148,7 @@ def secret_fields() -> frozenset[str]:
     """Names of the spec's fields that hold a secret reference (typed SecretRef)."""
     return frozenset(
         name
-        for obj in vars(models).values()
-        if isinstance(obj, type) and issubclass(obj, BaseModel)
+        for obj in spec_models()
         for name, info in obj.model_fields.items()
         if any(getattr(m, "pattern", None) == SECRET_REF_PATTERN for m in info.metadata)
     )

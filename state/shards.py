@@ -14,9 +14,9 @@ import hashlib
 from dataclasses import replace
 
 from state.load import LoadedFleet
-from state.models import Fleet
 from state.placement import only_hosts
 from state.repository import repository_host_name
+from state.spec.fleet import Fleet
 
 
 def shard_units(fleet: Fleet) -> list[frozenset[str]]:

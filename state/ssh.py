@@ -12,7 +12,7 @@ import os
 import subprocess
 from typing import Any
 
-from state.models import Host
+from state.spec.hosts import Host
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 

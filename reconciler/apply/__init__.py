@@ -1,2 +1,4 @@
-"""Apply a plan: the only room that changes hosts (deploys through the SSH worker,
-the health gate, Ollama models, backup repositories and their secrets)."""
+"""Deploys that converge hosts: the work a plan implies, run through the SSH worker
+(reconciler.hosts), the health gate after it, Ollama model pulls, backup repositories
+initialised, and what an apply did (`result`). Other changes to hosts are moves
+(reconciler.flows.moves), restores (reconciler.repositories) and the drill."""

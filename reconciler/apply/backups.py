@@ -6,7 +6,7 @@ from backups.repository import open_repository
 from backups.restic_repo import ResticError
 from reconciler.apply.context import Report
 from reconciler.engine.plan import Plan
-from reconciler.ssh.protocol import Work
+from reconciler.hosts.protocol import Work
 from state.layout import backup_policy_of
 from state.load import LoadedFleet
 from state.secrets import SecretUnavailable

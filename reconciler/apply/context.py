@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from reconciler.observe.fleet import ObserveSettings
-from reconciler.ssh.client import WarmWorker
+from reconciler.hosts.client import WarmWorker
+from reconciler.hosts.observe import ObserveSettings
 from reconciler.store.journal import Journal
 
 Report = Callable[[str], None]

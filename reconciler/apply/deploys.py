@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from reconciler.apply.context import Report
 from reconciler.engine.changes import Phase
 from reconciler.engine.plan import Plan
-from reconciler.observe.fleet import ssh_targets
-from reconciler.ssh.client import WarmWorker, run_worker
-from reconciler.ssh.protocol import (
+from reconciler.hosts.client import WarmWorker, run_worker
+from reconciler.hosts.observe import ssh_targets
+from reconciler.hosts.protocol import (
     ApplyAnswer,
     ApplyRequest,
     BackupKeyPair,

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from reconciler.apply.context import Report
-from reconciler.observe.observation import FleetState
+from reconciler.hosts.observation import FleetState
 from state.load import LoadedFleet
 
 Observe = Callable[[set[str]], FleetState]

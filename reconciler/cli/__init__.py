@@ -1,3 +1,3 @@
-"""The `reconcile` command line: parser, one thin function per command, and all text
-for people (plans, apply summaries, status tables). The only room that prints; the
-rooms below return data and report progress through callbacks."""
+"""The `reconcile` command line: the parser (`parser`), one thin module per verb
+(`*_command`), the exit-code contract, and the terminal. A verb parses, calls one flow
+and prints what it returns (through reconciler.render); no wiring lives here."""

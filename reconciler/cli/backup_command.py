@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING
 
 from backups.repository import open_copy
 from backups.restic_repo import ResticError, Snapshot
-from reconciler.backup.operations import (
+from reconciler.cli import exit_codes
+from reconciler.cli.one_shot import one_shot_bus, readable_journal
+from reconciler.cli.terminal import confirm, report
+from reconciler.errors import Refused, UsageError
+from reconciler.events.bus import EventBus
+from reconciler.events.sinks import journal_sink, log_sink
+from reconciler.flows.mover import placed
+from reconciler.flows.verifications import checked, copied, drilled
+from reconciler.forge.source import desired_state
+from reconciler.render.backup_text import render_snapshots, restore_plan, snapshots_json
+from reconciler.repositories.operations import (
     BackupFailed,
     UnknownPolicy,
     apply_retention,
@@ -22,19 +32,9 @@ from reconciler.backup.operations import (
     require_policy,
     restore_to_host,
 )
-from reconciler.backup.provenance import announce_forged
-from reconciler.backup.rotate import rotate_key
-from reconciler.backup.verify import rotating_subset
-from reconciler.cli import exit_codes
-from reconciler.cli.backup_text import render_snapshots, restore_plan, snapshots_json
-from reconciler.cli.one_shot import one_shot_bus, readable_journal
-from reconciler.cli.terminal import confirm, report
-from reconciler.daemon.verifications import checked, copied, drilled
-from reconciler.errors import Refused, UsageError
-from reconciler.events.bus import EventBus
-from reconciler.events.sinks import journal_sink, log_sink
-from reconciler.forge.source import desired_state
-from reconciler.run.mover import placed
+from reconciler.repositories.restorable import announce_forged
+from reconciler.repositories.rotate import rotate_key
+from reconciler.repositories.verify import rotating_subset
 from reconciler.store.journal import Journal
 from reconciler.store.ledger import Ledger
 from state.secrets import SecretUnavailable

@@ -28,13 +28,13 @@ from reconciler.forge.source import open_mirror
 from reconciler.store.journal import SCHEMA_VERSION
 from state.errors import SpecError
 from state.load import LoadedFleet, load_fleet
-from state.models import EtcdCoordination
 from state.secrets import (
     SecretUnavailable,
     age_identity,
     secret_references,
     unresolved_secrets,
 )
+from state.spec.controller import EtcdCoordination
 from state.ssh import known_hosts_file
 
 REQUIRED_TOOLS = ("restic", "age", "git", "ssh", "gpg", "sqlite3")

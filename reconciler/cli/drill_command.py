@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 
-from reconciler.bounded_http import bounded_client
 from reconciler.cli import exit_codes
-from reconciler.cli.drill_text import drill_table
 from reconciler.cli.one_shot import drain_outbox, one_shot_bus
 from reconciler.cli.terminal import report
 from reconciler.coordination.guard import apply_guard, leading
 from reconciler.errors import Refused
+from reconciler.flows.drill import Drill
+from reconciler.flows.leases import leases_kept
+from reconciler.flows.mover import placed
 from reconciler.forge.source import desired_state
-from reconciler.run.drill import Drill
-from reconciler.run.leases import leases_kept
-from reconciler.run.mover import placed
+from reconciler.render.drill_text import drill_table
 from reconciler.store.journal import Journal
 from reconciler.store.lock import hosts_lock
+from reconciler.untrusted.http import bounded_client
 
 
 def cmd_drill(args: argparse.Namespace) -> int:

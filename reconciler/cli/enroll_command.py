@@ -21,7 +21,7 @@ from reconciler.cli import exit_codes
 from reconciler.cli.terminal import report
 from reconciler.errors import Refused, UsageError
 from state.load import load_fleet
-from state.models import Host
+from state.spec.hosts import Host
 from state.ssh import known_hosts_file
 
 

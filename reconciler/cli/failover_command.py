@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import argparse
 
-from reconciler.bounded_http import bounded_client
 from reconciler.cli import exit_codes
-from reconciler.cli.failover_text import render_failover
 from reconciler.cli.one_shot import drain_outbox, one_shot_bus
 from reconciler.cli.terminal import confirm, report, show_progress
 from reconciler.coordination.guard import leading
+from reconciler.flows.failover import review
+from reconciler.flows.leases import leases_kept
+from reconciler.flows.mover import MoveFailed, Mover
+from reconciler.flows.moves import promote, switchover
 from reconciler.forge.source import desired_state
-from reconciler.run.failover import review
-from reconciler.run.leases import leases_kept
-from reconciler.run.mover import MoveFailed, Mover
-from reconciler.run.moves import promote, switchover
+from reconciler.render.failover_text import render_failover
 from reconciler.store.journal import Journal
 from reconciler.store.lock import hosts_lock
+from reconciler.untrusted.http import bounded_client
 
 
 def cmd_failover(args: argparse.Namespace) -> int:

@@ -7,17 +7,19 @@ import json
 import time
 from typing import Any
 
-from reconciler.bounded_http import bounded_client
+from reconciler.channels.gitea_issue import post_incident_review
+from reconciler.channels.interface import ChannelError
+from reconciler.channels.send import send_test_messages
 from reconciler.cli import exit_codes
-from reconciler.cli.pir_text import render_pir
 from reconciler.cli.terminal import report
 from reconciler.errors import Refused, UsageError
-from reconciler.events.channels import ChannelError, post_review, send_test_messages
+from reconciler.render.pir_text import render_pir
 from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import Journal
+from reconciler.untrusted.http import bounded_client
 from state.load import load_fleet
-from state.models import GiteaIssueChannel
 from state.secrets import SecretUnavailable
+from state.spec.notifications import GiteaIssueChannel
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
@@ -90,7 +92,8 @@ def _post_review(state: str, incident: dict[str, Any], store: IncidentStore, dra
             channel = channels[name]
             assert isinstance(channel, GiteaIssueChannel)
             try:
-                report(f"{name}: {post_review(channel, incident['fingerprint'], draft, client)}")
+                note = post_incident_review(channel, incident["fingerprint"], draft, client)
+                report(f"{name}: {note}")
             except (ChannelError, SecretUnavailable) as exc:
                 failed += 1
                 report(f"{name}: FAILED to post the review: {exc}")

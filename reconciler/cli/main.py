@@ -18,7 +18,7 @@ from reconciler.cli import exit_codes
 from reconciler.cli.parser import Verb, parse
 from reconciler.cli.terminal import escaped_terminal
 from reconciler.errors import ReconcileError, UsageError, write_traceback
-from reconciler.ssh.client import WarmWorker, WorkerProcess
+from reconciler.hosts.client import WarmWorker, WorkerProcess
 from state.errors import SpecError
 
 Command = Callable[[argparse.Namespace], int]

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.bounded_http import bounded_client
 from reconciler.cli.terminal import report
 from reconciler.events.bus import EventBus
 from reconciler.events.sinks import journal_sink, log_sink
-from reconciler.run.incident_desk import IncidentDesk
-from reconciler.run.outbox_sender import OutboxSender
+from reconciler.flows.incident_desk import IncidentDesk
+from reconciler.flows.outbox_sender import OutboxSender
 from reconciler.store.journal import Journal
+from reconciler.untrusted.http import bounded_client
 
 if TYPE_CHECKING:
     from state.load import LoadedFleet

@@ -10,28 +10,25 @@ import time
 
 import httpx
 
-from reconciler.backup.provenance import announce_forged
-from reconciler.bounded_http import bounded_client
 from reconciler.cli import exit_codes
-from reconciler.cli.backup_text import standings
-from reconciler.cli.dry_run import Authority, dry_run
 from reconciler.cli.one_shot import drain_outbox, one_shot_bus, readable_journal
-from reconciler.cli.plan_text import render_apply, render_plan
 from reconciler.cli.terminal import confirm, print_plan, report, show_progress
 from reconciler.coordination.guard import apply_guard, leading
 from reconciler.coordination.leader import Leadership
 from reconciler.errors import UsageError
+from reconciler.flows.failover import tick
+from reconciler.flows.leases import leases_kept
+from reconciler.flows.lifecycle import Runner, execute_plan
+from reconciler.flows.mover import Mover
+from reconciler.flows.plan import Authority, dry_run, plan_for
 from reconciler.forge.source import commit_in_force, desired_state
-from reconciler.run.failover import tick
-from reconciler.run.leases import leases_kept
-from reconciler.run.lifecycle import Runner, execute_plan
-from reconciler.run.mover import Mover, placed
-from reconciler.run.once import plan_once
-from reconciler.ssh.client import WarmWorker
-from reconciler.store.confirmations import Confirmations
+from reconciler.hosts.client import WarmWorker
+from reconciler.render.backup_text import standings
+from reconciler.render.outcome_text import render_apply, render_plan
+from reconciler.repositories.restorable import announce_forged
 from reconciler.store.journal import Journal
-from reconciler.store.ledger import Ledger
 from reconciler.store.lock import hosts_lock
+from reconciler.untrusted.http import bounded_client
 from state.load import LoadedFleet, load_fleet
 
 
@@ -82,18 +79,11 @@ def _apply_leading(
         if loaded.written.failover is not None:  # leases first: guarded units need one
             tick(_mover(loaded, journal, client))
             report(LEASE_NOTE)
-        loaded = placed(loaded, journal)
-        confirmations, ledger = Confirmations(journal), Ledger(journal)
-        planned = plan_once(
-            loaded,
-            client,
-            worker=worker,
-            targets=args.target,
-            confirmations=confirmations,
-            ledger=ledger,
-            fresh_data=args.fresh_data,
+        planned = plan_for(
+            loaded, journal, client, worker, "keep", args.target, fresh_data=args.fresh_data
         )
-        plan = planned.plan
+        loaded, plan, ledger = planned.loaded, planned.plan, planned.ledger
+        assert ledger is not None  # a journal was given
         print_plan(render_plan(plan))
         print(standings(loaded, ledger, time.time(), planned.observed), end="", flush=True)
         guard = apply_guard(leadership, loaded)

@@ -15,16 +15,16 @@ import sys
 import time
 from pathlib import Path
 
-from reconciler.bounded_http import bounded_client
 from reconciler.cli import exit_codes
-from reconciler.cli.review import post_review, review_pull
 from reconciler.errors import PermanentError
+from reconciler.flows.review import Review, post_plan_review, review_pull
 from reconciler.forge.source import accept, pin, unpin
-from reconciler.ssh.client import WarmWorker
+from reconciler.hosts.client import WarmWorker
 from reconciler.store.journal import Journal
 from reconciler.store.suspension import Suspension
+from reconciler.untrusted.http import bounded_client
 from state.load import load_fleet
-from state.models import GitSource
+from state.spec.source import GitSource
 
 
 class NoSource(PermanentError, ValueError):
@@ -154,5 +154,15 @@ def cmd_review(args: argparse.Namespace) -> int:
         )
         print(review.text, end="")
         if not args.no_post:
-            print(post_review(source, review, client), file=sys.stderr)
-    return review.exit_code
+            print(post_plan_review(source, review, client), file=sys.stderr)
+    return review_exit_code(review)
+
+
+def review_exit_code(review: Review) -> int:
+    """As `--dry-run`'s: 0 no changes, 2 changes pending, 3 a host not observed,
+    1 refused."""
+    if review.unobserved:
+        return exit_codes.HOSTS_UNOBSERVED
+    return {"success": exit_codes.OK, "pending": exit_codes.CHANGES_PENDING}.get(
+        review.state, exit_codes.ERROR
+    )

@@ -10,36 +10,34 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.bounded_http import bounded_client
 from reconciler.cli import exit_codes
-from reconciler.cli.drill_text import drill_table
-from reconciler.cli.failover_text import failover_json, render_failover
 from reconciler.cli.incidents_command import incident_lines
-from reconciler.cli.status_text import (
+from reconciler.coordination.leader import LeaderView, who_leads
+from reconciler.engine.failover_detection import Verdict
+from reconciler.engine.plan import plan_to_json
+from reconciler.flows.drill import last_dr_drill, steps_of
+from reconciler.flows.failover import review
+from reconciler.flows.plan import Planned, plan_for
+from reconciler.forge.source import desired_state
+from reconciler.hosts.client import WorkerProcess
+from reconciler.render.drill_text import drill_table
+from reconciler.render.failover_text import failover_json, render_failover
+from reconciler.render.status_text import (
     leader_lines,
     loop_lines,
     render_history,
     render_status,
     service_rows,
 )
-from reconciler.coordination.leader import LeaderView, who_leads
-from reconciler.engine.failover import Verdict
-from reconciler.engine.plan import plan_to_json
-from reconciler.forge.source import desired_state
-from reconciler.run.drill import last_dr_drill, steps_of
-from reconciler.run.failover import review
-from reconciler.run.mover import placed
-from reconciler.run.once import PlanResult, plan_once
-from reconciler.ssh.client import WorkerProcess
-from reconciler.store.failover import FailoverState
+from reconciler.store.failover_state import FailoverState
 from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import EventRecord, Journal
-from reconciler.store.ledger import Ledger
 from reconciler.store.suspension import Suspension
+from reconciler.untrusted.http import bounded_client
 from state.errors import SpecError
 from state.load import LoadedFleet
-from state.models import EtcdCoordination
 from state.shards import shard_map
+from state.spec.controller import EtcdCoordination
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -52,10 +50,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         # The loop keeps the last good spec; show its state, then the file's errors.
         print("\n".join(loop_lines(journal, Path(args.state))))
         raise
-    loaded = placed(loaded, journal)
     with bounded_client() as client:  # the ledger read as a dry run reads it, never written
-        ledger = Ledger(journal)
-        result = plan_once(loaded, client, worker=worker, ledger=ledger, record=False)
+        result = plan_for(loaded, journal, client, worker, "read")
+        loaded = result.loaded
         failover = review(loaded, journal, client, result.observed)
     coordination = loaded.fleet.reconciler.coordination
     facts = StatusFacts(
@@ -82,7 +79,7 @@ class StatusFacts:
 
     state: str
     loaded: LoadedFleet
-    result: PlanResult
+    result: Planned
     journal: Journal
     failover: tuple[FailoverState, Verdict] | None
     drilled: EventRecord | None

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from reconciler.errors import Refused, UsageError
-from reconciler.untrusted import EscapedStream, shown
+from reconciler.untrusted.text import EscapedStream, shown
 
 
 def confirm(assume_yes: bool) -> None:
@@ -26,7 +26,7 @@ def confirm(assume_yes: bool) -> None:
 
 @contextlib.contextmanager
 def escaped_terminal() -> Iterator[None]:
-    """Inside the block, nothing printed reaches the terminal raw (reconciler.untrusted)."""
+    """Inside the block, nothing printed reaches the terminal raw (reconciler.untrusted.text)."""
     out, err = sys.stdout, sys.stderr
     sys.stdout = EscapedStream(out)
     sys.stderr = EscapedStream(err)

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from reconciler.cli import exit_codes
-from reconciler.observe.witness import witness_warning
+from reconciler.hosts.witness import witness_warning
 from state.errors import SpecError, SpecProblem
 from state.load import load_fleet
 from state.pager_placement import pager_on_fleet

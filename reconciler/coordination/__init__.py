@@ -1,2 +1,2 @@
-"""Coordination between controllers: who may act (leadership), with what fencing token,
-and the state they share. `local` (one controller, the journal's locks) or `etcd`."""
+"""Coordination between controllers: who may act (leadership, by shard or whole), with
+what fencing token, through etcd or the journal's local locks (`choice`)."""

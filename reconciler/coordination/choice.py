@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from reconciler.coordination.leader import EtcdLeadership, Leadership, LocalLeadership
 from reconciler.coordination.sharded import ShardedLeadership
-from state.models import Coordination, EtcdCoordination
+from state.spec.controller import Coordination, EtcdCoordination
 
 
 def leadership_for(

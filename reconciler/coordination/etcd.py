@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from reconciler.bounded_http import bounded_client
 from reconciler.errors import TemporaryError
+from reconciler.untrusted.http import bounded_client
 
 
 class EtcdUnavailable(TemporaryError, ConnectionError):

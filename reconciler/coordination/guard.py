@@ -7,10 +7,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-from reconciler.apply.fencing_token import claim_token, refused
 from reconciler.coordination.choice import leadership_for
 from reconciler.coordination.leader import Leadership, NotLeader, controller_name, wait_to_lead
-from reconciler.store.failover import FailoverState, FailoverStore, pair_key
+from reconciler.hosts.fencing import claim_token, refused
+from reconciler.store.failover_state import FailoverState, FailoverStore, pair_key
 from reconciler.store.journal import Journal
 from state.load import LoadedFleet
 

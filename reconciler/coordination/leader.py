@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from reconciler.coordination.etcd import EtcdClient, EtcdUnavailable, KeyValue
 from reconciler.errors import TemporaryError
 from state.load import LoadedFleet
-from state.models import EtcdCoordination
+from state.spec.controller import EtcdCoordination
 
 
 class NotLeader(TemporaryError):

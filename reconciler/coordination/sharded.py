@@ -26,8 +26,8 @@ from collections.abc import Callable
 from reconciler.coordination.etcd import EtcdUnavailable
 from reconciler.coordination.leader import EtcdLeadership, NotLeader, describe
 from state.load import LoadedFleet
-from state.models import EtcdCoordination
 from state.shards import preference, shard_map, shard_view
+from state.spec.controller import EtcdCoordination
 
 
 class ShardedLeadership(EtcdLeadership):

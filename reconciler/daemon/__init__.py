@@ -1,2 +1,3 @@
-"""`reconcile watch`: the level-based loop, the last good spec, backoff, scheduled
-backup verification and systemd's notify protocol. Never loads gevent or pyinfra."""
+"""`reconcile watch`, assembled (`assembly`, which names every background task): the
+level-based loop, the last good spec, backoff, the forge desk, scheduled verification,
+health and systemd's notify protocol. Never loads gevent or pyinfra."""

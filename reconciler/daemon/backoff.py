@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from state.models import ReconcilerSettings
+from state.spec.controller import ReconcilerSettings
 
 Key = tuple[str, str | None]  # (host, service); service None means the host itself
 

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from reconciler.apply.context import ProgressReport, Report
-from reconciler.backup.provenance import announce_forged
+from reconciler.apply.result import ApplyResult
 from reconciler.coordination.guard import apply_guard, pull_shared, push_shared
 from reconciler.coordination.leader import Leadership, LocalLeadership
 from reconciler.daemon.backoff import Backoffs, Key
@@ -34,29 +34,29 @@ from reconciler.daemon.probe_round import ProbeRound
 from reconciler.daemon.sdnotify import sd_notify
 from reconciler.daemon.spec_source import SpecSource, watch_spec_file
 from reconciler.daemon.verifier import Verifier
-from reconciler.engine.failover import Verdict, next_sighting
+from reconciler.engine.failover_detection import Verdict, next_sighting
 from reconciler.engine.plan import Plan, exclude_from_plan
-from reconciler.engine.plan_text import render_plan
 from reconciler.errors import ReconcileError, write_traceback
 from reconciler.events.bus import Event, EventBus
-from reconciler.observe.fleet import ObserveSettings, observe
-from reconciler.observe.observation import FleetState
-from reconciler.run.drill import Drill, last_dr_drill
-from reconciler.run.failover import tick
-from reconciler.run.leases import leases_kept
-from reconciler.run.lifecycle import Runner, execute_plan
-from reconciler.run.mover import Mover, placed
-from reconciler.run.once import ApplyResult, plan_once
-from reconciler.ssh.client import WarmWorker
-from reconciler.ssh.protocol import Timeouts
-from reconciler.store.confirmations import Confirmations
+from reconciler.flows.drill import Drill, last_dr_drill
+from reconciler.flows.failover import tick
+from reconciler.flows.leases import leases_kept
+from reconciler.flows.lifecycle import Runner, execute_plan
+from reconciler.flows.mover import Mover, placed
+from reconciler.flows.plan import plan_for
+from reconciler.hosts.client import WarmWorker
+from reconciler.hosts.observation import FleetState
+from reconciler.hosts.observe import ObserveSettings, observe
+from reconciler.hosts.protocol import Timeouts
+from reconciler.render.plan_text import render_plan
+from reconciler.repositories.restorable import announce_forged
 from reconciler.store.journal import Journal
-from reconciler.store.ledger import Ledger
 from reconciler.store.lock import LockHeld, hosts_lock
 from reconciler.store.suspension import Suspension
 from state.load import LoadedFleet
-from state.models import Failover, ReconcilerSettings
 from state.placement import without_host
+from state.spec.controller import ReconcilerSettings
+from state.spec.failover import Failover
 
 PASS_LOCK_TIMEOUT_S = 5.0
 COUNTING_SIGHTING_S = 3.5
@@ -399,7 +399,7 @@ class WatchLoop:
         does, not whenever the next probe round starts: detection lands within a second
         of the grace's end, not a probe round plus a connect timeout after it."""
         counted, self.counting = self.counting, verdict.action == "countdown"
-        if counted and self.counting:  # a counting sighting (run.failover.sight): its length
+        if counted and self.counting:  # a counting sighting (flows.failover.sight): its length
             self.sighting_s = took
         wait = next_sighting(failover, verdict, self.sighting_s, time.time())
         self.next_failover = self.clock() + wait
@@ -448,13 +448,17 @@ class WatchLoop:
         self.beat()
 
     def _converge(self, loaded: LoadedFleet, targets: list[str] | None) -> None:
-        confirmations, ledger = Confirmations(self.journal), Ledger(self.journal)
-        try:
-            planned = plan_once(
-                loaded, self.client, None, self.ssh, targets or (), confirmations, ledger
-            )
-        finally:
-            announce_forged(ledger, self.bus)
+        planned = plan_for(
+            loaded,
+            self.journal,
+            self.client,
+            self.ssh,
+            "keep",
+            targets or (),
+            on_ledger=lambda ledger: announce_forged(ledger, self.bus),
+        )
+        loaded, ledger = planned.loaded, planned.ledger
+        assert ledger is not None  # the loop always has its journal
         self._remember(loaded, planned.observed)
         plan = planned.plan
         self.status.pending = sorted({f"{a.host}/{a.service or '*'}" for a in plan.actions})

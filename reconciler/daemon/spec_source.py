@@ -18,11 +18,11 @@ from reconciler.events.bus import Event, EventBus
 from reconciler.forge.git_mirror import SourceRefused, SourceUnavailable
 from reconciler.forge.source import collect_mirror, fetch_state, last_in_force, put_in_force
 from reconciler.store.journal import Journal
-from reconciler.store.provenance import git_provenance
+from reconciler.store.state_origin import git_provenance
 from state.errors import SpecError, SpecProblem
 from state.load import LoadedFleet, load_fleet
-from state.models import GitSource
 from state.secrets import SecretUnavailable
+from state.spec.source import GitSource
 
 MAX_GROUPING_MS = 2000  # a file rewritten without pause is still read every 2 s
 

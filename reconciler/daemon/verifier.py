@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from reconciler.apply.context import Report
-from reconciler.daemon.verifications import run_due_verifications
 from reconciler.events.bus import Event, EventBus
+from reconciler.flows.verifications import run_due_verifications
 from reconciler.store.journal import Journal
 from state.load import LoadedFleet
 

@@ -1,4 +1,3 @@
-"""The pure core: the plan's vocabulary (`Change`), the diff per domain, and the plan.
-
-Values in, values out: no SSH, no HTTP, no journal. Failover's placement step
-(spec plus failover state to the effective fleet) belongs here, before the diff."""
+"""The pure core: the plan's vocabulary (`Change`), the diff per domain, the plan, failover
+detection, snapshot judgement and incidents. Values in, values out: no SSH, no HTTP, no
+journal."""

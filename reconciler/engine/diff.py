@@ -14,12 +14,12 @@ from reconciler.engine.diff_backups import BackupInputs, diff_backup, one_init_p
 from reconciler.engine.diff_models import diff_models
 from reconciler.engine.diff_removals import diff_removals
 from reconciler.engine.textdiff import changed_keys, hidden_diff, unified_diff
-from reconciler.observe.observation import FleetState, HostState
+from reconciler.hosts.observation import FleetState, HostState
 from state.layout import unit_path
 from state.load import LoadedFleet
-from state.models import AptInstall, ConfigFile, FileInstall, Service
 from state.placement import is_guarded
 from state.render import render_config, render_unit
+from state.spec.services import AptInstall, ConfigFile, FileInstall, Service
 
 WITHHELD = "not shown in a review: the commit in force does not manage it"
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from reconciler.engine.changes import Action, Change, ChangeKind, Phase
 from reconciler.engine.textdiff import unified_diff
-from reconciler.observe.observation import BackupState, FileState, HostState
+from reconciler.hosts.observation import BackupState, FileState, HostState
 from state.layout import (
     backup_path,
     backup_policy_of,
@@ -33,7 +33,7 @@ def env_digest(content: str) -> str:
 
 @dataclass(frozen=True)
 class RestoreSource:
-    """The newest recorded snapshot of a policy (reconciler.backup.provenance), in its
+    """The newest recorded snapshot of a policy (reconciler.repositories.restorable), in its
     repository or, when that cannot be read, in its copy `copy`."""
 
     snapshot_id: str

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.engine.changes import Change, Phase
-from reconciler.observe.observation import FleetState
+from reconciler.hosts.observation import FleetState
 from state.load import LoadedFleet
 
 

@@ -8,7 +8,7 @@ file and pinned key); data never does (config files, binaries, databases, snapsh
 from __future__ import annotations
 
 from reconciler.engine.changes import Change, Phase
-from reconciler.observe.observation import HostState
+from reconciler.hosts.observation import HostState
 from state.layout import MANAGED_RECORD, backup_service_id
 from state.load import LoadedFleet
 from state.managed import managed_by_spec, parse_record

@@ -16,7 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.events.bus import Event, EventKind
-from state.models import EscalationLevel, Severity
+from state.spec.base import Severity
+from state.spec.notifications import EscalationLevel
 
 Transition = Literal["opened", "escalated", "repeated", "resolved"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.engine.changes import Change, Phase
-from reconciler.observe.observation import FleetState
+from reconciler.hosts.observation import FleetState
 from state.load import LoadedFleet
 
 PLAN_FORMAT_VERSION = 1

@@ -6,7 +6,7 @@ import difflib
 import hashlib
 
 from reconciler.engine.masking import mask_secrets
-from reconciler.untrusted import shown
+from reconciler.untrusted.text import shown
 
 MAX_DIFF_CHARS = 16 * 1024  # a plan, the journal and the page show at most this of a diff
 

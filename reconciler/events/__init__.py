@@ -1,2 +1,3 @@
-"""Events and the bus that hands them to sinks (the journal, JSON log lines, and the
-notification channels to come). A failing sink never stops the others."""
+"""Events: the bus that hands them to sinks (the journal, JSON log lines, the incident
+desk), and the verification events the journal keeps. A failing sink never stops the
+others."""

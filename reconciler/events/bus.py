@@ -1,6 +1,6 @@
 """Events: what the reconciler wants a person (or a notification channel) to know.
 
-An `Event` has a severity from the seed's matrix (P0 to P3, `state.models.Severity`,
+An `Event` has a severity from the runbook's matrix (P0 to P3, `state.spec.base.Severity`,
 the one definition) and a kind from a closed set. The `EventBus` hands each event to
 every sink; a failing sink is logged and never stops the others or the loop.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from state.models import Severity
+from state.spec.base import Severity
 
 EventKind = Literal[
     "healed",

@@ -24,16 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import PermanentError, TemporaryError
-from reconciler.untrusted import shown
+from reconciler.untrusted.limits import PULL_BYTES, PULL_OBJECTS, TREE_BYTES, TREE_FILES
+from reconciler.untrusted.text import shown
+from state.yaml_lines import MAX_BYTES  # a state file or a template: the spec's bound
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
-READ_LIMIT = 1 << 20  # a state file or a template larger than 1 MiB is refused
-TREE_FILES = 5000  # an exported commit holds at most this many files
-TREE_BYTES = 64 << 20  # and this many bytes
 TIMEOUT_S = 60.0
-PULL_BYTES = 32 << 20  # what fetching one pull request may add to the mirror
-PULL_OBJECTS = 20_000  # and how many objects it may bring that the branch does not have
 GC_EVERY_S = 3600.0  # the mirror is collected at most this often (after a review)
 
 
@@ -289,7 +286,7 @@ class GitMirror:
                 )
         return found
 
-    def read(self, commit: str, path: str, limit: int = READ_LIMIT) -> bytes:
+    def read(self, commit: str, path: str, limit: int = MAX_BYTES) -> bytes:
         """The file at `path` in `commit`'s tree (a regular blob, at most `limit` bytes).
         Raises SourceRefused for a missing path, a link, a tree or a file too large."""
         if not COMMIT.fullmatch(commit):

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.forge.git_mirror import GitMirror, Signature, SourceRefused
-from state.models import CommitVerification
+from reconciler.untrusted.limits import MAX_COMMITS
+from state.spec.source import CommitVerification
 
-MAX_COMMITS = 10_000  # more since the last one in force is refused, not walked
 WHY = {
     "N": "is not signed",
     "B": "has a bad signature",

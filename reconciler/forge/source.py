@@ -31,8 +31,8 @@ from reconciler.forge.git_mirror import GC_EVERY_S, Fetched, GitMirror, SourceRe
 from reconciler.forge.signatures import verified_signer
 from state.errors import SpecError, SpecProblem
 from state.load import LoadedFleet, load_fleet
-from state.models import GitSource
 from state.secrets import resolve_secret
+from state.spec.source import GitSource
 from state.yaml_lines import line_for
 
 

@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from state.models import GitSource
+from reconciler.untrusted.limits import MAX_BODY_BYTES
 from state.secrets import SecretUnavailable, resolve_secret
+from state.spec.source import GitSource
 
-MAX_BODY = 1 << 20  # Gitea's push payloads are far smaller; more is refused unread
 DELIVERY_MEMORY = 1000
 REPLAY_WINDOW_S = 3600.0  # a signed body seen again within this is a replay
 REVIEWED_ACTIONS = ("opened", "synchronized", "reopened")  # those that move the head
@@ -78,7 +78,7 @@ def judge(
 ) -> Verdict:
     """What to do with one delivery. `secret` is called only for a delivery that carries
     a signature (resolving it may cost a process); raises what it raises."""
-    if len(body) > MAX_BODY:
+    if len(body) > MAX_BODY_BYTES:
         return "too large"
     if not signature or len(signature) > 200:
         return "unsigned"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from reconciler.store.journal import Journal
 from reconciler.store.ledger import repository_of
-from state.models import Fleet
+from state.spec.fleet import Fleet
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshot_confirmations (

@@ -3,7 +3,7 @@
 A host writes its own snapshot's tags, host name and time, so none of them says where a
 snapshot came from. The controller records a snapshot when the host that holds the
 policy reports it (its `backup-POLICY.last`, or the output of a backup the controller
-ran) and the repository lists it with claims that fit (`reconciler.engine.provenance`),
+ran) and the repository lists it with claims that fit (`reconciler.engine.snapshot_judgement`),
 with the epoch in force and the controller's own clock. Failover, failback, drills and
 restores choose only among recorded snapshots, the most recently recorded first.
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from reconciler.store.journal import Journal
-from state.models import Fleet
 from state.repository import controller_url, copy_url, resolve_repository
+from state.spec.fleet import Fleet
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshot_ledger (
@@ -65,7 +65,7 @@ COPY_OF = "copy of "
 
 class Ledger:
     """The ledger in the journal's database. Written only by applies and `watch` (never
-    by a dry run, whose state file is a proposal): see `reconciler.run.once`."""
+    by a dry run, whose state file is a proposal): see `reconciler.flows.once`."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal, self.db = journal, journal.db

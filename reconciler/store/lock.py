@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reconciler.errors import TemporaryError
-from state.models import Fleet
+from state.spec.fleet import Fleet
 
 
 class LockHeld(TemporaryError, TimeoutError):

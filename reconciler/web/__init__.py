@@ -1,3 +1,3 @@
-"""The dashboard and `/metrics` of `reconcile watch --http ADDR`: read-only views of the
-journal (the loop's last look at each service, runs, incidents, failover, the last DR
-drill) and of the coordination store."""
+"""The web views of `reconcile watch --http ADDR`: the dashboard, `/metrics`, `/healthz`
+and `/readyz`, and the webhook's route. Read-only views of the journal and of the
+coordination store, taken once per pass (`snapshot`)."""

@@ -25,10 +25,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from reconciler.engine.plan_text import MARKS
-from reconciler.forge.webhook import MAX_BODY, Hook
-from reconciler.untrusted import shown
-from reconciler.web.charts import short
+from reconciler.forge.webhook import Hook
+from reconciler.render.charts import short
+from reconciler.render.plan_text import MARKS
+from reconciler.untrusted.limits import MAX_BODY_BYTES
+from reconciler.untrusted.text import shown
 from reconciler.web.metrics import FleetCollector, register_process_metrics
 from reconciler.web.snapshot import Snapshot, SnapshotCache
 from state.load import LoadedFleet
@@ -124,7 +125,7 @@ def make_app(
 
 
 def hook_route(gitea_hook: Hook | None) -> Route:
-    """`POST /hooks/gitea`: at most MAX_BODY bytes read, then judged by `gitea_hook`
+    """`POST /hooks/gitea`: at most MAX_BODY_BYTES bytes read, then judged by `gitea_hook`
     (404 when there is none here)."""
 
     async def hook(request: Request) -> Response:
@@ -133,7 +134,7 @@ def hook_route(gitea_hook: Hook | None) -> Route:
         body = bytearray()
         async for chunk in request.stream():  # read no more than a delivery may hold
             body += chunk
-            if len(body) > MAX_BODY:
+            if len(body) > MAX_BODY_BYTES:
                 return Response("too large\n", 413)
         status, line = await run_in_threadpool(
             gitea_hook,
@@ -152,12 +153,12 @@ def make_hooks_app(gitea_hook: Hook) -> Starlette:
     return Starlette(routes=[hook_route(gitea_hook)])
 
 
-def serve_in_background(app: Starlette, address: str) -> uvicorn.Server:
+def serve_in_background(app: Starlette, address: str, name: str = "dashboard") -> uvicorn.Server:
     """Start serving `app` on HOST:PORT in a daemon thread; `server.should_exit = True` stops it."""
     host, _, port = address.rpartition(":")  # see is_loopback
     config = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port), log_level="warning")
     server = uvicorn.Server(config)
-    threading.Thread(target=server.run, name="dashboard", daemon=True).start()
+    threading.Thread(target=server.run, name=name, daemon=True).start()
     return server
 
 

@@ -11,19 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.backup.provenance import copies_taken
 from reconciler.coordination.leader import LeaderView, who_leads
-from reconciler.daemon.verifications import CHECK_KINDS, DRILL_KINDS, last_event
-from reconciler.run.drill import last_dr_drill
+from reconciler.events.verification_events import CHECK_KINDS, DRILL_KINDS, last_event
+from reconciler.flows.drill import last_dr_drill
+from reconciler.render.charts import HealPoint, backup_age_chart, heal_chart, heal_trend
+from reconciler.repositories.restorable import copies_taken
 from reconciler.store.confirmations import Confirmations
-from reconciler.store.failover import FailoverStore
+from reconciler.store.failover_state import FailoverStore
 from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import EventRecord, Journal, RunRecord
 from reconciler.store.ledger import Ledger
 from reconciler.store.suspension import Suspended, Suspension
-from reconciler.web.charts import HealPoint, backup_age_chart, heal_chart, heal_trend
 from state.load import LoadedFleet
-from state.models import EtcdCoordination
+from state.spec.controller import EtcdCoordination
 
 CHART_WINDOW_S = 7 * 86400  # the charts' last days
 

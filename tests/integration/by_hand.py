@@ -11,8 +11,8 @@ import time
 import httpx
 
 from state.load import LoadedFleet
-from state.models import FileInstall
 from state.render import render_config, render_unit
+from state.spec.services import FileInstall
 from tests.fleet import lab as fleet_lab
 
 

@@ -319,7 +319,7 @@ def test_the_source_over_ssh_with_pinned_host_keys(forge: Forge, tmp_path: Path)
     known_hosts (no trust on first use)."""
     from reconciler.forge.git_mirror import SourceUnavailable
     from reconciler.forge.source import open_mirror
-    from state.models import GitSource
+    from state.spec.source import GitSource
 
     head = git(forge.work, "rev-parse", "HEAD")
     repo = "/var/lib/gitea-standin/repos/ops/fleet.git"

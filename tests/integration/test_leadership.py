@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reconciler.apply.fencing_token import claim_token, refused
 from reconciler.coordination.leader import EtcdLeadership, NotLeader, who_leads
+from reconciler.hosts.fencing import claim_token, refused
 from state.load import parse_fleet
-from state.models import EtcdCoordination
+from state.spec.controller import EtcdCoordination
 from tests.fleet import lab as fleet_lab
 from tests.fleet.etcd_cluster import Cluster, etcd_cluster
 from tests.integration.conftest import ROOT, lab_spec, run_reconcile
@@ -229,7 +229,7 @@ def test_the_failover_state_a_leader_leaves_is_the_next_leaders(
     lab: fleet_lab.Lab, cluster: Cluster, tmp_path: Path
 ) -> None:
     from reconciler.coordination.guard import pull_shared, push_shared
-    from reconciler.store.failover import FailoverState, FailoverStore
+    from reconciler.store.failover_state import FailoverState, FailoverStore
     from reconciler.store.journal import Journal
     from state.placement import Placement
     from tests.integration.conftest import failover_spec

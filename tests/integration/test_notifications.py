@@ -200,7 +200,7 @@ def test_telegram_down_then_back_and_a_killed_controller_deliver_once_in_order(
     is killed (SIGKILL) and started again once Telegram is back: each message arrives
     once, in the order queued, and Gitea has one issue per incident."""
     from reconciler.events.bus import Event
-    from reconciler.run.incident_desk import IncidentDesk
+    from reconciler.flows.incident_desk import IncidentDesk
     from state.load import load_fleet
 
     spec, journal_path = tmp_path / "fleet.yaml", tmp_path / "journal.db"
@@ -384,7 +384,7 @@ def test_telegram_down_two_minutes_the_loop_keeps_its_pace_and_all_arrive_once_i
     message arrives once, in order."""
 
     from reconciler.events.bus import Event
-    from reconciler.run.incident_desk import IncidentDesk
+    from reconciler.flows.incident_desk import IncidentDesk
     from state.load import load_fleet
     from tests.fleet.ports import free_port
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 
 from reconciler.cli.terminal import report
-from reconciler.run.lifecycle import Runner, execute_plan
-from reconciler.run.once import plan_once
+from reconciler.flows.lifecycle import Runner, execute_plan
+from reconciler.flows.once import plan_once
 from reconciler.store.journal import Journal
 from state.load import load_fleet
 from tests.fleet import lab as fleet_lab

@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from reconciler.errors import ObserveError
-from reconciler.observe.fleet import ObserveSettings, observe, observe_request
-from reconciler.ssh.client import WarmWorker
-from reconciler.ssh.protocol import ObserveAnswer, RequestEnvelope
+from reconciler.hosts.client import WarmWorker
+from reconciler.hosts.observe import ObserveSettings, observe, observe_request
+from reconciler.hosts.protocol import ObserveAnswer, RequestEnvelope
 from state.load import LoadedFleet, load_fleet
 from state.placement import without_host
 from tests.fleet import lab as fleet_lab
@@ -169,9 +169,9 @@ def test_a_worker_is_retired_after_its_share_of_requests_and_replaced(
 
 KEPT_CHANNELS_PROBE = """
 import json, sys
-import reconciler.ssh.worker as worker
-from reconciler.ssh import session
-from reconciler.ssh.protocol import RequestEnvelope
+import reconciler.hosts.worker as worker
+from reconciler.hosts import session
+from reconciler.hosts.protocol import RequestEnvelope
 
 session.CHANNELS_REMEMBERED = 8
 kept = session.KeptConnections()

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from reconciler.observe.observation import (
+from reconciler.hosts.observation import (
     CheckResult,
     FileState,
     FleetState,
@@ -15,8 +15,8 @@ from reconciler.observe.observation import (
     UnitState,
 )
 from state.load import LoadedFleet, parse_fleet
-from state.models import AptInstall, FileInstall
 from state.render import render_config, render_unit
+from state.spec.services import AptInstall, FileInstall
 
 NOW = 1_800_000_000
 

@@ -6,8 +6,8 @@ from reconciler.apply.deploys import deploy_work, staged
 from reconciler.apply.gate import health_gate
 from reconciler.engine.diff import diff
 from reconciler.engine.plan import Plan, filter_plan, make_plan
-from reconciler.observe.observation import CheckResult, FleetState, HostState
-from reconciler.ssh.protocol import RecordWork, ServiceWork
+from reconciler.hosts.observation import CheckResult, FleetState, HostState
+from reconciler.hosts.protocol import RecordWork, ServiceWork
 from state.load import LoadedFleet
 from tests.unit.helpers import ideal_observation, load_text
 

@@ -10,7 +10,7 @@ from reconciler.daemon.spec_source import SpecSource
 from reconciler.events.bus import Event, EventBus
 from reconciler.events.sinks import journal_sink
 from reconciler.store.journal import Journal
-from state.models import ReconcilerSettings
+from state.spec.controller import ReconcilerSettings
 from tests.unit.test_spec import BASE
 
 KEY = ("h1", "ollama")
@@ -106,7 +106,7 @@ def test_require_committed_refuses_uncommitted_specs(tmp_path: Path) -> None:
 
 def test_recovered_once_when_a_failing_key_is_first_seen_healthy() -> None:
     from reconciler.daemon.backoff import Backoffs
-    from state.models import ReconcilerSettings
+    from state.spec.controller import ReconcilerSettings
 
     backoffs = Backoffs(ReconcilerSettings())
     key = ("h1", None)

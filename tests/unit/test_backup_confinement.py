@@ -7,7 +7,7 @@ from pathlib import Path
 
 from backups.restic_repo import sftp_command
 from deploys.backup import repository_entries
-from reconciler.backup.fleet_key import ensure_policy_key
+from reconciler.repositories.fleet_key import ensure_policy_key
 from state.render_backup import CONFINED_URL, render_env, render_script
 from state.repository import resolve_repository
 from tests.unit.helpers import load_text

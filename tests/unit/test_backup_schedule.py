@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from reconciler.backup.verify import rotating_subset
-from reconciler.daemon.verifications import CHECK_KINDS, DRILL_KINDS, is_due, last_event
+from reconciler.events.verification_events import CHECK_KINDS, DRILL_KINDS, last_event
+from reconciler.flows.verifications import is_due
+from reconciler.repositories.verify import rotating_subset
 from reconciler.store.journal import Journal
 
 
@@ -40,8 +41,8 @@ def test_rotating_subset_reads_every_seventh_over_a_week() -> None:
 def test_a_drill_that_cannot_list_says_so(tmp_path: Path) -> None:
     """A drill whose repository cannot be read fails naming why, not as an empty restore
     (`restored snapshot  (0 files)`)."""
-    from reconciler.daemon.verifications import drilled
     from reconciler.events.bus import Event, EventBus
+    from reconciler.flows.verifications import drilled
     from reconciler.store.ledger import Ledger
     from tests.unit.helpers import load_text
     from tests.unit.test_spec import BASE

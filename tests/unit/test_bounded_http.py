@@ -13,9 +13,10 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from reconciler.bounded_http import AnswerTooLarge, bounded_client
-from reconciler.observe.probes import HEALTH_BODY_BYTES, probe_http
-from state.models import HttpCheck
+from reconciler.hosts.probes import probe_http
+from reconciler.untrusted.http import AnswerTooLarge, bounded_client
+from reconciler.untrusted.limits import HEALTH_BODY_BYTES
+from state.spec.services import HttpCheck
 
 Answer = Callable[[socket.socket], None]
 

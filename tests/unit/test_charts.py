@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.web.charts import (
+from reconciler.render.charts import (
     BOTTOM,
     HEIGHT,
     TOP,

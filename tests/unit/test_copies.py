@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from backups.restic_repo import Snapshot
-from reconciler.backup.copies import record_copies
-from reconciler.backup.provenance import copies_taken, rebuild_source
-from reconciler.backup.rebuild import rebuild_sources
-from reconciler.daemon.verifications import copy_is_due
 from reconciler.engine.diff import diff
 from reconciler.engine.diff_backups import BackupInputs, RestoreSource
-from reconciler.observe.observation import BackupState
+from reconciler.flows.verifications import copy_is_due
+from reconciler.hosts.observation import BackupState
+from reconciler.repositories.copies import record_copies
+from reconciler.repositories.rebuild import rebuild_sources
+from reconciler.repositories.restorable import copies_taken, rebuild_source
 from reconciler.store.journal import EventRecord, Journal
 from reconciler.store.ledger import Entry, Ledger
 from state.load import LoadedFleet
@@ -178,8 +178,8 @@ def test_watch_fills_a_copy_every_period_and_retries_a_failed_one_sooner() -> No
 
 
 def test_where_a_policy_stands_counts_what_the_repository_still_lists_and_its_copies() -> None:
-    from reconciler.cli.backup_text import standing
-    from reconciler.observe.observation import SnapshotClaim
+    from reconciler.hosts.observation import SnapshotClaim
+    from reconciler.render.backup_text import standing
 
     loaded = load_text(with_copy())
     entries = [

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from reconciler.events.bus import Event
-from reconciler.run.incident_desk import IncidentDesk
+from reconciler.flows.incident_desk import IncidentDesk
 from reconciler.store.journal import Journal
 from reconciler.web.app import make_app
 from reconciler.web.metrics import PassMetrics
@@ -99,8 +99,8 @@ def test_backups_show_their_age_against_the_rpo_on_the_page_and_in_metrics(
     resolved to hermes's address) and said 'newest: none' while `status` saw one."""
     from datetime import UTC, datetime
 
-    from reconciler.observe.observation import BackupState
-    from reconciler.run.once import remember_confirmations
+    from reconciler.flows.once import remember_confirmations
+    from reconciler.hosts.observation import BackupState
     from reconciler.store.confirmations import Confirmations
     from tests.unit.helpers import ideal_observation, load_text
     from tests.unit.test_diff_backups import POLICY

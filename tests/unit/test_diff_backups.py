@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from reconciler.cli.plan_text import render_plan
 from reconciler.engine.diff import diff
 from reconciler.engine.diff_backups import BackupInputs, RestoreSource, env_digest
 from reconciler.engine.plan import make_plan
-from reconciler.observe.observation import BackupState, FileState
+from reconciler.hosts.observation import BackupState, FileState
+from reconciler.render.outcome_text import render_plan
 from tests.unit.helpers import ideal_observation, load_text
 from tests.unit.test_spec import BASE
 
@@ -111,8 +111,8 @@ def test_env_file_is_compared_by_digest_and_never_shown() -> None:
 
 
 def test_a_confirmed_snapshot_is_reused_only_while_the_host_reports_it_and_it_is_fresh() -> None:
-    from reconciler.observe.backups import LISTING_INTERVAL, reuse_confirmation
-    from reconciler.observe.observation import HostState
+    from reconciler.hosts.observation import HostState
+    from reconciler.hosts.snapshots import LISTING_INTERVAL, reuse_confirmation
     from reconciler.store.confirmations import Confirmation
     from state.layout import backup_path
 
@@ -144,7 +144,7 @@ def test_a_confirmed_snapshot_is_reused_only_while_the_host_reports_it_and_it_is
 def test_a_repository_is_listed_by_the_last_full_pass_before_its_interval_runs_out() -> None:
     """A fenced host's write, hidden by every report, is judged within LISTING_INTERVAL:
     the pass that lists is the last one before the interval ends, not the first after."""
-    from reconciler.observe.backups import LISTING_INTERVAL, listing_due
+    from reconciler.hosts.snapshots import LISTING_INTERVAL, listing_due
 
     assert listing_due(None, 5000.0, 60.0)
     assert not listing_due(5000.0, 5000.0 + 60.0, 60.0)  # the next pass still lists in time

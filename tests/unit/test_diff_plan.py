@@ -8,11 +8,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.cli.plan_text import mask_secrets, render_plan
 from reconciler.engine.changes import Phase
 from reconciler.engine.diff import diff
 from reconciler.engine.plan import make_plan, plan_to_json, pure_starts, sort_key
-from reconciler.observe.observation import CheckResult, FleetState, HostState
+from reconciler.hosts.observation import CheckResult, FleetState, HostState
+from reconciler.render.outcome_text import mask_secrets, render_plan
 from state.load import LoadedFleet
 from tests.unit.helpers import ideal_observation, load_text
 

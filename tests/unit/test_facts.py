@@ -3,8 +3,9 @@
 import base64
 from pathlib import Path
 
-from reconciler.ssh.facts import MAX_CONTENT_BYTES, parse_snapshot, snapshot_script
-from reconciler.ssh.protocol import UnitState
+from reconciler.hosts.facts import parse_snapshot, snapshot_script
+from reconciler.hosts.protocol import UnitState
+from reconciler.untrusted.limits import MAX_CONTENT_BYTES
 
 RECORDED = Path(__file__).parent / "recorded" / "snapshot_kimi.txt"
 

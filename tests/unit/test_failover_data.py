@@ -1,5 +1,5 @@
 """A promotion degrades, never stalls: the first recorded snapshot that restores is the
-data, and the statement says what newer one did not (reconciler.run.failover_data).
+data, and the statement says what newer one did not (reconciler.flows.failover_data).
 The restore itself is real on the lab (tests/integration/failover/); here it is
 a function that fails for the snapshots the test names."""
 
@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from backups.restic_repo import Snapshot
-from reconciler.backup.in_place import Restored
-from reconciler.backup.operations import BackupFailed
 from reconciler.events.bus import Event, EventBus
-from reconciler.run.failover_data import Candidate, loss_of, restore_best
+from reconciler.flows.failover_data import Candidate, loss_of, restore_best
+from reconciler.repositories.in_place import Restored
+from reconciler.repositories.operations import BackupFailed
 from reconciler.store.journal import Journal
 from reconciler.store.ledger import Ledger
 from tests.unit.helpers import load_text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from reconciler.engine.failover import (
+from reconciler.engine.failover_detection import (
     RETRY_MAX_S,
     Sighting,
     alarm,
@@ -12,9 +12,9 @@ from reconciler.engine.failover import (
     next_sighting,
     retry_delay,
 )
-from reconciler.store.failover import FailoverState
-from state.models import Failover
+from reconciler.store.failover_state import FailoverState
 from state.placement import Placement
+from state.spec.failover import Failover
 
 FAILOVER = Failover(
     primary="kimi",
@@ -105,7 +105,7 @@ def test_automatic_failback_after_the_hold_down() -> None:
 
 
 def test_plan_and_status_show_where_each_service_runs_and_why() -> None:
-    from reconciler.cli.failover_text import failover_json, render_failover
+    from reconciler.render.failover_text import failover_json, render_failover
 
     state = FailoverState(
         placement=Placement(active="hermes", epoch=3), since=1.0, reason="kimi unreachable"

@@ -10,7 +10,7 @@ from typing import get_args
 
 import pytest
 
-from reconciler.store.failover import FailoverState, FailoverStore, Move, MoveStep
+from reconciler.store.failover_state import FailoverState, FailoverStore, Move, MoveStep
 from reconciler.store.journal import Journal
 from tests.unit.helpers import load_text
 from tests.unit.test_failover_data import POLICY
@@ -33,7 +33,7 @@ def test_a_move_at_any_step_is_read_back(tmp_path: Path, step: str) -> None:
 
 
 def test_every_step_a_promotion_takes_is_a_move_step() -> None:
-    """The steps `run.moves` advances through, as written in its source."""
-    source = (Path(__file__).parents[2] / "reconciler/run/moves.py").read_text()
+    """The steps `flows.moves` advances through, as written in its source."""
+    source = (Path(__file__).parents[2] / "reconciler/flows/moves.py").read_text()
     taken = set(re.findall(r'_advance\(mover, move, "(\w+)"\)', source))
     assert taken and taken <= set(get_args(MoveStep)), taken

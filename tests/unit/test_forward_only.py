@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.forge.git_mirror import GitMirror, SourceRefused, SourceUnavailable
 from reconciler.forge.source import accept, fetch_state, put_in_force
-from state.models import GitSource
+from state.spec.source import GitSource
 from tests.unit.test_git_mirror import commit, forge, git  # noqa: F401 (the fixture)
 from tests.unit.test_spec import BASE
 

@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.forge.source import fetch_state
 from state.errors import SpecError
-from state.models import GitSource
+from state.spec.source import GitSource
 from tests.unit.test_git_mirror import commit, forge, git  # noqa: F401 (the fixture)
 from tests.unit.test_spec import BASE
 
@@ -87,7 +87,7 @@ def test_status_the_page_and_metrics_name_the_commit_in_force(tmp_path: Path) ->
     from prometheus_client.parser import text_string_to_metric_families
     from starlette.testclient import TestClient
 
-    from reconciler.cli.status_text import loop_lines
+    from reconciler.render.status_text import loop_lines
     from reconciler.store.journal import Journal
     from reconciler.web.app import make_app
 
@@ -195,7 +195,7 @@ def test_a_pinned_commit_holds_whatever_the_branch_does_until_unpinned(
 
 
 def test_a_long_plan_is_split_in_marked_parts_each_an_inert_code_block() -> None:
-    from reconciler.cli.review import MARKER, PART_LIMIT, Review, comment_parts
+    from reconciler.flows.review import MARKER, PART_LIMIT, Review, comment_parts
 
     text = "".join(
         f"+ config /etc/x{i} ```](http://198.18.0.99/steal) @admin\n" for i in range(3000)
@@ -214,7 +214,7 @@ def test_the_page_says_pinned_and_suspended(tmp_path: Path) -> None:
     from prometheus_client import CollectorRegistry
     from starlette.testclient import TestClient
 
-    from reconciler.cli.status_text import loop_lines
+    from reconciler.render.status_text import loop_lines
     from reconciler.store.journal import Journal
     from reconciler.store.suspension import Suspension
     from reconciler.web.app import make_app

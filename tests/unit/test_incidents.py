@@ -15,15 +15,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reconciler.bounded_http import bounded_client
+from reconciler.channels.telegram import telegram_text
 from reconciler.engine.incidents import Incident, fingerprint, on_event, route
 from reconciler.events.bus import Event
-from reconciler.events.channels import telegram_text
-from reconciler.run.incident_desk import IncidentDesk
-from reconciler.run.outbox_sender import OutboxSender
+from reconciler.flows.incident_desk import IncidentDesk
+from reconciler.flows.outbox_sender import OutboxSender
 from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import Journal
-from state.models import DEFAULT_REPEAT, Notifications, Severity
+from reconciler.untrusted.http import bounded_client
+from state.spec.base import Severity
+from state.spec.notifications import DEFAULT_REPEAT, Notifications
 from tests.fleet.ports import free_port
 
 STANDINS = Path(__file__).resolve().parents[1] / "standins"
@@ -244,7 +245,7 @@ def test_a_channel_that_is_down_is_retried_and_errors_never_show_the_token(
 
 
 def test_pir_draft_follows_the_seed_template_and_the_journal(tmp_path: Path) -> None:
-    from reconciler.cli.pir_text import render_pir
+    from reconciler.render.pir_text import render_pir
 
     journal = Journal(tmp_path / "journal.db")
     desk = IncidentDesk(journal, lambda: None)

@@ -14,17 +14,17 @@ import jsonschema
 import pytest
 
 from backups.restic_repo import Snapshot
-from reconciler.cli.backup_text import snapshots_json
 from reconciler.cli.main import main
 from reconciler.cli.status_command import StatusFacts, status_document
 from reconciler.engine.changes import Action, ChangeKind
 from reconciler.engine.diff import diff
+from reconciler.engine.drill_step import DrillStep
 from reconciler.engine.plan import make_plan, plan_to_json
 from reconciler.events.bus import Event
-from reconciler.observe.observation import FleetState, HostState
-from reconciler.run.drill import DrillStep
-from reconciler.run.incident_desk import IncidentDesk
-from reconciler.run.once import PlanResult
+from reconciler.flows.incident_desk import IncidentDesk
+from reconciler.flows.plan import Planned
+from reconciler.hosts.observation import FleetState, HostState
+from reconciler.render.backup_text import snapshots_json
 from reconciler.store.journal import Journal
 from reconciler.store.suspension import Suspension
 from tests.json_schemas import SCHEMAS, check
@@ -127,7 +127,7 @@ def test_status_document(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.db")
     Suspension(journal).suspend("maintenance")
     facts = StatusFacts(
-        "fleet.yaml", loaded, PlanResult(observed, plan), journal, None, None, None, []
+        "fleet.yaml", loaded, Planned(loaded, observed, plan, None), journal, None, None, None, []
     )
     document = status_document(facts)
     assert document["suspended"]["reason"] == "maintenance"
@@ -138,7 +138,7 @@ def test_status_document(tmp_path: Path) -> None:
 def test_backup_check_and_drill_documents() -> None:
     from dataclasses import asdict
 
-    from reconciler.backup.verify import DrillResult
+    from reconciler.repositories.verify import DrillResult
 
     check(
         "backup-check", {"policy": "db", "copy": None, "ok": True, "subset": "3/7", "error": None}

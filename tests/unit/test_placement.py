@@ -99,7 +99,7 @@ def test_snapshot_epoch_tag() -> None:
 
 
 def test_validate_warns_when_the_controller_is_one_of_the_pair() -> None:
-    from reconciler.observe.witness import is_local_address, witness_warning
+    from reconciler.hosts.witness import is_local_address, witness_warning
 
     assert is_local_address("127.0.0.1") and not is_local_address("192.0.2.55")
     local = load_text(SPEC.replace("198.18.0.11", "127.0.0.1")).written

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import httpx
 
-from reconciler.observe.fleet import ObserveSettings, observe_request, snapshot_requests
-from reconciler.observe.observation import FileState, HostState, UnitState
-from reconciler.observe.probes import evaluate_file_fresh, evaluate_systemd, list_models, probe_http
-from reconciler.ssh.protocol import SnapshotRequest
+from reconciler.hosts.observation import FileState, HostState, UnitState
+from reconciler.hosts.observe import ObserveSettings, observe_request, snapshot_requests
+from reconciler.hosts.probes import evaluate_file_fresh, evaluate_systemd, list_models, probe_http
+from reconciler.hosts.protocol import SnapshotRequest
 from state.layout import MANAGED_RECORD
-from state.models import FileFreshCheck, HttpCheck, SystemdCheck
+from state.spec.services import FileFreshCheck, HttpCheck, SystemdCheck
 from tests.unit.helpers import load_text
 from tests.unit.test_diff_plan import SPEC
 

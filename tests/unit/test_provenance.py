@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from reconciler.cli.backup_text import standing
-from reconciler.engine.provenance import Holder, forged_reason, holder, judge
-from reconciler.observe.observation import SnapshotClaim
+from reconciler.engine.snapshot_judgement import Holder, forged_reason, holder, judge
+from reconciler.hosts.observation import SnapshotClaim
+from reconciler.render.backup_text import standing
 from reconciler.store.journal import Journal
 from reconciler.store.ledger import Entry, Ledger, repository_of
 from state.load import LoadedFleet, load_fleet

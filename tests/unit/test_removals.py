@@ -6,8 +6,8 @@ from __future__ import annotations
 from reconciler.apply.deploys import deploy_work
 from reconciler.engine.diff import diff
 from reconciler.engine.plan import make_plan
-from reconciler.observe.observation import FileState, FleetState
-from reconciler.ssh.protocol import RecordWork, RemoveBackupWork, RemoveServiceWork
+from reconciler.hosts.observation import FileState, FleetState
+from reconciler.hosts.protocol import RecordWork, RemoveBackupWork, RemoveServiceWork
 from state.layout import MANAGED_RECORD
 from state.managed import Managed, parse_record, render_record
 from tests.unit.helpers import NOW, ideal_observation, load_text

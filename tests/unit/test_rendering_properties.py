@@ -17,10 +17,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from state.models import BackupPolicy, Retention, Unit
 from state.render import render_unit
 from state.render_backup import render_script
 from state.repository import RepositoryTarget
+from state.spec.backups import BackupPolicy, Retention
+from state.spec.services import Unit
 
 SPECIAL = "ab $()`;|&'\"\\%=#[]{}*?~!<>-/.:@,+"
 CONTROL = "\n\r\t\x00\x1b\x7f"

@@ -21,8 +21,8 @@ from backups.restic_repo import (
     WrongPassword,
     _classify,
 )
-from state.models import Retention
 from state.secrets import Secret
+from state.spec.backups import Retention
 
 PASSWORD = "unit-test-password"
 
@@ -208,7 +208,7 @@ def test_a_failover_names_the_locks_it_read_past_and_is_silent_without_any(
     repo: ResticRepo, running_backup: subprocess.Popen[bytes]
 ) -> None:
     from reconciler.events.bus import Event, EventBus
-    from reconciler.run.failover_data import name_locks
+    from reconciler.flows.failover_data import name_locks
     from tests.unit.helpers import load_text
     from tests.unit.test_failover_data import POLICY
     from tests.unit.test_spec import BASE

@@ -7,7 +7,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from reconciler.backup.verify import confine, entries, verify_copies
+from reconciler.repositories.verify import confine, entries, verify_copies
 
 
 def a_database(path: Path) -> None:

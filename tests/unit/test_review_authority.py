@@ -1,6 +1,6 @@
 """A review has the authority of the commit in force, never the pull request's: which
 hosts it contacts and how, what it shows of what they hold, which checks it runs, and
-who may be reviewed at all (reconciler.observe.review_scope, reconciler.cli.review)."""
+who may be reviewed at all (reconciler.hosts.review_scope, reconciler.flows.review)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from reconciler.cli.review import author_refusal
 from reconciler.engine.diff import diff
 from reconciler.engine.plan import make_plan
-from reconciler.engine.plan_text import render_plan
-from reconciler.observe.fleet import ObserveSettings, observe_request
-from reconciler.observe.observation import FileState, UnitState
-from reconciler.observe.review_scope import review_scope, withhold
+from reconciler.flows.review import author_refusal
+from reconciler.hosts.observation import FileState, UnitState
+from reconciler.hosts.observe import ObserveSettings, observe_request
+from reconciler.hosts.review_scope import review_scope, withhold
+from reconciler.render.plan_text import render_plan
 from reconciler.store.journal import Journal
-from state.models import ReviewPolicy
+from state.spec.source import ReviewPolicy
 from tests.unit.helpers import NOW, ideal_observation, load_text
 
 BASE = """\

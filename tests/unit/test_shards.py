@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.cli.status_text import leader_lines
 from reconciler.coordination.leader import Holder, LeaderView, ShardView
+from reconciler.render.status_text import leader_lines
 from state.errors import SpecError
 from state.shards import preference, shard_map, shard_units, shard_view
 from tests.unit.helpers import load_text

@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.forge.git_mirror import GitMirror
 from reconciler.forge.signatures import CommitRefused, verified_signer
-from state.models import CommitVerification
+from state.spec.source import CommitVerification
 from tests.signing import Signer, gpg_signer, ssh_signer, stop_agents
 from tests.unit.test_git_mirror import commit, forge, git  # noqa: F401 (the fixture)
 

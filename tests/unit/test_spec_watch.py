@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.daemon.spec_source import watch_spec_file
-from state.models import ReconcilerSettings
+from state.spec.controller import ReconcilerSettings
 
 OLD = "version: 1\n" + "# old\n" * 3000
 NEW = "version: 1\n" + "# new\n" * 3000  # 18 KB: several write() calls for chunked savers

@@ -1,4 +1,4 @@
-"""The one escaping function (reconciler.untrusted), over arbitrary bytes and text."""
+"""The one escaping function (reconciler.untrusted.text), over arbitrary bytes and text."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import io
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.untrusted import EscapedStream, shown, shown_bytes
+from reconciler.untrusted.text import EscapedStream, shown, shown_bytes
 
 
 def raw_controls(text: str, kept: str = "") -> list[str]:

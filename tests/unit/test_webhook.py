@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from reconciler.forge.webhook import MAX_BODY, Deliveries, judge, signature_ok
+from reconciler.forge.webhook import Deliveries, judge, signature_ok
+from reconciler.untrusted.limits import MAX_BODY_BYTES as MAX_BODY
 
 SECRET = b"test-only-webhook-secret"
 BODY = b'{"ref": "refs/heads/main", "after": "' + b"a" * 40 + b'"}'
@@ -73,10 +74,10 @@ def test_the_endpoint_fetches_on_a_signed_delivery_only(
     from prometheus_client import CollectorRegistry
     from starlette.testclient import TestClient
 
-    from reconciler.cli.watch_command import _gitea_hook
+    from reconciler.daemon.assembly import loop_hook as _gitea_hook
     from reconciler.store.journal import Journal
     from reconciler.web.app import make_app
-    from state.models import GitSource
+    from state.spec.source import GitSource
 
     monkeypatch.setenv("FLEET_TEST_WEBHOOK", SECRET.decode())
     reloads: list[bool] = []
@@ -125,7 +126,7 @@ def test_the_hooks_listener_serves_the_webhook_alone(monkeypatch: pytest.MonkeyP
 
     from reconciler.forge.webhook import gitea_hook
     from reconciler.web.app import make_hooks_app
-    from state.models import GitSource
+    from state.spec.source import GitSource
 
     os.environ["FLEET_TEST_HOOKS_SECRET"] = SECRET.decode()
     fetched: list[bool] = []

@@ -33,7 +33,7 @@ def test_a_plan_lists_the_repository_only_for_a_snapshot_it_has_not_confirmed(
     confirmed that ID, plans read it from the host snapshot instead of listing again."""
     import httpx
 
-    from reconciler.run.once import plan_once
+    from reconciler.flows.once import plan_once
     from reconciler.store.confirmations import Confirmations
 
     spec = write_spec(lab, base / "confirm.yaml", rpo="1h")

@@ -6,7 +6,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from reconciler.observe.backups import LISTING_INTERVAL
+from reconciler.hosts.snapshots import LISTING_INTERVAL
 from reconciler.store.journal import Journal
 from state.layout import backup_path
 from tests.fleet import lab as fleet_lab

@@ -6,8 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from reconciler.run.leases import leases_kept
-from reconciler.store.failover import FailoverStore
+from reconciler.flows.leases import leases_kept
+from reconciler.store.failover_state import FailoverStore
 from reconciler.store.journal import Journal
 from state.load import load_fleet
 from tests.fleet import lab as fleet_lab
