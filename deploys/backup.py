@@ -32,7 +32,8 @@ from state.render_backup import (
     render_service,
     render_timer,
 )
-from state.repository import resolve_repository
+from state.repository import RepositoryTarget, resolve_repository
+from state.spec.backups import BackupPolicy
 from state.spec.fleet import Fleet
 
 
@@ -64,6 +65,34 @@ def backup_policy(
     tools += ["git"] if policy.git else []
     # No `apt update` here: a no-op when the tools are present, an install when not.
     apt.packages(name=f"backup {name}: restic and the copy tools", packages=tools)
+    _repository_access(name, policy, target, private_key, repository_known_hosts)
+    put_file(
+        f"backup {name}: env file (secret)",
+        render_env(policy, target, password),
+        backup_path(name, "env"),
+        "600",
+        "root",
+        "root",
+    )
+    files.put(
+        name=f"backup {name}: script",
+        src=StringIO(render_script(name, policy, target)),
+        dest=backup_path(name, "script"),
+        mode="700",
+        user="root",
+        group="root",
+    )
+    _units(fleet, name)  # the env file and the script need no restart: the timer runs them
+
+
+def _repository_access(
+    name: str,
+    policy: BackupPolicy,
+    target: RepositoryTarget,
+    private_key: str | None,
+    repository_known_hosts: str | None,
+) -> None:
+    """The policy's own key to its repository host, and that host's key pinned."""
     if pins_repository_host(policy, target):
         files.put(
             name=f"backup {name}: repository host key (pinned)",
@@ -81,22 +110,11 @@ def backup_policy(
         path=BACKUP_KEY,
         present=False,
     )
-    env = put_file(
-        f"backup {name}: env file (secret)",
-        render_env(policy, target, password),
-        backup_path(name, "env"),
-        "600",
-        "root",
-        "root",
-    )
-    script = files.put(
-        name=f"backup {name}: script",
-        src=StringIO(render_script(name, policy, target)),
-        dest=backup_path(name, "script"),
-        mode="700",
-        user="root",
-        group="root",
-    )
+
+
+def _units(fleet: Fleet, name: str) -> None:
+    """The policy's service and timer, and the timer enabled and running."""
+    policy = fleet.backups[name]
     service = files.put(
         name=f"backup {name}: service",
         src=StringIO(render_service(name, is_guarded(fleet, backup_unit(name)))),
@@ -116,7 +134,6 @@ def backup_policy(
         running=True,
         enabled=True,
     )
-    del env, script  # declared for their side effect; the timer need not restart for them
 
 
 @typed_deploy("Backup now")

@@ -174,13 +174,20 @@ def unit(
     systemd.daemon_reload(
         name=f"{service_name}: daemon-reload", _if=any_changed(unit_file, dropins)
     )
-    changed = [unit_file, dropins, *restart_when]
+    _run_unit(service_name, spec.enabled, [unit_file, dropins, *restart_when], force_restart, start)
+
+
+def _run_unit(
+    service_name: str, enabled: bool, changed: list[Any], force_restart: bool, start: bool
+) -> None:
+    """Enabled as the spec says; started, or restarted when anything in `changed` did
+    (or always, with `force_restart`); without `start`, neither started nor stopped."""
     if not start:
         systemd.service(
             name=f"{service_name}: enabled (staged: not started)",
             service=f"{service_name}.service",
             running=None,
-            enabled=spec.enabled,
+            enabled=enabled,
         )
         return
     if force_restart:
@@ -189,7 +196,7 @@ def unit(
             service=f"{service_name}.service",
             running=True,
             restarted=True,
-            enabled=spec.enabled,
+            enabled=enabled,
         )
         return
     systemd.service(
@@ -197,14 +204,14 @@ def unit(
         service=f"{service_name}.service",
         running=True,
         restarted=True,
-        enabled=spec.enabled,
+        enabled=enabled,
         _if=any_changed(*changed),
     )
     systemd.service(
         name=f"{service_name}: running",
         service=f"{service_name}.service",
         running=True,
-        enabled=spec.enabled,
+        enabled=enabled,
         _if=none_changed(*changed),
     )
 

@@ -100,15 +100,27 @@ def _sql_text(value: str) -> str:
 def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> str:
     """The policy's backup script. Every value from the spec is shell-quoted where it is
     used (and the spec's path type already refuses `$`, quotes and backticks)."""
-    q = shlex.quote
-    stage = f"{BACKUP_STAGING}/{name}"
     unlock = "restic unlock" + _transport_option(name, policy, target)
-    lines = [
+    lines = _script_start(name, unlock)
+    lines += _consistent_copies(name, policy)
+    lines += [
+        "# The host's epoch (state.fence) tags the snapshot: a restore never picks a copy",
+        "# from a stale epoch.",
+        f'epoch="$(cat {shlex.quote(EPOCH_FILE)} 2>/dev/null || echo 0)"',
+        'case "$epoch" in ""|*[!0-9]*) epoch=0;; esac',
+    ]
+    selection, command = _restic_backup(name, policy, target)
+    return "\n".join([*lines, *selection, *_script_end(name, command, unlock)]) + "\n"
+
+
+def _script_start(name: str, unlock: str) -> list[str]:
+    q = shlex.quote
+    return [
         "#!/bin/sh",
         HEADER.rstrip(),
         f"# Backup policy {name}.",
         "set -eu",
-        f"stage={q(stage)}",
+        f"stage={q(f'{BACKUP_STAGING}/{name}')}",
         'rm -rf "$stage"',
         'mkdir -p "$stage"',
         'errors="$(mktemp)"',
@@ -123,6 +135,11 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
         "fi",
         'touch "$running"',
     ]
+
+
+def _consistent_copies(name: str, policy: BackupPolicy) -> list[str]:
+    """SQLite copies and git bundles staged, and every path checked to be there."""
+    q, lines = shlex.quote, []
     for db in policy.sqlite:
         copy = sqlite_copy(name, db)
         lines += [
@@ -143,12 +160,14 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
             f"git -C {q(repo)} bundle create {bundle} --all",
             f"git -C {q(repo)} bundle verify {bundle} >/dev/null",
         ]
-    lines += [
-        "# The host's epoch (state.fence) tags the snapshot: a restore never picks a copy",
-        "# from a stale epoch.",
-        f'epoch="$(cat {q(EPOCH_FILE)} 2>/dev/null || echo 0)"',
-        'case "$epoch" in ""|*[!0-9]*) epoch=0;; esac',
-    ]
+    return lines
+
+
+def _restic_backup(
+    name: str, policy: BackupPolicy, target: RepositoryTarget
+) -> tuple[list[str], str]:
+    """The lines that select the files (max_file_age), and the `restic backup` command."""
+    q, lines = shlex.quote, []
     backup = ["restic", "backup", "--json", "--host", q(policy.host), "--tag", q(name)]
     backup += ["--tag", '"epoch-$epoch"']
     if option := _transport_option(name, policy, target).strip():
@@ -166,8 +185,11 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
     else:
         backup += ["--", *(q(p) for p in policy.paths)]
     backup.append('"$stage"')
-    command = " ".join(backup)
-    lines += [
+    return lines, " ".join(backup)
+
+
+def _script_end(name: str, command: str, unlock: str) -> list[str]:
+    return [
         "# A stale lock this host left before it kept this record is cleared the same way.",
         f'if {command} >"$summary" 2>"$errors"; then',
         '    cat "$errors" >&2',
@@ -181,10 +203,9 @@ def render_script(name: str, policy: BackupPolicy, target: RepositoryTarget) -> 
         "# for an ID the repository has not confirmed to it yet.",
         SNAPSHOT_ID,
         'test -n "$id"',
-        f'echo "$id $(date +%s)" > {q(backup_path(name, "last"))}',
+        f'echo "$id $(date +%s)" > {shlex.quote(backup_path(name, "last"))}',
         'rm -f "$running"',
     ]
-    return "\n".join(lines) + "\n"
 
 
 def render_service(name: str, guarded: bool = False) -> str:

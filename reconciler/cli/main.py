@@ -15,8 +15,9 @@ import sys
 from collections.abc import Callable
 
 from reconciler.cli import exit_codes
-from reconciler.cli.parser import Verb, parse
+from reconciler.cli.parser import parse
 from reconciler.cli.terminal import escaped_terminal
+from reconciler.cli.verbs import Verb
 from reconciler.errors import ReconcileError, UsageError, write_traceback
 from reconciler.hosts.client import WarmWorker, WorkerProcess
 from state.errors import SpecError
@@ -95,8 +96,8 @@ def run_reporting_errors(action: Callable[[], int]) -> int:
 def _expected(exc: Exception) -> bool:
     """Errors that carry one clear line for the user: ours, a secret that cannot be
     resolved, and restic's own failures (imported late: they pull in the spec models)."""
-    from backups.restic_repo import ResticError
-    from state.secrets import SecretUnavailable
+    from backups.restic_repo import ResticError  # start-up: loads pydantic, only on error
+    from state.secrets import SecretUnavailable  # start-up: loads pydantic, only on error
 
     return isinstance(exc, ReconcileError | SecretUnavailable | ResticError)
 

@@ -16,7 +16,7 @@ from reconciler.cli.terminal import confirm, print_plan, report, show_progress
 from reconciler.coordination.guard import apply_guard, leading
 from reconciler.coordination.leader import Leadership
 from reconciler.errors import UsageError
-from reconciler.flows.failover import tick
+from reconciler.flows.failover_pass import tick
 from reconciler.flows.leases import leases_kept
 from reconciler.flows.lifecycle import Runner, execute_plan
 from reconciler.flows.mover import Mover

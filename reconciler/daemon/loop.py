@@ -15,31 +15,30 @@ This process never applies gevent's monkey patching: SSH runs in child processes
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 import httpx
 
 from reconciler.apply.context import ProgressReport, Report
-from reconciler.apply.result import ApplyResult
 from reconciler.coordination.guard import apply_guard, pull_shared, push_shared
 from reconciler.coordination.leader import Leadership, LocalLeadership
-from reconciler.daemon.backoff import Backoffs, Key
+from reconciler.daemon.backoff import Backoffs
+from reconciler.daemon.failover_clock import FailoverClock
+from reconciler.daemon.healing import account, drifted_hosts, settle
 from reconciler.daemon.health import status_line
+from reconciler.daemon.loop_status import LoopStatus
 from reconciler.daemon.probe_round import ProbeRound
 from reconciler.daemon.sdnotify import sd_notify
 from reconciler.daemon.spec_source import SpecSource, watch_spec_file
+from reconciler.daemon.upkeep import Upkeep
 from reconciler.daemon.verifier import Verifier
-from reconciler.engine.failover_detection import Verdict, next_sighting
 from reconciler.engine.plan import Plan, exclude_from_plan
 from reconciler.errors import ReconcileError, write_traceback
 from reconciler.events.bus import Event, EventBus
-from reconciler.flows.drill import Drill, last_dr_drill
-from reconciler.flows.failover import tick
+from reconciler.flows.failover_pass import tick
 from reconciler.flows.leases import leases_kept
 from reconciler.flows.lifecycle import Runner, execute_plan
 from reconciler.flows.mover import Mover, placed
@@ -48,44 +47,21 @@ from reconciler.hosts.client import WarmWorker
 from reconciler.hosts.observation import FleetState
 from reconciler.hosts.observe import ObserveSettings, observe
 from reconciler.hosts.protocol import Timeouts
-from reconciler.render.plan_text import render_plan
 from reconciler.repositories.restorable import announce_forged
 from reconciler.store.journal import Journal
+from reconciler.store.ledger import Ledger
 from reconciler.store.lock import LockHeld, hosts_lock
 from reconciler.store.suspension import Suspension
 from state.load import LoadedFleet
 from state.placement import without_host
 from state.spec.controller import ReconcilerSettings
-from state.spec.failover import Failover
 
 PASS_LOCK_TIMEOUT_S = 5.0
-COUNTING_SIGHTING_S = 3.5
-"""A sighting of a lost primary, until one is measured: the lease's connect timeout."""
 VERIFICATIONS_AT_EXIT_S = 600.0
-PRUNE_EVERY_S = 86400.0  # the journal's retention, once a day
 """A run bounded by --max-passes or --max-seconds waits this long for its verifications."""
 # A probe pass reads a few unit states: a host that takes longer is one observed fact
 # ("no answer within 5s"), and the other hosts' drift is acted on in the same pass.
 PROBE_SETTINGS = ObserveSettings(timeouts=Timeouts(connect=5.0, command=5.0), health_only=True)
-
-
-@dataclass
-class LoopStatus:
-    """What `reconcile status` shows about the loop."""
-
-    last_pass: float | None = None
-    last_kind: str = ""
-    next_full: float | None = None
-    next_probe: float | None = None
-    passes: int = 0
-    spec_error: str | None = None
-    backoffs: dict[str, dict[str, float | int]] = field(default_factory=dict)
-    services: dict[str, dict[str, Any]] = field(default_factory=dict)
-    hosts: dict[str, bool] = field(default_factory=dict)  # reachable, at the last look
-    pending: list[str] = field(default_factory=list)  # HOST/SERVICE still out of sync
-    failed_passes: int = 0
-    plan_text: str = ""  # the pending plan, rendered as `--dry-run` renders it
-    """Per service, from the last pass that looked: host, healthy, detail, seen (epoch)."""
 
 
 class WatchLoop:
@@ -111,7 +87,7 @@ class WatchLoop:
         self.measure = measure  # (kind, seconds, result) of each pass, for /metrics
         found = journal.loop_state(str(spec.path))
         self.first_start = float((found[1] if found else {}).get("first_start") or time.time())
-        self.pruned_at = 0.0  # the journal's retention, applied on the first full pass
+        self.upkeep = Upkeep(journal, client, bus, lambda m: self.report(m), self.first_start)
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
@@ -124,9 +100,7 @@ class WatchLoop:
         self.ssh: WarmWorker | None = None  # one SSH worker, connections kept across passes
         self.suspended_said = ""  # what was last said of a plan held by `reconcile suspend`
         self.probes = ProbeRound()  # where the light probes stand in their round
-        self.next_failover = float("inf")  # a pass timed to the failover clock's deadline
-        self.sighting_s = COUNTING_SIGHTING_S  # how long a counting sighting takes
-        self.counting = False  # the last failover pass counted down the grace
+        self.failover_clock = FailoverClock(clock)
         self.verifier = Verifier(journal.path)  # backup checks, drills, copies: beside the loop
         self.on_applied: Callable[[str, bool, str], None] | None = None
         """Told after each full pass from a git source: (commit, converged, one line)."""
@@ -168,7 +142,7 @@ class WatchLoop:
             if max_seconds is not None and self.clock() - started >= max_seconds:
                 break
             next_fetch = self._next_fetch()
-            due = min(next_full, next_probe, next_fetch, self.next_failover)
+            due = min(next_full, next_probe, next_fetch, self.failover_clock.due)
             self.wake.wait(max(0.0, due - self.clock()))
             self.wake.clear()
             self.verifier.drain(self.bus, self.report)
@@ -185,15 +159,15 @@ class WatchLoop:
                 elif self.suspended_said and Suspension(self.journal).get() is None:
                     next_full = self.clock()  # resumed: the plan held is applied now
             now = self.clock()
-            if now >= min(next_full, next_probe, self.next_failover) and not self._lead():
+            if now >= min(next_full, next_probe, self.failover_clock.due) and not self._lead():
                 next_probe = self.clock() + self._probe_interval()  # stand by, campaign again
-                self.next_failover = float("inf")
+                self.failover_clock.due = float("inf")
                 self.probes.restart()
                 self._save_status(next_full, next_probe)
                 continue
             if self.just_elected:
                 self.just_elected, next_full = False, now  # a new leader looks at everything
-            if now >= self.next_failover and now < next_full:
+            if now >= self.failover_clock.due and now < next_full:
                 self._failover_pass()  # the grace ends: sight the pair at that moment
             elif now >= next_full:
                 self._timed("full", lambda: self._pass("full", None))
@@ -250,31 +224,6 @@ class WatchLoop:
             push_shared(self.leadership, self.journal, self._scoped())
             self.leadership.note_pass(time.time())
 
-    def _dr_drill_if_due(self, loaded: LoadedFleet) -> None:
-        """The monthly DR test (`drill_every`), from the last drill or the first start."""
-        every = self._settings().drill_every
-        last = last_dr_drill(self.journal)
-        since = last.at if last is not None else self.first_start
-        if every is None or time.time() - since < every.total_seconds():
-            return
-        self.report(f"DR drill due (drill_every {every}): running it")
-        with hosts_lock(self.journal.path.parent, loaded.fleet, PASS_LOCK_TIMEOUT_S, self.report):
-            guard = apply_guard(self.leadership, loaded)
-            Drill(loaded, self.journal, self.client, self.bus, self.report, guard).run()
-
-    def _prune_journal_if_due(self, loaded: LoadedFleet) -> None:
-        """Once a day: the journal's old runs and events (`journal_retention`)."""
-        if time.time() - self.pruned_at < PRUNE_EVERY_S:
-            return
-        self.pruned_at = time.time()
-        retention = loaded.fleet.reconciler.journal_retention.total_seconds()
-        pruned = self.journal.prune(retention)
-        if any(pruned.values()):
-            self.report(
-                f"journal: pruned {pruned['runs']} runs, {pruned['results']} results and "
-                f"{pruned['events']} events older than {retention / 86400:g} days"
-            )
-
     def _timed(self, kind: str, run: Callable[[], None]) -> None:
         started, errors = time.monotonic(), self.status.failed_passes
         run()
@@ -324,7 +273,7 @@ class WatchLoop:
         started, errors = time.monotonic(), self.status.failed_passes
         if probes.starting:
             # a pass timed to the deadline is due before this one would end: leave it to that
-            timed = self.clock() > self.next_failover - self.sighting_s
+            timed = self.failover_clock.sighting_would_overrun()
             lost_primary = probes.lost_primary if timed else self._failover_pass()
             probes.begin(self._placed().fleet.hosts, lost_primary)
         healed = self._probe_slice(probes.current(), probes.lost_primary)
@@ -351,20 +300,7 @@ class WatchLoop:
             self.report(f"probe pass {'abandoned' if self.stop.is_set() else 'failed'}: {exc}")
             return False
         self._remember(watched, observed)
-        drifted = set()
-        failover = watched.written.failover
-        for name, service in watched.fleet.services.items():
-            host = observed.hosts.get(service.host)
-            if host is None:
-                continue  # in another slice
-            if not host.reachable and failover is not None and service.host == failover.primary:
-                continue  # lost since the failover pass: its next pass pages and counts
-            if not host.reachable or any(not r.healthy for r in observed.health.get(name, ())):
-                drifted.add(service.host)
-        for model_set in watched.fleet.models:
-            state = observed.models.get(model_set.service)
-            if state and not state.error and set(model_set.present) - set(state.present):
-                drifted.add(watched.fleet.services[model_set.service].host)
+        drifted = drifted_hosts(watched, observed)
         self.status.last_pass, self.status.last_kind = time.time(), "probe"
         if not drifted:
             return False
@@ -375,7 +311,7 @@ class WatchLoop:
 
     def _failover_pass(self) -> str | None:
         """Renew the lease, detect, move if due; the primary when it is out of reach."""
-        self.next_failover = float("inf")
+        self.failover_clock.due = float("inf")
         mover = self._mover()
         if mover is None:
             return None
@@ -388,21 +324,7 @@ class WatchLoop:
         except LockHeld as exc:
             self.report(f"failover pass skipped: {exc}")
             return None
-        self._time_next_sighting(mover.failover, verdict, time.time() - started)
-        lost = verdict.action in ("countdown", "blocked", "held", "retrying") or (
-            verdict.action == "failed_over" and verdict.state.healthy_since is None
-        )
-        return mover.failover.primary if lost else None
-
-    def _time_next_sighting(self, failover: Failover, verdict: Verdict, took: float) -> None:
-        """While the failover clock counts, the next sighting is timed to end as the grace
-        does, not whenever the next probe round starts: detection lands within a second
-        of the grace's end, not a probe round plus a connect timeout after it."""
-        counted, self.counting = self.counting, verdict.action == "countdown"
-        if counted and self.counting:  # a counting sighting (flows.failover.sight): its length
-            self.sighting_s = took
-        wait = next_sighting(failover, verdict, self.sighting_s, time.time())
-        self.next_failover = self.clock() + wait
+        return self.failover_clock.decided(mover.failover, verdict, time.time() - started)
 
     def _pass(self, kind: str, targets: list[str] | None) -> None:
         loaded = self._placed()
@@ -423,8 +345,7 @@ class WatchLoop:
                 self.on_applied(loaded.commit, not left, said[:200])
             if kind == "full":  # scheduled backup checks, drills and copies, beside the loop
                 self.verifier.start_due(loaded, self.bus, self.report)
-                self._dr_drill_if_due(loaded)
-                self._prune_journal_if_due(loaded)
+                self.upkeep.run_due(loaded, self.leadership)
         except LockHeld as exc:
             self.report(f"pass skipped: {exc}")
         except ReconcileError as exc:
@@ -461,23 +382,11 @@ class WatchLoop:
         assert ledger is not None  # the loop always has its journal
         self._remember(loaded, planned.observed)
         plan = planned.plan
-        self.status.pending = sorted({f"{a.host}/{a.service or '*'}" for a in plan.actions})
-        self.status.plan_text = render_plan(plan) if plan.summary.pending else ""
+        self.status.show_plan(plan)
         now = self.clock()
-        keys = {(a.host, a.service) for a in plan.actions}
         scope = set(targets) if targets else None  # a heal pass saw only its hosts
-        for key in list(self.backoffs.states):
-            if key in keys or (scope is not None and key[0] not in scope):
-                continue
-            if self.backoffs.recovered(key):  # its condition cleared: incidents resolve
-                self.bus.emit(Event("P3", "healed", f"{_label(key)} recovered", key[0], key[1]))
-            if self.backoffs.record_healthy(key, now):
-                self.report(f"{key[0]}/{key[1] or '*'}: healthy long enough, backoff reset")
-        blocked = {
-            k
-            for k in keys
-            if self.backoffs.blocked(k, now) or self.backoffs.blocked((k[0], None), now)
-        }
+        planned_keys = ((a.host, a.service) for a in plan.actions)
+        blocked = settle(self.backoffs, self.bus, self.report, planned_keys, scope, now)
         plan = exclude_from_plan(plan, blocked)
         if not plan.summary.pending:
             return  # a pass with nothing to do is not journaled as a run
@@ -491,6 +400,11 @@ class WatchLoop:
             self.suspended_said = said
             return
         self.suspended_said = ""
+        self._apply(loaded, plan, ledger, targets)
+
+    def _apply(
+        self, loaded: LoadedFleet, plan: Plan, ledger: Ledger, targets: list[str] | None
+    ) -> None:
         guard = apply_guard(self.leadership, loaded)
         runner = Runner(
             self.client, self.journal, self.report, self.progress, guard=guard, ssh=self.ssh
@@ -500,70 +414,19 @@ class WatchLoop:
                 result = execute_plan(loaded, plan, runner, "watch", targets or ())
             finally:  # what the apply's verification recorded
                 announce_forged(ledger, self.bus)
-        if result is not None:
-            if result.observed is not None:  # the heal reaches the page when it happens
-                self._remember(loaded, result.observed)
-                self.status.last_pass = time.time()
-            self._account(plan, result)
-            if not result.converged:  # as history records it: a failed pass
-                self.status.failed_passes += 1
-            left = result.remaining.actions if result.remaining else []
-            self.status.pending = sorted({f"{a.host}/{a.service or '*'}" for a in left})
-            remaining = result.remaining
-            pending = remaining is not None and remaining.summary.pending
-            self.status.plan_text = render_plan(remaining) if remaining and pending else ""
-
-    def _account(self, plan: Plan, result: ApplyResult) -> None:
-        """Backoff and events per (host, service) that the pass tried to heal."""
-        remaining = (
-            {(a.host, a.service) for a in result.remaining.actions} if result.remaining else set()
-        )
-        now = self.clock()
-        for key in sorted({(a.host, a.service) for a in plan.actions}, key=str):
-            error = result.hosts[key[0]].error if key[0] in result.hosts else None
-            failed = key in remaining or bool(
-                error and (key[1] is None or key[1] in error or "unreachable" in error)
-            )
-            if failed:
-                self._failed(key, now, error or "still pending after apply")
-            else:
-                self.bus.emit(Event("P3", "healed", f"{_label(key)} converged", key[0], key[1]))
-
-    def _failed(self, key: Key, now: float, reason: str) -> None:
-        failure = self.backoffs.record_failure(key, now)
-        self.bus.emit(
-            Event(
-                "P3",
-                "heal_failed",
-                f"{_label(key)} not healed (attempt {failure.attempts}); retry in "
-                f"{failure.delay:g}s: {reason}",
-                key[0],
-                key[1],
-                {"attempts": failure.attempts, "retry_in": failure.delay},
-            )
-        )
-        if failure.escalate:
-            settings = self._settings()
-            self.bus.emit(
-                Event(
-                    settings.escalation_severity,
-                    "escalation",
-                    f"self-healing of {_label(key)} failed after {failure.attempts} "
-                    f"attempts: {reason}",
-                    key[0],
-                    key[1],
-                    {"attempts": failure.attempts, "requested_action": "operator_intervention"},
-                )
-            )
+        if result is None:
+            return
+        if result.observed is not None:  # the heal reaches the page when it happens
+            self._remember(loaded, result.observed)
+            self.status.last_pass = time.time()
+        escalate_as = self._settings().escalation_severity
+        account(self.backoffs, self.bus, escalate_as, plan, result, self.clock())
+        if not result.converged:  # as history records it: a failed pass
+            self.status.failed_passes += 1
+        self.status.show_plan(result.remaining)
 
     def _remember(self, loaded: LoadedFleet, observed: FleetState) -> None:
-        """What the dashboard and metrics show of each service's health."""
-        seen = services_seen(loaded, observed, time.time())
-        for name, row in seen.items():  # for the alert "unhealthy for longer than its RTO"
-            before = self.status.services.get(name, {}).get("last_healthy", self.first_start)
-            row["last_healthy"] = row["seen"] if row["healthy"] else before
-        self.status.services.update(seen)
-        self.status.hosts.update({n: h.reachable for n, h in observed.hosts.items()})
+        self.status.remember(loaded, observed, time.time(), self.first_start)
 
     def _save_status(self, next_full: float, next_probe: float) -> None:
         sd_notify(f"STATUS={status_line(self)}")
@@ -573,57 +436,6 @@ class WatchLoop:
         self.status.spec_error = self.spec.error
         self.status.backoffs = self.backoffs.in_force(self.clock())
         self.journal.save_loop_state(
-            str(self.spec.path),
-            {
-                "pid": os.getpid(),
-                "last_pass": self.status.last_pass,
-                "last_kind": self.status.last_kind,
-                "next_full": self.status.next_full,
-                "next_probe": self.status.next_probe,
-                "passes": self.status.passes,
-                "spec_error": self.status.spec_error,
-                "spec_commit": self.spec.loaded.commit if self.spec.loaded else None,
-                "pinned": self.spec.pinned,
-                "branch_tip": self.spec.branch_tip,
-                "held": self.spec.held,
-                "source": (
-                    f"{self.spec.source.url} {self.spec.source.branch}"
-                    if self.spec.source
-                    else None
-                ),
-                "backoffs": self.status.backoffs,
-                "services": self.status.services,
-                "hosts": self.status.hosts,
-                "pending": self.status.pending,
-                "plan_text": self.status.plan_text,
-                "first_start": self.first_start,
-            },
+            str(self.spec.path), self.status.record(self.spec, self.first_start)
         )
         self.beat()
-
-
-def services_seen(
-    loaded: LoadedFleet, observed: FleetState, now: float
-) -> dict[str, dict[str, Any]]:
-    """Each service's health as the page shows it, for the hosts `observed` looked at:
-    judged as the gate and `status` judge it (every check passes; a service with no
-    checks, such as tools a host needs, has nothing that can fail)."""
-    seen = {}
-    for name, service in loaded.fleet.services.items():
-        host = observed.hosts.get(service.host)
-        if host is None:
-            continue  # a pass that did not look at this host
-        results = observed.health.get(name, ())
-        seen[name] = {
-            "host": service.host,
-            "healthy": host.reachable and all(r.healthy for r in results),
-            "detail": "; ".join(r.detail for r in results if not r.healthy)
-            if host.reachable
-            else f"{service.host} unreachable",
-            "seen": now,
-        }
-    return seen
-
-
-def _label(key: Key) -> str:
-    return f"{key[0]}/{key[1]}" if key[1] else f"host {key[0]}"

@@ -14,7 +14,7 @@ from reconciler.engine.diff_backups import BackupInputs, diff_backup, one_init_p
 from reconciler.engine.diff_models import diff_models
 from reconciler.engine.diff_removals import diff_removals
 from reconciler.engine.textdiff import changed_keys, hidden_diff, unified_diff
-from reconciler.hosts.observation import FleetState, HostState
+from reconciler.hosts.observation import FleetState, HostState, UnitState
 from state.layout import unit_path
 from state.load import LoadedFleet
 from state.placement import is_guarded
@@ -36,46 +36,7 @@ def diff(
     it so that this function stays pure.
     """
     fleet = loaded.fleet
-    changes: list[Change] = []
-    for host_name in fleet.hosts:
-        host = observed.hosts.get(host_name)
-        if host is not None and not host.contacted:
-            changes.append(
-                Change(
-                    host_name,
-                    None,
-                    Phase.HOST,
-                    "not_contacted",
-                    "create",
-                    f"host {host_name}",
-                    host.error or "not contacted in a review",
-                )
-            )
-        elif host is None or not host.reachable:
-            error = host.error if host else "not observed"
-            changes.append(
-                Change(
-                    host_name,
-                    None,
-                    Phase.HOST,
-                    "unreachable",
-                    "alert",
-                    f"host {host_name}",
-                    f"unreachable: {error}",
-                )
-            )
-        elif host.error is not None:
-            changes.append(
-                Change(
-                    host_name,
-                    None,
-                    Phase.HOST,
-                    "observe_failed",
-                    "alert",
-                    f"host {host_name}",
-                    f"could not be observed: {host.error}",
-                )
-            )
+    changes = [c for h in fleet.hosts if (c := _host_change(h, observed.hosts.get(h)))]
     for name, service in fleet.services.items():
         host = observed.hosts.get(service.host)
         if host is not None and _observed_ok(host):
@@ -103,6 +64,22 @@ def diff(
                 )
             )
     return one_init_per_repository(loaded, changes)
+
+
+def _host_change(name: str, host: HostState | None) -> Change | None:
+    """A host that could not be looked at: not contacted (a review), unreachable, or
+    reached but not observed."""
+    subject = f"host {name}"
+    if host is not None and not host.contacted:
+        reason = host.error or "not contacted in a review"
+        return Change(name, None, Phase.HOST, "not_contacted", "create", subject, reason)
+    if host is None or not host.reachable:
+        reason = f"unreachable: {host.error if host else 'not observed'}"
+        return Change(name, None, Phase.HOST, "unreachable", "alert", subject, reason)
+    if host.error is not None:
+        reason = f"could not be observed: {host.error}"
+        return Change(name, None, Phase.HOST, "observe_failed", "alert", subject, reason)
+    return None
 
 
 def _observed_ok(host: HostState | None) -> bool:
@@ -237,14 +214,35 @@ def _diff_unit(
     unit = service.unit
     if unit is None:
         return []
-    want = render_unit(unit, guarded)
     state = host.units.get(name)
-    subject = f"unit {name}.service"
-    changes = []
+    exists = state is not None and (
+        state.file is not None or state.file_cut is not None or state.withheld_size is not None
+    )
+    changes = [
+        c
+        for c in (
+            _unit_file_change(name, service.host, render_unit(unit, guarded), state, exists),
+            _dropins_change(name, service.host, state),
+        )
+        if c is not None
+    ]
+    changes += _enablement_changes(name, service.host, unit.enabled, state, exists)
+    active = state.active if state and exists else "inactive"
+    # Enabling and starting a unit that does not exist yet is part of creating it.
+    if active != "active":
+        start: Action = "update" if exists else "create"
+        changes.append(_runtime(service.host, name, "start", start, f"ActiveState={active}"))
+    elif restart_for or changes:
+        why = ", ".join(sorted({c.subject for c in [*restart_for, *changes]}))
+        changes.append(_runtime(service.host, name, "restart", "update", f"changed: {why}"))
+    return changes
+
+
+def _unit_file_change(
+    name: str, host: str, want: str, state: UnitState | None, exists: bool
+) -> Change | None:
     current_file = state.file if state else None
-    exists = current_file is not None or (state is not None and state.file_cut is not None)
     if state is not None and state.withheld_size is not None:
-        exists = True
         reason = f"a unit file of {state.withheld_size} bytes is there ({WITHHELD})"
         shown = "(the host's copy is not shown)\n" + unified_diff("", want, unit_path(name))
     elif state is not None and state.file_cut is not None:  # too large to read: never shown
@@ -259,77 +257,39 @@ def _diff_unit(
         )
         shown = unified_diff(current_file or "", want, unit_path(name))
     else:
-        reason = shown = ""
-    if reason:
-        action: Action = "update" if exists else "create"
-        changes.append(
-            Change(service.host, name, Phase.UNIT, "unit_file", action, subject, reason, shown)
-        )
-    if state is not None and state.dropins:
-        folder = unit_path(name) + ".d"
-        changes.append(
-            Change(
-                service.host,
-                name,
-                Phase.UNIT,
-                "dropins",
-                "delete",
-                f"drop-ins {folder}",
-                f"not in the spec: {', '.join(state.dropins)} (each overrides the unit)",
-                "".join(f"-{folder}/{dropin}\n" for dropin in state.dropins),
-            )
-        )
+        return None
+    action: Action = "update" if exists else "create"
+    subject = f"unit {name}.service"
+    return Change(host, name, Phase.UNIT, "unit_file", action, subject, reason, shown)
+
+
+def _dropins_change(name: str, host: str, state: UnitState | None) -> Change | None:
+    if state is None or not state.dropins:
+        return None
+    folder = unit_path(name) + ".d"
+    return Change(
+        host,
+        name,
+        Phase.UNIT,
+        "dropins",
+        "delete",
+        f"drop-ins {folder}",
+        f"not in the spec: {', '.join(state.dropins)} (each overrides the unit)",
+        "".join(f"-{folder}/{dropin}\n" for dropin in state.dropins),
+    )
+
+
+def _enablement_changes(
+    name: str, host: str, enable: bool, state: UnitState | None, exists: bool
+) -> list[Change]:
     enabled = state.enabled if state else "not-found"
-    # Enabling and starting a unit that does not exist yet is part of creating it.
-    runtime_action: Action = "update" if exists else "create"
-    if unit.enabled and enabled != "enabled":
-        changes.append(
-            Change(
-                service.host,
-                name,
-                Phase.RUNTIME,
-                "enable",
-                runtime_action,
-                f"enable {name}.service",
-                f"UnitFileState={enabled}",
-            )
-        )
-    if not unit.enabled and enabled == "enabled":
-        changes.append(
-            Change(
-                service.host,
-                name,
-                Phase.RUNTIME,
-                "disable",
-                "update",
-                f"disable {name}.service",
-                "enabled, spec says enabled: false",
-            )
-        )
-    active = state.active if state and exists else "inactive"
-    if active != "active":
-        changes.append(
-            Change(
-                service.host,
-                name,
-                Phase.RUNTIME,
-                "start",
-                runtime_action,
-                f"start {name}.service",
-                f"ActiveState={active}",
-            )
-        )
-    elif restart_for or changes:
-        why = ", ".join(sorted({c.subject for c in [*restart_for, *changes]}))
-        changes.append(
-            Change(
-                service.host,
-                name,
-                Phase.RUNTIME,
-                "restart",
-                "update",
-                f"restart {name}.service",
-                f"changed: {why}",
-            )
-        )
-    return changes
+    if enable and enabled != "enabled":
+        action: Action = "update" if exists else "create"
+        return [_runtime(host, name, "enable", action, f"UnitFileState={enabled}")]
+    if not enable and enabled == "enabled":
+        return [_runtime(host, name, "disable", "update", "enabled, spec says enabled: false")]
+    return []
+
+
+def _runtime(host: str, name: str, kind: ChangeKind, action: Action, reason: str) -> Change:
+    return Change(host, name, Phase.RUNTIME, kind, action, f"{kind} {name}.service", reason)

@@ -69,52 +69,17 @@ def diff_backup(
     """Changes for one policy whose host is reachable."""
     policy = loaded.fleet.backups[name]
     target = resolve_repository(loaded.fleet, policy)
-    key, unit = backup_service_id(name), backup_unit(name)
-    generated: list[tuple[Phase, ChangeKind, str, str, str]] = [
-        (
-            Phase.FILES,
-            "backup_script",
-            backup_path(name, "script"),
-            render_script(name, policy, target),
-            "0700",
-        ),
-        (
-            Phase.UNIT,
-            "backup_unit",
-            unit_path(f"{unit}.service"),
-            render_service(name, is_guarded(loaded.fleet, unit)),
-            "0644",
-        ),
-        (Phase.UNIT, "backup_unit", unit_path(f"{unit}.timer"), render_timer(name, policy), "0644"),
-    ]
+    key = backup_service_id(name)
     changes = [
         c
         for c in (
             _env(policy.host, key, host.files.get(backup_path(name, "env")), inputs.env_digest),
             *_pinned_host_key(policy.host, name, target, inputs.repository_known_hosts, host),
-            *(_text(policy.host, key, *file, host) for file in generated),
+            *(_text(policy.host, key, *file, host) for file in _generated(loaded, name)),
         )
         if c is not None
     ]
-    timer = host.units.get(f"{unit}.timer")
-    if timer is None or timer.enabled != "enabled" or timer.active != "active":
-        seen = f"{timer.enabled}, {timer.active}" if timer else "not found"
-        action: Action = (
-            "create"
-            if any(c.kind == "backup_unit" and c.action == "create" for c in changes)
-            else "update"
-        )
-        changes.append(
-            Change(
-                policy.host,
-                key,
-                Phase.RUNTIME,
-                "backup_timer",
-                action,
-                f"enable {unit}.timer",
-                f"timer {seen}",
-            )
-        )
+    changes += _timer(policy.host, name, host, changes)
     missing = [p for p in policy.data_paths if host.present.get(p) is False]
     source = inputs.restore_from
     if missing and source is not None:  # a backup never runs over missing data
@@ -128,6 +93,33 @@ def diff_backup(
     # a missing path).
     changes.extend(_rpo(loaded, name, state, now))
     return [*changes, *_copies(loaded, name, inputs.copies_taken, now)]
+
+
+def _generated(loaded: LoadedFleet, name: str) -> list[tuple[Phase, ChangeKind, str, str, str]]:
+    """The files the controller renders for a policy: (phase, kind, path, content, mode)."""
+    policy = loaded.fleet.backups[name]
+    target = resolve_repository(loaded.fleet, policy)
+    unit = backup_unit(name)
+    script = render_script(name, policy, target)
+    service = render_service(name, is_guarded(loaded.fleet, unit))
+    return [
+        (Phase.FILES, "backup_script", backup_path(name, "script"), script, "0700"),
+        (Phase.UNIT, "backup_unit", unit_path(f"{unit}.service"), service, "0644"),
+        (Phase.UNIT, "backup_unit", unit_path(f"{unit}.timer"), render_timer(name, policy), "0644"),
+    ]
+
+
+def _timer(host_name: str, name: str, host: HostState, changes: list[Change]) -> list[Change]:
+    """The policy's timer enabled and running (created with its unit, when that is new)."""
+    unit = backup_unit(name)
+    timer = host.units.get(f"{unit}.timer")
+    if timer is not None and timer.enabled == "enabled" and timer.active == "active":
+        return []
+    seen = f"{timer.enabled}, {timer.active}" if timer else "not found"
+    created = any(c.kind == "backup_unit" and c.action == "create" for c in changes)
+    action: Action = "create" if created else "update"
+    subject, key = f"enable {unit}.timer", backup_service_id(name)
+    return [Change(host_name, key, Phase.RUNTIME, "backup_timer", action, subject, f"timer {seen}")]
 
 
 def copy_subject(copy: str, policy: str) -> str:
@@ -216,6 +208,13 @@ def _missing_data(
                 "backups resume once they have written it",
             )
         ]
+    reason = _restore_reason(policy.host, source, now, repository_gone)
+    return [change("data_restore", "create", f"restore {name}", reason)]
+
+
+def _restore_reason(
+    host: str, source: RestoreSource, now: datetime | None, repository_gone: bool
+) -> str:
     age = f" (taken {_short((now - source.taken).total_seconds())} ago)" if now else ""
     where = f"copy {source.copy} " if source.copy else ""
     lost = ", the repository being unreadable" if source.copy else ""
@@ -223,18 +222,13 @@ def _missing_data(
     if repository_gone:
         then = (
             "but the repository is not initialised and no copy holds a recorded snapshot: "
-            f"the apply holds {policy.host} (restore the repository, or start its services "
+            f"the apply holds {host} (restore the repository, or start its services "
             "without the data: --fresh-data)"
         )
-    return [
-        change(
-            "data_restore",
-            "create",
-            f"restore {name}",
-            f"from {where}snapshot {source.snapshot_id[:8]}{age}: every data path is "
-            f"missing{lost}; {then}",
-        )
-    ]
+    return (
+        f"from {where}snapshot {source.snapshot_id[:8]}{age}: every data path is "
+        f"missing{lost}; {then}"
+    )
 
 
 def _pinned_host_key(

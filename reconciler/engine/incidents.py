@@ -114,34 +114,15 @@ def on_event(
     family, key = found
     clears = event.kind in CLEARS
     if current is None or current.status == "resolved":
-        if clears:
-            return current, None
-        first = Step(at=event.at, what=f"opened ({event.severity}): {event.message}")
-        opened = Incident.model_validate(
-            {
-                "id": new_id,
-                "fingerprint": key,
-                "family": family,
-                "host": event.host,
-                "service": event.service,
-                "severity": event.severity,
-                "first_seen": event.at,
-                "last_seen": event.at,
-                "message": event.message,
-                "timeline": (first,),
-            }
-        )
-        return opened, "opened"
+        return (current, None) if clears else (_opened(event, family, key, new_id), "opened")
     if clears:
+        step = Step(at=event.at, what=f"resolved: {event.message}")
         resolved = current.model_copy(
             update={
                 "status": "resolved",
                 "resolved_at": event.at,
                 "last_seen": event.at,
-                "timeline": (
-                    *current.timeline,
-                    Step(at=event.at, what=f"resolved: {event.message}"),
-                ),
+                "timeline": (*current.timeline, step),
             }
         )
         return resolved, "resolved"
@@ -164,6 +145,24 @@ def on_event(
         step = Step(at=event.at, what=f"repeated (x{seen.count}): {event.message}")
         return seen.model_copy(update={"timeline": (*seen.timeline, step)}), "repeated"
     return seen, None
+
+
+def _opened(event: Event, family: str, key: str, new_id: str) -> Incident:
+    first = Step(at=event.at, what=f"opened ({event.severity}): {event.message}")
+    return Incident.model_validate(
+        {
+            "id": new_id,
+            "fingerprint": key,
+            "family": family,
+            "host": event.host,
+            "service": event.service,
+            "severity": event.severity,
+            "first_seen": event.at,
+            "last_seen": event.at,
+            "message": event.message,
+            "timeline": (first,),
+        }
+    )
 
 
 CATEGORY = {

@@ -19,6 +19,7 @@ from backups.restic_repo import ResticError, ResticRepo, Snapshot
 from reconciler.apply.context import Report
 from reconciler.engine.failover_detection import duration
 from reconciler.events.bus import Event, EventBus
+from reconciler.flows.mover import Mover, journal_step
 from reconciler.repositories.in_place import Restored, restore_in_place
 from reconciler.repositories.operations import BackupFailed
 from reconciler.repositories.restorable import ProvenanceError, restorable
@@ -191,3 +192,53 @@ def name_locks(
             {"locks": [lock.id[:8] for lock in held]},
         )
     )
+
+
+def restore_all(
+    mover: Mover, run_id: str, plan: dict[str, DataLoss], accept: bool, lost_at: float
+) -> list[Restored]:
+    """Restore each policy's best snapshot on the backup, updating `plan` with what was
+    restored; a failed restore raises BackupFailed unless data loss is accepted."""
+    backup, restored = mover.failover.backup, []
+    for name, loss in list(plan.items()):
+        if loss.snapshot is None:
+            continue
+        try:
+            done, plan[name] = restore_best(
+                mover.loaded, name, loss, backup, Ledger(mover.journal),
+                mover.bus, mover.report, lost_at,
+            )  # fmt: skip
+        except BackupFailed as exc:
+            if not accept:
+                raise BackupFailed(f"{exc} (data_loss: hold)") from None
+            plan[name] = nothing_restored(mover.loaded, name, str(exc))
+            journal_step(mover, run_id, backup, f"restore {name}", False, plan[name].statement)
+            continue
+        journal_restored(mover, run_id, done, backup)
+        restored.append(done)
+    return restored
+
+
+def journal_restored(mover: Mover, run_id: str, done: Restored, host: str) -> None:
+    """Journal a restore of a move, and hold its snapshot from retention (a generation)."""
+    journal_step(
+        mover,
+        run_id,
+        host,
+        f"restore {done.policy} {done.snapshot.short_id}",
+        True,
+        f"{done.files} file(s) in {done.seconds:.1f}s",
+    )
+    why = f"restored onto {host} by a move (run {run_id})"
+    Ledger(mover.journal).hold(mover.loaded.fleet, done.policy, done.snapshot.id, why, time.time())
+
+
+def loss_figures(plan: dict[str, DataLoss]) -> dict[str, dict[str, float | str | None]]:
+    return {
+        name: {
+            "snapshot": loss.snapshot.id if loss.snapshot else None,
+            "snapshot_at": loss.snapshot.time.timestamp() if loss.snapshot else None,
+            "seconds": loss.seconds,
+        }
+        for name, loss in plan.items()
+    }

@@ -33,10 +33,12 @@ from reconciler.engine.failover_detection import (
 from reconciler.events.bus import Event, EventKind
 from reconciler.flows.failover_data import (
     Candidate,
+    DataLoss,
     data_plan,
+    journal_restored,
+    loss_figures,
     name_locks,
-    nothing_restored,
-    restore_best,
+    restore_all,
     unrestorable,
 )
 from reconciler.flows.lifecycle import Runner, execute_plan
@@ -84,50 +86,19 @@ def _promote(
     accept_data_loss: bool,
     ssh: WarmWorker,
 ) -> FailoverState:
-    failover, store = mover.failover, mover.store
+    failover = mover.failover
     try:
         plan = data_plan(mover.loaded, Ledger(mover.journal), lost_at)
         unlisted = [why for loss in plan.values() if loss.snapshot is None for why in loss.unlisted]
         if unlisted:  # not known to be lost: tried again on the next pass
             raise BackupFailed("; ".join(unlisted))
         accept = accept_data_loss or failover.data_loss == "allow"
-        over = [loss.statement for loss in plan.values() if not loss.within_rpo]
-        if over and not accept:
-            held = "; ".join(over) + ": `reconcile failover --accept-data-loss` proceeds"
-            _roll_back(mover, move, run_id, held, kind=None)
-            store.put(store.get().model_copy(update={"held": held}))
-            mover.bus.emit(
-                Event(
-                    "P0",
-                    "failover_held",
-                    f"failover of {failover.primary} held: {held}",
-                    failover.primary,
-                    None,
-                    {"data_loss": over, "epoch": move.epoch},
-                )
-            )
-            raise MoveFailed(f"held: {held}")
-        restored = []
+        if not accept:
+            _hold_beyond_rpo(mover, move, run_id, plan)
         with ThreadPoolExecutor(1, thread_name_prefix="stage") as pool:
             staging = pool.submit(stage, mover, move, ssh)
             try:
-                for name, loss in list(plan.items()):
-                    if loss.snapshot is None:
-                        continue
-                    try:
-                        done, plan[name] = restore_best(
-                            mover.loaded, name, loss, failover.backup, Ledger(mover.journal),
-                            mover.bus, mover.report, lost_at,
-                        )  # fmt: skip
-                    except BackupFailed as exc:
-                        if not accept:
-                            raise BackupFailed(f"{exc} (data_loss: hold)") from None
-                        plan[name] = nothing_restored(mover.loaded, name, str(exc))
-                        said = plan[name].statement
-                        journal_step(mover, run_id, failover.backup, f"restore {name}", False, said)
-                        continue
-                    _restored(mover, run_id, done, failover.backup)
-                    restored.append(done)
+                restored = restore_all(mover, run_id, plan, accept, lost_at)
             finally:  # a move never rolls back while the target is being deployed
                 staged_ok = staged_result(mover, run_id, move, staging)
         failpoint("failover:restored")
@@ -139,27 +110,42 @@ def _promote(
             f"; {failover.primary} may have written up to "
             f"{duration(failover.fence_after.total_seconds())} more before its lease lapsed"
         )
-        figures = {
-            name: {
-                "snapshot": loss.snapshot.id if loss.snapshot else None,
-                "snapshot_at": loss.snapshot.time.timestamp() if loss.snapshot else None,
-                "seconds": loss.seconds,
-            }
-            for name, loss in plan.items()
-        }
         _commit(mover, state, move, run_id, statement)
         failpoint("failover:committed")
     except (BackupFailed, OSError) as exc:
         _roll_back(mover, move, run_id, str(exc), page=state.attempts == 0)
         _back_off(mover, str(exc))
         raise MoveFailed(str(exc)) from None
-    figures_context = {"lost_at": lost_at, "losses": figures}
+    figures_context = {"lost_at": lost_at, "losses": loss_figures(plan)}
     moved = _finish(
         mover, move, run_id, "failover", statement, restored, figures_context, ssh, staged_ok
     )
     for name in plan:  # served: now the locks the restore read past are named
         name_locks(mover.loaded, name, mover.bus)
     return moved
+
+
+def _hold_beyond_rpo(mover: Mover, move: Move, run_id: str, plan: dict[str, DataLoss]) -> None:
+    """`data_loss: hold`: a promotion that would lose more than a policy's RPO is rolled
+    back and held (P0) until a person accepts the loss. Raises MoveFailed then."""
+    over = [loss.statement for loss in plan.values() if not loss.within_rpo]
+    if not over:
+        return
+    failover, store = mover.failover, mover.store
+    held = "; ".join(over) + ": `reconcile failover --accept-data-loss` proceeds"
+    _roll_back(mover, move, run_id, held, kind=None)
+    store.put(store.get().model_copy(update={"held": held}))
+    mover.bus.emit(
+        Event(
+            "P0",
+            "failover_held",
+            f"failover of {failover.primary} held: {held}",
+            failover.primary,
+            None,
+            {"data_loss": over, "epoch": move.epoch},
+        )
+    )
+    raise MoveFailed(f"held: {held}")
 
 
 def switchover(mover: Mover, to: str, reason: str) -> FailoverState:
@@ -290,22 +276,8 @@ def _restore_final(mover: Mover, run_id: str, name: str, snapshot: Snapshot, hos
     except BackupFailed as exc:
         unrestorable(mover.loaded, name, Candidate(snapshot), str(exc), mover.bus)
         raise
-    _restored(mover, run_id, done, host)
+    journal_restored(mover, run_id, done, host)
     return done
-
-
-def _restored(mover: Mover, run_id: str, done: Restored, host: str) -> None:
-    """Journal a restore of a move, and hold its snapshot from retention (a generation)."""
-    journal_step(
-        mover,
-        run_id,
-        host,
-        f"restore {done.policy} {done.snapshot.short_id}",
-        True,
-        f"{done.files} file(s) in {done.seconds:.1f}s",
-    )
-    why = f"restored onto {host} by a move (run {run_id})"
-    Ledger(mover.journal).hold(mover.loaded.fleet, done.policy, done.snapshot.id, why, time.time())
 
 
 def _final_backup(mover: Mover, run_id: str, host: str, name: str) -> Snapshot:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import httpx
 
 from reconciler.engine.plan import Plan, plan_to_json
-from reconciler.flows.failover import review as failover_review
+from reconciler.flows.failover_pass import review as failover_review
 from reconciler.flows.mover import placed
 from reconciler.flows.once import plan_once
 from reconciler.hosts.client import WarmWorker, WorkerProcess

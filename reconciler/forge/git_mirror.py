@@ -56,19 +56,6 @@ class Fetched:
         return self.commit != self.previous
 
 
-@dataclass(frozen=True)
-class Signature:
-    """What git says of one commit's signature: `status` is git's %G? letter (G good
-    and from an allowed key; U good but from an unknown or untrusted key; N none; B
-    bad; E cannot be checked; X/Y expired; R revoked), `signer` its principal or user
-    ID, `key` the key's fingerprint."""
-
-    commit: str
-    status: str
-    signer: str
-    key: str
-
-
 class GitMirror:
     """A bare mirror of `branch` of `url` in `directory`."""
 
@@ -192,7 +179,7 @@ class GitMirror:
             return False
         if process.returncode != 0:
             raise SourceUnavailable(
-                f"git fetch failed (exit {process.returncode}): {_tail(stderr)}"
+                f"git fetch failed (exit {process.returncode}): {stderr_tail(stderr)}"
             )
         return _size(self.directory / "objects") <= limit
 
@@ -254,37 +241,6 @@ class GitMirror:
             self._git("update-ref", "-d", f"refs/fleet/{name}")
         elif COMMIT.fullmatch(commit):
             self._git("update-ref", f"refs/fleet/{name}", commit)
-
-    def signatures(
-        self, commits: list[str], allowed_signers: Path, gnupghome: Path
-    ) -> list[Signature]:
-        """Each commit's signature, checked against these keys alone: SSH signatures
-        against `allowed_signers`, OpenPGP ones against the keyring in `gnupghome`."""
-        wanted = [c for c in commits if COMMIT.fullmatch(c)]
-        if not wanted:
-            return []
-        done = self._exec(
-            (
-                "-c",
-                f"gpg.ssh.allowedSignersFile={allowed_signers}",
-                "log",
-                "--no-walk=unsorted",
-                "--format=%H%x1f%G?%x1f%GS%x1f%GF%x1e",
-                *wanted,
-            ),
-            env={"GNUPGHOME": str(gnupghome)},
-        )
-        if done.returncode != 0:
-            raise SourceRefused(f"git log failed: {_tail(done.stderr)}")
-        found = []
-        for record in done.stdout.decode(errors="replace").split("\x1e"):
-            fields = record.strip("\n").split("\x1f")
-            if len(fields) == 4 and COMMIT.fullmatch(fields[0]):
-                # The signer's name is the commit author's text: escaped before anyone sees it.
-                found.append(
-                    Signature(fields[0], fields[1], shown(fields[2][:200]), shown(fields[3][:100]))
-                )
-        return found
 
     def read(self, commit: str, path: str, limit: int = MAX_BYTES) -> bytes:
         """The file at `path` in `commit`'s tree (a regular blob, at most `limit` bytes).
@@ -360,7 +316,7 @@ class GitMirror:
                 f"git cat-file gave no answer within {self.timeout:g}s"
             ) from None
         if done.returncode != 0:
-            raise SourceRefused(f"git cat-file failed: {_tail(done.stderr)}")
+            raise SourceRefused(f"git cat-file failed: {stderr_tail(done.stderr)}")
         out, at, found = done.stdout, 0, {}
         for blob in wanted:
             end = out.index(b"\n", at)
@@ -375,11 +331,11 @@ class GitMirror:
         """Why the branch cannot be listed at the source now (`git ls-remote`), or None.
         Reads nothing into the mirror."""
         try:
-            done = self._exec(("ls-remote", "--heads", self.url, self.branch), inside=False)
+            done = self.exec_git(("ls-remote", "--heads", self.url, self.branch), inside=False)
         except SourceUnavailable as exc:
             return str(exc)
         if done.returncode != 0:
-            return f"git ls-remote failed (exit {done.returncode}): {_tail(done.stderr)}"
+            return f"git ls-remote failed (exit {done.returncode}): {stderr_tail(done.stderr)}"
         if not done.stdout.strip():
             return f"the source has no branch {self.branch}"
         return None
@@ -408,7 +364,7 @@ class GitMirror:
         config = [part for c in settings for part in ("-c", c)]
         return ["git", *where, *config, *args]
 
-    def _exec(
+    def exec_git(
         self, args: tuple[str, ...], inside: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[bytes]:
         """One git command, within the deadline; its output as bytes."""
@@ -426,22 +382,22 @@ class GitMirror:
             ) from None
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        done = self._exec(args)
+        done = self.exec_git(args)
         return subprocess.CompletedProcess(
             done.args, done.returncode, done.stdout.decode(errors="replace"), ""
         )
 
     def _run_bytes(self, *args: str) -> bytes:
-        done = self._exec(args)
+        done = self.exec_git(args)
         if done.returncode != 0:
-            raise SourceRefused(f"git {args[0]} failed: {_tail(done.stderr)}")
+            raise SourceRefused(f"git {args[0]} failed: {stderr_tail(done.stderr)}")
         return done.stdout
 
     def _git(self, *args: str, inside: bool = True) -> str:
-        done = self._exec(args, inside)
+        done = self.exec_git(args, inside)
         if done.returncode != 0:
             raise SourceUnavailable(
-                f"git {args[0]} failed (exit {done.returncode}): {_tail(done.stderr)}"
+                f"git {args[0]} failed (exit {done.returncode}): {stderr_tail(done.stderr)}"
             )
         return done.stdout.decode(errors="replace")
 
@@ -456,5 +412,5 @@ def _size(folder: Path) -> int:
     return total
 
 
-def _tail(stderr: bytes) -> str:
+def stderr_tail(stderr: bytes) -> str:
     return " ".join(stderr.decode(errors="replace").strip().splitlines()[-2:])[-300:]

@@ -47,13 +47,13 @@ def _spawn() -> subprocess.Popen[str]:
 
 
 def _envelope(request: Request) -> str:
-    from reconciler.hosts.protocol import RequestEnvelope
+    from reconciler.hosts.protocol import RequestEnvelope  # start-up: pydantic, after the fork
 
     return RequestEnvelope(request=request).model_dump_json() + "\n"
 
 
 def _parse(out: str, answer: type[A]) -> A:
-    from pydantic import ValidationError
+    from pydantic import ValidationError  # start-up: pydantic, after the worker started
 
     try:
         return answer.model_validate_json(out)

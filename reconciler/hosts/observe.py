@@ -238,39 +238,11 @@ def observe(
             for m in asked
         }
         known = _confirmed(fleet, policies, confirmations)
-        now = time.time()
-        every = fleet.reconciler.interval.total_seconds()
-        backups = {  # nothing confirmed lately: list at once, alongside the SSH work
-            name: pool.submit(observe_backup, fleet, name)
-            for name in policies
-            if listing_due(_confirmed_at(known.get(name)), now, every)
-        }
+        listed = _list_due(pool, fleet, policies, known)  # alongside the SSH work
         hosts = host_states(ssh.result())
-        reused: dict[str, BackupState] = {}
-        for name in set(known) - set(backups):
-            policy = fleet.backups[name]
-            state = reuse_confirmation(
-                name, policy.rpo.total_seconds(), known[name], hosts[policy.host], time.time()
-            )
-            if state is None or not _judged(ledger, fleet, name, hosts[policy.host]):
-                backups[name] = pool.submit(observe_backup, fleet, name)
-            else:
-                reused[name] = state
-        backup_states = {**reused, **{name: f.result() for name, f in backups.items()}}
+        backup_states = _backup_states(pool, fleet, known, listed, hosts, ledger)
     health = {name: _service_health(fleet, name, hosts, remote) for name in services}
-    model_states = {
-        name: (
-            future.result()
-            if hosts[fleet.services[name].host].reachable
-            else ModelsState(endpoint=_endpoint(fleet, name, m.endpoint), error="host unreachable")
-        )
-        for (name, future), m in zip(models.items(), asked, strict=True)
-    }
-    for m in model_sets:
-        if m not in asked:
-            model_states[m.service] = ModelsState(
-                endpoint=_endpoint(fleet, m.service, m.endpoint), error=NOT_ASKED
-            )
+    model_states = _model_states(fleet, model_sets, asked, models, hosts)
     if review is not None:
         hosts = {**_left_alone(review), **hosts}
     observed = FleetState(
@@ -281,6 +253,68 @@ def observe(
         observed_at=datetime.now(UTC),
     )
     return observed if review is None else withhold(observed, review)
+
+
+def _list_due(
+    pool: ThreadPoolExecutor,
+    fleet: Fleet,
+    policies: list[str],
+    known: dict[str, Confirmation | None],
+) -> dict[str, Future[BackupState]]:
+    """Policies with nothing confirmed lately: their repositories are listed at once."""
+    now, every = time.time(), fleet.reconciler.interval.total_seconds()
+    return {
+        name: pool.submit(observe_backup, fleet, name)
+        for name in policies
+        if listing_due(_confirmed_at(known.get(name)), now, every)
+    }
+
+
+def _backup_states(
+    pool: ThreadPoolExecutor,
+    fleet: Fleet,
+    known: dict[str, Confirmation | None],
+    listed: dict[str, Future[BackupState]],
+    hosts: dict[str, HostState],
+    ledger: Ledger | None,
+) -> dict[str, BackupState]:
+    """A confirmed snapshot is reused when its host reports it and the ledger judged
+    it; any other policy's repository is listed now."""
+    listing = dict(listed)
+    reused: dict[str, BackupState] = {}
+    for name in set(known) - set(listing):
+        policy = fleet.backups[name]
+        state = reuse_confirmation(
+            name, policy.rpo.total_seconds(), known[name], hosts[policy.host], time.time()
+        )
+        if state is None or not _judged(ledger, fleet, name, hosts[policy.host]):
+            listing[name] = pool.submit(observe_backup, fleet, name)
+        else:
+            reused[name] = state
+    return {**reused, **{name: f.result() for name, f in listing.items()}}
+
+
+def _model_states(
+    fleet: Fleet,
+    model_sets: list[ModelSet],
+    asked: list[ModelSet],
+    models: dict[str, Future[ModelsState]],
+    hosts: dict[str, HostState],
+) -> dict[str, ModelsState]:
+    states = {
+        name: (
+            future.result()
+            if hosts[fleet.services[name].host].reachable
+            else ModelsState(endpoint=_endpoint(fleet, name, m.endpoint), error="host unreachable")
+        )
+        for (name, future), m in zip(models.items(), asked, strict=True)
+    }
+    for m in model_sets:
+        if m not in asked:
+            states[m.service] = ModelsState(
+                endpoint=_endpoint(fleet, m.service, m.endpoint), error=NOT_ASKED
+            )
+    return states
 
 
 def _host_of(fleet: Fleet, model_set: ModelSet) -> str:

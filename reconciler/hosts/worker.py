@@ -150,6 +150,7 @@ def answer(
     request: ObserveRequest | ApplyRequest | StartRequest, kept: KeptConnections
 ) -> BaseModel:
     if isinstance(request, ApplyRequest):
+        # start-up: an observe never loads the deploys
         from reconciler.hosts.deploy_runner import run_deploys
 
         return run_deploys(request, kept)

@@ -13,6 +13,7 @@ from reconciler.untrusted.text import shown
 from state.load import LoadedFleet
 from state.render_backup import pins_repository_host
 from state.repository import resolve_repository
+from state.spec.backups import BackupPolicy
 
 
 def snapshots_json(
@@ -118,16 +119,6 @@ def standing(
     observation of the repository (`state`), only recorded snapshots it still lists
     count, and a lost repository says so."""
     policy = loaded.fleet.backups[name]
-    target = resolve_repository(loaded.fleet, policy)
-    if pins_repository_host(policy, target):
-        where = (
-            f"append-only at {target.sftp_host}:{target.path} (rclone serve restic, forced "
-            f"command); credential: key backup-{name}, held by {policy.host} only"
-        )
-    elif target.on_fleet:
-        where = f"on {policy.host} itself: not confined (the host can delete it)"
-    else:
-        where = f"off the fleet ({target.url}): confined only by that service's own rules"
     recorded = [e for e in entries if e.verdict == "recorded"]
     forged = len(entries) - len(recorded)
     lost = ""
@@ -145,41 +136,70 @@ def standing(
         for copy, found in (copies or {}).items()
         if found
     }
-    spare = max(last_copied.items(), key=lambda pair: pair[1].snapshot_time, default=None)
+    kept, rebuild = _kept_and_rebuild(policy, recorded, lost, last_copied, now)
+    tail = f"; {forged} forged (never restored)" if forged else ""
+    lines = [f"  repository: {_where(loaded, name)}", f"  snapshots: {kept}{tail}; {rebuild}"]
+    for copy, copied in sorted((copies or {}).items()):
+        lines.append(_copy_line(policy, copy, copied, last_copied.get(copy), now))
+    return lines
+
+
+def _where(loaded: LoadedFleet, name: str) -> str:
+    """The repository's confinement and whose credential reaches it."""
+    policy = loaded.fleet.backups[name]
+    target = resolve_repository(loaded.fleet, policy)
+    if pins_repository_host(policy, target):
+        return (
+            f"append-only at {target.sftp_host}:{target.path} (rclone serve restic, forced "
+            f"command); credential: key backup-{name}, held by {policy.host} only"
+        )
+    if target.on_fleet:
+        return f"on {policy.host} itself: not confined (the host can delete it)"
+    return f"off the fleet ({target.url}): confined only by that service's own rules"
+
+
+def _kept_and_rebuild(
+    policy: BackupPolicy,
+    recorded: list[Entry],
+    lost: str,
+    last_copied: dict[str, Entry],
+    now: float,
+) -> tuple[str, str]:
+    """What the repository holds, and what a rebuild of a blank host would restore."""
     if lost:
-        kept = lost
+        spare = max(last_copied.items(), key=lambda pair: pair[1].snapshot_time, default=None)
         rebuild = (
             f"a blank host is rebuilt from copy {spare[0]} ({spare[1].short_id})"
             if spare and policy.restore != "never"
             else "a blank host is held (or started fresh with --fresh-data)"
         )
-    elif recorded:
-        newest = recorded[-1]
-        age = int((now - newest.snapshot_time) // 60)
-        kept = f"{len(recorded)} recorded, newest {newest.short_id} ({age}m ago)"
-        rebuild = (
-            "a blank host starts without it (restore: never)"
-            if policy.restore == "never"
-            else f"a blank host is rebuilt from {newest.short_id}"
-        )
-    else:
-        kept, rebuild = "none recorded", "nothing to rebuild from"
-    tail = f"; {forged} forged (never restored)" if forged else ""
-    lines = [f"  repository: {where}", f"  snapshots: {kept}{tail}; {rebuild}"]
-    for copy, copied in sorted((copies or {}).items()):
-        spec = policy.copies[copy]
-        last = last_copied.get(copy)
-        held = (
-            f"{len(copied)} recorded, newest {last.short_id} "
-            f"({int((now - last.snapshot_time) // 60)}m old)"
-            if last
-            else "nothing copied yet"
-        )
-        lines.append(
-            f"  copy {copy}: {spec.repository}, filled by the controller only (its password "
-            f"is on no host); {held} (RPO {_minutes(spec.rpo.total_seconds())})"
-        )
-    return lines
+        return lost, rebuild
+    if not recorded:
+        return "none recorded", "nothing to rebuild from"
+    newest = recorded[-1]
+    age = int((now - newest.snapshot_time) // 60)
+    rebuild = (
+        "a blank host starts without it (restore: never)"
+        if policy.restore == "never"
+        else f"a blank host is rebuilt from {newest.short_id}"
+    )
+    return f"{len(recorded)} recorded, newest {newest.short_id} ({age}m ago)", rebuild
+
+
+def _copy_line(
+    policy: BackupPolicy, copy: str, copied: list[Entry], last: Entry | None, now: float
+) -> str:
+    spec = policy.copies[copy]
+    held = (
+        f"{len(copied)} recorded, newest {last.short_id} "
+        f"({int((now - last.snapshot_time) // 60)}m old)"
+        if last
+        else "nothing copied yet"
+    )
+    return (
+        f"  copy {copy}: {spec.repository}, filled by the controller only (its password "
+        f"is on no host); {held} (RPO {_minutes(spec.rpo.total_seconds())})"
+    )
 
 
 def _minutes(seconds: float) -> str:

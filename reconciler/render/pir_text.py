@@ -18,6 +18,27 @@ def _at(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
 
 
+def _timeline(
+    incident: dict[str, Any],
+    deliveries: list[tuple[str, str, float | None, str | None]],
+    window: list[RunRecord],
+) -> list[tuple[float, str]]:
+    """The incident's own steps, each alert's delivery, and the runs in its window."""
+    start = incident["first_seen"]
+    timeline: list[tuple[float, str]] = [
+        (step["at"], step["what"]) for step in incident["timeline"]
+    ]
+    for key, channel, sent, error in deliveries:
+        transition = key.split(":")[1] if ":" in key else key
+        if sent:
+            timeline.append((sent, f"alert ({transition}) delivered to {channel}"))
+        else:
+            timeline.append((start, f"alert ({transition}) to {channel} not delivered: {error}"))
+    for run in window:
+        timeline.append((run.started, f"action: run {run.id} ({run.mode}) ended {run.outcome}"))
+    return timeline
+
+
 def render_pir(
     incident: dict[str, Any],
     deliveries: list[tuple[str, str, float | None, str | None]],
@@ -33,17 +54,7 @@ def render_pir(
         if end
         else (f"{_at(start)} to now (still open)")
     )
-    timeline: list[tuple[float, str]] = [
-        (step["at"], step["what"]) for step in incident["timeline"]
-    ]
-    for key, channel, sent, error in deliveries:
-        transition = key.split(":")[1] if ":" in key else key
-        if sent:
-            timeline.append((sent, f"alert ({transition}) delivered to {channel}"))
-        else:
-            timeline.append((start, f"alert ({transition}) to {channel} not delivered: {error}"))
-    for run in window:
-        timeline.append((run.started, f"action: run {run.id} ({run.mode}) ended {run.outcome}"))
+    timeline = _timeline(incident, deliveries, window)
     lines = [
         f"# Post-Incident Review: {incident['id']}",
         "",

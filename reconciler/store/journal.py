@@ -7,7 +7,6 @@ recorded up to its last step. Default path: $FLEET_RECONCILER_HOME/journal.db, o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reconciler.errors import PermanentError
+from reconciler.store.text_budget import TextBudget, fingerprint
 
 HOME = Path(os.environ.get("FLEET_RECONCILER_HOME", "/var/lib/fleet-reconciler"))
 DEFAULT_PATH = HOME / "journal.db"
@@ -58,31 +58,6 @@ RunMode = Literal["apply", "watch", "failover", "drill"]
 
 MAX_TEXT = 4096  # one step's detail, one event's message or context, a run's error
 MAX_PLAN = 64 * 1024  # one run's plan, as JSON
-HOURLY_TEXT_BUDGET = 16 << 20  # what one process stores whole per hour; then sizes and hashes
-
-
-def fingerprint(text: str) -> str:
-    """What is kept of a text not stored: its size and hash."""
-    data = text.encode()
-    return f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}"
-
-
-class TextBudget:
-    """Bytes of text a journal may store whole in the current clock hour: whatever the
-    hosts answer, the journal grows by at most this much text an hour (and rows of a
-    fixed size)."""
-
-    def __init__(self, per_hour: int = HOURLY_TEXT_BUDGET) -> None:
-        self.per_hour, self.hour, self.spent = per_hour, -1, 0
-
-    def take(self, size: int, now: float) -> bool:
-        hour = int(now // 3600)
-        if hour != self.hour:
-            self.hour, self.spent = hour, 0
-        if self.spent + size > self.per_hour:
-            return False
-        self.spent += size
-        return True
 
 
 @dataclass(frozen=True)

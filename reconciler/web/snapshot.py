@@ -90,33 +90,11 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
     found = journal.loop_state(str(state_file))
     loop = found[1] if found else {}
     pending = set(loop.get("pending", []))
-    services = []
-    for name, seen in sorted(loop.get("services", {}).items()):
-        health = "Healthy" if seen.get("healthy") else "Degraded"
-        out_of_sync = any(p in pending for p in (f"{seen['host']}/{name}", f"{seen['host']}/*"))
-        services.append(
-            ServiceRow(
-                name,
-                seen["host"],
-                health,
-                "OutOfSync" if out_of_sync else "Synced",
-                seen.get("detail", ""),
-                seen.get("seen"),
-                seen.get("last_healthy"),
-            )
-        )
-    placement, leader, active, epoch = "", None, "", 0
-    backups: list[BackupRow] = []
-    if loaded is not None:
-        failover = loaded.written.failover
-        if failover is not None:
-            state = FailoverStore(journal, failover).get()
-            active, epoch = state.placement.active or failover.primary, state.placement.epoch
-            placement = f"{', '.join(failover.services)} on {active} (epoch {epoch})"
-        backups = _backups(journal, loaded)
-        coordination = loaded.fleet.reconciler.coordination
-        if isinstance(coordination, EtcdCoordination):
-            leader = who_leads(coordination)
+    services = _service_rows(loop.get("services", {}), pending)
+    placement, active, epoch = _placement(journal, loaded)
+    backups = _backups(journal, loaded) if loaded is not None else []
+    coordination = loaded.fleet.reconciler.coordination if loaded is not None else None
+    leader = who_leads(coordination) if isinstance(coordination, EtcdCoordination) else None
     store = IncidentStore(journal)
     now = time.time()
     heals = heal_points(store, now)
@@ -149,6 +127,36 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         heal_chart=heal_chart(heals, now, CHART_WINDOW_S),
         heal_trend=heal_trend(heals),
     )
+
+
+def _service_rows(seen_by_name: dict[str, Any], pending: set[str]) -> list[ServiceRow]:
+    """Each service as the loop last saw it: health, and in sync or not (Argo CD's words)."""
+    rows = []
+    for name, seen in sorted(seen_by_name.items()):
+        health = "Healthy" if seen.get("healthy") else "Degraded"
+        out_of_sync = any(p in pending for p in (f"{seen['host']}/{name}", f"{seen['host']}/*"))
+        rows.append(
+            ServiceRow(
+                name,
+                seen["host"],
+                health,
+                "OutOfSync" if out_of_sync else "Synced",
+                seen.get("detail", ""),
+                seen.get("seen"),
+                seen.get("last_healthy"),
+            )
+        )
+    return rows
+
+
+def _placement(journal: Journal, loaded: LoadedFleet | None) -> tuple[str, str, int]:
+    """(where the failover services run, in words; the active host; the epoch)."""
+    failover = loaded.written.failover if loaded is not None else None
+    if failover is None:
+        return "", "", 0
+    state = FailoverStore(journal, failover).get()
+    active, epoch = state.placement.active or failover.primary, state.placement.epoch
+    return f"{', '.join(failover.services)} on {active} (epoch {epoch})", active, epoch
 
 
 def heal_points(store: IncidentStore, now: float) -> list[HealPoint]:

@@ -17,7 +17,8 @@ import pytest
 
 from reconciler.cli import exit_codes
 from reconciler.cli.main import main
-from reconciler.cli.parser import DEFAULT_STATE, VERBS, build_verbs, parse
+from reconciler.cli.parser import DEFAULT_STATE, build_verbs, parse
+from reconciler.cli.verbs import VERBS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
 
 from reconciler.daemon.health import readiness, stall_limit, start_watchdog, status_line
-from reconciler.daemon.loop import LoopStatus
+from reconciler.daemon.loop_status import LoopStatus
 from reconciler.web.app import make_app
 from tests.unit.helpers import load_text
 from tests.unit.test_spec import BASE

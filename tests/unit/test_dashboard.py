@@ -165,7 +165,7 @@ def test_a_copy_has_its_row_and_its_metrics(tmp_path: Path) -> None:
 def test_a_service_with_no_checks_is_healthy_on_the_page() -> None:
     """Tools a host needs (installed, no unit, no checks) have nothing that can fail; the
     page said Degraded for ever, where `status` says '-' and the gate does not wait."""
-    from reconciler.daemon.loop import services_seen
+    from reconciler.daemon.loop_status import services_seen
     from tests.unit.helpers import ideal_observation, load_text
     from tests.unit.test_spec import BASE
 

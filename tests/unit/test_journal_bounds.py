@@ -6,7 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from reconciler.store.journal import HOURLY_TEXT_BUDGET, MAX_PLAN, MAX_TEXT, Journal
+from reconciler.store.journal import MAX_PLAN, MAX_TEXT, Journal
+from reconciler.store.text_budget import HOURLY_TEXT_BUDGET
 
 
 def test_a_huge_answer_is_stored_cut_with_its_size_and_hash(tmp_path: Path) -> None:
