@@ -1,9 +1,11 @@
-"""What every step of one run needs, passed as one value instead of nine parameters."""
+"""What a run needs (`Runner`: the client, the journal, where progress goes, the guard)
+and what every step of one run under way is given (`RunContext`: that, its id, its
+targets), as one value instead of nine parameters."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import httpx
 
@@ -20,18 +22,32 @@ def no_progress(_model: str, _done: int, _total: int) -> None:
 
 
 @dataclass(frozen=True)
-class RunContext:
-    """One run's collaborators: HTTP client, journal and run id, and where progress goes."""
+class Runner:
+    """What a run needs besides the plan: where it is journaled and reported."""
 
     client: httpx.Client
     journal: Journal
-    run_id: str
     report: Report
     progress: ProgressReport = no_progress
     settings: ObserveSettings = field(default_factory=ObserveSettings)
-    targets: tuple[str, ...] = ()
+    guard: Callable[[list[str]], None] | None = None
+    """Called with the hosts about to change, before anything changes; raises to stop
+    (leadership lost, or a host refused the fencing token)."""
     ssh: WarmWorker | None = None  # kept SSH connections; None starts a worker per step
     fresh_data: bool = False  # `--fresh-data`: a blank host's policies are not restored
+
+
+@dataclass(frozen=True)
+class RunContext(Runner):
+    """One run under way: its runner, its journal id and the hosts it targets."""
+
+    run_id: str = ""
+    targets: tuple[str, ...] = ()
+
+    @classmethod
+    def started(cls, runner: Runner, run_id: str, targets: tuple[str, ...]) -> RunContext:
+        given = {f.name: getattr(runner, f.name) for f in fields(Runner)}
+        return cls(**given, run_id=run_id, targets=targets)
 
     def record(
         self, host: str, service: str | None, step: str, status: str, detail: str = ""

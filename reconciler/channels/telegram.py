@@ -10,7 +10,7 @@ import httpx
 
 from reconciler.channels.interface import ChannelError, Message
 from reconciler.untrusted.text import redact
-from state.secrets import resolve_secret
+from state.secrets import Secret, resolve_secret
 from state.spec.notifications import TelegramChannel
 
 TELEGRAM_LIMIT = 4096
@@ -19,12 +19,16 @@ TIMEOUT_S = 10.0
 
 def deliver(channel: TelegramChannel, key: str, message: Message, client: httpx.Client) -> str:
     token = resolve_secret(channel.token)
-    url = f"{channel.api_url.rstrip('/')}/bot{token.reveal()}/sendMessage"
-    body = {"chat_id": channel.chat_id, "text": telegram_text(message), "parse_mode": "HTML"}
     try:
-        response = client.post(url, json=body, timeout=TIMEOUT_S)
+        return _send(channel, token, message, client)
     except httpx.HTTPError as exc:
         raise ChannelError(redact(f"{type(exc).__name__}: {exc}", token)) from None
+
+
+def _send(channel: TelegramChannel, token: Secret, message: Message, client: httpx.Client) -> str:
+    url = f"{channel.api_url.rstrip('/')}/bot{token.reveal()}/sendMessage"
+    body = {"chat_id": channel.chat_id, "text": telegram_text(message), "parse_mode": "HTML"}
+    response = client.post(url, json=body, timeout=TIMEOUT_S)
     if response.status_code == 429:
         retry = _json(response).get("parameters", {}).get("retry_after", 1)
         raise ChannelError(f"telegram: 429 too many requests, retry after {retry}s", float(retry))

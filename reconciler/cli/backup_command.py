@@ -18,7 +18,6 @@ from reconciler.cli.terminal import confirm, report
 from reconciler.errors import Refused, UsageError
 from reconciler.events.bus import EventBus
 from reconciler.events.sinks import journal_sink, log_sink
-from reconciler.flows.mover import placed
 from reconciler.flows.verifications import checked, copied, drilled
 from reconciler.forge.source import desired_state
 from reconciler.render.backup_text import render_snapshots, restore_plan, snapshots_json
@@ -35,6 +34,7 @@ from reconciler.repositories.operations import (
 from reconciler.repositories.restorable import announce_forged
 from reconciler.repositories.rotate import rotate_key
 from reconciler.repositories.verify import rotating_subset
+from reconciler.store.failover_state import placed
 from reconciler.store.journal import Journal
 from reconciler.store.ledger import Ledger
 from state.secrets import SecretUnavailable

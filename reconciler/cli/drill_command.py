@@ -12,9 +12,9 @@ from reconciler.coordination.guard import apply_guard, leading
 from reconciler.errors import Refused
 from reconciler.flows.drill import Drill
 from reconciler.flows.leases import leases_kept
-from reconciler.flows.mover import placed
 from reconciler.forge.source import desired_state
 from reconciler.render.drill_text import drill_table
+from reconciler.store.failover_state import placed
 from reconciler.store.journal import Journal
 from reconciler.store.lock import hosts_lock
 from reconciler.untrusted.http import bounded_client

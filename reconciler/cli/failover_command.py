@@ -13,7 +13,7 @@ from reconciler.cli import exit_codes
 from reconciler.cli.one_shot import drain_outbox, one_shot_bus
 from reconciler.cli.terminal import confirm, report, show_progress
 from reconciler.coordination.guard import leading
-from reconciler.flows.failover_pass import review
+from reconciler.flows.failover_review import review
 from reconciler.flows.leases import leases_kept
 from reconciler.flows.mover import MoveFailed, Mover
 from reconciler.flows.moves import promote, switchover

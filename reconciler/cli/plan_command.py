@@ -10,6 +10,7 @@ import time
 
 import httpx
 
+from reconciler.apply.context import Runner
 from reconciler.cli import exit_codes
 from reconciler.cli.one_shot import drain_outbox, one_shot_bus, readable_journal
 from reconciler.cli.terminal import confirm, print_plan, report, show_progress
@@ -18,7 +19,7 @@ from reconciler.coordination.leader import Leadership
 from reconciler.errors import UsageError
 from reconciler.flows.failover_pass import tick
 from reconciler.flows.leases import leases_kept
-from reconciler.flows.lifecycle import Runner, execute_plan
+from reconciler.flows.lifecycle import execute_plan
 from reconciler.flows.mover import Mover
 from reconciler.flows.plan import Authority, dry_run, plan_for
 from reconciler.forge.source import commit_in_force, desired_state

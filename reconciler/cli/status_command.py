@@ -16,7 +16,7 @@ from reconciler.coordination.leader import LeaderView, who_leads
 from reconciler.engine.failover_detection import Verdict
 from reconciler.engine.plan import plan_to_json
 from reconciler.flows.drill import last_dr_drill, steps_of
-from reconciler.flows.failover_pass import review
+from reconciler.flows.failover_review import review
 from reconciler.flows.plan import Planned, plan_for
 from reconciler.forge.source import desired_state
 from reconciler.hosts.client import WorkerProcess

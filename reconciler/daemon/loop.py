@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import httpx
 
-from reconciler.apply.context import ProgressReport, Report
+from reconciler.apply.context import ProgressReport, Report, Runner
 from reconciler.coordination.guard import apply_guard, pull_shared, push_shared
 from reconciler.coordination.leader import Leadership, LocalLeadership
 from reconciler.daemon.backoff import Backoffs
@@ -40,14 +40,15 @@ from reconciler.errors import ReconcileError, write_traceback
 from reconciler.events.bus import Event, EventBus
 from reconciler.flows.failover_pass import tick
 from reconciler.flows.leases import leases_kept
-from reconciler.flows.lifecycle import Runner, execute_plan
-from reconciler.flows.mover import Mover, placed
+from reconciler.flows.lifecycle import execute_plan
+from reconciler.flows.mover import Mover
 from reconciler.flows.plan import plan_for
 from reconciler.hosts.client import WarmWorker
 from reconciler.hosts.observation import FleetState
 from reconciler.hosts.observe import ObserveSettings, observe
 from reconciler.hosts.protocol import Timeouts
 from reconciler.repositories.restorable import announce_forged
+from reconciler.store.failover_state import placed
 from reconciler.store.journal import Journal
 from reconciler.store.ledger import Ledger
 from reconciler.store.lock import LockHeld, hosts_lock

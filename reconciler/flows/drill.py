@@ -21,12 +21,12 @@ from typing import Literal
 
 import httpx
 
-from reconciler.apply.context import Report
+from reconciler.apply.context import Report, Runner
 from reconciler.channels.send import send_test_messages
 from reconciler.engine.drill_step import DrillStep, Verdict
 from reconciler.events.bus import Event, EventBus
-from reconciler.flows.lifecycle import Runner, execute_plan
-from reconciler.flows.mover import MoveFailed, Mover, placed
+from reconciler.flows.lifecycle import execute_plan
+from reconciler.flows.mover import MoveFailed, Mover
 from reconciler.flows.moves import switchover
 from reconciler.flows.once import plan_once
 from reconciler.hosts.commands import connects_to, reachable, unit_action
@@ -34,6 +34,7 @@ from reconciler.hosts.observe import ObserveSettings, observe
 from reconciler.hosts.probes import probe_http, probe_tcp
 from reconciler.repositories.in_place import newest_snapshot
 from reconciler.repositories.verify import run_drill
+from reconciler.store.failover_state import placed
 from reconciler.store.journal import EventRecord, Journal
 from reconciler.store.ledger import Ledger
 from state.load import LoadedFleet

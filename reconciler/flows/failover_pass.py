@@ -19,13 +19,13 @@ from reconciler.engine.failover_detection import (
     assess,
 )
 from reconciler.events.bus import Event
+from reconciler.flows.failover_review import second_opinion
 from reconciler.flows.mover import MoveFailed, Mover
 from reconciler.flows.moves import promote, resume, switchover
-from reconciler.hosts.commands import reachable, set_lease
+from reconciler.hosts.commands import set_lease
 from reconciler.hosts.observation import FleetState
 from reconciler.hosts.witness import ask_backup, primary_answers
-from reconciler.store.failover_state import FailoverState, FailoverStore
-from reconciler.store.journal import Journal
+from reconciler.store.failover_state import FailoverState
 from state.load import LoadedFleet
 from state.spec.fleet import Fleet
 
@@ -36,11 +36,11 @@ def sight(
     report: Report,
     state: FailoverState,
     observed: FleetState | None,
-    renew: bool,
     renewal: float | None = None,
 ) -> Sighting:
-    """This pass's view of the pair. With `renew`, the active host's lease is renewed (a
-    write, so never in a dry run) and a returning fenced primary is told the epoch."""
+    """This pass's view of the pair, renewing the active host's lease (a write: a dry run
+    looks with reconciler.flows.failover_review instead); a returning fenced primary is
+    told the epoch."""
     fleet = loaded.written
     failover = fleet.failover
     assert failover is not None
@@ -48,30 +48,14 @@ def sight(
     active = state.placement.active or failover.primary
     primary = fleet.hosts[failover.primary]
     seconds = int(failover.fence_after.total_seconds())
-    if renew and active == failover.primary and state.down_since is not None:
+    if active == failover.primary and state.down_since is not None:
         return _sight_counting(fleet, client, report, epoch, renewal)
-    if renew:
-        lease = set_lease(fleet.hosts[active], epoch, seconds)
-        # Failed over, the primary stays fenced: revoked, and told the epoch.
-        reached = set_lease(primary, epoch, 0).ok if active != failover.primary else lease.ok
-        if not lease.ok:
-            report(f"failover: lease on {active} not renewed: {lease.error}")
-    elif observed is not None and failover.primary in observed.hosts:
-        reached = observed.hosts[failover.primary].reachable  # the plan just asked it
-    else:
-        reached = reachable(primary).ok
-    if not reached and active == failover.primary:
-        if observed is not None:
-            health = observed.health
-            reached = any(r.healthy for name in failover.services for r in health.get(name, ()))
-        else:
-            reached = primary_answers(fleet, client)
-    if reached or active != failover.primary:
-        return Sighting(primary_reached=reached, backup_reached=True)
-    witness = ask_backup(fleet)
-    return Sighting(
-        False, witness.asked, witness.asked and witness.sees_primary, witness.detail, renewal
-    )
+    lease = set_lease(fleet.hosts[active], epoch, seconds)
+    # Failed over, the primary stays fenced: revoked, and told the epoch.
+    reached = set_lease(primary, epoch, 0).ok if active != failover.primary else lease.ok
+    if not lease.ok:
+        report(f"failover: lease on {active} not renewed: {lease.error}")
+    return second_opinion(fleet, client, active, reached, observed, renewal)
 
 
 def _sight_counting(
@@ -99,23 +83,6 @@ def _sight_counting(
     )
 
 
-def review(
-    loaded: LoadedFleet,
-    journal: Journal | None,
-    client: httpx.Client,
-    observed: FleetState | None = None,
-) -> tuple[FailoverState, Verdict] | None:
-    """What a pass would decide now, for a dry run and `status`: sights without writing
-    anything (no lease renewed, nothing stored). `observed`, the plan's observation,
-    saves asking the primary again. None without failover."""
-    failover = loaded.written.failover
-    if failover is None:
-        return None
-    state = FailoverStore(journal, failover).get() if journal is not None else FailoverState()
-    seen = sight(loaded, client, lambda _line: None, state, observed, renew=False)
-    return state, assess(failover, state, seen, time.time())
-
-
 def tick(mover: Mover, observed: FleetState | None = None) -> Verdict:
     """One failover pass: finish or roll back a cut-short move, renew the lease, sight,
     assess, act. Call it holding the fleet's lock."""
@@ -125,7 +92,7 @@ def tick(mover: Mover, observed: FleetState | None = None) -> Verdict:
         resume(mover)
         state = store.get()
     renewal = store.last_renewal(mover.failover.primary)
-    seen = sight(mover.loaded, mover.client, mover.report, state, observed, True, renewal)
+    seen = sight(mover.loaded, mover.client, mover.report, state, observed, renewal)
     verdict = assess(mover.failover, state, seen, time.time())
     paging = alarm(state, verdict, seen)
     if paging is not None:

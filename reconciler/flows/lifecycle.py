@@ -10,35 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-import httpx
-
-from reconciler.apply.context import ProgressReport, Report, RunContext, no_progress
+from reconciler.apply.context import RunContext, Runner
 from reconciler.apply.result import ApplyResult
 from reconciler.engine.plan import Plan, plan_to_json
 from reconciler.flows.once import apply_plan
-from reconciler.hosts.client import WarmWorker
-from reconciler.hosts.observe import ObserveSettings
-from reconciler.store.journal import Journal, RunMode
+from reconciler.store.journal import RunMode
 from reconciler.store.state_origin import git_provenance
 from state.load import LoadedFleet
-
-
-@dataclass(frozen=True)
-class Runner:
-    """What a run needs besides the plan: where it is journaled and reported."""
-
-    client: httpx.Client
-    journal: Journal
-    report: Report
-    progress: ProgressReport = no_progress
-    settings: ObserveSettings = field(default_factory=ObserveSettings)
-    guard: Callable[[list[str]], None] | None = None
-    """Called with the hosts about to change, before anything changes; raises to stop
-    (leadership lost, or a host refused the fencing token)."""
-    ssh: WarmWorker | None = None  # kept SSH connections for every step of the run
-    fresh_data: bool = False  # `--fresh-data`: a blank host's policies are not restored
 
 
 def execute_plan(
@@ -69,17 +48,7 @@ def execute_plan(
         runner.guard(sorted({a.host for a in plan.actions}))
     run_id = journal.start_run(str(loaded.file), loaded.sha256, commit, dirty, mode, plan_json)
     runner.report(f"run {run_id} started; journal {journal.path}")
-    ctx = RunContext(
-        runner.client,
-        journal,
-        run_id,
-        runner.report,
-        runner.progress,
-        runner.settings,
-        tuple(targets),
-        runner.ssh,
-        runner.fresh_data,
-    )
+    ctx = RunContext.started(runner, run_id, tuple(targets))
     started = time.monotonic()
     try:
         result = apply_plan(loaded, plan, ctx)

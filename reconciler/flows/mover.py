@@ -1,5 +1,5 @@
 """What every failover move shares: the `Mover` (the fleet, its journal and its
-reporters), the placement in force (`placed`), `MoveFailed`, and the test failpoints."""
+reporters), `MoveFailed`, the journal of its steps, and the test failpoints."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from reconciler.events.bus import EventBus
 from reconciler.store.failover_state import FailoverStore
 from reconciler.store.journal import Journal
 from state.load import LoadedFleet
-from state.placement import Placement
 from state.spec.failover import Failover
 
 BACKUP_TIMEOUT_S = 3600.0
@@ -57,14 +56,6 @@ class Mover:
     @property
     def store(self) -> FailoverStore:
         return FailoverStore(self.journal, self.failover)
-
-
-def placed(loaded: LoadedFleet, journal: Journal) -> LoadedFleet:
-    """`loaded` with the failover services where the failover store says they run."""
-    failover = loaded.written.failover
-    if failover is None:
-        return loaded.placed(Placement())
-    return loaded.placed(FailoverStore(journal, failover).get().placement)
 
 
 def journal_step(

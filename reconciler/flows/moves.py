@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from backups.restic_repo import Snapshot
+from reconciler.apply.context import Runner
 from reconciler.engine.failover_detection import (
     duration,
     retry_delay,
@@ -41,14 +42,13 @@ from reconciler.flows.failover_data import (
     restore_all,
     unrestorable,
 )
-from reconciler.flows.lifecycle import Runner, execute_plan
+from reconciler.flows.lifecycle import execute_plan
 from reconciler.flows.mover import (
     BACKUP_TIMEOUT_S,
     MoveFailed,
     Mover,
     failpoint,
     journal_step,
-    placed,
 )
 from reconciler.flows.once import plan_once
 from reconciler.flows.staging import stage, staged_result, start_staged
@@ -57,7 +57,7 @@ from reconciler.hosts.commands import final_backup, set_lease, stop_units
 from reconciler.repositories.in_place import Restored, restore_in_place
 from reconciler.repositories.operations import BackupFailed
 from reconciler.repositories.restorable import ProvenanceError, record_reported
-from reconciler.store.failover_state import FailoverState, Move, MoveStep
+from reconciler.store.failover_state import FailoverState, Move, MoveStep, placed
 from reconciler.store.ledger import Ledger
 from state.placement import Placement, data_policies
 

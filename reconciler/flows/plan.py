@@ -13,8 +13,7 @@ from typing import Any, Literal
 import httpx
 
 from reconciler.engine.plan import Plan, plan_to_json
-from reconciler.flows.failover_pass import review as failover_review
-from reconciler.flows.mover import placed
+from reconciler.flows.failover_review import review as failover_review
 from reconciler.flows.once import plan_once
 from reconciler.hosts.client import WarmWorker, WorkerProcess
 from reconciler.hosts.observation import FleetState
@@ -24,6 +23,7 @@ from reconciler.render.backup_text import standings
 from reconciler.render.failover_text import failover_json, render_failover
 from reconciler.render.plan_text import render_plan
 from reconciler.store.confirmations import Confirmations
+from reconciler.store.failover_state import placed
 from reconciler.store.journal import Journal
 from reconciler.store.ledger import Ledger
 from reconciler.untrusted.http import bounded_client

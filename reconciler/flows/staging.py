@@ -8,13 +8,13 @@ from concurrent.futures import Future
 
 from reconciler.apply.backups import without_failed
 from reconciler.apply.deploys import deploy_work, run_deploys, staged, start_units
-from reconciler.flows.mover import Mover, journal_step, placed
+from reconciler.flows.mover import Mover, journal_step
 from reconciler.flows.once import gate_health, plan_once
 from reconciler.hosts.client import WarmWorker
 from reconciler.hosts.observe import ObserveSettings
 from reconciler.hosts.protocol import Timeouts
 from reconciler.repositories.secrets import backup_secrets
-from reconciler.store.failover_state import Move
+from reconciler.store.failover_state import Move, placed
 from state.placement import Placement
 
 

@@ -173,16 +173,7 @@ def _decode(encoded: str) -> str:
 class HostSnapshot(FactBase[Snapshot]):
     """Units, files and packages of one host, read in one command."""
 
-    def command(
-        self,
-        units: list[str],
-        files: list[str],
-        contents: list[str],
-        packages: list[str],
-        unit_files: bool = True,
-        present: list[str] | None = None,
-    ) -> str:
-        return snapshot_script(units, files, contents, packages, unit_files, present)
+    command = staticmethod(snapshot_script)  # pyinfra calls it with the fact's arguments
 
     def process(self, output: list[str]) -> Snapshot:
         return parse_snapshot(list(output))

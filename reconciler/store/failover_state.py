@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.store.journal import Journal
+from state.load import LoadedFleet
 from state.placement import HOME, Placement
 from state.spec.failover import Failover
 
@@ -100,3 +101,11 @@ class FailoverStore:
             "SELECT renewed FROM lease_renewals WHERE host = ?", (host,)
         ).fetchone()
         return float(row[0]) if row else None
+
+
+def placed(loaded: LoadedFleet, journal: Journal) -> LoadedFleet:
+    """`loaded` with the failover services where the failover store says they run."""
+    failover = loaded.written.failover
+    if failover is None:
+        return loaded.placed(Placement())
+    return loaded.placed(FailoverStore(journal, failover).get().placement)

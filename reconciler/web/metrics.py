@@ -131,54 +131,59 @@ class FleetCollector(Collector):
             "1 while the state file is refused and the last good one is in force.",
             value=1.0 if snap.spec_error else 0.0,
         )
-        leader = GaugeMetricFamily(
-            f"{PREFIX}_leader",
+        leader = _gauge(
+            "leader",
             "1 while this controller leads (with etcd shards: per shard).",
-            labels=["shard"],
+            "shard",
         )
         for shard, leads in sorted((self.leading() if self.leading else {"0": True}).items()):
             leader.add_metric([shard], 1.0 if leads else 0.0)
         yield leader
         if snap.source:
-            spec = GaugeMetricFamily(
-                f"{PREFIX}_spec_commit_info",
+            spec = _gauge(
+                "spec_commit_info",
                 "1 for the git source's commit in force (`source:`).",
-                labels=["source", "commit"],
+                "source",
+                "commit",
             )
             spec.add_metric([snap.source, snap.spec_commit or ""], 1.0)
             yield spec
 
     def _fleet(self, snap: Snapshot, loaded: LoadedFleet | None) -> Iterator[Metric]:
         """Every host and service of the spec (without one, those the loop saw)."""
-        up = GaugeMetricFamily(
-            f"{PREFIX}_host_up",
+        up = _gauge(
+            "host_up",
             "1 if the host answered the loop's last look (0: unreachable, or not seen yet).",
-            labels=["host"],
+            "host",
         )
         for host in sorted(loaded.fleet.hosts if loaded else snap.hosts):
             up.add_metric([host], 1.0 if snap.hosts.get(host) else 0.0)
         yield up
-        healthy = GaugeMetricFamily(
-            f"{PREFIX}_service_healthy",
+        healthy = _gauge(
+            "service_healthy",
             "1 if the service's health checks pass (0: failing, its host unreachable, "
             "or not seen yet).",
-            labels=["host", "service"],
+            "host",
+            "service",
         )
-        drift = GaugeMetricFamily(
-            f"{PREFIX}_drift",
+        drift = _gauge(
+            "drift",
             "1 if the service is out of sync with the spec.",
-            labels=["host", "service"],
+            "host",
+            "service",
         )
-        last_healthy = GaugeMetricFamily(
-            f"{PREFIX}_service_last_healthy_timestamp_seconds",
+        last_healthy = _gauge(
+            "service_last_healthy_timestamp_seconds",
             "When the service last passed its checks (the loop's start if it has not since "
             "then); none before the loop has looked at it.",
-            labels=["host", "service"],
+            "host",
+            "service",
         )
-        rto = GaugeMetricFamily(
-            f"{PREFIX}_service_rto_seconds",
+        rto = _gauge(
+            "service_rto_seconds",
             "The service's recovery time objective.",
-            labels=["host", "service"],
+            "host",
+            "service",
         )
         seen = {row.name: row for row in snap.services}
         wanted = (
@@ -201,22 +206,24 @@ class FleetCollector(Collector):
         yield rto
 
     def _backups(self, snap: Snapshot) -> Iterator[Metric]:
-        newest = GaugeMetricFamily(
-            f"{PREFIX}_backup_last_snapshot_timestamp_seconds",
+        newest = _gauge(
+            "backup_last_snapshot_timestamp_seconds",
             "When the newest confirmed snapshot was taken, by policy and copy (copy='' "
             "for the policy's repository; 0 before the first).",
-            labels=["policy", "copy"],
+            "policy",
+            "copy",
         )
-        rpo = GaugeMetricFamily(
-            f"{PREFIX}_backup_rpo_seconds",
+        rpo = _gauge(
+            "backup_rpo_seconds",
             "The recovery point objective, by policy and copy (copy='' for the repository).",
-            labels=["policy", "copy"],
+            "policy",
+            "copy",
         )
-        age = GaugeMetricFamily(
-            f"{PREFIX}_backup_age_seconds",
+        age = _gauge(
+            "backup_age_seconds",
             "Age of the newest snapshot the repository confirmed, by policy (none before "
             "the first: alert on the timestamp instead).",
-            labels=["policy"],
+            "policy",
         )
         for backup in snap.backups:
             labels = [backup.policy, backup.copy or ""]
@@ -243,10 +250,12 @@ class FleetCollector(Collector):
             "Notifications in the outbox not yet accepted.",
             value=float(snap.unsent),
         )
-        drill = GaugeMetricFamily(
-            f"{PREFIX}_drill_measured_seconds",
+        drill = _gauge(
+            "drill_measured_seconds",
             "The last DR drill's measured times, by step and subject.",
-            labels=["step", "subject", "verdict"],
+            "step",
+            "subject",
+            "verdict",
         )
         for step in snap.drill:
             if step.get("measured_s") is not None:
@@ -261,10 +270,10 @@ class FleetCollector(Collector):
         yield GaugeMetricFamily(
             f"{PREFIX}_failover_epoch", "The failover epoch.", value=float(snap.epoch)
         )
-        active = GaugeMetricFamily(
-            f"{PREFIX}_failover_active",
+        active = _gauge(
+            "failover_active",
             "1 on the host running the failover services.",
-            labels=["host"],
+            "host",
         )
         active.add_metric([snap.active], 1.0)
         yield active
@@ -282,3 +291,8 @@ def build_labels() -> dict[str, str]:
         "python": platform.python_version(),
         "pyinfra": version("pyinfra"),
     }
+
+
+def _gauge(name: str, text: str, *labels: str) -> GaugeMetricFamily:
+    """A gauge of ours (`fleet_reconciler_NAME`), with its label names."""
+    return GaugeMetricFamily(f"{PREFIX}_{name}", text, labels=list(labels))

@@ -19,21 +19,18 @@ import httpx
 from tests.fleet import lab as fleet_lab
 from tests.fleet.ports import free_port
 from tests.integration.conftest import ROOT, lab_spec, run_reconcile, start_reconcile
+from tests.spec_text import backup_policy
 
 PROMETHEUS = Path("/var/cache/fleet-reconciler/prometheus/prometheus")
 PASSWORD = "alerts-test-restic-password"
-POLICY = """\
-backups:
-  etc:
-    host: h1
-    paths: [/etc/agent]
-    schedule: hourly
-    retention: {keep_last: 2}
-    rpo: 30s
-    repository: sftp:root@h2:/srv/restic/alerts
-    password: env:FLEET_TEST_ALERTS_PASSWORD
-    init: true
-"""
+POLICY = "backups:\n" + backup_policy(
+    "etc",
+    "h1",
+    "sftp:root@h2:/srv/restic/alerts",
+    "env:FLEET_TEST_ALERTS_PASSWORD",
+    rpo="30s",
+    more=("init: true",),
+)
 
 
 def api(prometheus: str, path: str) -> dict[str, Any] | None:

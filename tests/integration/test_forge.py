@@ -30,6 +30,7 @@ from tests.integration.by_hand import wait_http
 from tests.integration.conftest import ROOT, STANDINS, lab_spec, run_reconcile
 from tests.integration.test_watch import wait_for
 from tests.signing import Signer, ssh_signer
+from tests.spec_text import backup_policy
 
 TOKEN = "forge-test-token"
 SECRET = "forge-hook-secret"
@@ -436,18 +437,14 @@ def test_suspend_holds_the_plan_and_resume_applies_it(forge: Forge) -> None:
 
 
 REVIEWS = ", reviews: true"
-LEAKY_BACKUP = """\
-backups:
-  leak:
-    host: h1
-    paths: [/etc/agent]
-    schedule: hourly
-    retention: {keep_within: 30d}
-    rpo: 1h
-    repository: sftp:root@h2:/srv/restic/leak
-    password: env:FORGE_TOKEN
-    init: true
-"""
+LEAKY_BACKUP = "backups:\n" + backup_policy(
+    "leak",
+    "h1",
+    "sftp:root@h2:/srv/restic/leak",
+    "env:FORGE_TOKEN",
+    retention="{keep_within: 30d}",
+    more=("init: true",),
+)
 
 
 def test_a_pull_request_gets_its_plan_and_status_and_its_merge_is_applied(

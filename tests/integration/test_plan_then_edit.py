@@ -10,8 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from reconciler.apply.context import Runner
 from reconciler.cli.terminal import report
-from reconciler.flows.lifecycle import Runner, execute_plan
+from reconciler.flows.lifecycle import execute_plan
 from reconciler.flows.once import plan_once
 from reconciler.store.journal import Journal
 from state.load import load_fleet

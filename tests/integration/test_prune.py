@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.fleet import lab as fleet_lab
 from tests.integration.conftest import lab_spec, run_reconcile
+from tests.spec_text import backup_policy
 
 ENV = {**os.environ, "FLEET_TEST_RESTIC_PASSWORD": "test-only-prune-password"}
 EXTRA = """\
@@ -18,18 +19,9 @@ EXTRA = """\
     config_files:
       - {path: /etc/extra/data.conf, content: "keep me\\n"}
 """
-BACKUPS = """\
-backups:
-  db:
-    host: h1
-    paths: [/etc/agent]
-    schedule: hourly
-    retention: {keep_last: 2}
-    rpo: 1h
-    repository: /srv/restic/h1
-    password: env:FLEET_TEST_RESTIC_PASSWORD
-    init: true
-"""
+BACKUPS = "backups:\n" + backup_policy(
+    "db", "h1", "/srv/restic/h1", "env:FLEET_TEST_RESTIC_PASSWORD", more=("init: true",)
+)
 GENERATED = (
     "/etc/systemd/system/extra.service /etc/systemd/system/fleet-backup-db.timer "
     "/etc/systemd/system/fleet-backup-db.service /usr/local/lib/fleet-reconciler/backup-db.sh "

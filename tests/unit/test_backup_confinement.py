@@ -10,32 +10,36 @@ from deploys.backup import repository_entries
 from reconciler.repositories.fleet_key import ensure_policy_key
 from state.render_backup import CONFINED_URL, render_env, render_script
 from state.repository import resolve_repository
+from tests.spec_text import backup_policy
 from tests.unit.helpers import load_text
 
-SPEC = """\
+SPEC = (
+    """\
 version: 1
 hosts:
   kimi: {address: 198.18.0.11}
   hermes: {address: 198.18.0.12}
 services: {}
 backups:
-  db:
-    host: kimi
-    paths: [/etc/agent]
-    schedule: hourly
-    retention: {keep_last: 3}
-    rpo: 1h
-    repository: sftp:root@hermes:/srv/restic/kimi
-    password: env:RESTIC_PASSWORD
-  local:
-    host: hermes
-    paths: [/etc/gitea]
-    schedule: daily
-    retention: {keep_last: 3}
-    rpo: 1d
-    repository: /srv/restic/own
-    password: env:RESTIC_PASSWORD
 """
+    + backup_policy(
+        "db",
+        "kimi",
+        "sftp:root@hermes:/srv/restic/kimi",
+        "env:RESTIC_PASSWORD",
+        retention="{keep_last: 3}",
+    )
+    + backup_policy(
+        "local",
+        "hermes",
+        "/srv/restic/own",
+        "env:RESTIC_PASSWORD",
+        paths="[/etc/gitea]",
+        schedule="daily",
+        retention="{keep_last: 3}",
+        rpo="1d",
+    )
+)
 
 
 def test_the_host_reaches_its_repository_only_through_its_own_confined_key() -> None:

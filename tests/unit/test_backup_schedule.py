@@ -46,18 +46,9 @@ def test_a_drill_that_cannot_list_says_so(tmp_path: Path) -> None:
     from reconciler.store.ledger import Ledger
     from tests.unit.helpers import load_text
     from tests.unit.test_spec import BASE
+    from tests.unit.test_verifier import policy as unreadable_policy
 
-    policy = f"""\
-backups:
-  agentdata:
-    host: kimi
-    paths: [/srv/data]
-    schedule: hourly
-    retention: {{keep_last: 3}}
-    rpo: 1h
-    repository: {tmp_path / "nowhere"}
-    password: env:FLEET_TEST_UNSET_RESTIC_PASSWORD
-"""
+    policy = unreadable_policy(tmp_path)
     events: list[Event] = []
     bus = EventBus()
     bus.subscribe(events.append)

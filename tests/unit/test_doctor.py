@@ -14,6 +14,7 @@ from reconciler.cli import exit_codes
 from reconciler.cli.doctor_command import REQUIRED_TOOLS
 from reconciler.cli.main import main
 from tests.json_schemas import check
+from tests.spec_text import backup_policy
 
 STATE = """\
 version: 1
@@ -27,15 +28,7 @@ services:
     host: kimi
     unit: {description: agent, exec_start: /usr/bin/true}
 backups:
-  db:
-    host: kimi
-    paths: [/etc/agent]
-    schedule: hourly
-    retention: {keep_last: 2}
-    rpo: 1h
-    repository: /srv/restic/db
-    password: env:FLEET_DOCTOR_PASSWORD
-"""
+""" + backup_policy("db", "kimi", "/srv/restic/db", "env:FLEET_DOCTOR_PASSWORD")
 
 
 @pytest.fixture

@@ -18,24 +18,27 @@ from reconciler.repositories.in_place import Restored
 from reconciler.repositories.operations import BackupFailed
 from reconciler.store.journal import Journal
 from reconciler.store.ledger import Ledger
+from tests.spec_text import backup_policy
 from tests.unit.helpers import load_text
 from tests.unit.test_spec import BASE
 
 LOST_AT = 1_800_000_000.0
-POLICY = """\
-backups:
-  agentdata:
-    host: kimi
-    paths: [/srv/data]
-    schedule: hourly
-    retention: {keep_last: 3}
-    rpo: 1h
-    repository: /srv/restic/kimi
-    password: env:RESTIC_PASSWORD
-    copies:
-      offsite: {repository: "local:/srv/offsite/kimi", password: env:OFFSITE, rpo: 1d}
-failover: {primary: kimi, backup: hermes, services: [agent], data: [agentdata]}
-"""
+POLICY = (
+    "backups:\n"
+    + backup_policy(
+        "agentdata",
+        "kimi",
+        "/srv/restic/kimi",
+        "env:RESTIC_PASSWORD",
+        paths="[/srv/data]",
+        retention="{keep_last: 3}",
+        more=(
+            "copies:",
+            '  offsite: {repository: "local:/srv/offsite/kimi", password: env:OFFSITE, rpo: 1d}',
+        ),
+    )
+    + "failover: {primary: kimi, backup: hermes, services: [agent], data: [agentdata]}\n"
+)
 
 
 def snapshot(name: str, minutes_before: float) -> Snapshot:

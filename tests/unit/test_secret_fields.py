@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from state.errors import SpecError
 from state.secrets import secret_fields
+from tests.spec_text import backup_policy
 from tests.unit.helpers import load_text
 from tests.unit.test_spec import BASE
 
@@ -41,17 +42,14 @@ notifications:
     forge: {kind: gitea_issue, url: "http://198.18.0.12:3000", repo: a/b, token: env:G}
   routes: {P0: [tg, forge]}
 backups:
-  db:
-    host: kimi
-    paths: [/etc/agent]
-    schedule: hourly
-    retention: {keep_last: 3}
-    rpo: 1h
-    repository: /srv/restic
-    password: env:X
-    copies:
-      offsite: {repository: "local:/srv/copies", password: env:Y, rpo: 8d}
-"""
+""" + backup_policy(
+    "db",
+    "kimi",
+    "/srv/restic",
+    "env:X",
+    retention="{keep_last: 3}",
+    more=("copies:", '  offsite: {repository: "local:/srv/copies", password: env:Y, rpo: 8d}'),
+)
 PLACES = [
     ("notifications", "channels", "tg", "token"),
     ("notifications", "channels", "forge", "token"),

@@ -10,22 +10,21 @@ from reconciler.daemon.verifier import Verifier
 from reconciler.events.bus import Event, EventBus
 from reconciler.events.sinks import journal_sink
 from reconciler.store.journal import Journal
+from tests.spec_text import backup_policy
 from tests.unit.helpers import load_text
 from tests.unit.test_spec import BASE
 
 
 def policy(tmp_path: Path) -> str:
-    return f"""\
-backups:
-  agentdata:
-    host: kimi
-    paths: [/srv/data]
-    schedule: hourly
-    retention: {{keep_last: 3}}
-    rpo: 1h
-    repository: {tmp_path / "nowhere"}
-    password: env:FLEET_TEST_UNSET_RESTIC_PASSWORD
-"""
+    """A policy whose repository cannot be read: it is not there, nor its password."""
+    return "backups:\n" + backup_policy(
+        "agentdata",
+        "kimi",
+        str(tmp_path / "nowhere"),
+        "env:FLEET_TEST_UNSET_RESTIC_PASSWORD",
+        paths="[/srv/data]",
+        retention="{keep_last: 3}",
+    )
 
 
 def test_verifications_run_in_a_worker_and_their_events_reach_the_loops_journal(
