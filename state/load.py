@@ -51,7 +51,7 @@ class LoadedFleet:
     spec names lies in it (state.local_files)."""
 
     @property
-    def shown(self) -> str:
+    def label(self) -> str:
         """The state file as people know it: `state/fleet.yaml@COMMIT` for a fetched
         commit (not where the controller keeps its tree), else its path."""
         if self.root is not None and self.commit is not None:

@@ -15,6 +15,7 @@ from backups.restic_repo import ResticError, Snapshot
 from reconciler.cli import exit_codes
 from reconciler.cli.one_shot import one_shot_bus, readable_journal
 from reconciler.cli.terminal import confirm, report
+from reconciler.coordination.etcd_memory import shared_memory
 from reconciler.errors import Refused, UsageError
 from reconciler.events.bus import EventBus
 from reconciler.events.sinks import journal_sink, log_sink
@@ -50,7 +51,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         raise UsageError(
             f"reconcile backup {args.action}: --output json is for list, check and drill"
         )
-    loaded = desired_state(args.state, args.journal)
+    loaded = desired_state(args.state, args.journal, shared_memory)
     journal = readable_journal(args.journal)
     if journal is not None:  # failed over, a moved policy runs on the backup
         loaded = placed(loaded, journal)

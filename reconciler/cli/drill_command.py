@@ -8,6 +8,7 @@ import json
 from reconciler.cli import exit_codes
 from reconciler.cli.one_shot import drain_outbox, one_shot_bus
 from reconciler.cli.terminal import report
+from reconciler.coordination.etcd_memory import shared_memory
 from reconciler.coordination.guard import apply_guard, leading
 from reconciler.errors import Refused
 from reconciler.flows.drill import Drill
@@ -21,7 +22,7 @@ from reconciler.untrusted.http import bounded_client
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
-    loaded = desired_state(args.state, args.journal)
+    loaded = desired_state(args.state, args.journal, shared_memory)
     if args.failover and loaded.written.failover is None:
         raise Refused(f"--failover: {args.state} has no failover section to drill")
     journal = Journal(args.journal)

@@ -12,8 +12,9 @@ import argparse
 from reconciler.cli import exit_codes
 from reconciler.cli.one_shot import drain_outbox, one_shot_bus
 from reconciler.cli.terminal import confirm, report, show_progress
+from reconciler.coordination.etcd_memory import shared_memory
 from reconciler.coordination.guard import leading
-from reconciler.flows.failover_review import review
+from reconciler.flows.failover_outlook import outlook
 from reconciler.flows.leases import leases_kept
 from reconciler.flows.mover import MoveFailed, Mover
 from reconciler.flows.moves import promote, switchover
@@ -33,7 +34,7 @@ def cmd_failback(args: argparse.Namespace) -> int:
 
 
 def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = False) -> int:
-    loaded = desired_state(args.state, args.journal)
+    loaded = desired_state(args.state, args.journal, shared_memory)
     failover = loaded.written.failover
     if failover is None:
         raise MoveFailed(f"{args.state} has no failover section")
@@ -67,7 +68,7 @@ def _move(args: argparse.Namespace, to: str | None, accept: bool, home: bool = F
                 switchover(mover, to, "planned switchover by the operator")
             else:
                 promote(mover, accept_data_loss=True)
-            after = review(loaded, journal, client)
+            after = outlook(loaded, journal, client)
     finally:  # a held or failed move raised a P0 that must go out
         drain_outbox(loaded, journal)
     if after is not None:

@@ -69,10 +69,12 @@ def _pir(args: argparse.Namespace, store: IncidentStore) -> int:
     ]
     draft = render_pir(incident, store.deliveries(args.id), journal.runs(200), kind_events)
     print(draft, end="")
-    return _post_review(args.state, incident, store, draft) if args.post else exit_codes.OK
+    return _post_incident_review(args.state, incident, store, draft) if args.post else exit_codes.OK
 
 
-def _post_review(state: str, incident: dict[str, Any], store: IncidentStore, draft: str) -> int:
+def _post_incident_review(
+    state: str, incident: dict[str, Any], store: IncidentStore, draft: str
+) -> int:
     """`pir --post`: the draft as a comment on each Gitea issue the incident reached."""
 
     notifications = load_fleet(state).written.notifications

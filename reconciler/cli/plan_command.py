@@ -14,6 +14,7 @@ from reconciler.apply.context import Runner
 from reconciler.cli import exit_codes
 from reconciler.cli.one_shot import drain_outbox, one_shot_bus, readable_journal
 from reconciler.cli.terminal import confirm, print_plan, report, show_progress
+from reconciler.coordination.etcd_memory import shared_memory
 from reconciler.coordination.guard import apply_guard, leading
 from reconciler.coordination.leader import Leadership
 from reconciler.errors import UsageError
@@ -41,7 +42,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         raise UsageError("--output json: expected with --dry-run (an apply reports as text)")
     if args.dry_run:  # a review plans the file it is given, as written
         return _dry_run(args, load_fleet(args.state), worker)
-    return _apply(args, desired_state(args.state, args.journal), worker)
+    return _apply(args, desired_state(args.state, args.journal, shared_memory), worker)
 
 
 def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) -> int:
@@ -101,7 +102,9 @@ def _apply_leading(
             loaded, plan, runner, "apply", args.target, before_apply=lambda: confirm(args.yes)
         )
         if loaded.commit is not None:  # applied, or nothing to apply (a refusal raised)
-            commit_in_force(args.state, journal.path, loaded.commit)  # `verify: all` from here
+            commit_in_force(
+                args.state, journal.path, loaded.commit, shared_memory
+            )  # `verify: all` from here
         announce_forged(ledger, one_shot_bus(loaded, journal))
         if loaded.written.failover is not None or loaded.written.notifications is not None:
             drain_outbox(loaded, journal)

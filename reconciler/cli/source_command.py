@@ -16,11 +16,13 @@ import time
 from pathlib import Path
 
 from reconciler.cli import exit_codes
+from reconciler.coordination.etcd_memory import memory_for, shared_memory
 from reconciler.errors import PermanentError
 from reconciler.flows.review import Review, post_plan_review, review_pull
 from reconciler.forge.source import accept, pin, unpin
 from reconciler.hosts.client import WarmWorker
 from reconciler.store.journal import Journal
+from reconciler.store.memory import Memory
 from reconciler.store.suspension import Suspension
 from reconciler.untrusted.http import bounded_client
 from state.load import load_fleet
@@ -63,7 +65,7 @@ def _event(journal: Journal, kind: str, message: str, context: dict[str, object]
 def cmd_pin(args: argparse.Namespace) -> int:
     source = _source(args.state, "pin")
     journal = Journal(args.journal)
-    got = pin(source, args.journal.parent, args.commit)
+    got = pin(source, args.journal.parent, args.commit, _shared(args.state))
     signed = f", signed by {got.signer}" if got.signer else ""
     said = (
         f"pinned commit {got.commit[:12]}{signed}: it stays the desired state whatever "
@@ -79,7 +81,7 @@ def cmd_unpin(args: argparse.Namespace) -> int:
 
     source = _source(args.state, "unpin")
     journal = Journal(args.journal)
-    was = unpin(source, args.journal.parent)
+    was = unpin(source, args.journal.parent, _shared(args.state))
     if was is None:
         print("nothing was pinned")
         return exit_codes.OK
@@ -96,7 +98,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
 
     source = _source(args.state, "accept")
     journal = Journal(args.journal)
-    got = accept(source, args.journal.parent, args.commit)
+    got = accept(source, args.journal.parent, args.commit, _shared(args.state))
     signed = f", signed by {got.signer}" if got.signer else ""
     said = (
         f"accepted commit {got.commit[:12]}{signed} as the tip of {source.branch}, though it "
@@ -110,7 +112,8 @@ def cmd_accept(args: argparse.Namespace) -> int:
 
 def cmd_suspend(args: argparse.Namespace) -> int:
     journal = Journal(args.journal)
-    suspended = Suspension(journal).suspend(args.reason)
+    memory = _memory(args.state, journal)
+    suspended = Suspension(memory).suspend(args.reason)
     said = (
         f"applying suspended ({suspended.reason}): reconcile watch goes on observing, probing, "
         "paging and failing over, and plans every pass, but applies nothing until "
@@ -118,12 +121,13 @@ def cmd_suspend(args: argparse.Namespace) -> int:
     )
     _event(journal, "applying_suspended", said, {"reason": suspended.reason})
     print(said)
+    print(f"kept in {memory.where()}")
     return exit_codes.OK
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     journal = Journal(args.journal)
-    was = Suspension(journal).resume()
+    was = Suspension(_memory(args.state, journal)).resume()
     if was is None:
         print("applying was not suspended")
         return exit_codes.OK
@@ -133,6 +137,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
     print(said)
     print(_tell_watch(journal, args.state))
     return exit_codes.OK
+
+
+def _shared(state: str) -> Memory | None:
+    """With etcd, the fleet's memory, where a pin, an acceptance and the commit in force
+    are every controller's; None: this controller's own mirror holds them."""
+    return shared_memory(load_fleet(state).fleet.reconciler.coordination)
+
+
+def _memory(state: str, journal: Journal) -> Memory:
+    """The fleet's memory the state file's `coordination` names (etcd: every controller's;
+    else this controller's journal). A state file that does not load is refused: an
+    operator's intent must reach the memory the controllers read."""
+    return memory_for(load_fleet(state).fleet.reconciler.coordination, journal)
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -147,7 +164,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     worker: WarmWorker = args.ssh_worker  # started first (reconciler.cli.main)
     journal = Journal(args.journal, read_only=True)  # a review writes nothing
     with bounded_client() as client:
-        review = review_pull(source, args.pull, journal, worker, client)
+        review = review_pull(source, args.pull, journal, worker, client, _shared(args.state))
         print(
             f"pull request #{review.number} at {review.commit[:12]}: {review.state}, "
             f"{review.description}\n"

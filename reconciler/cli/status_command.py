@@ -12,11 +12,12 @@ from typing import Any
 
 from reconciler.cli import exit_codes
 from reconciler.cli.incidents_command import incident_lines
+from reconciler.coordination.etcd_memory import memory_for, shared_memory
 from reconciler.coordination.leader import LeaderView, who_leads
 from reconciler.engine.failover_detection import Verdict
 from reconciler.engine.plan import plan_to_json
 from reconciler.flows.drill import last_dr_drill, steps_of
-from reconciler.flows.failover_review import review
+from reconciler.flows.failover_outlook import outlook
 from reconciler.flows.plan import Planned, plan_for
 from reconciler.forge.source import desired_state
 from reconciler.hosts.client import WorkerProcess
@@ -32,7 +33,8 @@ from reconciler.render.status_text import (
 from reconciler.store.failover_state import FailoverState
 from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import EventRecord, Journal
-from reconciler.store.suspension import Suspension
+from reconciler.store.memory import LocalMemory
+from reconciler.store.suspension import Suspended, Suspension
 from reconciler.untrusted.http import bounded_client
 from state.errors import SpecError
 from state.load import LoadedFleet
@@ -45,15 +47,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     worker: WorkerProcess = args.ssh_worker  # started first (reconciler.cli.main)
     journal = Journal(args.journal)
     try:
-        loaded = desired_state(args.state, args.journal)
+        loaded = desired_state(args.state, args.journal, shared_memory)
     except SpecError:
         # The loop keeps the last good spec; show its state, then the file's errors.
-        print("\n".join(loop_lines(journal, Path(args.state))))
+        local = Suspension(LocalMemory(journal)).get()  # no spec: no coordination known
+        print("\n".join(loop_lines(journal, Path(args.state), local)))
         raise
     with bounded_client() as client:  # the ledger read as a dry run reads it, never written
         result = plan_for(loaded, journal, client, worker, "read")
         loaded = result.loaded
-        failover = review(loaded, journal, client, result.observed)
+        failover = outlook(loaded, journal, client, result.observed)
     coordination = loaded.fleet.reconciler.coordination
     facts = StatusFacts(
         args.state,
@@ -64,6 +67,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         last_dr_drill(journal),
         who_leads(coordination) if isinstance(coordination, EtcdCoordination) else None,
         [i for i in IncidentStore(journal).recent() if i["status"] == "open"],
+        Suspension(memory_for(coordination, journal)).get(),
     )
     if args.output == "json":
         print(json.dumps(status_document(facts), indent=2, default=str))
@@ -85,6 +89,7 @@ class StatusFacts:
     drilled: EventRecord | None
     leaders: LeaderView | None
     open_incidents: list[dict[str, Any]]
+    suspended: Suspended | None
 
 
 def status_document(facts: StatusFacts) -> dict[str, Any]:
@@ -101,8 +106,8 @@ def status_document(facts: StatusFacts) -> dict[str, Any]:
             failover_json(written, *failover) if failover and written is not None else None
         ),
         "last_dr_drill": [s.as_json() for s in steps_of(drilled)] if drilled else None,
-        "loop": loop_lines(facts.journal, Path(facts.state)),
-        "suspended": _suspension(facts.journal),
+        "loop": loop_lines(facts.journal, Path(facts.state), facts.suspended),
+        "suspended": _suspension(facts.suspended),
         "open_incidents": facts.open_incidents,
         "coordination": leader_lines(leaders, time.time()) if leaders is not None else None,
     }
@@ -110,7 +115,9 @@ def status_document(facts: StatusFacts) -> dict[str, Any]:
 
 def _print_text(facts: StatusFacts) -> None:
     loaded, result, journal = facts.loaded, facts.result, facts.journal
-    status = render_status(loaded, result.observed, result.plan, journal, Path(facts.state))
+    status = render_status(
+        loaded, result.observed, result.plan, journal, Path(facts.state), facts.suspended
+    )
     print(status, end="")
     written = loaded.written.failover
     if facts.failover is not None and written is not None:
@@ -126,8 +133,7 @@ def _print_text(facts: StatusFacts) -> None:
     print("".join(f"  {line}\n" for line in incident_lines(facts.open_incidents)), end="")
 
 
-def _suspension(journal: Journal) -> dict[str, Any] | None:
-    suspended = Suspension(journal).get()
+def _suspension(suspended: Suspended | None) -> dict[str, Any] | None:
     return None if suspended is None else {"since": suspended.since, "reason": suspended.reason}
 
 

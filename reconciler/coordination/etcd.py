@@ -156,3 +156,24 @@ class EtcdClient:
             },
         )
         return bool(answer.get("succeeded"))
+
+    def delete(self, key: str) -> int:
+        """Delete `key`; how many keys were deleted (0 or 1)."""
+        return int(self.call("kv/deleterange", {"key": _b64(key)}).get("deleted", 0))
+
+    def delete_if_guarded(self, guard: str, revision: int, key: str) -> bool | None:
+        """Delete `key` only while `guard` has this create revision: whether it was
+        there, or None when the guard no longer holds (a deposed leader)."""
+        answer = self.call(
+            "kv/txn",
+            {
+                "compare": [
+                    {"key": _b64(guard), "target": "CREATE", "create_revision": str(revision)}
+                ],
+                "success": [{"request_delete_range": {"key": _b64(key)}}],
+            },
+        )
+        if not answer.get("succeeded"):
+            return None
+        deleted = answer["responses"][0]["response_delete_range"].get("deleted", 0)
+        return int(deleted) > 0

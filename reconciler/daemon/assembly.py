@@ -83,7 +83,9 @@ def run_daemon(options: DaemonOptions, report: Report, progress: Progress) -> in
         loop = WatchLoop(
             spec, journal, client, bus, report, progress, sweep=desk.sweep, leadership=leadership
         )
-        forge = ForgeDesk(lambda: spec.source, journal.path, report, lambda: loop.leading)
+        forge = ForgeDesk(
+            lambda: spec.source, journal.path, report, lambda: loop.leading, lambda: spec.memory
+        )
         loop.on_applied = forge.applied
         servers = _servers(options, loop, journal, forge, report)
 

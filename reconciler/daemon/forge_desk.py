@@ -29,6 +29,7 @@ from reconciler.flows.review import (
 from reconciler.forge.gitea import GiteaError
 from reconciler.hosts.client import WarmWorker
 from reconciler.store.journal import Journal
+from reconciler.store.memory import Memory
 from reconciler.untrusted.http import bounded_client
 from state.errors import SpecError
 from state.spec.source import GitSource
@@ -53,8 +54,10 @@ class ForgeDesk:
         journal_path: Path,
         report: Callable[[str], None],
         leading: Callable[[], bool] = lambda: True,
+        memory: Callable[[], Memory | None] = lambda: None,
     ) -> None:
         self.source, self.journal_path, self.report = source, journal_path, report
+        self.memory = memory  # with etcd, the fleet's: the commit in force a review uses
         self.leading = leading  # with several controllers, the leader alone posts
         self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=QUEUE_SIZE)
         self.queued: set[int] = set()
@@ -115,7 +118,8 @@ class ForgeDesk:
                             self.report(f"forge: {APPLY_CONTEXT} {job.state} on {job.commit[:12]}")
                             continue
                         worker = worker or WarmWorker()
-                        review = review_pull(source, job, journal, worker, client)
+                        memory = self.memory()
+                        review = review_pull(source, job, journal, worker, client, memory)
                         self.report(f"forge: {post_plan_review(source, review, client)}")
                 except NotReviewed as exc:
                     self.report(f"forge: not reviewed: {exc}")

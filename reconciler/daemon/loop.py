@@ -23,6 +23,7 @@ from dataclasses import replace
 import httpx
 
 from reconciler.apply.context import ProgressReport, Report, Runner
+from reconciler.coordination.etcd_memory import memory_for
 from reconciler.coordination.guard import apply_guard, pull_shared, push_shared
 from reconciler.coordination.leader import Leadership, LocalLeadership
 from reconciler.daemon.backoff import Backoffs
@@ -52,7 +53,8 @@ from reconciler.store.failover_state import placed
 from reconciler.store.journal import Journal
 from reconciler.store.ledger import Ledger
 from reconciler.store.lock import LockHeld, hosts_lock
-from reconciler.store.suspension import Suspension
+from reconciler.store.memory import Memory
+from reconciler.store.suspension import Suspension, lifted
 from state.load import LoadedFleet
 from state.placement import without_host
 from state.spec.controller import ReconcilerSettings
@@ -157,7 +159,7 @@ class WatchLoop:
                 if self.spec.reload():
                     self.backoffs.settings = self._settings()
                     next_full = self.clock()
-                elif self.suspended_said and Suspension(self.journal).get() is None:
+                elif self.suspended_said and lifted(self.memory()):
                     next_full = self.clock()  # resumed: the plan held is applied now
             now = self.clock()
             if now >= min(next_full, next_probe, self.failover_clock.due) and not self._lead():
@@ -231,6 +233,10 @@ class WatchLoop:
         if self.measure is not None:
             result = "error" if self.status.failed_passes > errors else "success"
             self.measure(kind, time.monotonic() - started, result)
+
+    def memory(self) -> Memory:
+        """The fleet's memory (with etcd: every controller's), as the spec in force names it."""
+        return memory_for(self._settings().coordination, self.journal)
 
     def _settings(self) -> ReconcilerSettings:
         assert self.spec.loaded is not None
@@ -391,7 +397,7 @@ class WatchLoop:
         plan = exclude_from_plan(plan, blocked)
         if not plan.summary.pending:
             return  # a pass with nothing to do is not journaled as a run
-        if (suspended := Suspension(self.journal).get()) is not None:
+        if (suspended := Suspension(self.memory()).get()) is not None:
             said = (
                 f"suspended ({suspended.reason}): {plan.summary.pending} change(s) planned, "
                 "none applied; `reconcile resume` applies again"

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import watchfiles
 
+from reconciler.coordination.etcd_memory import shared_memory
 from reconciler.events.bus import Event, EventBus
-from reconciler.forge.git_mirror import SourceRefused, SourceUnavailable
+from reconciler.forge.errors import SourceRefused, SourceUnavailable
 from reconciler.forge.source import collect_mirror, fetch_state, last_in_force, put_in_force
 from reconciler.store.journal import Journal
+from reconciler.store.memory import Memory, MemoryUnavailable
 from reconciler.store.state_origin import git_provenance
 from state.errors import SpecError, SpecProblem
 from state.load import LoadedFleet, load_fleet
@@ -61,6 +63,7 @@ class SpecSource:
         self.branch_tip: str | None = None  # the source branch's tip at the last fetch
         self.held: str | None = None  # a tip that does not descend from the commit in force
         self.error: str | None = None
+        self.memory: Memory | None = None  # the fleet's, with etcd: where the holds live
         self.exception: SpecError | None = None
 
     def reload(self) -> bool:
@@ -89,14 +92,15 @@ class SpecSource:
         """The state from the bootstrap file's `source:`: the fetched branch's tip."""
         source = self.source = bootstrap.fleet.source
         assert source is not None
+        memory = self.memory = shared_memory(bootstrap.fleet.reconciler.coordination)
         try:
-            got = fetch_state(source, self.journal.path.parent)
+            got = fetch_state(source, self.journal.path.parent, memory)
         except SpecError as exc:
             return self._rejected(exc)
-        except (SourceUnavailable, SourceRefused, SecretUnavailable) as exc:
+        except (SourceUnavailable, SourceRefused, SecretUnavailable, MemoryUnavailable) as exc:
             problem = SpecProblem(source.url, None, "source", str(exc))
             self._rejected(SpecError([problem]))
-            if self.loaded is None and isinstance(exc, SourceUnavailable):
+            if self.loaded is None and isinstance(exc, SourceUnavailable | MemoryUnavailable):
                 return self._last_in_force(source)  # a restart while the forge is down
             return False
         if got.held is not None and got.held != self.held:
@@ -124,13 +128,16 @@ class SpecSource:
         self.pinned, self.branch_tip, self.held = got.pinned, got.fetched.commit, got.held
         collect_mirror(source, self.journal.path.parent)  # hourly, on a schedule of its own
         if self._in_force(got.loaded, got.commit, False, got.signer):
-            put_in_force(source, self.journal.path.parent, got.commit)
+            put_in_force(source, self.journal.path.parent, got.commit, memory)
             return True
         return False
 
     def _last_in_force(self, source: GitSource) -> bool:
         try:
-            last = last_in_force(source, self.journal.path.parent)
+            try:
+                last = last_in_force(source, self.journal.path.parent, self.memory)
+            except MemoryUnavailable:  # etcd down too: this controller's own (it cannot lead)
+                last = last_in_force(source, self.journal.path.parent)
         except (SpecError, SourceRefused):
             return False
         if last is None or last.commit is None:

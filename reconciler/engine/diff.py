@@ -183,15 +183,15 @@ def _diff_file(
             "create",
             subject,
             "missing",
-            _shown(config, "", want),
+            _config_diff(config, "", want),
         )
     reasons, text = [], None
     if current.withheld:
         reasons.append(f"a file of {current.size} bytes is there ({WITHHELD})")
-        text = "(the host's copy is not shown)\n" + _shown(config, "", want)
+        text = "(the host's copy is not shown)\n" + _config_diff(config, "", want)
     elif current.sha256 != hashlib.sha256(want.encode()).hexdigest():
         reasons.append("content differs")
-        text = _shown(config, current.content or "", want)
+        text = _config_diff(config, current.content or "", want)
     if current.mode != config.mode.zfill(4):
         reasons.append(f"mode {current.mode} → {config.mode.zfill(4)}")
     if (current.owner, current.group) != (config.owner, config.group):
@@ -203,7 +203,7 @@ def _diff_file(
     )
 
 
-def _shown(config: ConfigFile, old: str, new: str) -> str:
+def _config_diff(config: ConfigFile, old: str, new: str) -> str:
     """A config file's diff as plans show it: masked, or hidden when it is sensitive."""
     return hidden_diff(old, new) if config.sensitive else unified_diff(old, new, config.path)
 

@@ -74,7 +74,7 @@ def make_plan(loaded: LoadedFleet, observed: FleetState, changes: list[Change]) 
         state = observed.hosts.get(name)
         actions = tuple(sorted((c for c in changes if c.host == name), key=sort_key))
         hosts.append(HostPlan(name, host.address, bool(state and state.reachable), actions))
-    return Plan(loaded.shown, loaded.sha256, tuple(hosts), summarize(changes))
+    return Plan(loaded.label, loaded.sha256, tuple(hosts), summarize(changes))
 
 
 def summarize(changes: list[Change]) -> Summary:

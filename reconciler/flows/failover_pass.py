@@ -19,7 +19,7 @@ from reconciler.engine.failover_detection import (
     assess,
 )
 from reconciler.events.bus import Event
-from reconciler.flows.failover_review import second_opinion
+from reconciler.flows.failover_outlook import second_opinion
 from reconciler.flows.mover import MoveFailed, Mover
 from reconciler.flows.moves import promote, resume, switchover
 from reconciler.hosts.commands import set_lease
@@ -39,7 +39,7 @@ def sight(
     renewal: float | None = None,
 ) -> Sighting:
     """This pass's view of the pair, renewing the active host's lease (a write: a dry run
-    looks with reconciler.flows.failover_review instead); a returning fenced primary is
+    looks with reconciler.flows.failover_outlook instead); a returning fenced primary is
     told the epoch."""
     fleet = loaded.written
     failover = fleet.failover

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import httpx
 
 from reconciler.engine.plan import Plan, plan_to_json
-from reconciler.flows.failover_review import review as failover_review
+from reconciler.flows.failover_outlook import outlook as failover_outlook
 from reconciler.flows.once import plan_once
 from reconciler.hosts.client import WarmWorker, WorkerProcess
 from reconciler.hosts.observation import FleetState
@@ -134,13 +134,13 @@ def dry_run(
         )
         loaded, ledger = result.loaded, result.ledger
         sighted = loaded if review is None else (base if scope and scope.failover else None)
-        failover = failover_review(sighted, journal, client, result.observed) if sighted else None
+        failover = failover_outlook(sighted, journal, client, result.observed) if sighted else None
     document = plan_to_json(result.plan)
     text = ""
     if scope is not None:
         text += review_header(base, scope, loaded)
         document["review"] = {
-            "base": base.shown if base else None,
+            "base": base.label if base else None,
             "withheld": [line.strip() for line in scope.withheld_lines(loaded.fleet)],
         }
     if failover is not None and loaded.written.failover is not None:
@@ -154,7 +154,7 @@ def dry_run(
 
 def review_header(base: LoadedFleet | None, scope: ReviewScope, proposal: LoadedFleet) -> str:
     """The lines that open a review: whose authority it ran with and what it left alone."""
-    authority = base.shown if base is not None else "no commit in force (nothing contacted)"
+    authority = base.label if base is not None else "no commit in force (nothing contacted)"
     lines = [f"Review with the authority of {authority}"]
     withheld = scope.withheld_lines(proposal.fleet)
     if withheld:

@@ -30,7 +30,8 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.flows.plan import Authority, dry_run
-from reconciler.forge.git_mirror import GC_EVERY_S, GitMirror, SourceRefused
+from reconciler.forge.errors import SourceRefused
+from reconciler.forge.git_mirror import GC_EVERY_S, GitMirror
 from reconciler.forge.gitea import GiteaError, GiteaRepo
 from reconciler.forge.signatures import CommitRefused, verified_signer
 from reconciler.forge.source import load_commit, open_mirror
@@ -38,6 +39,7 @@ from reconciler.hosts.client import WarmWorker
 from reconciler.render.markdown import code_block
 from reconciler.render.plan_text import summary_line
 from reconciler.store.journal import Journal
+from reconciler.store.memory import Memory
 from reconciler.untrusted.text import shown
 from state.errors import SpecError
 from state.load import LoadedFleet
@@ -79,6 +81,7 @@ def review_pull(
     journal: Journal,
     worker: WarmWorker,
     client: httpx.Client,
+    memory: Memory | None = None,
 ) -> Review:
     """Plan pull request `number` read-only, with the authority of the commit in force
     (see reconciler.hosts.review_scope). An author the review policy does not admit
@@ -100,7 +103,7 @@ def review_pull(
             raise NotReviewed(f"pull request {number}: {refused}")
         return Review(number, sha, "error", f"not planned: {refused}", f"Not planned: {refused}.\n")
     state_dir = journal.path.parent
-    mirror = open_mirror(source, state_dir)
+    mirror = open_mirror(source, state_dir, memory)  # with etcd, the fleet's commit in force
     commit = mirror.fetch_pull(number)
     try:
         signed = _signature_note(source, mirror, commit, state_dir)

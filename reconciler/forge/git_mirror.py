@@ -23,23 +23,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.errors import PermanentError, TemporaryError
+from reconciler.forge.errors import SourceRefused, SourceUnavailable
+from reconciler.forge.holds import COMMIT, SHARED, merged, put
+from reconciler.store.memory import Memory
 from reconciler.untrusted.limits import PULL_BYTES, PULL_OBJECTS, TREE_BYTES, TREE_FILES
 from reconciler.untrusted.text import shown
 from state.yaml_lines import MAX_BYTES  # a state file or a template: the spec's bound
 
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
 BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
 TIMEOUT_S = 60.0
 GC_EVERY_S = 3600.0  # the mirror is collected at most this often (after a review)
-
-
-class SourceUnavailable(TemporaryError, ConnectionError):
-    """The forge could not be reached or did not answer within the deadline."""
-
-
-class SourceRefused(PermanentError, ValueError):
-    """The source answered, but with something the controller will not use."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +60,14 @@ class GitMirror:
         ssh_command: str | None = None,
         timeout: float = TIMEOUT_S,
         extra_env: dict[str, str] | None = None,
+        memory: Memory | None = None,
     ) -> None:
         if not BRANCH.fullmatch(branch) or ".." in branch or branch.startswith("-"):
             raise SourceRefused(f"branch {branch!r}: expected a plain branch name")
         self.url, self.branch, self.directory = url, branch, directory
         self.ssh_command, self.timeout = ssh_command, timeout
         self.extra_env = dict(extra_env or {})  # a token's header: never on a command line
+        self.memory = memory  # the fleet's: where the SHARED holds live (forge.holds)
 
     @property
     def ref(self) -> str:
@@ -220,26 +215,33 @@ class GitMirror:
         return commit if done.returncode == 0 and COMMIT.fullmatch(commit) else None
 
     def held(self, name: str) -> str | None:
-        """The commit the controller holds as `name` (refs/fleet/NAME), if any."""
+        """The commit held as `name` (refs/fleet/NAME; the fleet's memory for SHARED)."""
+        if self.memory is not None and name in SHARED:
+            return self.holds().get(name)
         done = self._run("rev-parse", "--verify", "--quiet", f"refs/fleet/{name}^{{commit}}")
         commit = done.stdout.strip()
         return commit if done.returncode == 0 and COMMIT.fullmatch(commit) else None
 
     def holds(self) -> dict[str, str]:
-        """Every commit the controller holds (refs/fleet/NAME), by NAME, in one read."""
+        """Every commit held, by NAME, in one read (and one of the fleet's memory)."""
         listed = self._run("for-each-ref", "--format=%(refname) %(objectname)", "refs/fleet/")
         found = {}
         for line in listed.stdout.splitlines():
             ref, _, commit = line.partition(" ")
             if COMMIT.fullmatch(commit):
                 found[ref.removeprefix("refs/fleet/")] = commit
-        return found
+        return merged(self.memory, found) if self.memory is not None else found
 
     def hold(self, name: str, commit: str | None) -> None:
-        """Hold `commit` as refs/fleet/NAME (kept from gc), or drop it (None)."""
+        """Hold `commit` as refs/fleet/NAME (kept from gc), or drop it (None); a SHARED
+        name in the fleet's memory too."""
+        if commit is not None and not COMMIT.fullmatch(commit):
+            return
+        if self.memory is not None and name in SHARED:
+            put(self.memory, name, commit)
         if commit is None:
             self._git("update-ref", "-d", f"refs/fleet/{name}")
-        elif COMMIT.fullmatch(commit):
+        else:
             self._git("update-ref", f"refs/fleet/{name}", commit)
 
     def read(self, commit: str, path: str, limit: int = MAX_BYTES) -> bytes:

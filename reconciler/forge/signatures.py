@@ -17,7 +17,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.forge.git_mirror import COMMIT, GitMirror, SourceRefused, stderr_tail
+from reconciler.forge.errors import SourceRefused
+from reconciler.forge.git_mirror import GitMirror, stderr_tail
+from reconciler.forge.holds import COMMIT
 from reconciler.untrusted.limits import MAX_COMMITS
 from reconciler.untrusted.text import shown
 from state.spec.source import CommitVerification

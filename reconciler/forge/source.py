@@ -24,14 +24,18 @@ from __future__ import annotations
 
 import shlex
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reconciler.forge.git_mirror import GC_EVERY_S, Fetched, GitMirror, SourceRefused
+from reconciler.forge.errors import SourceRefused
+from reconciler.forge.git_mirror import GC_EVERY_S, Fetched, GitMirror
 from reconciler.forge.signatures import verified_signer
+from reconciler.store.memory import Memory
 from state.errors import SpecError, SpecProblem
 from state.load import LoadedFleet, load_fleet
 from state.secrets import resolve_secret
+from state.spec.controller import Coordination
 from state.spec.source import GitSource
 from state.yaml_lines import line_for
 
@@ -55,7 +59,7 @@ class FetchedState:
         return self.loaded.commit
 
 
-def open_mirror(source: GitSource, state_dir: Path) -> GitMirror:
+def open_mirror(source: GitSource, state_dir: Path, memory: Memory | None = None) -> GitMirror:
     """The source's mirror under `state_dir` (the journal's directory). Raises
     SecretUnavailable when its token or key reference does not resolve."""
     extra: dict[str, str] = {}
@@ -86,14 +90,15 @@ def open_mirror(source: GitSource, state_dir: Path) -> GitMirror:
                 )
             options += ["-i", source.ssh_key.removeprefix("file:")]
         ssh = shlex.join(options)
-    return GitMirror(source.url, source.branch, state_dir / "source.git", ssh, extra_env=extra)
+    directory = state_dir / "source.git"
+    return GitMirror(source.url, source.branch, directory, ssh, extra_env=extra, memory=memory)
 
 
-def fetch_state(source: GitSource, state_dir: Path) -> FetchedState:
+def fetch_state(source: GitSource, state_dir: Path, memory: Memory | None = None) -> FetchedState:
     """Fetch the branch, verify its tip as `source.verify` asks, and load the state file
     from the tip's tree. Raises SourceUnavailable, SourceRefused (CommitRefused for a
     signature) or SpecError (the commit's own problems, located in its file)."""
-    mirror = open_mirror(source, state_dir)
+    mirror = open_mirror(source, state_dir, memory)
     fetched = mirror.fetch()
     holds = mirror.holds()  # one read: pinned, in force, accepted
     pinned = holds.get("pinned")
@@ -118,12 +123,14 @@ def backward(mirror: GitMirror, tip: str, holds: dict[str, str]) -> str | None:
     return None if mirror.is_ancestor(in_force, tip) else tip
 
 
-def accept(source: GitSource, state_dir: Path, name: str) -> FetchedState:
+def accept(
+    source: GitSource, state_dir: Path, name: str, memory: Memory | None = None
+) -> FetchedState:
     """Accept the held tip `name` (a full or abbreviated ID): the next fetch takes it even
     though it does not descend from the commit in force. It must be the branch's tip, pass
     `source.verify` and load; else nothing is accepted (SourceRefused, CommitRefused or
     SpecError)."""
-    mirror = open_mirror(source, state_dir)
+    mirror = open_mirror(source, state_dir, memory)
     fetched = mirror.fetch()
     commit = mirror.resolve(name)
     if commit is None or commit != fetched.commit:
@@ -139,12 +146,14 @@ def accept(source: GitSource, state_dir: Path, name: str) -> FetchedState:
     return FetchedState(loaded, fetched, signer)
 
 
-def last_in_force(source: GitSource, state_dir: Path) -> LoadedFleet | None:
+def last_in_force(
+    source: GitSource, state_dir: Path, memory: Memory | None = None
+) -> LoadedFleet | None:
     """The commit last in force, from the mirror alone (no fetch): what a restarted
     `watch` runs on while the forge cannot be reached."""
     if not (state_dir / "source.git" / "HEAD").exists():
         return None
-    mirror = open_mirror(source, state_dir)
+    mirror = open_mirror(source, state_dir, memory)
     commit = mirror.held("in-force")
     return load_commit(mirror, commit, source, state_dir) if commit else None
 
@@ -156,20 +165,24 @@ def collect_mirror(source: GitSource, state_dir: Path) -> bool:
     return (state_dir / "source.git" / "HEAD").exists() and mirror.collect(every=GC_EVERY_S)
 
 
-def put_in_force(source: GitSource, state_dir: Path, commit: str) -> None:
+def put_in_force(
+    source: GitSource, state_dir: Path, commit: str, memory: Memory | None = None
+) -> None:
     """Record `commit` as the one in force: the next `verify: {mode: all}` starts here,
     and the branch may only move forward from it."""
-    mirror = open_mirror(source, state_dir)
+    mirror = open_mirror(source, state_dir, memory)
     mirror.hold("in-force", commit)
     if mirror.held("accepted") == commit:
         mirror.hold("accepted", None)
 
 
-def pin(source: GitSource, state_dir: Path, name: str) -> FetchedState:
+def pin(
+    source: GitSource, state_dir: Path, name: str, memory: Memory | None = None
+) -> FetchedState:
     """Hold the commit `name` (a full or abbreviated ID, fetched if need be) as the
     desired state. It must pass `source.verify` and load; else nothing is pinned
     (CommitRefused, SourceRefused or SpecError)."""
-    mirror = open_mirror(source, state_dir)
+    mirror = open_mirror(source, state_dir, memory)
     commit = mirror.resolve(name)
     if commit is None:
         mirror.fetch()
@@ -185,9 +198,9 @@ def pin(source: GitSource, state_dir: Path, name: str) -> FetchedState:
     return FetchedState(loaded, Fetched(tip, tip, False), signer, True)
 
 
-def unpin(source: GitSource, state_dir: Path) -> str | None:
+def unpin(source: GitSource, state_dir: Path, memory: Memory | None = None) -> str | None:
     """Let the branch's tip be the desired state again; the commit that was pinned."""
-    mirror = open_mirror(source, state_dir)
+    mirror = open_mirror(source, state_dir, memory)
     was = mirror.held("pinned")
     if was is not None:
         mirror.hold("pinned", None)
@@ -244,19 +257,30 @@ def _prune_trees(trees: Path, keep: set[str]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def desired_state(state_file: str | Path, journal: Path) -> LoadedFleet:
+MemoryOf = Callable[[Coordination], Memory | None]
+"""The fleet's memory the bootstrap's `coordination` names (None: this mirror's own)."""
+
+
+def desired_state(
+    state_file: str | Path, journal: Path, memory_of: MemoryOf | None = None
+) -> LoadedFleet:
     """What a command plans and applies: the state file, or, when it names a `source:`,
     the fetched branch's tip (the mirror is kept next to `journal`)."""
     bootstrap = load_fleet(state_file)
     source = bootstrap.fleet.source
     if source is None:
         return bootstrap
-    return fetch_state(source, journal.parent).loaded
+    memory = memory_of(bootstrap.fleet.reconciler.coordination) if memory_of else None
+    return fetch_state(source, journal.parent, memory).loaded
 
 
-def commit_in_force(state_file: str | Path, journal: Path, commit: str) -> None:
+def commit_in_force(
+    state_file: str | Path, journal: Path, commit: str, memory_of: MemoryOf | None = None
+) -> None:
     """A one-shot apply of `commit` (from the source `state_file` names) went ahead:
     `verify: {mode: all}` checks from it next."""
-    source = load_fleet(state_file).fleet.source
+    bootstrap = load_fleet(state_file)
+    source = bootstrap.fleet.source
     if source is not None:
-        put_in_force(source, journal.parent, commit)
+        memory = memory_of(bootstrap.fleet.reconciler.coordination) if memory_of else None
+        put_in_force(source, journal.parent, commit, memory)

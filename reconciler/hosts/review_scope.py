@@ -42,7 +42,7 @@ class ReviewScope:
     contacted: frozenset[str]
     not_contacted: dict[str, str] = field(default_factory=dict)
     """Each proposal host the review leaves alone, and why."""
-    shown: dict[str, frozenset[str]] = field(default_factory=dict)
+    visible: dict[str, frozenset[str]] = field(default_factory=dict)
     """Per contacted host: the paths (files and unit files) whose content may be shown."""
     probes: frozenset[tuple[str, str]] = frozenset()
     """(host, check as JSON) of the HTTP and TCP checks the base runs on that host."""
@@ -113,7 +113,7 @@ def review_scope(base: Fleet | None, proposal: Fleet) -> ReviewScope:
     return ReviewScope(
         frozenset(contacted),
         not_contacted,
-        shown={name: frozenset(managed_paths(base, name)) for name in contacted},
+        visible={name: frozenset(managed_paths(base, name)) for name in contacted},
         probes=frozenset(_probes(base)),
         endpoints=frozenset((base.services[m.service].host, m.endpoint) for m in base.models),
         backups=frozenset(
@@ -157,19 +157,19 @@ def withhold(observed: FleetState, scope: ReviewScope) -> FleetState:
     """`observed` with every content and hash the base does not manage taken out: the
     file is still there, with its size; a unit file, with its size alone."""
     hosts = {
-        name: _withheld_host(host, scope.shown.get(name, frozenset()))
+        name: _withheld_host(host, scope.visible.get(name, frozenset()))
         for name, host in observed.hosts.items()
     }
     return observed.model_copy(update={"hosts": hosts})
 
 
-def _withheld_host(host: HostState, shown: frozenset[str]) -> HostState:
+def _withheld_host(host: HostState, visible: frozenset[str]) -> HostState:
     files = {
-        path: state if state is None or path in shown else _hidden_file(state)
+        path: state if state is None or path in visible else _hidden_file(state)
         for path, state in host.files.items()
     }
     units = {
-        name: state if unit_path(name) in shown else _hidden_unit(state)
+        name: state if unit_path(name) in visible else _hidden_unit(state)
         for name, state in host.units.items()
     }
     return host.model_copy(update={"files": files, "units": units})

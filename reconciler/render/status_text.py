@@ -14,7 +14,7 @@ from reconciler.render.backup_text import policy_standing
 from reconciler.render.outcome_text import summary_line
 from reconciler.store.journal import Journal, RunRecord
 from reconciler.store.ledger import Ledger
-from reconciler.store.suspension import Suspension
+from reconciler.store.suspension import Suspended
 from state.load import LoadedFleet
 from state.ssh import known_hosts_file
 
@@ -67,7 +67,12 @@ def service_rows(
 
 
 def render_status(
-    loaded: LoadedFleet, observed: FleetState, plan: Plan, journal: Journal, state_file: Path
+    loaded: LoadedFleet,
+    observed: FleetState,
+    plan: Plan,
+    journal: Journal,
+    state_file: Path,
+    suspended: Suspended | None,
 ) -> str:
     """Per host and service: desired versus observed, health, pending, last change; last run.
     `state_file` is the one `watch` was given (with a git source, not the commit's file)."""
@@ -86,7 +91,7 @@ def render_status(
         )
     out.extend(host_key_lines(loaded))
     out.extend(backup_lines(loaded, observed, journal))
-    out.extend(loop_lines(journal, state_file))
+    out.extend(loop_lines(journal, state_file, suspended))
     runs = journal.runs(1)
     if runs:
         run = runs[0]
@@ -134,11 +139,11 @@ def render_history(runs: list[RunRecord]) -> str:
     return "\n".join(_table(rows)) + "\n"
 
 
-def loop_lines(journal: Journal, state_file: Path) -> list[str]:
+def loop_lines(journal: Journal, state_file: Path, suspended: Suspended | None) -> list[str]:
     """The watch loop's own health, as it last recorded it."""
     saved = journal.loop_state(str(state_file.resolve()))
     if saved is None:
-        return ["loop: reconcile watch has not run against this state file", *_suspended(journal)]
+        return ["loop: reconcile watch has not run against this state file", *_suspended(suspended)]
     updated, data = saved
     lines = [
         f"loop: pid {data.get('pid')}, {data.get('passes', 0)} passes, last pass "
@@ -163,15 +168,14 @@ def loop_lines(journal: Journal, state_file: Path) -> list[str]:
                 f"loop: HELD: the branch is at {held}, which does not descend from the commit "
                 f"in force; the fleet stays on {commit[:12]} until `reconcile accept {held}`"
             )
-    lines.extend(_suspended(journal))
+    lines.extend(_suspended(suspended))
     if data.get("spec_error"):
         lines.append("loop: state file REJECTED, last good spec in force:")
         lines.extend(f"  {line}" for line in str(data["spec_error"]).splitlines())
     return lines
 
 
-def _suspended(journal: Journal) -> list[str]:
-    suspended = Suspension(journal).get()
+def _suspended(suspended: Suspended | None) -> list[str]:
     if suspended is None:
         return []
     return [

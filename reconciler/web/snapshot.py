@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.coordination.etcd_memory import memory_for
 from reconciler.coordination.leader import LeaderView, who_leads
 from reconciler.events.verification_events import CHECK_KINDS, DRILL_KINDS, last_event
 from reconciler.flows.drill import last_dr_drill
@@ -21,6 +22,7 @@ from reconciler.store.failover_state import FailoverStore
 from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import EventRecord, Journal, RunRecord
 from reconciler.store.ledger import Ledger
+from reconciler.store.memory import LocalMemory, MemoryUnavailable
 from reconciler.store.suspension import Suspended, Suspension
 from state.load import LoadedFleet
 from state.spec.controller import EtcdCoordination
@@ -111,7 +113,7 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         pinned=bool(loop.get("pinned")),
         branch_tip=loop.get("branch_tip"),
         held=loop.get("held"),
-        suspended=Suspension(journal).get(),
+        suspended=_suspended(journal, loaded),
         hosts={str(k): bool(v) for k, v in (loop.get("hosts") or {}).items()},
         backoffs=len(loop.get("backoffs") or {}),
         incidents=store.recent(20),
@@ -157,6 +159,16 @@ def _placement(journal: Journal, loaded: LoadedFleet | None) -> tuple[str, str, 
     state = FailoverStore(journal, failover).get()
     active, epoch = state.placement.active or failover.primary, state.placement.epoch
     return f"{', '.join(failover.services)} on {active} (epoch {epoch})", active, epoch
+
+
+def _suspended(journal: Journal, loaded: LoadedFleet | None) -> Suspended | None:
+    """The suspension in the fleet's memory (not known while etcd does not answer)."""
+    coordination = loaded.fleet.reconciler.coordination if loaded is not None else None
+    memory = memory_for(coordination, journal) if coordination else LocalMemory(journal)
+    try:
+        return Suspension(memory).get()
+    except MemoryUnavailable:
+        return None
 
 
 def heal_points(store: IncidentStore, now: float) -> list[HealPoint]:

@@ -318,7 +318,7 @@ def test_a_forged_delivery_changes_nothing(forge: Forge) -> None:
 def test_the_source_over_ssh_with_pinned_host_keys(forge: Forge, tmp_path: Path) -> None:
     """The same repository over SSH, as Gitea serves it too: the lab's key, its
     known_hosts (no trust on first use)."""
-    from reconciler.forge.git_mirror import SourceUnavailable
+    from reconciler.forge.errors import SourceUnavailable
     from reconciler.forge.source import open_mirror
     from state.spec.source import GitSource
 

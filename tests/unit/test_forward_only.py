@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.forge.git_mirror import GitMirror, SourceRefused, SourceUnavailable
+from reconciler.forge.errors import SourceRefused, SourceUnavailable
+from reconciler.forge.git_mirror import GitMirror
 from reconciler.forge.source import accept, fetch_state, put_in_force
 from state.spec.source import GitSource
 from tests.unit.test_git_mirror import commit, forge, git  # noqa: F401 (the fixture)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.forge.git_mirror import GitMirror, SourceRefused, SourceUnavailable
+from reconciler.forge.errors import SourceRefused, SourceUnavailable
+from reconciler.forge.git_mirror import GitMirror
 
 
 def git(repo: Path, *args: str, stdin: str | None = None) -> str:

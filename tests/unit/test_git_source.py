@@ -99,7 +99,7 @@ def test_status_the_page_and_metrics_name_the_commit_in_force(tmp_path: Path) ->
         {"last_pass": 1.0, "spec_commit": commit_id, "source": "file:///srv/fleet.git main"},
     )
     assert f"loop: spec in force: commit {commit_id[:12]} of file:///srv/fleet.git main" in (
-        loop_lines(journal, state)
+        loop_lines(journal, state, None)
     )
     journal.close()
     client = TestClient(
@@ -163,7 +163,7 @@ def test_a_pinned_commit_holds_whatever_the_branch_does_until_unpinned(
     forge: tuple[Path, Path],  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    from reconciler.forge.git_mirror import SourceRefused
+    from reconciler.forge.errors import SourceRefused
     from reconciler.forge.source import pin, unpin
 
     bare, work = forge
@@ -216,6 +216,7 @@ def test_the_page_says_pinned_and_suspended(tmp_path: Path) -> None:
 
     from reconciler.render.status_text import loop_lines
     from reconciler.store.journal import Journal
+    from reconciler.store.memory import LocalMemory
     from reconciler.store.suspension import Suspension
     from reconciler.web.app import make_app
 
@@ -226,8 +227,8 @@ def test_the_page_says_pinned_and_suspended(tmp_path: Path) -> None:
         {"spec_commit": "4f" * 20, "source": "file:///srv/fleet.git main", "pinned": True,
          "branch_tip": "9e" * 20},
     )  # fmt: skip
-    Suspension(journal).suspend("maintenance")
-    lines = "\n".join(loop_lines(journal, state))
+    suspended = Suspension(LocalMemory(journal)).suspend("maintenance")
+    lines = "\n".join(loop_lines(journal, state, suspended))
     assert "(PINNED by `reconcile pin`; the branch is at 9e9e9e9e9e9e" in lines
     assert "applying SUSPENDED since" in lines and "(maintenance)" in lines
     journal.close()
@@ -239,7 +240,7 @@ def test_the_page_says_pinned_and_suspended(tmp_path: Path) -> None:
         .text
     )
     assert 'id="pinned">PINNED' in page and 'id="suspended">applying SUSPENDED' in page
-    assert Suspension(Journal(tmp_path / "journal.db")).resume() is not None
+    assert Suspension(LocalMemory(Journal(tmp_path / "journal.db"))).resume() is not None
 
 
 def test_a_restart_while_the_forge_is_down_runs_on_the_commit_last_in_force(

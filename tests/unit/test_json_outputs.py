@@ -26,6 +26,7 @@ from reconciler.flows.plan import Planned
 from reconciler.hosts.observation import FleetState, HostState
 from reconciler.render.backup_text import snapshots_json
 from reconciler.store.journal import Journal
+from reconciler.store.memory import LocalMemory
 from reconciler.store.suspension import Suspension
 from tests.json_schemas import SCHEMAS, check
 from tests.unit.helpers import ideal_observation, load_text
@@ -125,10 +126,9 @@ def test_status_document(tmp_path: Path) -> None:
     observed = ideal_observation(loaded)
     plan = make_plan(loaded, observed, diff(loaded, observed))
     journal = Journal(tmp_path / "journal.db")
-    Suspension(journal).suspend("maintenance")
-    facts = StatusFacts(
-        "fleet.yaml", loaded, Planned(loaded, observed, plan, None), journal, None, None, None, []
-    )
+    suspended = Suspension(LocalMemory(journal)).suspend("maintenance")
+    planned = Planned(loaded, observed, plan, None)
+    facts = StatusFacts("fleet.yaml", loaded, planned, journal, None, None, None, [], suspended)
     document = status_document(facts)
     assert document["suspended"]["reason"] == "maintenance"
     assert {row["service"] for row in document["services"]} == set(loaded.fleet.services)

@@ -1,4 +1,4 @@
-"""What a failover pass would decide now, read-only: for a dry run, a review and
+"""What a failover pass would decide now (its outlook), read-only: for a dry run, a review and
 `status`. Nothing here writes: no lease is renewed and nothing is stored (the pass that
 keeps the leases is reconciler.flows.failover_pass)."""
 
@@ -18,7 +18,7 @@ from state.load import LoadedFleet
 from state.spec.fleet import Fleet
 
 
-def review(
+def outlook(
     loaded: LoadedFleet,
     journal: Journal | None,
     client: httpx.Client,
