@@ -1,7 +1,7 @@
 """Benchmark: failover of a primary that is cut off, on real hosts, against the grace.
 
 Boots 2 hosts (h1 primary, h2 backup; this machine is the controller and witness) with
-the integration tests' failover spec (probes every 2 s) at --grace (20 s; the seed's
+the integration tests' failover spec (probes every 2 s) at --grace (20 s; the runbook's
 is 300 s) with the lease lapsing at 70 % of it, plus --size-mb of data in the backup
 policy. Each run: converge, snapshot, start `reconcile watch`, flap h1's link once
 (down 8 s: must not fail over), then cut it and wait for the agent on h2. Prints per

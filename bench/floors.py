@@ -1,6 +1,7 @@
 """Follow one `reconcile --dry-run` through the code: which files and rooms it visits,
-and how often a call climbs a floor (a room calling one above it in the layers
-contract, which only a callback can do).
+how often a call climbs a floor (a room calling one above it in the layers contract,
+which only a callback can do), and how often the flow comes back up to a floor it had
+left to call on from there (the visits, room after room, that go up).
 
 Boots 2 real hosts (lab prefix "floors"), converges them with one backup policy, then
 runs the dry run in this process under a profiler that records every call between our
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -51,21 +53,27 @@ def room_of(filename: str, rooms: list[str]) -> str | None:
     return None
 
 
-def follow(action: Callable[[], object]) -> tuple[set[str], set[str], list[tuple[str, str]]]:
+Followed = tuple[set[str], list[str], list[tuple[str, str]]]
+
+
+def follow(action: Callable[[], object]) -> Followed:
+    """Files called into, rooms in the order calls entered them, and climbing calls."""
     rooms = rooms_in_order()
     rank = {room: i for i, room in enumerate(rooms)}
     files: set[str] = set()
-    visited: set[str] = set()
+    sequence: list[str] = []
     climbs: list[tuple[str, str]] = []
+    base = sys._getframe()
 
     def profile(frame: FrameType, event: str, _arg: Any) -> None:
-        if event != "call":
+        if event != "call" or _importing(frame, base):  # not a module's or a class's body
             return
         callee = room_of(frame.f_code.co_filename, rooms)
         if callee is None:
             return
         files.add(frame.f_code.co_filename)
-        visited.add(callee)
+        if not sequence or sequence[-1] != callee:
+            sequence.append(callee)
         caller_frame = frame.f_back
         while caller_frame is not None and room_of(caller_frame.f_code.co_filename, rooms) is None:
             caller_frame = caller_frame.f_back
@@ -83,7 +91,23 @@ def follow(action: Callable[[], object]) -> tuple[set[str], set[str], list[tuple
         action()
     finally:
         sys.setprofile(None)
-    return files, visited, climbs
+    return files, sequence, climbs
+
+
+def _importing(frame: FrameType | None, base: FrameType) -> bool:
+    """Whether `frame` runs inside a module being imported (below `base`, where the
+    followed action was called)."""
+    while frame is not None and frame is not base:
+        if frame.f_code.co_name == "<module>":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def back_up(sequence: list[str]) -> int:
+    """Times the flow enters a room above the one it was just in (after a return)."""
+    rank = {room: i for i, room in enumerate(rooms_in_order())}
+    return sum(rank[b] < rank[a] for a, b in itertools.pairwise(sequence))
 
 
 def main() -> int:
@@ -108,13 +132,14 @@ def main() -> int:
 
             argv = ["--dry-run", "--journal", str(journal), str(spec)]
             with contextlib.redirect_stdout(io.StringIO()):
-                files, visited, climbs = follow(lambda: reconcile(argv))
+                files, sequence, climbs = follow(lambda: reconcile(argv))
     finally:
         fleet_lab.down("floors")
     print("reconcile --dry-run, 2 hosts and a backup policy, followed call by call:")
     print(f"  files visited   {len(files)}")
-    print(f"  rooms visited   {len(visited)}: {', '.join(sorted(visited))}")
+    print(f"  rooms visited   {len(set(sequence))}: {', '.join(sorted(set(sequence)))}")
     print(f"  calls that climb a floor  {len(climbs)} ({len(set(climbs))} distinct)")
+    print(f"  rooms entered in turn     {len(sequence)}; back up a floor {back_up(sequence)}")
     for where, callee in sorted(set(climbs)) if show_calls else ():
         print(f"    {where} -> {callee}")
     return 0

@@ -1,5 +1,5 @@
 """Benchmark: rebuilding a blank primary from its backups (issue 25), against the same
-rebuild by hand and against the seed's RTO table.
+rebuild by hand and against the runbook's RTO table.
 
 Boots 2 hosts: h1 runs the agent, whose metrics database is backed up (confined) to h2
 and gets --size-mb of rows; one `reconcile backup now` records a snapshot. Then, --runs
@@ -13,7 +13,7 @@ times, alternating:
 
 Each run is timed from the blank host answering SSH, and checked: the agent active with
 every row of the snapshot. Prints medians, the ratio ours/by hand (the issue's target:
-1.0 or less), and both against the seed's RTO for the metrics DB (1 hour) and agent
+1.0 or less), and both against the runbook's RTO for the metrics DB (1 hour) and agent
 operations (15 minutes). Bounded: --runs runs of each.
 
     .venv/bin/python -m bench.rebuild [--runs 3] [--size-mb 50]
@@ -132,7 +132,7 @@ def main() -> int:
     print(f"  by hand: restic restore, copy, `reconcile --yes`    {b:6.2f}s  runs {_list(hand)}")
     print(f"  ratio ours/by hand {a / b:.2f} (target 1.0 or less)")
     for what, rto in SEED_RTO.items():
-        print(f"  seed RTO {what}: {rto:g}s; ours is {a / rto:.1%} of it")
+        print(f"  runbook RTO {what}: {rto:g}s; ours is {a / rto:.1%} of it")
     return 0
 
 

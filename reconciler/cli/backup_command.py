@@ -16,6 +16,7 @@ from reconciler.cli import exit_codes
 from reconciler.cli.one_shot import one_shot_bus, readable_journal
 from reconciler.cli.terminal import confirm, report
 from reconciler.coordination.etcd_memory import shared_memory
+from reconciler.coordination.guard import leading
 from reconciler.errors import Refused, UsageError
 from reconciler.events.bus import EventBus
 from reconciler.events.sinks import journal_sink, log_sink
@@ -72,6 +73,17 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if not args.policy:
         raise UsageError(f"reconcile backup {args.action} needs a POLICY")
     _require_copy(loaded, args)
+    if args.action in CHANGES:  # with etcd, a person's backup never races the leader's
+        with leading(loaded, Journal(args.journal), "backup", args.lock_timeout, report):
+            return _change(args, loaded)
+    return _verify(args, loaded, Ledger(Journal(args.journal)))
+
+
+CHANGES = frozenset({"now", "copy", "forget", "restore", "rotate-key"})
+"""The actions that write to a repository or a host (check and drill only read)."""
+
+
+def _change(args: argparse.Namespace, loaded: LoadedFleet) -> int:
     if args.action == "copy":
         return _copy(args, loaded, Ledger(Journal(args.journal)))
     if args.action == "forget":
@@ -80,8 +92,6 @@ def cmd_backup(args: argparse.Namespace) -> int:
         return exit_codes.OK
     if args.action == "rotate-key":
         return _rotate(args, loaded)
-    if args.action in {"check", "drill"}:
-        return _verify(args, loaded, Ledger(Journal(args.journal)))
     ledger = Ledger(Journal(args.journal))  # restores and new backups need the ledger
     if args.action == "restore":
         return _restore(args, loaded, ledger)

@@ -1,6 +1,6 @@
 """`reconcile failover` and `reconcile failback`: moves a person asks for.
 
-`failover --to HOST` is a planned switchover (the seed's scheduled maintenance), with
+`failover --to HOST` is a planned switchover (the runbook's scheduled maintenance), with
 zero data loss; `failover --accept-data-loss` lets a failover held by a stale backup go
 ahead; `failback` brings the services home, also with zero data loss.
 """

@@ -117,7 +117,7 @@ def incident_lines(incidents: list[dict[str, Any]]) -> list[str]:
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
-    """Send a test message through each channel (the seed's DR "Test 4")."""
+    """Send a test message through each channel (the runbook's DR "Test 4")."""
 
     notifications = load_fleet(args.state).written.notifications
     if notifications is None:

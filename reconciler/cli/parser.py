@@ -277,6 +277,11 @@ def _backup(backup: Parser) -> None:
         "the password the host held, the state file's `password` to the new one",
     )
     _output(backup, "list: the snapshots' format")
+    _lock_timeout(
+        backup,
+        "with etcd, how long now, copy, forget, restore and rotate-key wait for the "
+        "leadership before refusing, naming the leader (default 60)",
+    )
     _journal(backup)
 
 

@@ -191,7 +191,7 @@ Alarm = Literal["raise", "clear"]
 
 
 def alarm(before: FailoverState, verdict: Verdict, seen: Sighting) -> Alarm | None:
-    """Page at once when both sides confirm the primary is down (the seed's P0: "primary
+    """Page at once when both sides confirm the primary is down (the runbook's P0: "primary
     VPS down", immediate), not only when the grace ends and it moves; clear the page
     when the primary is reached again, before or after a move."""
     if not before.alarmed and verdict.action in ("countdown", "promote", "held", "retrying"):

@@ -229,7 +229,7 @@ def distress_signal(
     timeout: timedelta,
     requested: str | None = None,
 ) -> dict[str, Any]:
-    """The seed's distress signal for `incident`: its exact keys. `last_success` is the
+    """The runbook's distress signal for `incident`: its exact keys. `last_success` is the
     last moment the condition was known fine (the first failure, at the latest)."""
     return {
         "timestamp": _iso(now),

@@ -1,4 +1,4 @@
-"""`reconcile drill`: the seed's monthly DR test, measured against the RTO/RPO table.
+"""`reconcile drill`: the runbook's monthly DR test, measured against the RTO/RPO table.
 
 Steps, one fault at a time, stopping at the first that breaches its objective:
 1. restart: `systemctl restart` each service; time until it is healthy, against its RTO;
@@ -267,7 +267,7 @@ class Drill:
         return self._failover_paths() + self._notification_channels()
 
     def _notification_channels(self) -> list[DrillStep]:
-        """The seed's "Test 4": every notification channel answers a test message."""
+        """The runbook's "Test 4": every notification channel answers a test message."""
         notifications = self.loaded.written.notifications
         if notifications is None:
             return []
@@ -302,7 +302,7 @@ class Drill:
         return out
 
     def _switch_over_and_back(self) -> list[DrillStep]:
-        """The seed's failover game day: a planned switchover to the backup, then back,
+        """The runbook's failover game day: a planned switchover to the backup, then back,
         each timed until every failover service is healthy where it now runs."""
         assert self.game_day is not None
         failover = self.game_day.written.failover

@@ -116,7 +116,7 @@ def _unreadable(observed: FleetState, name: str) -> bool:
 def remember_confirmations(
     loaded: LoadedFleet, observed: FleetState, confirmations: Confirmations
 ) -> None:
-    """Keep each newest snapshot a repository listed just now (see observe.backups)."""
+    """Keep each newest snapshot a repository listed just now (see reconciler.hosts.snapshots)."""
     assert observed.observed_at is not None
     for name, state in observed.backups.items():
         if state.listed and state.newest_id and state.last_snapshot is not None:

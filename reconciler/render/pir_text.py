@@ -1,4 +1,4 @@
-"""The post-incident review draft: the seed's PIR template, filled from the journal.
+"""The post-incident review draft: the runbook's PIR template, filled from the journal.
 
 What the journal knows is filled in (summary, timeline, alerts and to whom, the runs
 and git commits in the incident's window, the last errors); what only a person knows

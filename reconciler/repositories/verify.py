@@ -3,7 +3,7 @@
 A drill restores a policy's latest snapshot into a scratch directory on the controller
 (restic verifies every file against the snapshot), runs `PRAGMA integrity_check` on each
 SQLite copy and `git bundle verify` on each bundle, and times the restore against the
-RTO of the services on that host (the seed's monthly DR test). `check` reads a rotating
+RTO of the services on that host (the runbook's monthly DR test). `check` reads a rotating
 subset of the repository's packs, so every pack is read over a cycle.
 """
 

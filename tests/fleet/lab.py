@@ -282,7 +282,7 @@ def reboot(lab: Lab, name: str) -> Lab:
 
 def boot_blank(lab: Lab, name: str) -> Lab:
     """Destroy a volatile host and boot a blank one from the image at the same address
-    (the seed's "Restore from Backups"): everything written on it is gone."""
+    (the runbook's "Restore from Backups"): everything written on it is gone."""
     if lab.persistent:
         raise LabError("boot_blank needs a volatile lab (persistent hosts keep their disk)")
     return _boot_again(lab, name)
