@@ -32,6 +32,7 @@ from reconciler.daemon.loop import WatchLoop
 from reconciler.daemon.spec_source import SpecSource
 from reconciler.events.bus import Event, EventBus
 from reconciler.flows.incident_desk import IncidentDesk
+from reconciler.store.incidents import LocalIncidents
 from reconciler.store.journal import Journal
 from reconciler.web.app import make_app, serve_in_background
 from state.load import load_fleet
@@ -50,7 +51,7 @@ def big_journal(path: Path, state: Path) -> None:
         for i in range(3)
     }
     journal.save_loop_state(str(state), {"last_pass": now, "services": services, "pending": []})
-    desk = IncidentDesk(journal, lambda: None)
+    desk = IncidentDesk(LocalIncidents(journal), lambda: None)
     for n in range(200):
         desk(Event("P2", "heal_failed", f"incident {n}", f"host{n % 50}", f"svc{n}", at=now - n))
     for _ in range(500):

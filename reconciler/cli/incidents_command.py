@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from reconciler.channels.gitea_issue import post_incident_review
@@ -12,9 +13,10 @@ from reconciler.channels.interface import ChannelError
 from reconciler.channels.send import send_test_messages
 from reconciler.cli import exit_codes
 from reconciler.cli.terminal import report
+from reconciler.coordination.etcd_incidents import incidents_for
 from reconciler.errors import Refused, UsageError
 from reconciler.render.pir_text import render_pir
-from reconciler.store.incidents import IncidentStore
+from reconciler.store.incidents import Incidents, LocalIncidents
 from reconciler.store.journal import Journal
 from reconciler.untrusted.http import bounded_client
 from state.load import load_fleet
@@ -26,7 +28,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
     if args.output == "json" and args.action != "list":
         raise UsageError(f"reconcile incidents {args.action}: --output json is for `list` only")
-    store = IncidentStore(Journal(args.journal))
+    store = _incidents(args)
     if args.action == "ack":
         if not args.id:
             raise UsageError("reconcile incidents ack needs an incident ID")
@@ -54,7 +56,16 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
-def _pir(args: argparse.Namespace, store: IncidentStore) -> int:
+def _incidents(args: argparse.Namespace) -> Incidents:
+    """The fleet's incidents: with etcd (the state file's coordination), every
+    controller's; else this controller's journal (also when there is no state file)."""
+    journal = Journal(args.journal)
+    if not Path(args.state).is_file():
+        return LocalIncidents(journal)
+    return incidents_for(load_fleet(args.state).fleet.reconciler.coordination, journal)
+
+
+def _pir(args: argparse.Namespace, store: Incidents) -> int:
     if not args.id:
         raise UsageError("reconcile incidents pir needs an incident ID")
     incident = store.get(args.id)
@@ -73,7 +84,7 @@ def _pir(args: argparse.Namespace, store: IncidentStore) -> int:
 
 
 def _post_incident_review(
-    state: str, incident: dict[str, Any], store: IncidentStore, draft: str
+    state: str, incident: dict[str, Any], store: Incidents, draft: str
 ) -> int:
     """`pir --post`: the draft as a comment on each Gitea issue the incident reached."""
 

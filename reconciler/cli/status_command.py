@@ -12,6 +12,7 @@ from typing import Any
 
 from reconciler.cli import exit_codes
 from reconciler.cli.incidents_command import incident_lines
+from reconciler.coordination.etcd_incidents import incidents_for
 from reconciler.coordination.etcd_memory import memory_for, shared_memory
 from reconciler.coordination.leader import LeaderView, who_leads
 from reconciler.engine.failover_detection import Verdict
@@ -31,9 +32,8 @@ from reconciler.render.status_text import (
     service_rows,
 )
 from reconciler.store.failover_state import FailoverState
-from reconciler.store.incidents import IncidentStore
 from reconciler.store.journal import EventRecord, Journal
-from reconciler.store.memory import LocalMemory
+from reconciler.store.memory import LocalMemory, MemoryUnavailable
 from reconciler.store.suspension import Suspended, Suspension
 from reconciler.untrusted.http import bounded_client
 from state.errors import SpecError
@@ -58,6 +58,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         loaded = result.loaded
         failover = outlook(loaded, journal, client, result.observed)
     coordination = loaded.fleet.reconciler.coordination
+    try:
+        opened = [i for i in incidents_for(coordination, journal).recent() if i["status"] == "open"]
+        suspended, unavailable = Suspension(memory_for(coordination, journal)).get(), None
+    except MemoryUnavailable as exc:  # etcd away: unknown, which is not "none"
+        opened, suspended, unavailable = [], None, str(exc)
     facts = StatusFacts(
         args.state,
         loaded,
@@ -66,8 +71,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         failover,
         last_dr_drill(journal),
         who_leads(coordination) if isinstance(coordination, EtcdCoordination) else None,
-        [i for i in IncidentStore(journal).recent() if i["status"] == "open"],
-        Suspension(memory_for(coordination, journal)).get(),
+        opened,
+        suspended,
+        unavailable,
     )
     if args.output == "json":
         print(json.dumps(status_document(facts), indent=2, default=str))
@@ -90,6 +96,7 @@ class StatusFacts:
     leaders: LeaderView | None
     open_incidents: list[dict[str, Any]]
     suspended: Suspended | None
+    memory_unavailable: str | None = None  # then the two above are unknown
 
 
 def status_document(facts: StatusFacts) -> dict[str, Any]:
@@ -109,6 +116,7 @@ def status_document(facts: StatusFacts) -> dict[str, Any]:
         "loop": loop_lines(facts.journal, Path(facts.state), facts.suspended),
         "suspended": _suspension(facts.suspended),
         "open_incidents": facts.open_incidents,
+        "memory_unavailable": facts.memory_unavailable,
         "coordination": leader_lines(leaders, time.time()) if leaders is not None else None,
     }
 
@@ -129,6 +137,9 @@ def _print_text(facts: StatusFacts) -> None:
     if facts.leaders is not None and isinstance(coordination, EtcdCoordination):
         shards = shard_map(loaded.written, coordination.shards)
         print("\n" + "\n".join(leader_lines(facts.leaders, time.time(), shards)))
+    if facts.memory_unavailable is not None:
+        print(f"\nsuspension and open incidents unknown: {facts.memory_unavailable}")
+        return
     print(f"\nopen incidents: {len(facts.open_incidents)}")
     print("".join(f"  {line}\n" for line in incident_lines(facts.open_incidents)), end="")
 

@@ -103,9 +103,22 @@ class EtcdClient:
         found = self.call("kv/range", {"key": _b64(key)}).get("kvs", [])
         return _kv(found[0]) if found else None
 
-    def get_prefix(self, prefix: str) -> list[KeyValue]:
-        body = {"key": _b64(prefix), "range_end": prefix_end(prefix)}
+    def get_prefix(self, prefix: str, limit: int = 0, last_first: bool = False) -> list[KeyValue]:
+        """Every key under `prefix` in key order (the last keys first if `last_first`),
+        at most `limit` of them (0: all)."""
+        body: dict[str, Any] = {"key": _b64(prefix), "range_end": prefix_end(prefix)}
+        if limit:
+            body["limit"] = str(limit)
+        if last_first:
+            body["sort_order"], body["sort_target"] = "DESCEND", "KEY"
         return [_kv(raw) for raw in self.call("kv/range", body).get("kvs", [])]
+
+    def txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]]) -> tuple[bool, int]:
+        """All of `success` if every `compare` holds, else nothing: (succeeded, revision).
+        Build the parts with `absent`, `present`, `created_at`, `leased`, `put_op` and
+        `delete_op`."""
+        answer = self.call("kv/txn", {"compare": compare, "success": success})
+        return bool(answer.get("succeeded")), int(answer["header"]["revision"])
 
     def put(self, key: str, value: bytes, lease: int = 0) -> int:
         body: dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
@@ -177,3 +190,32 @@ class EtcdClient:
             return None
         deleted = answer["responses"][0]["response_delete_range"].get("deleted", 0)
         return int(deleted) > 0
+
+
+def absent(key: str) -> dict[str, Any]:
+    return {"key": _b64(key), "target": "CREATE", "create_revision": "0"}
+
+
+def present(key: str) -> dict[str, Any]:
+    return {"key": _b64(key), "target": "CREATE", "result": "GREATER", "create_revision": "0"}
+
+
+def created_at(key: str, revision: int) -> dict[str, Any]:
+    """`key` exists with this create revision (a leader key and its fencing token)."""
+    return {"key": _b64(key), "target": "CREATE", "create_revision": str(revision)}
+
+
+def leased(key: str, lease: int) -> dict[str, Any]:
+    """`key` exists and is held by this lease (a claim still its holder's)."""
+    return {"key": _b64(key), "target": "LEASE", "lease": str(lease)}
+
+
+def put_op(key: str, value: bytes, lease: int = 0) -> dict[str, Any]:
+    body: dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
+    if lease:
+        body["lease"] = str(lease)
+    return {"request_put": body}
+
+
+def delete_op(key: str) -> dict[str, Any]:
+    return {"request_delete_range": {"key": _b64(key)}}

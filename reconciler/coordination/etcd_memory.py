@@ -96,10 +96,15 @@ def shared_memory(coordination: Coordination) -> EtcdMemory | None:
     it keeps in its own mirror and journal is the fleet's)."""
     if not isinstance(coordination, EtcdCoordination):
         return None
+    return EtcdMemory(shared_client(coordination), coordination.prefix)
+
+
+def shared_client(coordination: EtcdCoordination) -> EtcdClient:
+    """One etcd client per process and endpoints (its connections are reused)."""
     timeout = coordination.retry_timeout.total_seconds()
     with _LOCK:
         client = _CLIENTS.get((tuple(coordination.endpoints), timeout))
         if client is None:
             client = EtcdClient(coordination.endpoints, timeout=timeout)
             _CLIENTS[(tuple(coordination.endpoints), timeout)] = client
-    return EtcdMemory(client, coordination.prefix)
+    return client

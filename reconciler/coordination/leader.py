@@ -57,6 +57,9 @@ class LocalLeadership:
     def shared_put(self, key: str, value: str, host: str | None = None) -> bool:
         return True
 
+    def fence(self) -> tuple[str, int | None]:
+        return "", None  # one controller: its stores are its journal, never fenced
+
     def shared_get(self, key: str, host: str | None = None) -> str | None:
         return None
 
@@ -119,6 +122,13 @@ class EtcdLeadership:
 
     def why_not(self) -> str:
         return self.problem
+
+    def fence(self) -> tuple[str, int | None]:
+        """The leader key and this controller's token while it acts (None otherwise):
+        the fleet's memory writes only while that key still has that token."""
+        with self.lock:
+            token = self.token
+        return self.leader_key, token if token is not None and self.acting() else None
 
     def campaign(self) -> bool:
         """Renew, or try to become leader; whether this controller may act now."""

@@ -58,6 +58,14 @@ class ShardedLeadership(EtcdLeadership):
         full = len(self.held) == self.count or not self.every
         return full and super().acting()
 
+    def fence(self) -> tuple[str, int | None]:
+        """A shard led here and its token (the fleet-wide memory's writer leads one)."""
+        held = dict(self.held)
+        if not held or not self.acting():
+            return self.leader_key, None
+        shard = min(held)
+        return self.shard_key(shard), held[shard]
+
     def campaign(self) -> bool:
         started = self.clock()
         try:

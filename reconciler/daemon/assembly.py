@@ -19,6 +19,7 @@ The CLI parses and prints; what runs is built here from `DaemonOptions`.
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 from collections.abc import Callable
@@ -29,6 +30,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from reconciler.coordination.choice import leadership_for
+from reconciler.coordination.etcd_incidents import incidents_for
 from reconciler.coordination.leader import controller_name
 from reconciler.coordination.sharded import shares
 from reconciler.daemon.forge_desk import ForgeDesk
@@ -69,17 +71,16 @@ def run_daemon(options: DaemonOptions, report: Report, progress: Progress) -> in
     spec = SpecSource(options.state.resolve(), bus, journal)  # status finds it by that
     bus.subscribe(journal_sink(journal))
     bus.subscribe(log_sink())
-    desk = IncidentDesk(journal, lambda: _notifications(spec.loaded))
+    desk = IncidentDesk(None, lambda: _notifications(spec.loaded))  # opened below
     bus.subscribe(desk)
     if not spec.reload() and spec.exception is not None:
         raise spec.exception  # no last good spec to fall back on at start-up
     assert spec.loaded is not None
+    coordination = spec.loaded.fleet.reconciler.coordination
+    name = controller_name(options.controller, "watch")
     with bounded_client() as client:
-        leadership = leadership_for(
-            spec.loaded.fleet.reconciler.coordination,
-            controller_name(options.controller, "watch"),
-            report,
-        )
+        leadership = leadership_for(coordination, name, report)
+        desk.open(incidents_for(coordination, journal, leadership.fence, name))
         loop = WatchLoop(
             spec, journal, client, bus, report, progress, sweep=desk.sweep, leadership=leadership
         )
@@ -103,7 +104,8 @@ def run_daemon(options: DaemonOptions, report: Report, progress: Progress) -> in
             f"watching {options.state}: full pass every {settings.interval.total_seconds():g}s, "
             f"probes every {settings.probe_interval.total_seconds():g}s"
         )
-        with sending(lambda: _notifications(spec.loaded), journal.path, report):
+        outbox = functools.partial(incidents_for, coordination, owner=name)
+        with sending(lambda: _notifications(spec.loaded), journal.path, report, outbox):
             try:
                 code = loop.run(max_passes=options.max_passes, max_seconds=options.max_seconds)
             finally:

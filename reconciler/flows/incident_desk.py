@@ -5,6 +5,10 @@ the loop's thread (reconciler.flows.outbox_sender).
 
 Inhibition: while a host-level incident is open (the host is unreachable), events about
 the services on that host are folded into it: one outage is one page.
+
+With etcd, incidents and the outbox are the fleet's (reconciler.coordination.
+etcd_incidents) and only the leader files: a standby's events are journaled and
+logged, and the leader, watching the same fleet and source, files its own.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ from reconciler.engine.incidents import (
     route,
 )
 from reconciler.events.bus import Event
-from reconciler.store.incidents import IncidentStore
-from reconciler.store.journal import Journal
+from reconciler.store.incidents import Incidents
+from reconciler.store.memory import Deposed
 from state.spec.base import Severity
 from state.spec.notifications import DEFAULT_REPEAT, Notifications
 
@@ -40,16 +44,37 @@ def new_incident_id() -> str:
     return f"INC-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
 
 
+EARLY_EVENTS = 200  # kept until the desk knows its store (a daemon's start-up)
+
+
 class IncidentDesk:
-    def __init__(self, journal: Journal, settings: Callable[[], Notifications | None]) -> None:
-        self.journal, self.settings = journal, settings
-        self.store = IncidentStore(journal)  # its schema, once
+    """Files events into `store`; given None, it keeps the first events until `open`
+    names the store (a daemon knows it only once the spec and its leadership are)."""
+
+    def __init__(
+        self, store: Incidents | None, settings: Callable[[], Notifications | None]
+    ) -> None:
+        self.store, self.settings = store, settings
+        self.early: list[Event] = []
+
+    def open(self, store: Incidents) -> None:
+        self.store, early, self.early = store, self.early, []
+        for event in early:
+            self(event)
 
     def __call__(self, event: Event) -> None:
+        if self.store is None:
+            self.early = [*self.early, event][-EARLY_EVENTS:]
+            return
+        try:
+            self._file(self.store, event)
+        except Deposed:
+            return  # a standby (or a deposed leader): the leader files
+
+    def _file(self, store: Incidents, event: Event) -> None:
         found = fingerprint(event)
         if found is None:
             return
-        store = self.store
         family, key = found
         host_key = f"{family}:{event.host or '-'}:-"
         if event.service is not None and event.kind not in CLEARS and store.open_for(host_key):
@@ -74,18 +99,21 @@ class IncidentDesk:
         """Move open incidents up the escalation levels their age reaches, also when no
         new event came (the loop calls this every probe pass)."""
         notifications = self.settings()
-        if notifications is None or not notifications.escalation:
-            return
         store = self.store
-        for raw in store.recent(200):
-            if raw["status"] == "open":
-                incident = Incident.model_validate(raw)
-                moved = self._escalate(store, notifications, incident, now)
-                if moved is not incident:
-                    store.put(moved.id, moved.fingerprint, moved.status, moved.model_dump())
+        if notifications is None or not notifications.escalation or store is None:
+            return
+        try:
+            for raw in store.recent(200):
+                if raw["status"] == "open":
+                    incident = Incident.model_validate(raw)
+                    moved = self._escalate(store, notifications, incident, now)
+                    if moved is not incident:
+                        store.put(moved.id, moved.fingerprint, moved.status, moved.model_dump())
+        except Deposed:
+            return
 
     def _escalate(
-        self, store: IncidentStore, notifications: Notifications, incident: Incident, now: float
+        self, store: Incidents, notifications: Notifications, incident: Incident, now: float
     ) -> Incident:
         moved, level = escalate(incident, notifications.escalation, now)
         if level is None:
@@ -97,7 +125,7 @@ class IncidentDesk:
 
     def _notify(
         self,
-        store: IncidentStore,
+        store: Incidents,
         notifications: Notifications,
         incident: Incident,
         transition: Transition,

@@ -22,8 +22,9 @@ from reconciler.apply.context import Report
 from reconciler.channels.interface import ChannelError
 from reconciler.channels.send import deliver
 from reconciler.flows.background import in_background
-from reconciler.store.incidents import IncidentStore
+from reconciler.store.incidents import Incidents
 from reconciler.store.journal import Journal
+from reconciler.store.memory import MemoryUnavailable
 from reconciler.untrusted.http import bounded_client
 from reconciler.untrusted.text import shown
 from state.secrets import SecretUnavailable
@@ -39,9 +40,8 @@ def backoff(attempts: int) -> float:
 
 
 class OutboxSender:
-    def __init__(self, journal: Journal, client: httpx.Client, report: Report) -> None:
-        self.store = IncidentStore(journal)
-        self.client, self.report = client, report
+    def __init__(self, store: Incidents, client: httpx.Client, report: Report) -> None:
+        self.store, self.client, self.report = store, client, report
         self.last_sent: dict[str, float] = {}
 
     def round(self, notifications: Notifications | None) -> int:
@@ -57,8 +57,10 @@ class OutboxSender:
         for item in self.store.unsent(limit=CHANNEL_BATCH, channel=name):
             if item.next_try > time.time():  # the channel's oldest waits: so do the rest
                 break
+            if not self.store.claim(name):  # another controller's sender has this channel
+                break
             if channel is None:
-                self.store.failed(item.seq, "channel not in the spec in force", time.time() + 3600)
+                self.store.failed(item, "channel not in the spec in force", time.time() + 3600)
                 break
             if isinstance(channel, TelegramChannel):
                 gap = self.last_sent.get(name, 0.0) + TELEGRAM_GAP_S - time.time()
@@ -70,10 +72,10 @@ class OutboxSender:
                 known = isinstance(exc, ChannelError | SecretUnavailable)
                 why = shown(str(exc) if known else f"{type(exc).__name__}: {exc}")[:500]
                 retry = getattr(exc, "retry_after", None) or backoff(item.attempts)
-                self.store.failed(item.seq, why, time.time() + retry)
+                self.store.failed(item, why, time.time() + retry)
                 self.report(f"notify {name}: {why}; retry in {retry:g}s")
                 break
-            self.store.sent(item.seq)
+            self.store.sent(item)
             self.last_sent[name] = time.time()
             self.report(f"notify {name}: {note} ({item.payload['transition']} {item.incident})")
             sent += 1
@@ -94,20 +96,28 @@ class OutboxSender:
 
 @contextlib.contextmanager
 def sending(
-    current: Callable[[], Notifications | None], journal_path: Path, report: Report
+    current: Callable[[], Notifications | None],
+    journal_path: Path,
+    report: Report,
+    store: Callable[[Journal], Incidents],
 ) -> Iterator[None]:
-    """Deliver the outbox from a thread until the block ends (`reconcile watch`)."""
+    """Deliver the outbox from a thread until the block ends (`reconcile watch`); `store`
+    opens the outbox on the thread's own journal connection."""
 
     def run(stop: threading.Event) -> None:
         journal = Journal(journal_path)
+        outbox = store(journal)
         with bounded_client() as client:
-            sender = OutboxSender(journal, client, report)
+            sender = OutboxSender(outbox, client, report)
             while not stop.is_set():
                 try:
                     sender.round(current())
+                except MemoryUnavailable as exc:  # etcd away: the next round tries again
+                    report(f"notify: {exc}")
                 except Exception as exc:  # a sender outlives one bad round
                     report(f"notify: round failed: {exc!r}")
                 stop.wait(1.0)
+        outbox.release()  # a clean exit gives its channels to the next sender at once
         journal.close()
 
     with in_background("outbox", run):

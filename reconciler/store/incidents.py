@@ -1,9 +1,16 @@
-"""Incidents and the notification outbox, in the journal: they survive restarts and
-one-shot runs.
+"""Incidents and the notification outbox: one interface (`Incidents`), two backends.
+
+- `LocalIncidents`, in the journal: one controller (the default); they survive restarts
+  and one-shot runs.
+- `EtcdIncidents` (reconciler.coordination.etcd_incidents), with `coordination: {kind:
+  etcd}`: every controller sees the same incidents and the same outbox, so a successor
+  resolves what its predecessor opened and sends what it queued.
 
 A notification is written to the outbox before it is sent and marked sent once its
 channel accepted it. Its key (incident, transition, sequence, channel) is unique, so a
-notification is queued once however often the event that caused it is replayed.
+notification is queued once however often the event that caused it is replayed. A
+sender delivers a channel's queue only while it holds that channel's claim (`claim`):
+with one controller always; with etcd, one controller at a time.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from reconciler.store.journal import Journal
 
@@ -41,9 +48,64 @@ class Queued:
     next_try: float = 0.0
 
 
-class IncidentStore:
+class Incidents(Protocol):
+    """What the incident desk, the outbox sender, `status` and `incidents` need. Every
+    method may raise MemoryUnavailable (etcd unreachable); a deposed leader's write
+    raises Deposed."""
+
+    def open_for(self, fingerprint: str) -> dict[str, Any] | None: ...
+
+    def put(
+        self, incident_id: str, fingerprint: str, status: str, data: dict[str, Any]
+    ) -> None: ...
+
+    def get(self, incident_id: str) -> dict[str, Any] | None: ...
+
+    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Open incidents first, then the newest resolved ones, `limit` in all."""
+        ...
+
+    def opened_since(self, since: float, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+    def enqueue(self, key: str, channel: str, incident: str, payload: dict[str, Any]) -> bool:
+        """Queue one notification; False when that key is already queued (or sent)."""
+        ...
+
+    def due(self, now: float, limit: int = 20) -> list[Queued]: ...
+
+    def unsent(self, limit: int = 200, channel: str | None = None) -> list[Queued]: ...
+
+    def waiting_channels(self) -> list[str]: ...
+
+    def pending(self) -> int: ...
+
+    def claim(self, channel: str) -> bool:
+        """Whether this sender may deliver `channel`'s queue now (and holds it for a
+        while): no other controller's sender does."""
+        ...
+
+    def release(self) -> None:
+        """Give up this sender's claims at once (a clean exit)."""
+        ...
+
+    def sent(self, item: Queued) -> None: ...
+
+    def failed(self, item: Queued, error: str, retry_at: float) -> None: ...
+
+    def deliveries(self, incident: str) -> list[tuple[str, str, float | None, str | None]]:
+        """(key, channel, sent, error) of an incident's notifications, oldest first."""
+        ...
+
+    def where(self) -> str:
+        """Where they live, for people (`status`)."""
+        ...
+
+
+class LocalIncidents:
+    """One controller's incidents and outbox, in its journal."""
+
     def __init__(self, journal: Journal) -> None:
-        self.db = journal.db
+        self.db, self.journal = journal.db, journal
         journal.ensure(SCHEMA)
 
     # -- incidents ------------------------------------------------------------------
@@ -95,7 +157,7 @@ class IncidentStore:
 
     def due(self, now: float, limit: int = 20) -> list[Queued]:
         """Unsent notifications whose time has come, oldest first."""
-        return [q for q in self.unsent(limit=10_000) if q.next_try <= now][:limit]
+        return due(self.unsent(limit=10_000), now, limit)
 
     def unsent(self, limit: int = 200, channel: str | None = None) -> list[Queued]:
         """Every unsent notification (of one channel, if given), oldest first, whether
@@ -115,15 +177,21 @@ class IncidentStore:
     def pending(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE sent IS NULL").fetchone()[0])
 
-    def sent(self, seq: int) -> None:
+    def claim(self, channel: str) -> bool:
+        return True  # one controller: its sender is the only one
+
+    def release(self) -> None:
+        return None
+
+    def sent(self, item: Queued) -> None:
         self.db.execute(
-            "UPDATE outbox SET sent = ?, error = NULL WHERE seq = ?", (time.time(), seq)
+            "UPDATE outbox SET sent = ?, error = NULL WHERE key = ?", (time.time(), item.key)
         )
 
-    def failed(self, seq: int, error: str, retry_at: float) -> None:
+    def failed(self, item: Queued, error: str, retry_at: float) -> None:
         self.db.execute(
-            "UPDATE outbox SET attempts = attempts + 1, error = ?, next_try = ? WHERE seq = ?",
-            (error, retry_at, seq),
+            "UPDATE outbox SET attempts = attempts + 1, error = ?, next_try = ? WHERE key = ?",
+            (error, retry_at, item.key),
         )
 
     def deliveries(self, incident: str) -> list[tuple[str, str, float | None, str | None]]:
@@ -133,3 +201,11 @@ class IncidentStore:
             (incident,),
         ).fetchall()
         return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def where(self) -> str:
+        return f"this controller's journal ({self.journal.path})"
+
+
+def due(queued: list[Queued], now: float, limit: int) -> list[Queued]:
+    """Those of `queued` whose time has come, in their order, at most `limit`."""
+    return [q for q in queued if q.next_try <= now][:limit]

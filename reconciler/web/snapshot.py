@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.coordination.etcd_incidents import incidents_for
 from reconciler.coordination.etcd_memory import memory_for
 from reconciler.coordination.leader import LeaderView, who_leads
 from reconciler.events.verification_events import CHECK_KINDS, DRILL_KINDS, last_event
@@ -19,7 +20,7 @@ from reconciler.render.charts import HealPoint, backup_age_chart, heal_chart, he
 from reconciler.repositories.restorable import copies_taken
 from reconciler.store.confirmations import Confirmations
 from reconciler.store.failover_state import FailoverStore
-from reconciler.store.incidents import IncidentStore
+from reconciler.store.incidents import Incidents, LocalIncidents
 from reconciler.store.journal import EventRecord, Journal, RunRecord
 from reconciler.store.ledger import Ledger
 from reconciler.store.memory import LocalMemory, MemoryUnavailable
@@ -97,9 +98,12 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
     backups = _backups(journal, loaded) if loaded is not None else []
     coordination = loaded.fleet.reconciler.coordination if loaded is not None else None
     leader = who_leads(coordination) if isinstance(coordination, EtcdCoordination) else None
-    store = IncidentStore(journal)
+    store = incidents_for(coordination, journal) if coordination else LocalIncidents(journal)
     now = time.time()
-    heals = heal_points(store, now)
+    try:
+        heals, incidents, unsent = heal_points(store, now), store.recent(20), store.pending()
+    except MemoryUnavailable:  # etcd away: the page shows its coordination error instead
+        heals, incidents, unsent = [], [], 0
     last_drill = last_dr_drill(journal)
     return Snapshot(
         taken=now,
@@ -116,13 +120,13 @@ def take(journal: Journal, state_file: Path, loaded: LoadedFleet | None) -> Snap
         suspended=_suspended(journal, loaded),
         hosts={str(k): bool(v) for k, v in (loop.get("hosts") or {}).items()},
         backoffs=len(loop.get("backoffs") or {}),
-        incidents=store.recent(20),
+        incidents=incidents,
         runs=journal.runs(10),
         placement=placement,
         leader=leader,
         drill=list(last_drill.context["steps"]) if last_drill else [],
         drill_at=last_drill.at if last_drill else None,
-        unsent=store.pending(),
+        unsent=unsent,
         backups=backups,
         active=active,
         epoch=epoch,
@@ -171,7 +175,7 @@ def _suspended(journal: Journal, loaded: LoadedFleet | None) -> Suspended | None
         return None
 
 
-def heal_points(store: IncidentStore, now: float) -> list[HealPoint]:
+def heal_points(store: Incidents, now: float) -> list[HealPoint]:
     """The incidents of the chart's window: when each opened, how long it took to heal."""
     points = []
     for incident in store.opened_since(now - CHART_WINDOW_S):

@@ -17,7 +17,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from reconciler.store.confirmations import Confirmation, Confirmations
-from reconciler.store.incidents import IncidentStore
+from reconciler.store.incidents import LocalIncidents
 from reconciler.store.journal import Journal
 from reconciler.web.app import make_app, serve_in_background
 from state.load import load_fleet
@@ -57,7 +57,7 @@ def seed(journal_path: Path, state: Path, now: float) -> None:
     for n in range(8):
         at = now - (7 - n) * DAY - 2 * HOUR
         confirmations.put_policy(loaded.fleet, "configs", Confirmation(f"c{n}", at, n, at))
-    store = IncidentStore(journal)
+    store = LocalIncidents(journal)
     for n in range(18):
         opened = now - 7 * DAY + n * 9 * HOUR + rng.uniform(0, 3 * HOUR)
         healed = rng.uniform(20, 90) * (1 + n / 6)  # slower as the week goes on

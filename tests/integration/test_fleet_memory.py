@@ -3,18 +3,26 @@ what one controller was told, the other knows when it takes over. Nothing is moc
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
-from state.load import parse_fleet
+from reconciler.coordination.etcd import EtcdClient
+from reconciler.coordination.etcd_incidents import EtcdIncidents
+from reconciler.events.bus import Event
+from reconciler.flows.incident_desk import IncidentDesk
+from state.load import load_fleet, parse_fleet
 from state.spec.controller import EtcdCoordination
 from tests.fleet import lab as fleet_lab
 from tests.fleet.etcd_cluster import Cluster, etcd_cluster
 from tests.integration.conftest import run_reconcile
 from tests.integration.test_leadership import (
+    RETRY,
     TTL,
     controller,
     coordinated_spec,
@@ -22,6 +30,7 @@ from tests.integration.test_leadership import (
     ollama_healthy,
     until,
 )
+from tests.integration.test_notifications import env, spec_text, standin  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +82,107 @@ def test_a_suspension_outlives_the_leader_that_honoured_it(
             proc.terminate()
         for proc in procs.values():
             proc.wait(timeout=60)
+
+
+ISSUES = "/api/v1/repos/allegro/incidents/issues"
+
+
+def test_pages_and_incidents_outlive_the_leader(
+    lab: fleet_lab.Lab,
+    cluster: Cluster,
+    tmp_path: Path,
+    env: None,  # noqa: F811 (the fixture)
+) -> None:
+    """Telegram down, three P0 pages queued and claimed by the leader's sender, and a
+    crash loop's P1 incident open (its Gitea issue filed): the leader SIGKILLed, then
+    Telegram back. The successor sends each page once, in order, keeps the crash loop
+    on the one incident it did not open, and resolves it when the service is fixed:
+    one issue, closed once."""
+    spec = tmp_path / "fleet.yaml"
+    etcd_line = (
+        f"  coordination: {{kind: etcd, endpoints: [{', '.join(cluster.endpoints)}], "
+        f"prefix: /pages, ttl: {TTL}s, retry_timeout: {RETRY}s}}\n"
+    )
+
+    def write(crashy: str | None) -> None:
+        text = spec_text(lab, crashy)
+        spec.write_text(text.replace("reconciler:\n", "reconciler:\n" + etcd_line, 1))
+
+    write(None)
+    done = run_reconcile("--yes", str(spec), "--journal", str(tmp_path / "cli" / "j.db"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    settings = load_fleet(spec).fleet.reconciler.coordination
+    assert isinstance(settings, EtcdCoordination)
+    h2 = lab.host("h2").address
+    before = len(standin(lab, 8081, "/test/messages"))
+    issues_before = len(standin(lab, 3000, f"{ISSUES}?state=all"))
+    httpx.post(f"http://{h2}:8081/test/mode", json={"mode": "down"}, timeout=5)
+    procs = {"c1": controller("c1", spec, tmp_path)}
+    client = EtcdClient(settings.endpoints, timeout=5.0)
+    try:
+        until(lambda: leader(settings) == "c1", 30)
+        write("/bin/false")  # a crash loop on h1: escalated, a P1, a Gitea issue
+        crash = wait_for_issues(lab, "unhealthy:h1:crashy", 1, 90)[0]
+        notifications = load_fleet(spec).written.notifications
+        desk = IncidentDesk(EtcdIncidents(client, "/pages"), lambda: notifications)
+        for i in range(3):  # three P0 pages for Telegram, which is down
+            desk(
+                Event("P0", "drill_failed", f"outage {i}", f"host{i}", "backup:db", at=time.time())
+            )
+        until(lambda: claim_of(client, "tg") == "c1", 30)  # c1's sender has Telegram
+        wait_for_issues(lab, "drill:host", 3, 30)
+        procs["c2"] = controller("c2", spec, tmp_path)
+        until(lambda: "standing by: c1 leads" in (tmp_path / "c2.log").read_text(), 30)
+
+        procs["c1"].kill()  # with the pages claimed and unsent, and the incident open
+        httpx.post(f"http://{h2}:8081/test/mode", json={"mode": "ok"}, timeout=5)
+        until(lambda: leader(settings) == "c2", TTL + 30)
+        until(lambda: len(standin(lab, 8081, "/test/messages")) >= before + 3, 60)
+        until(lambda: '"kind": "escalation"' in (tmp_path / "c2.log").read_text(), 60)
+        write("/bin/sleep infinity")  # fixed: c2 heals it and resolves c1's incident
+        until(lambda: issue(lab, crash["number"])["state"] == "closed", 60)  # by c2
+        time.sleep(3)  # anything sent twice would be here by now
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            proc.wait(timeout=60)
+        client.close()
+    pages = standin(lab, 8081, "/test/messages")[before:]
+    assert [m["text"].split("outage ")[1][0] for m in pages] == ["0", "1", "2"], pages
+    everything = standin(lab, 3000, f"{ISSUES}?state=all")
+    assert len(everything) == issues_before + 4, everything  # no issue filed twice
+    comments = httpx.get(f"http://{h2}:3000{ISSUES}/{crash['number']}/comments", timeout=5)
+    assert sum("resolved" in c["body"] for c in comments.json()) == 1, comments.json()
+    listed = run_reconcile(
+        "incidents",
+        "list",
+        str(spec),
+        "--output",
+        "json",
+        "--journal",
+        str(tmp_path / "c2" / "journal.db"),
+    )
+    incidents = json.loads(listed.stdout)
+    loop = [i for i in incidents if i["fingerprint"] == "unhealthy:h1:crashy"]
+    assert [i["status"] for i in loop] == ["resolved"], loop
+
+
+def wait_for_issues(lab: fleet_lab.Lab, title: str, count: int, timeout: float) -> list[Any]:
+    found: list[Any] = []
+
+    def enough() -> bool:
+        found[:] = [i for i in standin(lab, 3000, f"{ISSUES}?state=all") if title in i["title"]]
+        return len(found) >= count
+
+    until(enough, timeout)
+    return found
+
+
+def issue(lab: fleet_lab.Lab, number: int) -> Any:
+    return next(i for i in standin(lab, 3000, f"{ISSUES}?state=all") if i["number"] == number)
+
+
+def claim_of(client: EtcdClient, channel: str) -> str | None:
+    found = client.get(f"/pages/memory/outbox/claim/{channel}")
+    return found.value.decode() if found else None

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from reconciler.store.incidents import LocalIncidents
 from reconciler.store.journal import Journal
 from tests.fleet import lab as fleet_lab
 from tests.fleet.scrape import probe_passes
@@ -213,7 +214,7 @@ def test_telegram_down_then_back_and_a_killed_controller_deliver_once_in_order(
     httpx.post(f"http://{h2}:8081/test/mode", json={"mode": "down"}, timeout=5)
     notifications = load_fleet(spec).written.notifications
     journal = Journal(journal_path)
-    desk = IncidentDesk(journal, lambda: notifications)
+    desk = IncidentDesk(LocalIncidents(journal), lambda: notifications)
     for i in range(3):  # three different hosts' outages: three incidents
         desk(Event("P0", "drill_failed", f"outage {i}", f"host{i}", "backup:db", at=time.time()))
     journal.close()
@@ -396,7 +397,7 @@ def test_telegram_down_two_minutes_the_loop_keeps_its_pace_and_all_arrive_once_i
     before = len(standin(lab, 8081, "/test/messages"))
     httpx.post(f"http://{h2}:8081/test/mode", json={"mode": "down"}, timeout=5)
     journal = Journal(journal_path)
-    desk = IncidentDesk(journal, lambda: load_fleet(spec).written.notifications)
+    desk = IncidentDesk(LocalIncidents(journal), lambda: load_fleet(spec).written.notifications)
     for i in range(3):
         desk(Event("P0", "drill_failed", f"outage {i}", f"host{i}", "backup:db", at=time.time()))
     journal.close()

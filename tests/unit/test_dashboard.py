@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from reconciler.events.bus import Event
 from reconciler.flows.incident_desk import IncidentDesk
+from reconciler.store.incidents import LocalIncidents
 from reconciler.store.journal import Journal
 from reconciler.web.app import make_app
 from reconciler.web.metrics import PassMetrics
@@ -39,7 +40,7 @@ def journal_with_a_degraded_service(tmp_path: Path) -> tuple[Path, Path]:
             "plan_text": "host hermes (198.18.0.12)\n  ~ ollama  unhealthy: <refused>\n",
         },
     )
-    IncidentDesk(journal, lambda: None)(
+    IncidentDesk(LocalIncidents(journal), lambda: None)(
         Event("P1", "escalation", "ollama crash loop", "hermes", "ollama", at=now)
     )
     journal.close()

@@ -20,7 +20,7 @@ from reconciler.engine.incidents import Incident, fingerprint, on_event, route
 from reconciler.events.bus import Event
 from reconciler.flows.incident_desk import IncidentDesk
 from reconciler.flows.outbox_sender import OutboxSender
-from reconciler.store.incidents import IncidentStore
+from reconciler.store.incidents import LocalIncidents
 from reconciler.store.journal import Journal
 from reconciler.untrusted.http import bounded_client
 from state.spec.base import Severity
@@ -192,14 +192,14 @@ def test_desk_outbox_and_sender_deliver_once_in_order_and_close_on_resolve(
     secret = "123456:SECRET-token-value"
     notifications = _notifications(tg, gitea, secret, monkeypatch)
     journal = Journal(tmp_path / "journal.db")
-    desk = IncidentDesk(journal, lambda: notifications)
+    desk = IncidentDesk(LocalIncidents(journal), lambda: notifications)
     now = time.time()
     for i in range(10):  # one failure over 10 passes
         desk(Event("P1", "escalation", "ollama crash loop", "hermes", "ollama", at=now + i))
     desk(Event("P0", "failover", "kimi lost; moved to hermes", "hermes", at=now + 11))
     desk(Event("P3", "healed", "hermes/ollama converged", "hermes", "ollama", at=now + 12))
     with httpx.Client(trust_env=False) as client:
-        sender = OutboxSender(journal, client, lambda _line: None)
+        sender = OutboxSender(LocalIncidents(journal), client, lambda _line: None)
         sender.drain(notifications, 20)
         # Replaying the same events queues nothing new: keys are unique per transition.
         assert sender.store.pending() == 0
@@ -218,7 +218,7 @@ def test_desk_outbox_and_sender_deliver_once_in_order_and_close_on_resolve(
     ]
     assert set(DISTRESS_KEYS) <= set(logged[0])
     assert logged[0]["requested_action"] == "father_intervention"
-    store = IncidentStore(journal)
+    store = LocalIncidents(journal)
     assert all(secret not in json.dumps(row) for row in store.recent())
     assert secret not in (tmp_path / "journal.db").read_bytes().decode("latin-1")
 
@@ -232,10 +232,10 @@ def test_a_channel_that_is_down_is_retried_and_errors_never_show_the_token(
     with httpx.Client(trust_env=False) as client:
         client.post(f"http://127.0.0.1:{tg}/test/mode", json={"mode": "limit"})
         journal = Journal(tmp_path / "journal.db")
-        desk = IncidentDesk(journal, lambda: notifications)
+        desk = IncidentDesk(LocalIncidents(journal), lambda: notifications)
         desk(Event("P0", "failover", "first", "hermes", at=time.time()))
         lines: list[str] = []
-        sender = OutboxSender(journal, client, lines.append)
+        sender = OutboxSender(LocalIncidents(journal), client, lines.append)
         sender.round(notifications)
         assert any("429" in line and "retry in 2s" in line for line in lines), lines
         assert all(secret not in line for line in lines)
@@ -248,10 +248,10 @@ def test_pir_draft_follows_the_seed_template_and_the_journal(tmp_path: Path) -> 
     from reconciler.render.pir_text import render_pir
 
     journal = Journal(tmp_path / "journal.db")
-    desk = IncidentDesk(journal, lambda: None)
+    desk = IncidentDesk(LocalIncidents(journal), lambda: None)
     desk(Event("P1", "escalation", "ollama crash loop", "hermes", "ollama", at=1000.0))
     desk(Event("P3", "healed", "hermes/ollama converged", "hermes", "ollama", at=1600.0))
-    store = IncidentStore(journal)
+    store = LocalIncidents(journal)
     [incident] = store.recent()
     draft = render_pir(incident, store.deliveries(incident["id"]), journal.runs(), [])
     for heading in (
@@ -279,7 +279,7 @@ def test_escalations_write_distress_files_in_the_seed_format(tmp_path: Path) -> 
         }
     )
     journal = Journal(tmp_path / "journal.db")
-    desk = IncidentDesk(journal, lambda: notifications)
+    desk = IncidentDesk(LocalIncidents(journal), lambda: notifications)
     desk(Event("P3", "heal_failed", "ollama not healed", "hermes", "ollama", at=1000.0))
     assert not (tmp_path / "distress").exists()  # P3: no distress signal
     desk(Event("P1", "escalation", "Ollama not responding", "hermes", "ollama", at=1300.0))
@@ -317,8 +317,8 @@ def test_escalation_levels_follow_the_seed_matrix_and_ack_stops_them(tmp_path: P
         }
     )
     journal = Journal(tmp_path / "journal.db")
-    desk = IncidentDesk(journal, lambda: notifications)
-    store = IncidentStore(journal)
+    desk = IncidentDesk(LocalIncidents(journal), lambda: notifications)
+    store = LocalIncidents(journal)
     desk(Event("P2", "pass_crashed", "pass crashed", at=0.0))
     desk.sweep(299.0)
     [incident] = store.recent()
@@ -352,10 +352,10 @@ def test_a_retried_notification_holds_the_later_ones_on_its_channel(
     tg, gitea, stores = standins
     notifications = _notifications(tg, gitea, "1:x", monkeypatch)
     journal = Journal(tmp_path / "journal.db")
-    desk = IncidentDesk(journal, lambda: notifications)
+    desk = IncidentDesk(LocalIncidents(journal), lambda: notifications)
     with httpx.Client(trust_env=False) as client:
         client.post(f"http://127.0.0.1:{tg}/test/mode", json={"mode": "down"})
-        sender = OutboxSender(journal, client, lambda _line: None)
+        sender = OutboxSender(LocalIncidents(journal), client, lambda _line: None)
         desk(Event("P0", "drill_failed", "outage 0", "h0", "backup:db", at=time.time()))
         sender.round(notifications)  # the first fails and waits 5 s
         for i in (1, 2):
@@ -379,13 +379,13 @@ def test_pir_post_comments_the_review_on_the_closed_issue_found_by_label_and_mar
     tg, gitea, stores = standins
     notifications = _notifications(tg, gitea, "1:tg", monkeypatch)
     journal = Journal(tmp_path / "journal.db")
-    desk = IncidentDesk(journal, lambda: notifications)
+    desk = IncidentDesk(LocalIncidents(journal), lambda: notifications)
     now = time.time()
     desk(Event("P1", "escalation", "ollama crash loop", "hermes", "ollama", at=now))
     desk(Event("P3", "healed", "hermes/ollama converged", "hermes", "ollama", at=now + 5))
     with httpx.Client(trust_env=False) as client:
-        OutboxSender(journal, client, lambda _line: None).drain(notifications, 20)
-    [incident] = IncidentStore(journal).recent()
+        OutboxSender(LocalIncidents(journal), client, lambda _line: None).drain(notifications, 20)
+    [incident] = LocalIncidents(journal).recent()
     state = tmp_path / "fleet.yaml"
     section = json.dumps(notifications.model_dump(mode="json", exclude_defaults=True))
     state.write_text(
@@ -400,7 +400,7 @@ def test_pir_post_comments_the_review_on_the_closed_issue_found_by_label_and_mar
     assert issue["comments"][-1]["body"] == draft and "## Timeline" in draft
     # A channel the incident never reached has nothing to post to: a usage error.
     desk(Event("P3", "heal_failed", "agent not healed", "kimi", "agent", at=now + 9))
-    [other] = [i for i in IncidentStore(journal).recent() if i["id"] != incident["id"]]
+    [other] = [i for i in LocalIncidents(journal).recent() if i["id"] != incident["id"]]
     argv = ["incidents", "pir", other["id"], "--post", "--state", str(state), *journal_arg]
     assert main(argv) == 1
     assert "reached no Gitea issue channel" in capsys.readouterr().err
@@ -417,19 +417,19 @@ def test_a_channel_answering_garbage_fails_alone_and_the_others_deliver_in_order
     tg, gitea, stores = standins
     notifications = _notifications(tg, gitea, "1:x", monkeypatch)
     journal = Journal(tmp_path / "journal.db")
-    desk = IncidentDesk(journal, lambda: notifications)
+    desk = IncidentDesk(LocalIncidents(journal), lambda: notifications)
     lines: list[str] = []
     with bounded_client() as client:
         client.post(f"http://127.0.0.1:{gitea}/test/mode", json={"mode": "garbage"})
         for i in range(3):
             desk(Event("P0", "drill_failed", f"outage {i}", f"h{i}", "backup:db", at=time.time()))
-        OutboxSender(journal, client, lines.append).drain(notifications, 5)
+        OutboxSender(LocalIncidents(journal), client, lines.append).drain(notifications, 5)
     texts = [m["text"] for m in json.loads((stores / "tg.json").read_text())]
     assert [t.split("outage ")[1][0] for t in texts] == ["0", "1", "2"]
     logged = [line for line in capsys.readouterr().err.splitlines() if '"notification"' in line]
     assert [json.loads(line)["message"][-1] for line in logged] == ["0", "1", "2"]
     assert any("notify gitea: gitea: GET /issues: the answer is not JSON" in x for x in lines)
-    assert {q.channel for q in IncidentStore(journal).unsent()} == {"gitea"}
+    assert {q.channel for q in LocalIncidents(journal).unsent()} == {"gitea"}
 
 
 def test_host_text_in_a_gitea_issue_is_inert(
@@ -439,11 +439,11 @@ def test_host_text_in_a_gitea_issue_is_inert(
     notifications = _notifications(tg, gitea, "1:x", monkeypatch)
     journal = Journal(tmp_path / "journal.db")
     hostile = "oops ``` @admin [login](http://evil) ![x](http://evil/p.png) <b>hi</b>\x1b[2J\nfake"
-    IncidentDesk(journal, lambda: notifications)(
+    IncidentDesk(LocalIncidents(journal), lambda: notifications)(
         Event("P1", "escalation", hostile, "hermes", "ollama", at=time.time())
     )
     with bounded_client() as client:
-        OutboxSender(journal, client, lambda _line: None).drain(notifications, 5)
+        OutboxSender(LocalIncidents(journal), client, lambda _line: None).drain(notifications, 5)
     (issue,) = json.loads((stores / "gitea.json").read_text())
     assert "@admin" not in issue["title"] and "evil" not in issue["title"]
     body = issue["body"]

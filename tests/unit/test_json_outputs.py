@@ -25,6 +25,7 @@ from reconciler.flows.incident_desk import IncidentDesk
 from reconciler.flows.plan import Planned
 from reconciler.hosts.observation import FleetState, HostState
 from reconciler.render.backup_text import snapshots_json
+from reconciler.store.incidents import LocalIncidents
 from reconciler.store.journal import Journal
 from reconciler.store.memory import LocalMemory
 from reconciler.store.suspension import Suspension
@@ -94,7 +95,7 @@ def test_history_and_incidents(tmp_path: Path, capsys: pytest.CaptureFixture[str
     journal = Journal(tmp_path / "journal.db")
     run = journal.start_run("fleet.yaml", "0" * 64, None, None, "apply", {})
     journal.finish_run(run, "failed", "h1: refused")
-    IncidentDesk(journal, lambda: None)(
+    IncidentDesk(LocalIncidents(journal), lambda: None)(
         Event("P1", "escalation", "ollama crash loop", "hermes", "ollama", at=time.time())
     )
     journal.close()
