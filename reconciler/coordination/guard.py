@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 from reconciler.coordination.choice import leadership_for
 from reconciler.coordination.leader import Leadership, NotLeader, controller_name, wait_to_lead
+from reconciler.coordination.shared_ledger import Pushed, pull_ledgers, push_ledgers
 from reconciler.hosts.fencing import claim_token, refused
 from reconciler.store.failover_state import FailoverState, FailoverStore, pair_key
 from reconciler.store.journal import Journal
@@ -41,24 +42,28 @@ def _failover_key(loaded: LoadedFleet) -> str | None:
 
 def pull_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -> str | None:
     """On becoming leader: take the failover state the last leader left (placement,
-    epoch, timers, a move in progress) into this controller's journal."""
-    key = _failover_key(loaded)
-    failover = loaded.written.failover
-    if key is None or failover is None:
-        return None
-    leadership.follow(loaded)  # a sharded fleet keeps it under the pair's shard
-    raw = leadership.shared_get(key, failover.primary)
-    if raw is None:
-        return None
-    state = FailoverState.model_validate_json(raw)
-    FailoverStore(journal, failover).put(state)
-    active = state.placement.active or failover.primary
-    return f"failover state from the last leader: {active} active, epoch {state.placement.epoch}"
+    epoch, timers, a move in progress) and the snapshots it recorded into this
+    controller's journal."""
+    leadership.follow(loaded)  # a sharded fleet keeps them under their hosts' shards
+    said = []
+    key, failover = _failover_key(loaded), loaded.written.failover
+    raw = leadership.shared_get(key, failover.primary) if key and failover else None
+    if raw is not None and failover is not None:
+        state = FailoverState.model_validate_json(raw)
+        FailoverStore(journal, failover).put(state)
+        epoch, active = state.placement.epoch, state.placement.active or failover.primary
+        said.append(f"failover state from the last leader: {active} active, epoch {epoch}")
+    if added := pull_ledgers(leadership, journal, loaded):
+        said.append(f"{added} snapshot(s) recorded by the last leader")
+    return "; ".join(said) or None
 
 
-def push_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -> None:
-    """After a pass: the spec in force (its sha) and the failover state, written only
-    while this controller's token holds."""
+def push_shared(
+    leadership: Leadership, journal: Journal, loaded: LoadedFleet, pushed: Pushed | None = None
+) -> None:
+    """After a pass: the spec in force (its sha), the failover state and the snapshot
+    ledger (each policy's, when it changed since `pushed`), written only while this
+    controller's token holds."""
     leadership.follow(loaded)
     if leadership.token is None or not leadership.shared_put("spec", loaded.sha256):
         return
@@ -67,6 +72,7 @@ def push_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -
     if key is not None and failover is not None:
         state = FailoverStore(journal, failover).get().model_dump_json()
         leadership.shared_put(key, state, failover.primary)
+    push_ledgers(leadership, journal, loaded, {} if pushed is None else pushed)
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from reconciler.apply.context import ProgressReport, Report, Runner
 from reconciler.coordination.etcd_memory import memory_for
 from reconciler.coordination.guard import apply_guard, pull_shared, push_shared
 from reconciler.coordination.leader import Leadership, LocalLeadership
+from reconciler.coordination.shared_ledger import Pushed
 from reconciler.daemon.backoff import Backoffs
 from reconciler.daemon.failover_clock import FailoverClock
 from reconciler.daemon.healing import account, drifted_hosts, settle
@@ -87,6 +88,7 @@ class WatchLoop:
         self.leadership: Leadership = leadership or LocalLeadership()
         self.leading = False
         self.just_elected = False
+        self.pushed: Pushed = {}  # each ledger as last shared (coordination.shared_ledger)
         self.measure = measure  # (kind, seconds, result) of each pass, for /metrics
         found = journal.loop_state(str(spec.path))
         self.first_start = float((found[1] if found else {}).get("first_start") or time.time())
@@ -214,7 +216,7 @@ class WatchLoop:
                 self.leading = False
                 self.report(f"standing by: shared state not read: {exc}")
                 return False
-            self.just_elected = True
+            self.just_elected, self.pushed = True, {}
             if pulled:
                 self.report(pulled)
         elif not self.leading and (was or self.status.last_kind != "standby"):
@@ -224,7 +226,7 @@ class WatchLoop:
 
     def _after_pass(self) -> None:
         if self.leading and self.spec.loaded is not None:
-            push_shared(self.leadership, self.journal, self._scoped())
+            push_shared(self.leadership, self.journal, self._scoped(), self.pushed)
             self.leadership.note_pass(time.time())
 
     def _timed(self, kind: str, run: Callable[[], None]) -> None:

@@ -61,6 +61,9 @@ class Entry:
 
 
 COPY_OF = "copy of "
+EXPORT_LIMIT = 2000  # judged snapshots of a policy shared through etcd, the newest
+ENTRY_ROW = (str, str, str, str, int, float, float, str, int)
+HELD_ROW = (str, str, str, float)
 
 
 class Ledger:
@@ -181,6 +184,58 @@ class Ledger:
             "UPDATE snapshot_ledger SET announced = 1 WHERE policy = ? AND snapshot_id = ?",
             (policy, snapshot_id),
         )
+
+    def export(self, policy: str, limit: int = EXPORT_LIMIT) -> dict[str, list[list[object]]]:
+        """Every row of `policy` (its repository and copies, judged and held), the newest
+        `limit` judged: what the leader shares with the controllers after it."""
+        entries = self.db.execute(
+            "SELECT repository, snapshot_id, verdict, host, epoch, snapshot_time, recorded,"
+            " reason, announced FROM snapshot_ledger WHERE policy = ?"
+            " ORDER BY recorded DESC, rowid DESC LIMIT ?",
+            (policy, limit),
+        ).fetchall()
+        held = self.db.execute(
+            "SELECT repository, snapshot_id, why, since FROM held_snapshots WHERE policy = ?"
+            " ORDER BY repository, snapshot_id",
+            (policy,),
+        ).fetchall()
+        return {"entries": [list(r) for r in reversed(entries)], "held": [list(r) for r in held]}
+
+    def merge(self, policy: str, exported: object) -> int:
+        """Add what another controller's `export` holds and this ledger does not (the
+        first verdict stands; a forged snapshot announced there is announced here). Rows
+        of the wrong shape are skipped. How many judged snapshots were new here."""
+        entries, held = _rows(exported, "entries", ENTRY_ROW), _rows(exported, "held", HELD_ROW)
+        added = 0
+        for row in entries:
+            added += self.db.execute(
+                "INSERT OR IGNORE INTO snapshot_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (policy, *row),
+            ).rowcount
+            if row[8]:
+                self.announced(policy, str(row[1]))
+        for row in held:
+            self.db.execute(
+                "INSERT OR IGNORE INTO held_snapshots VALUES (?, ?, ?, ?, ?)", (policy, *row)
+            )
+        return added
+
+
+def _rows(exported: object, name: str, shape: tuple[type, ...]) -> list[tuple[object, ...]]:
+    """The rows of `exported[name]` that have `shape` (ints accepted for floats); the
+    rest are skipped. A verdict is only ever `recorded` or `forged`."""
+    found = exported.get(name) if isinstance(exported, dict) else None
+    rows = []
+    for row in found if isinstance(found, list) else []:
+        if not isinstance(row, list) or len(row) != len(shape):
+            continue
+        fits = all(
+            isinstance(v, t) or (t is float and isinstance(v, int))
+            for v, t in zip(row, shape, strict=True)
+        )
+        if fits and (name != "entries" or row[2] in ("recorded", "forged")):
+            rows.append(tuple(row))
+    return rows
 
 
 def repository_of(fleet: Fleet, policy: str, copy: str | None = None) -> str:
