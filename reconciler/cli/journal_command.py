@@ -7,13 +7,17 @@ controller, and restore by putting it back at --journal before the daemon starts
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from reconciler.cli import exit_codes
 from reconciler.cli.terminal import report
-from reconciler.errors import UsageError
+from reconciler.coordination.guard import leading
+from reconciler.coordination.migration import migrate, migrated
+from reconciler.errors import Refused, UsageError
 from reconciler.store.journal import Journal
 from state.load import load_fleet
+from state.spec.controller import EtcdCoordination
 
 
 def cmd_journal(args: argparse.Namespace) -> int:
@@ -37,3 +41,23 @@ def cmd_journal(args: argparse.Namespace) -> int:
         return exit_codes.OK
     finally:
         journal.close()
+
+
+def cmd_migrate_store(args: argparse.Namespace) -> int:
+    """`reconcile migrate-store [STATE]`: with etcd coordination, this journal's memory
+    moves into etcd under the leadership, once (a second run says when it moved)."""
+    loaded = load_fleet(args.state)
+    if not isinstance(loaded.fleet.reconciler.coordination, EtcdCoordination):
+        raise Refused(
+            f"{args.state}: reconciler.coordination is not etcd: this journal is the "
+            "fleet's memory already (nothing to move)"
+        )
+    journal = Journal(args.journal)
+    if (before := migrated(journal)) is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(before.at))
+        print(f"moved on {when}, once: {before}")
+        return exit_codes.OK
+    with leading(loaded, journal, "migrate", args.lock_timeout, report) as leadership:
+        moved = migrate(loaded, journal, leadership)
+    print(moved if moved is not None else "nothing moved")
+    return exit_codes.OK

@@ -189,6 +189,7 @@ def build_verbs() -> Parser:
     journal = verb("journal")
     journal.add_argument("action", choices=["backup", "prune"])
     journal.add_argument("path", nargs="?", metavar="PATH", help="backup: where the copy goes")
+    _lock_timeout(verb("migrate-store"), "how long to wait for the leadership (default 60)")
     completion = verb("completion", state=False, journal=False)
     completion.add_argument("shell", choices=["bash", "zsh"])
     for made in stated:

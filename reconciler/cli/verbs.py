@@ -108,6 +108,11 @@ VERBS = {
             "journal_command:cmd_journal",
         ),
         Verb(
+            "migrate-store",
+            "move this controller's memory (intent, incidents, ledger) into etcd, once",
+            "journal_command:cmd_migrate_store",
+        ),
+        Verb(
             "completion",
             "print a shell completion script: bash or zsh",
             "completion_command:cmd_completion",

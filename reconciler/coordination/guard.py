@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 from reconciler.coordination.choice import leadership_for
 from reconciler.coordination.leader import Leadership, NotLeader, controller_name, wait_to_lead
+from reconciler.coordination.migration import migrate
 from reconciler.coordination.shared_ledger import Pushed, pull_ledgers, push_ledgers
 from reconciler.hosts.fencing import claim_token, refused
 from reconciler.store.failover_state import FailoverState, FailoverStore, pair_key
@@ -43,7 +44,7 @@ def _failover_key(loaded: LoadedFleet) -> str | None:
 def pull_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -> str | None:
     """On becoming leader: take the failover state the last leader left (placement,
     epoch, timers, a move in progress) and the snapshots it recorded into this
-    controller's journal."""
+    controller's journal; the first time, move this journal's memory into etcd."""
     leadership.follow(loaded)  # a sharded fleet keeps them under their hosts' shards
     said = []
     key, failover = _failover_key(loaded), loaded.written.failover
@@ -55,6 +56,10 @@ def pull_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -
         said.append(f"failover state from the last leader: {active} active, epoch {epoch}")
     if added := pull_ledgers(leadership, journal, loaded):
         said.append(f"{added} snapshot(s) recorded by the last leader")
+    if (moved := migrate(loaded, journal, leadership)) is not None and any(
+        (moved.keys, moved.incidents, moved.notifications)
+    ):
+        said.append(f"this journal's memory (once) {moved}")
     return "; ".join(said) or None
 
 

@@ -1,0 +1,195 @@
+"""Benchmark the fleet's memory on etcd: what sharing it costs, on --sizes real hosts of
+the lab (default 8 and 64) and a real etcd, in one run.
+
+For each size, with bench.scale's web service on every host, at the default loop
+settings except `interval: 20s` (a full pass every 20 s, so a window holds some):
+- **journal** (no coordination: one controller, its memory in its SQLite journal): the
+  heal of a random host's stopped service, median of --trials;
+- **etcd** (two controllers, one leading, the other standing by): the etcd requests
+  both make per probe round and per full pass (counted by etcd itself, from its
+  /metrics: every unary call and every lease keep-alive), the bytes etcd holds for
+  the fleet per host (keys and values under the prefix), the same heals, and the
+  takeover: the leader SIGKILLed, until the other leads (against ttl + 1 s).
+
+The ratio is the heal median with etcd over the journal's, on the same hosts in the
+same run. Bounded: every wait has a deadline; the controllers get SIGTERM and the lab
+is torn down.
+
+    .venv/bin/python -m bench.memory [--sizes 8,64] [--trials 5] [--idle 30]
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bench.scale import BIN, heal_times, write_spec
+from bench.timing import options, timed
+from bench.watch import healthy, machine, p95, wait
+from reconciler.coordination.etcd import EtcdClient
+from reconciler.coordination.leader import who_leads
+from state.load import load_fleet
+from state.spec.controller import EtcdCoordination
+from tests.fleet import lab as fleet_lab
+from tests.fleet.etcd_cluster import etcd_cluster
+from tests.fleet.scrape import pass_seconds, probe_passes
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "memory"
+ETCD_PREFIX = "/bench-memory"
+PORTS = ("127.0.0.1:9331", "127.0.0.1:9332")
+UNARY = re.compile(r'grpc_server_handled_total\{[^}]*grpc_type="unary"[^}]*\} (\S+)')
+KEEPALIVE = re.compile(
+    r'grpc_server_msg_received_total\{[^}]*grpc_method="LeaseKeepAlive"[^}]*\} (\S+)'
+)
+
+
+@dataclass
+class Size:
+    hosts: int
+    figures: dict[str, float] = field(default_factory=dict)
+    heals: dict[str, list[float]] = field(default_factory=dict)
+
+
+def etcd_requests(endpoint: str) -> float:
+    """Every request etcd has answered so far: unary calls, and lease keep-alives."""
+    text = httpx.get(f"{endpoint}/metrics", timeout=5).text
+    return sum(float(v) for v in UNARY.findall(text)) + sum(
+        float(v) for v in KEEPALIVE.findall(text)
+    )
+
+
+def stored_bytes(client: EtcdClient) -> int:
+    return sum(len(kv.key) + len(kv.value) for kv in client.get_prefix(ETCD_PREFIX + "/"))
+
+
+def controller(name: str, spec: Path, tmp: Path, metrics: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(BIN / "reconcile"), "watch", str(spec), "--journal", str(tmp / name / "j.db"),
+         "--controller", name, "--http", metrics, "--max-seconds", "1800"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(tmp / f"{name}.log").open("wb"),
+    )  # fmt: skip
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        proc.wait(timeout=120)
+
+
+def probing(metrics: str) -> None:
+    wait(lambda: healthy(f"http://{metrics}/metrics"), timeout=60)
+    wait(lambda: probe_passes(metrics) >= 2, timeout=180)
+
+
+def requests_per_pass(endpoint: str, metrics: str, idle: float) -> tuple[float, float]:
+    """(per probe round, per full pass): a window with no full pass gives the first; the
+    window up to the next full pass's end, less its rounds, the second."""
+    fulls = pass_seconds(metrics, "full")[1]
+    wait(lambda: pass_seconds(metrics, "full")[1] > fulls, timeout=90, step=0.1)
+    requests, rounds = etcd_requests(endpoint), probe_passes(metrics)
+    fulls = pass_seconds(metrics, "full")[1]
+    time.sleep(idle)
+    assert pass_seconds(metrics, "full")[1] == fulls, "a full pass in the probe window"
+    per_round = (etcd_requests(endpoint) - requests) / max(probe_passes(metrics) - rounds, 1)
+    requests, rounds = etcd_requests(endpoint), probe_passes(metrics)
+    wait(lambda: pass_seconds(metrics, "full")[1] > fulls, timeout=90, step=0.1)
+    spent = etcd_requests(endpoint) - requests
+    return per_round, spent - per_round * (probe_passes(metrics) - rounds)
+
+
+def measure(size: int, trials: int, idle: float, tmp: Path) -> Size:
+    row = Size(size)
+    spec = tmp / "fleet.yaml"
+    with etcd_cluster(1) as cluster:
+        lab = fleet_lab.up([f"m{i}" for i in range(1, size + 1)], prefix=PREFIX)
+        try:
+            write_spec(lab, spec)
+            local = spec.read_text() + "reconciler:\n  interval: 20s\n"
+            spec.write_text(local)
+            row.figures["first converge"] = timed(
+                [str(BIN / "reconcile"), "--yes", "--journal", str(tmp / "cli.db"), str(spec)]
+            )
+            alone = controller("j1", spec, tmp, PORTS[0])
+            try:
+                probing(PORTS[0])
+                row.heals["journal"] = heal_times(lab, trials, lambda: True)
+            finally:
+                stop([alone])
+            endpoint = cluster.endpoints[0]
+            spec.write_text(
+                local + f"  coordination: {{kind: etcd, endpoints: [{endpoint}], "
+                f"prefix: {ETCD_PREFIX}}}\n"
+            )
+            coordination = load_fleet(spec).fleet.reconciler.coordination
+            assert isinstance(coordination, EtcdCoordination)
+            client = EtcdClient([endpoint], timeout=5.0)
+            procs = {"c1": controller("c1", spec, tmp, PORTS[0])}
+            try:
+                wait(lambda: _leader(coordination) == "c1", timeout=60)
+                procs["c2"] = controller("c2", spec, tmp, PORTS[1])
+                probing(PORTS[0])
+                per_round, per_full = requests_per_pass(endpoint, PORTS[0], idle)
+                row.figures["per round"], row.figures["per full"] = per_round, per_full
+                row.figures["bytes per host"] = stored_bytes(client) / size
+                row.heals["etcd"] = heal_times(lab, trials, lambda: True)
+                procs["c1"].kill()
+                row.figures["takeover"] = wait(
+                    lambda: _leader(coordination) == "c2", timeout=120, step=0.05
+                )
+                row.figures["ttl"] = coordination.ttl.total_seconds()
+            finally:
+                stop(list(procs.values()))
+                client.close()
+        finally:
+            fleet_lab.down(PREFIX)
+    return row
+
+
+def _leader(coordination: EtcdCoordination) -> str | None:
+    holder = who_leads(coordination).holder
+    return holder.name if holder else None
+
+
+def main() -> int:
+    args = options(__doc__, sizes="8,64", trials=5, idle=10.0)
+    rows = []
+    for size in (int(s) for s in str(args.sizes).split(",")):
+        with tempfile.TemporaryDirectory() as name:
+            rows.append(measure(size, args.trials, args.idle, Path(name)))
+    print(f"machine: {machine()}")
+    print("probe round 2s, full pass every 20s, etcd ttl 15s; two controllers on etcd")
+    print(
+        f"{'hosts':>5} {'etcd req/round':>14} {'req/full pass':>13} {'bytes/host':>10} "
+        f"{'heal journal':>13} {'heal etcd':>10} {'ratio':>6} {'takeover':>9}"
+    )
+    for row in rows:
+        journal, etcd = row.heals["journal"], row.heals["etcd"]
+        ratio = statistics.median(etcd) / statistics.median(journal)
+        print(
+            f"{row.hosts:>5} {row.figures['per round']:>14.1f} {row.figures['per full']:>13.1f} "
+            f"{row.figures['bytes per host']:>10.0f} "
+            f"{statistics.median(journal):>6.2f}/{p95(journal):.2f}s "
+            f"{statistics.median(etcd):>5.2f}/{p95(etcd):.2f}s {ratio:>6.2f} "
+            f"{row.figures['takeover']:>8.2f}s"
+        )
+        within = row.figures["takeover"] <= row.figures["ttl"] + 1
+        print(
+            f"      takeover {'within' if within else 'OVER'} ttl + 1 s "
+            f"({row.figures['ttl']:g} + 1); first converge {row.figures['first converge']:.1f}s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
