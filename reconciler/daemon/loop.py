@@ -146,9 +146,8 @@ class WatchLoop:
                 break
             if max_seconds is not None and self.clock() - started >= max_seconds:
                 break
-            next_fetch = self._next_fetch()
-            due = min(next_full, next_probe, next_fetch, self.failover_clock.due)
-            self.wake.wait(max(0.0, due - self.clock()))
+            due = min(next_full, next_probe, next_fetch := self._next_fetch())
+            self.wake.wait(max(0.0, min(due, self.failover_clock.due) - self.clock()))
             self.wake.clear()
             self.verifier.drain(self.bus, self.report)
             if self.stop.is_set():
@@ -166,6 +165,7 @@ class WatchLoop:
             now = self.clock()
             if now >= min(next_full, next_probe, self.failover_clock.due) and not self._lead():
                 next_probe = self.clock() + self._probe_interval()  # stand by, campaign again
+                next_full = max(next_full, next_probe)  # no busy loop
                 self.failover_clock.due = float("inf")
                 self.probes.restart()
                 self._save_status(next_full, next_probe)
@@ -264,8 +264,7 @@ class WatchLoop:
         return self._scoped()
 
     def _placed(self) -> LoadedFleet:
-        """The last good spec (this controller's share), with the failover services where
-        they run now."""
+        """The last good spec (this controller's share), the failover services placed."""
         return placed(self._scoped(), self.journal)
 
     def _mover(self) -> Mover | None:
