@@ -95,6 +95,10 @@ class EtcdClient:
         """The lease's remaining TTL after renewing it; 0: it has expired."""
         return int(self.call("lease/keepalive", {"ID": str(lease)}).get("TTL", 0))
 
+    def time_to_live(self, lease: int) -> int:
+        """Seconds the lease has left (etcd rounds down); -1 once it has expired."""
+        return int(self.call("lease/timetolive", {"ID": str(lease)}).get("TTL", -1))
+
     def revoke(self, lease: int) -> None:
         self.call("lease/revoke", {"ID": str(lease)})
 

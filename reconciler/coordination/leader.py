@@ -75,6 +75,9 @@ class LocalLeadership:
     def regrouped(self) -> bool:
         return False
 
+    def next_campaign(self, interval: float) -> float:
+        return interval
+
     def note_pass(self, at: float) -> None:
         pass
 
@@ -109,6 +112,7 @@ class EtcdLeadership:
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
         self.registers = True  # keeps PREFIX/controllers/NAME: counted among the controllers
+        self.holder_lease = 0  # the leader's lease, as this standby last saw it
 
     @property
     def leader_key(self) -> str:
@@ -185,6 +189,19 @@ class EtcdLeadership:
         else:
             found = describe(holder)
             self.problem = f"{found.name} leads since {_at(found.since)}" if found else "no leader"
+            self.holder_lease = holder.lease if holder is not None else 0
+
+    def next_campaign(self, interval: float) -> float:
+        """Seconds until a standby campaigns again: the probe interval, or sooner, just
+        after the leader's lease would run out unrenewed (so a dead leader is replaced
+        within its ttl, not its ttl and a probe interval). One `timetolive` request."""
+        if not self.holder_lease or self.token is not None:
+            return interval
+        try:
+            left = self.client.time_to_live(self.holder_lease)
+        except EtcdUnavailable:
+            return interval
+        return min(interval, left + 0.05 if left > 0 else 0.25)
 
     def step_down(self, why: str) -> None:
         if self.token is None:

@@ -164,7 +164,7 @@ class WatchLoop:
                     next_full = self.clock()  # resumed: the plan held is applied now
             now = self.clock()
             if now >= min(next_full, next_probe, self.failover_clock.due) and not self._lead():
-                next_probe = self.clock() + self._probe_interval()  # stand by, campaign again
+                next_probe = self.clock() + self.leadership.next_campaign(self._probe_interval())
                 next_full = max(next_full, next_probe)  # no busy loop
                 self.failover_clock.due = float("inf")
                 self.probes.restart()

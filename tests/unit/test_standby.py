@@ -4,14 +4,20 @@ found by bench.memory)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from reconciler.coordination.leader import LocalLeadership
+import pytest
+
+from reconciler.coordination.leader import EtcdLeadership, LocalLeadership
 from reconciler.daemon.loop import WatchLoop
 from reconciler.daemon.spec_source import SpecSource
 from reconciler.events.bus import EventBus
 from reconciler.store.journal import Journal
 from reconciler.untrusted.http import bounded_client
+from state.spec.controller import EtcdCoordination
+from tests.fleet.etcd_cluster import Cluster, etcd_cluster
 from tests.unit.test_spec import BASE
 
 
@@ -51,3 +57,35 @@ def test_a_standby_campaigns_once_a_probe_interval(tmp_path: Path) -> None:
         loop.run(max_seconds=3.5)
     assert 2 <= standby.campaigns <= 5, standby.campaigns
     assert any("standing by: ctl-a leads" in line for line in said), said
+
+
+@pytest.fixture(scope="module")
+def etcd() -> Iterator[Cluster]:
+    with etcd_cluster(1) as cluster:
+        yield cluster
+
+
+def test_a_standby_campaigns_just_after_a_dead_leaders_lease_runs_out(
+    etcd: Cluster, tmp_path: Path
+) -> None:
+    """The leader stops renewing (as SIGKILL would leave it): the standby's next
+    campaign is timed to the lease's end, so it leads within the ttl and a little, not
+    the ttl and a probe interval (30 s here)."""
+    settings = EtcdCoordination.model_validate(
+        {"kind": "etcd", "endpoints": etcd.endpoints, "prefix": f"/t-{tmp_path.name}",
+         "ttl": "4s", "retry_timeout": "1s"}
+    )  # fmt: skip
+    dead, standby = (EtcdLeadership(settings, n, lambda _line: None) for n in ("a", "b"))
+    assert dead.campaign()
+    dead.stop.set()  # its keep-alives end; its key stays until the lease runs out
+    last_renewal = time.monotonic()
+    assert not standby.campaign()
+    waits = []
+    while not standby.campaign():
+        waits.append(standby.next_campaign(30.0))
+        assert len(waits) < 20, waits
+        time.sleep(waits[-1])
+    took = time.monotonic() - last_renewal
+    assert took <= 4 + 1, (took, waits)
+    assert waits[0] <= 4.1, waits  # not the 30 s probe interval
+    standby.close()
