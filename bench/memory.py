@@ -46,9 +46,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "memory"
 ETCD_PREFIX = "/bench-memory"
 PORTS = ("127.0.0.1:9331", "127.0.0.1:9332")
-UNARY = re.compile(r'grpc_server_handled_total\{[^}]*grpc_type="unary"[^}]*\} (\S+)')
+UNARY = re.compile(
+    r'grpc_server_handled_total\{[^}]*grpc_method="(\w+)"[^}]*grpc_type="unary"[^}]*\} (\S+)'
+)
 KEEPALIVE = re.compile(
-    r'grpc_server_msg_received_total\{[^}]*grpc_method="LeaseKeepAlive"[^}]*\} (\S+)'
+    r'grpc_server_msg_received_total\{[^}]*grpc_method="(LeaseKeepAlive)"[^}]*\} (\S+)'
 )
 
 
@@ -59,12 +61,18 @@ class Size:
     heals: dict[str, list[float]] = field(default_factory=dict)
 
 
-def etcd_requests(endpoint: str) -> float:
-    """Every request etcd has answered so far: unary calls, and lease keep-alives."""
+def etcd_calls(endpoint: str) -> dict[str, float]:
+    """Every request etcd has answered so far, by method: unary calls (Range, Put, Txn,
+    DeleteRange, LeaseGrant, ...) and lease keep-alives."""
     text = httpx.get(f"{endpoint}/metrics", timeout=5).text
-    return sum(float(v) for v in UNARY.findall(text)) + sum(
-        float(v) for v in KEEPALIVE.findall(text)
-    )
+    calls: dict[str, float] = {}
+    for method, value in [*UNARY.findall(text), *KEEPALIVE.findall(text)]:
+        calls[method] = calls.get(method, 0.0) + float(value)
+    return calls
+
+
+def etcd_requests(endpoint: str) -> float:
+    return sum(etcd_calls(endpoint).values())
 
 
 def stored_bytes(client: EtcdClient) -> int:
@@ -97,15 +105,23 @@ def requests_per_pass(endpoint: str, metrics: str, idle: float) -> tuple[float, 
     window up to the next full pass's end, less its rounds, the second."""
     fulls = pass_seconds(metrics, "full")[1]
     wait(lambda: pass_seconds(metrics, "full")[1] > fulls, timeout=90, step=0.1)
-    requests, rounds = etcd_requests(endpoint), probe_passes(metrics)
+    calls, rounds = etcd_calls(endpoint), probe_passes(metrics)
     fulls = pass_seconds(metrics, "full")[1]
     time.sleep(idle)
     assert pass_seconds(metrics, "full")[1] == fulls, "a full pass in the probe window"
-    per_round = (etcd_requests(endpoint) - requests) / max(probe_passes(metrics) - rounds, 1)
+    made = probe_passes(metrics) - rounds
+    after = etcd_calls(endpoint)
+    spent = {m: (after[m] - calls.get(m, 0.0)) / max(made, 1) for m in after}
+    print(
+        "  per probe round, by method: "
+        + ", ".join(f"{m} {v:.1f}" for m, v in sorted(spent.items()) if v),
+        flush=True,
+    )
+    per_round = sum(spent.values())
     requests, rounds = etcd_requests(endpoint), probe_passes(metrics)
     wait(lambda: pass_seconds(metrics, "full")[1] > fulls, timeout=90, step=0.1)
-    spent = etcd_requests(endpoint) - requests
-    return per_round, spent - per_round * (probe_passes(metrics) - rounds)
+    used = etcd_requests(endpoint) - requests
+    return per_round, used - per_round * (probe_passes(metrics) - rounds)
 
 
 def measure(size: int, trials: int, idle: float, tmp: Path) -> Size:
