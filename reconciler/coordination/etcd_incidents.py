@@ -71,7 +71,7 @@ class EtcdIncidents:
 
     # -- incidents ------------------------------------------------------------------
     def open_for(self, fingerprint: str) -> dict[str, Any] | None:
-        found = [i for i in self._values("incidents/open/") if i["fingerprint"] == fingerprint]
+        found = [i for i in self._values("incidents/open/") if i.get("fingerprint") == fingerprint]
         return max(found, key=lambda i: i.get("last_seen", 0), default=None)
 
     def put(self, incident_id: str, fingerprint: str, status: str, data: dict[str, Any]) -> None:
@@ -128,7 +128,7 @@ class EtcdIncidents:
 
     def unsent(self, limit: int = 200, channel: str | None = None) -> list[Queued]:
         found = self._call(lambda: self.client.get_prefix(self.root + "outbox/queued/"))
-        items = [_queued(kv) for kv in found]
+        items = [q for kv in found if (q := _queued(kv)) is not None]
         return [q for q in sorted(items, key=lambda q: q.seq) if channel in (None, q.channel)][
             :limit
         ]
@@ -153,7 +153,7 @@ class EtcdIncidents:
         found = self._call(lambda: self.client.get(queued))
         if found is None:
             return  # marked by a sender before this one
-        entry = {**json.loads(found.value), "sent": time.time(), "error": None}
+        entry = {**_parsed(found), "sent": time.time(), "error": None}
         entry["seq"] = found.create_revision  # its place in the queue, kept once sent
         self._call(
             lambda: self.client.txn(
@@ -167,7 +167,7 @@ class EtcdIncidents:
         found = self._call(lambda: self.client.get(queued))
         if found is None:
             return
-        entry = json.loads(found.value)
+        entry = _parsed(found)
         entry.update(attempts=int(entry.get("attempts", 0)) + 1, error=error, next_try=retry_at)
         self._call(
             lambda: self.client.txn(
@@ -179,8 +179,12 @@ class EtcdIncidents:
     def deliveries(self, incident: str) -> list[tuple[str, str, float | None, str | None]]:
         found = self._call(lambda: self.client.get_prefix(self.root + "outbox/"))
         entries = [(kv, _parsed(kv)) for kv in found if "/claim/" not in kv.key]
-        rows = [(int(e.get("seq", kv.create_revision)), e) for kv, e in entries]
-        mine = sorted((r for r in rows if r[1].get("incident") == incident), key=lambda r: r[0])
+        rows = [
+            (int(e.get("seq", kv.create_revision)), e)
+            for kv, e in entries
+            if e.get("incident") == incident and {"key", "channel"} <= set(e)
+        ]
+        mine = sorted(rows, key=lambda r: r[0])
         return [(e["key"], e["channel"], e.get("sent"), e.get("error")) for _, e in mine]
 
     def where(self) -> str:
@@ -249,7 +253,11 @@ class EtcdIncidents:
 
 
 def _parsed(kv: KeyValue) -> dict[str, Any]:
-    found = json.loads(kv.value)
+    """A value as the leaders write it, or {} (a value of another shape reads as empty)."""
+    try:
+        found = json.loads(kv.value)
+    except ValueError:
+        return {}
     return found if isinstance(found, dict) else {}
 
 
@@ -257,17 +265,21 @@ def _updated(incident: dict[str, Any]) -> float:
     return float(incident.get("resolved_at") or incident.get("last_seen") or 0)
 
 
-def _queued(kv: KeyValue) -> Queued:
-    entry = json.loads(kv.value)
-    return Queued(
-        kv.create_revision,
-        entry["key"],
-        entry["channel"],
-        entry["incident"],
-        entry["payload"],
-        int(entry.get("attempts", 0)),
-        float(entry.get("next_try", 0.0)),
-    )
+def _queued(kv: KeyValue) -> Queued | None:
+    """A queued notification, or None for a value of another shape (skipped)."""
+    entry = _parsed(kv)
+    try:
+        return Queued(
+            kv.create_revision,
+            str(entry["key"]),
+            str(entry["channel"]),
+            str(entry["incident"]),
+            dict(entry["payload"]),
+            int(entry.get("attempts", 0)),
+            float(entry.get("next_try", 0.0)),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _bounded(data: dict[str, Any]) -> bytes:

@@ -200,3 +200,15 @@ def test_an_incident_over_the_value_bound_keeps_its_first_and_last_steps(
     assert found is not None
     assert found["timeline"][0]["at"] == 0.0 and found["timeline"][-1]["at"] == 199.0
     assert len(found["timeline"]) == 51
+
+
+def test_values_of_another_shape_are_skipped_not_fatal(client: EtcdClient, tmp_path: Path) -> None:
+    prefix = f"/t-{tmp_path.name}"
+    store = EtcdIncidents(client, prefix)
+    store.enqueue("INC-1:opened:1:tg", "tg", "INC-1", {"transition": "opened"})
+    client.put(f"{prefix}/memory/outbox/queued/junk", b"{not json")
+    client.put(f"{prefix}/memory/outbox/queued/odd", b'{"key": "odd"}')
+    client.put(f"{prefix}/memory/incidents/open/INC-9", b"[1, 2]")
+    assert [q.key for q in store.unsent()] == ["INC-1:opened:1:tg"]
+    assert store.open_for("f") is None
+    assert [d[0] for d in store.deliveries("INC-1")] == ["INC-1:opened:1:tg"]
