@@ -32,6 +32,7 @@ from pathlib import Path
 import httpx
 
 from bench.scale import BIN, heal_times, write_spec
+from bench.shards import controller
 from bench.timing import options, timed
 from bench.watch import healthy, machine, p95, wait
 from reconciler.coordination.etcd import EtcdClient
@@ -42,7 +43,6 @@ from tests.fleet import lab as fleet_lab
 from tests.fleet.etcd_cluster import etcd_cluster
 from tests.fleet.scrape import pass_seconds, probe_passes
 
-ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "memory"
 ETCD_PREFIX = "/bench-memory"
 PORTS = ("127.0.0.1:9331", "127.0.0.1:9332")
@@ -77,14 +77,6 @@ def etcd_requests(endpoint: str) -> float:
 
 def stored_bytes(client: EtcdClient) -> int:
     return sum(len(kv.key) + len(kv.value) for kv in client.get_prefix(ETCD_PREFIX + "/"))
-
-
-def controller(name: str, spec: Path, tmp: Path, metrics: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [str(BIN / "reconcile"), "watch", str(spec), "--journal", str(tmp / name / "j.db"),
-         "--controller", name, "--http", metrics, "--max-seconds", "1800"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(tmp / f"{name}.log").open("wb"),
-    )  # fmt: skip
 
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -107,10 +107,14 @@ class EtcdClient:
         found = self.call("kv/range", {"key": _b64(key)}).get("kvs", [])
         return _kv(found[0]) if found else None
 
-    def get_prefix(self, prefix: str, limit: int = 0, last_first: bool = False) -> list[KeyValue]:
+    def get_prefix(
+        self, prefix: str, limit: int = 0, last_first: bool = False, keys_only: bool = False
+    ) -> list[KeyValue]:
         """Every key under `prefix` in key order (the last keys first if `last_first`),
-        at most `limit` of them (0: all)."""
+        at most `limit` of them (0: all); without their values if `keys_only`."""
         body: dict[str, Any] = {"key": _b64(prefix), "range_end": prefix_end(prefix)}
+        if keys_only:
+            body["keys_only"] = True
         if limit:
             body["limit"] = str(limit)
         if last_first:

@@ -222,7 +222,7 @@ class EtcdIncidents:
     def _trim(self, folder: str, keep: int) -> None:
         """Forget all but the newest `keep` under `folder` (a resolve or a delivery, at
         most one key over, so one delete)."""
-        found = self._call(lambda: self.client.get_prefix(self.root + folder))
+        found = self._call(lambda: self.client.get_prefix(self.root + folder, keys_only=True))
         for old in sorted(found, key=lambda kv: kv.create_revision)[: max(0, len(found) - keep)]:
             self._call(functools.partial(self.client.delete, old.key))
 
