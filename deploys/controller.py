@@ -10,13 +10,13 @@ Two ways to run: a oneshot service plus timer (`controller`), or the long-runnin
 from __future__ import annotations
 
 import os
+import shlex
 from io import StringIO
 
 from pyinfra.operations import files, systemd
 
+from deploys.controller_files import CONFIG_DIR, ENVIRONMENT_FILE, SERVICE, UNIT_DIR, WATCH_UNIT
 from deploys.service import typed_deploy
-
-SERVICE = "fleet-reconciler"
 
 
 def render_service(reconcile_bin: str, state_file: str) -> str:
@@ -52,6 +52,7 @@ HARDENING = (
     "ProtectClock=yes",
     "ProtectHostname=yes",
     "ProtectProc=invisible",
+    "ProcSubset=pid",
     "RestrictNamespaces=yes",
     "RestrictRealtime=yes",
     "RestrictSUIDSGID=yes",
@@ -61,19 +62,30 @@ HARDENING = (
     "SystemCallArchitectures=native",
     "SystemCallFilter=@system-service",
     "SystemCallFilter=~@privileged @resources",
-    "CapabilityBoundingSet=",
+    # Taken back from those two: SQLite, as root, fchowns its -wal and -shm files to the
+    # journal's owner; restic restores files' owners (drills, restores, rebuilds); Go
+    # (restic) raises its soft open-files limit at start. A call left out fails (EPERM)
+    # instead of killing the loop.
+    "SystemCallFilter=@chown setrlimit prlimit64",
+    "SystemCallErrorNumber=EPERM",
+    "MemoryDenyWriteExecute=yes",
+    # restic restores a snapshot's files with their owners and modes into a scratch
+    # directory (CHOWN, FOWNER), which is then read to be copied to the host
+    # (DAC_OVERRIDE: the files may be another user's, mode 0600). Nothing else.
+    "CapabilityBoundingSet=CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE",
     "AmbientCapabilities=",
     "DevicePolicy=closed",
     "KeyringMode=private",
     "UMask=0077",
 )
-"""The watch service's sandbox (`systemd-analyze security --offline`: 9.6 UNSAFE without
-it, 1.7 OK with it). Not set, and why: `PrivateNetwork`, `IPAddressDeny`
-(it must reach every host), `User=`/`DynamicUser` (the keys and the age identity are
-root's files, and restic's sftp runs ssh with root's key), `MemoryDenyWriteExecute`
-(not yet tried with the SSH worker's gevent and cffi, which may map writable code).
-Proven so far by `systemd-analyze security --offline` only: the watch has not yet run
-under this sandbox on a lab host."""
+"""The watch service's sandbox (`systemd-analyze security`: 9.6 UNSAFE without it, 2.3 OK
+with it, measured on the running unit by tests/integration/test_controller_in_production.py).
+Not set, and why: `PrivateNetwork`, `IPAddressDeny` (it must reach every host),
+`User=`/`DynamicUser` (the keys and the age identity are root's files, restic's sftp runs
+ssh with root's key, and restored files keep their owners), `PrivateUsers` (the same
+owners). The lab test found what an empty capability set and the plain system-call
+filter broke: the journal's WAL files (killed by SIGSYS), restic (its rlimit call), and
+a drill of another user's file (its owner not restored)."""
 
 
 def render_watch_service(
@@ -81,7 +93,8 @@ def render_watch_service(
     state_file: str,
     watchdog: str,
     credentials: dict[str, str] | None = None,
-    environment_file: str = "/etc/fleet-reconciler/environment",
+    environment_file: str = ENVIRONMENT_FILE,
+    watch_args: tuple[str, ...] = (),
 ) -> str:
     """`reconcile watch` as a long-running service that systemd restarts and watches.
 
@@ -90,6 +103,7 @@ def render_watch_service(
     (WATCHDOG_USEC=, from the largest RTO), so `WatchdogSec=` here is only the limit
     until then. Secrets come as systemd credentials (`credentials`: {name: file},
     read with `cred:NAME` in the state file) or from `environment_file` (0600; `env:`).
+    `watch_args` are the watch's own flags (`--http 127.0.0.1:9300`, `--hooks ...`).
     """
     loaded = "".join(
         f"LoadCredential={name}:{path}\n" for name, path in sorted((credentials or {}).items())
@@ -104,7 +118,7 @@ def render_watch_service(
         "\n[Service]\n"
         "Type=notify\n"
         "NotifyAccess=main\n"
-        f"ExecStart={reconcile_bin} watch {state_file}\n"
+        f"ExecStart={shlex.join([reconcile_bin, 'watch', *watch_args, state_file])}\n"
         "ExecReload=/bin/kill -HUP $MAINPID\n"
         f"WorkingDirectory={os.path.dirname(state_file) or '/'}\n"
         f"EnvironmentFile=-{environment_file}\n"
@@ -143,18 +157,30 @@ def render_timer(interval: str) -> str:
 
 
 @typed_deploy("fleet-reconciler watch")
-def watch_service(state_file: str, reconcile_bin: str, watchdog: str = "60s") -> None:
-    """`reconcile watch` as a service: Restart=on-failure and a watchdog."""
+def watch_service(
+    state_file: str,
+    reconcile_bin: str,
+    watchdog: str = "60s",
+    credentials: dict[str, str] | None = None,
+    watch_args: tuple[str, ...] = (),
+) -> None:
+    """`reconcile watch` as a service: Restart=on-failure and a watchdog; its config
+    directory (0700) and environment file (0600, created empty, never overwritten)."""
+    files.directory(name=CONFIG_DIR, path=CONFIG_DIR, mode="700")
+    files.file(name=ENVIRONMENT_FILE, path=ENVIRONMENT_FILE, mode="600")
+    text = render_watch_service(
+        reconcile_bin, state_file, watchdog, credentials, watch_args=watch_args
+    )
     unit = files.put(
         name="fleet-reconciler-watch.service",
-        src=StringIO(render_watch_service(reconcile_bin, state_file, watchdog)),
-        dest=f"/etc/systemd/system/{SERVICE}-watch.service",
+        src=StringIO(text),
+        dest=f"{UNIT_DIR}/{WATCH_UNIT}",
         mode="644",
     )
     systemd.daemon_reload(name="daemon-reload", _if=unit.did_change)
     systemd.service(
         name="watch enabled and running",
-        service=f"{SERVICE}-watch.service",
+        service=WATCH_UNIT,
         running=True,
         enabled=True,
         restarted=True,
@@ -162,7 +188,7 @@ def watch_service(state_file: str, reconcile_bin: str, watchdog: str = "60s") ->
     )
     systemd.service(
         name="watch enabled and running",
-        service=f"{SERVICE}-watch.service",
+        service=WATCH_UNIT,
         running=True,
         enabled=True,
         _if=lambda: not unit.did_change(),
@@ -174,13 +200,13 @@ def controller(state_file: str, reconcile_bin: str, interval: str) -> None:
     service = files.put(
         name="fleet-reconciler.service",
         src=StringIO(render_service(reconcile_bin, state_file)),
-        dest=f"/etc/systemd/system/{SERVICE}.service",
+        dest=f"{UNIT_DIR}/{SERVICE}.service",
         mode="644",
     )
     timer = files.put(
         name="fleet-reconciler.timer",
         src=StringIO(render_timer(interval)),
-        dest=f"/etc/systemd/system/{SERVICE}.timer",
+        dest=f"{UNIT_DIR}/{SERVICE}.timer",
         mode="644",
     )
     systemd.daemon_reload(

@@ -81,11 +81,33 @@ def resolve_secret(ref: str) -> Secret:
     )
 
 
+_UNIT_CREDENTIALS: dict[str, Path] = {}
+
+
+def use_unit_credentials(files: dict[str, Path]) -> None:
+    """Outside the service: `cred:NAME` reads the file that the installed unit's
+    `LoadCredential=NAME:FILE` names, as systemd hands it to the service. A person's
+    one-shot command on the controller (`reconcile backup now`) then resolves what the
+    watch resolves, with no copy of a secret made."""
+    _UNIT_CREDENTIALS.clear()
+    _UNIT_CREDENTIALS.update(files)
+
+
 def _credential(ref: str, name: str) -> Secret:
     """A systemd credential of the controller's unit (LoadCredential=, SetCredential=,
     LoadCredentialEncrypted=): the file NAME in $CREDENTIALS_DIRECTORY, which systemd
-    makes readable by the service alone."""
+    makes readable by the service alone; outside the service, the unit's own file
+    (`use_unit_credentials`)."""
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory and name in _UNIT_CREDENTIALS:
+        file = _UNIT_CREDENTIALS[name]
+        try:
+            return Secret(file.read_text(encoding="utf-8").rstrip("\n"))
+        except OSError as exc:
+            raise SecretUnavailable(
+                f"secret {ref}: cannot read {file}, the unit's LoadCredential={name}: "
+                f"({exc.strerror})"
+            ) from None
     if not directory:
         raise SecretUnavailable(
             f"secret {ref}: $CREDENTIALS_DIRECTORY is not set (expected the controller to run "

@@ -22,20 +22,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from reconciler.cli import exit_codes
+from reconciler.cli.installed_unit import installed_unit
 from reconciler.cli.version import TOOLS, tool_version
 from reconciler.coordination.etcd import EtcdClient, EtcdUnavailable
 from reconciler.forge.source import open_mirror
 from reconciler.store.journal import SCHEMA_VERSION
-from state.errors import SpecError
+from state.errors import SpecError, dotted
 from state.load import LoadedFleet, load_fleet
-from state.secrets import (
-    SecretUnavailable,
-    age_identity,
-    secret_references,
-    unresolved_secrets,
-)
+from state.secrets import SecretUnavailable, age_identity, resolve_secret, secret_references
 from state.spec.controller import EtcdCoordination
 from state.ssh import known_hosts_file
+from state.yaml_lines import line_for
 
 REQUIRED_TOOLS = ("restic", "age", "git", "ssh", "gpg", "sqlite3")
 
@@ -176,11 +173,26 @@ def _host_key_name(address: str, port: int) -> str:
 
 
 def _secrets(loaded: LoadedFleet) -> Iterator[Check]:
-    problems = unresolved_secrets(loaded.fleet, loaded.lines, str(loaded.file))
+    """Every reference, as the service will resolve it: a shell has no
+    $CREDENTIALS_DIRECTORY nor the unit's environment file, so `cred:` and `env:` are
+    checked against the installed watch unit when there is one."""
+    unit = None if os.environ.get("CREDENTIALS_DIRECTORY") else installed_unit()
+    problems = []
+    for path, ref in secret_references(loaded.fleet):
+        where = f"{loaded.file}:{line_for(loaded.lines, path)}: {dotted(path)}"
+        if unit is not None and ref.partition(":")[0] in ("cred", "env"):
+            if (why := unit.problem(ref)) is not None:
+                problems.append(f"{where}: {why}")
+            continue
+        try:
+            resolve_secret(ref)
+        except SecretUnavailable as exc:
+            problems.append(f"{where}: {exc}")
     if not problems:
-        yield Check("secrets", True, "every reference resolves (values not shown)")
+        seen = f", as {unit.path.name} sees them" if unit is not None else ""
+        yield Check("secrets", True, f"every reference resolves{seen} (values not shown)")
     for problem in problems:
-        yield Check("secret", False, str(problem))
+        yield Check("secret", False, problem)
 
 
 def _etcd(loaded: LoadedFleet) -> Iterator[Check]:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 
 from reconciler.cli import exit_codes
+from reconciler.cli.installed_unit import installed_unit
 from reconciler.cli.parser import parse
 from reconciler.cli.terminal import escaped_terminal
 from reconciler.cli.verbs import Verb
@@ -44,6 +45,7 @@ def _run(verb: Verb, args: argparse.Namespace) -> int:
         worker = WorkerProcess()
     args.ssh_worker = worker
     try:
+        _service_credentials()
         command: Command = getattr(importlib.import_module(f"reconciler.cli.{module}"), name)
         return command(args)
     finally:
@@ -51,6 +53,16 @@ def _run(verb: Verb, args: argparse.Namespace) -> int:
             worker.close(wait=False)  # about to exit: no need to watch it hang up
         elif worker is not None:
             worker.close()
+
+
+def _service_credentials() -> None:
+    """A person's command on the controller resolves `cred:NAME` as the installed watch
+    unit does (state.secrets.use_unit_credentials); the service has its own."""
+    if os.environ.get("CREDENTIALS_DIRECTORY") or (unit := installed_unit()) is None:
+        return
+    from state.secrets import use_unit_credentials  # start-up: pydantic after the worker
+
+    use_unit_credentials(unit.plain)
 
 
 def _printed(action: Callable[[], int]) -> int:

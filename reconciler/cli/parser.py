@@ -186,6 +186,7 @@ def build_verbs() -> Parser:
     doctor.add_argument(
         "--hooks", action="store_true", help="also check what `watch --hooks` needs"
     )
+    _install(verb("install-controller", journal=False))
     journal = verb("journal")
     journal.add_argument("action", choices=["backup", "prune"])
     journal.add_argument("path", nargs="?", metavar="PATH", help="backup: where the copy goes")
@@ -239,6 +240,29 @@ def _watch(watch: Parser) -> None:
         "--controller",
         metavar="NAME",
         help="this controller's name with etcd coordination (default: HOSTNAME-watch-PID)",
+    )
+
+
+def _install(install: Parser) -> None:
+    install.add_argument(
+        "--mode",
+        choices=["watch", "timer"],
+        default="watch",
+        help="watch: `reconcile watch` as a service (default); timer: a pass every --interval",
+    )
+    install.add_argument("--interval", default="1min", help="timer: how often (default 1min)")
+    install.add_argument(
+        "--credential",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="a secret as a systemd credential (LoadCredential=), read as cred:NAME; FILE "
+        "0600 (repeatable)",
+    )
+    install.add_argument("--http", metavar="HOST:PORT", help="the watch's --http")
+    install.add_argument("--hooks", metavar="HOST:PORT", help="the watch's --hooks")
+    install.add_argument(
+        "--dry-run", action="store_true", help="show what pyinfra would change, change nothing"
     )
 
 

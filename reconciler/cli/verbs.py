@@ -103,6 +103,11 @@ VERBS = {
             "doctor_command:cmd_doctor",
         ),
         Verb(
+            "install-controller",
+            "make this machine the controller: the sandboxed watch unit, its secrets",
+            "install_command:cmd_install_controller",
+        ),
+        Verb(
             "journal",
             "the controller's own journal: backup PATH (online), prune (its retention)",
             "journal_command:cmd_journal",

@@ -4,7 +4,10 @@
 # Prints the image directory on stdout.
 set -euo pipefail
 
+# A fleet host's packages, and a controller's own (the README's apt line,
+# deploys/controller_files.APT_PACKAGES), so that a lab host can play a blank controller.
 PACKAGES="systemd,systemd-sysv,dbus,openssh-server,python3,restic,rclone,sqlite3,curl,git,iproute2,ca-certificates"
+PACKAGES="$PACKAGES,python3-venv,age,gnupg,openssh-client"
 CACHE_ROOT="${FLEET_CACHE:-/var/cache/fleet-reconciler}"
 KEY="$(sha256sum "$0" | cut -c1-12)"
 IMAGE="$CACHE_ROOT/image-$KEY"
