@@ -104,10 +104,14 @@ def _remote_script(name: str, databases: list[str], repositories: list[str]) -> 
     # Only the top-level entries are packed, and existing directories keep their owner
     # and mode (/root stays 0700): --no-overwrite-dir.
     steps.append("tar -C / --no-overwrite-dir -xpf -")
+    # A clone writes a reflog entry, for which git looks up who it is: without a name
+    # set, it resolves the host's own name, a 10 s wait on a host whose DNS does not
+    # answer (a new VPS, the lab). The restore names itself instead.
+    ident = "GIT_COMMITTER_NAME=fleet-reconciler GIT_COMMITTER_EMAIL=fleet-reconciler@localhost"
     for i, repo in enumerate(repositories):
         bundle = _bundle_on_host(name, i)
         steps.append(
-            f"rm -rf {q(repo + '.restoring')} && git clone -q {q(bundle)} "
+            f"rm -rf {q(repo + '.restoring')} && {ident} git clone -q {q(bundle)} "
             f"{q(repo + '.restoring')} && rm -rf {q(repo)} && mv {q(repo + '.restoring')} {q(repo)}"
         )
     return "; ".join(steps)
