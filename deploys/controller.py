@@ -95,6 +95,7 @@ def render_watch_service(
     credentials: dict[str, str] | None = None,
     environment_file: str = ENVIRONMENT_FILE,
     watch_args: tuple[str, ...] = (),
+    encrypted: dict[str, str] | None = None,
 ) -> str:
     """`reconcile watch` as a long-running service that systemd restarts and watches.
 
@@ -104,9 +105,13 @@ def render_watch_service(
     until then. Secrets come as systemd credentials (`credentials`: {name: file},
     read with `cred:NAME` in the state file) or from `environment_file` (0600; `env:`).
     `watch_args` are the watch's own flags (`--http 127.0.0.1:9300`, `--hooks ...`).
+    `encrypted`: {name: file} made by `systemd-creds encrypt` (LoadCredentialEncrypted=).
     """
     loaded = "".join(
         f"LoadCredential={name}:{path}\n" for name, path in sorted((credentials or {}).items())
+    ) + "".join(
+        f"LoadCredentialEncrypted={name}:{path}\n"
+        for name, path in sorted((encrypted or {}).items())
     )
     sandbox = "".join(f"{line}\n" for line in HARDENING)
     return (
@@ -163,13 +168,14 @@ def watch_service(
     watchdog: str = "60s",
     credentials: dict[str, str] | None = None,
     watch_args: tuple[str, ...] = (),
+    encrypted: dict[str, str] | None = None,
 ) -> None:
     """`reconcile watch` as a service: Restart=on-failure and a watchdog; its config
     directory (0700) and environment file (0600, created empty, never overwritten)."""
     files.directory(name=CONFIG_DIR, path=CONFIG_DIR, mode="700")
     files.file(name=ENVIRONMENT_FILE, path=ENVIRONMENT_FILE, mode="600")
     text = render_watch_service(
-        reconcile_bin, state_file, watchdog, credentials, watch_args=watch_args
+        reconcile_bin, state_file, watchdog, credentials, watch_args=watch_args, encrypted=encrypted
     )
     unit = files.put(
         name="fleet-reconciler-watch.service",

@@ -36,12 +36,17 @@ CREDENTIAL_MODE_MASK = 0o077  # group and others: a credential file is its owner
 
 
 def cmd_install_controller(args: argparse.Namespace) -> int:
-    if args.mode == "timer" and (args.credential or args.http or args.hooks):
-        raise UsageError("--credential, --http and --hooks are the watch's: not with --mode timer")
+    if args.mode == "timer" and (
+        args.credential or args.credential_encrypted or args.http or args.hooks
+    ):
+        raise UsageError("credentials, --http and --hooks are the watch's: not with --mode timer")
     state = Path(args.state).resolve()
     loaded = load_fleet(str(state))
     credentials = given_credentials(args.credential)
-    missing_credentials(loaded, credentials)
+    encrypted = given_credentials(args.credential_encrypted, sealed=True)
+    if both := set(credentials) & set(encrypted):
+        raise UsageError(f"credential {', '.join(sorted(both))} given twice")
+    missing_credentials(loaded, {**credentials, **encrypted})
     watch_args = [*(["--http", args.http] if args.http else [])]
     watch_args += ["--hooks", args.hooks] if args.hooks else []
     env = {
@@ -50,7 +55,8 @@ def cmd_install_controller(args: argparse.Namespace) -> int:
         "RECONCILE_MODE": args.mode,
         "RECONCILE_INTERVAL": args.interval,
         "RECONCILE_BIN": str(Path(sys.executable).parent / "reconcile"),
-        "RECONCILE_CREDENTIALS": ",".join(f"{n}={p}" for n, p in sorted(credentials.items())),
+        "RECONCILE_CREDENTIALS": _pairs(credentials),
+        "RECONCILE_CREDENTIALS_ENCRYPTED": _pairs(encrypted),
         "RECONCILE_WATCH_ARGS": shlex.join(watch_args),
     }
     # --dry without -y: pyinfra detects and shows the changes, then does nothing.
@@ -70,28 +76,33 @@ def cmd_install_controller(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
-def given_credentials(pairs: list[str]) -> dict[str, str]:
+def given_credentials(pairs: list[str], sealed: bool = False) -> dict[str, str]:
     """`--credential NAME=FILE`, each checked: a credential name, and a regular file
-    that only its owner may read (systemd hands the service a copy of it)."""
+    that only its owner may read (systemd hands the service a copy of it); `sealed`
+    (`--credential-encrypted`, made by `systemd-creds encrypt`) may be read by others."""
     credentials: dict[str, str] = {}
     for pair in pairs:
         name, _, file = pair.partition("=")
         if not CREDENTIAL_NAME.fullmatch(name) or not file:
-            raise UsageError(f"--credential {pair!r}: expected NAME=FILE (NAME as in cred:NAME)")
+            raise UsageError(f"credential {pair!r}: expected NAME=FILE (NAME as in cred:NAME)")
         path = Path(file).resolve()
         try:
             info = path.stat()
         except OSError as exc:
-            raise Refused(f"--credential {name}: cannot read {path}: {exc.strerror}") from None
+            raise Refused(f"credential {name}: cannot read {path}: {exc.strerror}") from None
         if not stat.S_ISREG(info.st_mode):
-            raise Refused(f"--credential {name}: {path} is not a regular file")
-        if stat.S_IMODE(info.st_mode) & CREDENTIAL_MODE_MASK:
+            raise Refused(f"credential {name}: {path} is not a regular file")
+        if not sealed and stat.S_IMODE(info.st_mode) & CREDENTIAL_MODE_MASK:
             raise Refused(
-                f"--credential {name}: {path} is mode {stat.S_IMODE(info.st_mode):04o}: "
+                f"credential {name}: {path} is mode {stat.S_IMODE(info.st_mode):04o}: "
                 "others may read it (expected 0600: chmod 600 it)"
             )
         credentials[name] = str(path)
     return credentials
+
+
+def _pairs(credentials: dict[str, str]) -> str:
+    return ",".join(f"{name}={path}" for name, path in sorted(credentials.items()))
 
 
 def missing_credentials(loaded: LoadedFleet, credentials: dict[str, str]) -> None:

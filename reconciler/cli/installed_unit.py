@@ -47,7 +47,7 @@ class InstalledUnit:
             mode = stat.S_IMODE(file.stat().st_mode)
         except OSError as exc:
             return f"{ref}: its file {file} cannot be read ({exc.strerror})"
-        if mode & 0o077:
+        if mode & 0o077 and name in self.plain:  # an encrypted one is sealed for systemd
             return f"{ref}: its file {file} is mode {mode:04o}: others may read it (chmod 600)"
         return None
 

@@ -259,6 +259,14 @@ def _install(install: Parser) -> None:
         help="a secret as a systemd credential (LoadCredential=), read as cred:NAME; FILE "
         "0600 (repeatable)",
     )
+    install.add_argument(
+        "--credential-encrypted",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="the same, FILE made by `systemd-creds encrypt --name=NAME` "
+        "(LoadCredentialEncrypted=; repeatable)",
+    )
     install.add_argument("--http", metavar="HOST:PORT", help="the watch's --http")
     install.add_argument("--hooks", metavar="HOST:PORT", help="the watch's --hooks")
     install.add_argument(

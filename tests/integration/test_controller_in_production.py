@@ -1,7 +1,7 @@
 """A controller in production, as the README's install section makes one: h2 plays a
 blank Debian 12 VPS (the lab image: the README's apt line and a fleet host's packages,
 no checkout, no venv). It gets the wheel (with its dependencies' wheels: the lab has no
-package index) into a venv, then `reconcile install-controller` with two credentials.
+package index) into a venv, then `reconcile install-controller` with two credentials, one sealed by systemd-creds.
 The sandboxed watch unit converges h1, backs it up with the credential's password,
 answers /readyz, checks the webhook's signature with the other credential, and says
 how the fleet is in `systemctl status`; `reconcile doctor` is clean, then names a
@@ -115,6 +115,9 @@ def controller(lab: fleet_lab.Lab, wheelhouse: bytes) -> Iterator[fleet_lab.Lab]
     for name, value in (("restic-password", "a restic password"), ("webhook", HOOK_SECRET)):
         path = f"/etc/fleet-reconciler/credentials/{name}"
         on_c(lab, f"install -m 600 /dev/stdin {path}", stdin=value.encode())
+    # The webhook's secret sealed for systemd (the host key: no TPM in a container).
+    sealed = "/etc/fleet-reconciler/credentials/webhook"
+    on_c(lab, f"systemd-creds encrypt --name=webhook {sealed} {sealed}.cred && rm {sealed}")
     git = "git -c user.name=ops -c user.email=ops@lab -c init.defaultBranch=main"
     on_c(lab, f"{git} init -q --bare /srv/fleet/fleet.git && {git} init -q /srv/fleet/state")
     on_c(lab, f"cat > {STATE}", stdin=fleet_text(lab).encode())
@@ -155,7 +158,7 @@ def test_an_installed_controller_converges_pages_and_answers(controller: fleet_l
     install = (
         f"{RECONCILE} install-controller {STATE} --http 127.0.0.1:9300 --hooks 127.0.0.1:9301 "
         "--credential restic-password=/etc/fleet-reconciler/credentials/restic-password "
-        "--credential webhook=/etc/fleet-reconciler/credentials/webhook"
+        "--credential-encrypted webhook=/etc/fleet-reconciler/credentials/webhook.cred"
     )
     code, said = exit_code(lab, f"{install} 2>&1")
     assert code == 0, said

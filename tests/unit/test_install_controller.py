@@ -66,7 +66,7 @@ def test_a_cred_reference_without_its_credential_is_named_with_its_line(tmp_path
 def test_the_installed_units_credentials_and_environment(tmp_path: Path) -> None:
     environment = private(tmp_path / "environment", "GITEA_TOKEN=t\nexport OTHER=1\n# NO=2\n")
     password = private(tmp_path / "pw", "hunter2\n")
-    sealed = private(tmp_path / "sealed")
+    sealed = private(tmp_path / "sealed", mode=0o644)  # as systemd-creds writes it
     unit = tmp_path / "fleet-reconciler-watch.service"
     unit.write_text(
         "[Service]\n"
