@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reconciler.coordination.etcd import EtcdClient, EtcdUnavailable, KeyValue
+from reconciler.coordination.etcd_memory import EtcdMemory
 from reconciler.errors import TemporaryError
 from state.load import LoadedFleet
 from state.spec.controller import EtcdCoordination
@@ -61,6 +62,9 @@ class LocalLeadership:
 
     def fence(self) -> tuple[str, int | None]:
         return "", None  # one controller: its stores are its journal, never fenced
+
+    def memory(self) -> EtcdMemory | None:
+        return None  # one controller: what it keeps in its journal is the fleet's
 
     def shared_get(self, key: str, host: str | None = None) -> str | None:
         return None
@@ -128,6 +132,10 @@ class EtcdLeadership:
 
     def why_not(self) -> str:
         return self.problem
+
+    def memory(self) -> EtcdMemory | None:
+        """The fleet's memory as this controller writes it: only under its token."""
+        return EtcdMemory(self.client, self.prefix, self.fence)
 
     def fence(self) -> tuple[str, int | None]:
         """The leader key and this controller's token while it acts (None otherwise):

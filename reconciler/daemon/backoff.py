@@ -7,9 +7,11 @@ over. It also decides when a failure escalates: after N attempts or T unresolved
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from state.spec.controller import ReconcilerSettings
+from state.spec.fleet import Fleet
 
 Key = tuple[str, str | None]  # (host, service); service None means the host itself
 
@@ -23,6 +25,15 @@ class BackoffState:
     escalated: bool = False
 
 
+def _prints(fleet: Fleet) -> dict[Key, str]:
+    """What each key's desired state is, as text to compare (a host's own fields for
+    the host itself)."""
+    prints: dict[Key, str] = {(n, None): h.model_dump_json() for n, h in fleet.hosts.items()}
+    for name, service in fleet.services.items():
+        prints[(service.host, name)] = service.model_dump_json()
+    return prints
+
+
 @dataclass(frozen=True)
 class Failure:
     delay: float
@@ -31,9 +42,23 @@ class Failure:
 
 
 class Backoffs:
-    def __init__(self, settings: ReconcilerSettings) -> None:
+    def __init__(self, settings: ReconcilerSettings, fleet: Fleet | None = None) -> None:
         self.settings = settings
         self.states: dict[Key, BackoffState] = {}
+        self.prints = _prints(fleet) if fleet is not None else {}
+        self.on_change: Callable[[str], None] = lambda _host: None
+        """Told the host whose states changed (daemon.shared_backoffs keeps them in etcd)."""
+
+    def follow(self, fleet: Fleet) -> None:
+        """A new spec in force (this controller's share of it): its settings, and a fresh
+        start for every service (or host) whose desired state changed, so that a
+        person's fix is tried at once, not after the backoff the broken version earned
+        (a new pod template in Kubernetes)."""
+        self.settings, before, self.prints = fleet.reconciler, self.prints, _prints(fleet)
+        for key in [k for k in self.states if before.get(k) != self.prints.get(k)]:
+            del self.states[key]
+            if key[0] in fleet.hosts:  # another share's host: its leader keeps its record
+                self.on_change(key[0])
 
     def blocked(self, key: Key, now: float) -> bool:
         state = self.states.get(key)
@@ -52,6 +77,7 @@ class Backoffs:
         due = state.failures >= self.settings.escalate_after_attempts or overdue
         escalate = due and not state.escalated
         state.escalated = state.escalated or escalate
+        self.on_change(key[0])
         return Failure(delay, state.failures, escalate)
 
     def recovered(self, key: Key) -> bool:
@@ -67,8 +93,10 @@ class Backoffs:
             return False
         if state.healthy_since is None:
             state.healthy_since = now
+            self.on_change(key[0])
         if now - state.healthy_since >= self.settings.backoff_reset.total_seconds():
             del self.states[key]
+            self.on_change(key[0])
             return True
         return False
 

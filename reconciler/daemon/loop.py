@@ -34,6 +34,7 @@ from reconciler.daemon.health import status_line
 from reconciler.daemon.loop_status import LoopStatus
 from reconciler.daemon.probe_round import ProbeRound
 from reconciler.daemon.sdnotify import sd_notify
+from reconciler.daemon.shared_backoffs import SharedBackoffs
 from reconciler.daemon.spec_source import SpecSource, watch_spec_file
 from reconciler.daemon.upkeep import Upkeep
 from reconciler.daemon.verifier import Verifier
@@ -101,12 +102,13 @@ class WatchLoop:
         self.last_beat = clock()
         self.last_fetch = clock()  # the spec was just loaded (and its source fetched)
         assert spec.loaded is not None, "load the spec before starting the loop"
-        self.backoffs = Backoffs(spec.loaded.fleet.reconciler)
+        self.backoffs = Backoffs(spec.loaded.fleet.reconciler, spec.loaded.fleet)
+        self.shared_backoffs = SharedBackoffs(self.backoffs, self.leadership.memory, clock)
         self.ssh: WarmWorker | None = None  # one SSH worker, connections kept across passes
         self.suspended_said = ""  # what was last said of a plan held by `reconcile suspend`
         self.probes = ProbeRound()  # where the light probes stand in their round
         self.failover_clock = FailoverClock(clock)
-        self.verifier = Verifier(journal.path)  # backup checks, drills, copies: beside the loop
+        self.verifier = Verifier(journal.path, self.leadership.memory)  # checks, drills, copies
         self.on_applied: Callable[[str, bool, str], None] | None = None
         """Told after each full pass from a git source: (commit, converged, one line)."""
 
@@ -158,7 +160,7 @@ class WatchLoop:
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 if self.spec.reload():
-                    self.backoffs.settings = self._settings()
+                    self.backoffs.follow(self._scoped().fleet)
                     next_full = self.clock()
                 elif self.suspended_said and lifted(self.memory()):
                     next_full = self.clock()  # resumed: the plan held is applied now
@@ -217,8 +219,8 @@ class WatchLoop:
                 self.report(f"standing by: shared state not read: {exc}")
                 return False
             self.just_elected, self.pushed = True, {}
-            if pulled:
-                self.report(pulled)
+            if said := "; ".join(filter(None, (pulled, self.shared_backoffs.load()))):
+                self.report(said)
         elif not self.leading and (was or self.status.last_kind != "standby"):
             self.report(f"standing by: {self.leadership.why_not()}")
             self.status.last_kind = "standby"
@@ -251,8 +253,7 @@ class WatchLoop:
         self.last_beat = self.clock()
 
     def _scoped(self) -> LoadedFleet:
-        """The last good spec, cut to the hosts this controller leads: all of them, unless
-        the fleet is sharded between controllers (coordination.shards)."""
+        """The last good spec, cut to the hosts this controller leads (coordination.shards)."""
         assert self.spec.loaded is not None
         return self.leadership.scope(self.spec.loaded)
 

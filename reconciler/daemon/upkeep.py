@@ -1,6 +1,7 @@
 """What a full pass of the watch loop does besides converging, each when it is due: the
-monthly DR test (`drill_every`, counted from the last drill or the loop's first start)
-and the journal's retention (`journal_retention`, applied once a day)."""
+monthly DR test (`drill_every`, counted from the last drill, this controller's or with
+etcd any leader's, or the loop's first start) and the journal's retention
+(`journal_retention`, applied once a day)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from reconciler.events.bus import EventBus
 from reconciler.flows.drill import Drill, last_dr_drill
 from reconciler.store.journal import Journal
 from reconciler.store.lock import hosts_lock
+from reconciler.store.schedule import Ran, Schedule
 from state.load import LoadedFleet
 
 PRUNE_EVERY_S = 86400.0
@@ -40,14 +42,19 @@ class Upkeep:
 
     def _drill_if_due(self, loaded: LoadedFleet, leadership: Leadership) -> None:
         every = loaded.fleet.reconciler.drill_every
-        last = last_dr_drill(self.journal)
+        if every is None:
+            return
+        local = last_dr_drill(self.journal)
+        schedule = Schedule(leadership.memory())  # with etcd: a drill another leader ran
+        last = schedule.last("dr-drill", "fleet", Ran(local.at) if local is not None else None)
         since = last.at if last is not None else self.first_start
-        if every is None or time.time() - since < every.total_seconds():
+        if time.time() - since < every.total_seconds():
             return
         self.report(f"DR drill due (drill_every {every}): running it")
         with hosts_lock(self.journal.path.parent, loaded.fleet, LOCK_TIMEOUT_S, self.report):
             guard = apply_guard(leadership, loaded)
             Drill(loaded, self.journal, self.client, self.bus, self.report, guard).run()
+        schedule.ran("dr-drill", "fleet", time.time())
 
     def _prune_if_due(self, loaded: LoadedFleet) -> None:
         if time.time() - self.pruned_at < PRUNE_EVERY_S:

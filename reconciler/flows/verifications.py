@@ -1,21 +1,24 @@
 """Scheduled backup verification for `reconcile watch`: checks and restore drills when due.
 
 Due-ness comes from the journal's own record of the last check and drill of each
-policy (found by event kind), so a restarted daemon does not repeat them. Outcomes
+policy (found by event kind), so a restarted daemon does not repeat them, and with etcd
+from the fleet's (reconciler.store.schedule), so a new leader does not either. Outcomes
 are events: P3 when they pass, P1 when they fail.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
-from reconciler.events.bus import Event, EventBus
+from reconciler.events.bus import Event, EventBus, EventKind
 from reconciler.events.verification_events import CHECK_KINDS, COPY_KINDS, DRILL_KINDS, last_event
 from reconciler.repositories.copies import copy_now
 from reconciler.repositories.operations import BackupFailed
 from reconciler.repositories.verify import DrillResult, check_repository, rotating_subset, run_drill
-from reconciler.store.journal import EventRecord, Journal
+from reconciler.store.journal import Journal
 from reconciler.store.ledger import Ledger
+from reconciler.store.schedule import Ran, Schedule
 from state.layout import backup_service_id, copy_service_id
 from state.load import LoadedFleet
 
@@ -27,12 +30,30 @@ def is_due(last_at: float | None, every: timedelta, now: float) -> bool:
     return last_at is None or now - last_at >= every.total_seconds()
 
 
-def copy_is_due(last: EventRecord | None, every: timedelta, now: float) -> bool:
+def copy_is_due(last: Ran | None, every: timedelta, now: float) -> bool:
     """A copy is filled `every` after the last fill, or `COPY_RETRY` after a failed one."""
     if last is None:
         return True
-    failed = last.kind == "backup_copy_failed"
-    return is_due(last.at, min(every, COPY_RETRY) if failed else every, now)
+    return is_due(last.at, every if last.ok else min(every, COPY_RETRY), now)
+
+
+def last_ran(
+    journal: Journal,
+    schedule: Schedule,
+    kind: str,
+    kinds: tuple[EventKind, ...],
+    name: str,
+    copy: str | None = None,
+) -> Ran | None:
+    """When a verification of `name` (or of its copy) last ran: this journal's record,
+    or the fleet's when a controller before this one ran it later."""
+    event = last_event(journal, kinds, name, copy)
+    local = Ran(event.at, not event.kind.endswith("_failed")) if event else None
+    return schedule.last(kind, subject(name, copy), local)
+
+
+def subject(name: str, copy: str | None = None) -> str:
+    return name if copy is None else f"{name}:{copy}"
 
 
 def checked(
@@ -118,39 +139,59 @@ def drilled(
 
 
 def run_due_verifications(
-    loaded: LoadedFleet, journal: Journal, bus: EventBus, now: float
+    loaded: LoadedFleet,
+    journal: Journal,
+    bus: EventBus,
+    now: float,
+    schedule: Schedule | None = None,
 ) -> list[str]:
-    """Run every check and drill that is due; return one line per verification run."""
+    """Run every check and drill that is due; return one line per verification run.
+    `schedule`: the fleet's record too (with etcd), kept up to date as each one runs."""
+    schedule = schedule or Schedule(None)
     done = []
     for name, policy in loaded.fleet.backups.items():
-        last_check = last_event(journal, CHECK_KINDS, name)
-        if is_due(last_check.at if last_check else None, policy.check_every, now):
+        last = last_ran(journal, schedule, "check", CHECK_KINDS, name)
+        if is_due(last.at if last else None, policy.check_every, now):
             subset = rotating_subset()
             error = checked(loaded, name, bus, subset)
+            schedule.ran("check", name, time.time(), error is None)
             done.append(f"backup {name}: check {subset} {'ok' if error is None else 'FAILED'}")
-        last_drill = last_event(journal, DRILL_KINDS, name)
-        if is_due(last_drill.at if last_drill else None, policy.drill_every, now):
-            done.append(drilled(loaded, name, bus, Ledger(journal))[1])
+        last = last_ran(journal, schedule, "drill", DRILL_KINDS, name)
+        if is_due(last.at if last else None, policy.drill_every, now):
+            result, line = drilled(loaded, name, bus, Ledger(journal))
+            schedule.ran("drill", name, time.time(), result.ok)
+            done.append(line)
         for copy in policy.copies:
-            done += _copy_verifications(loaded, name, copy, journal, bus, now)
+            done += _copy_verifications(loaded, name, copy, journal, bus, now, schedule)
     return done
 
 
 def _copy_verifications(
-    loaded: LoadedFleet, name: str, copy: str, journal: Journal, bus: EventBus, now: float
+    loaded: LoadedFleet,
+    name: str,
+    copy: str,
+    journal: Journal,
+    bus: EventBus,
+    now: float,
+    schedule: Schedule,
 ) -> list[str]:
     """The copy filled, checked and drilled, each when due, each from its own record."""
-    spec, done = loaded.fleet.backups[name].copies[copy], []
-    if copy_is_due(last_event(journal, COPY_KINDS, name, copy), spec.every, now):
-        done.append(copied(loaded, name, copy, bus, Ledger(journal))[0])
-    last = last_event(journal, CHECK_KINDS, name, copy)
+    spec, done, which = loaded.fleet.backups[name].copies[copy], [], subject(name, copy)
+    if copy_is_due(last_ran(journal, schedule, "copy", COPY_KINDS, name, copy), spec.every, now):
+        line, ok = copied(loaded, name, copy, bus, Ledger(journal))
+        schedule.ran("copy", which, time.time(), ok)
+        done.append(line)
+    last = last_ran(journal, schedule, "check", CHECK_KINDS, name, copy)
     if is_due(last.at if last else None, spec.check_every, now):
         subset = rotating_subset()
         error = checked(loaded, name, bus, subset, copy)
+        schedule.ran("check", which, time.time(), error is None)
         done.append(
             f"backup {name} copy {copy}: check {subset} {'ok' if error is None else 'FAILED'}"
         )
-    last = last_event(journal, DRILL_KINDS, name, copy)
+    last = last_ran(journal, schedule, "drill", DRILL_KINDS, name, copy)
     if is_due(last.at if last else None, spec.drill_every, now):
-        done.append(drilled(loaded, name, bus, Ledger(journal), copy)[1])
+        result, line = drilled(loaded, name, bus, Ledger(journal), copy)
+        schedule.ran("drill", which, time.time(), result.ok)
+        done.append(line)
     return done

@@ -95,9 +95,9 @@ def test_pages_and_incidents_outlive_the_leader(
 ) -> None:
     """Telegram down, three P0 pages queued and claimed by the leader's sender, and a
     crash loop's P1 incident open (its Gitea issue filed): the leader SIGKILLed, then
-    Telegram back. The successor sends each page once, in order, keeps the crash loop
-    on the one incident it did not open, and resolves it when the service is fixed:
-    one issue, closed once."""
+    Telegram back. The successor sends each page once, in order, takes the crash loop's
+    backoff where the leader left it (no second escalation), and resolves the incident
+    it did not open when the service is fixed: one issue, closed once."""
     spec = tmp_path / "fleet.yaml"
     etcd_line = (
         f"  coordination: {{kind: etcd, endpoints: [{', '.join(cluster.endpoints)}], "
@@ -138,10 +138,12 @@ def test_pages_and_incidents_outlive_the_leader(
         httpx.post(f"http://{h2}:8081/test/mode", json={"mode": "ok"}, timeout=5)
         until(lambda: leader(settings) == "c2", TTL + 30)
         until(lambda: len(standin(lab, 8081, "/test/messages")) >= before + 3, 60)
-        until(lambda: '"kind": "escalation"' in (tmp_path / "c2.log").read_text(), 60)
-        write("/bin/sleep infinity")  # fixed: c2 heals it and resolves c1's incident
+        # c2 goes on from c1's count: the crash loop was escalated once, by c1.
+        until(lambda: "backoff(s) from the last leader" in (tmp_path / "c2.log").read_text(), 30)
+        write("/bin/sleep infinity")  # fixed (a new spec: no backoff): c2 heals, resolves
         until(lambda: issue(lab, crash["number"])["state"] == "closed", 60)  # by c2
         time.sleep(3)  # anything sent twice would be here by now
+        assert '"kind": "escalation"' not in (tmp_path / "c2.log").read_text()
     finally:
         for proc in procs.values():
             proc.terminate()

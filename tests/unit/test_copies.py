@@ -16,8 +16,9 @@ from reconciler.hosts.observation import BackupState
 from reconciler.repositories.copies import record_copies
 from reconciler.repositories.rebuild import rebuild_sources
 from reconciler.repositories.restorable import copies_taken, rebuild_source
-from reconciler.store.journal import EventRecord, Journal
+from reconciler.store.journal import Journal
 from reconciler.store.ledger import Entry, Ledger
+from reconciler.store.schedule import Ran
 from state.load import LoadedFleet
 from tests.unit.helpers import ideal_observation, load_text
 from tests.unit.test_diff_backups import POLICY
@@ -166,8 +167,8 @@ def test_a_rebuild_tries_the_repository_then_the_newest_copy(ledger: Ledger) -> 
 
 
 def test_watch_fills_a_copy_every_period_and_retries_a_failed_one_sooner() -> None:
-    def last(kind: str, minutes_ago: float) -> EventRecord:
-        return EventRecord(1000.0 - minutes_ago * 60, "P3", kind, "kimi", "copy:db:off", "", {})
+    def last(kind: str, minutes_ago: float) -> Ran:
+        return Ran(1000.0 - minutes_ago * 60, ok=kind == "backup_copied")
 
     week = timedelta(days=7)
     assert copy_is_due(None, week, 1000.0)
