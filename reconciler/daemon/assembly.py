@@ -40,13 +40,14 @@ from reconciler.daemon.spec_source import SpecSource
 from reconciler.events.bus import EventBus
 from reconciler.events.sinks import journal_sink, log_sink
 from reconciler.flows.incident_desk import IncidentDesk
-from reconciler.flows.outbox_sender import sending
+from reconciler.flows.outbox_sender import BUSY_S, sending
 from reconciler.forge.webhook import Hook, gitea_hook
 from reconciler.store.journal import Journal
 from reconciler.untrusted.http import bounded_client
 from reconciler.web.app import is_loopback, make_app, make_hooks_app, serve_in_background
 from reconciler.web.metrics import PassMetrics
 from state.load import LoadedFleet
+from state.spec.controller import EtcdCoordination
 from state.spec.notifications import Notifications
 
 Report = Callable[[str], None]
@@ -62,6 +63,12 @@ class DaemonOptions:
     hooks: str | None = None  # HOST:PORT of the webhook alone
     max_passes: int | None = None
     max_seconds: float | None = None
+
+
+OUTBOX_IDLE_S = 5.0
+"""With etcd, how often an empty shared outbox is looked at (each look is a request);
+the desk wakes the sender at once when it queues, so this bounds only a standby's look
+and a page queued by a one-shot command on another machine."""
 
 
 def run_daemon(options: DaemonOptions, report: Report, progress: Progress) -> int:
@@ -105,7 +112,11 @@ def run_daemon(options: DaemonOptions, report: Report, progress: Progress) -> in
             f"probes every {settings.probe_interval.total_seconds():g}s"
         )
         outbox = functools.partial(incidents_for, coordination, owner=name)
-        with sending(lambda: _notifications(spec.loaded), journal.path, report, outbox):
+        desk.queued = (queued := threading.Event()).set  # the sender wakes for new pages
+        idle = OUTBOX_IDLE_S if isinstance(coordination, EtcdCoordination) else BUSY_S
+        with sending(
+            lambda: _notifications(spec.loaded), journal.path, report, outbox, queued, idle
+        ):
             try:
                 code = loop.run(max_passes=options.max_passes, max_seconds=options.max_seconds)
             finally:

@@ -56,6 +56,8 @@ class IncidentDesk:
     ) -> None:
         self.store, self.settings = store, settings
         self.early: list[Event] = []
+        self.queued: Callable[[], None] = lambda: None
+        """Told when a notification was queued (the watch's sender wakes at once)."""
 
     def open(self, store: Incidents) -> None:
         self.store, early, self.early = store, self.early, []
@@ -144,6 +146,8 @@ class IncidentDesk:
             store.enqueue(
                 f"{incident.id}:{transition}:{sequence}:{channel}", channel, incident.id, message
             )
+        if channels:
+            self.queued()
         if notifications.distress_dir and message["distress"]["requested_action"] != "none":
             name = f"{incident.id}-{sequence}"
             write_distress(Path(notifications.distress_dir), name, message["distress"])

@@ -43,10 +43,13 @@ class OutboxSender:
     def __init__(self, store: Incidents, client: httpx.Client, report: Report) -> None:
         self.store, self.client, self.report = store, client, report
         self.last_sent: dict[str, float] = {}
+        self.waiting = False  # whether the last round found anything queued
 
     def round(self, notifications: Notifications | None) -> int:
         """Deliver what is due now, each channel's queue in order; how many were sent."""
-        return sum(self._channel(name, notifications) for name in self.store.waiting_channels())
+        channels = self.store.waiting_channels()
+        self.waiting = bool(channels)
+        return sum(self._channel(name, notifications) for name in channels)
 
     def _channel(self, name: str, notifications: Notifications | None) -> int:
         """One channel's queue, oldest first, until one waits or fails. Whatever a channel
@@ -94,15 +97,33 @@ class OutboxSender:
         return sent
 
 
+BUSY_S = 1.0  # between rounds while anything is queued
+
+
+def _rest(stop: threading.Event, wake: threading.Event | None, seconds: float) -> None:
+    """Until the next round: `seconds`, or less when stopped or woken."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and time.monotonic() < deadline:
+        if wake is not None and wake.is_set():
+            break
+        stop.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+    if wake is not None:
+        wake.clear()
+
+
 @contextlib.contextmanager
 def sending(
     current: Callable[[], Notifications | None],
     journal_path: Path,
     report: Report,
     store: Callable[[Journal], Incidents],
+    wake: threading.Event | None = None,
+    idle_s: float = BUSY_S,
 ) -> Iterator[None]:
     """Deliver the outbox from a thread until the block ends (`reconcile watch`); `store`
-    opens the outbox on the thread's own journal connection."""
+    opens the outbox on the thread's own journal connection. It looks again every
+    second while anything is queued; an empty outbox is looked at every `idle_s` (with
+    etcd, each look is a request), or at once when `wake` is set (the desk queued)."""
 
     def run(stop: threading.Event) -> None:
         journal = Journal(journal_path)
@@ -116,7 +137,7 @@ def sending(
                     report(f"notify: {exc}")
                 except Exception as exc:  # a sender outlives one bad round
                     report(f"notify: round failed: {exc!r}")
-                stop.wait(1.0)
+                _rest(stop, wake, BUSY_S if sender.waiting or wake is None else idle_s)
         outbox.release()  # a clean exit gives its channels to the next sender at once
         journal.close()
 

@@ -57,7 +57,7 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
 
 
 FOOTPRINT = (
-    "systemctl list-units --all --no-legend --plain | sort; "
+    "systemctl list-units --all --no-legend --plain | awk '{print $1, $2, $3, $4}' | sort; "
     "find /etc /usr/local /var/lib /root -xdev -printf '%p %s %T@ %m\\n' 2>/dev/null | sort"
 )
 
@@ -65,3 +65,23 @@ FOOTPRINT = (
 def footprint(lab: fleet_lab.Lab, host: str) -> str:
     """Units with their states, and path/size/mtime/mode of every file we might touch."""
     return fleet_lab.ssh(lab, host, FOOTPRINT)
+
+
+def settled_footprint(lab: fleet_lab.Lab, host: str, timeout: float = 15.0) -> str:
+    """The footprint once two reads a second apart agree: what a host changes by itself
+    (a unit a finished boot still starts, a user manager's linger ending) is not
+    counted against the command under test."""
+    deadline, last = time.monotonic() + timeout, footprint(lab, host)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        if (now := footprint(lab, host)) == last:
+            return now
+        last = now
+    return last
+
+
+def changed_lines(before: str, after: str) -> str:
+    """What differs between two footprints, as `-`/`+` lines (a failure's message)."""
+    old, new = before.splitlines(), after.splitlines()
+    gone = [f"- {line}" for line in old if line not in set(new)]
+    return "\n".join(gone + [f"+ {line}" for line in new if line not in set(old)])

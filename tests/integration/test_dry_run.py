@@ -11,7 +11,7 @@ from typing import Any
 
 from state.load import load_fleet
 from tests.fleet import lab as fleet_lab
-from tests.integration.by_hand import converge_by_hand, footprint
+from tests.integration.by_hand import changed_lines, converge_by_hand, footprint, settled_footprint
 from tests.json_schemas import check
 
 
@@ -37,7 +37,7 @@ def actions(plan: dict[str, Any], host: str) -> list[tuple[str, str, str]]:
 
 def test_dry_run_scenarios_on_real_hosts(lab: fleet_lab.Lab, spec_file: Path) -> None:
     # 1. Fresh hosts plan every create, and the dry run changes nothing on them.
-    before = {h: footprint(lab, h) for h in ("h1", "h2")}
+    before = {h: settled_footprint(lab, h) for h in ("h1", "h2")}
     code, plan = dry_run(spec_file)
     assert code == 2
     assert {a for h in ("h1", "h2") for a, _, _ in actions(plan, h)} == {"create"}
@@ -46,7 +46,9 @@ def test_dry_run_scenarios_on_real_hosts(lab: fleet_lab.Lab, spec_file: Path) ->
     assert ("create", "unit_file", "unit ollama.service") in actions(plan, "h2")
     assert ("create", "model_pull", "model llama3.2:3b") in actions(plan, "h2")
     assert plan["summary"]["create"] == len(actions(plan, "h1")) + len(actions(plan, "h2"))
-    assert {h: footprint(lab, h) for h in ("h1", "h2")} == before
+    for host in ("h1", "h2"):
+        after = footprint(lab, host)
+        assert after == before[host], f"{host}:\n{changed_lines(before[host], after)}"
 
     # 2. Hosts made to match the spec (by hand, over ssh) plan nothing: exit 0.
     converge_by_hand(lab, load_fleet(spec_file))

@@ -4,6 +4,7 @@ what one controller was told, the other knows when it takes over. Nothing is moc
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,8 @@ from state.load import load_fleet, parse_fleet
 from state.spec.controller import EtcdCoordination
 from tests.fleet import lab as fleet_lab
 from tests.fleet.etcd_cluster import Cluster, etcd_cluster
-from tests.integration.conftest import run_reconcile
+from tests.integration.conftest import STANDINS, run_reconcile
+from tests.integration.test_forge import git
 from tests.integration.test_leadership import (
     RETRY,
     TTL,
@@ -188,3 +190,68 @@ def issue(lab: fleet_lab.Lab, number: int) -> Any:
 def claim_of(client: EtcdClient, channel: str) -> str | None:
     found = client.get(f"/pages/memory/outbox/claim/{channel}")
     return found.value.decode() if found else None
+
+
+def test_a_pin_outlives_the_leader_through_later_pushes(
+    lab: fleet_lab.Lab, cluster: Cluster, tmp_path: Path
+) -> None:
+    """Two controllers follow a git source (a bare repository on this machine). `pin`
+    on the standby's machine holds the fleet on a commit through a push; the leader is
+    SIGKILLed, another push lands, and the successor keeps the pinned commit; `unpin`
+    on either machine follows the branch again."""
+    bare, work = tmp_path / "fleet.git", tmp_path / "work"
+    source = (
+        f"source: {{url: 'file://{bare}', branch: main, path: state/fleet.yaml, interval: 2s}}\n"
+    )
+    spec = coordinated_spec(lab, cluster, "/pins").replace(f"{STANDINS}/", "bin/") + source
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(tmp_path, "init", "-q", "-b", "main", str(work))
+    (work / "state" / "bin").mkdir(parents=True)
+    for name in ("agent_standin.py", "http_standins.py"):
+        shutil.copy(STANDINS / name, work / "state" / "bin" / name)
+
+    def push(mode: str) -> str:
+        (work / "state" / "fleet.yaml").write_text(spec.replace("mode = test", f"mode = {mode}"))
+        git(work, "add", "-A")
+        git(work, "commit", "-q", "-m", mode)
+        git(work, "push", "-q", str(bare), "main")
+        return git(work, "rev-parse", "HEAD")
+
+    def conf() -> str:
+        return fleet_lab.ssh(lab, "h1", "cat /etc/agent/agent.conf", check=False).strip()
+
+    first = push("first")
+    git(tmp_path, "clone", "-q", "-b", "main", str(bare), str(tmp_path / "checkout"))
+    bootstrap = tmp_path / "checkout" / "state" / "fleet.yaml"  # the controllers' own copy
+    settings = parse_fleet(bootstrap.read_text(), bootstrap).fleet.reconciler.coordination
+    assert isinstance(settings, EtcdCoordination)
+    procs = {"c1": controller("c1", bootstrap, tmp_path)}
+    try:
+        until(lambda: leader(settings) == "c1", 30)
+        until(lambda: conf() == "mode = first", 90)
+        procs["c2"] = controller("c2", bootstrap, tmp_path)
+        until(lambda: "standing by: c1 leads" in (tmp_path / "c2.log").read_text(), 30)
+        push("second")
+        until(lambda: conf() == "mode = second", 60)
+        steer = (str(bootstrap), "--journal", str(tmp_path / "c2" / "journal.db"))
+        pinned = run_reconcile("pin", first[:10], *steer)
+        assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+        until(lambda: conf() == "mode = first", 60)  # c1 rolled back to the pin
+        push("third")
+        time.sleep(5)  # c1 fetches every 2s: the pin stands
+        assert conf() == "mode = first"
+
+        procs["c1"].kill()
+        until(lambda: leader(settings) == "c2", TTL + 30)
+        push("fourth")
+        until(lambda: "in force" in (tmp_path / "c2.log").read_text(), 30)
+        time.sleep(6)  # c2 fetched the branch at least twice
+        assert conf() == "mode = first", "the successor moved off the pinned commit"
+        unpinned = run_reconcile("unpin", *steer)
+        assert unpinned.returncode == 0, unpinned.stdout + unpinned.stderr
+        until(lambda: conf() == "mode = fourth", 60)
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            proc.wait(timeout=60)

@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,7 +20,7 @@ from reconciler.channels.telegram import telegram_text
 from reconciler.engine.incidents import Incident, fingerprint, on_event, route
 from reconciler.events.bus import Event
 from reconciler.flows.incident_desk import IncidentDesk
-from reconciler.flows.outbox_sender import OutboxSender
+from reconciler.flows.outbox_sender import OutboxSender, _rest
 from reconciler.store.incidents import LocalIncidents
 from reconciler.store.journal import Journal
 from reconciler.untrusted.http import bounded_client
@@ -470,3 +471,18 @@ def _fenced(markdown: str) -> list[tuple[str, bool]]:
         else:
             lines.append((line, bool(fence)))
     return lines
+
+
+def test_an_idle_sender_looks_again_at_once_when_woken_and_slowly_otherwise() -> None:
+    stop, wake = threading.Event(), threading.Event()
+    started = time.monotonic()
+    _rest(stop, wake, 0.3)  # nothing queued, nothing woke it: the whole idle time
+    assert time.monotonic() - started >= 0.3
+    threading.Timer(0.05, wake.set).start()
+    started = time.monotonic()
+    _rest(stop, wake, 30.0)  # the desk queued a page: the next round now
+    assert time.monotonic() - started < 5.0 and not wake.is_set()
+    stop.set()
+    started = time.monotonic()
+    _rest(stop, wake, 30.0)  # stopping: at once
+    assert time.monotonic() - started < 1.0
