@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deploys.controller_files import ENVIRONMENT_FILE, WATCH_UNIT
+from deploys.controller_files import ENVIRONMENT_FILE, SERVICE, WATCH_UNIT
 from reconciler.cli import exit_codes
 from reconciler.cli.terminal import report
 from reconciler.errors import Refused, UsageError
@@ -31,6 +31,9 @@ from state.secrets import secret_references
 from state.yaml_lines import line_for
 
 CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}")  # as state.types' cred:
+CREDENTIAL_PATH = re.compile(r"/[A-Za-z0-9_./@+-]{1,1023}")
+"""A credential file's path goes into the unit (`LoadCredential=NAME:PATH`) and through
+the deploy's `NAME=FILE,...`: no space, comma, colon or `=` that would split it."""
 DEPLOY = "deploys.install_controller"
 CREDENTIAL_MODE_MASK = 0o077  # group and others: a credential file is its owner's alone
 
@@ -68,7 +71,7 @@ def cmd_install_controller(args: argparse.Namespace) -> int:
         raise Refused(f"the controller's deploy failed (pyinfra exited {done.returncode})")
     if args.dry_run:
         return exit_codes.OK
-    unit = WATCH_UNIT if args.mode == "watch" else "fleet-reconciler.timer"
+    unit = WATCH_UNIT if args.mode == "watch" else f"{SERVICE}.timer"
     report(
         f"installed: `systemctl status {unit}`, `journalctl -u {unit.split('.')[0]}`, "
         f"`reconcile doctor {state}`; other secrets go in {ENVIRONMENT_FILE} (env:NAME)"
@@ -86,6 +89,11 @@ def given_credentials(pairs: list[str], sealed: bool = False) -> dict[str, str]:
         if not CREDENTIAL_NAME.fullmatch(name) or not file:
             raise UsageError(f"credential {pair!r}: expected NAME=FILE (NAME as in cred:NAME)")
         path = Path(file).resolve()
+        if not CREDENTIAL_PATH.fullmatch(str(path)):
+            raise UsageError(
+                f"credential {name}: {str(path)!r}: expected a path of letters, digits and "
+                "'_./@+-' (it goes into the unit as written)"
+            )
         try:
             info = path.stat()
         except OSError as exc:

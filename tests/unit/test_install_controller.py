@@ -46,6 +46,9 @@ def test_a_credential_file_others_may_read_is_refused(tmp_path: Path) -> None:
         given_credentials([f"restic-password={tmp_path}"])
     with pytest.raises(UsageError, match="expected NAME=FILE"):
         given_credentials(["../x=/etc/passwd"])
+    odd = private(tmp_path / "a,b=c d")
+    with pytest.raises(UsageError, match="expected a path of letters, digits"):
+        given_credentials([f"restic-password={odd}"])
     ok = private(tmp_path / "ok")
     assert given_credentials([f"restic-password={ok}"]) == {"restic-password": str(ok)}
 
