@@ -49,6 +49,7 @@ LONGEST_FIRST = (  # seconds each took at 4 workers
     "backups/test_provenance_and_keys.py",  # 124 s
     "failover/test_drills_and_leases.py",  # 116 s
     "test_leadership.py",  # 104 s
+    "test_fleet_memory.py",  # 95 s alone
     "test_drill.py",  # 90 s
     "test_forge.py",  # 82 s
     "test_hostile_answers.py",  # 82 s

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from state.load import load_fleet, parse_fleet
 from state.spec.controller import EtcdCoordination
 from tests.fleet import lab as fleet_lab
 from tests.fleet.etcd_cluster import Cluster, etcd_cluster
-from tests.integration.conftest import STANDINS, run_reconcile
+from tests.integration.conftest import STANDINS, lab_spec, run_reconcile
 from tests.integration.test_forge import git
 from tests.integration.test_leadership import (
     RETRY,
@@ -255,3 +256,63 @@ def test_a_pin_outlives_the_leader_through_later_pushes(
             proc.terminate()
         for proc in procs.values():
             proc.wait(timeout=60)
+
+
+CRASHY = """\
+  crashy:
+    host: h1
+    unit: {description: crashy, exec_start: /bin/false, restart: "no"}
+    health: [{kind: systemd}]
+    rto: 3s
+"""
+
+
+def test_a_paused_leader_writes_nothing_of_the_fleets_memory(
+    lab: fleet_lab.Lab, cluster: Cluster, tmp_path: Path
+) -> None:
+    """A crash loop keeps the leader writing (its backoffs, its incident's timeline) every
+    two seconds. c1 is SIGSTOPped, c2 takes over and goes on, then c2 is SIGSTOPped
+    too (its lease still runs) and c1 woken alone: no key of the fleet's memory or
+    shared state changes until c2 is woken, and c1 steps down."""
+    base = lab_spec(lab)
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(
+        base.replace("models:", CRASHY + "models:", 1)
+        + "reconciler:\n  interval: 30s\n  probe_interval: 1s\n  backoff_initial: 1s\n"
+        + "  backoff_max: 2s\n"
+        + f"  coordination: {{kind: etcd, endpoints: [{', '.join(cluster.endpoints)}], "
+        + "prefix: /paused, ttl: 10s, retry_timeout: 1s}\n"
+    )
+    settings = parse_fleet(spec.read_text(), spec).fleet.reconciler.coordination
+    assert isinstance(settings, EtcdCoordination)
+    client = EtcdClient(settings.endpoints, timeout=5.0)
+
+    def newest() -> int:
+        kvs = [*client.get_prefix("/paused/memory/"), *client.get_prefix("/paused/shared/")]
+        return max((kv.mod_revision for kv in kvs), default=0)
+
+    procs = {"c1": controller("c1", spec, tmp_path)}
+    try:
+        until(lambda: leader(settings) == "c1", 30)
+        procs["c2"] = controller("c2", spec, tmp_path)
+        until(lambda: client.get("/paused/memory/backoff/h1") is not None, 60)  # c1 writes
+        procs["c1"].send_signal(signal.SIGSTOP)
+        until(lambda: leader(settings) == "c2", 30)
+        written = newest()
+        until(lambda: newest() > written, 30)  # c2 goes on writing
+        procs["c2"].send_signal(signal.SIGSTOP)
+        time.sleep(1.0)  # anything c2 had in flight has landed
+        before = newest()
+        procs["c1"].send_signal(signal.SIGCONT)
+        time.sleep(4.0)  # c1 alone, c2's lease still running (ttl 10 s)
+        after = newest()
+        procs["c2"].send_signal(signal.SIGCONT)
+        assert after == before, "the paused leader wrote to the fleet's memory after waking"
+        until(lambda: "c1 steps down" in (tmp_path / "c1.log").read_text(), 20)
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGCONT)
+            proc.terminate()
+        for proc in procs.values():
+            proc.wait(timeout=60)
+        client.close()
