@@ -31,6 +31,7 @@ from tests.integration.test_leadership import (
     coordinated_spec,
     leader,
     ollama_healthy,
+    stop_controllers,
     until,
 )
 from tests.integration.test_notifications import env, spec_text, standin  # noqa: F401
@@ -81,10 +82,7 @@ def test_a_suspension_outlives_the_leader_that_honoured_it(
         assert "applying resumed" in resumed.stdout, resumed.stdout + resumed.stderr
         until(lambda: ollama_healthy(lab), 60)
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            proc.wait(timeout=60)
+        stop_controllers(procs)
 
 
 ISSUES = "/api/v1/repos/allegro/incidents/issues"
@@ -148,10 +146,7 @@ def test_pages_and_incidents_outlive_the_leader(
         time.sleep(3)  # anything sent twice would be here by now
         assert '"kind": "escalation"' not in (tmp_path / "c2.log").read_text()
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            proc.wait(timeout=60)
+        stop_controllers(procs)
         client.close()
     pages = standin(lab, 8081, "/test/messages")[before:]
     assert [m["text"].split("outage ")[1][0] for m in pages] == ["0", "1", "2"], pages
@@ -252,10 +247,7 @@ def test_a_pin_outlives_the_leader_through_later_pushes(
         assert unpinned.returncode == 0, unpinned.stdout + unpinned.stderr
         until(lambda: conf() == "mode = fourth", 60)
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            proc.wait(timeout=60)
+        stop_controllers(procs)
 
 
 CRASHY = """\
@@ -310,9 +302,5 @@ def test_a_paused_leader_writes_nothing_of_the_fleets_memory(
         assert after == before, "the paused leader wrote to the fleet's memory after waking"
         until(lambda: "c1 steps down" in (tmp_path / "c1.log").read_text(), 20)
     finally:
-        for proc in procs.values():
-            proc.send_signal(signal.SIGCONT)
-            proc.terminate()
-        for proc in procs.values():
-            proc.wait(timeout=60)
+        stop_controllers(procs)
         client.close()

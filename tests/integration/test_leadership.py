@@ -147,6 +147,15 @@ def controller(name: str, spec: Path, tmp: Path) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
+def stop_controllers(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Every controller asked to stop (a paused one woken first), then waited for."""
+    for proc in procs.values():
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+    for proc in procs.values():
+        proc.wait(timeout=60)
+
+
 def leader(settings: EtcdCoordination) -> str | None:
     holder = who_leads(settings).holder
     return holder.name if holder else None
@@ -214,11 +223,7 @@ def test_controllers_one_leads_a_dead_one_is_replaced_and_a_paused_one_steps_dow
         sha = parse_fleet(spec.read_text(), spec).sha256
         assert f"spec in force (the leader's last pass): {sha[:12]}" in status.stdout
     finally:
-        for proc in procs.values():
-            proc.send_signal(signal.SIGCONT)
-            proc.terminate()
-        for proc in procs.values():
-            proc.wait(timeout=60)
+        stop_controllers(procs)
     # The hosts' own logs: the tokens they accepted never went down.
     h2 = tokens(lab, "h2")
     assert h2 and h2 == sorted(h2), h2
@@ -384,10 +389,7 @@ def test_sharded_controllers_share_the_hosts_and_a_dead_ones_shard_is_taken_over
         healed = logs["c2"].read_text()
         assert f"drift on {lost}" in healed or f"{lost}: starting " in healed, healed
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            proc.wait(timeout=60)
+        stop_controllers(procs)
     # The hosts' logs: tokens never went down; h of c1's shard saw c2's newer token.
     for host in ("h1", "h2"):
         accepted = tokens(lab, host)
