@@ -221,6 +221,23 @@ def restore_to_host(
     return count
 
 
+# restic's words for a write the repository refused: which write meets a full disk first
+# (a pack, the index, the snapshot, a lock) decides which of these it prints.
+FAILED_WRITE_MARKS = (
+    "SSH_FX_FAILURE",
+    "unable to save",
+    "unable to create lock",
+    "no space left on device",
+    "server response unexpected: 403",
+    "Save(<",
+)
+
+
+def is_failed_write(error: str) -> bool:
+    """Whether restic's error says a write to the repository failed."""
+    return any(mark in error for mark in FAILED_WRITE_MARKS)
+
+
 def repository_space_note(loaded: LoadedFleet, name: str, error: str) -> str:
     """For a failed write to a repository on a fleet host, its disk's free space, else ''.
 
@@ -229,8 +246,7 @@ def repository_space_note(loaded: LoadedFleet, name: str, error: str) -> str:
     Forbidden`), so report the disk as it is rather than guess.
     """
     target = resolve_repository(loaded.fleet, loaded.fleet.backups[name])
-    failed_write = any(mark in error for mark in ("SSH_FX_FAILURE", "unable to save"))
-    if not failed_write or target.sftp_host is None or target.path is None:
+    if not is_failed_write(error) or target.sftp_host is None or target.path is None:
         return ""
     host = loaded.fleet.hosts[target.sftp_host]
     space = free_space(host, target.path)

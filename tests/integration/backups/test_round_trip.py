@@ -325,12 +325,16 @@ def test_full_disk_on_the_repository_is_a_clear_error(lab: fleet_lab.Lab, base: 
     finally:
         fleet_lab.ssh(lab, "h2", "umount /srv/restic/small")
     assert done.returncode == 1
-    assert "Fatal: unable to save snapshot: server response unexpected: 403" in done.stderr
+    # restic's own words depend on which write meets the full disk first ("unable to save
+    # snapshot: ... 403", "no space left on device", an sftp failure): only that it failed.
+    assert "Fatal:" in done.stderr or "no space left" in done.stderr, done.stderr[-2000:]
     assert re.search(
         r"the repository disk on h2 has [\d.]+ MiB free of 6.0 MiB at /srv/restic/small",
         done.stderr,
+    ), done.stderr[-2000:]
+    assert "error: backup small on h1: Backup now | backup small: run now:" in done.stderr, (
+        done.stderr[-2000:]
     )
-    assert "error: backup small on h1: Backup now | backup small: run now:" in done.stderr
 
 
 def test_corrupted_pack_is_found_by_check_and_escalated(lab: fleet_lab.Lab, base: Path) -> None:
