@@ -4,15 +4,19 @@ the lab (default 8 and 64) and a real etcd, in one run.
 For each size, with bench.scale's web service on every host, at the default loop
 settings except `interval: 20s` (a full pass every 20 s, so a window holds some):
 - **journal** (no coordination: one controller, its memory in its SQLite journal): the
-  heal of a random host's stopped service, median of --trials;
+  heal of a random host's stopped service, median of --trials, the mean time of the
+  heal passes that healed them (the controller's /metrics), and edit-to-live (a config
+  edit saved to the state file until it is on its host; --trials / 4 edits, at least 3);
 - **etcd** (two controllers, one leading, the other standing by): the etcd requests
   both make per probe round and per full pass (counted by etcd itself, from its
   /metrics: every unary call and every lease keep-alive), the bytes etcd holds for
-  the fleet per host (keys and values under the prefix), the same heals, and the
+  the fleet per host (keys and values under the prefix), the same heals and edits, and the
   takeover: the leader SIGKILLed, until the other leads (against ttl + 1 s).
 
-The ratio is the heal median with etcd over the journal's, on the same hosts in the
-same run. Bounded: every wait has a deadline; the controllers get SIGTERM and the lab
+The ratios are etcd's figure over the journal's, on the same hosts in the same run. A
+heal's end-to-end time includes waiting for the next probe round (0 to 2 s, at random),
+so its median over 20 trials moves by about 10% between runs; the heal pass's mean is
+the part the store can change. Bounded: every wait has a deadline; the controllers get SIGTERM and the lab
 is torn down.
 
     .venv/bin/python -m bench.memory [--sizes 8,64] [--trials 5] [--idle 30]
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.scale import BIN, heal_times, write_spec
+from bench.scale import BIN, edit_times, heal_times, write_spec
 from bench.shards import controller
 from bench.timing import options, timed
 from bench.watch import healthy, machine, p95, wait
@@ -44,6 +48,7 @@ from tests.fleet.etcd_cluster import etcd_cluster
 from tests.fleet.scrape import pass_seconds, probe_passes
 
 PREFIX = "memory"
+SETTINGS = "reconciler:\n  interval: 20s\n"
 ETCD_PREFIX = "/bench-memory"
 PORTS = ("127.0.0.1:9331", "127.0.0.1:9332")
 UNARY = re.compile(
@@ -59,6 +64,7 @@ class Size:
     hosts: int
     figures: dict[str, float] = field(default_factory=dict)
     heals: dict[str, list[float]] = field(default_factory=dict)
+    edits: dict[str, list[float]] = field(default_factory=dict)
 
 
 def etcd_calls(endpoint: str) -> dict[str, float]:
@@ -123,22 +129,21 @@ def measure(size: int, trials: int, idle: float, tmp: Path) -> Size:
         lab = fleet_lab.up([f"m{i}" for i in range(1, size + 1)], prefix=PREFIX)
         try:
             write_spec(lab, spec)
-            local = spec.read_text() + "reconciler:\n  interval: 20s\n"
-            spec.write_text(local)
+            spec.write_text(spec.read_text() + SETTINGS)
             row.figures["first converge"] = timed(
                 [str(BIN / "reconcile"), "--yes", "--journal", str(tmp / "cli.db"), str(spec)]
             )
             alone = controller("j1", spec, tmp, PORTS[0])
             try:
                 probing(PORTS[0])
-                row.heals["journal"] = heal_times(lab, trials, lambda: True)
+                heals_and_edits(row, "journal", lab, spec, trials, SETTINGS)
             finally:
                 stop([alone])
             endpoint = cluster.endpoints[0]
-            spec.write_text(
-                local + f"  coordination: {{kind: etcd, endpoints: [{endpoint}], "
-                f"prefix: {ETCD_PREFIX}}}\n"
+            coordinated = SETTINGS + (
+                f"  coordination: {{kind: etcd, endpoints: [{endpoint}], prefix: {ETCD_PREFIX}}}\n"
             )
+            spec.write_text(spec.read_text().replace(SETTINGS, coordinated))
             coordination = load_fleet(spec).fleet.reconciler.coordination
             assert isinstance(coordination, EtcdCoordination)
             client = EtcdClient([endpoint], timeout=5.0)
@@ -150,7 +155,7 @@ def measure(size: int, trials: int, idle: float, tmp: Path) -> Size:
                 per_round, per_full = requests_per_pass(endpoint, PORTS[0], idle)
                 row.figures["per round"], row.figures["per full"] = per_round, per_full
                 row.figures["bytes per host"] = stored_bytes(client) / size
-                row.heals["etcd"] = heal_times(lab, trials, lambda: True)
+                heals_and_edits(row, "etcd", lab, spec, trials, coordinated)
                 procs["c1"].kill()
                 row.figures["takeover"] = wait(
                     lambda: _leader(coordination) == "c2", timeout=120, step=0.05
@@ -162,6 +167,18 @@ def measure(size: int, trials: int, idle: float, tmp: Path) -> Size:
         finally:
             fleet_lab.down(PREFIX)
     return row
+
+
+def heals_and_edits(
+    row: Size, mode: str, lab: fleet_lab.Lab, spec: Path, trials: int, settings: str
+) -> None:
+    """The leader's (on PORTS[0]) heals end to end, its heal passes' mean time (the
+    store's share of a heal, without the probe phase's spread), and edit-to-live."""
+    before = pass_seconds(PORTS[0], "heal")
+    row.heals[mode] = heal_times(lab, trials, lambda: True)
+    after = pass_seconds(PORTS[0], "heal")
+    row.figures[f"heal pass {mode}"] = (after[0] - before[0]) / max(after[1] - before[1], 1)
+    row.edits[mode] = edit_times(lab, spec, max(3, trials // 4), lambda: True, settings)
 
 
 def _leader(coordination: EtcdCoordination) -> str | None:
@@ -195,6 +212,17 @@ def main() -> int:
         print(
             f"      takeover {'within' if within else 'OVER'} ttl + 1 s "
             f"({row.figures['ttl']:g} + 1); first converge {row.figures['first converge']:.1f}s"
+        )
+    print("the store's share: heal pass (mean, from /metrics) and edit-to-live (median)")
+    print(f"{'hosts':>5} {'heal pass journal':>17} {'etcd':>7} {'ratio':>6} "
+          f"{'edit journal':>13} {'etcd':>7} {'ratio':>6}")  # fmt: skip
+    for row in rows:
+        passes = row.figures["heal pass journal"], row.figures["heal pass etcd"]
+        edits = statistics.median(row.edits["journal"]), statistics.median(row.edits["etcd"])
+        print(
+            f"{row.hosts:>5} {passes[0]:>16.3f}s {passes[1]:>6.3f}s "
+            f"{passes[1] / passes[0]:>6.2f} {edits[0]:>12.2f}s {edits[1]:>6.2f}s "
+            f"{edits[1] / edits[0]:>6.2f}"
         )
     return 0
 

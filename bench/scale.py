@@ -162,6 +162,34 @@ def heal_times(lab: fleet_lab.Lab, trials: int, settled: Callable[[], bool]) -> 
     return heals
 
 
+def edit_times(
+    lab: fleet_lab.Lab, spec: Path, count: int, settled: Callable[[], bool], text: str = ""
+) -> list[float]:
+    """A config edit of a random host's web service saved to `spec` (written whole, then
+    renamed over it, as an editor does) once the fleet has `settled`, until the host's
+    file has it: seconds, per edit. `text` follows the hosts' part (the reconciler's
+    settings)."""
+    edits = []
+    for i in range(count):
+        host = random.choice(lab.hosts)
+        wait(settled, timeout=120)
+        time.sleep(1)
+        temp, mode = spec.with_name(".fleet.yaml.swp"), f"edit{i}-{time.time_ns()}"
+        write_spec(lab, temp, {host.name: mode})  # unique: never live before it is saved
+        temp.write_text(temp.read_text() + text)
+        saved = time.perf_counter()
+        os.rename(temp, spec)
+        wanted = f"grep -qx {shlex.quote(f'mode = {mode}')} /etc/web/web.conf"
+
+        def live(name: str = host.name, wanted: str = wanted) -> bool:
+            done = fleet_lab.ssh(lab, name, f"{wanted} && echo yes", check=False)
+            return done.strip() == "yes"
+
+        wait(live, timeout=180, step=0.05)
+        edits.append(time.perf_counter() - saved)
+    return edits
+
+
 def under_watch(
     lab: fleet_lab.Lab, tmp: Path, row: Row, idle: float, trials: int, edit_count: int
 ) -> None:
@@ -190,24 +218,7 @@ def under_watch(
             row.figures[f"{kind} pass s"] = seconds / max(count, 1)
         heals = heal_times(lab, trials, lambda: pass_finished(journal))
         row.lists["heal"] = heals
-        edits = []
-        for i in range(edit_count):
-            host = random.choice(lab.hosts)
-            wait(lambda: pass_finished(journal), timeout=120)
-            time.sleep(1)
-            temp = spec.with_name(".fleet.yaml.swp")
-            write_spec(lab, temp, {host.name: f"edit{i}"})
-            saved = time.perf_counter()
-            os.rename(temp, spec)
-            wanted = f"grep -qx 'mode = edit{i}' /etc/web/web.conf"
-
-            def live(name: str = host.name, wanted: str = wanted) -> bool:
-                done = fleet_lab.ssh(lab, name, f"{wanted} && echo yes", check=False)
-                return done.strip() == "yes"
-
-            wait(live, timeout=180, step=0.05)
-            edits.append(time.perf_counter() - saved)
-        row.lists["edit"] = edits
+        row.lists["edit"] = edit_times(lab, spec, edit_count, lambda: pass_finished(journal))
     finally:
         watch.send_signal(signal.SIGTERM)
         watch.wait(timeout=120)

@@ -16,6 +16,7 @@ from reconciler.cli import exit_codes
 from reconciler.cli.one_shot import one_shot_bus, readable_journal
 from reconciler.cli.terminal import confirm, report
 from reconciler.coordination.etcd_memory import shared_memory
+from reconciler.coordination.fleet_view import catch_up
 from reconciler.coordination.guard import leading
 from reconciler.errors import Refused, UsageError
 from reconciler.events.bus import EventBus
@@ -55,6 +56,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     loaded = desired_state(args.state, args.journal, shared_memory)
     journal = readable_journal(args.journal)
     if journal is not None:  # failed over, a moved policy runs on the backup
+        if caught := catch_up(loaded, journal):  # as the fleet's leader left them
+            report(caught)
         loaded = placed(loaded, journal)
     ledger = Ledger(journal) if journal is not None else None
     if args.action == "list" and args.copy is not None:

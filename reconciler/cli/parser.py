@@ -219,6 +219,9 @@ def _steering(sub: argparse._SubParsersAction[Parser], verb: Callable[..., Parse
     review = verb("review")
     review.add_argument("pull", type=int, metavar="PR", help="the pull request's number")
     review.add_argument("--no-post", action="store_true", help="print the plan only")
+    _lock_timeout(
+        review, "with etcd: how long to wait for the leadership to post (default 10)", 10.0
+    )
 
 
 def _watch(watch: Parser) -> None:
@@ -365,5 +368,5 @@ def _yes(parser: Parser, help: str) -> None:
     parser.add_argument("-y", "--yes", action="store_true", help=help)
 
 
-def _lock_timeout(parser: Parser, help: str) -> None:
-    parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS", help=help)
+def _lock_timeout(parser: Parser, help: str, default: float = 60.0) -> None:
+    parser.add_argument("--lock-timeout", type=float, default=default, metavar="SECONDS", help=help)

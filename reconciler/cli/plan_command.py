@@ -15,6 +15,7 @@ from reconciler.cli import exit_codes
 from reconciler.cli.one_shot import drain_outbox, one_shot_bus, readable_journal
 from reconciler.cli.terminal import confirm, print_plan, report, show_progress
 from reconciler.coordination.etcd_memory import shared_memory
+from reconciler.coordination.fleet_view import catch_up
 from reconciler.coordination.guard import apply_guard, leading
 from reconciler.coordination.leader import Leadership
 from reconciler.errors import UsageError
@@ -50,6 +51,8 @@ def _dry_run(args: argparse.Namespace, loaded: LoadedFleet, worker: WarmWorker) 
     if args.review is not None:  # the base is loaded first: a proposal never outranks it
         review = Authority(load_fleet(args.review))
     journal = readable_journal(args.journal, read_only=review is not None)
+    if journal is not None and review is None and (caught := catch_up(loaded, journal)):
+        report(caught)  # on a follower's machine: the fleet's placement and ledger
     planned = dry_run(loaded, journal, worker, args.target, args.fresh_data, review)
     if args.output == "json":
         print(json.dumps(planned.document, indent=2))
@@ -88,7 +91,7 @@ def _apply_leading(
         assert ledger is not None  # a journal was given
         print_plan(render_plan(plan))
         print(standings(loaded, ledger, time.time(), planned.observed), end="", flush=True)
-        guard = apply_guard(leadership, loaded)
+        guard = apply_guard(leadership, loaded, worker)
         runner = Runner(
             client,
             journal,

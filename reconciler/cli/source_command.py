@@ -16,7 +16,10 @@ import time
 from pathlib import Path
 
 from reconciler.cli import exit_codes
+from reconciler.cli.terminal import report
 from reconciler.coordination.etcd_memory import memory_for, shared_memory
+from reconciler.coordination.guard import holding
+from reconciler.coordination.leader import NotLeader
 from reconciler.errors import PermanentError
 from reconciler.flows.review import Review, post_plan_review, review_pull
 from reconciler.forge.source import accept, pin, unpin
@@ -161,6 +164,21 @@ def cmd_review(args: argparse.Namespace) -> int:
     source = _source(args.state, "review")
     if not source.reviews:
         raise NoSource(f"review: {args.state}: source.reviews is not set (where Gitea is)")
+    if args.no_post:
+        return _review(args, source, post=False)
+    coordination = load_fleet(args.state).fleet.reconciler.coordination
+    try:  # with etcd, one poster: the leader's watch reviews on the webhook
+        with holding(coordination, "review", args.lock_timeout, report):
+            return _review(args, source, post=True)
+    except NotLeader as exc:
+        why = str(exc).removeprefix("not applying: ")
+        raise NotLeader(
+            f"review #{args.pull}: not posted: {why}; the leader posts reviews itself "
+            "(ask it, or see its plan comment); --no-post prints the plan here"
+        ) from None
+
+
+def _review(args: argparse.Namespace, source: GitSource, post: bool) -> int:
     worker: WarmWorker = args.ssh_worker  # started first (reconciler.cli.main)
     journal = Journal(args.journal, read_only=True)  # a review writes nothing
     with bounded_client() as client:
@@ -170,7 +188,7 @@ def cmd_review(args: argparse.Namespace) -> int:
             f"{review.description}\n"
         )
         print(review.text, end="")
-        if not args.no_post:
+        if post:
             print(post_plan_review(source, review, client), file=sys.stderr)
     return review_exit_code(review)
 

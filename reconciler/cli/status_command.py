@@ -12,8 +12,10 @@ from typing import Any
 
 from reconciler.cli import exit_codes
 from reconciler.cli.incidents_command import incident_lines
+from reconciler.cli.terminal import report
 from reconciler.coordination.etcd_incidents import incidents_for
 from reconciler.coordination.etcd_memory import memory_for, shared_memory
+from reconciler.coordination.fleet_view import catch_up
 from reconciler.coordination.leader import LeaderView, who_leads
 from reconciler.engine.failover_detection import Verdict
 from reconciler.engine.plan import plan_to_json
@@ -53,6 +55,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         local = Suspension(LocalMemory(journal)).get()  # no spec: no coordination known
         print("\n".join(loop_lines(journal, Path(args.state), local)))
         raise
+    if caught := catch_up(loaded, journal):  # a follower shows the fleet's, not its own
+        report(caught)
     with bounded_client() as client:  # the ledger read as a dry run reads it, never written
         result = plan_for(loaded, journal, client, worker, "read")
         loaded = result.loaded

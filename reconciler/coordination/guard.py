@@ -11,14 +11,19 @@ from reconciler.coordination.choice import leadership_for
 from reconciler.coordination.leader import Leadership, NotLeader, controller_name, wait_to_lead
 from reconciler.coordination.migration import migrate
 from reconciler.coordination.shared_ledger import Pushed, pull_ledgers, push_ledgers
+from reconciler.hosts.client import WarmWorker
 from reconciler.hosts.fencing import claim_token, refused
 from reconciler.store.failover_state import FailoverState, FailoverStore, pair_key
 from reconciler.store.journal import Journal
 from state.load import LoadedFleet
+from state.spec.controller import Coordination
 
 
-def apply_guard(leadership: Leadership, loaded: LoadedFleet) -> Callable[[list[str]], None]:
-    """Called with the hosts a run is about to change, before it changes anything."""
+def apply_guard(
+    leadership: Leadership, loaded: LoadedFleet, ssh: WarmWorker | None = None
+) -> Callable[[list[str]], None]:
+    """Called with the hosts a run is about to change, before it changes anything. With
+    `ssh`, the token is claimed over its kept connections."""
 
     def guard(hosts: list[str]) -> None:
         if not leadership.acting():
@@ -26,7 +31,7 @@ def apply_guard(leadership: Leadership, loaded: LoadedFleet) -> Callable[[list[s
         fleet = loaded.fleet
         # one token per shard (one local controller: none, nothing to fence)
         for token, group in leadership.tokens_for(loaded, hosts).items():
-            answers = claim_token({h: fleet.hosts[h] for h in group}, token, leadership.name)
+            answers = claim_token({h: fleet.hosts[h] for h in group}, token, leadership.name, ssh)
             lost = sorted(h for h, answer in answers.items() if refused(answer))
             if lost:
                 why = f"{', '.join(lost)} refused fencing token {token}: a newer leader wrote there"
@@ -70,14 +75,28 @@ def push_shared(
     ledger (each policy's, when it changed since `pushed`), written only while this
     controller's token holds."""
     leadership.follow(loaded)
-    if leadership.token is None or not leadership.shared_put("spec", loaded.sha256):
+    pushed = {} if pushed is None else pushed
+    if leadership.token is None or not _put_changed(leadership, pushed, "spec", loaded.sha256):
         return
     key = _failover_key(loaded)
     failover = loaded.written.failover
     if key is not None and failover is not None:
         state = FailoverStore(journal, failover).get().model_dump_json()
-        leadership.shared_put(key, state, failover.primary)
-    push_ledgers(leadership, journal, loaded, {} if pushed is None else pushed)
+        _put_changed(leadership, pushed, key, state, failover.primary)
+    push_ledgers(leadership, journal, loaded, pushed)
+
+
+def _put_changed(
+    leadership: Leadership, pushed: Pushed, key: str, value: str, host: str | None = None
+) -> bool:
+    """Write `key` unless this term already wrote that value (`pushed` is emptied at each
+    election, and only the leader writes while its token holds); whether it holds."""
+    if pushed.get(key) == value:
+        return leadership.acting()
+    done = leadership.shared_put(key, value, host)
+    if done:
+        pushed[key] = value
+    return done
 
 
 @contextlib.contextmanager
@@ -86,14 +105,23 @@ def leading(
 ) -> Iterator[Leadership]:
     """A one-shot command as the leader: wait up to `timeout` for the leadership (or raise
     NotLeader naming the holder), take the shared state, give both back at the end."""
-    leadership = leadership_for(
-        loaded.fleet.reconciler.coordination, controller_name(None, role), report, every=True
-    )
-    try:
-        wait_to_lead(leadership, timeout)
+    with holding(loaded.fleet.reconciler.coordination, role, timeout, report) as leadership:
         if pulled := pull_shared(leadership, journal, loaded):
             report(pulled)
         yield leadership
         push_shared(leadership, journal, loaded)
+
+
+@contextlib.contextmanager
+def holding(
+    coordination: Coordination, role: str, timeout: float, report: Callable[[str], None]
+) -> Iterator[Leadership]:
+    """The whole fleet's leadership for a one-shot command (every shard), waiting up to
+    `timeout` or raising NotLeader naming the holder; given back at the end. One local
+    controller: nothing to hold."""
+    leadership = leadership_for(coordination, controller_name(None, role), report, every=True)
+    try:
+        wait_to_lead(leadership, timeout)
+        yield leadership
     finally:
         leadership.close()

@@ -18,14 +18,15 @@ from reconciler.store.ledger import Ledger
 from state.load import LoadedFleet
 
 Pushed = dict[str, str]
-"""What was last written for each policy (so an unchanged ledger is not written again)."""
+"""What this leader last wrote under each shared key in its term (`ledger/POLICY`,
+`spec`, `failover/PAIR`): an unchanged value is not written again."""
 
 
 def pull_ledgers(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -> int:
     """Merge every policy's shared ledger into this journal; how many snapshots were new."""
     ledger, added = Ledger(journal), 0
     for name, policy in sorted(loaded.fleet.backups.items()):
-        raw = leadership.shared_get(_key(name), policy.host)
+        raw = leadership.shared_get(ledger_key(name), policy.host)
         if raw is None:
             continue
         try:
@@ -43,11 +44,11 @@ def push_ledgers(
     ledger = Ledger(journal)
     for name, policy in sorted(loaded.fleet.backups.items()):
         value = json.dumps(ledger.export(name), sort_keys=True)
-        if pushed.get(name) == value:
+        if pushed.get(ledger_key(name)) == value:
             continue
-        if leadership.shared_put(_key(name), value, policy.host):
-            pushed[name] = value
+        if leadership.shared_put(ledger_key(name), value, policy.host):
+            pushed[ledger_key(name)] = value
 
 
-def _key(policy: str) -> str:
+def ledger_key(policy: str) -> str:
     return f"ledger/{policy}"

@@ -414,7 +414,7 @@ class WatchLoop:
     def _apply(
         self, loaded: LoadedFleet, plan: Plan, ledger: Ledger, targets: list[str] | None
     ) -> None:
-        guard = apply_guard(self.leadership, loaded)
+        guard = apply_guard(self.leadership, loaded, self.ssh)
         runner = Runner(
             self.client, self.journal, self.report, self.progress, guard=guard, ssh=self.ssh
         )

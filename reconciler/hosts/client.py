@@ -25,9 +25,9 @@ from reconciler.errors import ObserveError
 if TYPE_CHECKING:  # pydantic is imported once the worker is already starting
     from pydantic import BaseModel
 
-    from reconciler.hosts.protocol import ApplyRequest, ObserveRequest, StartRequest
+    from reconciler.hosts.protocol import ApplyRequest, ClaimRequest, ObserveRequest, StartRequest
 
-    Request = ObserveRequest | ApplyRequest | StartRequest
+    Request = ObserveRequest | ApplyRequest | StartRequest | ClaimRequest
 
 A = TypeVar("A", bound="BaseModel")
 PARENT_PID_ENV = "FLEET_RECONCILER_PARENT_PID"

@@ -252,7 +252,20 @@ class StartRequest(Message):
     timeouts: Timeouts
 
 
-Request = Annotated[ObserveRequest | ApplyRequest | StartRequest, Field(discriminator="op")]
+class ClaimRequest(Message):
+    """Claim the leader's fencing token on each target (state.fence), over the kept SSH
+    connections: a host refuses a token lower than the highest it has seen."""
+
+    op: Literal["claim"] = "claim"
+    targets: list[SshTarget]
+    token: int
+    controller: str
+    timeouts: Timeouts
+
+
+Request = Annotated[
+    ObserveRequest | ApplyRequest | StartRequest | ClaimRequest, Field(discriminator="op")
+]
 
 
 class RequestEnvelope(Message):

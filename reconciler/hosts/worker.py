@@ -46,6 +46,7 @@ from reconciler.hosts.facts import HostSnapshot  # noqa: E402
 from reconciler.hosts.protocol import (  # noqa: E402
     ApplyAnswer,
     ApplyRequest,
+    ClaimRequest,
     HostApplyAnswer,
     HostObservation,
     ObserveAnswer,
@@ -57,6 +58,7 @@ from reconciler.hosts.protocol import (  # noqa: E402
 )
 from reconciler.hosts.session import KeptConnections, open_session  # noqa: E402
 from reconciler.untrusted.text import shown  # noqa: E402
+from state.fence import controller_token_command  # noqa: E402
 from state.layout import unit_file  # noqa: E402
 
 START_RETRY_S = 1.0
@@ -135,6 +137,28 @@ def start(request: StartRequest, kept: KeptConnections | None = None) -> ApplyAn
     return ApplyAnswer(hosts=answer, seconds=time.monotonic() - started)
 
 
+def claim(request: ClaimRequest, kept: KeptConnections | None = None) -> ApplyAnswer:
+    """Claim the fencing token on every target, over its SSH connection (one command
+    each, in parallel); a host that refuses it answers with the refusal as its error."""
+    started = time.monotonic()
+    timeout = int(request.timeouts.command)
+    command = controller_token_command(request.token, request.controller)
+
+    def claim_on(host: PyinfraHost) -> str | None:
+        ok, output = host.run_shell_command(command, _timeout=timeout)
+        return None if ok else shown("\n".join(output.stderr_lines[-3:])[-2000:]) or "failed"
+
+    with open_session(request.targets, request.timeouts.connect, kept) as session:
+        results = session.per_host(claim_on, timeout + 1)
+    answer = {
+        name: HostApplyAnswer(connected=False, error=f"unreachable: {error}")
+        for name, error in session.errors.items()
+    }
+    for name, error in results.items():
+        answer[name] = HostApplyAnswer(connected=True, error=error)
+    return ApplyAnswer(hosts=answer, seconds=time.monotonic() - started)
+
+
 def requests() -> Iterator[str]:
     """Request lines from stdin until it closes; waiting lets other greenlets run."""
     while True:
@@ -147,7 +171,7 @@ def requests() -> Iterator[str]:
 
 
 def answer(
-    request: ObserveRequest | ApplyRequest | StartRequest, kept: KeptConnections
+    request: ObserveRequest | ApplyRequest | StartRequest | ClaimRequest, kept: KeptConnections
 ) -> BaseModel:
     if isinstance(request, ApplyRequest):
         # start-up: an observe never loads the deploys
@@ -156,6 +180,8 @@ def answer(
         return run_deploys(request, kept)
     if isinstance(request, StartRequest):
         return start(request, kept)
+    if isinstance(request, ClaimRequest):
+        return claim(request, kept)
     return observe(request, kept)
 
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from reconciler.coordination.leader import EtcdLeadership, NotLeader, who_leads
+from reconciler.hosts.client import WarmWorker
 from reconciler.hosts.fencing import claim_token, refused
 from state.load import parse_fleet
 from state.spec.controller import EtcdCoordination
@@ -104,17 +105,26 @@ def test_quorum_lost_nobody_acts_and_work_resumes_when_it_is_back(cluster: Clust
         b.close()
 
 
+@pytest.mark.parametrize("over", ["ssh", "worker"])
 def test_a_host_refuses_a_lower_fencing_token_and_logs_each_accepted_one(
-    lab: fleet_lab.Lab,
+    lab: fleet_lab.Lab, over: str
 ) -> None:
+    """Claimed by a one-shot `ssh`, or over the daemon's worker and its kept connection."""
     fleet = parse_fleet(lab_spec(lab), Path("state/test.yaml")).fleet
     h1 = {"h1": fleet.hosts["h1"]}
     fleet_lab.ssh(lab, "h1", "rm -f /var/lib/fleet-reconciler/fence/controller*")
-    assert claim_token(h1, 7, "c1")["h1"].ok
-    assert claim_token(h1, 7, "c1")["h1"].ok  # the same leader again
-    lower = claim_token(h1, 6, "c0")["h1"]
-    assert refused(lower), lower
-    assert claim_token(h1, 9, "c2")["h1"].ok
+    worker = WarmWorker() if over == "worker" else None
+    try:
+        assert claim_token(h1, 7, "c1", worker)["h1"].ok
+        assert claim_token(h1, 7, "c1", worker)["h1"].ok  # the same leader again
+        lower = claim_token(h1, 6, "c0", worker)["h1"]
+        assert refused(lower), lower
+        assert claim_token(h1, 9, "c2", worker)["h1"].ok
+        if worker is not None:
+            assert worker.starts == 1  # one worker answered all four
+    finally:
+        if worker is not None:
+            worker.close()
     log = fleet_lab.ssh(lab, "h1", "cat /var/lib/fleet-reconciler/fence/controller.log")
     assert [line.split()[1:] for line in log.splitlines()] == [
         ["7", "c1"],

@@ -1,7 +1,8 @@
 """With etcd, `reconcile backup` actions that write (now, copy, forget, restore,
 rotate-key) take the leadership for their run, as `reconcile --yes` does: while another
 controller leads they wait `--lock-timeout`, then refuse naming the holder, before any
-repository or host is touched. `check` and `drill` only read and do not wait."""
+repository or host is touched. `check` and `drill` only read and do not wait. A review
+that posts its plan to the forge takes it too."""
 
 from __future__ import annotations
 
@@ -86,3 +87,33 @@ def test_a_check_reads_without_waiting_for_the_leader(
     err = capsys.readouterr().err
     assert code == 1 and "leads since" not in err, err  # it went on to the host, and failed there
     assert "127.0.0.1" in err, err
+
+
+def test_a_review_posts_only_as_the_leader_else_names_it(
+    etcd: Cluster,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With etcd, the leader's watch posts reviews on the webhook: a person's `review`
+    that would post beside it waits `--lock-timeout`, then refuses naming the leader,
+    before Gitea or a host is asked anything."""
+    monkeypatch.setenv("FORGE_TOKEN", "unit-test-token")
+    spec = coordinated(etcd, tmp_path)
+    spec.write_text(
+        spec.read_text() + "source: {url: 'http://127.0.0.1:9/ops/fleet.git', "
+        "token: env:FORGE_TOKEN, reviews: true}\n"
+    )
+    settings = load_fleet(spec).fleet.reconciler.coordination
+    assert isinstance(settings, EtcdCoordination)
+    held = leadership_for(settings, "ctl-a", lambda _: None)
+    assert held.campaign()
+    try:
+        code = main(["review", "7", str(spec), "--lock-timeout", "0.5",
+                     "--journal", str(tmp_path / "j.db")])  # fmt: skip
+    finally:
+        held.close()
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "review #7: not posted: ctl-a leads since" in err, err
+    assert "--no-post prints the plan here" in err, err

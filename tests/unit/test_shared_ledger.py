@@ -12,7 +12,7 @@ import pytest
 
 from reconciler.coordination.guard import pull_shared, push_shared
 from reconciler.coordination.leader import EtcdLeadership
-from reconciler.coordination.shared_ledger import Pushed, pull_ledgers
+from reconciler.coordination.shared_ledger import Pushed, ledger_key, pull_ledgers
 from reconciler.store.journal import Journal
 from reconciler.store.ledger import Entry, Ledger
 from state.spec.controller import EtcdCoordination
@@ -84,10 +84,14 @@ def test_a_successor_takes_the_snapshots_its_predecessor_recorded(
     push_shared(first, Journal(tmp_path / "a.db"), loaded, pushed)
     key = f"/t-{tmp_path.name}/shared/ledger/{POLICY}"
     written = first.client.get(key)
-    assert written is not None and POLICY in pushed
+    assert written is not None and ledger_key(POLICY) in pushed
+    spec = first.client.get(f"/t-{tmp_path.name}/shared/spec")
     push_shared(first, Journal(tmp_path / "a.db"), loaded, pushed)  # unchanged: not rewritten
     again = first.client.get(key)
     assert again is not None and again.mod_revision == written.mod_revision
+    spec_again = first.client.get(f"/t-{tmp_path.name}/shared/spec")
+    assert spec is not None and spec_again is not None
+    assert spec_again.mod_revision == spec.mod_revision and spec.value == loaded.sha256.encode()
     first.close()  # its machine dies; the next controller leads
 
     second = EtcdLeadership(settings, "ctl-b", lambda _line: None)

@@ -1,7 +1,8 @@
 """Two controllers on etcd and a failover pair: the leader records the primary's
 snapshot and dies (SIGKILL); the primary is cut before its successor's first pass. The
 successor has never heard from the primary, and fails over with that snapshot's data:
-the ledger is the fleet's, not one controller's."""
+the ledger is the fleet's, not one controller's (a third machine's `backup list` shows
+it too)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from state.load import load_fleet
 from state.spec.controller import EtcdCoordination
 from tests.fleet import lab as fleet_lab
 from tests.fleet.etcd_cluster import Cluster, etcd_cluster
-from tests.integration.conftest import agent_rows
+from tests.integration.conftest import agent_rows, run_reconcile
 from tests.integration.failover.conftest import active
 from tests.integration.test_leadership import RETRY, TTL, controller, leader, until
 
@@ -50,6 +51,14 @@ def test_a_successor_fails_over_with_the_snapshot_its_predecessor_recorded(
     try:
         until(lambda: leader(settings) == "c1", 30)
         until(lambda: reported[:8] in shared_ledger(), 90)  # c1 recorded it, and shared it
+        # Another machine's `backup list` shows the fleet's ledger, not its own (empty).
+        listed = run_reconcile(
+            "backup", "list", "agentdata", str(spec), "--journal", str(tmp_path / "other.db")
+        )
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        assert "snapshot(s) recorded by the leader" in listed.stderr, listed.stderr
+        line = next(x for x in listed.stdout.splitlines() if reported[:8] in x)
+        assert line.rstrip().endswith("recorded"), listed.stdout
         procs["c2"] = controller("c2", spec, tmp_path)
         until(lambda: "standing by: c1 leads" in (tmp_path / "c2.log").read_text(), 30)
         procs["c1"].kill()
