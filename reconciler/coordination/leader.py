@@ -60,10 +60,10 @@ class LocalLeadership:
     def shared_put(self, key: str, value: str, host: str | None = None) -> bool:
         return True
 
-    def fence(self) -> tuple[str, int | None]:
+    def fence(self, host: str | None = None) -> tuple[str, int | None]:
         return "", None  # one controller: its stores are its journal, never fenced
 
-    def memory(self) -> EtcdMemory | None:
+    def memory(self, host: str | None = None) -> EtcdMemory | None:
         return None  # one controller: what it keeps in its journal is the fleet's
 
     def shared_get(self, key: str, host: str | None = None) -> str | None:
@@ -133,11 +133,12 @@ class EtcdLeadership:
     def why_not(self) -> str:
         return self.problem
 
-    def memory(self) -> EtcdMemory | None:
-        """The fleet's memory as this controller writes it: only under its token."""
-        return EtcdMemory(self.client, self.prefix, self.fence)
+    def memory(self, host: str | None = None) -> EtcdMemory | None:
+        """The fleet's memory as this controller writes it: only under its token (with
+        shards, for a `host`'s keys, the token of that host's shard)."""
+        return EtcdMemory(self.client, self.prefix, lambda: self.fence(host))
 
-    def fence(self) -> tuple[str, int | None]:
+    def fence(self, host: str | None = None) -> tuple[str, int | None]:
         """The leader key and this controller's token while it acts (None otherwise):
         the fleet's memory writes only while that key still has that token."""
         with self.lock:

@@ -58,11 +58,16 @@ class ShardedLeadership(EtcdLeadership):
         full = len(self.held) == self.count or not self.every
         return full and super().acting()
 
-    def fence(self) -> tuple[str, int | None]:
-        """A shard led here and its token (the fleet-wide memory's writer leads one)."""
+    def fence(self, host: str | None = None) -> tuple[str, int | None]:
+        """The shard of `host` and its token, None when another controller leads it (a
+        host's keys are written only by its shard's leader); without a host, a shard led
+        here (the fleet-wide memory's writer leads one)."""
         held = dict(self.held)
         if not held or not self.acting():
             return self.leader_key, None
+        if host is not None:
+            shard = self._map[1].get(host, -1)
+            return self.shard_key(max(shard, 0)), held.get(shard)
         shard = min(held)
         return self.shard_key(shard), held[shard]
 

@@ -30,14 +30,14 @@ class SharedBackoffs:
     def __init__(
         self,
         backoffs: Backoffs,
-        memory: Callable[[], Memory | None],
+        memory: Callable[[str | None], Memory | None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backoffs, self.memory, self.clock = backoffs, memory, clock
         backoffs.on_change = self.save
 
     def save(self, host: str) -> None:
-        memory = self.memory()
+        memory = self.memory(host)  # fenced by the token of the host's shard
         if memory is None:
             return
         shift = time.time() - self.clock()  # the loop's clock to the wall's
@@ -57,7 +57,7 @@ class SharedBackoffs:
     def load(self) -> str | None:
         """On becoming leader: the states the last leader left, in place of this
         controller's own for those hosts; what was taken, said in words."""
-        memory = self.memory()
+        memory = self.memory(None)
         if memory is None:
             return None
         try:

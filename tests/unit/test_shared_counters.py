@@ -13,12 +13,16 @@ import yaml
 
 from reconciler.coordination.etcd import EtcdClient
 from reconciler.coordination.etcd_memory import EtcdMemory
+from reconciler.coordination.sharded import ShardedLeadership
 from reconciler.daemon.backoff import Backoffs
 from reconciler.daemon.shared_backoffs import SharedBackoffs
+from reconciler.store.memory import Deposed
 from reconciler.store.schedule import Ran, Schedule
-from state.spec.controller import ReconcilerSettings
+from state.spec.controller import EtcdCoordination, ReconcilerSettings
 from state.spec.fleet import Fleet
 from tests.fleet.etcd_cluster import Cluster, etcd_cluster
+from tests.unit.helpers import load_text
+from tests.unit.test_shards import fleet_text
 from tests.unit.test_spec import BASE
 
 
@@ -55,14 +59,14 @@ def test_a_new_leader_goes_on_counting_and_does_not_escalate_again(leader: Leade
     settings = ReconcilerSettings()
     first_memory = leader.elect("c1")
     c1 = Backoffs(settings)
-    SharedBackoffs(c1, lambda: first_memory, clock=lambda: 1000.0)
+    SharedBackoffs(c1, lambda _host: first_memory, clock=lambda: 1000.0)
     failures = [c1.record_failure(("kimi", "agent"), 1000.0) for _ in range(3)]
     assert [f.escalate for f in failures] == [False, False, True]  # escalated on the 3rd
     assert failures[-1].delay == 40.0
 
     second_memory = leader.elect("c2")  # c1 dies; c2 leads, its monotonic clock elsewhere
     c2 = Backoffs(settings)
-    taken = SharedBackoffs(c2, lambda: second_memory, clock=lambda: 50.0)
+    taken = SharedBackoffs(c2, lambda _host: second_memory, clock=lambda: 50.0)
     assert taken.load() == "1 backoff(s) from the last leader"
     assert c2.blocked(("kimi", "agent"), 50.0 + 39.0)  # the same wait, on c2's clock
     assert not c2.blocked(("kimi", "agent"), 50.0 + 41.0)
@@ -78,7 +82,7 @@ def test_a_deposed_leaders_backoff_is_not_written_and_a_reset_is_shared(leader: 
     settings = ReconcilerSettings()
     old = leader.elect("c1")
     c1 = Backoffs(settings)
-    SharedBackoffs(c1, lambda: old, clock=lambda: 0.0)
+    SharedBackoffs(c1, lambda _host: old, clock=lambda: 0.0)
     c1.record_failure(("kimi", None), 0.0)
     current = leader.elect("c2")  # c1 was paused; c2 leads now
     c1.record_failure(("kimi", None), 1.0)  # refused: c1's token no longer holds
@@ -86,7 +90,7 @@ def test_a_deposed_leaders_backoff_is_not_written_and_a_reset_is_shared(leader: 
     assert stored["-"]["failures"] == 1, stored
 
     c2 = Backoffs(settings)
-    SharedBackoffs(c2, lambda: current, clock=lambda: 0.0).load()
+    SharedBackoffs(c2, lambda _host: current, clock=lambda: 0.0).load()
     reset = settings.backoff_reset.total_seconds()
     c2.record_healthy(("kimi", None), 1.0)
     assert c2.record_healthy(("kimi", None), 1.0 + reset)  # healthy long enough: reset
@@ -108,7 +112,7 @@ def test_a_stored_backoff_of_another_shape_is_skipped(leader: Leader) -> None:
     )
     memory.put("backoff/hermes", "not json")
     backoffs = Backoffs(ReconcilerSettings())
-    shared = SharedBackoffs(backoffs, lambda: memory, clock=lambda: 0.0)
+    shared = SharedBackoffs(backoffs, lambda _host: memory, clock=lambda: 0.0)
     assert shared.load() == "1 backoff(s) from the last leader"
     assert set(backoffs.states) == {("kimi", "agent")}
 
@@ -141,3 +145,35 @@ def test_a_changed_service_starts_afresh_an_unchanged_one_keeps_its_backoff() ->
     backoffs.follow(fleet.model_copy(update={"services": {**fleet.services, "agent": fixed}}))
     assert set(backoffs.states) == {("hermes", "beat")}  # the fix is tried at once
     assert told == ["kimi"]  # and the fleet's memory told
+
+
+def test_with_shards_a_hosts_backoff_is_written_only_by_its_shards_leader(
+    etcd: Cluster, tmp_path: Path
+) -> None:
+    """h1 is in shard 1 and h2 in shard 0: once c1 and c2 lead one shard each, neither
+    can write the other's host, and each writes its own."""
+    settings = EtcdCoordination.model_validate(
+        {"kind": "etcd", "endpoints": etcd.endpoints, "prefix": f"/s-{tmp_path.name}",
+         "ttl": "10s", "retry_timeout": "2s", "shards": 2}
+    )  # fmt: skip
+    loaded = load_text(fleet_text(2))
+    c1 = ShardedLeadership(settings, "c1", lambda _line: None)
+    c2 = ShardedLeadership(settings, "c2", lambda _line: None)
+    try:
+        assert c1.campaign()
+        c2.campaign()  # registered: c1 gives a shard up at its next campaign
+        c1.campaign()
+        assert c2.campaign()
+        for leader in (c1, c2):
+            leader.follow(loaded)
+        owner = {h: next(c for c in (c1, c2) if k in c.held) for h, k in {"h1": 1, "h2": 0}.items()}
+        for host, writer in owner.items():
+            other = c2 if writer is c1 else c1
+            mine, theirs = writer.memory(host), other.memory(host)
+            assert mine is not None and theirs is not None
+            mine.put(f"backoff/{host}", "{}")
+            with pytest.raises(Deposed):
+                theirs.put(f"backoff/{host}", "{}")
+    finally:
+        c1.close()
+        c2.close()
