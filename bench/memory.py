@@ -221,7 +221,7 @@ def main() -> int:
         edits = statistics.median(row.edits["journal"]), statistics.median(row.edits["etcd"])
         print(
             f"{row.hosts:>5} {passes[0]:>16.3f}s {passes[1]:>6.3f}s "
-            f"{passes[1] / passes[0]:>6.2f} {edits[0]:>12.2f}s {edits[1]:>6.2f}s "
+            f"{passes[1] / max(passes[0], 1e-9):>6.2f} {edits[0]:>12.2f}s {edits[1]:>6.2f}s "
             f"{edits[1] / edits[0]:>6.2f}"
         )
     return 0

@@ -315,7 +315,7 @@ class WatchLoop:
             return False
         self.report(f"probe: drift on {', '.join(sorted(drifted))}; reconciling")
         self._save_status(*self.next_passes)  # the page shows the drift while it heals
-        self._pass("heal", sorted(drifted))
+        self._timed("heal", lambda: self._pass("heal", sorted(drifted)))
         return True
 
     def _failover_pass(self) -> str | None:

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fleet import lab as fleet_lab
 from tests.fleet.browser import chromium
 from tests.fleet.ports import free_port
+from tests.fleet.scrape import pass_seconds
 from tests.integration.conftest import ROOT, lab_spec, run_reconcile, start_reconcile
 
 ARTIFACTS = ROOT / ".artifacts"
@@ -72,6 +73,7 @@ def test_the_page_shows_a_service_degraded_then_healed_without_a_reload(
         metrics = httpx.get(f"http://{address}/metrics", timeout=5).text
         names = {f.name for f in text_string_to_metric_families(metrics)}
         assert {"fleet_reconciler_service_healthy", "fleet_reconciler_reconcile"} <= names
+        assert pass_seconds(address, "heal")[1] >= 1  # the probe-found heals are timed too
     finally:
         fleet_lab.ssh(lab, "h2", "systemctl stop squatter.service 2>/dev/null; true")
         watch.send_signal(signal.SIGTERM)
