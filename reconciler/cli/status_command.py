@@ -22,6 +22,7 @@ from reconciler.engine.plan import plan_to_json
 from reconciler.flows.drill import last_dr_drill, steps_of
 from reconciler.flows.failover_outlook import outlook
 from reconciler.flows.plan import Planned, plan_for
+from reconciler.forge.holds import fleet_holds, holds_line
 from reconciler.forge.source import desired_state
 from reconciler.hosts.client import WorkerProcess
 from reconciler.render.drill_text import drill_table
@@ -64,9 +65,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     coordination = loaded.fleet.reconciler.coordination
     try:
         opened = [i for i in incidents_for(coordination, journal).recent() if i["status"] == "open"]
-        suspended, unavailable = Suspension(memory_for(coordination, journal)).get(), None
+        memory = memory_for(coordination, journal)
+        suspended, unavailable = Suspension(memory).get(), None
+        holds = fleet_holds(memory) if shared_memory(coordination) and loaded.fleet.source else None
     except MemoryUnavailable as exc:  # etcd away: unknown, which is not "none"
-        opened, suspended, unavailable = [], None, str(exc)
+        opened, suspended, unavailable, holds = [], None, str(exc), None
     facts = StatusFacts(
         args.state,
         loaded,
@@ -78,6 +81,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         opened,
         suspended,
         unavailable,
+        holds,
     )
     if args.output == "json":
         print(json.dumps(status_document(facts), indent=2, default=str))
@@ -101,6 +105,7 @@ class StatusFacts:
     open_incidents: list[dict[str, Any]]
     suspended: Suspended | None
     memory_unavailable: str | None = None  # then the two above are unknown
+    source_holds: dict[str, str] | None = None  # with etcd: the fleet's commit in force, pin
 
 
 def status_document(facts: StatusFacts) -> dict[str, Any]:
@@ -121,6 +126,7 @@ def status_document(facts: StatusFacts) -> dict[str, Any]:
         "suspended": _suspension(facts.suspended),
         "open_incidents": facts.open_incidents,
         "memory_unavailable": facts.memory_unavailable,
+        "source_holds": facts.source_holds,
         "coordination": leader_lines(leaders, time.time()) if leaders is not None else None,
     }
 
@@ -144,6 +150,8 @@ def _print_text(facts: StatusFacts) -> None:
     if facts.memory_unavailable is not None:
         print(f"\nsuspension and open incidents unknown: {facts.memory_unavailable}")
         return
+    if facts.source_holds is not None:
+        print("\n" + holds_line(facts.source_holds))
     print(f"\nopen incidents: {len(facts.open_incidents)}")
     print("".join(f"  {line}\n" for line in incident_lines(facts.open_incidents)), end="")
 

@@ -50,3 +50,25 @@ def put(memory: Memory, name: str, commit: str | None) -> None:
         memory.delete(f"source/{name}")
     else:
         memory.put(f"source/{name}", commit)
+
+
+def fleet_holds(memory: Memory) -> dict[str, str]:
+    """The commits the fleet's memory holds (read only): `in-force`, `pinned`,
+    `accepted`; a value that is not a commit ID is left out."""
+    found = {}
+    for key, value in memory.items("source").items():
+        name = key.removeprefix("source/")
+        if name in SHARED and COMMIT.fullmatch(value):
+            found[name] = value
+    return found
+
+
+def holds_line(holds: dict[str, str]) -> str:
+    """`status`'s line on the fleet's source, as every controller sees it."""
+    in_force = holds.get("in-force")
+    line = f"fleet's source (etcd): commit in force {in_force[:12] if in_force else 'none yet'}"
+    if pinned := holds.get("pinned"):
+        line += f"; PINNED at {pinned[:12]} (`reconcile unpin` follows the branch again)"
+    if accepted := holds.get("accepted"):
+        line += f"; accepted {accepted[:12]}"
+    return line

@@ -236,6 +236,9 @@ def test_a_pin_outlives_the_leader_through_later_pushes(
         push("third")
         time.sleep(5)  # c1 fetches every 2s: the pin stands
         assert conf() == "mode = first"
+        # Any machine's status shows the fleet's pin (this journal never saw one).
+        status = run_reconcile("status", str(bootstrap), "--journal", str(tmp_path / "o.db"))
+        assert f"PINNED at {first[:12]}" in status.stdout, status.stdout + status.stderr
 
         procs["c1"].kill()
         until(lambda: leader(settings) == "c2", TTL + 30)
