@@ -19,7 +19,7 @@ from dataclasses import asdict, fields
 from typing import TypeGuard
 
 from reconciler.daemon.backoff import Backoffs, BackoffState, Key
-from reconciler.store.memory import Deposed, Memory, MemoryUnavailable
+from reconciler.store.memory import Deposed, MemoryOf, MemoryUnavailable
 
 PREFIX = "backoff"
 HOST_ITSELF = "-"
@@ -30,7 +30,7 @@ class SharedBackoffs:
     def __init__(
         self,
         backoffs: Backoffs,
-        memory: Callable[[str | None], Memory | None],
+        memory: MemoryOf,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backoffs, self.memory, self.clock = backoffs, memory, clock

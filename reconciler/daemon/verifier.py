@@ -16,14 +16,13 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.apply.context import Report
 from reconciler.events.bus import Event, EventBus
 from reconciler.flows.verifications import run_due_verifications
 from reconciler.store.journal import Journal
-from reconciler.store.memory import Memory
+from reconciler.store.memory import MemoryOf
 from reconciler.store.schedule import Schedule
 from state.load import LoadedFleet
 
@@ -31,9 +30,7 @@ from state.load import LoadedFleet
 class Verifier:
     """The scheduled verifications of the fleet's backups, in a worker thread."""
 
-    def __init__(
-        self, journal_path: Path, memory: Callable[[], Memory | None] = lambda: None
-    ) -> None:
+    def __init__(self, journal_path: Path, memory: MemoryOf | None = None) -> None:
         self.journal_path = journal_path
         self.memory = memory  # the fleet's, with etcd: when each verification last ran
         self._worker: threading.Thread | None = None
@@ -81,7 +78,7 @@ class Verifier:
         kept = EventBus()
         kept.subscribe(self._events.put)
         try:
-            schedule = Schedule(self.memory())
+            schedule = Schedule(self.memory(), self.memory) if self.memory else Schedule(None)
             for line in run_due_verifications(loaded, journal, kept, time.time(), schedule):
                 self._lines.put(line)
         except Exception as exc:  # a worker's failure is a line, never a dead thread unseen

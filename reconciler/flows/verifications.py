@@ -154,12 +154,12 @@ def run_due_verifications(
         if is_due(last.at if last else None, policy.check_every, now):
             subset = rotating_subset()
             error = checked(loaded, name, bus, subset)
-            schedule.ran("check", name, time.time(), error is None)
+            schedule.ran("check", name, time.time(), error is None, policy.host)
             done.append(f"backup {name}: check {subset} {'ok' if error is None else 'FAILED'}")
         last = last_ran(journal, schedule, "drill", DRILL_KINDS, name)
         if is_due(last.at if last else None, policy.drill_every, now):
             result, line = drilled(loaded, name, bus, Ledger(journal))
-            schedule.ran("drill", name, time.time(), result.ok)
+            schedule.ran("drill", name, time.time(), result.ok, policy.host)
             done.append(line)
         for copy in policy.copies:
             done += _copy_verifications(loaded, name, copy, journal, bus, now, schedule)
@@ -177,21 +177,22 @@ def _copy_verifications(
 ) -> list[str]:
     """The copy filled, checked and drilled, each when due, each from its own record."""
     spec, done, which = loaded.fleet.backups[name].copies[copy], [], subject(name, copy)
+    host = loaded.fleet.backups[name].host  # its shard's leader records the runs
     if copy_is_due(last_ran(journal, schedule, "copy", COPY_KINDS, name, copy), spec.every, now):
         line, ok = copied(loaded, name, copy, bus, Ledger(journal))
-        schedule.ran("copy", which, time.time(), ok)
+        schedule.ran("copy", which, time.time(), ok, host)
         done.append(line)
     last = last_ran(journal, schedule, "check", CHECK_KINDS, name, copy)
     if is_due(last.at if last else None, spec.check_every, now):
         subset = rotating_subset()
         error = checked(loaded, name, bus, subset, copy)
-        schedule.ran("check", which, time.time(), error is None)
+        schedule.ran("check", which, time.time(), error is None, host)
         done.append(
             f"backup {name} copy {copy}: check {subset} {'ok' if error is None else 'FAILED'}"
         )
     last = last_ran(journal, schedule, "drill", DRILL_KINDS, name, copy)
     if is_due(last.at if last else None, spec.drill_every, now):
         result, line = drilled(loaded, name, bus, Ledger(journal), copy)
-        schedule.ran("drill", which, time.time(), result.ok)
+        schedule.ran("drill", which, time.time(), result.ok, host)
         done.append(line)
     return done

@@ -70,6 +70,13 @@ def checked(key: str, value: str | None = None) -> None:
         raise MemoryRefused(f"memory key {key}: a value over {MAX_VALUE_BYTES} bytes")
 
 
+class MemoryOf(Protocol):
+    """The fleet's memory as a controller writes it (None: one controller, no etcd); for
+    a `host`'s keys, fenced by the token of the shard that host is in."""
+
+    def __call__(self, host: str | None = None) -> Memory | None: ...
+
+
 class LocalMemory:
     """The memory of one controller, in its journal."""
 

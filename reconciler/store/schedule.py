@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from reconciler.store.memory import Deposed, Memory, MemoryUnavailable
+from reconciler.store.memory import Deposed, Memory, MemoryOf, MemoryUnavailable
 
 PREFIX = "schedule"
 
@@ -28,8 +28,8 @@ class Ran:
 class Schedule:
     """The fleet's record of verifications (None: one controller, the journal alone)."""
 
-    def __init__(self, memory: Memory | None) -> None:
-        self.memory = memory
+    def __init__(self, memory: Memory | None, writer: MemoryOf | None = None) -> None:
+        self.memory, self.writer = memory, writer  # writes fenced by the subject's host
         self._shared: dict[str, Ran] | None = None
 
     def last(self, kind: str, subject: str, local: Ran | None) -> Ran | None:
@@ -39,12 +39,17 @@ class Schedule:
             return local
         return shared
 
-    def ran(self, kind: str, subject: str, at: float, ok: bool = True) -> None:
-        if self.memory is None:
+    def ran(
+        self, kind: str, subject: str, at: float, ok: bool = True, host: str | None = None
+    ) -> None:
+        """Record a run; with shards, only the leader of `host`'s shard may (the policy's
+        host: a deposed leader of that shard records nothing)."""
+        memory = self.writer(host) if self.writer is not None and host else self.memory
+        if memory is None:
             return
         record = Ran(at, ok)
         try:
-            self.memory.put(f"{PREFIX}/{kind}/{subject}", json.dumps(record.__dict__))
+            memory.put(f"{PREFIX}/{kind}/{subject}", json.dumps(record.__dict__))
         except (MemoryUnavailable, Deposed):
             return  # the journal has it: at worst a successor runs it once more
         self._read()[f"{kind}/{subject}"] = record

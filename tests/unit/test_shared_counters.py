@@ -59,14 +59,14 @@ def test_a_new_leader_goes_on_counting_and_does_not_escalate_again(leader: Leade
     settings = ReconcilerSettings()
     first_memory = leader.elect("c1")
     c1 = Backoffs(settings)
-    SharedBackoffs(c1, lambda _host: first_memory, clock=lambda: 1000.0)
+    SharedBackoffs(c1, lambda _host=None: first_memory, clock=lambda: 1000.0)
     failures = [c1.record_failure(("kimi", "agent"), 1000.0) for _ in range(3)]
     assert [f.escalate for f in failures] == [False, False, True]  # escalated on the 3rd
     assert failures[-1].delay == 40.0
 
     second_memory = leader.elect("c2")  # c1 dies; c2 leads, its monotonic clock elsewhere
     c2 = Backoffs(settings)
-    taken = SharedBackoffs(c2, lambda _host: second_memory, clock=lambda: 50.0)
+    taken = SharedBackoffs(c2, lambda _host=None: second_memory, clock=lambda: 50.0)
     assert taken.load() == "1 backoff(s) from the last leader"
     assert c2.blocked(("kimi", "agent"), 50.0 + 39.0)  # the same wait, on c2's clock
     assert not c2.blocked(("kimi", "agent"), 50.0 + 41.0)
@@ -82,7 +82,7 @@ def test_a_deposed_leaders_backoff_is_not_written_and_a_reset_is_shared(leader: 
     settings = ReconcilerSettings()
     old = leader.elect("c1")
     c1 = Backoffs(settings)
-    SharedBackoffs(c1, lambda _host: old, clock=lambda: 0.0)
+    SharedBackoffs(c1, lambda _host=None: old, clock=lambda: 0.0)
     c1.record_failure(("kimi", None), 0.0)
     current = leader.elect("c2")  # c1 was paused; c2 leads now
     c1.record_failure(("kimi", None), 1.0)  # refused: c1's token no longer holds
@@ -90,7 +90,7 @@ def test_a_deposed_leaders_backoff_is_not_written_and_a_reset_is_shared(leader: 
     assert stored["-"]["failures"] == 1, stored
 
     c2 = Backoffs(settings)
-    SharedBackoffs(c2, lambda _host: current, clock=lambda: 0.0).load()
+    SharedBackoffs(c2, lambda _host=None: current, clock=lambda: 0.0).load()
     reset = settings.backoff_reset.total_seconds()
     c2.record_healthy(("kimi", None), 1.0)
     assert c2.record_healthy(("kimi", None), 1.0 + reset)  # healthy long enough: reset
@@ -112,7 +112,7 @@ def test_a_stored_backoff_of_another_shape_is_skipped(leader: Leader) -> None:
     )
     memory.put("backoff/hermes", "not json")
     backoffs = Backoffs(ReconcilerSettings())
-    shared = SharedBackoffs(backoffs, lambda _host: memory, clock=lambda: 0.0)
+    shared = SharedBackoffs(backoffs, lambda _host=None: memory, clock=lambda: 0.0)
     assert shared.load() == "1 backoff(s) from the last leader"
     assert set(backoffs.states) == {("kimi", "agent")}
 
@@ -151,7 +151,8 @@ def test_with_shards_a_hosts_backoff_is_written_only_by_its_shards_leader(
     etcd: Cluster, tmp_path: Path
 ) -> None:
     """h1 is in shard 1 and h2 in shard 0: once c1 and c2 lead one shard each, neither
-    can write the other's host, and each writes its own."""
+    can write the other's host (its backoff, its policies' verification records), and
+    each writes its own."""
     settings = EtcdCoordination.model_validate(
         {"kind": "etcd", "endpoints": etcd.endpoints, "prefix": f"/s-{tmp_path.name}",
          "ttl": "10s", "retry_timeout": "2s", "shards": 2}
@@ -174,6 +175,12 @@ def test_with_shards_a_hosts_backoff_is_written_only_by_its_shards_leader(
             mine.put(f"backoff/{host}", "{}")
             with pytest.raises(Deposed):
                 theirs.put(f"backoff/{host}", "{}")
+            # A policy on that host: its check is recorded by its shard's leader only.
+            Schedule(writer.memory(), writer.memory).ran("check", f"p-{host}", 5.0, host=host)
+            Schedule(other.memory(), other.memory).ran("drill", f"p-{host}", 6.0, host=host)
+            fleet = Schedule(other.memory())
+            assert fleet.last("check", f"p-{host}", None) == Ran(5.0)
+            assert fleet.last("drill", f"p-{host}", None) is None
     finally:
         c1.close()
         c2.close()
