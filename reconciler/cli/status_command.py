@@ -67,7 +67,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         opened = [i for i in incidents_for(coordination, journal).recent() if i["status"] == "open"]
         memory = memory_for(coordination, journal)
         suspended, unavailable = Suspension(memory).get(), None
-        holds = fleet_holds(memory) if shared_memory(coordination) and loaded.fleet.source else None
+        etcd = isinstance(coordination, EtcdCoordination)
+        holds = fleet_holds(memory) if etcd and loaded.fleet.source else None
     except MemoryUnavailable as exc:  # etcd away: unknown, which is not "none"
         opened, suspended, unavailable, holds = [], None, str(exc), None
     facts = StatusFacts(

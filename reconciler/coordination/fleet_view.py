@@ -10,17 +10,16 @@ always at least as new as what it wrote, so a read on its machine changes nothin
 
 from __future__ import annotations
 
-import json
-
 from pydantic import ValidationError
 
-from reconciler.coordination.etcd import EtcdClient, EtcdUnavailable
-from reconciler.coordination.shared_ledger import ledger_key
-from reconciler.store.failover_state import FailoverState, FailoverStore, pair_key
+from reconciler.coordination.choice import leadership_for
+from reconciler.coordination.etcd import EtcdUnavailable
+from reconciler.coordination.guard import failover_key
+from reconciler.coordination.leader import Leadership
+from reconciler.coordination.shared_ledger import pull_ledgers
+from reconciler.store.failover_state import FailoverState, FailoverStore
 from reconciler.store.journal import Journal
-from reconciler.store.ledger import Ledger
 from state.load import LoadedFleet
-from state.shards import shard_map
 from state.spec.controller import EtcdCoordination
 
 
@@ -30,32 +29,21 @@ def catch_up(loaded: LoadedFleet, journal: Journal) -> str | None:
     coordination = loaded.fleet.reconciler.coordination
     if not isinstance(coordination, EtcdCoordination):
         return None
-    client = EtcdClient(coordination.endpoints, coordination.retry_timeout.total_seconds())
+    # A reader: it never campaigns, so it only reads the keys the leaders wrote.
+    reader = leadership_for(coordination, "fleet-view", lambda _line: None)
     try:
-        return _merge(_Reader(client, coordination, loaded), journal, loaded)
+        reader.follow(loaded)  # a sharded fleet keeps them under their hosts' shards
+        return _merge(reader, journal, loaded)
     except EtcdUnavailable as exc:
         return f"the fleet's failover state and ledger not read ({exc}): this journal's shown"
     finally:
-        client.close()
+        reader.close()
 
 
-class _Reader:
-    """Reads `PREFIX/shared/KEY`, or with shards the key under the shard of its host."""
-
-    def __init__(self, client: EtcdClient, settings: EtcdCoordination, loaded: LoadedFleet):
-        self.client, self.prefix = client, settings.prefix.rstrip("/")
-        self.shards = shard_map(loaded.written, settings.shards) if settings.shards > 1 else {}
-
-    def get(self, key: str, host: str) -> str | None:
-        where = f"shards/{self.shards[host]}/shared" if host in self.shards else "shared"
-        found = self.client.get(f"{self.prefix}/{where}/{key}")
-        return found.value.decode(errors="replace") if found else None
-
-
-def _merge(reader: _Reader, journal: Journal, loaded: LoadedFleet) -> str | None:
+def _merge(reader: Leadership, journal: Journal, loaded: LoadedFleet) -> str | None:
     said = []
-    failover = loaded.written.failover
-    raw = reader.get(f"failover/{pair_key(failover)}", failover.primary) if failover else None
+    key, failover = failover_key(loaded), loaded.written.failover
+    raw = reader.shared_get(key, failover.primary) if key and failover else None
     if raw is not None and failover is not None:
         store = FailoverStore(journal, failover)
         try:
@@ -66,15 +54,7 @@ def _merge(reader: _Reader, journal: Journal, loaded: LoadedFleet) -> str | None
             store.put(shared)
             active = shared.placement.active or failover.primary
             said.append(f"failover state: {active} active, epoch {shared.placement.epoch}")
-    ledger, added = Ledger(journal), 0
-    for name, policy in sorted(loaded.fleet.backups.items()):
-        if (text := reader.get(ledger_key(name), policy.host)) is None:
-            continue
-        try:
-            added += ledger.merge(name, json.loads(text))
-        except ValueError:
-            continue
-    if added:
+    if added := pull_ledgers(reader, journal, loaded):
         said.append(f"{added} snapshot(s) recorded by the leader")
     return f"from the fleet's shared state: {'; '.join(said)}" if said else None
 

@@ -41,7 +41,7 @@ def apply_guard(
     return guard
 
 
-def _failover_key(loaded: LoadedFleet) -> str | None:
+def failover_key(loaded: LoadedFleet) -> str | None:
     failover = loaded.written.failover
     return f"failover/{pair_key(failover)}" if failover is not None else None
 
@@ -52,7 +52,7 @@ def pull_shared(leadership: Leadership, journal: Journal, loaded: LoadedFleet) -
     controller's journal; the first time, move this journal's memory into etcd."""
     leadership.follow(loaded)  # a sharded fleet keeps them under their hosts' shards
     said = []
-    key, failover = _failover_key(loaded), loaded.written.failover
+    key, failover = failover_key(loaded), loaded.written.failover
     raw = leadership.shared_get(key, failover.primary) if key and failover else None
     if raw is not None and failover is not None:
         state = FailoverState.model_validate_json(raw)
@@ -78,7 +78,7 @@ def push_shared(
     pushed = {} if pushed is None else pushed
     if leadership.token is None or not _put_changed(leadership, pushed, "spec", loaded.sha256):
         return
-    key = _failover_key(loaded)
+    key = failover_key(loaded)
     failover = loaded.written.failover
     if key is not None and failover is not None:
         state = FailoverStore(journal, failover).get().model_dump_json()
